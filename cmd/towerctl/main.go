@@ -1,0 +1,116 @@
+// Command towerctl is the operator CLI of RedForge Control Tower. It
+// speaks only the hub's public REST API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var version = "dev"
+
+// DefaultHub is the hub URL when neither --hub nor REDFORGE_HUB is set.
+const DefaultHub = "http://127.0.0.1:3000"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// command is one towerctl subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, cl *Client, args []string, out io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"health", "show the hub's health and each component's status", runHealth},
+		{"version", "print towerctl's version", func(_ context.Context, _ *Client, _ []string, out io.Writer) error {
+			_, err := fmt.Fprintln(out, "towerctl", version)
+			return err
+		}},
+	}
+}
+
+// exitError carries a specific exit code (e.g. 1 for "unhealthy").
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// Run executes towerctl with args and returns the process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("towerctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	hubURL := fs.String("hub", firstNonEmpty(getenv("REDFORGE_HUB"), DefaultHub), "hub URL (env REDFORGE_HUB)")
+	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
+	fs.Usage = func() { usage(stderr, fs) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 0 {
+		usage(stderr, fs)
+		return 2
+	}
+	name := fs.Arg(0)
+	for _, c := range commands() {
+		if c.name != name {
+			continue
+		}
+		cl, err := NewClient(*hubURL, getenv("REDFORGE_TOKEN"), *timeout)
+		if err != nil {
+			fmt.Fprintln(stderr, "towerctl:", err)
+			return 2
+		}
+		if err := c.run(ctx, cl, fs.Args()[1:], stdout); err != nil {
+			fmt.Fprintln(stderr, "towerctl "+name+":", err)
+			var ee *exitError
+			if errors.As(err, &ee) {
+				return ee.code
+			}
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "towerctl: unknown command %q; run towerctl -h for the list\n", name)
+	return 2
+}
+
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintln(w, "usage: towerctl [--hub URL] <command> [args]\n\ncommands:")
+	cmds := commands()
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nflags:")
+	fs.PrintDefaults()
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if strings.TrimSpace(s) != "" {
+			return s
+		}
+	}
+	return ""
+}

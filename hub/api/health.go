@@ -1,0 +1,81 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// HealthTimeout bounds each component's health check.
+const HealthTimeout = 2 * time.Second
+
+// ComponentHealth is one component's entry in the health response.
+type ComponentHealth struct {
+	Status    string  `json:"status"` // "ok" or "fail"
+	Error     string  `json:"error,omitempty"`
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// HealthResponse is the body of GET /api/health.
+type HealthResponse struct {
+	Status     string                     `json:"status"` // "ok" or "fail"
+	Failed     []string                   `json:"failed,omitempty"`
+	Components map[string]ComponentHealth `json:"components"`
+	Version    string                     `json:"version"`
+	Region     string                     `json:"region"`
+	NodeID     string                     `json:"node_id"`
+}
+
+// health checks every component concurrently: 200 when all pass, else 503
+// with the failed components named in "failed".
+func (s *Server) health(c *gin.Context) {
+	res := s.CheckHealth(c.Request.Context())
+	status := http.StatusOK
+	if res.Status != "ok" {
+		status = http.StatusServiceUnavailable
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(status, res)
+}
+
+// CheckHealth runs every component's Ping with HealthTimeout and updates
+// controltower_component_up.
+func (s *Server) CheckHealth(ctx context.Context) HealthResponse {
+	res := HealthResponse{Status: "ok", Components: map[string]ComponentHealth{},
+		Version: s.cfg.Version, Region: s.cfg.Region, NodeID: s.cfg.NodeID}
+	results := make([]ComponentHealth, len(s.cfg.Components))
+	var wg sync.WaitGroup
+	for i, comp := range s.cfg.Components {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, HealthTimeout)
+			defer cancel()
+			start := time.Now()
+			err := comp.Checker.Ping(cctx)
+			h := ComponentHealth{Status: "ok", LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
+			if err != nil {
+				h.Status, h.Error = "fail", err.Error()
+			}
+			results[i] = h
+		}()
+	}
+	wg.Wait()
+	for i, comp := range s.cfg.Components {
+		h := results[i]
+		res.Components[comp.Name] = h
+		up := 1.0
+		if h.Status != "ok" {
+			up = 0
+			res.Status = "fail"
+			res.Failed = append(res.Failed, comp.Name)
+		}
+		if s.metrics != nil {
+			s.metrics.ComponentUp.WithLabelValues(comp.Name).Set(up)
+		}
+	}
+	return res
+}

@@ -1,0 +1,254 @@
+package hub
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults for a hub started with no flags: a complete one-node hub on
+// embedded components, listening on loopback-safe addresses.
+const (
+	DefaultListen     = ":3000"
+	DefaultDataDir    = "./data"
+	DefaultStore      = "" // empty: SQLite file hub.db in the data dir
+	DefaultRedis      = "" // empty: in-memory coordination
+	DefaultMQTT       = "" // empty: embedded broker on DefaultMQTTListen
+	DefaultMQTTListen = "127.0.0.1:1884"
+	DefaultDriver     = "auto"
+	DefaultLogLevel   = "info"
+	DefaultRaftListen = "127.0.0.1:7000"
+	DefaultRegion     = "local"
+	DefaultShutdown   = 15 * time.Second
+)
+
+// Config is the whole configuration of one hub. Values come, lowest
+// precedence first, from DefaultConfig, a JSON config file, REDFORGE_*
+// environment variables and command-line flags.
+type Config struct {
+	Listen     string `json:"listen"`
+	DataDir    string `json:"data_dir"`
+	Store      string `json:"store"`
+	Redis      string `json:"redis"`
+	MQTT       string `json:"mqtt"`
+	MQTTListen string `json:"mqtt_listen"`
+	Driver     string `json:"driver"`
+	LogLevel   string `json:"log_level"`
+	RaftListen string `json:"raft_listen"`
+	NodeID     string `json:"node_id"`
+	Region     string `json:"region"`
+	// ShutdownTimeout bounds a graceful shutdown after SIGTERM.
+	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
+}
+
+// DefaultConfig returns the embedded-defaults configuration.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          DefaultListen,
+		DataDir:         DefaultDataDir,
+		Store:           DefaultStore,
+		Redis:           DefaultRedis,
+		MQTT:            DefaultMQTT,
+		MQTTListen:      DefaultMQTTListen,
+		Driver:          DefaultDriver,
+		LogLevel:        DefaultLogLevel,
+		RaftListen:      DefaultRaftListen,
+		Region:          DefaultRegion,
+		ShutdownTimeout: DefaultShutdown,
+	}
+}
+
+// option describes one setting once, for flags, env and documentation.
+type option struct {
+	name  string // flag name; env is REDFORGE_ + upper(name with - as _)
+	usage string
+	ptr   *string
+}
+
+func (c *Config) options() []option {
+	return []option{
+		{"listen", "HTTP listen address for the API, console and metrics", &c.Listen},
+		{"data-dir", "directory for Raft state and the embedded SQLite store", &c.DataDir},
+		{"store", "data store: empty for SQLite in the data dir, a file path, or postgres://…", &c.Store},
+		{"redis", "coordination: empty for in-memory, or redis://host:port/db", &c.Redis},
+		{"mqtt", "MQTT broker for instance control: empty for the embedded broker, or tcp://host:port", &c.MQTT},
+		{"mqtt-listen", "listen address of the embedded MQTT broker", &c.MQTTListen},
+		{"driver", "fleet driver: auto, docker or process", &c.Driver},
+		{"log-level", "log level: debug, info, warn or error", &c.LogLevel},
+		{"raft-listen", "Raft TCP bind address", &c.RaftListen},
+		{"node-id", "Raft node id (default: derived from the raft address)", &c.NodeID},
+		{"region", "region this hub belongs to", &c.Region},
+	}
+}
+
+// EnvName returns the environment variable that sets flag name.
+func EnvName(name string) string {
+	return "REDFORGE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// ParseConfig builds a Config from args and the environment: defaults,
+// then the file named by --config or REDFORGE_CONFIG, then REDFORGE_* env,
+// then flags. It returns flag.ErrHelp when -h was asked for.
+func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("redforge-hub", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	configFile := fs.String("config", getenv("REDFORGE_CONFIG"), "optional JSON config file")
+	for _, o := range cfg.options() {
+		fs.String(o.name, *o.ptr, o.usage+" (env "+EnvName(o.name)+")")
+	}
+	shutdown := fs.Duration("shutdown-timeout", cfg.ShutdownTimeout, "graceful shutdown bound")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	if *configFile != "" {
+		if err := cfg.loadFile(*configFile); err != nil {
+			return cfg, err
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, o := range cfg.options() {
+		if v := getenv(EnvName(o.name)); v != "" && !set[o.name] {
+			*o.ptr = v
+		}
+		if set[o.name] {
+			*o.ptr = fs.Lookup(o.name).Value.String()
+		}
+	}
+	if set["shutdown-timeout"] {
+		cfg.ShutdownTimeout = *shutdown
+	}
+	return cfg, nil
+}
+
+func (c *Config) loadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// FieldError names the setting that is wrong and why.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return "--" + e.Field + ": " + e.Message }
+
+// Validate returns every problem in c at once, each naming its field.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, &FieldError{Field: field, Message: fmt.Sprintf(format, a...)})
+	}
+	if err := checkHostPort(c.Listen); err != nil {
+		bad("listen", "%v", err)
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data-dir", "must not be empty")
+	}
+	if kind, _ := StoreKind(c.Store); kind == "" {
+		bad("store", "%q is neither a file path nor a postgres:// URL", Redact(c.Store))
+	}
+	if c.Redis != "" {
+		if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			bad("redis", "%q is not a redis://host:port URL", Redact(c.Redis))
+		}
+	}
+	if c.MQTT != "" {
+		if u, err := url.Parse(c.MQTT); err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt" && u.Scheme != "ssl" && u.Scheme != "tls") || u.Host == "" {
+			bad("mqtt", "%q is not a tcp://host:port URL", Redact(c.MQTT))
+		}
+	} else if err := checkHostPort(c.MQTTListen); err != nil {
+		bad("mqtt-listen", "%v", err)
+	}
+	switch c.Driver {
+	case "auto", "docker", "process":
+	default:
+		bad("driver", "%q is not one of auto, docker, process", c.Driver)
+	}
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		bad("log-level", "%v", err)
+	}
+	if err := checkHostPort(c.RaftListen); err != nil {
+		bad("raft-listen", "%v", err)
+	} else if host, _, _ := net.SplitHostPort(c.RaftListen); host == "" || net.ParseIP(host).IsUnspecified() {
+		bad("raft-listen", "%q needs a concrete host to advertise to other hubs", c.RaftListen)
+	}
+	if c.Region == "" {
+		bad("region", "must not be empty")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if port == "" {
+		return fmt.Errorf("%q has no port", addr)
+	}
+	return nil
+}
+
+// StoreKind classifies a --store value: "sqlite" with the file path, or
+// "postgres" with the URL. An unknown URL scheme yields "".
+func StoreKind(dsn string) (kind, target string) {
+	switch {
+	case dsn == "":
+		return "sqlite", ""
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return "postgres", dsn
+	case strings.HasPrefix(dsn, "sqlite://"):
+		return "sqlite", strings.TrimPrefix(dsn, "sqlite://")
+	case strings.Contains(dsn, "://"):
+		return "", ""
+	default:
+		return "sqlite", dsn
+	}
+}
+
+// Redact hides the password of a URL so it can be logged or printed.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// ParseLevel maps a --log-level value to a slog level.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("%q is not one of debug, info, warn, error", s)
+	}
+	return l, nil
+}
