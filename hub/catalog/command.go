@@ -1,0 +1,244 @@
+package catalog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// CommandType names a kind of catalog change. The numbers are part of the
+// Raft log format: never renumber or reuse one.
+type CommandType uint8
+
+// Command types.
+const (
+	CmdUpsertInstance        CommandType = 1
+	CmdDeleteInstance        CommandType = 2
+	CmdSetInstanceObserved   CommandType = 3
+	CmdPutDeployment         CommandType = 4
+	CmdDeleteDeployment      CommandType = 5
+	CmdPutUser               CommandType = 6
+	CmdDeleteUser            CommandType = 7
+	CmdPutAPIToken           CommandType = 8
+	CmdRevokeAPIToken        CommandType = 9
+	CmdDeleteAPIToken        CommandType = 10
+	CmdPutEdge               CommandType = 11
+	CmdDeleteEdge            CommandType = 12
+	CmdRecordEdgeHeartbeat   CommandType = 13
+	CmdPutEnrollmentToken    CommandType = 14
+	CmdDeleteEnrollmentToken CommandType = 15
+	CmdEnrollEdge            CommandType = 16
+	CmdPutRegion             CommandType = 17
+	CmdDeleteRegion          CommandType = 18
+	CmdPutSetting            CommandType = 19
+	CmdDeleteSetting         CommandType = 20
+)
+
+// String returns the command type's name, or its number when unknown.
+func (t CommandType) String() string {
+	if spec, ok := commandSpecs[t]; ok {
+		return spec.name
+	}
+	return "command type " + strconv.Itoa(int(t))
+}
+
+// Command is one typed, versioned change to the catalog, as carried in a
+// Raft log entry. Build commands with the constructors (UpsertInstance,
+// DeleteUser, PutSetting, …) rather than by hand.
+type Command struct {
+	Type    CommandType
+	Version uint8           // payload version; see DESIGN.md for the upgrade rule
+	Payload json.RawMessage // the payload, JSON
+	err     error           // a construction error, reported by Encode and Apply
+}
+
+// Err returns the error met while building the command (for example a
+// setting value that cannot be encoded as JSON), or nil.
+func (c Command) Err() error { return c.err }
+
+// encodingV1 is the first byte of every encoded command. A different first
+// byte would mark a different encoding (for example a binary payload).
+const encodingV1 = 0x01
+
+// Encode returns the command's wire form: the encoding byte, the type, the
+// version, then the JSON payload. It returns the construction error, if any,
+// and ErrInvalid for an unknown type, an unsupported version or a payload
+// that DecodeCommand would refuse: what Encode accepts, every hub decodes.
+func (c Command) Encode() ([]byte, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	spec, err := specFor(c.Type, c.Version)
+	if err != nil {
+		return nil, fmt.Errorf("encode command: %w", err)
+	}
+	if _, err := spec.decode(c.Payload); err != nil {
+		return nil, fmt.Errorf("encode command: %w", err)
+	}
+	b := make([]byte, 0, 3+len(c.Payload))
+	b = append(b, encodingV1, byte(c.Type), c.Version)
+	return append(b, c.Payload...), nil
+}
+
+// DecodeCommand parses an encoded command and checks that this binary can
+// apply it: known encoding, type and version, and a payload that decodes
+// into the type's payload. Every failure wraps ErrInvalid; it never panics.
+func DecodeCommand(b []byte) (Command, error) {
+	if len(b) < 3 {
+		return Command{}, fmt.Errorf("decode command: %d bytes, want at least 3: %w", len(b), ErrInvalid)
+	}
+	if b[0] != encodingV1 {
+		return Command{}, fmt.Errorf("decode command: unknown encoding %#x: %w", b[0], ErrInvalid)
+	}
+	c := Command{Type: CommandType(b[1]), Version: b[2], Payload: json.RawMessage(bytes.Clone(b[3:]))}
+	spec, err := specFor(c.Type, c.Version)
+	if err != nil {
+		return Command{}, fmt.Errorf("decode command: %w", err)
+	}
+	if _, err := spec.decode(c.Payload); err != nil {
+		return Command{}, fmt.Errorf("decode command: %w", err)
+	}
+	return c, nil
+}
+
+// commandSpec is how this binary decodes and applies one command type.
+type commandSpec struct {
+	name    string
+	version uint8 // the newest payload version understood
+	decode  func(json.RawMessage) (any, error)
+	apply   func(w *write, body any) (any, error)
+}
+
+// spec builds a commandSpec whose payload is the JSON form of B.
+func spec[B any](name string, version uint8, apply func(*write, B) (any, error)) commandSpec {
+	return commandSpec{
+		name:    name,
+		version: version,
+		decode: func(p json.RawMessage) (any, error) {
+			var body B
+			if err := decodeStrict(p, &body); err != nil {
+				return nil, fmt.Errorf("%s payload: %v: %w", name, err, ErrInvalid)
+			}
+			return body, nil
+		},
+		apply: func(w *write, body any) (any, error) { return apply(w, body.(B)) },
+	}
+}
+
+var commandSpecs map[CommandType]commandSpec
+
+func init() {
+	commandSpecs = map[CommandType]commandSpec{
+		CmdUpsertInstance:        spec("upsert_instance", 1, applyUpsertInstance),
+		CmdDeleteInstance:        spec("delete_instance", 1, applyDeleteInstance),
+		CmdSetInstanceObserved:   spec("set_instance_observed", 1, applySetInstanceObserved),
+		CmdPutDeployment:         spec("put_deployment", 1, applyPutDeployment),
+		CmdDeleteDeployment:      spec("delete_deployment", 1, applyDeleteDeployment),
+		CmdPutUser:               spec("put_user", 1, applyPutUser),
+		CmdDeleteUser:            spec("delete_user", 1, applyDeleteUser),
+		CmdPutAPIToken:           spec("put_api_token", 1, applyPutAPIToken),
+		CmdRevokeAPIToken:        spec("revoke_api_token", 1, applyRevokeAPIToken),
+		CmdDeleteAPIToken:        spec("delete_api_token", 1, applyDeleteAPIToken),
+		CmdPutEdge:               spec("put_edge", 1, applyPutEdge),
+		CmdDeleteEdge:            spec("delete_edge", 1, applyDeleteEdge),
+		CmdRecordEdgeHeartbeat:   spec("record_edge_heartbeat", 1, applyRecordEdgeHeartbeat),
+		CmdPutEnrollmentToken:    spec("put_enrollment_token", 1, applyPutEnrollmentToken),
+		CmdDeleteEnrollmentToken: spec("delete_enrollment_token", 1, applyDeleteEnrollmentToken),
+		CmdEnrollEdge:            spec("enroll_edge", 1, applyEnrollEdge),
+		CmdPutRegion:             spec("put_region", 1, applyPutRegion),
+		CmdDeleteRegion:          spec("delete_region", 1, applyDeleteRegion),
+		CmdPutSetting:            spec("put_setting", 1, applyPutSetting),
+		CmdDeleteSetting:         spec("delete_setting", 1, applyDeleteSetting),
+	}
+}
+
+func specFor(t CommandType, version uint8) (commandSpec, error) {
+	spec, ok := commandSpecs[t]
+	switch {
+	case !ok:
+		return commandSpec{}, fmt.Errorf("unknown command type %d (written by a newer hub? upgrade this one): %w", t, ErrInvalid)
+	case version == 0:
+		return commandSpec{}, fmt.Errorf("%s: version 0: %w", spec.name, ErrInvalid)
+	case version > spec.version:
+		return commandSpec{}, fmt.Errorf("%s: version %d is newer than this hub understands (%d); upgrade this hub: %w", spec.name, version, spec.version, ErrInvalid)
+	}
+	return spec, nil
+}
+
+// applyCommand decodes cmd's payload and applies it within w.
+func applyCommand(w *write, cmd Command) (any, error) {
+	if cmd.err != nil {
+		return nil, cmd.err
+	}
+	spec, err := specFor(cmd.Type, cmd.Version)
+	if err != nil {
+		return nil, err
+	}
+	body, err := spec.decode(cmd.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return spec.apply(w, body)
+}
+
+// newCommand builds a command of the newest version of t around body.
+func newCommand(t CommandType, body any) Command {
+	c := Command{Type: t, Version: commandSpecs[t].version}
+	p, err := json.Marshal(body)
+	if err != nil {
+		c.err = fmt.Errorf("build %s: %v: %w", t, err, ErrInvalid)
+		return c
+	}
+	c.Payload = p
+	return c
+}
+
+// PutOption adjusts a put command.
+type PutOption func(*putOptions)
+
+type putOptions struct{ ifIndex *uint64 }
+
+// IfIndex makes a put conditional (compare-and-set): with 0 the row must not
+// exist yet; otherwise the stored row's ModifyIndex must equal index. A
+// failed check is ErrConflict.
+func IfIndex(index uint64) PutOption {
+	return func(o *putOptions) { o.ifIndex = &index }
+}
+
+// putBody is the payload of every put command.
+type putBody[T any] struct {
+	Row     T       `json:"row"`
+	IfIndex *uint64 `json:"if_index,omitempty"`
+}
+
+func newPut[T any](t CommandType, r T, opts []PutOption) Command {
+	var o putOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return newCommand(t, putBody[T]{Row: r, IfIndex: o.ifIndex})
+}
+
+// keyBody is the payload of commands that name one row.
+type keyBody struct {
+	Key string `json:"key"`
+}
+
+// decodeStrict decodes exactly one JSON value from p into v, refusing
+// unknown fields: a field this binary does not know means a payload version
+// mismatch, which must fail loudly rather than be silently dropped (dropping
+// it would make hubs on different binaries compute different states).
+func decodeStrict(p []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(p))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}

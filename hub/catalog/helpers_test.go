@@ -1,0 +1,134 @@
+package catalog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+
+// applier applies commands at increasing indexes, like the Raft FSM.
+type applier struct {
+	tb    testing.TB
+	s     *State
+	index uint64
+}
+
+func newApplier(tb testing.TB) *applier { return &applier{tb: tb, s: NewState()} }
+
+func (a *applier) apply(cmd Command) (any, error) {
+	a.index++
+	return a.s.Apply(a.index, cmd)
+}
+
+// must applies cmd and fails the test on an error.
+func (a *applier) must(cmd Command) any {
+	a.tb.Helper()
+	res, err := a.apply(cmd)
+	if err != nil {
+		a.tb.Fatalf("apply %s: %v", cmd.Type, err)
+	}
+	return res
+}
+
+// fails applies cmd and fails the test unless the error wraps want.
+func (a *applier) fails(cmd Command, want error) error {
+	a.tb.Helper()
+	_, err := a.apply(cmd)
+	if !errors.Is(err, want) {
+		a.tb.Fatalf("apply %s: error %v, want %v", cmd.Type, err, want)
+	}
+	return err
+}
+
+// dump returns every row of every table, including the index table.
+func dump(s *State) map[string][]any {
+	tx := s.read(nil)
+	out := map[string][]any{}
+	for _, table := range tableOrder {
+		it, err := tx.Get(table, "id")
+		mustBeOK(err)
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			out[table] = append(out[table], obj)
+		}
+	}
+	return out
+}
+
+func assertSameState(tb testing.TB, got, want *State) {
+	tb.Helper()
+	g, w := dump(got), dump(want)
+	if !reflect.DeepEqual(g, w) {
+		gj, _ := json.MarshalIndent(g, "", " ")
+		wj, _ := json.MarshalIndent(w, "", " ")
+		tb.Fatalf("states differ:\ngot  %s\nwant %s", gj, wj)
+	}
+}
+
+func persist(tb testing.TB, s *State) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	if err := s.Snapshot().Persist(&buf); err != nil {
+		tb.Fatalf("persist: %v", err)
+	}
+	return buf.Bytes()
+}
+
+// fixtureCommands fills every table, with updates and deletes so that
+// create and modify indexes differ and the index table has every table.
+func fixtureCommands() []Command {
+	inst := Instance{
+		ID: "i-1", Name: "orders", Region: "eu-west", Placement: PlacementFailover, Driver: "docker",
+		Image: "nodered/node-red:4.1", NodeREDVersion: "4.1.0", DesiredState: DesiredRunning,
+		Resources: Resources{CPU: 0.5, MemoryMB: 256}, Env: map[string]string{"TZ": "UTC", "MODE": "prod"},
+		FlowsVersion: "v1", CreatedAt: t0, UpdatedAt: t0,
+	}
+	inst2 := inst
+	inst2.FlowsVersion, inst2.UpdatedAt = "v2", t0.Add(time.Hour)
+	dep := Deployment{
+		ID: "d-1", InstanceID: "i-1", Strategy: "blue_green", Phase: PhaseVerify, Status: DeploymentRunning,
+		Progress: 60, FromFlowsVersion: "v1", ToFlowsVersion: "v2", StartedBy: "u-1", StartedAt: t0, UpdatedAt: t0,
+		History: []PhaseRecord{{Phase: PhaseDrain, Status: DeploymentRunning, At: t0}, {Phase: PhaseDeploy, Status: DeploymentRunning, At: t0, Message: "green up"}},
+		Smoke:   json.RawMessage(`{"health":"ok","flows":3}`),
+	}
+	return []Command{
+		PutRegion(Region{Name: "eu-west", Hubs: []string{"hub-a:3000", "hub-b:3000"}}),
+		PutRegion(Region{Name: "us-east"}),
+		PutSetting("retention_days", 30),
+		PutSetting("banner", map[string]string{"text": "hello"}),
+		PutUser(User{ID: "u-1", Username: "admin", Email: "a@example.com", PasswordHash: "$2a$hash", Role: RoleAdmin, CreatedAt: t0, UpdatedAt: t0}),
+		PutUser(User{ID: "u-2", Username: "viewer", Role: RoleViewer, Disabled: true, CreatedAt: t0, UpdatedAt: t0}),
+		UpsertInstance(inst),
+		UpsertInstance(Instance{ID: "i-2", Name: "billing", CreatedAt: t0, UpdatedAt: t0}),
+		SetInstanceObserved("i-1", Observed{Status: "running", RuntimeID: "c0ffee", Port: 1880, Since: t0, Message: "healthy"}),
+		UpsertInstance(inst2),
+		PutDeployment(dep),
+		PutDeployment(Deployment{ID: "d-2", InstanceID: "i-2", Status: DeploymentPending, StartedAt: t0, UpdatedAt: t0}),
+		PutAPIToken(APIToken{ID: "t-1", Name: "ci", Hash: "h1", Scope: "instance", Role: RoleOperator, InstanceID: "i-1", CreatedBy: "u-1", CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour)}),
+		PutAPIToken(APIToken{ID: "t-2", Name: "ops", Hash: "h2", Role: RoleViewer, CreatedBy: "u-1", CreatedAt: t0}),
+		RevokeAPIToken("t-2", t0.Add(time.Minute)),
+		PutEnrollmentToken(EnrollmentToken{Hash: "e1", Region: "eu-west", CreatedBy: "u-1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}),
+		PutEnrollmentToken(EnrollmentToken{Hash: "e2", CreatedAt: t0}),
+		EnrollEdge("e1", Edge{ID: "g-1", Name: "pi-1", CredentialHash: "c1", State: EdgePending, CreatedAt: t0, UpdatedAt: t0}, t0.Add(time.Minute)),
+		PutEdge(Edge{ID: "g-2", Name: "pi-2", Region: "us-east", State: EdgeOffline, DesiredConfigVersion: 3, CreatedAt: t0, UpdatedAt: t0}),
+		RecordEdgeHeartbeat("g-1", t0.Add(2*time.Minute), 7),
+		PutRegion(Region{Name: "gone"}),
+		DeleteRegion("gone"),
+		PutSetting("temp", true),
+		DeleteSetting("temp"),
+	}
+}
+
+// fixture returns an applier whose state holds fixtureCommands.
+func fixture(tb testing.TB) *applier {
+	tb.Helper()
+	a := newApplier(tb)
+	for _, cmd := range fixtureCommands() {
+		a.must(cmd)
+	}
+	return a
+}

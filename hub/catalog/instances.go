@@ -1,0 +1,208 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Placement says where an instance may run.
+type Placement string
+
+// Placements.
+const (
+	// PlacementPinned keeps an instance in its region.
+	PlacementPinned Placement = "pinned"
+	// PlacementFailover lets an instance move to the next region when its
+	// region is down.
+	PlacementFailover Placement = "failover"
+)
+
+// DesiredState is the state the fleet reconciler drives an instance to.
+type DesiredState string
+
+// Desired states.
+const (
+	DesiredRunning DesiredState = "running"
+	DesiredStopped DesiredState = "stopped"
+)
+
+// Resources are an instance's limits.
+type Resources struct {
+	CPU      float64 `json:"cpu"`       // cores
+	MemoryMB int     `json:"memory_mb"` // mebibytes
+}
+
+// Observed is what the fleet last saw of an instance. Only
+// SetInstanceObserved changes it; UpsertInstance keeps the stored value.
+type Observed struct {
+	Status    string    `json:"status,omitempty"`     // set by hub/fleet, e.g. running, failed
+	RuntimeID string    `json:"runtime_id,omitempty"` // container id (docker) or pid (process)
+	Port      int       `json:"port,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+	Message   string    `json:"message,omitempty"`
+}
+
+// Instance is a managed Node-RED instance: its desired configuration and
+// state, and what the fleet last observed of it.
+type Instance struct {
+	ID             string            `json:"id"`
+	Name           string            `json:"name"` // unique, case-insensitive
+	Region         string            `json:"region,omitempty"`
+	Placement      Placement         `json:"placement,omitempty"`
+	Driver         string            `json:"driver,omitempty"` // docker | process
+	Image          string            `json:"image,omitempty"`
+	NodeREDVersion string            `json:"node_red_version,omitempty"`
+	DesiredState   DesiredState      `json:"desired_state,omitempty"`
+	Resources      Resources         `json:"resources"`
+	Env            map[string]string `json:"env,omitempty"`
+	FlowsVersion   string            `json:"flows_version,omitempty"`
+	Observed       Observed          `json:"observed"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	Indexes
+}
+
+func (i *Instance) primaryKey() string { return i.ID }
+
+func (i *Instance) clone() *Instance {
+	c := *i
+	c.Env = maps.Clone(i.Env)
+	return &c
+}
+
+func instancesTable() *memdb.TableSchema {
+	return &memdb.TableSchema{Name: tableInstances, Indexes: map[string]*memdb.IndexSchema{
+		"id":     idIndex("ID"),
+		"name":   uniqueIndex("name", "Name"),
+		"region": refIndex("region", "Region"),
+	}}
+}
+
+// checkInstance enforces the instance invariants that hold for any row.
+func checkInstance(w *write, inst *Instance) error {
+	if inst.ID == "" || inst.Name == "" {
+		return fmt.Errorf("instance: id and name are required: %w", ErrInvalid)
+	}
+	return w.unique(tableInstances, "name", inst.Name, inst.ID)
+}
+
+// UpsertInstance returns the command that creates the instance or replaces
+// the stored one with the same ID. On replace, CreatedAt and Observed are
+// kept from the stored row. Errors: ErrInvalid without an ID or name,
+// ErrConflict when another instance has the name or an IfIndex check fails.
+// The result is the stored Instance.
+func UpsertInstance(inst Instance, opts ...PutOption) Command {
+	return newPut(CmdUpsertInstance, inst, opts)
+}
+
+func applyUpsertInstance(w *write, b putBody[Instance]) (any, error) {
+	inst := &b.Row
+	old := first[Instance](w.tx, nil, tableInstances, "id", inst.ID)
+	if err := checkIfIndex(old, b.IfIndex); err != nil {
+		return nil, fmt.Errorf("upsert instance %q: %w", inst.ID, err)
+	}
+	if err := checkInstance(w, inst); err != nil {
+		return nil, fmt.Errorf("upsert instance %q: %w", inst.ID, err)
+	}
+	if old != nil {
+		inst.CreatedAt, inst.Observed = old.CreatedAt, old.Observed
+	}
+	return insert(w, tableInstances, inst, old)
+}
+
+// DeleteInstance returns the command that deletes an instance together with
+// its deployments and the API tokens scoped to it. Errors: ErrNotFound.
+func DeleteInstance(id string) Command {
+	return newCommand(CmdDeleteInstance, keyBody{Key: id})
+}
+
+func applyDeleteInstance(w *write, b keyBody) (any, error) {
+	inst := first[Instance](w.tx, nil, tableInstances, "id", b.Key)
+	if inst == nil {
+		return nil, fmt.Errorf("delete instance %q: %w", b.Key, ErrNotFound)
+	}
+	for _, d := range list[Deployment](w.tx, nil, tableDeployments, "instance", b.Key) {
+		w.remove(tableDeployments, &d)
+	}
+	for _, t := range list[APIToken](w.tx, nil, tableAPITokens, "instance", b.Key) {
+		w.remove(tableAPITokens, &t)
+	}
+	w.remove(tableInstances, inst)
+	return nil, nil
+}
+
+// observedBody is the payload of SetInstanceObserved.
+type observedBody struct {
+	ID       string   `json:"id"`
+	Observed Observed `json:"observed"`
+}
+
+// SetInstanceObserved returns the command that records what the fleet
+// observed of an instance, leaving its desired configuration alone.
+// Errors: ErrNotFound. The result is the stored Instance.
+func SetInstanceObserved(id string, obs Observed) Command {
+	return newCommand(CmdSetInstanceObserved, observedBody{ID: id, Observed: obs})
+}
+
+func applySetInstanceObserved(w *write, b observedBody) (any, error) {
+	old := first[Instance](w.tx, nil, tableInstances, "id", b.ID)
+	if old == nil {
+		return nil, fmt.Errorf("set observed state of instance %q: %w", b.ID, ErrNotFound)
+	}
+	inst := old.clone()
+	inst.Observed = b.Observed
+	return insert(w, tableInstances, inst, old)
+}
+
+// Instance returns the instance with the given ID, or ErrNotFound.
+func (s *State) Instance(id string) (Instance, error) {
+	return get[Instance](s.read(nil), nil, tableInstances, id)
+}
+
+// InstanceByName returns the instance with the given name (compared without
+// regard to case), or ErrNotFound.
+func (s *State) InstanceByName(name string) (Instance, error) {
+	inst := first[Instance](s.read(nil), nil, tableInstances, "name", name)
+	if inst == nil {
+		return Instance{}, fmt.Errorf("instance named %q: %w", name, ErrNotFound)
+	}
+	return *inst.clone(), nil
+}
+
+// Instances returns every instance, ordered by ID.
+func (s *State) Instances() []Instance {
+	insts, _ := s.readInstances(nil)
+	return insts
+}
+
+func (s *State) readInstances(ws memdb.WatchSet) ([]Instance, uint64) {
+	tx := s.read(ws)
+	return list[Instance](tx, ws, tableInstances, "id"), indexOf(tx, tableInstances)
+}
+
+// InstancesInRegion returns the instances whose Region is region, by ID.
+func (s *State) InstancesInRegion(region string) []Instance {
+	return list[Instance](s.read(nil), nil, tableInstances, "region", region)
+}
+
+// WatchInstances returns every instance, the instances table index at the
+// time of the read, and a channel closed when the list may have changed.
+// The channel is not closed when ctx ends; select on ctx.Done() as well.
+func (s *State) WatchInstances(ctx context.Context) ([]Instance, uint64, <-chan struct{}) {
+	ws := memdb.NewWatchSet()
+	insts, index := s.readInstances(ws)
+	return insts, index, watch(ctx, ws)
+}
+
+// WatchInstance returns the instance with the given ID and a channel closed
+// when it may have changed. When it does not exist the error is ErrNotFound
+// and the channel is closed when it may have been created.
+func (s *State) WatchInstance(ctx context.Context, id string) (Instance, <-chan struct{}, error) {
+	ws := memdb.NewWatchSet()
+	inst, err := get[Instance](s.read(ws), ws, tableInstances, id)
+	return inst, watch(ctx, ws), err
+}

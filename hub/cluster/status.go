@@ -1,0 +1,67 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// State returns the node's raft state: "Leader", "Follower", "Candidate" or
+// "Shutdown" (also when not open).
+func (n *Node) State() string {
+	r, err := n.running()
+	if err != nil {
+		return raft.Shutdown.String()
+	}
+	return r.State().String()
+}
+
+// Leader returns the current leader's ID and address, empty when none is
+// known or the node is not open.
+func (n *Node) Leader() (id, addr string) {
+	r, err := n.running()
+	if err != nil {
+		return "", ""
+	}
+	a, i := r.LeaderWithID()
+	return string(i), string(a)
+}
+
+// Stats returns raft's statistics (state, term, indexes, last contact,
+// peers…) plus node_id and addr. A node that is not open reports only
+// state=Shutdown.
+func (n *Node) Stats() map[string]string {
+	r, err := n.running()
+	if err != nil {
+		return map[string]string{"state": raft.Shutdown.String()}
+	}
+	st := r.Stats()
+	st["node_id"], st["addr"] = n.ID(), n.Addr()
+	return st
+}
+
+// Ping is the health check: nil while the node runs and a leader is known,
+// or has been unknown for no longer than Config.PingGrace (an election is a
+// normal event). Errors: ErrShutdown when the node is not open or raft has
+// shut down; ErrNoLeader, saying for how long, when there has been no
+// leader for longer than the grace (no quorum, or this node was removed).
+func (n *Node) Ping(context.Context) error {
+	r, err := n.running()
+	if err != nil || r.State() == raft.Shutdown {
+		return fmt.Errorf("ping: %w", ErrShutdown)
+	}
+	if addr, _ := r.LeaderWithID(); addr != "" {
+		n.noLeaderSince.Store(0)
+		return nil
+	}
+	now := time.Now()
+	if n.noLeaderSince.CompareAndSwap(0, now.UnixNano()) {
+		return nil
+	}
+	if d := now.Sub(time.Unix(0, n.noLeaderSince.Load())); d > n.cfg.PingGrace {
+		return fmt.Errorf("ping: %w for %s (grace %s, state %s)", ErrNoLeader, d.Round(time.Millisecond), n.cfg.PingGrace, r.State())
+	}
+	return nil
+}
