@@ -1,0 +1,186 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/redforge/controltower/edge/broker"
+)
+
+// Defaults for Config.
+const (
+	DefaultDataDir    = "./edge-data"
+	DefaultMQTTListen = broker.DefaultListen
+	DefaultListen     = "127.0.0.1:9464"
+	DefaultLogLevel   = "info"
+)
+
+// EnvPrefix prefixes the environment variable of every flag: --data-dir is
+// REDFORGE_EDGE_DATA_DIR, --hub is REDFORGE_EDGE_HUB, and so on. The EDGE
+// part keeps a hub and an edge on one host from reading each other's
+// settings. Precedence: flag, then environment, then default.
+const EnvPrefix = "REDFORGE_EDGE_"
+
+// Config is the whole configuration of redforge-edge.
+type Config struct {
+	DataDir    string   // directory for outbox.db; created if missing
+	MQTTListen string   // MQTT TCP listen address
+	Listen     string   // HTTP listen address for /healthz and /metrics
+	Hubs       []string // hub base URLs, nearest first; kept for the syncer
+	Token      Secret   // edge credential for the hub; prefer the env var to the flag (argv is public)
+	LogLevel   string   // debug, info, warn or error
+}
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:    DefaultDataDir,
+		MQTTListen: DefaultMQTTListen,
+		Listen:     DefaultListen,
+		LogLevel:   DefaultLogLevel,
+	}
+}
+
+// Secret is a string that never prints: fmt and log/slog show it as
+// "[redacted]" (or "" when empty). Reveal returns the value.
+type Secret string
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String returns "[redacted]", or "" for an empty secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// LogValue keeps log/slog from printing the value.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// flagSet binds c's fields to flags named as in the --help output.
+func (c *Config) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("redforge-edge", flag.ContinueOnError)
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the outbox database (created if missing)")
+	fs.StringVar(&c.MQTTListen, "mqtt-listen", c.MQTTListen, "MQTT listen address")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address for /healthz and /metrics")
+	fs.Func("hub", "comma-separated hub URLs, nearest first", func(v string) error {
+		c.Hubs = splitList(v)
+		return nil
+	})
+	fs.Func("token", "edge token for the hub (prefer "+EnvPrefix+"TOKEN: flags are visible in ps)", func(v string) error {
+		c.Token = Secret(v)
+		return nil
+	})
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	return fs
+}
+
+// envName returns the environment variable for a flag.
+func envName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Validate returns every problem at once, each naming its flag, or nil.
+func (c Config) Validate() error {
+	var problems []string
+	add := func(field, format string, args ...any) {
+		problems = append(problems, field+": "+fmt.Sprintf(format, args...))
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		add("data-dir", "must not be empty")
+	}
+	if err := checkListen(c.MQTTListen); err != nil {
+		add("mqtt-listen", "%v", err)
+	}
+	if err := checkListen(c.Listen); err != nil {
+		add("listen", "%v", err)
+	}
+	if c.Listen == c.MQTTListen && !strings.HasSuffix(c.Listen, ":0") {
+		add("listen", "must differ from mqtt-listen (%s)", c.MQTTListen)
+	}
+	for _, h := range c.Hubs {
+		if err := checkHubURL(h); err != nil {
+			add("hub", "%q: %v", redactURL(h), err)
+		}
+	}
+	if strings.ContainsAny(c.Token.Reveal(), " \t\r\n") {
+		add("token", "must not contain whitespace")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		add("log-level", "%v", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (example :1883 or 127.0.0.1:9464)", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be a number 0-65535", addr)
+	}
+	return nil
+}
+
+func checkHubURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("scheme must be http or https")
+	}
+	if u.Host == "" {
+		return fmt.Errorf("missing host")
+	}
+	if u.User != nil {
+		return fmt.Errorf("must not carry credentials; use token")
+	}
+	return nil
+}
+
+// redactURL hides a password in s, so a bad --hub never echoes a credential.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable URL)"
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("%q is not one of debug, info, warn, error", s)
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Health check outcomes.
+const (
+	statusOK   = "ok"
+	statusFail = "fail"
+)
+
+// healthTimeout bounds one /healthz probe.
+const healthTimeout = 5 * time.Second
+
+// healthResponse is the /healthz body: status is "ok" only if every
+// component is; a failed component is named with "fail" (details go to the
+// log, not to the caller).
+type healthResponse struct {
+	Status     string            `json:"status"`
+	Components map[string]string `json:"components"`
+}
+
+func (m *Main) routes() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newEdgeCollector(m.Outbox, m.Broker),
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", m.handleHealthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	return mux
+}
+
+func (m *Main) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	resp := healthResponse{Status: statusOK, Components: map[string]string{}}
+	check := func(name string, err error) {
+		resp.Components[name] = statusOK
+		if err != nil {
+			resp.Status, resp.Components[name] = statusFail, statusFail
+			m.Logger.Warn("health check failed", logKeyComponent, name, logKeyError, err)
+		}
+	}
+	check("broker", m.Broker.Health())
+	check("outbox", m.Outbox.Health(ctx))
+	code := http.StatusOK
+	if resp.Status != statusOK {
+		code = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(resp)
+}

@@ -1,0 +1,69 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// outboxHook appends publishes on the record topics to the outbox inside
+// OnPublish, which mochi runs before it sends the PUBACK (see the package
+// comment). Other topics pass through untouched.
+type outboxHook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+// ID returns the hook's id.
+func (h *outboxHook) ID() string { return "redforge-outbox" }
+
+// Provides reports that the hook handles OnPublish only.
+func (h *outboxHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+// OnPublish stores a record publish durably or refuses it. It returns nil
+// only after the outbox committed the record.
+func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	stream, ok := h.b.cfg.Topics[pk.TopicName]
+	if !ok {
+		return pk, nil
+	}
+	arrived := h.b.cfg.Now()
+	log := h.b.cfg.Logger.With(logKeyClient, cl.ID, logKeyTopic, pk.TopicName)
+	if !isJSONObject(pk.Payload) {
+		h.b.refused[ReasonNotJSONObject].Add(1)
+		log.Debug("record refused", logKeyReason, ReasonNotJSONObject)
+		return pk, refusal(cl, pk, packets.ErrPayloadFormatInvalid)
+	}
+	ctx, cancel := context.WithTimeout(h.b.ctx, h.b.cfg.AppendTimeout)
+	defer cancel()
+	seq, err := h.b.cfg.Outbox.Append(ctx, stream, pk.Payload, arrived)
+	if err != nil {
+		h.b.refused[ReasonOutbox].Add(1)
+		log.Warn("record refused", logKeyReason, ReasonOutbox, logKeyError, err)
+		return pk, refusal(cl, pk, packets.ErrUnspecifiedError)
+	}
+	h.b.accepted[stream].Add(1)
+	log.Debug("record stored", logKeyStream, stream, logKeySeq, seq)
+	return pk, nil
+}
+
+// refusal returns the error that makes mochi refuse pk without acking it:
+// a PUBACK reason code for MQTT 5 QoS 1, ErrRejectPacket (no ack, no
+// delivery) otherwise, because mochi treats a Code from a 3.1.1 or QoS 0
+// publish as success.
+func refusal(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
+	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos == 1 {
+		return code
+	}
+	return packets.ErrRejectPacket
+}
+
+// isJSONObject reports whether payload is exactly one valid JSON object
+// (leading and trailing whitespace allowed).
+func isJSONObject(payload []byte) bool {
+	trimmed := bytes.TrimLeft(payload, " \t\r\n")
+	return len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed)
+}

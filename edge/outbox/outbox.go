@@ -1,0 +1,424 @@
+// Package outbox is the edge node's durable queue: one SQLite database (WAL,
+// synchronous=FULL) holding per-stream records that local flows produced and
+// that the hub has not yet acknowledged.
+//
+// It owns durability, the per-stream sequence numbers the edge sync contract
+// is built on (the project DESIGN.md, "Edge sync contract"), group commit
+// and the stream counters reported by Stats. It does not own the transport to
+// the hub (edge/syncer), payload validation (edge/broker) or the disk budget
+// (a later change; see DESIGN.md in this directory for where it plugs in).
+//
+// All writes (Append and Ack) go through one writer goroutine that batches
+// concurrent requests into one transaction. Reads (Pending, Stats) use a
+// separate pool of read-only connections and never wait for the writer.
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go)
+)
+
+// Stream names. Every record belongs to exactly one stream; each stream has
+// its own sequence.
+const (
+	StreamVectors     = "vectors"
+	StreamAudit       = "audit"
+	StreamAIDecisions = "ai_decisions"
+	StreamCheckpoints = "checkpoints"
+	StreamMetrics     = "metrics"
+)
+
+// DefaultStreams returns the streams an edge keeps, in a stable order.
+func DefaultStreams() []string {
+	return []string{StreamVectors, StreamAudit, StreamAIDecisions, StreamCheckpoints, StreamMetrics}
+}
+
+// Tunables and their defaults.
+const (
+	// DefaultMaxBatch is the most write requests committed in one transaction.
+	DefaultMaxBatch = 256
+	// DefaultMaxBatchDelay is how long the writer waits for more requests
+	// after the first one of a batch. Zero means "commit what is queued now".
+	DefaultMaxBatchDelay = time.Millisecond
+	// DefaultQueueSize is the capacity of the write queue in front of the writer.
+	DefaultQueueSize = 1024
+	// DefaultBusyTimeout is SQLite's busy_timeout for every connection.
+	DefaultBusyTimeout = 5 * time.Second
+	// DefaultMaxReaders bounds the read-only connection pool.
+	DefaultMaxReaders = 4
+)
+
+// Errors returned by the outbox. Callers compare with errors.Is.
+var (
+	// ErrClosed is returned by every method once Close has begun, and before Open.
+	ErrClosed = errors.New("outbox: closed")
+	// ErrUnknownStream is returned for a stream name not in Outbox.Streams.
+	ErrUnknownStream = errors.New("outbox: unknown stream")
+	// ErrAckBeyondLast is returned by Ack for a seq that was never assigned.
+	ErrAckBeyondLast = errors.New("outbox: ack beyond last assigned seq")
+	// ErrChecksum is returned by Record.Verify when a payload does not match its checksum.
+	ErrChecksum = errors.New("outbox: checksum mismatch")
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Checksum returns the CRC32C (Castagnoli) of payload, the checksum stored
+// with every record.
+func Checksum(payload []byte) uint32 {
+	return crc32.Checksum(payload, castagnoli)
+}
+
+// Record is one durable entry of a stream.
+type Record struct {
+	Stream   string
+	Seq      int64     // strictly increasing per stream, assigned at commit
+	Arrived  time.Time // when the record reached the edge (UTC, nanoseconds)
+	Payload  []byte
+	Checksum uint32 // CRC32C of Payload, computed by Append
+}
+
+// Verify returns an error wrapping ErrChecksum if r.Payload does not match
+// r.Checksum.
+func (r Record) Verify() error {
+	if got := Checksum(r.Payload); got != r.Checksum {
+		return fmt.Errorf("%s seq %d: stored %08x, computed %08x: %w", r.Stream, r.Seq, r.Checksum, got, ErrChecksum)
+	}
+	return nil
+}
+
+// StreamStats describes what a stream holds right now.
+type StreamStats struct {
+	Depth int64 // records not yet acked
+	Bytes int64 // sum of their payload sizes
+	// OldestArrived is the Arrived time of the lowest pending seq (the head of
+	// the queue), zero when the stream is empty. It equals the minimum arrival
+	// time unless the wall clock stepped back between appends.
+	OldestArrived time.Time
+	LastSeq       int64 // highest seq ever assigned; survives Ack and restart
+}
+
+// Outbox is the durable per-stream queue. Create it with New, set the
+// exported fields, then call Open. It is safe for concurrent use.
+type Outbox struct {
+	// Path is the SQLite database file. Its directory must exist.
+	Path string
+	// Streams are the accepted stream names. Default: DefaultStreams().
+	Streams []string
+	// MaxBatch is the most write requests per transaction. Default: DefaultMaxBatch.
+	MaxBatch int
+	// MaxBatchDelay bounds how long the writer lingers for more requests
+	// after the first of a batch. Default: DefaultMaxBatchDelay.
+	MaxBatchDelay time.Duration
+	// QueueSize is the write queue capacity. Default: DefaultQueueSize.
+	QueueSize int
+	// BusyTimeout is SQLite's busy_timeout. Default: DefaultBusyTimeout.
+	BusyTimeout time.Duration
+	// MaxReaders bounds the read-only connection pool. Default: DefaultMaxReaders.
+	MaxReaders int
+
+	mu    sync.RWMutex // guards state; held for reading while enqueueing
+	state int          // stateNew, stateOpen, stateClosed
+	w     *sql.DB      // one connection; used only by the writer goroutine
+	r     *sql.DB      // read-only pool
+	known map[string]bool
+	reqs  chan *request
+	stop  chan struct{}
+	done  chan struct{}
+
+	lastErr atomic.Pointer[error] // outcome of the last write batch; nil pointer = ok
+	commits atomic.Int64          // committed write transactions, for tests of group commit
+}
+
+const (
+	stateNew = iota
+	stateOpen
+	stateClosed
+)
+
+// New returns an Outbox for the database at path with default settings.
+// It does no I/O.
+func New(path string) *Outbox {
+	return &Outbox{
+		Path:          path,
+		Streams:       DefaultStreams(),
+		MaxBatch:      DefaultMaxBatch,
+		MaxBatchDelay: DefaultMaxBatchDelay,
+		QueueSize:     DefaultQueueSize,
+		BusyTimeout:   DefaultBusyTimeout,
+		MaxReaders:    DefaultMaxReaders,
+	}
+}
+
+// Open opens or creates the database, checks that WAL and synchronous=FULL
+// are in force, migrates the schema and starts the writer. It returns an
+// error if the settings are invalid, the file cannot be opened or written,
+// or the schema is newer than this binary understands.
+func (o *Outbox) Open(ctx context.Context) (err error) {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.state != stateNew {
+		return fmt.Errorf("open outbox %s: already opened", o.Path)
+	}
+	defer func() {
+		if err != nil {
+			o.closeDBs()
+		}
+	}()
+	if err := o.openDBs(ctx); err != nil {
+		return fmt.Errorf("open outbox %s: %w", o.Path, err)
+	}
+	if err := o.migrate(ctx); err != nil {
+		return fmt.Errorf("open outbox %s: %w", o.Path, err)
+	}
+	o.known = make(map[string]bool, len(o.Streams))
+	for _, s := range o.Streams {
+		o.known[s] = true
+	}
+	o.reqs = make(chan *request, o.QueueSize)
+	o.stop = make(chan struct{})
+	o.done = make(chan struct{})
+	o.state = stateOpen
+	go o.runWriter()
+	return nil
+}
+
+func (o *Outbox) validate() error {
+	var problems []string
+	if o.Path == "" {
+		problems = append(problems, "Path is empty")
+	}
+	if strings.Contains(o.Path, "?") {
+		problems = append(problems, fmt.Sprintf("Path %q must not contain '?'", o.Path))
+	}
+	if len(o.Streams) == 0 {
+		problems = append(problems, "Streams is empty")
+	}
+	for _, s := range o.Streams {
+		if s == "" || len(s) > 64 {
+			problems = append(problems, fmt.Sprintf("Streams: name %q must be 1-64 bytes", s))
+		}
+	}
+	if o.MaxBatch < 1 {
+		problems = append(problems, fmt.Sprintf("MaxBatch %d must be >= 1", o.MaxBatch))
+	}
+	if o.MaxBatchDelay < 0 {
+		problems = append(problems, fmt.Sprintf("MaxBatchDelay %s must be >= 0", o.MaxBatchDelay))
+	}
+	if o.QueueSize < 0 {
+		problems = append(problems, fmt.Sprintf("QueueSize %d must be >= 0", o.QueueSize))
+	}
+	if o.BusyTimeout < 0 {
+		problems = append(problems, fmt.Sprintf("BusyTimeout %s must be >= 0", o.BusyTimeout))
+	}
+	if o.MaxReaders < 1 {
+		problems = append(problems, fmt.Sprintf("MaxReaders %d must be >= 1", o.MaxReaders))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("outbox config: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Close stops accepting writes, commits every write already queued, waits
+// for the writer, checkpoints the WAL and closes the database. Appends that
+// start after Close has begun return ErrClosed. Close is idempotent.
+func (o *Outbox) Close() error {
+	o.mu.Lock()
+	if o.state != stateOpen {
+		o.state = stateClosed
+		o.mu.Unlock()
+		return nil
+	}
+	o.state = stateClosed
+	o.mu.Unlock()
+
+	close(o.stop)
+	<-o.done
+	var errs []error
+	// Fold the WAL back into the main file so a copy of outbox.db alone is complete.
+	if _, err := o.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		errs = append(errs, fmt.Errorf("checkpoint: %w", err))
+	}
+	errs = append(errs, o.closeDBs())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close outbox %s: %w", o.Path, err)
+	}
+	return nil
+}
+
+// Append stores payload as the next record of stream and returns its seq.
+// It returns only after the transaction holding the record has committed
+// with synchronous=FULL, so a nil error means the record survives a crash
+// or power loss. arrived is when the record reached the edge; it must not
+// be zero. The payload is not retained after Append returns.
+//
+// ctx bounds only the wait for a place in the write queue and the time
+// before the writer picks the request up; once its transaction has begun,
+// Append waits for the outcome so the answer is always truthful. A non-nil
+// error means the record was not acknowledged: it returns ErrUnknownStream,
+// ErrClosed, ctx's error, or the commit error (after which a retry may store
+// the payload twice; ingress is at-least-once).
+func (o *Outbox) Append(ctx context.Context, stream string, payload []byte, arrived time.Time) (int64, error) {
+	if arrived.IsZero() {
+		return 0, fmt.Errorf("append to %s: arrived time is zero", stream)
+	}
+	if payload == nil {
+		payload = []byte{}
+	}
+	r := &request{
+		ctx:      ctx,
+		op:       opAppend,
+		stream:   stream,
+		payload:  payload,
+		arrived:  arrived.UnixNano(),
+		checksum: Checksum(payload),
+		done:     make(chan result, 1),
+	}
+	res := o.do(ctx, r)
+	if res.err != nil {
+		return 0, fmt.Errorf("append to %s: %w", stream, res.err)
+	}
+	return res.seq, nil
+}
+
+// Ack durably deletes every record of stream with seq <= uptoSeq. Acking a
+// seq at or below an earlier ack is a no-op (lost acks are retried). It
+// returns ErrAckBeyondLast if uptoSeq is above the stream's last assigned
+// seq, ErrUnknownStream, ErrClosed, ctx's error or the commit error.
+func (o *Outbox) Ack(ctx context.Context, stream string, uptoSeq int64) error {
+	r := &request{ctx: ctx, op: opAck, stream: stream, upto: uptoSeq, done: make(chan result, 1)}
+	if res := o.do(ctx, r); res.err != nil {
+		return fmt.Errorf("ack %s up to %d: %w", stream, uptoSeq, res.err)
+	}
+	return nil
+}
+
+// do hands r to the writer and waits for its result.
+func (o *Outbox) do(ctx context.Context, r *request) result {
+	if err := o.enqueue(ctx, r); err != nil {
+		return result{err: err}
+	}
+	return <-r.done // the writer always answers, also when closing
+}
+
+func (o *Outbox) enqueue(ctx context.Context, r *request) error {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.state != stateOpen {
+		return ErrClosed
+	}
+	if !o.known[r.stream] {
+		return fmt.Errorf("%w %q", ErrUnknownStream, r.stream)
+	}
+	select {
+	case o.reqs <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Pending returns up to limit records of stream with seq > afterSeq, in seq
+// order. It returns ErrUnknownStream, ErrClosed, or a query error; limit
+// must be positive.
+func (o *Outbox) Pending(ctx context.Context, stream string, afterSeq int64, limit int) ([]Record, error) {
+	if err := o.readable(stream); err != nil {
+		return nil, fmt.Errorf("pending %s: %w", stream, err)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("pending %s: limit %d must be > 0", stream, limit)
+	}
+	rows, err := o.r.QueryContext(ctx, sqlPending, stream, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending %s: %w", stream, err)
+	}
+	defer rows.Close()
+	recs := make([]Record, 0, min(limit, 256))
+	for rows.Next() {
+		rec := Record{Stream: stream}
+		var arrived, sum int64
+		if err := rows.Scan(&rec.Seq, &arrived, &sum, &rec.Payload); err != nil {
+			return nil, fmt.Errorf("pending %s: %w", stream, err)
+		}
+		rec.Arrived = time.Unix(0, arrived).UTC()
+		rec.Checksum = uint32(sum)
+		recs = append(recs, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending %s: %w", stream, err)
+	}
+	return recs, nil
+}
+
+// Stats returns the counters of every stream in the database (the
+// configured streams, plus any left from an older configuration). It
+// returns ErrClosed or a query error.
+func (o *Outbox) Stats(ctx context.Context) (map[string]StreamStats, error) {
+	if err := o.readable(""); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	rows, err := o.r.QueryContext(ctx, sqlStats)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]StreamStats, len(o.Streams))
+	for rows.Next() {
+		var name string
+		var st StreamStats
+		var oldest sql.NullInt64
+		if err := rows.Scan(&name, &st.LastSeq, &st.Depth, &st.Bytes, &oldest); err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		if oldest.Valid {
+			st.OldestArrived = time.Unix(0, oldest.Int64).UTC()
+		}
+		out[name] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	return out, nil
+}
+
+// Health returns nil if the outbox is open, its last write batch committed
+// and the database answers a read. The write error is sticky until a later
+// batch commits, so a full or failing disk shows here.
+func (o *Outbox) Health(ctx context.Context) error {
+	if err := o.readable(""); err != nil {
+		return err
+	}
+	if p := o.lastErr.Load(); p != nil {
+		return fmt.Errorf("last write: %w", *p)
+	}
+	var one int
+	if err := o.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	return nil
+}
+
+// readable checks that the outbox is open and, if stream is not empty, known.
+func (o *Outbox) readable(stream string) error {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.state != stateOpen {
+		return ErrClosed
+	}
+	if stream != "" && !o.known[stream] {
+		return fmt.Errorf("%w %q", ErrUnknownStream, stream)
+	}
+	return nil
+}
