@@ -1,0 +1,216 @@
+// Package redis implements coord.Coord on Redis (6.2 or later) with
+// go-redis, so the hubs of a region share held queues, context, pub/sub
+// and rate-limit counters.
+//
+// Every key and pub/sub channel is namespaced by Prefix, so several hub
+// sets can share one Redis (pub/sub channels are global across Redis
+// databases, so the prefix matters even with distinct database numbers):
+//
+//	{prefix}kv:{key}             string, the KV value (PX expiry)
+//	{prefix}hold:{{queue}}       stream, held messages with IDs {seq}-0, field d
+//	{prefix}hold:{{queue}}:seq   integer, last seq handed out for queue
+//	{prefix}rate:{key}           integer, events in the current window (PX expiry)
+//	{prefix}ch:{channel}         pub/sub channel
+//
+// Multi-key operations run as Lua scripts, so they are atomic across hubs.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/redforge/controltower/hub/coord"
+)
+
+var _ coord.Coord = (*Coord)(nil)
+
+// Defaults for the tunables of Coord.
+const (
+	DefaultPrefix              = "redforge:"
+	DefaultPingTimeout         = 2 * time.Second
+	DefaultDialTimeout         = time.Second
+	DefaultSubscriptionBuffer  = 1024
+	DefaultHealthCheckInterval = 5 * time.Second
+)
+
+// Coord is the Redis coordination service. Set its exported fields before
+// Open; they must not change afterwards.
+type Coord struct {
+	// URL is the Redis URL (redis://, rediss:// or unix://), with any
+	// go-redis query options such as dial_timeout. Unless the URL says
+	// otherwise, Open dials with DefaultDialTimeout and disables go-redis's
+	// command retries (see Open).
+	URL string
+
+	// Prefix namespaces every key and channel.
+	Prefix string
+
+	// PingTimeout bounds Ping and the ping in Open.
+	PingTimeout time.Duration
+
+	// SubscriptionBuffer is how many undelivered messages a subscription
+	// may hold before it is ended with coord.ErrSlowConsumer.
+	SubscriptionBuffer int
+
+	// HealthCheckInterval is how often an idle subscription pings Redis;
+	// a subscription whose connection stays silent for a whole interval
+	// after a ping is ended with an error.
+	HealthCheckInterval time.Duration
+
+	mu     sync.Mutex
+	client *goredis.Client
+	closed bool
+	subs   map[*subscription]struct{}
+}
+
+// New returns a Coord for the Redis at url with default settings. It does
+// no I/O; call Open.
+func New(url string) *Coord {
+	return &Coord{
+		URL:                 url,
+		Prefix:              DefaultPrefix,
+		PingTimeout:         DefaultPingTimeout,
+		SubscriptionBuffer:  DefaultSubscriptionBuffer,
+		HealthCheckInterval: DefaultHealthCheckInterval,
+	}
+}
+
+// Open connects to Redis and pings it. Its errors name the URL without
+// its password. Open fails if c is already open or closed.
+//
+// Commands are not retried after a network error unless the URL sets
+// max_retries: a command whose reply was lost may still have run, and a
+// HoldPush, Allow or Publish run twice would duplicate a held message, a
+// counted event or a fan-out. The caller sees the error instead.
+func (c *Coord) Open(ctx context.Context) error {
+	opt, err := goredis.ParseURL(c.URL)
+	if err != nil {
+		return fmt.Errorf("coord/redis: parse URL %s: %w (want redis://[user:password@]host:port/db)", c.redactedURL(), err)
+	}
+	if opt.DialTimeout == 0 {
+		opt.DialTimeout = DefaultDialTimeout
+	}
+	if opt.DialerRetries == 0 {
+		opt.DialerRetries = 2 // so Ping reports a dead server in well under PingTimeout
+	}
+	if opt.MaxRetries == 0 {
+		// No silent retries: a command whose reply was lost may have run,
+		// and running HoldPush, Allow or Publish twice is not harmless.
+		// max_retries in the URL overrides this.
+		opt.MaxRetries = -1
+	}
+	opt.ContextTimeoutEnabled = true
+	client := goredis.NewClient(opt)
+	if err := c.ping(ctx, client); err != nil {
+		client.Close()
+		return fmt.Errorf("coord/redis: connect to %s: %w", c.redactedURL(), err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		client.Close()
+		return coord.ErrClosed
+	case c.client != nil:
+		client.Close()
+		return fmt.Errorf("coord/redis: %s already open", c.redactedURL())
+	}
+	c.client = client
+	c.subs = make(map[*subscription]struct{})
+	return nil
+}
+
+// Ping pings Redis, giving up after PingTimeout.
+func (c *Coord) Ping(ctx context.Context) error {
+	client, err := c.conn()
+	if err != nil {
+		return err
+	}
+	if err := c.ping(ctx, client); err != nil {
+		return c.wrap(fmt.Sprintf("ping %s", c.redactedURL()), err)
+	}
+	return nil
+}
+
+func (c *Coord) ping(ctx context.Context, client *goredis.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, c.pingTimeout())
+	defer cancel()
+	return client.Ping(ctx).Err()
+}
+
+// Close ends every subscription with coord.ErrClosed and closes the
+// connection pool. Later calls return coord.ErrClosed. Close is idempotent.
+func (c *Coord) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	client, subs := c.client, c.subs
+	c.client, c.subs = nil, nil
+	c.mu.Unlock()
+
+	for s := range subs {
+		s.end(coord.ErrClosed)
+	}
+	for s := range subs {
+		<-s.done
+	}
+	if client == nil {
+		return nil
+	}
+	if err := client.Close(); err != nil {
+		return fmt.Errorf("coord/redis: close %s: %w", c.redactedURL(), err)
+	}
+	return nil
+}
+
+// conn returns the client, or coord.ErrClosed before Open or after Close.
+func (c *Coord) conn() (*goredis.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return nil, coord.ErrClosed
+	case c.client == nil:
+		return nil, fmt.Errorf("coord/redis: %w: Open has not been called", coord.ErrClosed)
+	}
+	return c.client, nil
+}
+
+// wrap adds op to err, and maps a closed client to coord.ErrClosed.
+func (c *Coord) wrap(op string, err error) error {
+	if errors.Is(err, goredis.ErrClosed) {
+		return fmt.Errorf("coord/redis: %s: %w", op, coord.ErrClosed)
+	}
+	return fmt.Errorf("coord/redis: %s: %w", op, err)
+}
+
+// redactedURL returns URL with any password replaced, for errors and logs.
+func (c *Coord) redactedURL() string {
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return "(unparsable Redis URL)"
+	}
+	return u.Redacted()
+}
+
+func (c *Coord) prefix() string {
+	if c.Prefix == "" {
+		return DefaultPrefix
+	}
+	return c.Prefix
+}
+
+func (c *Coord) kvKey(key string) string      { return c.prefix() + "kv:" + key }
+func (c *Coord) holdKey(queue string) string  { return c.prefix() + "hold:{" + queue + "}" }
+func (c *Coord) rateKey(key string) string    { return c.prefix() + "rate:" + key }
+func (c *Coord) channelName(ch string) string { return c.prefix() + "ch:" + ch }
+func (c *Coord) channelPrefix() string        { return c.prefix() + "ch:" }
