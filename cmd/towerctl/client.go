@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,9 +14,12 @@ import (
 
 // Client calls the hub API.
 type Client struct {
-	base  *url.URL
-	token string
-	http  *http.Client
+	base        *url.URL
+	token       string
+	http        *http.Client
+	sessionFile string
+	getenv      func(string) string
+	stdin       io.Reader
 }
 
 // NewClient checks hubURL and returns a client for it.
@@ -41,6 +45,20 @@ func (e *APIError) Error() string {
 		s += ", field " + e.Field
 	}
 	return s + ")"
+}
+
+// api sends an authenticated request (see authenticate) and decodes the
+// JSON response into out.
+func (c *Client) api(ctx context.Context, method, path string, body io.Reader, out any, accept ...int) (int, error) {
+	if err := c.authenticate(ctx); err != nil {
+		return 0, err
+	}
+	code, err := c.do(ctx, method, path, body, out, accept...)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		return code, fmt.Errorf("%w; log in with towerctl login or set REDFORGE_TOKEN", err)
+	}
+	return code, err
 }
 
 // do sends a request and decodes a JSON response into out. Statuses listed

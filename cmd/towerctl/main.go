@@ -24,7 +24,7 @@ const DefaultHub = "http://127.0.0.1:3000"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code := Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	code := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
 }
@@ -39,6 +39,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"health", "show the hub's health and each component's status", runHealth},
+		{"login", "log in and keep the session (--username, --password-stdin or REDFORGE_PASSWORD)", runLogin},
+		{"logout", "end the saved session", runLogout},
+		{"instances", "list|create|show|start|stop|restart|delete|logs|flows get|flows deploy FILE", runInstances},
 		{"version", "print towerctl's version", func(_ context.Context, _ *Client, _ []string, out io.Writer) error {
 			_, err := fmt.Fprintln(out, "towerctl", version)
 			return err
@@ -55,7 +58,7 @@ type exitError struct {
 func (e *exitError) Error() string { return e.msg }
 
 // Run executes towerctl with args and returns the process exit code.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("towerctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	hubURL := fs.String("hub", firstNonEmpty(getenv("REDFORGE_HUB"), DefaultHub), "hub URL (env REDFORGE_HUB)")
@@ -81,6 +84,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			fmt.Fprintln(stderr, "towerctl:", err)
 			return 2
 		}
+		cl.sessionFile, cl.getenv, cl.stdin = sessionPath(getenv), getenv, stdin
 		if err := c.run(ctx, cl, fs.Args()[1:], stdout); err != nil {
 			fmt.Fprintln(stderr, "towerctl "+name+":", err)
 			var ee *exitError
@@ -104,6 +108,14 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 	}
 	fmt.Fprintln(w, "\nflags:")
 	fs.PrintDefaults()
+}
+
+// newFlags is a flag set for a subcommand that returns errors instead of
+// exiting.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("towerctl "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
 }
 
 func firstNonEmpty(v ...string) string {

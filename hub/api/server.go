@@ -12,7 +12,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/metrics"
+	"github.com/redforge/controltower/hub/store"
 )
 
 // Checker is a component whose health /api/health reports. Ping must
@@ -35,6 +38,40 @@ type Config struct {
 	Components []Component
 	Metrics    *metrics.Metrics
 	Logger     *slog.Logger
+	// Auth authenticates users' sessions and API tokens.
+	Auth Authenticator
+	// EdgeAuth authenticates enrolled edges on the sync routes.
+	EdgeAuth EdgeAuthenticator
+	// Sync serves edge sync and enrollment (hub/sync); its routes are
+	// registered when it is set.
+	Sync SyncService
+	// Audit records every mutating action.
+	Audit Auditor
+	// Catalog and Applier read and write the control plane.
+	Catalog Catalog
+	Applier Applier
+	// Fleet manages instances; instance routes are served when it is set.
+	Fleet Fleet
+	// Store holds append data (metric samples, audit, AI decisions).
+	Store Store
+	// Events is the bus /api/ws subscribes to.
+	Events *events.Bus
+}
+
+// Store is what the API reads of the data store.
+type Store interface {
+	QueryMetricSamples(ctx context.Context, q store.MetricQuery) ([]store.MetricSample, error)
+}
+
+// Authenticator turns a bearer credential into a principal; refusals are
+// errors that are auth.ErrUnauthenticated.
+type Authenticator interface {
+	Authenticate(ctx context.Context, bearer string) (auth.Principal, error)
+}
+
+// EdgeAuthenticator turns an edge's bearer credential into its edge id.
+type EdgeAuthenticator interface {
+	AuthenticateEdge(ctx context.Context, bearer string) (string, error)
 }
 
 // Server is the hub's HTTP API.
@@ -43,6 +80,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	engine  *gin.Engine
+
+	routeTable []RouteInfo
 }
 
 // New builds the router. It does no I/O.
@@ -68,11 +107,14 @@ func New(cfg Config) *Server {
 }
 
 func (s *Server) routes() {
-	s.engine.GET("/api/health", s.health)
+	s.handle(http.MethodGet, "/api/health", Public, s.health)
 	if s.metrics != nil {
 		h := s.metrics.Handler()
-		s.engine.GET("/metrics", func(c *gin.Context) { h.ServeHTTP(c.Writer, c.Request) })
+		s.handle(http.MethodGet, "/metrics", Public, func(c *gin.Context) { h.ServeHTTP(c.Writer, c.Request) })
 	}
+	s.instanceRoutes()
+	s.wsRoutes()
+	s.syncRoutes()
 }
 
 // Handler returns the http.Handler to serve.

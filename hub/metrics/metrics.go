@@ -22,6 +22,23 @@ type Metrics struct {
 	ComponentUp  *prometheus.GaugeVec     // controltower_component_up{component}
 	RaftLeader   prometheus.Gauge         // controltower_raft_is_leader
 	BuildInfo    *prometheus.GaugeVec     // controltower_build_info{version,region}
+
+	InstanceUp     *prometheus.GaugeVec // nodered_instance_up{instance,name}
+	InstanceCPU    *prometheus.GaugeVec // nodered_instance_cpu_usage{instance,name}
+	InstanceMemory *prometheus.GaugeVec // nodered_instance_memory_bytes{instance,name}
+	InstanceNetRx  *prometheus.GaugeVec // nodered_instance_network_receive_bytes{instance,name}
+	InstanceNetTx  *prometheus.GaugeVec // nodered_instance_network_transmit_bytes{instance,name}
+}
+
+func instanceGauge(name, help string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"instance", "name"})
+}
+
+// ForgetInstance drops every series of a deleted instance.
+func (m *Metrics) ForgetInstance(id string) {
+	for _, g := range []*prometheus.GaugeVec{m.InstanceUp, m.InstanceCPU, m.InstanceMemory, m.InstanceNetRx, m.InstanceNetTx} {
+		g.DeletePartialMatch(prometheus.Labels{"instance": id})
+	}
 }
 
 // New registers the hub collectors, the Go runtime and process collectors.
@@ -51,6 +68,12 @@ func New(version, region string) *Metrics {
 			Help: "Build and placement of this hub; always 1.",
 		}, []string{"version", "region"}),
 	}
+	m.InstanceUp = instanceGauge("nodered_instance_up", "1 when the Node-RED instance answers its health check.")
+	m.InstanceCPU = instanceGauge("nodered_instance_cpu_usage", "CPU use of the instance, percent of one core.")
+	m.InstanceMemory = instanceGauge("nodered_instance_memory_bytes", "Memory use of the instance.")
+	m.InstanceNetRx = instanceGauge("nodered_instance_network_receive_bytes", "Bytes the instance received.")
+	m.InstanceNetTx = instanceGauge("nodered_instance_network_transmit_bytes", "Bytes the instance sent.")
+	r.MustRegister(m.InstanceUp, m.InstanceCPU, m.InstanceMemory, m.InstanceNetRx, m.InstanceNetTx)
 	r.MustRegister(m.HTTPRequests, m.HTTPDuration, m.ComponentUp, m.RaftLeader, m.BuildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+type instance struct {
+	ID           string            `json:"id"`
+	Name         string            `json:"name"`
+	Region       string            `json:"region"`
+	Placement    string            `json:"placement"`
+	Driver       string            `json:"driver"`
+	Image        string            `json:"image"`
+	DesiredState string            `json:"desired_state"`
+	FlowsVersion string            `json:"flows_version"`
+	Env          map[string]string `json:"env"`
+	Resources    struct {
+		CPU      float64 `json:"cpu"`
+		MemoryMB int     `json:"memory_mb"`
+	} `json:"resources"`
+	Observed struct {
+		Status    string    `json:"status"`
+		RuntimeID string    `json:"runtime_id"`
+		Port      int       `json:"port"`
+		Since     time.Time `json:"since"`
+		Message   string    `json:"message"`
+	} `json:"observed"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func runInstances(ctx context.Context, cl *Client, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: towerctl instances list|create|show|start|stop|restart|delete|logs|flows")
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "list", "ls":
+		return instancesList(ctx, cl, out)
+	case "create":
+		return instancesCreate(ctx, cl, rest, out)
+	case "show", "get":
+		inst, err := instanceGet(ctx, cl, rest)
+		if err != nil {
+			return err
+		}
+		return printJSON(out, inst)
+	case "start", "stop", "restart":
+		if len(rest) != 1 {
+			return fmt.Errorf("usage: towerctl instances %s NAME", sub)
+		}
+		var inst instance
+		if _, err := cl.api(ctx, http.MethodPost, "/api/instances/"+url.PathEscape(rest[0])+"/"+sub, nil, &inst); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s: %s requested (status %s)\n", inst.Name, sub, orDash(inst.Observed.Status))
+		return nil
+	case "delete", "rm":
+		if len(rest) != 1 {
+			return fmt.Errorf("usage: towerctl instances delete NAME")
+		}
+		if _, err := cl.api(ctx, http.MethodDelete, "/api/instances/"+url.PathEscape(rest[0]), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s: deleted\n", rest[0])
+		return nil
+	case "logs":
+		return instancesLogs(ctx, cl, rest, out)
+	case "flows":
+		return instancesFlows(ctx, cl, rest, out)
+	}
+	return fmt.Errorf("unknown subcommand %q", sub)
+}
+
+func instancesList(ctx context.Context, cl *Client, out io.Writer) error {
+	var resp struct {
+		Instances []instance `json:"instances"`
+	}
+	if _, err := cl.api(ctx, http.MethodGet, "/api/instances", nil, &resp); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATUS\tDESIRED\tREGION\tDRIVER\tPORT\tCPU\tMEMORY\tFLOWS\tSINCE")
+	for _, i := range resp.Instances {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%g\t%dMB\t%s\t%s\n", i.Name, orDash(i.Observed.Status), i.DesiredState,
+			i.Region, i.Driver, i.Observed.Port, i.Resources.CPU, i.Resources.MemoryMB, orDash(i.FlowsVersion), since(i.Observed.Since))
+	}
+	return tw.Flush()
+}
+
+func instancesCreate(ctx context.Context, cl *Client, args []string, out io.Writer) error {
+	fs := newFlags("instances create")
+	cpu := fs.Float64("cpu", 0, "CPU cores (0: no limit)")
+	mem := fs.Int("memory", 0, "memory in MB (default 512)")
+	region := fs.String("region", "", "region (default: the hub's)")
+	placement := fs.String("placement", "", "pinned or failover")
+	image := fs.String("image", "", "Docker image (docker driver)")
+	stopped := fs.Bool("stopped", false, "create without starting")
+	wait := fs.Bool("wait", false, "wait until the instance is running")
+	var env multiFlag
+	fs.Var(&env, "env", "KEY=VALUE (repeatable)")
+	name, err := parseWithName(fs, args, "towerctl instances create NAME [--cpu N] [--memory MB] [--env K=V] [--wait]")
+	if err != nil {
+		return err
+	}
+	req := map[string]any{"name": name}
+	res := map[string]any{}
+	if *cpu > 0 {
+		res["cpu"] = *cpu
+	}
+	if *mem > 0 {
+		res["memory_mb"] = *mem
+	}
+	if len(res) > 0 {
+		req["resources"] = res
+	}
+	for k, v := range map[string]string{"region": *region, "placement": *placement, "image": *image} {
+		if v != "" {
+			req[k] = v
+		}
+	}
+	if *stopped {
+		req["desired_state"] = "stopped"
+	}
+	if len(env) > 0 {
+		m := map[string]string{}
+		for _, kv := range env {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return fmt.Errorf("--env %q: want KEY=VALUE", kv)
+			}
+			m[k] = v
+		}
+		req["env"] = m
+	}
+	body, _ := json.Marshal(req)
+	var inst instance
+	if _, err := cl.api(ctx, http.MethodPost, "/api/instances", bytes.NewReader(body), &inst); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: created (id %s)\n", inst.Name, inst.ID)
+	if !*wait {
+		return nil
+	}
+	last := ""
+	for {
+		if _, err := cl.api(ctx, http.MethodGet, "/api/instances/"+inst.ID, nil, &inst); err != nil {
+			return err
+		}
+		if s := inst.Observed.Status; s != last {
+			fmt.Fprintf(out, "%s: %s %s\n", inst.Name, s, inst.Observed.Message)
+			last = s
+		}
+		switch inst.Observed.Status {
+		case "running":
+			fmt.Fprintf(out, "%s: running on 127.0.0.1:%d\n", inst.Name, inst.Observed.Port)
+			return nil
+		case "error", "crash_looping":
+			return fmt.Errorf("%s: %s: %s", inst.Name, inst.Observed.Status, inst.Observed.Message)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func instanceGet(ctx context.Context, cl *Client, args []string) (instance, error) {
+	var inst instance
+	if len(args) != 1 {
+		return inst, fmt.Errorf("usage: towerctl instances show NAME")
+	}
+	_, err := cl.api(ctx, http.MethodGet, "/api/instances/"+url.PathEscape(args[0]), nil, &inst)
+	return inst, err
+}
+
+func instancesLogs(ctx context.Context, cl *Client, args []string, out io.Writer) error {
+	fs := newFlags("instances logs")
+	tail := fs.Int("tail", 200, "lines from the end")
+	follow := fs.Bool("f", false, "follow")
+	name, err := parseWithName(fs, args, "towerctl instances logs NAME [--tail N] [-f]")
+	if err != nil {
+		return err
+	}
+	if err := cl.authenticate(ctx); err != nil {
+		return err
+	}
+	path := fmt.Sprintf("/api/instances/%s/logs?tail=%d", url.PathEscape(name), *tail)
+	if *follow {
+		path += "&follow=1"
+		cl.http.Timeout = 0
+	}
+	return cl.stream(ctx, path, out)
+}
+
+func instancesFlows(ctx context.Context, cl *Client, args []string, out io.Writer) error {
+	if len(args) < 2 {
+		return fmt.Errorf("usage: towerctl instances flows get NAME | flows deploy NAME FILE")
+	}
+	switch args[0] {
+	case "get":
+		var f json.RawMessage
+		if _, err := cl.api(ctx, http.MethodGet, "/api/instances/"+url.PathEscape(args[1])+"/flows", nil, &f); err != nil {
+			return err
+		}
+		return printJSON(out, f)
+	case "deploy":
+		if len(args) != 3 {
+			return fmt.Errorf("usage: towerctl instances flows deploy NAME FILE")
+		}
+		doc, err := os.ReadFile(args[2])
+		if err != nil {
+			return err
+		}
+		var res struct {
+			Rev   string `json:"rev"`
+			Nodes int    `json:"nodes"`
+		}
+		if _, err := cl.api(ctx, http.MethodPut, "/api/instances/"+url.PathEscape(args[1])+"/flows", bytes.NewReader(doc), &res); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s: deployed %d nodes (rev %s)\n", args[1], res.Nodes, res.Rev)
+		return nil
+	}
+	return fmt.Errorf("unknown flows subcommand %q", args[0])
+}
+
+// stream copies a plain-text response to out.
+func (c *Client) stream(ctx context.Context, path string, out io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+path, nil)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("hub %s unreachable: %w", c.base.Host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error APIError `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		e.Error.Status = resp.StatusCode
+		return &e.Error
+	}
+	_, err = io.Copy(out, resp.Body)
+	return err
+}
+
+// parseWithName parses flags around one positional NAME argument.
+func parseWithName(fs interface {
+	Parse([]string) error
+	Args() []string
+}, args []string, usage string) (string, error) {
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", fmt.Errorf("%v; usage: %s", err, usage)
+	}
+	if name == "" && len(fs.Args()) > 0 {
+		name = fs.Args()[0]
+	}
+	if name == "" {
+		return "", fmt.Errorf("usage: %s", usage)
+	}
+	return name, nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func since(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return strconv.Itoa(int(time.Since(t).Seconds())) + "s"
+}

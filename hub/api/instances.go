@@ -1,0 +1,535 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/redforge/controltower/hub/audit"
+	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/fleet"
+	"github.com/redforge/controltower/hub/nodered"
+	"github.com/redforge/controltower/hub/store"
+)
+
+// Fleet is what the instance routes need of the fleet manager.
+type Fleet interface {
+	Client(inst catalog.Instance) (*nodered.Client, error)
+	Restart(ctx context.Context, inst catalog.Instance) error
+	ResetFailures(id string)
+	Kick()
+	Driver() fleet.Driver
+}
+
+// Catalog is what the API reads of the control-plane state.
+type Catalog interface {
+	Instance(id string) (catalog.Instance, error)
+	InstanceByName(name string) (catalog.Instance, error)
+	Instances() []catalog.Instance
+}
+
+// Applier writes commands to the control plane.
+type Applier interface {
+	Apply(ctx context.Context, cmd catalog.Command) (any, error)
+}
+
+// Limits on instance settings.
+const (
+	MinMemoryMB     = 128
+	MaxMemoryMB     = 65536
+	DefaultMemoryMB = 512
+	MaxEnvVars      = 100
+	MaxEnvValue     = 32 << 10
+	MaxFlowsBytes   = 16 << 20
+)
+
+var (
+	instanceName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	envName      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	// reservedEnv are set by the hub for every instance.
+	reservedEnv = map[string]bool{"PORT": true, "NODE_RED_CREDENTIAL_SECRET": true, "NODE_OPTIONS": true}
+)
+
+func (s *Server) instanceRoutes() {
+	if s.cfg.Fleet == nil {
+		return
+	}
+	r := func(a auth.Action) Access { return Perm(auth.ResourceInstances, a).OnInstance() }
+	s.handle(http.MethodPost, "/api/instances", Perm(auth.ResourceInstances, auth.ActionCreate), s.createInstance)
+	s.handle(http.MethodGet, "/api/instances", Perm(auth.ResourceInstances, auth.ActionRead), s.listInstances)
+	s.handle(http.MethodGet, "/api/instances/:id", r(auth.ActionRead), s.getInstance)
+	s.handle(http.MethodPatch, "/api/instances/:id", r(auth.ActionUpdate), s.patchInstance)
+	s.handle(http.MethodDelete, "/api/instances/:id", r(auth.ActionDelete), s.deleteInstance)
+	s.handle(http.MethodPost, "/api/instances/:id/start", r(auth.ActionUpdate), s.setDesired(catalog.DesiredRunning, audit.InstanceStarted))
+	s.handle(http.MethodPost, "/api/instances/:id/stop", r(auth.ActionUpdate), s.setDesired(catalog.DesiredStopped, audit.InstanceStopped))
+	s.handle(http.MethodPost, "/api/instances/:id/restart", r(auth.ActionUpdate), s.restartInstance)
+	s.handle(http.MethodGet, "/api/instances/:id/logs", r(auth.ActionRead), s.instanceLogs)
+	s.handle(http.MethodGet, "/api/instances/:id/flows", r(auth.ActionRead), s.getFlows)
+	s.handle(http.MethodPut, "/api/instances/:id/flows", r(auth.ActionUpdate), s.putFlows)
+	s.handle(http.MethodGet, "/api/instances/:id/metrics", r(auth.ActionRead), s.instanceMetrics)
+}
+
+// InstanceRequest is the body of POST /api/instances and PATCH
+// /api/instances/:id (where every field is optional).
+type InstanceRequest struct {
+	Name           *string            `json:"name"`
+	Region         *string            `json:"region"`
+	Placement      *string            `json:"placement"`
+	Image          *string            `json:"image"`
+	NodeREDVersion *string            `json:"node_red_version"`
+	Resources      *ResourcesRequest  `json:"resources"`
+	Env            *map[string]string `json:"env"`
+	DesiredState   *string            `json:"desired_state"`
+}
+
+// ResourcesRequest are instance limits.
+type ResourcesRequest struct {
+	CPU      *float64 `json:"cpu"`
+	MemoryMB *int     `json:"memory_mb"`
+}
+
+// apply validates r and writes it onto inst; it returns an *Error naming
+// the first bad field.
+func (r *InstanceRequest) apply(inst *catalog.Instance, creating bool) *Error {
+	if r.Name != nil {
+		if !creating && *r.Name != inst.Name {
+			return Invalid("name", "name cannot be changed; create a new instance instead")
+		}
+		if !instanceName.MatchString(*r.Name) {
+			return Invalid("name", "name must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit")
+		}
+		inst.Name = *r.Name
+	} else if creating {
+		return Invalid("name", "name is required")
+	}
+	if r.Region != nil {
+		if *r.Region == "" || len(*r.Region) > 64 {
+			return Invalid("region", "region must be 1-64 characters")
+		}
+		inst.Region = *r.Region
+	}
+	if r.Placement != nil {
+		switch p := catalog.Placement(*r.Placement); p {
+		case catalog.PlacementPinned, catalog.PlacementFailover:
+			inst.Placement = p
+		default:
+			return Invalid("placement", "placement must be pinned or failover")
+		}
+	}
+	if r.Image != nil {
+		if len(*r.Image) > 255 {
+			return Invalid("image", "image must be at most 255 characters")
+		}
+		inst.Image = *r.Image
+	}
+	if r.NodeREDVersion != nil {
+		inst.NodeREDVersion = *r.NodeREDVersion
+	}
+	if r.Resources != nil {
+		if e := r.Resources.apply(&inst.Resources); e != nil {
+			return e
+		}
+	}
+	if r.Env != nil {
+		if e := validateEnv(*r.Env); e != nil {
+			return e
+		}
+		inst.Env = *r.Env
+	}
+	if r.DesiredState != nil {
+		switch d := catalog.DesiredState(*r.DesiredState); d {
+		case catalog.DesiredRunning, catalog.DesiredStopped:
+			inst.DesiredState = d
+		default:
+			return Invalid("desired_state", "desired_state must be running or stopped")
+		}
+	}
+	return nil
+}
+
+func (r *ResourcesRequest) apply(res *catalog.Resources) *Error {
+	if r.MemoryMB != nil {
+		if m := *r.MemoryMB; m < MinMemoryMB || m > MaxMemoryMB {
+			return Invalid("resources.memory_mb", fmt.Sprintf("memory_mb must be between %d and %d", MinMemoryMB, MaxMemoryMB))
+		}
+		res.MemoryMB = *r.MemoryMB
+	}
+	if r.CPU != nil {
+		if c, n := *r.CPU, float64(runtime.NumCPU()); c <= 0 || c > n {
+			return Invalid("resources.cpu", fmt.Sprintf("cpu must be more than 0 and at most %g (the host's cores)", n))
+		}
+		res.CPU = *r.CPU
+	}
+	return nil
+}
+
+func validateEnv(env map[string]string) *Error {
+	if len(env) > MaxEnvVars {
+		return Invalid("env", fmt.Sprintf("at most %d environment variables", MaxEnvVars))
+	}
+	for k, v := range env {
+		switch {
+		case !envName.MatchString(k):
+			return Invalid("env."+k, fmt.Sprintf("%q is not a valid environment variable name (letters, digits, _; not starting with a digit)", k))
+		case reservedEnv[k]:
+			return Invalid("env."+k, k+" is set by the hub and cannot be overridden")
+		case len(v) > MaxEnvValue:
+			return Invalid("env."+k, fmt.Sprintf("value is longer than %d bytes", MaxEnvValue))
+		}
+	}
+	return nil
+}
+
+func (s *Server) createInstance(c *gin.Context) {
+	var req InstanceRequest
+	if !bindJSON(c, &req, 0) {
+		return
+	}
+	now := time.Now().UTC()
+	inst := catalog.Instance{
+		ID: uuid.NewString(), Region: s.cfg.Region, Placement: catalog.PlacementPinned,
+		Driver: s.cfg.Fleet.Driver().Name(), DesiredState: catalog.DesiredRunning,
+		Resources: catalog.Resources{MemoryMB: DefaultMemoryMB}, CreatedAt: now, UpdatedAt: now,
+	}
+	if e := req.apply(&inst, true); e != nil {
+		abort(c, e)
+		return
+	}
+	res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.UpsertInstance(inst, catalog.IfIndex(0)))
+	if err != nil {
+		if errors.Is(err, catalog.ErrConflict) {
+			abort(c, &Error{Status: http.StatusConflict, Code: "already_exists", Field: "name", Message: fmt.Sprintf("an instance named %q already exists", inst.Name)})
+			return
+		}
+		abort(c, err)
+		return
+	}
+	if stored, ok := res.(catalog.Instance); ok {
+		inst = stored
+	}
+	s.audit(c, audit.InstanceCreated, "instance", inst.ID, map[string]any{"name": inst.Name, "resources": inst.Resources, "region": inst.Region})
+	s.cfg.Fleet.Kick()
+	c.JSON(http.StatusCreated, inst)
+}
+
+func (s *Server) listInstances(c *gin.Context) {
+	insts := s.cfg.Catalog.Instances()
+	region, status := c.Query("region"), c.Query("status")
+	out := make([]catalog.Instance, 0, len(insts))
+	for _, i := range insts {
+		if (region == "" || i.Region == region) && (status == "" || i.Observed.Status == status) {
+			out = append(out, i)
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"instances": out, "count": len(out)})
+}
+
+// instance resolves :id as an instance id, or else as a name.
+func (s *Server) instance(c *gin.Context) (catalog.Instance, bool) {
+	id := c.Param("id")
+	inst, err := s.cfg.Catalog.Instance(id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		inst, err = s.cfg.Catalog.InstanceByName(id)
+	}
+	if err != nil {
+		if errors.Is(err, catalog.ErrNotFound) {
+			abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no instance %q", id)})
+			return inst, false
+		}
+		abort(c, err)
+		return inst, false
+	}
+	return inst, true
+}
+
+func (s *Server) getInstance(c *gin.Context) {
+	if inst, ok := s.instance(c); ok {
+		c.JSON(http.StatusOK, inst)
+	}
+}
+
+func (s *Server) patchInstance(c *gin.Context) {
+	inst, ok := s.instance(c)
+	if !ok {
+		return
+	}
+	var req InstanceRequest
+	if !bindJSON(c, &req, 0) {
+		return
+	}
+	index := inst.ModifyIndex
+	if e := req.apply(&inst, false); e != nil {
+		abort(c, e)
+		return
+	}
+	inst.UpdatedAt = time.Now().UTC()
+	res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.UpsertInstance(inst, catalog.IfIndex(index)))
+	if err != nil {
+		if errors.Is(err, catalog.ErrConflict) {
+			abort(c, &Error{Status: http.StatusConflict, Code: "conflict", Message: "the instance changed meanwhile; read it again and retry"})
+			return
+		}
+		abort(c, err)
+		return
+	}
+	if stored, ok := res.(catalog.Instance); ok {
+		inst = stored
+	}
+	if req.DesiredState != nil && inst.DesiredState == catalog.DesiredRunning {
+		s.cfg.Fleet.ResetFailures(inst.ID)
+	}
+	s.audit(c, audit.InstanceUpdated, "instance", inst.ID, req)
+	s.cfg.Fleet.Kick()
+	c.JSON(http.StatusOK, inst)
+}
+
+func (s *Server) deleteInstance(c *gin.Context) {
+	inst, ok := s.instance(c)
+	if !ok {
+		return
+	}
+	if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.DeleteInstance(inst.ID)); err != nil {
+		abort(c, err)
+		return
+	}
+	s.audit(c, audit.InstanceDestroyed, "instance", inst.ID, map[string]any{"name": inst.Name})
+	s.cfg.Fleet.Kick()
+	c.JSON(http.StatusOK, gin.H{"deleted": inst.ID, "name": inst.Name})
+}
+
+func (s *Server) setDesired(want catalog.DesiredState, action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		inst, ok := s.instance(c)
+		if !ok {
+			return
+		}
+		if want == catalog.DesiredRunning {
+			s.cfg.Fleet.ResetFailures(inst.ID)
+		}
+		if inst.DesiredState != want {
+			index := inst.ModifyIndex
+			inst.DesiredState, inst.UpdatedAt = want, time.Now().UTC()
+			res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.UpsertInstance(inst, catalog.IfIndex(index)))
+			if err != nil {
+				abort(c, err)
+				return
+			}
+			if stored, ok := res.(catalog.Instance); ok {
+				inst = stored
+			}
+		}
+		s.audit(c, action, "instance", inst.ID, map[string]any{"name": inst.Name})
+		s.cfg.Fleet.Kick()
+		c.JSON(http.StatusAccepted, inst)
+	}
+}
+
+func (s *Server) restartInstance(c *gin.Context) {
+	inst, ok := s.instance(c)
+	if !ok {
+		return
+	}
+	if inst.DesiredState != catalog.DesiredRunning {
+		abort(c, &Error{Status: http.StatusConflict, Code: "not_running", Message: "the instance is stopped; start it instead"})
+		return
+	}
+	if err := s.cfg.Fleet.Restart(c.Request.Context(), inst); err != nil {
+		abort(c, err)
+		return
+	}
+	s.audit(c, audit.InstanceRestarted, "instance", inst.ID, map[string]any{"name": inst.Name})
+	c.JSON(http.StatusAccepted, inst)
+}
+
+func (s *Server) instanceLogs(c *gin.Context) {
+	inst, ok := s.instance(c)
+	if !ok {
+		return
+	}
+	tail := 200
+	if v := c.Query("tail"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100000 {
+			abort(c, Invalid("tail", "tail must be a whole number from 0 to 100000"))
+			return
+		}
+		tail = n
+	}
+	follow := c.Query("follow") == "1" || c.Query("follow") == "true"
+	rc, err := s.cfg.Fleet.Driver().Logs(c.Request.Context(), inst.ID, tail, follow)
+	if err != nil {
+		if errors.Is(err, fleet.ErrNotFound) {
+			abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "the instance has no runtime yet (status " + inst.Observed.Status + ")"})
+			return
+		}
+		abort(c, err)
+		return
+	}
+	defer rc.Close()
+	c.Header("Content-Type", "text/plain; charset=utf-8")
+	c.Header("Cache-Control", "no-store")
+	c.Status(http.StatusOK)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := rc.Read(buf)
+		if n > 0 {
+			if _, werr := c.Writer.Write(buf[:n]); werr != nil {
+				return
+			}
+			c.Writer.Flush()
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
+				s.log.Debug("instance logs", "instance", inst.ID, "error", err)
+			}
+			return
+		}
+	}
+}
+
+func (s *Server) getFlows(c *gin.Context) {
+	inst, ok := s.instance(c)
+	if !ok {
+		return
+	}
+	cl, err := s.cfg.Fleet.Client(inst)
+	if err != nil {
+		abort(c, &Error{Status: http.StatusConflict, Code: "not_running", Message: err.Error()})
+		return
+	}
+	f, err := cl.GetFlows(c.Request.Context())
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, f)
+}
+
+// putFlows deploys a flows document to the live instance: the body is the
+// flows array, or {"flows": [...], "rev": "..."} to refuse the deploy if
+// the instance's flows changed since rev.
+func (s *Server) putFlows(c *gin.Context) {
+	inst, ok := s.instance(c)
+	if !ok {
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxFlowsBytes))
+	if err != nil {
+		abort(c, jsonError(err))
+		return
+	}
+	doc, rev, e := splitFlowsBody(body)
+	if e != nil {
+		abort(c, e)
+		return
+	}
+	nodes, err := nodered.ValidateFlows(doc)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	typ := nodered.DeployType(c.DefaultQuery("type", string(nodered.DeployFull)))
+	switch typ {
+	case nodered.DeployFull, nodered.DeployFlows, nodered.DeployNodes:
+	default:
+		abort(c, Invalid("type", "type must be full, flows or nodes"))
+		return
+	}
+	cl, err := s.cfg.Fleet.Client(inst)
+	if err != nil {
+		abort(c, &Error{Status: http.StatusConflict, Code: "not_running", Message: err.Error()})
+		return
+	}
+	newRev, err := cl.DeployFlows(c.Request.Context(), nodes, rev, typ)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if fresh, err := s.cfg.Catalog.Instance(inst.ID); err == nil {
+		index := fresh.ModifyIndex
+		fresh.FlowsVersion, fresh.UpdatedAt = newRev, time.Now().UTC()
+		if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.UpsertInstance(fresh, catalog.IfIndex(index))); err != nil {
+			s.log.Warn("record flows version", "instance", inst.ID, "error", err)
+		}
+	}
+	s.audit(c, audit.FlowsDeployed, "instance", inst.ID, map[string]any{"name": inst.Name, "rev": newRev, "nodes": len(nodes), "type": typ})
+	c.JSON(http.StatusOK, gin.H{"rev": newRev, "nodes": len(nodes)})
+}
+
+// splitFlowsBody accepts a bare flows array or {"flows":…, "rev":…}.
+func splitFlowsBody(body []byte) ([]byte, string, *Error) {
+	for _, b := range body {
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			var wrapped struct {
+				Flows jsonRaw `json:"flows"`
+				Rev   string  `json:"rev"`
+			}
+			if err := strictUnmarshal(body, &wrapped); err != nil {
+				return nil, "", jsonError(err)
+			}
+			if len(wrapped.Flows) == 0 {
+				return nil, "", Invalid("flows", "flows is required")
+			}
+			return wrapped.Flows, wrapped.Rev, nil
+		}
+		break
+	}
+	return body, "", nil
+}
+
+func (s *Server) instanceMetrics(c *gin.Context) {
+	inst, ok := s.instance(c)
+	if !ok {
+		return
+	}
+	q := store.MetricQuery{Source: inst.ID, Name: c.Query("name"), Limit: 1000}
+	var e *Error
+	if q.Start, e = queryTime(c, "start", time.Now().Add(-time.Hour)); e != nil {
+		abort(c, e)
+		return
+	}
+	if q.End, e = queryTime(c, "end", time.Now()); e != nil {
+		abort(c, e)
+		return
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			abort(c, Invalid("limit", "limit must be a whole number from 1 to 10000"))
+			return
+		}
+		q.Limit = n
+	}
+	samples, err := s.cfg.Store.QueryMetricSamples(c.Request.Context(), q)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"instance_id": inst.ID, "samples": samples})
+}
+
+// queryTime parses an RFC 3339 query parameter, or returns def.
+func queryTime(c *gin.Context, name string, def time.Time) (time.Time, *Error) {
+	v := c.Query(name)
+	if v == "" {
+		return def.UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, Invalid(name, name+" must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
+	}
+	return t.UTC(), nil
+}

@@ -1,0 +1,231 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"google.golang.org/protobuf/proto"
+
+	hubsync "github.com/redforge/controltower/hub/sync"
+	"github.com/redforge/controltower/syncproto"
+)
+
+// SyncService is the edge sync service (hub/sync.Service) as the API uses it.
+type SyncService interface {
+	CreateToken(ctx context.Context, req hubsync.TokenRequest, createdBy string) (hubsync.NewToken, error)
+	Enroll(ctx context.Context, req *syncproto.EnrollRequest) (*syncproto.EnrollResponse, error)
+	Ingest(ctx context.Context, edgeID string, b *syncproto.Batch) (*syncproto.Ack, error)
+	IngestJSON(ctx context.Context, edgeID string, b hubsync.JSONBatch) (*syncproto.Ack, error)
+	ConfigBundle(ctx context.Context, edgeID string) (*syncproto.ConfigBundle, error)
+	Heartbeat(ctx context.Context, edgeID string, hb *syncproto.Heartbeat) error
+	Edges(ctx context.Context) ([]hubsync.EdgeView, error)
+	Edge(ctx context.Context, id string) (hubsync.EdgeView, error)
+}
+
+func init() { statusMappers = append(statusMappers, mapSync) }
+
+func mapSync(err error) *Error {
+	switch {
+	case errors.Is(err, hubsync.ErrUnauthenticated):
+		return &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: errMessage(err)}
+	case errors.Is(err, hubsync.ErrForbidden):
+		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: errMessage(err)}
+	case errors.Is(err, hubsync.ErrInvalid):
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_argument", Message: errMessage(err)}
+	}
+	var de *syncproto.DecodeError
+	if errors.As(err, &de) {
+		status := http.StatusBadRequest
+		if errors.Is(err, syncproto.ErrTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		code := "invalid_batch"
+		if errors.Is(err, syncproto.ErrChecksum) {
+			code = "checksum_mismatch"
+		}
+		return &Error{Status: status, Code: code, Message: de.Error(), Field: de.Field}
+	}
+	return nil
+}
+
+// errMessage strips the wrapped sentinel's "sync: …" suffix from a message.
+func errMessage(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": sync: "); i > 0 {
+		return msg[:i]
+	}
+	return msg
+}
+
+// syncRoutes registers the edge sync and edge management routes.
+func (s *Server) syncRoutes() {
+	if s.cfg.Sync == nil {
+		return
+	}
+	s.handle(http.MethodPost, "/api/sync/batches", EdgeOnly, s.syncBatch)
+	s.handle(http.MethodPost, "/api/sync/vectors", EdgeOnly, s.syncJSON)
+	s.handle(http.MethodGet, "/api/sync/config/:edge_id", EdgeOnly, s.syncConfig)
+	s.handle(http.MethodPost, "/api/sync/heartbeat", EdgeOnly, s.syncHeartbeat)
+	s.edgeRoutes()
+}
+
+// refusalStatus is the HTTP status of an ack.
+func refusalStatus(ack *syncproto.Ack) int {
+	switch ack.GetRefusal().GetReason() {
+	case syncproto.RefusalReason_REFUSAL_REASON_UNSPECIFIED:
+		if ack.GetRefusal() == nil {
+			return http.StatusOK
+		}
+		return http.StatusBadRequest
+	case syncproto.RefusalReason_REFUSAL_REASON_GAP:
+		return http.StatusConflict
+	case syncproto.RefusalReason_REFUSAL_REASON_FORBIDDEN:
+		return http.StatusForbidden
+	}
+	return http.StatusBadRequest
+}
+
+func writeProto(c *gin.Context, status int, m proto.Message) {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.Data(status, syncproto.ContentTypeProtobuf, b)
+}
+
+// syncBatch takes a protobuf batch (zstd or plain) and answers with a
+// protobuf Ack: 200 with the durable watermark; 409 with a gap refusal and
+// the expected seq; 400 for a checksum or schema refusal (nothing
+// written); 403 for another edge's stream; 413 past the size limits.
+func (s *Server) syncBatch(c *gin.Context) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, syncproto.DefaultMaxBodyBytes))
+	if err != nil {
+		abort(c, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the batch is larger than the hub accepts; send smaller batches"})
+		return
+	}
+	b, err := syncproto.DecodeBatch(c.ContentType(), body, syncproto.Limits{})
+	if err != nil {
+		var de *syncproto.DecodeError
+		if errors.As(err, &de) && !errors.Is(err, syncproto.ErrTooLarge) {
+			ack := &syncproto.Ack{Result: &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{Reason: de.Reason(), Message: de.Error()}}}
+			writeProto(c, http.StatusBadRequest, ack)
+			return
+		}
+		abort(c, err)
+		return
+	}
+	ack, err := s.cfg.Sync.Ingest(c.Request.Context(), edgeID(c), b)
+	if errors.Is(err, hubsync.ErrForbidden) {
+		ack = &syncproto.Ack{Stream: b.Stream, Result: &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{
+			Reason: syncproto.RefusalReason_REFUSAL_REASON_FORBIDDEN, Message: errMessage(err)}}}
+		err = nil
+	}
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	writeProto(c, refusalStatus(ack), ack)
+}
+
+// maxJSONBatchBytes bounds a JSON batch body.
+const maxJSONBatchBytes = 32 << 20
+
+// syncJSON is the JSON form of syncBatch, for scripts:
+// {"stream":"vectors","first_seq":1,"records":[{"seq":1,"payload":{…},"vector":[…]}]}.
+// It answers {"stream","durable_watermark"}, or an error body; a gap is 409
+// with "expected_seq" beside the error.
+func (s *Server) syncJSON(c *gin.Context) {
+	var jb hubsync.JSONBatch
+	if !bindJSON(c, &jb, maxJSONBatchBytes) {
+		return
+	}
+	ack, err := s.cfg.Sync.IngestJSON(c.Request.Context(), edgeID(c), jb)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if r := ack.GetRefusal(); r != nil {
+		code := map[syncproto.RefusalReason]string{
+			syncproto.RefusalReason_REFUSAL_REASON_GAP:      "sequence_gap",
+			syncproto.RefusalReason_REFUSAL_REASON_CHECKSUM: "checksum_mismatch",
+		}[r.Reason]
+		if code == "" {
+			code = "invalid_argument"
+		}
+		body := gin.H{"error": &Error{Code: code, Message: r.Message, Field: "records"}}
+		if r.Reason == syncproto.RefusalReason_REFUSAL_REASON_GAP {
+			body["expected_seq"] = r.ExpectedSeq
+			body["error"] = &Error{Code: code, Message: r.Message, Field: "first_seq"}
+		}
+		c.AbortWithStatusJSON(refusalStatus(ack), body)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"stream": ack.Stream, "durable_watermark": ack.GetDurableWatermark()})
+}
+
+// syncConfig returns the calling edge's desired config bundle: protobuf
+// when the edge accepts it, else JSON with flows and settings inline.
+func (s *Server) syncConfig(c *gin.Context) {
+	if c.Param("edge_id") != edgeID(c) {
+		abort(c, &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "an edge may read only its own config"})
+		return
+	}
+	b, err := s.cfg.Sync.ConfigBundle(c.Request.Context(), edgeID(c))
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if strings.Contains(c.GetHeader("Accept"), syncproto.ContentTypeProtobuf) {
+		writeProto(c, http.StatusOK, b)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"version": b.Version, "flows": rawJSON(b.Flows), "settings": rawJSON(b.Settings)})
+}
+
+type rawJSON []byte
+
+func (r rawJSON) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("null"), nil
+	}
+	return r, nil
+}
+
+// heartbeatJSON is the JSON form of a heartbeat.
+type heartbeatJSON struct {
+	AppliedConfigVersion uint64           `json:"applied_config_version"`
+	Version              string           `json:"version,omitempty"`
+	QueueDepth           map[string]int64 `json:"queue_depth,omitempty"`
+}
+
+// syncHeartbeat records the calling edge's heartbeat (protobuf or JSON)
+// and answers 204.
+func (s *Server) syncHeartbeat(c *gin.Context) {
+	hb := &syncproto.Heartbeat{}
+	if c.ContentType() == syncproto.ContentTypeProtobuf {
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
+		if err == nil {
+			err = proto.Unmarshal(body, hb)
+		}
+		if err != nil {
+			abort(c, Invalid("", "the body is not a protobuf Heartbeat"))
+			return
+		}
+	} else {
+		var j heartbeatJSON
+		if !bindJSON(c, &j, 0) {
+			return
+		}
+		hb = &syncproto.Heartbeat{AppliedConfigVersion: j.AppliedConfigVersion, Version: j.Version, QueueDepth: j.QueueDepth}
+	}
+	if err := s.cfg.Sync.Heartbeat(c.Request.Context(), edgeID(c), hb); err != nil {
+		abort(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

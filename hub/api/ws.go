@@ -1,0 +1,100 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+
+	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/events"
+)
+
+const (
+	wsWriteTimeout = 10 * time.Second
+	wsPingInterval = 30 * time.Second
+)
+
+func (s *Server) wsRoutes() {
+	if s.cfg.Events == nil {
+		return
+	}
+	s.handle(http.MethodGet, "/api/ws", Perm(auth.ResourceInstances, auth.ActionRead), s.websocket)
+}
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  1024,
+	WriteBufferSize: 16 << 10,
+	// Browsers send Origin; only the hub's own pages may connect. Scripts
+	// (no Origin header) authenticate with their bearer token like any
+	// other request.
+	CheckOrigin: func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			return true
+		}
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	},
+}
+
+// websocket streams hub events as JSON messages {"type","time","data"}.
+// ?types=instance.status,deployment.phase limits the stream to those types.
+// Browsers, which cannot set headers on a WebSocket, pass their access
+// token as ?access_token=.
+func (s *Server) websocket(c *gin.Context) {
+	want := map[string]bool{}
+	for _, t := range strings.Split(c.Query("types"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			want[t] = true
+		}
+	}
+	conn, err := upgrader.Upgrade(c.Writer, c.Request, nil)
+	if err != nil {
+		return // the upgrader has answered with an HTTP error
+	}
+	defer conn.Close()
+	sub := s.cfg.Events.Subscribe(0)
+	defer sub.Close()
+
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		conn.SetReadLimit(4096)
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	_ = conn.WriteJSON(events.New("hello", gin.H{"user": principal(c).Username}))
+	ping := time.NewTicker(wsPingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-closed:
+			return
+		case <-c.Request.Context().Done():
+			return
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteTimeout)); err != nil {
+				return
+			}
+		case e, ok := <-sub.C:
+			if !ok {
+				_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "hub shutting down"), time.Now().Add(time.Second))
+				return
+			}
+			if len(want) > 0 && !want[e.Type] && e.Type != events.Dropped {
+				continue
+			}
+			_ = conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
+			if err := conn.WriteJSON(e); err != nil {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,44 @@
+package nodered
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidateFlows(t *testing.T) {
+	good := `[{"id":"t1","type":"tab"},{"id":"a","type":"inject","z":"t1","wires":[["b"]]},{"id":"b","type":"debug","z":"t1","wires":[]}]`
+	if nodes, err := ValidateFlows([]byte(good)); err != nil || len(nodes) != 3 {
+		t.Fatalf("valid flows refused: %v", err)
+	}
+	cases := []struct{ doc, want string }{
+		{``, "must be a JSON array"},
+		{`{"id":"a"}`, "must be a JSON array"},
+		{`[1]`, "flows[0]: is not a JSON object"},
+		{`[{"type":"tab"}]`, "flows[0]: has no id"},
+		{`[{"id":"a"}]`, `node "a"): has no type`},
+		{`[{"id":"a","type":"x"},{"id":"a","type":"y"}]`, `flows[1] (node "a"): duplicates the id of flows[0]`},
+		{`[{"id":"a","type":"x","wires":[["zz"]]}]`, `is wired to unknown node "zz"`},
+		{`[{"id":"a","type":"x","wires":"b"}]`, "wires must be a list"},
+		{`[{"id":"a","type":"x","z":"nope"}]`, `tab "nope"`},
+		{`[{"id":5,"type":"x"}]`, "wrong type"},
+		{`[{"id":"a","type":"x"}`, "not valid JSON"},
+	}
+	for _, c := range cases {
+		_, err := ValidateFlows([]byte(c.doc))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrInvalidFlows) {
+			t.Errorf("ValidateFlows(%s) = %v, want error containing %q", c.doc, err, c.want)
+		}
+	}
+}
+
+func FuzzValidateFlows(f *testing.F) {
+	f.Add([]byte(`[{"id":"a","type":"x","wires":[["a"]]}]`))
+	f.Add([]byte(`[{"id":"t","type":"tab"},{"id":"n","type":"debug","z":"t"}]`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		nodes, err := ValidateFlows(doc)
+		if err == nil && nodes == nil {
+			t.Fatal("nil nodes without error")
+		}
+	})
+}
