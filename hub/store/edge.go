@@ -1,0 +1,200 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"time"
+)
+
+// VectorsStream is the edge stream whose records may carry a vector; those
+// vectors are also kept in the vectors table (ListVectors).
+const VectorsStream = "vectors"
+
+// MaxVectorDim is the largest vector dimension accepted.
+const MaxVectorDim = 65536
+
+// Batch is a run of records of one (edge, stream), as sent by the edge.
+type Batch struct {
+	EdgeID   string
+	Stream   string
+	FirstSeq int64 // seq of Records[0]; must be ≥ 1
+	Records  []Record
+}
+
+// Record is one edge record.
+//
+// Checksum is the CRC-32C (Castagnoli) of Payload, as computed by Checksum;
+// the store verifies it for every record of a batch and refuses the whole
+// batch with ErrChecksum on a mismatch. Vector, VectorID and Metadata are
+// only meaningful on VectorsStream: a record there with a non-empty Vector
+// is also stored as a Vector. VectorID or Metadata without a Vector, or a
+// Vector on another stream, is ErrInvalid (the store never drops fields
+// silently).
+type Record struct {
+	Seq      int64
+	Time     time.Time
+	Checksum uint32
+	Payload  []byte // an empty payload may be returned as nil
+	Vector   []float32
+	VectorID string
+	Metadata json.RawMessage
+}
+
+// Watermark is the ingest state of one (edge, stream): every record with
+// seq ≤ Seq is committed; Count is the number of records committed so far.
+type Watermark struct {
+	Seq       int64     `json:"seq"`
+	Count     int64     `json:"count"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Vector is a synced embedding, stored bit for bit.
+type Vector struct {
+	EdgeID   string          `json:"edge_id"`
+	Seq      int64           `json:"seq"`
+	VectorID string          `json:"vector_id"`
+	Values   []float32       `json:"values"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+	Time     time.Time       `json:"time"`
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Checksum returns the CRC-32C (Castagnoli) of payload, the checksum a
+// Record carries.
+func Checksum(payload []byte) uint32 {
+	return crc32.Checksum(payload, castagnoli)
+}
+
+// PackVector encodes v as packed little-endian IEEE 754 float32s, the form
+// the store keeps. Every bit pattern (NaN payloads, -0, denormals) survives.
+func PackVector(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}
+
+// UnpackVector decodes PackVector's encoding. It fails if len(b) is not a
+// multiple of 4.
+func UnpackVector(b []byte) ([]float32, error) {
+	if len(b)%4 != 0 {
+		return nil, fmt.Errorf("store: packed vector has %d bytes, not a multiple of 4", len(b))
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v, nil
+}
+
+// Validate checks b whole, before anything is written: EdgeID and Stream
+// are required; FirstSeq ≥ 1; Records[i].Seq == FirstSeq+i (else
+// ErrInvalid); every Time is set; every Checksum matches (else an error
+// wrapping ErrChecksum); vectors only on VectorsStream with 1..MaxVectorDim
+// values; text UTF-8 without NUL; Metadata valid JSON or empty. An empty
+// Records is valid (IngestBatch then only checks for a gap).
+func (b *Batch) Validate() error {
+	if err := checkRequired("edge_id", b.EdgeID); err != nil {
+		return err
+	}
+	if err := checkRequired("stream", b.Stream); err != nil {
+		return err
+	}
+	if b.FirstSeq < 1 {
+		return invalid("first_seq", "must be at least 1, got %d", b.FirstSeq)
+	}
+	if b.FirstSeq > math.MaxInt64-int64(len(b.Records)) {
+		return invalid("first_seq", "%d overflows with %d records", b.FirstSeq, len(b.Records))
+	}
+	for i := range b.Records {
+		if err := b.validateRecord(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Batch) validateRecord(i int) error {
+	r := &b.Records[i]
+	field := fmt.Sprintf("records[%d]", i)
+	if want := b.FirstSeq + int64(i); r.Seq != want {
+		return invalid(field+".seq", "seqs must be contiguous from first_seq %d: got %d, want %d", b.FirstSeq, r.Seq, want)
+	}
+	if err := checkTime("time", r.Time); err != nil {
+		return prefixed(field, err)
+	}
+	if got := Checksum(r.Payload); got != r.Checksum {
+		return fmt.Errorf("%w: %s (seq %d): payload CRC-32C is %08x, record says %08x",
+			ErrChecksum, field, r.Seq, got, r.Checksum)
+	}
+	return prefixed(field, r.validateVector(b.Stream))
+}
+
+func (r *Record) validateVector(stream string) error {
+	if len(r.Vector) == 0 {
+		if r.VectorID != "" || len(r.Metadata) != 0 {
+			return invalid("vector", "vector_id and metadata need a vector")
+		}
+		return nil
+	}
+	if stream != VectorsStream {
+		return invalid("vector", "only records of stream %q carry vectors", VectorsStream)
+	}
+	if len(r.Vector) > MaxVectorDim {
+		return invalid("vector", "dimension %d exceeds %d", len(r.Vector), MaxVectorDim)
+	}
+	if err := checkText("vector_id", r.VectorID); err != nil {
+		return err
+	}
+	return checkJSON("metadata", r.Metadata)
+}
+
+// HasVector reports whether r is stored with a vector.
+func (r *Record) HasVector() bool { return len(r.Vector) > 0 }
+
+// ValidateEdgeQuery checks the arguments of ListEdgeRecords (ListVectors
+// passes VectorsStream) and returns the limit to apply.
+func ValidateEdgeQuery(edgeID, stream string, afterSeq int64, limit int) (int, error) {
+	if err := checkRequired("edge_id", edgeID); err != nil {
+		return 0, err
+	}
+	if err := checkRequired("stream", stream); err != nil {
+		return 0, err
+	}
+	if afterSeq < 0 {
+		return 0, invalid("after_seq", "must not be negative")
+	}
+	return ResolveLimit(limit)
+}
+
+// ValidateEdgeID checks an edge id argument.
+func ValidateEdgeID(edgeID string) error {
+	return checkRequired("edge_id", edgeID)
+}
+
+// GapCheck returns a *GapError if a batch starting at b.FirstSeq cannot
+// follow watermark.
+func (b *Batch) GapCheck(watermark int64) error {
+	if b.FirstSeq > watermark+1 {
+		return &GapError{EdgeID: b.EdgeID, Stream: b.Stream, FirstSeq: b.FirstSeq, Expected: watermark + 1}
+	}
+	return nil
+}
+
+// Pending returns the records of b above watermark, which IngestBatch
+// inserts; the rest are replays and are skipped.
+func (b *Batch) Pending(watermark int64) []Record {
+	skip := watermark - b.FirstSeq + 1
+	switch {
+	case skip <= 0:
+		return b.Records
+	case skip >= int64(len(b.Records)):
+		return nil
+	}
+	return b.Records[skip:]
+}

@@ -1,0 +1,199 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/hub/store/postgres"
+	"github.com/redforge/controltower/hub/store/storetest"
+	"github.com/redforge/controltower/internal/testenv"
+)
+
+// MustOpen opens a store on a fresh database and closes it at the end of
+// the test; configure, if not nil, runs between New and Open.
+func MustOpen(tb testing.TB, configure func(*postgres.DB)) *postgres.DB {
+	tb.Helper()
+	db := postgres.New(testenv.Postgres(tb))
+	if configure != nil {
+		configure(db)
+	}
+	if err := db.Open(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return MustOpen(t, nil) })
+}
+
+// TestContractAllCopy runs the suite with every bulk insert done by COPY
+// (the default suite uses both paths: small writes batch INSERTs).
+func TestContractAllCopy(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return MustOpen(t, func(db *postgres.DB) { db.CopyThreshold = 1 })
+	})
+}
+
+func TestReopen(t *testing.T) {
+	storetest.RunReopen(t, testenvDSN, func(ctx context.Context, dsn string) (store.Store, error) {
+		db := postgres.New(dsn)
+		return db, db.Open(ctx)
+	})
+}
+
+func testenvDSN(t *testing.T) string { return testenv.Postgres(t) }
+
+func TestNewerSchemaRefused(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	db := postgres.New(dsn)
+	if err := db.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := db.SchemaVersion(t.Context())
+	if err != nil || v < 1 {
+		t.Fatalf("SchemaVersion = %d, %v", v, err)
+	}
+	db.Close()
+
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(t.Context(), "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future.sql', now())", v+1); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(t.Context())
+
+	db = postgres.New(dsn)
+	err = db.Open(t.Context())
+	if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), "upgrade") {
+		t.Fatalf("Open of a newer schema = %v, want ErrSchemaTooNew saying how to fix it", err)
+	}
+}
+
+// within fails the test if fn takes longer than d.
+func within(t *testing.T, d time.Duration, what string, fn func() error) error {
+	t.Helper()
+	start := time.Now()
+	err := fn()
+	if took := time.Since(start); took > d {
+		t.Fatalf("%s took %v, want at most %v (err %v)", what, took, d, err)
+	}
+	return err
+}
+
+// closedPort returns a loopback address on which nothing listens.
+func closedPort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestOpenUnreachableFailsPromptly(t *testing.T) {
+	db := postgres.New("postgres://postgres@" + closedPort(t) + "/postgres?sslmode=disable")
+	err := within(t, 3*time.Second, "Open on a closed port", func() error { return db.Open(t.Context()) })
+	if err == nil {
+		db.Close()
+		t.Fatal("Open on a closed port succeeded")
+	}
+	if err := within(t, 3*time.Second, "Ping of an unopened store", func() error { return db.Ping(t.Context()) }); err == nil {
+		t.Fatal("Ping of a store whose Open failed succeeded")
+	}
+}
+
+// proxied opens a store on a fresh database through a TCP link the test
+// can cut.
+func proxied(t *testing.T) (*postgres.DB, *testenv.Link) {
+	dsn := testenv.Postgres(t)
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" {
+		t.Fatalf("testenv DSN %q is not a URL: %v", dsn, err)
+	}
+	link := testenv.Proxy(t, u.Host)
+	u.Host = link.Addr()
+	db := postgres.New(u.String())
+	if err := db.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, link
+}
+
+func TestPingFailsPromptlyWhenServerUnreachableAndRecovers(t *testing.T) {
+	db, link := proxied(t)
+	if err := db.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	link.Cut()
+	for i := range 3 { // every call fails, none hangs
+		if err := within(t, 3*time.Second, "Ping with the link cut", func() error { return db.Ping(t.Context()) }); err == nil {
+			t.Fatalf("Ping %d succeeded with the link cut", i)
+		}
+	}
+	link.Restore()
+	pollPing(t, db)
+}
+
+func TestPingFailsPromptlyWhenServerHangs(t *testing.T) {
+	db, link := proxied(t)
+	if err := db.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	remove := link.Latency(10_000, 0) // a black hole, as far as Ping can tell
+	if err := within(t, 3*time.Second, "Ping through a hung link", func() error { return db.Ping(t.Context()) }); err == nil {
+		t.Fatal("Ping succeeded through a 10 s latency")
+	}
+	remove()
+	pollPing(t, db)
+}
+
+// pollPing waits, up to 10 s, for Ping to succeed again.
+func pollPing(t *testing.T, db *postgres.DB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = db.Ping(t.Context()); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval, not synchronisation
+	}
+	t.Fatalf("Ping did not recover within 10 s: %v", err)
+}
+
+func TestAuditLogAppendOnly(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	db := postgres.New(dsn)
+	if err := db.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rec := store.AuditRecord{Action: "LOGIN"}
+	if err := db.AppendAudit(t.Context(), &rec, storetest.Hash); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, stmt := range []string{"UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"} {
+		if _, err := conn.Exec(t.Context(), stmt); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: %v, want refused as append-only", stmt, err)
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/redforge/controltower/hub/store"
+)
+
+// IngestBatch implements store.Store. The watermark read, the inserts and
+// the watermark update share one BEGIN IMMEDIATE transaction.
+func (db *DB) IngestBatch(ctx context.Context, b store.Batch) (int64, error) {
+	if err := b.Validate(); err != nil {
+		return 0, err
+	}
+	var wm int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var count int64
+		err := tx.QueryRowContext(ctx, "SELECT seq, count FROM edge_watermarks WHERE edge_id = ? AND stream = ?",
+			b.EdgeID, b.Stream).Scan(&wm, &count)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err := b.GapCheck(wm); err != nil {
+			return err
+		}
+		pending := b.Pending(wm)
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := insertRecords(ctx, tx, &b, pending); err != nil {
+			return err
+		}
+		wm = pending[len(pending)-1].Seq
+		_, err = tx.ExecContext(ctx, `INSERT INTO edge_watermarks (edge_id, stream, seq, count, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (edge_id, stream) DO UPDATE SET seq = excluded.seq, count = excluded.count, updated_at = excluded.updated_at`,
+			b.EdgeID, b.Stream, wm, count+int64(len(pending)), micros(db.now()))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ingest batch edge %s stream %s from seq %d: %w", b.EdgeID, b.Stream, b.FirstSeq, err)
+	}
+	return wm, nil
+}
+
+func insertRecords(ctx context.Context, tx *sql.Tx, b *store.Batch, recs []store.Record) error {
+	rs, err := tx.PrepareContext(ctx, "INSERT INTO edge_records (edge_id, stream, seq, time, checksum, payload) VALUES (?, ?, ?, ?, ?, ?)")
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	var vs *sql.Stmt
+	for i := range recs {
+		r := &recs[i]
+		if _, err := rs.ExecContext(ctx, b.EdgeID, b.Stream, r.Seq, micros(r.Time), int64(r.Checksum), blob(r.Payload)); err != nil {
+			return err
+		}
+		if !r.HasVector() {
+			continue
+		}
+		if vs == nil {
+			if vs, err = tx.PrepareContext(ctx, "INSERT INTO vectors (edge_id, seq, vector_id, dim, vector, metadata, time) VALUES (?, ?, ?, ?, ?, ?, ?)"); err != nil {
+				return err
+			}
+			defer vs.Close()
+		}
+		if _, err := vs.ExecContext(ctx, b.EdgeID, r.Seq, r.VectorID, len(r.Vector), store.PackVector(r.Vector),
+			jsonArg(r.Metadata), micros(r.Time)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// blob keeps an empty payload from binding as NULL.
+func blob(p []byte) []byte {
+	if p == nil {
+		return []byte{}
+	}
+	return p
+}
+
+// Watermarks implements store.Store.
+func (db *DB) Watermarks(ctx context.Context, edgeID string) (map[string]store.Watermark, error) {
+	if err := store.ValidateEdgeID(edgeID); err != nil {
+		return nil, err
+	}
+	r, err := db.reader()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.QueryContext(ctx, "SELECT stream, seq, count, updated_at FROM edge_watermarks WHERE edge_id = ?", edgeID)
+	if err != nil {
+		return nil, fmt.Errorf("query watermarks of edge %s: %w", edgeID, err)
+	}
+	defer rows.Close()
+	out := make(map[string]store.Watermark)
+	for rows.Next() {
+		var s string
+		var w store.Watermark
+		if err := rows.Scan(&s, &w.Seq, &w.Count, timeCol{&w.UpdatedAt}); err != nil {
+			return nil, err
+		}
+		out[s] = w
+	}
+	return out, rows.Err()
+}
+
+// ListEdgeRecords implements store.Store.
+func (db *DB) ListEdgeRecords(ctx context.Context, edgeID, stream string, afterSeq int64, limit int) ([]store.Record, error) {
+	limit, err := store.ValidateEdgeQuery(edgeID, stream, afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	r, err := db.reader()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.QueryContext(ctx, `SELECT r.seq, r.time, r.checksum, r.payload, v.vector_id, v.vector, v.metadata
+		FROM edge_records r LEFT JOIN vectors v ON r.stream = 'vectors' AND v.edge_id = r.edge_id AND v.seq = r.seq
+		WHERE r.edge_id = ? AND r.stream = ? AND r.seq > ? ORDER BY r.seq LIMIT ?`, edgeID, stream, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query records of edge %s stream %s: %w", edgeID, stream, err)
+	}
+	defer rows.Close()
+	var out []store.Record
+	for rows.Next() {
+		var rec store.Record
+		var sum int64
+		var vid sql.NullString
+		var vec []byte
+		if err := rows.Scan(&rec.Seq, timeCol{&rec.Time}, &sum, &rec.Payload, &vid, &vec, jsonCol{&rec.Metadata}); err != nil {
+			return nil, err
+		}
+		rec.Checksum = uint32(sum)
+		if vec != nil {
+			rec.VectorID = vid.String
+			if rec.Vector, err = store.UnpackVector(vec); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, rec)
+	}
+	return out, rows.Err()
+}
+
+// ListVectors implements store.Store.
+func (db *DB) ListVectors(ctx context.Context, edgeID string, afterSeq int64, limit int) ([]store.Vector, error) {
+	limit, err := store.ValidateEdgeQuery(edgeID, store.VectorsStream, afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	r, err := db.reader()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.QueryContext(ctx, `SELECT seq, vector_id, vector, metadata, time FROM vectors
+		WHERE edge_id = ? AND seq > ? ORDER BY seq LIMIT ?`, edgeID, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query vectors of edge %s: %w", edgeID, err)
+	}
+	defer rows.Close()
+	var out []store.Vector
+	for rows.Next() {
+		v := store.Vector{EdgeID: edgeID}
+		var packed []byte
+		if err := rows.Scan(&v.Seq, &v.VectorID, &packed, jsonCol{&v.Metadata}, timeCol{&v.Time}); err != nil {
+			return nil, err
+		}
+		if v.Values, err = store.UnpackVector(packed); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,275 @@
+// Package sqlite implements store.Store on an SQLite file
+// (modernc.org/sqlite, no cgo): the hub's embedded default, kept in its data
+// directory.
+//
+// The database runs in WAL mode with synchronous=FULL, so a committed
+// transaction survives power loss. All writes go through one connection
+// that begins every transaction with BEGIN IMMEDIATE, which serializes them
+// in the process (audit chain, watermarks) and against any other process;
+// reads use a separate pool of query_only connections and see the last
+// commit. It does not own the schema of any other hub data.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers driver "sqlite"
+
+	"github.com/redforge/controltower/hub/store"
+)
+
+var _ store.Store = (*DB)(nil)
+
+// Defaults of the DB tunables.
+const (
+	DefaultBusyTimeout = 5 * time.Second
+	DefaultReadConns   = 4
+	DefaultPingTimeout = 2 * time.Second
+)
+
+// DB is an SQLite-backed store.Store. Set the exported fields between New
+// and Open.
+type DB struct {
+	// Path is the database file; it is created if missing, its directory
+	// is not.
+	Path string
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// process.
+	BusyTimeout time.Duration
+	// ReadConns is the size of the read connection pool.
+	ReadConns int
+	// PingTimeout bounds Ping.
+	PingTimeout time.Duration
+	// Now is the clock for times the store assigns (audit records without
+	// a time, watermark updates).
+	Now func() time.Time
+
+	abs  string      // absolute Path
+	w    *sql.DB     // the single writer connection
+	r    *sql.DB     // the read pool
+	file os.FileInfo // identity of the file at Open, checked by Ping
+}
+
+// New returns a DB for dsn, a file path or "sqlite://path"
+// ("sqlite:///abs/path" for an absolute one). It does no I/O.
+func New(dsn string) *DB {
+	return &DB{
+		Path:        strings.TrimPrefix(dsn, "sqlite://"),
+		BusyTimeout: DefaultBusyTimeout,
+		ReadConns:   DefaultReadConns,
+		PingTimeout: DefaultPingTimeout,
+		Now:         time.Now,
+	}
+}
+
+// Open opens or creates the database file and applies pending migrations.
+// It fails if the path is empty or ":memory:", if the file cannot be opened
+// as an SQLite database, or with store.ErrSchemaTooNew if the file was
+// written by a newer hub.
+func (db *DB) Open(ctx context.Context) (err error) {
+	if db.Path == "" || db.Path == ":memory:" || strings.HasPrefix(db.Path, "file:") {
+		return fmt.Errorf("sqlite: open %q: want a file path or sqlite://path", db.Path)
+	}
+	abs, err := filepath.Abs(db.Path)
+	db.abs = abs
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", db.Path, err)
+	}
+	defer func() {
+		if err != nil {
+			db.Close()
+			db.w, db.r = nil, nil
+		}
+	}()
+	if db.w, err = db.open(ctx, abs, "&_txlock=immediate&_pragma=journal_mode(WAL)", 1); err != nil {
+		return err
+	}
+	var mode string
+	if err = db.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("sqlite: open %s: journal mode is %q, not WAL (%v); put the data dir on a local filesystem", db.Path, mode, err)
+	}
+	if err = db.migrate(ctx); err != nil {
+		return fmt.Errorf("sqlite: migrate %s: %w", db.Path, err)
+	}
+	if db.r, err = db.open(ctx, abs, "&_pragma=query_only(1)", max(db.ReadConns, 1)); err != nil {
+		return err
+	}
+	if db.file, err = os.Stat(abs); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", db.Path, err)
+	}
+	return nil
+}
+
+// open opens a pool of n connections to abs with the common pragmas plus
+// extra, and checks that the file is an SQLite database.
+func (db *DB) open(ctx context.Context, abs, extra string, n int) (*sql.DB, error) {
+	dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() +
+		fmt.Sprintf("?_pragma=busy_timeout(%d)", db.BusyTimeout.Milliseconds()) +
+		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" + extra
+	p, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", db.Path, err)
+	}
+	p.SetMaxOpenConns(n)
+	p.SetMaxIdleConns(n)
+	p.SetConnMaxLifetime(0)
+	p.SetConnMaxIdleTime(0)
+	if _, err := p.ExecContext(ctx, "SELECT count(*) FROM sqlite_schema"); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", db.Path, err)
+	}
+	return p, nil
+}
+
+// Close closes the database. It is safe to call more than once.
+func (db *DB) Close() error {
+	var errs []error
+	if db.r != nil {
+		errs = append(errs, db.r.Close())
+	}
+	if db.w != nil {
+		errs = append(errs, db.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Ping checks, within PingTimeout, that the file at Path is still the one
+// opened (not removed or replaced), that it can be read, and that a write
+// transaction commits.
+func (db *DB) Ping(ctx context.Context) error {
+	if db.w == nil || db.r == nil {
+		return errors.New("sqlite: ping: database is not open")
+	}
+	ctx, cancel := context.WithTimeout(ctx, db.PingTimeout)
+	defer cancel()
+	fi, err := os.Stat(db.abs)
+	if err != nil {
+		return fmt.Errorf("sqlite: ping %s: %w", db.Path, err)
+	}
+	if !os.SameFile(fi, db.file) {
+		return fmt.Errorf("sqlite: ping %s: the database file was replaced since Open; restart the hub", db.Path)
+	}
+	if err := checkHeader(db.abs); err != nil {
+		return fmt.Errorf("sqlite: ping %s: %w", db.Path, err)
+	}
+	var n int
+	if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM store_health").Scan(&n); err != nil {
+		return fmt.Errorf("sqlite: ping %s: read: %w", db.Path, err)
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE store_health SET pinged_at = ? WHERE id = 1", micros(db.now()))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: ping %s: write: %w", db.Path, err)
+	}
+	return nil
+}
+
+// sqliteMagic starts every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
+
+// checkHeader reads the file's header directly: in WAL mode SQLite works
+// from its cache and the WAL and would not notice a clobbered file.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var h [len(sqliteMagic)]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil {
+		return fmt.Errorf("read header: %w", err)
+	}
+	if string(h[:]) != sqliteMagic {
+		return errors.New("the file no longer has an SQLite header; restore it from a backup")
+	}
+	return nil
+}
+
+// write runs fn in a write transaction (BEGIN IMMEDIATE on the single
+// writer connection) and commits if fn succeeds.
+func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	if db.w == nil {
+		return errors.New("sqlite: database is not open")
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// reader returns the read pool, or an error before Open.
+func (db *DB) reader() (*sql.DB, error) {
+	if db.r == nil {
+		return nil, errors.New("sqlite: database is not open")
+	}
+	return db.r, nil
+}
+
+func (db *DB) now() time.Time {
+	if db.Now != nil {
+		return db.Now()
+	}
+	return time.Now()
+}
+
+// micros is the stored form of a time.
+func micros(t time.Time) int64 { return store.NormalizeTime(t).UnixMicro() }
+
+// microsAny is micros for sqlq.Range.
+func microsAny(t time.Time) any { return micros(t) }
+
+// fromMicros is the inverse of micros.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// jsonArg is the stored form of a JSON column: NULL when empty.
+func jsonArg(v []byte) any {
+	if len(v) == 0 {
+		return nil
+	}
+	return string(v)
+}
+
+// jsonCol scans a nullable JSON column.
+type jsonCol struct{ v *json.RawMessage }
+
+func (c jsonCol) Scan(src any) error {
+	switch s := src.(type) {
+	case nil:
+		*c.v = nil
+	case string:
+		*c.v = []byte(s)
+	case []byte:
+		*c.v = append([]byte(nil), s...)
+	default:
+		return fmt.Errorf("sqlite: JSON column holds %T", src)
+	}
+	return nil
+}
+
+// timeCol scans a time column.
+type timeCol struct{ t *time.Time }
+
+func (c timeCol) Scan(src any) error {
+	us, ok := src.(int64)
+	if !ok {
+		return fmt.Errorf("sqlite: time column holds %T", src)
+	}
+	*c.t = fromMicros(us)
+	return nil
+}

@@ -1,0 +1,41 @@
+package storetest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/redforge/controltower/hub/store"
+)
+
+// BenchmarkIngestBatch ingests batches of size records of the vectors
+// stream, each with a dim-dimensional vector, into s, and reports
+// records/s.
+func BenchmarkIngestBatch(b *testing.B, s store.Store, size, dim int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	tmpl := batch("bench-edge", store.VectorsStream, 1, size)
+	for i := range tmpl.Records {
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = rng.Float32()
+		}
+		tmpl.Records[i].Vector, tmpl.Records[i].VectorID = v, fmt.Sprintf("doc-%d", i)
+	}
+	b.SetBytes(int64(size * (4*dim + len(tmpl.Records[0].Payload))))
+	seq := int64(1)
+	for b.Loop() {
+		bt := tmpl
+		bt.FirstSeq = seq
+		bt.Records = make([]store.Record, size)
+		copy(bt.Records, tmpl.Records)
+		for i := range bt.Records {
+			bt.Records[i].Seq = seq + int64(i)
+		}
+		wm, err := s.IngestBatch(b.Context(), bt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		seq = wm + 1
+	}
+	b.ReportMetric(float64(seq-1)/b.Elapsed().Seconds(), "records/s")
+}
