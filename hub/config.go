@@ -28,6 +28,8 @@ const (
 	DefaultRaftListen = "127.0.0.1:7000"
 	DefaultRegion     = "local"
 	DefaultShutdown   = 15 * time.Second
+	DefaultMonitor    = 30 * time.Second
+	DefaultNetwork    = "bridge"
 )
 
 // Config is the whole configuration of one hub. Values come, lowest
@@ -45,6 +47,18 @@ type Config struct {
 	RaftListen string `json:"raft_listen"`
 	NodeID     string `json:"node_id"`
 	Region     string `json:"region"`
+	// NodeRED is the red.js of the Node-RED the process driver runs.
+	NodeRED string `json:"node_red"`
+	// DockerHost, DockerNetwork and Image configure the docker driver.
+	DockerHost    string `json:"docker_host"`
+	DockerNetwork string `json:"docker_network"`
+	Image         string `json:"image"`
+	// MonitorInterval is how often each instance's health is checked.
+	MonitorInterval time.Duration `json:"monitor_interval"`
+	// AdminPassword is the first admin's password (REDFORGE_ADMIN_PASSWORD
+	// only: never a flag, so it stays out of process listings). Empty: a
+	// random one is generated and printed once.
+	AdminPassword string `json:"-"`
 	// ShutdownTimeout bounds a graceful shutdown after SIGTERM.
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
 }
@@ -63,6 +77,8 @@ func DefaultConfig() Config {
 		RaftListen:      DefaultRaftListen,
 		Region:          DefaultRegion,
 		ShutdownTimeout: DefaultShutdown,
+		DockerNetwork:   DefaultNetwork,
+		MonitorInterval: DefaultMonitor,
 	}
 }
 
@@ -86,6 +102,10 @@ func (c *Config) options() []option {
 		{"raft-listen", "Raft TCP bind address", &c.RaftListen},
 		{"node-id", "Raft node id (default: derived from the raft address)", &c.NodeID},
 		{"region", "region this hub belongs to", &c.Region},
+		{"node-red", "red.js of Node-RED for the process driver (default: found in the npm cache or ./node_modules)", &c.NodeRED},
+		{"docker-host", "Docker daemon for the docker driver (default: DOCKER_HOST or the standard socket)", &c.DockerHost},
+		{"docker-network", "docker driver networking: bridge (ports published on 127.0.0.1) or host", &c.DockerNetwork},
+		{"image", "Node-RED image for the docker driver", &c.Image},
 	}
 }
 
@@ -106,6 +126,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		fs.String(o.name, *o.ptr, o.usage+" (env "+EnvName(o.name)+")")
 	}
 	shutdown := fs.Duration("shutdown-timeout", cfg.ShutdownTimeout, "graceful shutdown bound")
+	monitor := fs.Duration("monitor-interval", cfg.MonitorInterval, "instance health check interval (1s or more)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -130,6 +151,17 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	if set["shutdown-timeout"] {
 		cfg.ShutdownTimeout = *shutdown
 	}
+	if v := getenv("REDFORGE_MONITOR_INTERVAL"); v != "" && !set["monitor-interval"] {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return cfg, fmt.Errorf("REDFORGE_MONITOR_INTERVAL: %q is not a duration such as 5s", v)
+		}
+		cfg.MonitorInterval = d
+	}
+	if set["monitor-interval"] {
+		cfg.MonitorInterval = *monitor
+	}
+	cfg.AdminPassword = getenv("REDFORGE_ADMIN_PASSWORD")
 	return cfg, nil
 }
 
@@ -197,6 +229,15 @@ func (c Config) Validate() error {
 	}
 	if c.Region == "" {
 		bad("region", "must not be empty")
+	}
+	if c.DockerNetwork != "bridge" && c.DockerNetwork != "host" {
+		bad("docker-network", "%q is not bridge or host", c.DockerNetwork)
+	}
+	if c.MonitorInterval < time.Second {
+		bad("monitor-interval", "must be at least 1s")
+	}
+	if c.AdminPassword != "" && len(c.AdminPassword) < 12 {
+		errs = append(errs, errors.New("REDFORGE_ADMIN_PASSWORD: must be at least 12 characters"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")

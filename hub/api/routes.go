@@ -97,6 +97,10 @@ func (s *Server) requirePermission(a Access) gin.HandlerFunc {
 			return
 		}
 		c.Set(ctxPrincipal, p)
+		if a.Target == "self" {
+			c.Next() // any authenticated principal, acting on itself
+			return
+		}
 		var t auth.Target
 		switch a.Target {
 		case "instance":

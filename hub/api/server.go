@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/metrics"
@@ -56,6 +57,12 @@ type Config struct {
 	Store Store
 	// Events is the bus /api/ws subscribes to.
 	Events *events.Bus
+	// Users serves login, sessions, users and API tokens.
+	Users *auth.Service
+	// AuditLog serves audit queries, verification, export and AI decisions.
+	AuditLog *audit.Logger
+	// Limiter enforces login and request rate limits.
+	Limiter Limiter
 }
 
 // Store is what the API reads of the data store.
@@ -112,6 +119,8 @@ func (s *Server) routes() {
 		h := s.metrics.Handler()
 		s.handle(http.MethodGet, "/metrics", Public, func(c *gin.Context) { h.ServeHTTP(c.Writer, c.Request) })
 	}
+	s.authRoutes()
+	s.auditRoutes()
 	s.instanceRoutes()
 	s.wsRoutes()
 	s.syncRoutes()

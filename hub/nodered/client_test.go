@@ -37,7 +37,7 @@ func helloFlow(path, reply string) []json.RawMessage {
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -84,8 +84,8 @@ func TestClientAgainstNodeRED(t *testing.T) {
 	if code, body := get(t, nr.URL+"/hello"); code != 200 || body != "v1" {
 		t.Fatalf("after refused deploy GET /hello = %d %q, want v1", code, body)
 	}
-	if _, err := c.DeployFlows(ctx, helloFlow("/hello", "v2"), rev, DeployNodes); err != nil {
-		t.Fatalf("nodes deploy: %v", err)
+	if _, err := c.DeployFlows(ctx, helloFlow("/hello", "v2"), rev, DeployFlows); err != nil {
+		t.Fatalf("flows deploy: %v", err)
 	}
 	testenv.WaitFor(t, 20*time.Second, "v2 answers", func() error {
 		if code, body := get(t, nr.URL+"/hello"); body != "v2" {

@@ -1,0 +1,190 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/events"
+	"github.com/redforge/controltower/hub/store"
+)
+
+// monitorOne checks a running (or failed) instance when its check is due:
+// health through the admin API, restarts with exponential backoff after
+// FailureThreshold consecutive failures or an exit, and crash-loop
+// detection (CrashLoopCount crashes within CrashLoopWindow stop restarts
+// until an operator starts the instance again).
+func (m *Manager) monitorOne(ctx context.Context, inst catalog.Instance, rt Runtime) {
+	t := m.track(inst.ID)
+	now := m.now()
+	m.mu.Lock()
+	status := t.status
+	if status == "" {
+		status = inst.Observed.Status
+	}
+	checkDue := t.nextCheck.IsZero() || !now.Before(t.nextCheck)
+	restartDue := !t.restartAt.IsZero() && !now.Before(t.restartAt)
+	metricsDue := !now.Before(t.nextMetrics)
+	startedAt := t.startedAt
+	m.mu.Unlock()
+
+	switch {
+	case status == StatusCrashLooping:
+		return
+	case restartDue:
+		m.restartAfterFailure(ctx, inst, rt)
+		return
+	case status == StatusFailed:
+		return // waiting for restartAt
+	}
+	if rt.State == StateRunning && metricsDue {
+		m.collect(ctx, inst)
+	}
+	if !checkDue {
+		return
+	}
+	if rt.State != StateRunning {
+		m.fail(ctx, inst, rt, fmt.Sprintf("runtime %s (exit code %d)", rt.State, rt.ExitCode))
+		return
+	}
+	err := m.health(ctx, inst)
+	m.mu.Lock()
+	if err == nil {
+		t.failures = 0
+		t.nextCheck = now.Add(m.cfg.MonitorInterval)
+		m.mu.Unlock()
+		m.setStatus(ctx, inst, StatusRunning, "", rt)
+		return
+	}
+	starting := status == StatusStarting && now.Sub(startedAt) < m.cfg.StartTimeout
+	if starting {
+		t.nextCheck = now.Add(m.cfg.StartingPoll)
+		m.mu.Unlock()
+		return
+	}
+	t.failures++
+	failures := t.failures
+	t.nextCheck = now.Add(m.cfg.MonitorInterval)
+	m.mu.Unlock()
+	if failures >= m.cfg.FailureThreshold {
+		m.fail(ctx, inst, rt, fmt.Sprintf("%d consecutive health checks failed: %v", failures, err))
+		return
+	}
+	m.setStatus(ctx, inst, StatusUnhealthy, fmt.Sprintf("health check failed (%d of %d): %v", failures, m.cfg.FailureThreshold, err), rt)
+}
+
+func (m *Manager) health(ctx context.Context, inst catalog.Instance) error {
+	c, err := m.Client(inst)
+	if err != nil {
+		return err
+	}
+	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return c.Health(hctx)
+}
+
+// fail records a crash and schedules a restart with backoff, or declares
+// the instance crash-looping.
+func (m *Manager) fail(ctx context.Context, inst catalog.Instance, rt Runtime, why string) {
+	t := m.track(inst.ID)
+	now := m.now()
+	m.mu.Lock()
+	t.crashes = append(t.crashes, now)
+	cut := 0
+	for cut < len(t.crashes) && now.Sub(t.crashes[cut]) > m.cfg.CrashLoopWindow {
+		cut++
+	}
+	t.crashes = t.crashes[cut:]
+	crashes := len(t.crashes)
+	looping := crashes >= m.cfg.CrashLoopCount
+	if t.backoff == 0 {
+		t.backoff = m.cfg.BackoffBase
+	} else if t.backoff *= 2; t.backoff > m.cfg.BackoffMax {
+		t.backoff = m.cfg.BackoffMax
+	}
+	backoff := t.backoff
+	t.failures = 0
+	if looping {
+		t.restartAt = time.Time{}
+	} else {
+		t.restartAt = now.Add(backoff)
+	}
+	m.mu.Unlock()
+	if looping {
+		m.setStatus(ctx, inst, StatusCrashLooping, fmt.Sprintf("%d crashes within %s; restarts stopped until an operator starts it (last: %s)", crashes, m.cfg.CrashLoopWindow, why), rt)
+		return
+	}
+	m.setStatus(ctx, inst, StatusFailed, fmt.Sprintf("%s; restarting in %s", why, backoff.Round(time.Millisecond)), rt)
+}
+
+func (m *Manager) restartAfterFailure(ctx context.Context, inst catalog.Instance, rt Runtime) {
+	var err error
+	if rt.State == StateRunning {
+		err = m.driver.Restart(ctx, inst.ID)
+	} else {
+		err = m.driver.Start(ctx, inst.ID)
+	}
+	if err != nil {
+		m.fail(ctx, inst, rt, "restart: "+err.Error())
+		return
+	}
+	if fresh, err := m.driver.Inspect(ctx, inst.ID); err == nil {
+		rt = fresh
+	}
+	t := m.track(inst.ID)
+	now := m.now()
+	m.mu.Lock()
+	t.restartAt, t.startedAt, t.nextCheck = time.Time{}, now, now.Add(m.cfg.StartingPoll)
+	m.mu.Unlock()
+	m.setStatus(ctx, inst, StatusStarting, "restarted after failure", rt)
+}
+
+// MetricsEvent is the data of an instance.metrics event.
+type MetricsEvent struct {
+	InstanceID  string    `json:"instance_id"`
+	CPUPercent  float64   `json:"cpu_percent"`
+	MemoryBytes uint64    `json:"memory_bytes"`
+	MemoryLimit uint64    `json:"memory_limit_bytes,omitempty"`
+	NetRxBytes  uint64    `json:"net_rx_bytes"`
+	NetTxBytes  uint64    `json:"net_tx_bytes"`
+	At          time.Time `json:"at"`
+}
+
+// collect samples CPU, memory and network into Prometheus, the store and
+// the event bus.
+func (m *Manager) collect(ctx context.Context, inst catalog.Instance) {
+	t := m.track(inst.ID)
+	m.mu.Lock()
+	t.nextMetrics = m.now().Add(m.cfg.MetricsInterval)
+	m.mu.Unlock()
+	st, err := m.driver.Stats(ctx, inst.ID)
+	if err != nil {
+		m.log.Debug("instance stats", "instance", inst.ID, "error", err)
+		return
+	}
+	if st.At.IsZero() {
+		st.At = m.now()
+	}
+	if m.metrics != nil {
+		m.metrics.InstanceCPU.WithLabelValues(inst.ID, inst.Name).Set(st.CPUPercent)
+		m.metrics.InstanceMemory.WithLabelValues(inst.ID, inst.Name).Set(float64(st.MemoryBytes))
+		m.metrics.InstanceNetRx.WithLabelValues(inst.ID, inst.Name).Set(float64(st.NetRxBytes))
+		m.metrics.InstanceNetTx.WithLabelValues(inst.ID, inst.Name).Set(float64(st.NetTxBytes))
+	}
+	m.bus.Publish(events.New(events.InstanceMetrics, MetricsEvent{InstanceID: inst.ID, CPUPercent: st.CPUPercent,
+		MemoryBytes: st.MemoryBytes, MemoryLimit: st.MemoryLimitBytes, NetRxBytes: st.NetRxBytes, NetTxBytes: st.NetTxBytes, At: st.At}))
+	if m.samples == nil {
+		return
+	}
+	at := st.At.UTC()
+	samples := []store.MetricSample{
+		{Time: at, Source: inst.ID, Name: "cpu_percent", Value: st.CPUPercent},
+		{Time: at, Source: inst.ID, Name: "memory_bytes", Value: float64(st.MemoryBytes)},
+		{Time: at, Source: inst.ID, Name: "net_rx_bytes", Value: float64(st.NetRxBytes)},
+		{Time: at, Source: inst.ID, Name: "net_tx_bytes", Value: float64(st.NetTxBytes)},
+	}
+	if err := m.samples.AppendMetricSamples(ctx, samples); err != nil {
+		m.log.Warn("store instance metrics", "instance", inst.ID, "error", err)
+	}
+}

@@ -1,0 +1,452 @@
+// Package hub wires one regional hub together: the Raft node and catalog,
+// the data store, coordination, the MQTT bus and the HTTP API. It owns the
+// order in which components start and stop and nothing else; each
+// capability lives in its own sub-package.
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redforge/controltower/hub/api"
+	"github.com/redforge/controltower/hub/audit"
+	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/broker"
+	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/cluster"
+	"github.com/redforge/controltower/hub/coord"
+	"github.com/redforge/controltower/hub/coord/memory"
+	coordredis "github.com/redforge/controltower/hub/coord/redis"
+	"github.com/redforge/controltower/hub/events"
+	"github.com/redforge/controltower/hub/fleet"
+	"github.com/redforge/controltower/hub/fleet/docker"
+	"github.com/redforge/controltower/hub/fleet/process"
+	"github.com/redforge/controltower/hub/metrics"
+	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/hub/store/postgres"
+	"github.com/redforge/controltower/hub/store/sqlite"
+	hubsync "github.com/redforge/controltower/hub/sync"
+)
+
+// Hub is one running hub. Fields are set by Open.
+type Hub struct {
+	Config  Config
+	Version string
+	Logger  *slog.Logger
+
+	NodeID  string
+	State   *catalog.State
+	Raft    *cluster.Node
+	Store   store.Store
+	Coord   coord.Coord
+	Bus     broker.Bus
+	Metrics *metrics.Metrics
+	API     *api.Server
+	Events  *events.Bus
+	Auth    *auth.Service
+	Audit   *audit.Logger
+	Fleet   *fleet.Manager
+	Driver  fleet.Driver
+
+	// AdminPassword is set when Open created the first admin with a
+	// generated password; the caller prints it once.
+	AdminPassword string
+
+	bg     context.Context
+	cancel context.CancelFunc
+	bgDone sync.WaitGroup
+	Sync   *hubsync.Service // edge sync and enrollment
+
+	ln      net.Listener
+	httpSrv *http.Server
+	serveCh chan error
+	closers []namedCloser
+}
+
+type namedCloser struct {
+	name  string
+	close func() error
+}
+
+// New returns a hub for cfg; it does no I/O.
+func New(cfg Config, version string, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{Config: cfg, Version: version, Logger: log}
+}
+
+// Open starts every component in dependency order. On failure it stops
+// what it started and returns an error naming the component.
+func (h *Hub) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			_ = h.Close()
+		}
+	}()
+	if err := h.Config.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(h.Config.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data-dir %s: %w", h.Config.DataDir, err)
+	}
+	if h.NodeID, err = h.nodeID(); err != nil {
+		return err
+	}
+	h.Metrics = metrics.New(h.Version, h.Config.Region)
+	h.Events = events.NewBus()
+	h.bg, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
+
+	steps := []struct {
+		name string
+		open func(context.Context) error
+	}{
+		{"store", h.openStore},
+		{"coord", h.openCoord},
+		{"raft", h.openRaft},
+		{"broker", h.openBroker},
+		{"auth", h.openAuth},
+		{"fleet", h.openFleet},
+		{"http", h.openHTTP},
+	}
+	for _, s := range steps {
+		if err := s.open(ctx); err != nil {
+			return err
+		}
+	}
+	h.Logger.Info("hub ready", "node_id", h.NodeID, "region", h.Config.Region,
+		"listen", h.Addr(), "store", Redact(h.storeTarget()), "raft", h.Raft.State())
+	return nil
+}
+
+func (h *Hub) onClose(name string, f func() error) {
+	h.closers = append(h.closers, namedCloser{name, f})
+}
+
+func (h *Hub) storeTarget() string {
+	kind, target := StoreKind(h.Config.Store)
+	if kind == "sqlite" && target == "" {
+		target = filepath.Join(h.Config.DataDir, "hub.db")
+	}
+	return target
+}
+
+func (h *Hub) openStore(ctx context.Context) error {
+	kind, _ := StoreKind(h.Config.Store)
+	target := h.storeTarget()
+	switch kind {
+	case "postgres":
+		db := postgres.New(target)
+		if err := db.Open(ctx); err != nil {
+			return fmt.Errorf("store %s: %w", Redact(target), err)
+		}
+		h.Store = db
+	default:
+		db := sqlite.New(target)
+		if err := db.Open(ctx); err != nil {
+			return fmt.Errorf("store %s: %w", target, err)
+		}
+		h.Store = db
+	}
+	h.onClose("store", h.Store.Close)
+	return nil
+}
+
+func (h *Hub) openCoord(ctx context.Context) error {
+	if h.Config.Redis == "" {
+		h.Coord = memory.New()
+	} else {
+		c := coordredis.New(h.Config.Redis)
+		if err := c.Open(ctx); err != nil {
+			return fmt.Errorf("redis %s: %w", Redact(h.Config.Redis), err)
+		}
+		h.Coord = c
+	}
+	h.onClose("coord", h.Coord.Close)
+	return nil
+}
+
+func (h *Hub) openRaft(ctx context.Context) error {
+	h.State = catalog.NewState()
+	cfg := cluster.DefaultConfig()
+	cfg.DataDir = filepath.Join(h.Config.DataDir, "raft")
+	cfg.NodeID = h.NodeID
+	cfg.BindAddr = h.Config.RaftListen
+	cfg.Bootstrap = true
+	cfg.Logger = h.Logger.With("component", "raft")
+	h.Raft = cluster.New(cfg, h.State)
+	if err := h.Raft.Open(ctx); err != nil {
+		return fmt.Errorf("raft %s: %w", h.Config.RaftListen, err)
+	}
+	h.onClose("raft", h.Raft.Close)
+	return nil
+}
+
+func (h *Hub) openBroker(ctx context.Context) error {
+	if h.Config.MQTT != "" {
+		ext := broker.NewExternal(h.Config.MQTT, "redforge-hub-"+h.NodeID)
+		if err := ext.Open(ctx); err != nil {
+			return fmt.Errorf("mqtt %s: %w", Redact(h.Config.MQTT), err)
+		}
+		h.Bus = ext
+	} else {
+		emb := broker.NewEmbedded(h.Config.MQTTListen, nil, h.Logger.With("component", "mqtt"))
+		if err := emb.Open(ctx); err != nil {
+			return fmt.Errorf("mqtt-listen %s: %w", h.Config.MQTTListen, err)
+		}
+		h.Bus = emb
+	}
+	h.onClose("broker", h.Bus.Close)
+	return nil
+}
+
+func (h *Hub) openHTTP(ctx context.Context) error {
+	h.Sync = hubsync.New(hubsync.Config{Catalog: h.State, Raft: h.Raft, Store: h.Store,
+		Logger: h.Logger.With("component", "sync")})
+	h.API = api.New(api.Config{
+		Sync:     h.Sync,
+		EdgeAuth: h.Sync,
+		Version:  h.Version,
+		Region:   h.Config.Region,
+		NodeID:   h.NodeID,
+		Metrics:  h.Metrics,
+		Logger:   h.Logger.With("component", "api"),
+		Components: []api.Component{
+			{Name: "raft", Checker: h.Raft},
+			{Name: "store", Checker: h.Store},
+			{Name: "coord", Checker: h.Coord},
+			{Name: "broker", Checker: h.Bus},
+		},
+	})
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", h.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", h.Config.Listen, err)
+	}
+	h.ln = ln
+	h.httpSrv = &http.Server{
+		Handler:           h.API.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(h.Logger.Handler(), slog.LevelWarn),
+	}
+	h.serveCh = make(chan error, 1)
+	go func() { h.serveCh <- h.httpSrv.Serve(ln) }()
+	h.onClose("http", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), h.Config.ShutdownTimeout)
+		defer cancel()
+		return h.httpSrv.Shutdown(ctx)
+	})
+	return nil
+}
+
+// openAuth makes sure the signing key and the first admin exist, and
+// starts the audit logger.
+func (h *Hub) openAuth(ctx context.Context) error {
+	// Background work stops before the broker, Raft and the store close.
+	h.onClose("background", func() error {
+		h.cancel()
+		h.bgDone.Wait()
+		h.Events.Close()
+		return nil
+	})
+	h.Auth = auth.New(auth.Config{Logger: h.Logger.With("component", "auth")}, h.State, h.Raft)
+	if err := h.Auth.EnsureSigningKey(ctx); err != nil {
+		return fmt.Errorf("auth signing key: %w", err)
+	}
+	created, generated, err := h.Auth.EnsureAdmin(ctx, h.Config.AdminPassword)
+	if err != nil {
+		return fmt.Errorf("first admin: %w", err)
+	}
+	if created {
+		h.AdminPassword = generated
+		h.Logger.Info("created the first admin user", "username", "admin", "password_source", map[bool]string{true: "generated", false: "REDFORGE_ADMIN_PASSWORD"}[generated != ""])
+	}
+	h.Audit = audit.New(h.Store, audit.Config{Logger: h.Logger.With("component", "audit"),
+		Anchors: audit.CatalogAnchors{Catalog: h.State, Applier: h.Raft}})
+	h.background(func(ctx context.Context) { h.every(ctx, time.Minute, h.maintainAuth) })
+	return nil
+}
+
+// maintainAuth sweeps expired sessions and anchors the audit chain.
+func (h *Hub) maintainAuth(ctx context.Context) {
+	if h.Raft.State() != "Leader" {
+		return
+	}
+	if _, err := h.Auth.Sweep(ctx); err != nil {
+		h.Logger.Warn("auth sweep", "error", err)
+	}
+	if _, err := h.Audit.Anchor(ctx); err != nil {
+		h.Logger.Warn("audit anchor", "error", err)
+	}
+}
+
+// openFleet picks the fleet driver (docker when its daemon answers and
+// --driver is auto or docker, else process) and starts the manager.
+func (h *Hub) openFleet(ctx context.Context) error {
+	drv, err := h.pickDriver(ctx)
+	if err != nil {
+		return err
+	}
+	h.Driver = drv
+	h.Fleet = fleet.NewManager(fleet.Config{MonitorInterval: h.Config.MonitorInterval}, fleet.Deps{
+		Driver: drv, Catalog: h.State, Applier: h.Raft, Bus: h.Events, Samples: h.Store, Metrics: h.Metrics,
+		IsLeader: func() bool { return h.Raft.State() == "Leader" },
+		Logger:   h.Logger.With("component", "fleet"),
+	})
+	h.background(h.Fleet.Run)
+	h.Logger.Info("fleet driver", "driver", drv.Name())
+	return nil
+}
+
+func (h *Hub) pickDriver(ctx context.Context) (fleet.Driver, error) {
+	dataDir, err := filepath.Abs(h.Config.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data-dir: %w", err)
+	}
+	if h.Config.Driver != "process" {
+		d := docker.New(docker.Config{Host: h.Config.DockerHost, HubID: h.NodeID, DataDir: dataDir,
+			DefaultImage: h.Config.Image, Network: h.Config.DockerNetwork, Log: h.Logger.With("component", "docker")})
+		octx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := d.Open(octx)
+		cancel()
+		if err == nil {
+			h.onClose("docker", d.Close)
+			return d, nil
+		}
+		if h.Config.Driver == "docker" {
+			return nil, fmt.Errorf("driver docker: %w", err)
+		}
+		h.Logger.Info("no Docker daemon answers; using the process driver", "reason", err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, fmt.Errorf("driver process: node not found in PATH (install Node.js 18 or later)")
+	}
+	redJS := h.Config.NodeRED
+	if redJS == "" {
+		redJS = findNodeRED()
+	}
+	d := process.New(process.Config{DataDir: dataDir, Node: node, RedJS: redJS, HubID: h.NodeID,
+		Log: h.Logger.With("component", "process")})
+	if err := d.Open(ctx); err != nil {
+		return nil, fmt.Errorf("driver process: %w (set --node-red to node_modules/node-red/red.js; make run installs it)", err)
+	}
+	return d, nil
+}
+
+// findNodeRED looks for red.js where make installs Node-RED.
+func findNodeRED() string {
+	var dirs []string
+	if c := os.Getenv("REDFORGE_CACHE"); c != "" {
+		dirs = append(dirs, filepath.Join(c, "node-red"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".cache", "redforge", "node-red"))
+	}
+	dirs = append(dirs, ".")
+	for _, d := range dirs {
+		p := filepath.Join(d, "node_modules", "node-red", "red.js")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+func (h *Hub) bgCtx() context.Context { return h.bg }
+
+// background runs f until Close.
+func (h *Hub) background(f func(ctx context.Context)) {
+	h.bgDone.Add(1)
+	go func() {
+		defer h.bgDone.Done()
+		f(h.bgCtx())
+	}()
+}
+
+// every calls f now and then every interval until ctx ends.
+func (h *Hub) every(ctx context.Context, interval time.Duration, f func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		f(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Addr is the bound HTTP address, e.g. 127.0.0.1:3000.
+func (h *Hub) Addr() string {
+	if h.ln == nil {
+		return ""
+	}
+	return h.ln.Addr().String()
+}
+
+// URL is a URL a local client can use to reach the API.
+func (h *Hub) URL() string {
+	host, port, err := net.SplitHostPort(h.Addr())
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Serving returns a channel that yields the HTTP server's error if it stops
+// on its own.
+func (h *Hub) Serving() <-chan error { return h.serveCh }
+
+// Close stops components in reverse start order: HTTP first (draining
+// requests), then the broker, Raft, coordination and store.
+func (h *Hub) Close() error {
+	var errs []error
+	for i := len(h.closers) - 1; i >= 0; i-- {
+		c := h.closers[i]
+		if err := c.close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("close %s: %w", c.name, err))
+		}
+	}
+	h.closers = nil
+	return errors.Join(errs...)
+}
+
+// nodeID returns the configured node id or a stable one kept in the data
+// dir, so a restarted hub rejoins Raft as itself.
+func (h *Hub) nodeID() (string, error) {
+	if h.Config.NodeID != "" {
+		return h.Config.NodeID, nil
+	}
+	path := filepath.Join(h.Config.DataDir, "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("data-dir: read node id: %w", err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	id := "hub-" + hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o640); err != nil {
+		return "", fmt.Errorf("data-dir: write node id: %w", err)
+	}
+	return id, nil
+}
