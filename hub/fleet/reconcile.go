@@ -135,8 +135,9 @@ func (m *Manager) create(ctx context.Context, inst catalog.Instance, spec Spec, 
 		m.setStatus(ctx, inst, StatusError, "create: "+err.Error(), Runtime{Port: spec.Port})
 		return
 	}
+	t := m.track(inst.ID)
 	m.mu.Lock()
-	m.track(inst.ID).specHash = hash
+	t.specHash = hash
 	m.mu.Unlock()
 	m.start(ctx, inst, rt)
 }
@@ -157,7 +158,8 @@ func (m *Manager) start(ctx context.Context, inst catalog.Instance, rt Runtime) 
 	m.setStatus(ctx, inst, StatusStarting, "", rt)
 }
 
-// setStatus records a status change in the catalog and on the event bus;
+// setStatus records a status change in the catalog, then on the event bus
+// (so a subscriber that reads the instance back sees the new status);
 // repeating the current status is a no-op.
 func (m *Manager) setStatus(ctx context.Context, inst catalog.Instance, status, msg string, rt Runtime) {
 	t := m.track(inst.ID)
@@ -183,9 +185,6 @@ func (m *Manager) setStatus(ctx context.Context, inst catalog.Instance, status, 
 	if obs.RuntimeID == "" {
 		obs.RuntimeID = inst.Observed.RuntimeID
 	}
-	m.bus.Publish(events.New(events.InstanceStatus, StatusEvent{
-		InstanceID: inst.ID, Name: inst.Name, Status: status, Message: msg, Since: since, Port: port,
-	}))
 	if m.metrics != nil {
 		up := 0.0
 		if status == StatusRunning {
@@ -196,6 +195,9 @@ func (m *Manager) setStatus(ctx context.Context, inst catalog.Instance, status, 
 	if _, err := m.raft.Apply(ctx, catalog.SetInstanceObserved(inst.ID, obs)); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		m.log.Warn("record instance status", "instance", inst.ID, "status", status, "error", err)
 	}
+	m.bus.Publish(events.New(events.InstanceStatus, StatusEvent{
+		InstanceID: inst.ID, Name: inst.Name, Status: status, Message: msg, Since: since, Port: port,
+	}))
 	level := m.log.Info
 	if status == StatusFailed || status == StatusCrashLooping || status == StatusError {
 		level = m.log.Warn
