@@ -1,0 +1,204 @@
+package hub_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/redforge/controltower/internal/hubtest"
+)
+
+// routeRule is who may call a route, written out by hand here so the test
+// checks the server against the intended policy, not against itself.
+type routeRule struct {
+	method, path string
+	kind         string // "public", "edge", "self", or "perm"
+	res, act     string // for "perm"
+}
+
+// routeTable lists every route of the API. TestRouteAccess fails if the
+// server has a route this table does not list, or the other way round.
+var routeTable = []routeRule{
+	{"GET", "/api/health", "public", "", ""},
+	{"GET", "/metrics", "public", "", ""},
+	{"POST", "/api/auth/login", "public", "", ""},
+	{"POST", "/api/auth/refresh", "public", "", ""},
+	{"POST", "/api/auth/logout", "self", "", ""},
+	{"GET", "/api/auth/me", "self", "", ""},
+	{"GET", "/api/users", "perm", "users", "read"},
+	{"POST", "/api/users", "perm", "users", "create"},
+	{"GET", "/api/users/:id", "perm", "users", "read"},
+	{"PATCH", "/api/users/:id", "perm", "users", "update"},
+	{"DELETE", "/api/users/:id", "perm", "users", "delete"},
+	{"GET", "/api/tokens", "perm", "tokens", "read"},
+	{"POST", "/api/tokens", "perm", "tokens", "create"},
+	{"DELETE", "/api/tokens/:id", "perm", "tokens", "delete"},
+	{"GET", "/api/audit", "perm", "audit", "read"},
+	{"GET", "/api/audit/verify", "perm", "audit", "read"},
+	{"GET", "/api/audit/export", "perm", "audit", "read"},
+	{"POST", "/api/audit/ai_decision", "perm", "ai_decisions", "create"},
+	{"GET", "/api/audit/ai_decisions", "perm", "ai_decisions", "read"},
+	{"POST", "/api/instances", "perm", "instances", "create"},
+	{"GET", "/api/instances", "perm", "instances", "read"},
+	{"GET", "/api/instances/:id", "perm", "instances", "read"},
+	{"PATCH", "/api/instances/:id", "perm", "instances", "update"},
+	{"DELETE", "/api/instances/:id", "perm", "instances", "delete"},
+	{"POST", "/api/instances/:id/start", "perm", "instances", "update"},
+	{"POST", "/api/instances/:id/stop", "perm", "instances", "update"},
+	{"POST", "/api/instances/:id/restart", "perm", "instances", "update"},
+	{"GET", "/api/instances/:id/logs", "perm", "instances", "read"},
+	{"GET", "/api/instances/:id/flows", "perm", "instances", "read"},
+	{"PUT", "/api/instances/:id/flows", "perm", "instances", "update"},
+	{"GET", "/api/instances/:id/metrics", "perm", "instances", "read"},
+	{"GET", "/api/ws", "perm", "instances", "read"},
+	{"POST", "/api/edges/tokens", "perm", "edges", "create"},
+	{"POST", "/api/edges/enroll", "public", "", ""},
+	{"GET", "/api/edges", "perm", "edges", "read"},
+	{"GET", "/api/edges/:id", "perm", "edges", "read"},
+	{"POST", "/api/sync/batches", "edge", "", ""},
+	{"POST", "/api/sync/vectors", "edge", "", ""},
+	{"GET", "/api/sync/config/:edge_id", "edge", "", ""},
+	{"POST", "/api/sync/heartbeat", "edge", "", ""},
+}
+
+// allowed is the permission model of the governance issue: ADMIN does
+// everything; OPERATOR creates, reads and updates the fleet (no deletes, no
+// users or tokens) and reads the rest; VIEWER only reads, and not users or
+// tokens.
+func allowed(role, res, act string) bool {
+	switch role {
+	case "ADMIN":
+		return true
+	case "OPERATOR":
+		switch res {
+		case "users", "tokens":
+			return false
+		case "instances", "deployments", "edges":
+			return act != "delete"
+		case "reports":
+			return act == "create" || act == "read"
+		}
+		return act == "read"
+	case "VIEWER":
+		return act == "read" && res != "users" && res != "tokens"
+	case "instance-token":
+		return act == "create" && (res == "ai_decisions" || res == "checkpoints")
+	}
+	return false
+}
+
+func TestRouteAccess(t *testing.T) {
+	h := hubtest.Start(t)
+	// Every route the server has is in the table, and nothing more.
+	var have, want []string
+	for _, r := range h.API.Routes() {
+		have = append(have, r.Method+" "+r.Path)
+	}
+	for _, r := range routeTable {
+		want = append(want, r.method+" "+r.path)
+	}
+	sort.Strings(have)
+	sort.Strings(want)
+	if strings.Join(have, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("route table out of date:\nserver has:\n%s\n\ntable lists:\n%s", strings.Join(have, "\n"), strings.Join(want, "\n"))
+	}
+
+	var inst struct {
+		ID string `json:"id"`
+	}
+	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "rbac", "desired_state": "stopped"}, 201, &inst)
+	var tok struct {
+		Token string `json:"token"`
+	}
+	h.JSON(t, "POST", "/api/tokens", map[string]any{"name": "rbac-inst", "role": "OPERATOR", "scope": "instance", "instance_id": inst.ID}, 201, &tok)
+	tokens := map[string]string{
+		"ADMIN":          h.AdminToken,
+		"OPERATOR":       h.CreateUser(t, "oper", "OPERATOR"),
+		"VIEWER":         h.CreateUser(t, "viewer", "VIEWER"),
+		"instance-token": tok.Token,
+	}
+	for _, r := range routeTable {
+		path := strings.NewReplacer(":id", "does-not-exist", ":edge_id", "does-not-exist").Replace(r.path)
+		if code, body := h.Do(t, r.method, path, "", nil); r.kind != "public" && code != http.StatusUnauthorized {
+			t.Errorf("%s %s without a token = %d %s, want 401", r.method, r.path, code, body)
+		}
+		for who, token := range tokens {
+			if r.path == "/api/auth/logout" {
+				continue // checked below with sessions of their own
+			}
+			code, body := h.Do(t, r.method, path, token, nil)
+			var ok bool
+			switch r.kind {
+			case "public":
+				continue
+			case "edge":
+				if code != http.StatusUnauthorized {
+					t.Errorf("%s %s with %s's token = %d, want 401: a user's token is not an edge credential", r.method, r.path, who, code)
+				}
+				continue
+			case "self":
+				ok = who != "instance-token" || r.path == "/api/auth/me"
+			default:
+				ok = allowed(who, r.res, r.act)
+			}
+			switch {
+			case ok && (code == http.StatusUnauthorized || code == http.StatusForbidden):
+				t.Errorf("%s %s as %s = %d %s, want it allowed", r.method, r.path, who, code, body)
+			case !ok && code != http.StatusForbidden:
+				t.Errorf("%s %s as %s = %d %s, want 403", r.method, r.path, who, code, body)
+			case !ok && !strings.Contains(string(body), "forbidden"):
+				t.Errorf("%s %s as %s: 403 without a clear message: %s", r.method, r.path, who, body)
+			}
+		}
+	}
+	// Logout revokes the session: the token stops working everywhere.
+	viewer := h.Login(t, "viewer", "password-of-viewer")
+	if code, body := h.Do(t, "POST", "/api/auth/logout", viewer, nil); code != 200 {
+		t.Fatalf("logout = %d %s", code, body)
+	}
+	if code, _ := h.Do(t, "GET", "/api/instances", viewer, nil); code != http.StatusUnauthorized {
+		t.Fatalf("token after logout = %d, want 401", code)
+	}
+}
+
+// TestLoginRateLimit: the eleventh login attempt from one address within a
+// minute is refused with 429, even with the right password.
+func TestLoginRateLimit(t *testing.T) {
+	h := hubtest.Start(t) // Start itself logs in once
+	for i := 0; i < 9; i++ {
+		if code, body := h.Do(t, "POST", "/api/auth/login", "", map[string]string{"username": "admin", "password": fmt.Sprint("wrong-", i)}); code != 401 {
+			t.Fatalf("attempt %d = %d %s, want 401", i+2, code, body)
+		}
+	}
+	code, body := h.Do(t, "POST", "/api/auth/login", "", map[string]string{"username": "admin", "password": hubtest.AdminPassword})
+	if code != http.StatusTooManyRequests {
+		t.Fatalf("11th attempt = %d %s, want 429", code, body)
+	}
+	var recs struct {
+		Records []struct {
+			Action string `json:"action"`
+		} `json:"records"`
+	}
+	h.JSON(t, "GET", "/api/audit?action=LOGIN_FAILED&limit=100", nil, 200, &recs)
+	if len(recs.Records) != 9 {
+		t.Fatalf("audit has %d LOGIN_FAILED records, want 9", len(recs.Records))
+	}
+	for _, bad := range []string{"?limit=-1", "?limit=abc", "?start_date=yesterday", "?action=drop%20table", "?user_id=%27%20OR%201%3D1--"} {
+		code, body := h.Do(t, "GET", "/api/audit"+bad, h.AdminToken, nil)
+		if code >= 500 {
+			t.Errorf("GET /api/audit%s = %d %s", bad, code, body)
+		}
+		if code == 200 {
+			var r struct {
+				Records []json.RawMessage `json:"records"`
+			}
+			_ = json.Unmarshal(body, &r)
+			if len(r.Records) != 0 {
+				t.Errorf("GET /api/audit%s returned records", bad)
+			}
+		}
+	}
+}
