@@ -9,7 +9,7 @@ export REDFORGE_TESTENV ?= $(REDFORGE_CACHE)/run/testenv.env
 TEST_TIMEOUT ?= 14m
 PKGS ?= ./...
 
-.PHONY: help build run test test-env test-env-status test-env-down check fmt-check vet cross bench clean
+.PHONY: help nodered build run test test-env test-env-status test-env-down check fmt-check vet cross bench clean proto
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -19,8 +19,15 @@ build: ## build redforge-hub, redforge-edge and towerctl into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/redforge-edge ./cmd/edge
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/towerctl ./cmd/towerctl
 
-run: build ## run a hub on embedded defaults (data in ./data, API on :3000)
-	./bin/redforge-hub --data-dir ./data
+NODERED_DIR := $(REDFORGE_CACHE)/node-red
+
+nodered: ## install Node-RED 4.1 from npm into the cache (for the process driver)
+	@if ! grep -qs '"version": "4\.1\.' $(NODERED_DIR)/node_modules/node-red/package.json; then \
+		echo "installing Node-RED 4.1 into $(NODERED_DIR)"; \
+		npm install --prefix $(NODERED_DIR) node-red@4.1 --no-audit --no-fund --loglevel=error; fi
+
+run: build nodered ## run a hub on embedded defaults with a demo instance (data in ./data, API on :3000)
+	./bin/redforge-hub --data-dir ./data --node-red $(NODERED_DIR)/node_modules/node-red/red.js --demo
 
 test-env: ## provision PostgreSQL, Redis, Mosquitto, dockerd, Node-RED, Chromium, qemu (idempotent)
 	bash internal/testenv/provision.sh up
@@ -48,6 +55,12 @@ cross: ## build redforge-edge for linux/arm64 and linux/arm/v7 (static, CGO_ENAB
 
 bench: test-env ## run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./...
+
+PROTOC_GEN_GO_VERSION ?= v1.36.12
+
+proto: ## regenerate syncproto's Go code from sync.proto (protoc from Debian, protoc-gen-go from the module proxy)
+	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	PATH=$(CURDIR)/bin:$$PATH protoc --proto_path=syncproto --go_out=syncproto --go_opt=paths=source_relative syncproto/sync.proto
 
 clean: ## remove build output (not ./data)
 	rm -rf bin

@@ -53,6 +53,9 @@ type Config struct {
 	DockerHost    string `json:"docker_host"`
 	DockerNetwork string `json:"docker_network"`
 	Image         string `json:"image"`
+	// Demo creates a demo instance with a sample flow when the fleet is
+	// empty (make run sets it).
+	Demo bool `json:"demo"`
 	// MonitorInterval is how often each instance's health is checked.
 	MonitorInterval time.Duration `json:"monitor_interval"`
 	// AdminPassword is the first admin's password (REDFORGE_ADMIN_PASSWORD
@@ -61,6 +64,9 @@ type Config struct {
 	AdminPassword string `json:"-"`
 	// ShutdownTimeout bounds a graceful shutdown after SIGTERM.
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
+	// ClusterConfig: --join, --advertise, Raft timeouts, the topology
+	// (cluster_config.go).
+	ClusterConfig
 }
 
 // DefaultConfig returns the embedded-defaults configuration.
@@ -126,7 +132,9 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		fs.String(o.name, *o.ptr, o.usage+" (env "+EnvName(o.name)+")")
 	}
 	shutdown := fs.Duration("shutdown-timeout", cfg.ShutdownTimeout, "graceful shutdown bound")
+	demo := fs.Bool("demo", false, "create a demo instance with a sample flow when the fleet is empty")
 	monitor := fs.Duration("monitor-interval", cfg.MonitorInterval, "instance health check interval (1s or more)")
+	applyCluster := clusterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -158,10 +166,16 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		}
 		cfg.MonitorInterval = d
 	}
+	if set["demo"] {
+		cfg.Demo = *demo
+	}
 	if set["monitor-interval"] {
 		cfg.MonitorInterval = *monitor
 	}
 	cfg.AdminPassword = getenv("REDFORGE_ADMIN_PASSWORD")
+	if err := applyCluster(&cfg, set, getenv); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -242,6 +256,7 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")
 	}
+	errs = append(errs, c.validateCluster()...)
 	return errors.Join(errs...)
 }
 

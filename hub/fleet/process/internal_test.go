@@ -1,0 +1,173 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestCommand(t *testing.T) {
+	d := New(Config{Node: "/usr/bin/node", RedJS: "/nr/red.js", DataDir: "/data", HubID: "h"})
+	r := record{InstanceID: "i1", UserDir: "/data/instances/i1/userdir", MemoryMB: 256, Env: map[string]string{"A": "1", "HOME": "/elsewhere"}}
+	cmd := d.command(r)
+	want := []string{"/usr/bin/node", "--max-old-space-size=192", "/nr/red.js", "--userDir", r.UserDir,
+		"--settings", r.UserDir + "/settings.js", "--title", "node-red:" + r.UserDir}
+	if !slices.Equal(cmd.Args, want) {
+		t.Errorf("args %q, want %q", cmd.Args, want)
+	}
+	if !slices.Contains(cmd.Env, "A=1") || !slices.Contains(cmd.Env, "HOME=/elsewhere") {
+		t.Errorf("env %q: the spec's variables must win", cmd.Env)
+	}
+	r.MemoryMB = 0
+	if args := d.command(r).Args; slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--max-old") }) {
+		t.Errorf("unlimited memory still sets a heap limit: %q", args)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// A command name with spaces and parentheses.
+	line := "4242 (node (red) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 11 0 987654 1000 200 " +
+		"18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+	st, err := parseStat([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.state != 'S' || st.pgrp != 4242 || st.utime != 250 || st.stime != 30 || st.startTicks != 987654 {
+		t.Fatalf("parseStat = %+v", st)
+	}
+	if _, err := parseStat([]byte("12 (x) S 1")); err == nil {
+		t.Fatal("short stat line: no error")
+	}
+}
+
+func writeLines(t *testing.T, path string, from, to int) {
+	t.Helper()
+	var b bytes.Buffer
+	for i := from; i <= to; i++ {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTailLog(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "node-red.log")
+	writeLines(t, log+".1", 1, 5000) // longer than one read chunk
+	writeLines(t, log, 5001, 5003)
+	cases := []struct {
+		n     int
+		first string
+		lines int
+	}{
+		{1, "line 5003", 1},
+		{3, "line 5001", 3},
+		{5, "line 4999", 5},
+		{4000, "line 1004", 4000},
+		{0, "line 1", 5003},
+		{9999, "line 1", 5003},
+	}
+	for _, tc := range cases {
+		b, size, err := tailLog(log, tc.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		if len(lines) != tc.lines || lines[0] != tc.first || lines[len(lines)-1] != "line 5003" {
+			t.Errorf("tail %d: %d lines from %q to %q; want %d from %q", tc.n, len(lines), lines[0], lines[len(lines)-1], tc.lines, tc.first)
+		}
+		if fi, _ := os.Stat(log); size != fi.Size() {
+			t.Errorf("tail %d: size %d, want %d", tc.n, size, fi.Size())
+		}
+	}
+	// A last line without a newline counts.
+	if err := os.WriteFile(log, []byte("a\nb\npartial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, _, _ := tailLog(log, 2); string(b) != "b\npartial" {
+		t.Errorf("tail 2 with a partial line = %q", b)
+	}
+	if b, _, err := tailLog(filepath.Join(dir, "missing.log"), 5); err != nil || len(b) != 0 {
+		t.Errorf("tail of a missing log = %q, %v", b, err)
+	}
+}
+
+func TestRotateLog(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "node-red.log")
+	d := New(Config{LogMaxBytes: 100})
+	writeLines(t, log, 1, 5) // 35 bytes: stays
+	d.rotateLog(log)
+	if _, err := os.Stat(log + ".1"); err == nil {
+		t.Fatal("rotated below the limit")
+	}
+	// A writer holding an O_APPEND descriptor, as the child process does.
+	w, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i := 6; i <= 20; i++ {
+		fmt.Fprintf(w, "line %d\n", i)
+	}
+	d.rotateLog(log)
+	old, _ := os.ReadFile(log + ".1")
+	if !bytes.HasPrefix(old, []byte("line 1\n")) || !bytes.HasSuffix(old, []byte("line 20\n")) {
+		t.Fatalf("rotated file %q", old)
+	}
+	fmt.Fprintf(w, "after\n")
+	cur, _ := os.ReadFile(log)
+	if string(cur) != "after\n" {
+		t.Fatalf("log after rotation = %q, want the new line at its start", cur)
+	}
+}
+
+// TestFollowAcrossRotation: a following reader sees lines written after it
+// started, including after the file was truncated by a rotation.
+func TestFollowAcrossRotation(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "node-red.log")
+	writeLines(t, log, 1, 3)
+	d := New(Config{LogMaxBytes: 1 << 20})
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// alive() is true for our own pid with our own cmdline in the record.
+	self, _ := os.ReadFile("/proc/self/cmdline")
+	r := record{PID: os.Getpid(), UserDir: string(bytes.Split(self, []byte{0})[0])}
+	done := make(chan error, 1)
+	go func() { done <- d.follow(ctx, r, log, int64(len("line 1\nline 2\nline 3\n")), pw) }()
+	buf := make([]byte, 64)
+	readLine := func() string {
+		n, err := pr.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	}
+	w, _ := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	defer w.Close()
+	fmt.Fprintf(w, "four\n")
+	if got := readLine(); got != "four\n" {
+		t.Fatalf("followed %q, want four", got)
+	}
+	if err := os.Truncate(log, 0); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, "five\n")
+	if got := readLine(); got != "five\n" {
+		t.Fatalf("after truncation followed %q, want five", got)
+	}
+	cancel()
+	pr.Close()
+	if err := <-done; err != nil && err != io.ErrClosedPipe {
+		t.Fatalf("follow ended with %v", err)
+	}
+}

@@ -1,0 +1,192 @@
+package fleet
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Files in an instance's user dir written by WriteUserDir.
+const (
+	SettingsFile         = "settings.js"
+	CredentialSecretFile = ".redforge-credential-secret"
+	FlowFile             = "flows.json"
+)
+
+// BcryptCost is the cost of the adminAuth password hash: 8, as Node-RED's
+// own `node-red admin hash-pw` uses. The password is a random secret the
+// hub generates, so the cost adds little against guessing, while Node-RED
+// pays it (in JavaScript) on every /auth/token login and the hub on every
+// Create: cost 10 added about 0.1 s to create-to-healthy.
+var BcryptCost = 8
+
+// reservedSettings are the settings.js keys the driver owns: ExtraSettings
+// may not set them, because the hub relies on them to reach and
+// authenticate to the instance.
+var reservedSettings = map[string]bool{
+	"uiHost": true, "uiPort": true, "flowFile": true, "userDir": true,
+	"credentialSecret": true, "adminAuth": true, "httpAdminRoot": true,
+	"httpNodeRoot": true, "httpRoot": true, "https": true, "requireHttps": true,
+}
+
+// validateExtraSettings refuses reserved keys and values that do not
+// encode to JSON.
+func validateExtraSettings(extra map[string]any) error {
+	for _, k := range sortedKeys(extra) {
+		if reservedSettings[k] {
+			return invalid("extra_settings."+k, "is managed by the hub and cannot be overridden")
+		}
+		if _, err := json.Marshal(extra[k]); err != nil {
+			return invalid("extra_settings."+k, "is not JSON-encodable: %v", err)
+		}
+	}
+	return nil
+}
+
+// RenderSettings returns the settings.js of an instance whose HTTP server
+// listens on listenHost:listenPort: flows in flows.json, adminAuth with the
+// spec's AdminUser and the bcrypt hash of AdminPassword (the plaintext is
+// never written), console logging at info, httpNodeRoot "/", telemetry,
+// projects and tours off, the instance's name in the editor's title; then
+// the top-level keys of ExtraSettings replace these defaults (the keys the
+// hub relies on — uiHost, uiPort, flowFile, userDir, credentialSecret,
+// adminAuth, httpAdminRoot, httpNodeRoot, httpRoot, https, requireHttps —
+// are refused). Every value is JSON-encoded, so names, users and extra
+// settings cannot inject code (env values never enter settings.js). The credential secret is not in the
+// file: settings.js reads it at load time from CredentialSecretFile beside
+// itself (see EnsureCredentialSecret), so it stays stable while settings
+// are rewritten. It returns a *SpecError for an invalid ExtraSettings or a
+// missing admin user or password.
+func RenderSettings(spec Spec, listenHost string, listenPort int) ([]byte, error) {
+	if spec.AdminUser == "" {
+		return nil, invalid("admin_user", "must be set")
+	}
+	if spec.AdminPassword == "" {
+		return nil, invalid("admin_password", "must be set")
+	}
+	if err := validateExtraSettings(spec.ExtraSettings); err != nil {
+		return nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(spec.AdminPassword), BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("settings: hash admin password: %w", err)
+	}
+	settings := map[string]any{
+		"uiHost":       listenHost,
+		"uiPort":       listenPort,
+		"flowFile":     FlowFile,
+		"httpNodeRoot": "/",
+		"adminAuth": map[string]any{
+			"type": "credentials",
+			"users": []map[string]any{{
+				"username": spec.AdminUser, "password": string(hash), "permissions": "*",
+			}},
+		},
+		"logging":     map[string]any{"console": map[string]any{"level": "info", "metrics": false, "audit": false}},
+		"telemetry":   map[string]any{"enabled": false, "updateNotification": false},
+		"editorTheme": editorTheme(spec.Name),
+	}
+	for k, v := range spec.ExtraSettings {
+		settings[k] = v
+	}
+	body, err := json.MarshalIndent(settings, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("settings: encode: %w", err)
+	}
+	// The settings travel as a JS string literal given to JSON.parse, not
+	// as an object literal: a "__proto__" key in an object literal would set
+	// the prototype, JSON.parse makes it a plain property.
+	literal, err := json.Marshal(string(body))
+	if err != nil {
+		return nil, fmt.Errorf("settings: encode: %w", err)
+	}
+	secretName, _ := json.Marshal(CredentialSecretFile)
+	var b bytes.Buffer
+	b.WriteString("// settings.js written by RedForge Control Tower; the hub rewrites it, do not edit.\n")
+	b.WriteString("\"use strict\";\n")
+	fmt.Fprintf(&b, "const settings = JSON.parse(%s);\n", literal)
+	fmt.Fprintf(&b, "settings.credentialSecret = require(\"fs\").readFileSync(require(\"path\").join(__dirname, %s), \"utf8\").trim();\n", secretName)
+	b.WriteString("module.exports = settings;\n")
+	return b.Bytes(), nil
+}
+
+// editorTheme turns off projects and tours and, given the instance's name,
+// shows it in the editor's header and page title.
+func editorTheme(name string) map[string]any {
+	theme := map[string]any{"projects": map[string]any{"enabled": false}, "tours": false}
+	if name != "" {
+		theme["page"] = map[string]any{"title": name + " - Node-RED"}
+		theme["header"] = map[string]any{"title": "Node-RED: " + name}
+	}
+	return theme
+}
+
+// EnsureCredentialSecret creates dir/CredentialSecretFile with a random
+// 256-bit secret unless it exists, so an instance keeps the key of its
+// encrypted flow credentials across restarts and settings rewrites.
+func EnsureCredentialSecret(dir string) error {
+	path := filepath.Join(dir, CredentialSecretFile)
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read credential secret: %w", err)
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return fmt.Errorf("credential secret: %w", err)
+	}
+	return WriteFileAtomic(path, []byte(hex.EncodeToString(secret)+"\n"), 0o600)
+}
+
+// WriteUserDir makes userDir if needed, ensures its credential secret and
+// (re)writes its settings.js for listenHost:listenPort. Existing flows are
+// kept.
+func WriteUserDir(userDir string, spec Spec, listenHost string, listenPort int) error {
+	settings, err := RenderSettings(spec, listenHost, listenPort)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(userDir, 0o700); err != nil {
+		return fmt.Errorf("user dir: %w", err)
+	}
+	if err := EnsureCredentialSecret(userDir); err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(userDir, SettingsFile), settings, 0o600)
+}
+
+// WriteFileAtomic writes data to a temp file beside path, syncs it and
+// renames it over path, so readers see the old or the new file, never a
+// part.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
