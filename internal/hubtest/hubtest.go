@@ -57,6 +57,19 @@ func Start(tb testing.TB, opts ...func(*hub.Config)) *Hub {
 		if err := h.Close(); err != nil {
 			tb.Errorf("hubtest: close hub: %v", err)
 		}
+		// Instances outlive their hub on purpose (like containers); a
+		// test's must not outlive the test.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rts, err := h.Driver.List(ctx)
+		if err != nil {
+			tb.Errorf("hubtest: list runtimes: %v", err)
+		}
+		for _, rt := range rts {
+			if err := h.Driver.Remove(ctx, rt.InstanceID); err != nil {
+				tb.Errorf("hubtest: remove instance %s: %v", rt.InstanceID, err)
+			}
+		}
 	})
 	th.AdminToken = th.Login(tb, "admin", AdminPassword)
 	return th
