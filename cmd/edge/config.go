@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redforge/controltower/edge/broker"
 )
@@ -18,6 +19,9 @@ const (
 	DefaultMQTTListen = broker.DefaultListen
 	DefaultListen     = "127.0.0.1:9464"
 	DefaultLogLevel   = "info"
+
+	DefaultHeartbeatInterval = 60 * time.Second
+	DefaultSyncBatch         = 1000
 )
 
 // EnvPrefix prefixes the environment variable of every flag: --data-dir is
@@ -34,6 +38,12 @@ type Config struct {
 	Hubs       []string // hub base URLs, nearest first; kept for the syncer
 	Token      Secret   // edge credential for the hub; prefer the env var to the flag (argv is public)
 	LogLevel   string   // debug, info, warn or error
+
+	Name              string        // edge name sent at enrollment; the hub picks one if empty
+	HeartbeatInterval time.Duration // agent heartbeat and config pull interval
+	NodeREDURL        string        // local Node-RED Admin API to deploy flows to; empty: save the bundle only
+	SyncBatch         int           // most records per sync batch
+	DiskBudget        int64         // outbox payload budget in bytes shared by streams; 0: none
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -43,6 +53,9 @@ func DefaultConfig() Config {
 		MQTTListen: DefaultMQTTListen,
 		Listen:     DefaultListen,
 		LogLevel:   DefaultLogLevel,
+
+		HeartbeatInterval: DefaultHeartbeatInterval,
+		SyncBatch:         DefaultSyncBatch,
 	}
 }
 
@@ -82,6 +95,11 @@ func (c *Config) flagSet() *flag.FlagSet {
 		return nil
 	})
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.Name, "name", c.Name, "edge name sent at enrollment (the hub picks one if empty)")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "heartbeat and config pull interval")
+	fs.StringVar(&c.NodeREDURL, "nodered-url", c.NodeREDURL, "local Node-RED Admin API URL to deploy desired flows to (empty: save the bundle only)")
+	fs.IntVar(&c.SyncBatch, "sync-batch", c.SyncBatch, "most records per sync batch")
+	fs.Int64Var(&c.DiskBudget, "disk-budget", c.DiskBudget, "outbox payload budget in bytes shared by all streams (0: none); audit and ai_decisions are refused when full, vectors and metrics evicted oldest-first")
 	return fs
 }
 
@@ -125,6 +143,20 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsAny(c.Token.Reveal(), " \t\r\n") {
 		add("token", "must not contain whitespace")
+	}
+	if c.HeartbeatInterval < time.Second {
+		add("heartbeat-interval", "must be at least 1s")
+	}
+	if c.SyncBatch < 1 || c.SyncBatch > 100000 {
+		add("sync-batch", "must be between 1 and 100000")
+	}
+	if c.DiskBudget < 0 {
+		add("disk-budget", "must not be negative")
+	}
+	if c.NodeREDURL != "" {
+		if err := checkHubURL(c.NodeREDURL); err != nil {
+			add("nodered-url", "%q: %v", redactURL(c.NodeREDURL), err)
+		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		add("log-level", "%v", err)

@@ -43,6 +43,7 @@ type Main struct {
 	Outbox *outbox.Outbox // set by Run
 	Broker *broker.Broker // set by Run
 
+	link       *hubLink // the hub link, nil without --hub
 	httpServer *http.Server
 	httpLn     net.Listener
 	httpDone   chan error
@@ -109,6 +110,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Outbox = outbox.New(filepath.Join(m.Config.DataDir, "outbox.db"))
+	m.Outbox.Budget = m.Config.DiskBudget
 	if err := m.Outbox.Open(ctx); err != nil {
 		return err
 	}
@@ -121,6 +123,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	if err := m.startHTTP(ctx); err != nil {
+		return err
+	}
+	if err := m.startHubLink(); err != nil {
 		return err
 	}
 	m.Logger.Info("redforge-edge started",
@@ -195,6 +200,10 @@ func (m *Main) Close() error {
 			errs = append(errs, fmt.Errorf("http serve: %w", err))
 		}
 		m.httpServer = nil
+	}
+	if m.link != nil {
+		m.link.stop()
+		m.link = nil
 	}
 	if m.Broker != nil {
 		if err := m.Broker.Close(); err != nil {

@@ -33,7 +33,7 @@ func (m *Main) routes() http.Handler {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newEdgeCollector(m.Outbox, m.Broker),
+		newEdgeCollector(m.Outbox, m.Broker, m.Syncer),
 	)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", m.handleHealthz)

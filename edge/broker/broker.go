@@ -31,7 +31,20 @@
 //     was never stored.
 //
 // So the outbox hook refuses with a reason code only for MQTT 5 QoS 1, and
-// with ErrRejectPacket in every other case. The edge is at-least-once
+// with ErrRejectPacket in every other case.
+//
+// # Pipelined QoS 1 (pipeline.go)
+//
+// Holding the client's read goroutine for one commit per message caps a
+// client at one record per fsync. When the Appender is also an
+// AsyncAppender (edge/outbox is), a QoS 1 record publish is queued with
+// AppendAsync and refused to mochi with ErrRejectPacket (mochi then neither
+// acks nor delivers it); a per-client goroutine waits for the commits in
+// arrival order and only then writes each PUBACK itself and hands the
+// message to subscribers through mochi's inline client (skipped when the
+// topic has no subscriber and the message is not retained). The PUBACKs of
+// a run of stored records go out in one write. PUBACK-after-commit and
+// in-order PUBACKs hold; a refusal is answered as above. The edge is at-least-once
 // between client and outbox: a record committed just before a crash or a
 // lost PUBACK is resent by the client and stored again under a new seq.
 package broker
@@ -51,6 +64,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Defaults.
@@ -63,6 +77,9 @@ const (
 	// DefaultMaxPacketSize is the largest MQTT packet accepted; larger ones
 	// make mochi disconnect the client. It protects a small device's memory.
 	DefaultMaxPacketSize = 1 << 20
+	// readBufferSize is each client's read buffer: large enough that a
+	// burst of 1 KiB publishes costs one read syscall, not one each.
+	readBufferSize = 64 << 10
 	// TopicPrefix is the prefix of the default record topics.
 	TopicPrefix = "redforge/v1/"
 )
@@ -71,10 +88,11 @@ const (
 const (
 	ReasonNotJSONObject = "not_json_object" // payload is not a JSON object
 	ReasonOutbox        = "outbox_error"    // the outbox did not commit the record
+	ReasonQuota         = "quota_exceeded"  // the outbox disk budget is spent for this stream
 )
 
 // Reasons lists every refusal reason.
-func Reasons() []string { return []string{ReasonNotJSONObject, ReasonOutbox} }
+func Reasons() []string { return []string{ReasonNotJSONObject, ReasonOutbox, ReasonQuota} }
 
 // ErrClosed is returned by Health when the broker is not running.
 var ErrClosed = errors.New("broker: not running")
@@ -215,7 +233,7 @@ func (b *Broker) Open(ctx context.Context) error {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = b.cfg.MaxPacketSize
-	server := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: b.cfg.Logger.With(logKeyComponent, "mochi")})
+	server := mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, ClientNetReadBufferSize: readBufferSize, Logger: b.cfg.Logger.With(logKeyComponent, "mochi")})
 	err = errors.Join(
 		server.AddHook(b.cfg.Auth, nil),
 		server.AddHook(&outboxHook{b: b}, nil),
@@ -269,6 +287,24 @@ func (b *Broker) Close() error {
 	b.state = 2
 	b.cancel()
 	return b.server.Close()
+}
+
+// deliver routes a stored record to subscribers through the inline client
+// (the pipelined path refused it to mochi so it could ack after commit).
+func (b *Broker) deliver(pk packets.Packet) {
+	b.mu.Lock()
+	server := b.server
+	b.mu.Unlock()
+	if server == nil {
+		return
+	}
+	if !pk.FixedHeader.Retain { // most records have no local subscriber: skip the inline publish
+		subs := server.Topics.Subscribers(pk.TopicName)
+		if len(subs.Subscriptions) == 0 && len(subs.Shared) == 0 && len(subs.InlineSubscriptions) == 0 {
+			return
+		}
+	}
+	_ = server.Publish(pk.TopicName, pk.Payload, pk.FixedHeader.Retain, pk.FixedHeader.Qos)
 }
 
 // Counts returns the accepted and refused counters.

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/redforge/controltower/edge/outbox"
 )
 
 // outboxHook appends publishes on the record topics to the outbox inside
@@ -14,20 +17,21 @@ import (
 // comment). Other topics pass through untouched.
 type outboxHook struct {
 	mqtt.HookBase
-	b *Broker
+	b     *Broker
+	pipes pipelines
 }
 
 // ID returns the hook's id.
 func (h *outboxHook) ID() string { return "redforge-outbox" }
 
 // Provides reports that the hook handles OnPublish only.
-func (h *outboxHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+func (h *outboxHook) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt.OnDisconnect }
 
 // OnPublish stores a record publish durably or refuses it. It returns nil
 // only after the outbox committed the record.
 func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	stream, ok := h.b.cfg.Topics[pk.TopicName]
-	if !ok {
+	if !ok || cl.Net.Inline { // inline: our own delivery of a stored record
 		return pk, nil
 	}
 	arrived := h.b.cfg.Now()
@@ -37,9 +41,23 @@ func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		log.Debug("record refused", logKeyReason, ReasonNotJSONObject)
 		return pk, refusal(cl, pk, packets.ErrPayloadFormatInvalid)
 	}
+	if async, ok := h.b.cfg.Outbox.(AsyncAppender); ok && pk.FixedHeader.Qos == 1 {
+		ctx, cancel := context.WithTimeout(h.b.ctx, h.b.cfg.AppendTimeout)
+		p := h.pipelineFor(cl)
+		wait := async.AppendAsync(ctx, stream, pk.Payload, arrived)
+		p.ch <- pending{pk: pk, stream: stream, wait: wait, cancel: cancel}
+		return pk, packets.ErrRejectPacket // the pipeline acks after commit
+	}
 	ctx, cancel := context.WithTimeout(h.b.ctx, h.b.cfg.AppendTimeout)
 	defer cancel()
 	seq, err := h.b.cfg.Outbox.Append(ctx, stream, pk.Payload, arrived)
+	if errors.Is(err, outbox.ErrFull) {
+		// Back-pressure, never silent loss: MQTT 5 publishers get reason
+		// 0x97 (quota exceeded); 3.1.1 publishers get no PUBACK and resend.
+		h.b.refused[ReasonQuota].Add(1)
+		log.Warn("record refused", logKeyReason, ReasonQuota, logKeyError, err)
+		return pk, refusal(cl, pk, packets.ErrQuotaExceeded)
+	}
 	if err != nil {
 		h.b.refused[ReasonOutbox].Add(1)
 		log.Warn("record refused", logKeyReason, ReasonOutbox, logKeyError, err)

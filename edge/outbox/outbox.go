@@ -42,6 +42,14 @@ func DefaultStreams() []string {
 	return []string{StreamVectors, StreamAudit, StreamAIDecisions, StreamCheckpoints, StreamMetrics}
 }
 
+// DefaultEvictable returns the streams that may be evicted under the disk
+// budget: vectors and metrics (re-derivable or sampled data).
+func DefaultEvictable() []string { return []string{StreamVectors, StreamMetrics} }
+
+// Tombstone is the payload an evicted record keeps: its seq stays, so the
+// stream the hub receives has no gap and the eviction is visible there.
+var Tombstone = []byte(`{"redforge_evicted":true}`)
+
 // Tunables and their defaults.
 const (
 	// DefaultMaxBatch is the most write requests committed in one transaction.
@@ -65,6 +73,10 @@ var (
 	ErrUnknownStream = errors.New("outbox: unknown stream")
 	// ErrAckBeyondLast is returned by Ack for a seq that was never assigned.
 	ErrAckBeyondLast = errors.New("outbox: ack beyond last assigned seq")
+	// ErrFull is returned by Append when the disk budget is spent and the
+	// stream may not evict (audit, ai_decisions, checkpoints by default),
+	// or nothing evictable is left. The record was not stored.
+	ErrFull = errors.New("outbox: disk budget exhausted")
 	// ErrChecksum is returned by Record.Verify when a payload does not match its checksum.
 	ErrChecksum = errors.New("outbox: checksum mismatch")
 )
@@ -104,6 +116,7 @@ type StreamStats struct {
 	// time unless the wall clock stepped back between appends.
 	OldestArrived time.Time
 	LastSeq       int64 // highest seq ever assigned; survives Ack and restart
+	Evicted       int64 // records evicted under the disk budget, ever
 }
 
 // Outbox is the durable per-stream queue. Create it with New, set the
@@ -124,15 +137,22 @@ type Outbox struct {
 	BusyTimeout time.Duration
 	// MaxReaders bounds the read-only connection pool. Default: DefaultMaxReaders.
 	MaxReaders int
+	// Budget bounds the payload bytes held by all streams together; 0
+	// means no budget. See DESIGN.md, "Disk budget".
+	Budget int64
+	// Evictable are the streams whose oldest records may be evicted to
+	// make room under Budget. Default: DefaultEvictable().
+	Evictable []string
 
-	mu    sync.RWMutex // guards state; held for reading while enqueueing
-	state int          // stateNew, stateOpen, stateClosed
-	w     *sql.DB      // one connection; used only by the writer goroutine
-	r     *sql.DB      // read-only pool
-	known map[string]bool
-	reqs  chan *request
-	stop  chan struct{}
-	done  chan struct{}
+	mu        sync.RWMutex // guards state; held for reading while enqueueing
+	state     int          // stateNew, stateOpen, stateClosed
+	w         *sql.DB      // one connection; used only by the writer goroutine
+	r         *sql.DB      // read-only pool
+	known     map[string]bool
+	evictable map[string]bool
+	reqs      chan *request
+	stop      chan struct{}
+	done      chan struct{}
 
 	lastErr atomic.Pointer[error] // outcome of the last write batch; nil pointer = ok
 	commits atomic.Int64          // committed write transactions, for tests of group commit
@@ -155,6 +175,7 @@ func New(path string) *Outbox {
 		QueueSize:     DefaultQueueSize,
 		BusyTimeout:   DefaultBusyTimeout,
 		MaxReaders:    DefaultMaxReaders,
+		Evictable:     DefaultEvictable(),
 	}
 }
 
@@ -181,6 +202,10 @@ func (o *Outbox) Open(ctx context.Context) (err error) {
 	}
 	if err := o.migrate(ctx); err != nil {
 		return fmt.Errorf("open outbox %s: %w", o.Path, err)
+	}
+	o.evictable = map[string]bool{}
+	for _, s := range o.Evictable {
+		o.evictable[s] = true
 	}
 	o.known = make(map[string]bool, len(o.Streams))
 	for _, s := range o.Streams {
@@ -221,6 +246,9 @@ func (o *Outbox) validate() error {
 	}
 	if o.BusyTimeout < 0 {
 		problems = append(problems, fmt.Sprintf("BusyTimeout %s must be >= 0", o.BusyTimeout))
+	}
+	if o.Budget < 0 {
+		problems = append(problems, fmt.Sprintf("Budget %d must be >= 0", o.Budget))
 	}
 	if o.MaxReaders < 1 {
 		problems = append(problems, fmt.Sprintf("MaxReaders %d must be >= 1", o.MaxReaders))
@@ -271,8 +299,18 @@ func (o *Outbox) Close() error {
 // ErrClosed, ctx's error, or the commit error (after which a retry may store
 // the payload twice; ingress is at-least-once).
 func (o *Outbox) Append(ctx context.Context, stream string, payload []byte, arrived time.Time) (int64, error) {
+	return o.AppendAsync(ctx, stream, payload, arrived)()
+}
+
+// AppendAsync is Append split in two: it queues the record now (waiting
+// only for a place in the write queue) and returns a function that waits
+// for the commit and returns what Append would. Records queued by one
+// goroutine are committed in queue order, so a caller can pipeline many
+// appends and still learn their outcomes in order. The wait function must
+// be called exactly once.
+func (o *Outbox) AppendAsync(ctx context.Context, stream string, payload []byte, arrived time.Time) func() (int64, error) {
 	if arrived.IsZero() {
-		return 0, fmt.Errorf("append to %s: arrived time is zero", stream)
+		return func() (int64, error) { return 0, fmt.Errorf("append to %s: arrived time is zero", stream) }
 	}
 	if payload == nil {
 		payload = []byte{}
@@ -286,11 +324,16 @@ func (o *Outbox) Append(ctx context.Context, stream string, payload []byte, arri
 		checksum: Checksum(payload),
 		done:     make(chan result, 1),
 	}
-	res := o.do(ctx, r)
-	if res.err != nil {
-		return 0, fmt.Errorf("append to %s: %w", stream, res.err)
+	if err := o.enqueue(ctx, r); err != nil {
+		return func() (int64, error) { return 0, fmt.Errorf("append to %s: %w", stream, err) }
 	}
-	return res.seq, nil
+	return func() (int64, error) {
+		res := <-r.done // the writer always answers, also when closing
+		if res.err != nil {
+			return 0, fmt.Errorf("append to %s: %w", stream, res.err)
+		}
+		return res.seq, nil
+	}
 }
 
 // Ack durably deletes every record of stream with seq <= uptoSeq. Acking a
@@ -379,7 +422,7 @@ func (o *Outbox) Stats(ctx context.Context) (map[string]StreamStats, error) {
 		var name string
 		var st StreamStats
 		var oldest sql.NullInt64
-		if err := rows.Scan(&name, &st.LastSeq, &st.Depth, &st.Bytes, &oldest); err != nil {
+		if err := rows.Scan(&name, &st.LastSeq, &st.Depth, &st.Bytes, &st.Evicted, &oldest); err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}
 		if oldest.Valid {

@@ -9,7 +9,7 @@ import (
 )
 
 // schemaVersion is stored in PRAGMA user_version.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // schema creates the tables. streams.last_seq is the only source of the
 // next seq: it is never lowered, and it lives apart from records so that
@@ -20,7 +20,9 @@ CREATE TABLE IF NOT EXISTS streams (
 	last_seq  INTEGER NOT NULL DEFAULT 0, -- highest seq ever assigned; never decreases
 	acked_seq INTEGER NOT NULL DEFAULT 0, -- highest seq acked; records <= it are deleted
 	depth     INTEGER NOT NULL DEFAULT 0, -- rows in records for this stream
-	bytes     INTEGER NOT NULL DEFAULT 0  -- sum of their payload lengths
+	bytes     INTEGER NOT NULL DEFAULT 0, -- sum of their payload lengths
+	evicted_seq   INTEGER NOT NULL DEFAULT 0, -- highest seq whose payload was evicted (v2)
+	evicted_count INTEGER NOT NULL DEFAULT 0  -- records evicted since creation (v2)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS records (
 	stream   TEXT    NOT NULL REFERENCES streams(name),
@@ -39,7 +41,10 @@ const (
 	sqlAckDelete = `DELETE FROM records WHERE stream = ? AND seq <= ?`
 	sqlAckBump   = `UPDATE streams SET acked_seq = ?, depth = depth - ?, bytes = bytes - ? WHERE name = ?`
 	sqlPending   = `SELECT seq, arrived, checksum, payload FROM records WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?`
-	sqlStats     = `SELECT s.name, s.last_seq, s.depth, s.bytes,
+	sqlEvictPick = `SELECT seq, length(payload) FROM records WHERE stream = ? AND seq > ? ORDER BY seq LIMIT 256`
+	sqlEvictOne  = `UPDATE records SET payload = ?, checksum = ? WHERE stream = ? AND seq = ?`
+	sqlEvictBump = `UPDATE streams SET bytes = bytes - ?, evicted_seq = ?, evicted_count = evicted_count + ? WHERE name = ?`
+	sqlStats     = `SELECT s.name, s.last_seq, s.depth, s.bytes, s.evicted_count,
 		(SELECT r.arrived FROM records r WHERE r.stream = s.name ORDER BY r.seq LIMIT 1)
 		FROM streams s`
 )
@@ -121,6 +126,13 @@ func (o *Outbox) migrate(ctx context.Context) error {
 	if version > schemaVersion {
 		return fmt.Errorf("schema version %d is newer than this binary's %d; run a newer redforge-edge", version, schemaVersion)
 	}
+	if version == 1 { // v1 -> v2: eviction columns
+		for _, col := range []string{"evicted_seq", "evicted_count"} {
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE streams ADD COLUMN "+col+" INTEGER NOT NULL DEFAULT 0"); err != nil {
+				return fmt.Errorf("migrate to v2: %w", err)
+			}
+		}
+	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
@@ -136,19 +148,19 @@ func (o *Outbox) migrate(ctx context.Context) error {
 }
 
 func loadWriterState(ctx context.Context, tx *sql.Tx) (writerState, error) {
-	ws := writerState{last: map[string]int64{}, acked: map[string]int64{}}
-	rows, err := tx.QueryContext(ctx, "SELECT name, last_seq, acked_seq FROM streams")
+	ws := writerState{last: map[string]int64{}, acked: map[string]int64{}, bytes: map[string]int64{}, evicted: map[string]int64{}}
+	rows, err := tx.QueryContext(ctx, "SELECT name, last_seq, acked_seq, bytes, evicted_seq FROM streams")
 	if err != nil {
 		return ws, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var name string
-		var last, acked int64
-		if err := rows.Scan(&name, &last, &acked); err != nil {
+		var last, acked, bytes, evicted int64
+		if err := rows.Scan(&name, &last, &acked, &bytes, &evicted); err != nil {
 			return ws, err
 		}
-		ws.last[name], ws.acked[name] = last, acked
+		ws.last[name], ws.acked[name], ws.bytes[name], ws.evicted[name] = last, acked, bytes, evicted
 	}
 	return ws, rows.Err()
 }

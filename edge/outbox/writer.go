@@ -42,8 +42,10 @@ type result struct {
 // wrote the same file (a misconfiguration, but not a silent one: the seqs
 // stay unique and gap-free).
 type writerState struct {
-	last  map[string]int64
-	acked map[string]int64
+	last    map[string]int64
+	acked   map[string]int64
+	bytes   map[string]int64 // payload bytes held, kept current through the batch
+	evicted map[string]int64 // highest evicted seq
 }
 
 func (o *Outbox) runWriter() {
@@ -158,6 +160,16 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 	for i, r := range batch {
 		switch r.op {
 		case opAppend:
+			if o.Budget > 0 {
+				refused, err := o.makeRoom(tx, next, r)
+				if err != nil {
+					return nil, err
+				}
+				if refused != nil {
+					results[i].err = refused
+					continue
+				}
+			}
 			seq := next.last[r.stream] + 1
 			if _, err := ins.Exec(r.stream, seq, r.arrived, int64(r.checksum), r.payload); err != nil {
 				return nil, fmt.Errorf("insert %s seq %d: %w", r.stream, seq, err)
@@ -170,6 +182,7 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 			}
 			d.n++
 			d.bytes += int64(len(r.payload))
+			next.bytes[r.stream] += int64(len(r.payload))
 			results[i].seq = seq
 		case opAck:
 			refused, err := applyAck(tx, r, next)
@@ -210,5 +223,97 @@ func applyAck(tx *sql.Tx, r *request, st writerState) (refused, err error) {
 		return nil, fmt.Errorf("ack %s: update stream: %w", r.stream, err)
 	}
 	st.acked[r.stream] = r.upto
+	st.bytes[r.stream] -= bytes
 	return nil, nil
+}
+
+// makeRoom enforces the disk budget for append r inside the batch's
+// transaction. If r's payload does not fit, a stream that may evict frees
+// room by turning its oldest payloads (then the other evictable streams')
+// into Tombstone, oldest first; any other stream is refused with ErrFull.
+// It returns refused for a refusal, err for a database failure.
+func (o *Outbox) makeRoom(tx *sql.Tx, st writerState, r *request) (refused, err error) {
+	var total int64
+	for _, b := range st.bytes {
+		total += b
+	}
+	need := total + int64(len(r.payload)) - o.Budget
+	if need <= 0 {
+		return nil, nil
+	}
+	if !o.evictable[r.stream] {
+		return fmt.Errorf("%w: %d of %d bytes used; %s is never evicted", ErrFull, total, o.Budget, r.stream), nil
+	}
+	order := []string{r.stream}
+	for _, s := range o.Evictable {
+		if s != r.stream && o.known[s] {
+			order = append(order, s)
+		}
+	}
+	for _, s := range order {
+		for need > 0 {
+			freed, n, err := o.evictSome(tx, st, s, need)
+			if err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				break
+			}
+			need -= freed
+		}
+		if need <= 0 {
+			return nil, nil
+		}
+	}
+	return fmt.Errorf("%w: %d of %d bytes used and nothing left to evict", ErrFull, total, o.Budget), nil
+}
+
+var tombstoneSum = int64(Checksum(Tombstone))
+
+// evictSome tombstones up to 256 of stream's oldest not-yet-evicted
+// records, stopping once need bytes are freed. It returns the bytes freed
+// and how many records it looked at (0: none left).
+func (o *Outbox) evictSome(tx *sql.Tx, st writerState, stream string, need int64) (freed int64, n int, err error) {
+	rows, err := tx.Query(sqlEvictPick, stream, max(st.evicted[stream], st.acked[stream]))
+	if err != nil {
+		return 0, 0, fmt.Errorf("evict %s: %w", stream, err)
+	}
+	type cand struct{ seq, size int64 }
+	var cs []cand
+	for rows.Next() {
+		var c cand
+		if err := rows.Scan(&c.seq, &c.size); err != nil {
+			rows.Close()
+			return 0, 0, fmt.Errorf("evict %s: %w", stream, err)
+		}
+		cs = append(cs, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("evict %s: %w", stream, err)
+	}
+	var looked, count, last int64
+	for _, c := range cs {
+		if freed >= need {
+			break
+		}
+		last, looked = c.seq, looked+1
+		if c.size <= int64(len(Tombstone)) {
+			continue // too small to be worth it (or already a tombstone)
+		}
+		count++
+		if _, err := tx.Exec(sqlEvictOne, Tombstone, tombstoneSum, stream, c.seq); err != nil {
+			return 0, 0, fmt.Errorf("evict %s seq %d: %w", stream, c.seq, err)
+		}
+		freed += c.size - int64(len(Tombstone))
+	}
+	if looked == 0 {
+		return 0, 0, nil
+	}
+	if _, err := tx.Exec(sqlEvictBump, freed, last, count, stream); err != nil {
+		return 0, 0, fmt.Errorf("evict %s: %w", stream, err)
+	}
+	st.evicted[stream] = last
+	st.bytes[stream] -= freed
+	return freed, int(looked), nil
 }

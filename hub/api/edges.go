@@ -5,6 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
 	hubsync "github.com/redforge/controltower/hub/sync"
 	"github.com/redforge/controltower/syncproto"
@@ -29,6 +30,7 @@ func (s *Server) createEnrollmentToken(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	s.audit(c, audit.EdgeTokenCreated, "edge_token", "", map[string]any{"region": tok.Region, "expires_at": tok.ExpiresAt})
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, tok)
 }
@@ -57,6 +59,8 @@ func (s *Server) enrollEdge(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	c.Set(ctxPrincipal, auth.Principal{Username: "edge:" + res.EdgeId})
+	s.audit(c, audit.EdgeEnrolled, "edge", res.EdgeId, map[string]any{"name": res.Name, "region": res.Region, "version": req.Version})
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, gin.H{"edge_id": res.EdgeId, "credential": res.Credential, "name": res.Name, "region": res.Region})
 }

@@ -1,0 +1,504 @@
+// Package syncer is the edge's push loop: it reads contiguous runs of
+// records per stream from the outbox, sends them to the nearest reachable
+// hub as syncproto batches, and deletes from the outbox only what the
+// hub's ack covers. With the hub's exactly-once ingest (records at or
+// below the (edge, stream) watermark are skipped) this neither loses nor
+// duplicates a record across lost acks, retries, hub failover and edge
+// crashes: the outbox is the only state, and it is deleted only after the
+// hub says the records are durable.
+//
+// It owns batching, the ack handling, backoff with jitter and hub
+// failover (with router). It does not own enrollment or heartbeats
+// (edge/agent) or the queue itself (edge/outbox).
+package syncer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/redforge/controltower/edge/outbox"
+	"github.com/redforge/controltower/router"
+	"github.com/redforge/controltower/syncproto"
+)
+
+// Defaults.
+const (
+	DefaultMaxBatchRecords = 1000
+	DefaultMaxBatchBytes   = 8 << 20
+	DefaultMinBackoff      = 200 * time.Millisecond
+	DefaultMaxBackoff      = 30 * time.Second
+	DefaultIdleWait        = 200 * time.Millisecond
+	DefaultRequestTimeout  = 60 * time.Second
+	// BatchPath is the hub route batches are POSTed to.
+	BatchPath = "/api/sync/batches"
+)
+
+// Refusal and failure reasons, the label values of Stats.Failures.
+const (
+	ReasonNetwork      = "network"      // no hub reachable, timeout, 5xx
+	ReasonGap          = "gap"          // hub expected an earlier seq; resumed from it
+	ReasonGapLost      = "gap_lost"     // hub expects a seq the edge no longer has (hub data lost?)
+	ReasonChecksum     = "checksum"     // hub refused a checksum (local corruption)
+	ReasonInvalid      = "invalid"      // hub refused the batch's schema
+	ReasonUnauthorized = "unauthorized" // 401/403: credential revoked or wrong edge
+	ReasonAckBeyond    = "ack_beyond"   // hub watermark beyond the edge's last seq
+	ReasonOutbox       = "outbox_error" // local read/ack failed
+)
+
+// Reasons lists every failure reason.
+func Reasons() []string {
+	return []string{ReasonNetwork, ReasonGap, ReasonGapLost, ReasonChecksum, ReasonInvalid, ReasonUnauthorized, ReasonAckBeyond, ReasonOutbox}
+}
+
+// Outbox is what the syncer reads and acks; *outbox.Outbox implements it.
+type Outbox interface {
+	Pending(ctx context.Context, stream string, afterSeq int64, limit int) ([]outbox.Record, error)
+	Ack(ctx context.Context, stream string, uptoSeq int64) error
+}
+
+// Config configures a Syncer.
+type Config struct {
+	EdgeID     string
+	Credential func() string // the edge credential, read per request (never logged)
+	Outbox     Outbox
+	Streams    []string
+	Router     *router.Router // orders the hub base URLs
+	Client     *http.Client   // default: one with DefaultRequestTimeout
+
+	MaxBatchRecords int
+	MaxBatchBytes   int
+	MinBackoff      time.Duration
+	MaxBackoff      time.Duration
+	IdleWait        time.Duration // pause when a stream is empty
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// StreamStats is what the syncer knows of one stream.
+type StreamStats struct {
+	HubWatermark  int64     // last durable watermark the hub acked
+	LastSync      time.Time // last successful batch
+	RecordsSynced uint64    // records the hub newly committed or confirmed
+	BatchesSent   uint64
+	BytesSent     uint64 // compressed bytes on the wire
+	BytesUncompr  uint64 // protobuf bytes before zstd
+}
+
+// Stats is a snapshot for metrics.
+type Stats struct {
+	Streams  map[string]StreamStats
+	Failures map[string]uint64 // by reason
+	Hub      string            // the hub of the last success
+}
+
+// Syncer pushes the outbox to the hubs. Create it with New, then Run.
+type Syncer struct {
+	cfg      Config
+	failures map[string]*atomic.Uint64
+
+	mu      sync.Mutex
+	streams map[string]*StreamStats
+	hub     string
+}
+
+// New returns a Syncer; it does no I/O.
+func New(cfg Config) *Syncer {
+	if cfg.MaxBatchRecords <= 0 {
+		cfg.MaxBatchRecords = DefaultMaxBatchRecords
+	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.IdleWait <= 0 {
+		cfg.IdleWait = DefaultIdleWait
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: DefaultRequestTimeout}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Syncer{cfg: cfg, failures: map[string]*atomic.Uint64{}, streams: map[string]*StreamStats{}}
+	for _, r := range Reasons() {
+		s.failures[r] = new(atomic.Uint64)
+	}
+	for _, st := range cfg.Streams {
+		s.streams[st] = &StreamStats{}
+	}
+	return s
+}
+
+// Run pushes every stream, one goroutine each, until ctx ends.
+func (s *Syncer) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, st := range s.cfg.Streams {
+		wg.Go(func() { s.runStream(ctx, st) })
+	}
+	wg.Wait()
+}
+
+// runStream pushes one stream until ctx ends. It pipelines one batch
+// deep: while batch k is with the hub, batch k+1 (the records after k) is
+// read and encoded. Sends stay strictly sequential, and any failure drops
+// the prepared batch and restarts from the outbox head, so the pipeline
+// changes only timing, never what is sent or released.
+func (s *Syncer) runStream(ctx context.Context, stream string) {
+	log := s.cfg.Logger.With("stream", stream)
+	backoff := time.Duration(0)
+	var next chan prepResult
+	for ctx.Err() == nil {
+		var cur *prepared
+		var err error
+		if next != nil {
+			r := <-next
+			cur, err, next = r.p, r.err, nil
+		}
+		if cur == nil && err == nil {
+			cur, err = s.prepare(ctx, stream, 0)
+		}
+		if err == nil && cur != nil {
+			ch := make(chan prepResult, 1)
+			go func(after int64) { p, err := s.prepare(ctx, stream, after); ch <- prepResult{p, err} }(cur.b.LastSeq())
+			next = ch
+			var n int
+			n, err = s.push(ctx, cur)
+			if err == nil && n != len(cur.b.Records) {
+				<-next // only part was released: the prepared batch would leave a hole
+				next = nil
+			}
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if next != nil {
+				<-next // discard: restart from the head
+				next = nil
+			}
+			backoff = nextBackoff(backoff, s.cfg.MinBackoff, s.cfg.MaxBackoff)
+			log.Warn("sync failed; backing off", "error", err, "backoff", backoff)
+			sleep(ctx, backoff)
+		case cur == nil:
+			backoff = 0
+			sleep(ctx, s.cfg.IdleWait)
+		default:
+			backoff = 0
+		}
+	}
+	if next != nil {
+		<-next
+	}
+}
+
+type prepResult struct {
+	p   *prepared
+	err error
+}
+
+// prepared is an encoded batch ready to send.
+type prepared struct {
+	b    *syncproto.Batch
+	body []byte
+	raw  int
+}
+
+// prepare reads up to MaxBatchRecords records of stream after afterSeq (0:
+// the head) and encodes them; nil when there are none.
+func (s *Syncer) prepare(ctx context.Context, stream string, afterSeq int64) (*prepared, error) {
+	recs, err := s.cfg.Outbox.Pending(ctx, stream, afterSeq, s.cfg.MaxBatchRecords)
+	if err != nil {
+		s.fail(ReasonOutbox)
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	b, raw := s.batch(stream, recs)
+	body, err := syncproto.EncodeBatch(b)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{b: b, body: body, raw: raw}, nil
+}
+
+// push sends p and applies the ack.
+func (s *Syncer) push(ctx context.Context, p *prepared) (int, error) {
+	ack, hub, err := s.send(ctx, p.body)
+	if err != nil {
+		return 0, err
+	}
+	return s.apply(ctx, p.b.Stream, p.b, ack, hub, len(p.body), p.raw)
+}
+
+// nextBackoff doubles prev within [min, max] and applies full jitter in
+// its upper half, so a fleet coming back online does not stampede.
+func nextBackoff(prev, lo, hi time.Duration) time.Duration {
+	d := max(lo, min(hi, 2*prev))
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// SyncOnce sends the head of stream (one batch) and applies the ack. It
+// returns how many records the outbox released, 0 when the stream was
+// empty. A gap refusal is handled here (the records the hub already has
+// are released) and is not an error.
+func (s *Syncer) SyncOnce(ctx context.Context, stream string) (int, error) {
+	p, err := s.prepare(ctx, stream, 0)
+	if err != nil || p == nil {
+		return 0, err
+	}
+	return s.push(ctx, p)
+}
+
+// batch builds the protobuf batch from contiguous records, trimmed to
+// MaxBatchBytes (at least one record).
+func (s *Syncer) batch(stream string, recs []outbox.Record) (*syncproto.Batch, int) {
+	b := &syncproto.Batch{EdgeId: s.cfg.EdgeID, Stream: stream, FirstSeq: recs[0].Seq}
+	size := 0
+	for i, r := range recs {
+		if r.Seq != recs[0].Seq+int64(i) {
+			break // never happens with the outbox; stop at a hole rather than send one
+		}
+		pr := &syncproto.Record{Seq: r.Seq, ArrivedUnixNanos: r.Arrived.UnixNano(), Checksum: r.Checksum, Payload: r.Payload}
+		if stream == outbox.StreamVectors {
+			addVector(pr)
+		}
+		n := proto.Size(pr)
+		if i > 0 && size+n > s.cfg.MaxBatchBytes {
+			break
+		}
+		size += n
+		b.Records = append(b.Records, pr)
+	}
+	return b, size
+}
+
+// vectorPayload is the JSON of a vectors record.
+type vectorPayload struct {
+	ID       string          `json:"id"`
+	Vector   json.RawMessage `json:"vector"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+// addVector parses a vectors payload and attaches the vector as packed
+// float32 with its id and metadata. A payload without a vector travels as
+// a plain record (the payload is kept byte for byte either way).
+func addVector(r *syncproto.Record) {
+	var v vectorPayload
+	if json.Unmarshal(r.Payload, &v) != nil {
+		return
+	}
+	vec, ok := parseFloats(v.Vector)
+	if !ok || len(vec) == 0 {
+		return
+	}
+	r.Vector, r.VectorId = syncproto.PackFloat32(vec), v.ID
+	if m := bytes.TrimSpace(v.Metadata); len(m) > 0 && !bytes.Equal(m, []byte("null")) {
+		r.Metadata = m
+	}
+}
+
+// parseFloats parses a JSON array of numbers (already validated JSON) as
+// float32s, without reflection: the hot loop of a vector drain.
+func parseFloats(raw json.RawMessage) ([]float32, bool) {
+	t := bytes.TrimSpace(raw)
+	if len(t) < 2 || t[0] != '[' || t[len(t)-1] != ']' {
+		return nil, false
+	}
+	t = bytes.TrimSpace(t[1 : len(t)-1])
+	if len(t) == 0 {
+		return nil, true
+	}
+	out := make([]float32, 0, bytes.Count(t, []byte{','})+1)
+	for len(t) > 0 {
+		i := bytes.IndexByte(t, ',')
+		tok := t
+		if i >= 0 {
+			tok, t = t[:i], t[i+1:]
+		} else {
+			t = nil
+		}
+		f, err := strconv.ParseFloat(string(bytes.TrimSpace(tok)), 32)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, float32(f))
+	}
+	return out, true
+}
+
+// errRefused is a hub refusal that retrying the same batch will not fix.
+type errRefused struct{ reason, msg string }
+
+func (e *errRefused) Error() string { return "hub refused the batch (" + e.reason + "): " + e.msg }
+
+// send POSTs an encoded batch to the hubs in router order until one
+// answers. It returns the ack (which may be a refusal) and the hub.
+func (s *Syncer) send(ctx context.Context, body []byte) (*syncproto.Ack, string, error) {
+	var errs []string
+	for _, hub := range s.cfg.Router.Ordered() {
+		start := time.Now()
+		ack, status, err := s.post(ctx, hub, body)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, "", ctx.Err()
+			}
+			s.cfg.Router.ReportFailure(hub, err)
+			errs = append(errs, err.Error())
+			continue
+		}
+		s.cfg.Router.ReportSuccess(hub, time.Since(start))
+		switch status {
+		case http.StatusOK, http.StatusConflict, http.StatusBadRequest, http.StatusForbidden:
+			if ack != nil {
+				return ack, hub, nil
+			}
+		}
+		if status == http.StatusUnauthorized || status == http.StatusForbidden {
+			s.fail(ReasonUnauthorized)
+			return nil, "", &errRefused{ReasonUnauthorized, fmt.Sprintf("status %d from %s", status, hub)}
+		}
+		errs = append(errs, fmt.Sprintf("%s: status %d", hub, status))
+	}
+	s.fail(ReasonNetwork)
+	return nil, "", fmt.Errorf("no hub took the batch: %s", strings.Join(errs, "; "))
+}
+
+func (s *Syncer) post(ctx context.Context, hub string, body []byte) (*syncproto.Ack, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(hub, "/")+BatchPath, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Content-Type", syncproto.ContentTypeBatchZstd)
+	req.Header.Set("Accept", syncproto.ContentTypeProtobuf)
+	req.Header.Set("Authorization", "Bearer "+s.cfg.Credential())
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, 0, err
+	}
+	if resp.StatusCode >= 500 {
+		return nil, 0, fmt.Errorf("%s: status %d", hub, resp.StatusCode)
+	}
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), syncproto.ContentTypeProtobuf) {
+		return nil, resp.StatusCode, nil
+	}
+	ack := &syncproto.Ack{}
+	if err := proto.Unmarshal(data, ack); err != nil {
+		return nil, 0, fmt.Errorf("%s: bad ack: %w", hub, err)
+	}
+	return ack, resp.StatusCode, nil
+}
+
+// apply releases what the ack covers.
+func (s *Syncer) apply(ctx context.Context, stream string, b *syncproto.Batch, ack *syncproto.Ack, hub string, wire, raw int) (int, error) {
+	last := b.LastSeq()
+	if r := ack.GetRefusal(); r != nil {
+		switch r.Reason {
+		case syncproto.RefusalReason_REFUSAL_REASON_GAP:
+			// The hub holds everything below ExpectedSeq: release it here.
+			if r.ExpectedSeq-1 < b.FirstSeq-1 {
+				s.fail(ReasonGapLost)
+				return 0, &errRefused{ReasonGapLost, r.Message}
+			}
+			s.fail(ReasonGap)
+			upto := min(r.ExpectedSeq-1, last)
+			return s.release(ctx, stream, b, upto, upto, hub, wire, raw)
+		case syncproto.RefusalReason_REFUSAL_REASON_CHECKSUM:
+			s.fail(ReasonChecksum)
+			return 0, &errRefused{ReasonChecksum, r.Message}
+		case syncproto.RefusalReason_REFUSAL_REASON_FORBIDDEN:
+			s.fail(ReasonUnauthorized)
+			return 0, &errRefused{ReasonUnauthorized, r.Message}
+		default:
+			s.fail(ReasonInvalid)
+			return 0, &errRefused{ReasonInvalid, r.Message}
+		}
+	}
+	wm := ack.GetDurableWatermark()
+	if wm < b.FirstSeq-1 {
+		return 0, fmt.Errorf("hub acked watermark %d below the batch start %d", wm, b.FirstSeq)
+	}
+	upto := wm
+	if wm > last {
+		// The hub has more than this batch (an ack lost before a crash):
+		// release only what was sent; the rest is confirmed by the next batch.
+		upto = last
+	}
+	return s.release(ctx, stream, b, upto, wm, hub, wire, raw)
+}
+
+func (s *Syncer) release(ctx context.Context, stream string, b *syncproto.Batch, upto, wm int64, hub string, wire, raw int) (int, error) {
+	n := int(upto - b.FirstSeq + 1)
+	if n > 0 {
+		if err := s.cfg.Outbox.Ack(ctx, stream, upto); err != nil {
+			if errors.Is(err, outbox.ErrAckBeyondLast) {
+				s.fail(ReasonAckBeyond)
+			} else {
+				s.fail(ReasonOutbox)
+			}
+			return 0, err
+		}
+	}
+	s.mu.Lock()
+	st := s.streams[stream]
+	st.HubWatermark, st.LastSync = wm, s.cfg.Now()
+	st.RecordsSynced += uint64(max(n, 0))
+	st.BatchesSent++
+	st.BytesSent += uint64(wire)
+	st.BytesUncompr += uint64(raw)
+	s.hub = hub
+	s.mu.Unlock()
+	return max(n, 0), nil
+}
+
+func (s *Syncer) fail(reason string) { s.failures[reason].Add(1) }
+
+// Stats returns a snapshot of the syncer's counters.
+func (s *Syncer) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := Stats{Streams: map[string]StreamStats{}, Failures: map[string]uint64{}, Hub: s.hub}
+	for k, v := range s.streams {
+		out.Streams[k] = *v
+	}
+	for k, v := range s.failures {
+		out.Failures[k] = v.Load()
+	}
+	return out
+}

@@ -1,0 +1,176 @@
+package syncer_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/redforge/controltower/edge/outbox"
+	"github.com/redforge/controltower/edge/syncer"
+	"github.com/redforge/controltower/router"
+	"github.com/redforge/controltower/syncproto"
+)
+
+// fakeHub implements the hub side of the contract in memory: watermark
+// per stream, replays skipped, gaps refused; dropAck makes it commit a
+// batch and then kill the connection (a lost ack).
+type fakeHub struct {
+	mu      sync.Mutex
+	wm      map[string]int64
+	got     map[string][]string
+	dropAck int
+}
+
+func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == router.HealthPath {
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	b, err := syncproto.DecodeBatch(r.Header.Get("Content-Type"), body, syncproto.Limits{})
+	if err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	h.mu.Lock()
+	wm := h.wm[b.Stream]
+	ack := &syncproto.Ack{Stream: b.Stream}
+	status := 200
+	if b.FirstSeq > wm+1 {
+		ack.Result = &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{Reason: syncproto.RefusalReason_REFUSAL_REASON_GAP, ExpectedSeq: wm + 1}}
+		status = 409
+	} else {
+		for _, rec := range b.Records {
+			if rec.Seq > wm {
+				h.got[b.Stream] = append(h.got[b.Stream], string(rec.Payload))
+				wm = rec.Seq
+			}
+		}
+		h.wm[b.Stream] = wm
+		ack.Result = &syncproto.Ack_DurableWatermark{DurableWatermark: wm}
+	}
+	drop := h.dropAck > 0
+	if drop {
+		h.dropAck--
+	}
+	h.mu.Unlock()
+	if drop {
+		panic(http.ErrAbortHandler) // committed, but the edge never hears
+	}
+	out, _ := proto.Marshal(ack)
+	w.Header().Set("Content-Type", syncproto.ContentTypeProtobuf)
+	w.WriteHeader(status)
+	w.Write(out)
+}
+
+func newSyncer(t *testing.T, hubs ...string) (*syncer.Syncer, *outbox.Outbox) {
+	t.Helper()
+	o := outbox.New(filepath.Join(t.TempDir(), "outbox.db"))
+	if err := o.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	rt, err := router.New(router.Config{Targets: hubs, FailuresToDown: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := syncer.New(syncer.Config{EdgeID: "e1", Credential: func() string { return "c" }, Outbox: o,
+		Streams: []string{outbox.StreamAudit, outbox.StreamVectors}, Router: rt, MaxBatchRecords: 3})
+	return s, o
+}
+
+func appendN(t *testing.T, o *outbox.Outbox, stream string, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := o.Append(context.Background(), stream, []byte(`{"i":`+string(rune('0'+i))+`}`), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLostAckNeitherLosesNorDuplicates: the hub commits a batch but the
+// ack is lost; the retry is a replay the hub skips; the outbox releases
+// exactly what the hub holds, and a dead hub fails over to the next.
+func TestLostAckNeitherLosesNorDuplicates(t *testing.T) {
+	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}, dropAck: 1}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	s, o := newSyncer(t, "http://127.0.0.1:1", srv.URL) // the first hub is down
+	appendN(t, o, outbox.StreamAudit, 7)
+	ctx := context.Background()
+	if _, err := s.SyncOnce(ctx, outbox.StreamAudit); err == nil {
+		t.Fatal("lost ack must be an error")
+	}
+	for range 5 {
+		if _, err := s.SyncOnce(ctx, outbox.StreamAudit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.got[outbox.StreamAudit]; len(got) != 7 || got[0] != `{"i":0}` || got[6] != `{"i":6}` {
+		t.Fatalf("hub got %q", got)
+	}
+	st, _ := o.Stats(ctx)
+	if st[outbox.StreamAudit].Depth != 0 {
+		t.Fatalf("outbox still holds %d", st[outbox.StreamAudit].Depth)
+	}
+	stats := s.Stats()
+	if stats.Failures[syncer.ReasonNetwork] == 0 || stats.Streams[outbox.StreamAudit].HubWatermark != 7 || stats.Hub != srv.URL {
+		t.Fatalf("stats %+v", stats)
+	}
+}
+
+// TestGapFromHubIsNotPaperedOver: a hub that lost data (expects seq 1
+// after the edge released it) is reported as gap_lost and nothing is
+// deleted or skipped.
+func TestGapFromHubIsNotPaperedOver(t *testing.T) {
+	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	s, o := newSyncer(t, srv.URL)
+	appendN(t, o, outbox.StreamAudit, 4)
+	ctx := context.Background()
+	s.SyncOnce(ctx, outbox.StreamAudit) // 1..3 synced and released
+	h.mu.Lock()
+	h.wm[outbox.StreamAudit] = 0 // the hub "loses" them
+	h.mu.Unlock()
+	if _, err := s.SyncOnce(ctx, outbox.StreamAudit); err == nil {
+		t.Fatal("gap must be an error")
+	}
+	if s.Stats().Failures[syncer.ReasonGapLost] != 1 {
+		t.Fatalf("stats %+v", s.Stats())
+	}
+	if st, _ := o.Stats(ctx); st[outbox.StreamAudit].Depth != 1 {
+		t.Fatalf("record 4 must stay in the outbox: depth %d", st[outbox.StreamAudit].Depth)
+	}
+}
+
+// TestVectorsTravelPacked: a vectors payload's floats travel as packed
+// float32 beside the byte-identical payload.
+func TestVectorsTravelPacked(t *testing.T) {
+	var got *syncproto.Batch
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got, _ = syncproto.DecodeBatch(r.Header.Get("Content-Type"), body, syncproto.Limits{})
+		out, _ := proto.Marshal(&syncproto.Ack{Result: &syncproto.Ack_DurableWatermark{DurableWatermark: 1}})
+		w.Header().Set("Content-Type", syncproto.ContentTypeProtobuf)
+		w.Write(out)
+	}))
+	defer srv.Close()
+	s, o := newSyncer(t, srv.URL)
+	p := `{"id":"x","vector":[0.5,-2,3.25],"metadata":{"k":1}}`
+	o.Append(context.Background(), outbox.StreamVectors, []byte(p), time.Now())
+	if _, err := s.SyncOnce(context.Background(), outbox.StreamVectors); err != nil {
+		t.Fatal(err)
+	}
+	r := got.Records[0]
+	v, _ := syncproto.UnpackFloat32(r.Vector)
+	if string(r.Payload) != p || r.VectorId != "x" || string(r.Metadata) != `{"k":1}` || len(v) != 3 || v[1] != -2 {
+		t.Fatalf("record %+v, vector %v", r, v)
+	}
+}

@@ -1,0 +1,104 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/syncproto"
+)
+
+// Ingest commits a decoded, verified batch from edgeID exactly once and
+// returns the ack. A gap, a checksum mismatch or an invalid record is
+// answered with an Ack carrying a Refusal (nothing was written) and a nil
+// error; the caller picks the HTTP status from the reason (RefusalStatus).
+// Errors: ErrForbidden when the batch names another edge; store errors.
+func (s *Service) Ingest(ctx context.Context, edgeID string, b *syncproto.Batch) (*syncproto.Ack, error) {
+	if b.GetEdgeId() != edgeID {
+		return nil, fmt.Errorf("edge %q may not write the streams of edge %q: %w", edgeID, b.GetEdgeId(), ErrForbidden)
+	}
+	sb, err := toStoreBatch(b)
+	if err != nil {
+		return refusal(b.GetStream(), syncproto.RefusalReason_REFUSAL_REASON_INVALID, 0, err.Error()), nil
+	}
+	return s.ingest(ctx, sb)
+}
+
+func (s *Service) ingest(ctx context.Context, sb store.Batch) (*syncproto.Ack, error) {
+	wm, err := s.cfg.Store.IngestBatch(ctx, sb)
+	var gap *store.GapError
+	var inv *store.InvalidError
+	switch {
+	case errors.As(err, &gap):
+		return refusal(sb.Stream, syncproto.RefusalReason_REFUSAL_REASON_GAP, gap.Expected, gap.Error()), nil
+	case errors.Is(err, store.ErrChecksum):
+		return refusal(sb.Stream, syncproto.RefusalReason_REFUSAL_REASON_CHECKSUM, 0, err.Error()), nil
+	case errors.As(err, &inv):
+		return refusal(sb.Stream, syncproto.RefusalReason_REFUSAL_REASON_INVALID, 0, inv.Field+": "+inv.Reason), nil
+	case err != nil:
+		return nil, fmt.Errorf("ingest %s/%s from %d: %w", sb.EdgeID, sb.Stream, sb.FirstSeq, err)
+	}
+	return &syncproto.Ack{Stream: sb.Stream, Result: &syncproto.Ack_DurableWatermark{DurableWatermark: wm}}, nil
+}
+
+func refusal(stream string, reason syncproto.RefusalReason, expected int64, msg string) *syncproto.Ack {
+	return &syncproto.Ack{Stream: stream, Result: &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{Reason: reason, ExpectedSeq: expected, Message: msg}}}
+}
+
+func toStoreBatch(b *syncproto.Batch) (store.Batch, error) {
+	sb := store.Batch{EdgeID: b.EdgeId, Stream: b.Stream, FirstSeq: b.FirstSeq, Records: make([]store.Record, len(b.Records))}
+	for i, r := range b.Records {
+		rec := store.Record{Seq: r.Seq, Time: time.Unix(0, r.ArrivedUnixNanos).UTC(), Checksum: r.Checksum, Payload: r.Payload,
+			VectorID: r.VectorId, Metadata: json.RawMessage(r.Metadata)}
+		if len(r.Vector) > 0 {
+			v, err := syncproto.UnpackFloat32(r.Vector)
+			if err != nil {
+				return sb, fmt.Errorf("records[%d]: %w", i, err)
+			}
+			rec.Vector = v
+		}
+		sb.Records[i] = rec
+	}
+	return sb, nil
+}
+
+// JSONBatch is the body of POST /api/sync/vectors, for scripts: the same
+// exactly-once contract as a protobuf batch, on any stream.
+type JSONBatch struct {
+	Stream   string       `json:"stream"`
+	FirstSeq int64        `json:"first_seq"`
+	Records  []JSONRecord `json:"records"`
+}
+
+// JSONRecord is one record of a JSONBatch. Payload is stored byte for byte
+// as sent; Checksum, when given, must be its CRC-32C; Arrived defaults to now.
+type JSONRecord struct {
+	Seq      int64           `json:"seq"`
+	Arrived  time.Time       `json:"arrived,omitzero"`
+	Checksum *uint32         `json:"checksum,omitempty"`
+	Payload  json.RawMessage `json:"payload"`
+	Vector   []float32       `json:"vector,omitempty"`
+	VectorID string          `json:"vector_id,omitempty"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+}
+
+// IngestJSON commits a JSON batch from edgeID with Ingest's semantics.
+func (s *Service) IngestJSON(ctx context.Context, edgeID string, jb JSONBatch) (*syncproto.Ack, error) {
+	sb := store.Batch{EdgeID: edgeID, Stream: jb.Stream, FirstSeq: jb.FirstSeq, Records: make([]store.Record, len(jb.Records))}
+	now := s.cfg.Now().UTC()
+	for i, r := range jb.Records {
+		sum := store.Checksum(r.Payload)
+		if r.Checksum != nil {
+			sum = *r.Checksum
+		}
+		at := r.Arrived
+		if at.IsZero() {
+			at = now
+		}
+		sb.Records[i] = store.Record{Seq: r.Seq, Time: at, Checksum: sum, Payload: r.Payload, Vector: r.Vector, VectorID: r.VectorID, Metadata: r.Metadata}
+	}
+	return s.ingest(ctx, sb)
+}

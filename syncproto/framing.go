@@ -1,0 +1,249 @@
+package syncproto
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"google.golang.org/protobuf/proto"
+)
+
+// Content types of a batch body.
+const (
+	// ContentTypeBatchZstd is a zstd-compressed protobuf Batch, what the edge sends.
+	ContentTypeBatchZstd = "application/x-redforge-batch+zstd"
+	// ContentTypeProtobuf is an uncompressed protobuf message (a Batch in a
+	// request, an Ack or ConfigBundle in a response).
+	ContentTypeProtobuf = "application/x-protobuf"
+)
+
+// Default limits of DecodeBatch.
+const (
+	// DefaultMaxBodyBytes bounds the body as received (compressed or not).
+	DefaultMaxBodyBytes = 32 << 20
+	// DefaultMaxDecodedBytes bounds the protobuf after decompression, so a
+	// small zstd frame cannot expand into a huge allocation.
+	DefaultMaxDecodedBytes = 128 << 20
+	// DefaultMaxRecords bounds the records of one batch.
+	DefaultMaxRecords = 100_000
+)
+
+// Limits bound what DecodeBatch accepts. Zero fields take the defaults.
+type Limits struct {
+	MaxBodyBytes    int
+	MaxDecodedBytes int
+	MaxRecords      int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if l.MaxDecodedBytes <= 0 {
+		l.MaxDecodedBytes = DefaultMaxDecodedBytes
+	}
+	if l.MaxRecords <= 0 {
+		l.MaxRecords = DefaultMaxRecords
+	}
+	return l
+}
+
+// Errors of DecodeBatch and Verify. A *DecodeError wraps one of them.
+var (
+	// ErrTooLarge: the body, its decompressed form or the record count passes a limit.
+	ErrTooLarge = errors.New("syncproto: batch too large")
+	// ErrMalformed: not zstd, not protobuf, an unknown content type, or a
+	// batch that breaks the schema (missing fields, non-contiguous seqs,
+	// a vector that is not packed float32).
+	ErrMalformed = errors.New("syncproto: malformed batch")
+	// ErrChecksum: a record's payload does not match its CRC-32C.
+	ErrChecksum = errors.New("syncproto: checksum mismatch")
+)
+
+// DecodeError says why a batch was refused: Err is ErrTooLarge,
+// ErrMalformed or ErrChecksum; Field names the offending field when known.
+type DecodeError struct {
+	Err    error
+	Field  string
+	Detail string
+}
+
+func (e *DecodeError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%v: %s: %s", e.Err, e.Field, e.Detail)
+	}
+	return fmt.Sprintf("%v: %s", e.Err, e.Detail)
+}
+
+// Unwrap returns the sentinel.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// Reason maps the error to the refusal reason an Ack carries.
+func (e *DecodeError) Reason() RefusalReason {
+	if errors.Is(e.Err, ErrChecksum) {
+		return RefusalReason_REFUSAL_REASON_CHECKSUM
+	}
+	return RefusalReason_REFUSAL_REASON_INVALID
+}
+
+func decodeErr(err error, field, format string, args ...any) *DecodeError {
+	return &DecodeError{Err: err, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Checksum returns the CRC-32C (Castagnoli) of payload, the checksum a
+// Record carries (the same as the edge outbox and the hub store compute).
+func Checksum(payload []byte) uint32 { return crc32.Checksum(payload, castagnoli) }
+
+// PackFloat32 encodes v as packed little-endian IEEE 754 float32s; every
+// bit pattern survives.
+func PackFloat32(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}
+
+// UnpackFloat32 decodes PackFloat32's encoding; it fails if len(b) is not a
+// multiple of 4.
+func UnpackFloat32(b []byte) ([]float32, error) {
+	if len(b)%4 != 0 {
+		return nil, decodeErr(ErrMalformed, "vector", "%d bytes is not a multiple of 4", len(b))
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v, nil
+}
+
+var (
+	encOnce sync.Once
+	encoder *zstd.Encoder
+	decPool sync.Pool // of *zstd.Decoder
+)
+
+func zstdEncoder() *zstd.Encoder {
+	encOnce.Do(func() {
+		encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	})
+	return encoder
+}
+
+// EncodeBatch marshals b and compresses it with zstd, the body of a
+// ContentTypeBatchZstd request.
+func EncodeBatch(b *Batch) ([]byte, error) {
+	raw, err := proto.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("encode batch: %w", err)
+	}
+	return zstdEncoder().EncodeAll(raw, make([]byte, 0, len(raw)/2+64)), nil
+}
+
+// DecodeBatch decodes a batch body of the given content type
+// (ContentTypeBatchZstd or ContentTypeProtobuf) under lim and checks it
+// with Verify. Every failure is a *DecodeError.
+func DecodeBatch(contentType string, body []byte, lim Limits) (*Batch, error) {
+	lim = lim.withDefaults()
+	if len(body) > lim.MaxBodyBytes {
+		return nil, decodeErr(ErrTooLarge, "", "body is %d bytes, limit %d", len(body), lim.MaxBodyBytes)
+	}
+	raw := body
+	switch contentType {
+	case ContentTypeBatchZstd:
+		var err error
+		if raw, err = decompress(body, lim.MaxDecodedBytes); err != nil {
+			return nil, err
+		}
+	case ContentTypeProtobuf:
+		if len(raw) > lim.MaxDecodedBytes {
+			return nil, decodeErr(ErrTooLarge, "", "body is %d bytes, limit %d", len(raw), lim.MaxDecodedBytes)
+		}
+	default:
+		return nil, decodeErr(ErrMalformed, "", "content type %q; send %s or %s", contentType, ContentTypeBatchZstd, ContentTypeProtobuf)
+	}
+	b := &Batch{}
+	if err := proto.Unmarshal(raw, b); err != nil {
+		return nil, decodeErr(ErrMalformed, "", "not a protobuf Batch: %v", err)
+	}
+	if len(b.Records) > lim.MaxRecords {
+		return nil, decodeErr(ErrTooLarge, "records", "%d records, limit %d", len(b.Records), lim.MaxRecords)
+	}
+	if err := Verify(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func decompress(body []byte, maxDecoded int) ([]byte, error) {
+	d, _ := decPool.Get().(*zstd.Decoder)
+	if d == nil {
+		var err error
+		// WithDecoderMaxMemory bounds DecodeAll's output whatever the frame
+		// header claims; a bomb fails with ErrDecoderSizeExceeded.
+		d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxMemory(uint64(DefaultMaxDecodedBytes)))
+		if err != nil {
+			return nil, fmt.Errorf("zstd decoder: %w", err)
+		}
+	}
+	defer decPool.Put(d)
+	out, err := d.DecodeAll(body, nil)
+	if err != nil {
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return nil, decodeErr(ErrTooLarge, "", "decompressed size passes the limit")
+		}
+		return nil, decodeErr(ErrMalformed, "", "not zstd: %v", err)
+	}
+	if len(out) > maxDecoded {
+		return nil, decodeErr(ErrTooLarge, "", "decompressed to %d bytes, limit %d", len(out), maxDecoded)
+	}
+	return out, nil
+}
+
+// Verify checks a batch whole: edge_id and stream set, first_seq ≥ 1,
+// records[i].seq == first_seq+i, arrival times set, every checksum
+// matching its payload (else ErrChecksum), vectors packed float32 with
+// vector_id and metadata only beside a vector. Every failure is a
+// *DecodeError.
+func Verify(b *Batch) error {
+	switch {
+	case b.EdgeId == "":
+		return decodeErr(ErrMalformed, "edge_id", "is required")
+	case b.Stream == "":
+		return decodeErr(ErrMalformed, "stream", "is required")
+	case b.FirstSeq < 1:
+		return decodeErr(ErrMalformed, "first_seq", "must be at least 1, got %d", b.FirstSeq)
+	case b.FirstSeq > math.MaxInt64-int64(len(b.Records)):
+		return decodeErr(ErrMalformed, "first_seq", "%d overflows with %d records", b.FirstSeq, len(b.Records))
+	}
+	for i, r := range b.Records {
+		field := fmt.Sprintf("records[%d]", i)
+		if want := b.FirstSeq + int64(i); r.Seq != want {
+			return decodeErr(ErrMalformed, field+".seq", "seqs must be contiguous from first_seq %d: got %d, want %d", b.FirstSeq, r.Seq, want)
+		}
+		if r.ArrivedUnixNanos <= 0 {
+			return decodeErr(ErrMalformed, field+".arrived_unix_nanos", "must be set")
+		}
+		if got := Checksum(r.Payload); got != r.Checksum {
+			return decodeErr(ErrChecksum, field+".checksum", "seq %d: payload CRC-32C is %08x, record says %08x", r.Seq, got, r.Checksum)
+		}
+		if len(r.Vector)%4 != 0 {
+			return decodeErr(ErrMalformed, field+".vector", "%d bytes is not packed float32", len(r.Vector))
+		}
+		if len(r.Vector) == 0 && (r.VectorId != "" || len(r.Metadata) != 0) {
+			return decodeErr(ErrMalformed, field+".vector", "vector_id and metadata need a vector")
+		}
+	}
+	return nil
+}
+
+// LastSeq returns the seq of the batch's last record, or first_seq-1 when
+// it has none.
+func (x *Batch) LastSeq() int64 { return x.GetFirstSeq() + int64(len(x.GetRecords())) - 1 }

@@ -1,0 +1,144 @@
+package syncproto
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"google.golang.org/protobuf/proto"
+)
+
+func sampleBatch() *Batch {
+	b := &Batch{EdgeId: "edge-1", Stream: "vectors", FirstSeq: 7}
+	for i := range 3 {
+		p := []byte(`{"id":"v","vector":[1,2]}`)
+		b.Records = append(b.Records, &Record{Seq: 7 + int64(i), ArrivedUnixNanos: 1e18, Checksum: Checksum(p), Payload: p,
+			Vector: PackFloat32([]float32{1, float32(math.Inf(-1)), float32(i)}), VectorId: "v", Metadata: []byte(`{}`)})
+	}
+	return b
+}
+
+func TestRoundTrip(t *testing.T) {
+	b := sampleBatch()
+	body, err := EncodeBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeBatch(ContentTypeBatchZstd, body, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, b) {
+		t.Fatalf("round trip changed the batch")
+	}
+	raw, _ := proto.Marshal(b)
+	if _, err := DecodeBatch(ContentTypeProtobuf, raw, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if got.LastSeq() != 9 {
+		t.Fatalf("LastSeq %d", got.LastSeq())
+	}
+	v, err := UnpackFloat32(got.Records[2].Vector)
+	if err != nil || v[2] != 2 || !math.IsInf(float64(v[1]), -1) {
+		t.Fatalf("vector %v %v", v, err)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	bad := sampleBatch()
+	bad.Records[1].Payload = []byte(`{"tampered":1}`)
+	gap := sampleBatch()
+	gap.Records[2].Seq = 10
+	vec := sampleBatch()
+	vec.Records[0].Vector = []byte{1, 2, 3}
+	for _, tc := range []struct {
+		name string
+		b    *Batch
+		want error
+	}{
+		{"checksum", bad, ErrChecksum},
+		{"non-contiguous", gap, ErrMalformed},
+		{"vector not packed", vec, ErrMalformed},
+		{"no edge", &Batch{Stream: "a", FirstSeq: 1}, ErrMalformed},
+		{"seq zero", &Batch{EdgeId: "e", Stream: "a"}, ErrMalformed},
+	} {
+		body, _ := EncodeBatch(tc.b)
+		_, err := DecodeBatch(ContentTypeBatchZstd, body, Limits{})
+		var de *DecodeError
+		if !errors.Is(err, tc.want) || !errors.As(err, &de) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if _, err := DecodeBatch("application/json", nil, Limits{}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("content type: %v", err)
+	}
+	if _, err := DecodeBatch(ContentTypeBatchZstd, []byte("not zstd at all"), Limits{}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("garbage: %v", err)
+	}
+}
+
+// TestZipBombRefused compresses 256 MiB of zeros (a few KiB on the wire)
+// and expects ErrTooLarge without the decoder allocating it all.
+func TestZipBombRefused(t *testing.T) {
+	enc, _ := zstd.NewWriter(nil)
+	var buf bytes.Buffer
+	enc.Reset(&buf)
+	zero := make([]byte, 1<<20)
+	for range 256 {
+		enc.Write(zero)
+	}
+	enc.Close()
+	if buf.Len() > 1<<20 {
+		t.Fatalf("bomb is %d bytes", buf.Len())
+	}
+	if _, err := DecodeBatch(ContentTypeBatchZstd, buf.Bytes(), Limits{}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("bomb: %v", err)
+	}
+	body, _ := EncodeBatch(sampleBatch())
+	if _, err := DecodeBatch(ContentTypeBatchZstd, body, Limits{MaxBodyBytes: 10}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("body limit: %v", err)
+	}
+	if _, err := DecodeBatch(ContentTypeBatchZstd, body, Limits{MaxDecodedBytes: 10}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("decoded limit: %v", err)
+	}
+	if _, err := DecodeBatch(ContentTypeBatchZstd, body, Limits{MaxRecords: 2}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("records limit: %v", err)
+	}
+}
+
+// FuzzDecodeBatch feeds outside bytes to the decoder: it must never panic,
+// and anything it accepts must verify and re-encode to an equal batch.
+func FuzzDecodeBatch(f *testing.F) {
+	body, _ := EncodeBatch(sampleBatch())
+	raw, _ := proto.Marshal(sampleBatch())
+	f.Add(true, body)
+	f.Add(false, raw)
+	f.Add(true, []byte{0x28, 0xb5, 0x2f, 0xfd})
+	f.Fuzz(func(t *testing.T, compressed bool, data []byte) {
+		ct := ContentTypeProtobuf
+		if compressed {
+			ct = ContentTypeBatchZstd
+		}
+		b, err := DecodeBatch(ct, data, Limits{MaxDecodedBytes: 1 << 20})
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("error is not a *DecodeError: %v", err)
+			}
+			return
+		}
+		if err := Verify(b); err != nil {
+			t.Fatalf("accepted batch fails Verify: %v", err)
+		}
+		again, err := EncodeBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b2, err := DecodeBatch(ContentTypeBatchZstd, again, Limits{})
+		if err != nil || !proto.Equal(b, b2) {
+			t.Fatalf("re-encode: %v", err)
+		}
+	})
+}
