@@ -39,9 +39,11 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"health", "show the hub's health and each component's status", runHealth},
+		{"audit", "export the audit log (--format json|csv --out FILE) or verify an export offline (verify FILE)", runAudit},
 		{"login", "log in and keep the session (--username, --password-stdin or REDFORGE_PASSWORD)", runLogin},
 		{"logout", "end the saved session", runLogout},
 		{"instances", "list|create|show|start|stop|restart|delete|logs|flows get|flows deploy FILE", runInstances},
+		{"cluster", "status|leave HUB_ID|join --id --region --raft --api (needs REDFORGE_CLUSTER_SECRET)", runCluster},
 		{"version", "print towerctl's version", func(_ context.Context, _ *Client, _ []string, out io.Writer) error {
 			_, err := fmt.Fprintln(out, "towerctl", version)
 			return err
