@@ -41,6 +41,7 @@ var routeTable = []routeRule{
 	{"GET", "/api/audit/export", "perm", "audit", "read"},
 	{"POST", "/api/audit/ai_decision", "perm", "ai_decisions", "create"},
 	{"GET", "/api/audit/ai_decisions", "perm", "ai_decisions", "read"},
+	{"POST", "/api/reports/generate", "perm", "reports", "create"},
 	{"POST", "/api/instances", "perm", "instances", "create"},
 	{"GET", "/api/instances", "perm", "instances", "read"},
 	{"GET", "/api/instances/:id", "perm", "instances", "read"},
@@ -62,6 +63,27 @@ var routeTable = []routeRule{
 	{"POST", "/api/sync/vectors", "edge", "", ""},
 	{"GET", "/api/sync/config/:edge_id", "edge", "", ""},
 	{"POST", "/api/sync/heartbeat", "edge", "", ""},
+	// Hub-to-hub calls check the cluster secret themselves (hub/cluster
+	// TestHTTPForwarding, cmd/hub TestClusterSecretRefused): "public" here.
+	{"POST", "/api/cluster/apply", "public", "", ""},
+	{"POST", "/api/cluster/read-index", "public", "", ""},
+	{"POST", "/api/cluster/join", "public", "", ""},
+	{"POST", "/api/cluster/remove", "public", "", ""},
+	{"GET", "/api/cluster", "perm", "regions", "read"},
+	{"DELETE", "/api/cluster/servers/:id", "perm", "regions", "delete"},
+	{"GET", "/api/regions", "perm", "regions", "read"},
+	{"GET", "/api/route", "public", "", ""},
+	{"POST", "/api/deployments", "perm", "deployments", "create"},
+	{"GET", "/api/deployments", "perm", "deployments", "read"},
+	{"GET", "/api/deployments/:id", "perm", "deployments", "read"},
+	{"POST", "/api/deployments/:id/rollback", "perm", "deployments", "update"},
+	{"GET", "/i/:name/*path", "public", "", ""},
+	{"HEAD", "/i/:name/*path", "public", "", ""},
+	{"POST", "/i/:name/*path", "public", "", ""},
+	{"PUT", "/i/:name/*path", "public", "", ""},
+	{"PATCH", "/i/:name/*path", "public", "", ""},
+	{"DELETE", "/i/:name/*path", "public", "", ""},
+	{"OPTIONS", "/i/:name/*path", "public", "", ""},
 }
 
 // allowed is the permission model of the governance issue: ADMIN does

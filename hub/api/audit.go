@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -173,4 +175,57 @@ func dateRange(c *gin.Context) (start, end time.Time, e *Error) {
 		end, e = queryTime(c, "end_date", end)
 	}
 	return
+}
+
+func (s *Server) reportRoutes() {
+	if s.cfg.AuditLog == nil {
+		return
+	}
+	s.handle(http.MethodPost, "/api/reports/generate", Perm(auth.ResourceReports, auth.ActionCreate), s.generateReport)
+}
+
+// generateReport builds a compliance report over a date range as JSON,
+// CSV or PDF: {"type":"soc2_change","start":…,"end":…,"format":"pdf"}.
+func (s *Server) generateReport(c *gin.Context) {
+	var req struct {
+		audit.ReportRequest
+		Format string `json:"format"`
+	}
+	if !bindJSON(c, &req, 4096) {
+		return
+	}
+	switch req.Format {
+	case "", "json", "csv", "pdf":
+	default:
+		abort(c, Invalid("format", "format must be json, csv or pdf"))
+		return
+	}
+	rep, err := s.cfg.AuditLog.GenerateReport(c.Request.Context(), req.ReportRequest)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	name := fmt.Sprintf("redforge-%s-%s", rep.Type, rep.GeneratedAt.Format("20060102T150405Z"))
+	var buf bytes.Buffer
+	switch req.Format {
+	case "csv":
+		err = rep.WriteCSV(&buf)
+		c.Header("Content-Type", "text/csv; charset=utf-8")
+		name += ".csv"
+	case "pdf":
+		err = rep.WritePDF(&buf)
+		c.Header("Content-Type", "application/pdf")
+		name += ".pdf"
+	default:
+		err = rep.WriteJSON(&buf)
+		c.Header("Content-Type", "application/json")
+		name += ".json"
+	}
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	c.Status(http.StatusOK)
+	_, _ = c.Writer.Write(buf.Bytes())
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/metrics"
 	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/regions"
 )
 
 // Checker is a component whose health /api/health reports. Ping must
@@ -63,6 +64,20 @@ type Config struct {
 	AuditLog *audit.Logger
 	// Limiter enforces login and request rate limits.
 	Limiter Limiter
+	// CORSOrigins may call the API from a browser on another origin.
+	CORSOrigins []string
+	// Cluster is the hub's Raft node: GET /api/cluster, /api/regions,
+	// /api/route, staleness headers and ?consistent=1 reads. ClusterHandler
+	// serves the hub-to-hub calls (cluster.Handler); Routes is this hub's
+	// probe view of the others; Topology the configured regions (optional).
+	Cluster        ClusterNode
+	ClusterHandler http.Handler
+	Routes         RouteTable
+	Topology       *regions.Topology
+	// Deploy runs blue-green deployments (hub/deploy); Proxy serves
+	// /i/{name}/ (hub/proxy). Their routes are registered when set.
+	Deploy Deployer
+	Proxy  DataProxy
 }
 
 // Store is what the API reads of the data store.
@@ -101,7 +116,7 @@ func New(cfg Config) *Server {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
-	e.Use(requestID(), s.accessLog(), recovery(), securityHeaders())
+	e.Use(requestID(), s.accessLog(), recovery(), securityHeaders(), s.cors(), limitBody(), s.readConsistency())
 	e.NoRoute(func(c *gin.Context) {
 		abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no route " + c.Request.Method + " " + c.Request.URL.Path})
 	})
@@ -121,9 +136,12 @@ func (s *Server) routes() {
 	}
 	s.authRoutes()
 	s.auditRoutes()
+	s.reportRoutes()
 	s.instanceRoutes()
 	s.wsRoutes()
 	s.syncRoutes()
+	s.clusterRoutes()
+	s.deploymentRoutes()
 }
 
 // Handler returns the http.Handler to serve.
