@@ -13,7 +13,14 @@ import (
 // TestEveryMutationIsAuditedOnce performs each kind of mutating API call
 // once and expects exactly one audit record per action.
 func TestEveryMutationIsAuditedOnce(t *testing.T) {
-	h := hubtest.Start(t) // logs in once: LOGIN_SUCCEEDED
+	for _, backend := range hubtest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			testEveryMutationIsAuditedOnce(t, hubtest.Start(t, hubtest.WithBackend(t, backend)))
+		})
+	}
+}
+
+func testEveryMutationIsAuditedOnce(t *testing.T, h *hubtest.Hub) { // logs in once: LOGIN_SUCCEEDED
 	var inst struct {
 		ID string `json:"id"`
 	}
@@ -87,7 +94,12 @@ func TestEveryMutationIsAuditedOnce(t *testing.T) {
 }
 
 func TestComplianceReports(t *testing.T) {
-	h := hubtest.Start(t)
+	for _, backend := range hubtest.Backends {
+		t.Run(backend, func(t *testing.T) { testComplianceReports(t, hubtest.Start(t, hubtest.WithBackend(t, backend))) })
+	}
+}
+
+func testComplianceReports(t *testing.T, h *hubtest.Hub) {
 	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "reported", "desired_state": "stopped"}, 201, nil)
 	start := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
 	end := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)

@@ -113,7 +113,12 @@ func allowed(role, res, act string) bool {
 }
 
 func TestRouteAccess(t *testing.T) {
-	h := hubtest.Start(t)
+	for _, backend := range hubtest.Backends {
+		t.Run(backend, func(t *testing.T) { testRouteAccess(t, hubtest.Start(t, hubtest.WithBackend(t, backend))) })
+	}
+}
+
+func testRouteAccess(t *testing.T, h *hubtest.Hub) {
 	// Every route the server has is in the table, and nothing more.
 	var have, want []string
 	for _, r := range h.API.Routes() {

@@ -103,3 +103,23 @@ func TestErrorsAreJSONAndPanicsDoNotEscape(t *testing.T) {
 		t.Errorf("invalid → %d %s", rec.Code, rec.Body)
 	}
 }
+
+func TestCORSAllowList(t *testing.T) {
+	s := New(Config{CORSOrigins: []string{"https://console.example.com"}})
+	rec := do(s, "GET", "/api/health", map[string]string{"Origin": "https://console.example.com"})
+	if rec.Header().Get("Access-Control-Allow-Origin") != "https://console.example.com" {
+		t.Errorf("allowed origin not echoed: %v", rec.Header())
+	}
+	rec = do(s, "GET", "/api/health", map[string]string{"Origin": "https://evil.example"})
+	if rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("unlisted origin allowed: %v", rec.Header())
+	}
+	rec = do(s, "OPTIONS", "/api/instances", map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("preflight from unlisted origin = %d", rec.Code)
+	}
+	rec = do(s, "OPTIONS", "/api/instances", map[string]string{"Origin": "https://console.example.com", "Access-Control-Request-Method": "POST"})
+	if rec.Code != http.StatusNoContent || !strings.Contains(rec.Header().Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Errorf("preflight from allowed origin = %d %v", rec.Code, rec.Header())
+	}
+}

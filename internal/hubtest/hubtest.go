@@ -157,3 +157,17 @@ func (h *Hub) JSON(tb testing.TB, method, path string, body any, want int, out a
 		}
 	}
 }
+
+// Backends lists the data stores hub-level suites run on: the embedded
+// SQLite default and a real PostgreSQL.
+var Backends = []string{"sqlite", "postgres"}
+
+// WithBackend returns the Start option for backend ("sqlite" is the
+// default and changes nothing).
+func WithBackend(tb testing.TB, backend string) func(*hub.Config) {
+	return func(c *hub.Config) {
+		if backend == "postgres" {
+			c.Store = testenv.Postgres(tb)
+		}
+	}
+}
