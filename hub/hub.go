@@ -29,11 +29,13 @@ import (
 	"github.com/redforge/controltower/hub/coord"
 	"github.com/redforge/controltower/hub/coord/memory"
 	coordredis "github.com/redforge/controltower/hub/coord/redis"
+	"github.com/redforge/controltower/hub/deploy"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/fleet"
 	"github.com/redforge/controltower/hub/fleet/docker"
 	"github.com/redforge/controltower/hub/fleet/process"
 	"github.com/redforge/controltower/hub/metrics"
+	"github.com/redforge/controltower/hub/proxy"
 	"github.com/redforge/controltower/hub/store"
 	"github.com/redforge/controltower/hub/store/postgres"
 	"github.com/redforge/controltower/hub/store/sqlite"
@@ -58,6 +60,8 @@ type Hub struct {
 	Auth    *auth.Service
 	Audit   *audit.Logger
 	Fleet   *fleet.Manager
+	Deploy  *deploy.Orchestrator // blue-green deployments
+	Proxy   *proxy.Proxy         // /i/{name}/ data plane
 	Driver  fleet.Driver
 
 	// AdminPassword is set when Open created the first admin with a
@@ -73,6 +77,7 @@ type Hub struct {
 	httpSrv *http.Server
 	serveCh chan error
 	closers []namedCloser
+	cl      clusterParts // multi-hub wiring (cluster_wiring.go)
 }
 
 type namedCloser struct {
@@ -120,6 +125,7 @@ func (h *Hub) Open(ctx context.Context) (err error) {
 		{"auth", h.openAuth},
 		{"fleet", h.openFleet},
 		{"http", h.openHTTP},
+		{"cluster", h.openCluster},
 	}
 	for _, s := range steps {
 		if err := s.open(ctx); err != nil {
@@ -186,11 +192,15 @@ func (h *Hub) openRaft(ctx context.Context) error {
 	cfg.BindAddr = h.Config.RaftListen
 	cfg.Bootstrap = true
 	cfg.Logger = h.Logger.With("component", "raft")
+	h.configureCluster(&cfg)
 	h.Raft = cluster.New(cfg, h.State)
 	if err := h.Raft.Open(ctx); err != nil {
 		return fmt.Errorf("raft %s: %w", h.Config.RaftListen, err)
 	}
 	h.onClose("raft", h.Raft.Close)
+	if err := h.joinCluster(ctx); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -202,7 +212,7 @@ func (h *Hub) openBroker(ctx context.Context) error {
 		}
 		h.Bus = ext
 	} else {
-		emb := broker.NewEmbedded(h.Config.MQTTListen, nil, h.Logger.With("component", "mqtt"))
+		emb := broker.NewEmbedded(h.Config.MQTTListen, deploy.BrokerAuth{Catalog: h.State, AdminPassword: h.instanceAdminPassword}, h.Logger.With("component", "mqtt"))
 		if err := emb.Open(ctx); err != nil {
 			return fmt.Errorf("mqtt-listen %s: %w", h.Config.MQTTListen, err)
 		}
@@ -215,14 +225,34 @@ func (h *Hub) openBroker(ctx context.Context) error {
 func (h *Hub) openHTTP(ctx context.Context) error {
 	h.Sync = hubsync.New(hubsync.Config{Catalog: h.State, Raft: h.Raft, Store: h.Store,
 		Logger: h.Logger.With("component", "sync")})
+	h.openDeploy()
 	h.API = api.New(api.Config{
-		Sync:     h.Sync,
-		EdgeAuth: h.Sync,
-		Version:  h.Version,
-		Region:   h.Config.Region,
-		NodeID:   h.NodeID,
-		Metrics:  h.Metrics,
-		Logger:   h.Logger.With("component", "api"),
+		Sync:        h.Sync,
+		EdgeAuth:    h.Sync,
+		Version:     h.Version,
+		Region:      h.Config.Region,
+		NodeID:      h.NodeID,
+		Metrics:     h.Metrics,
+		Logger:      h.Logger.With("component", "api"),
+		Auth:        h.Auth,
+		Users:       h.Auth,
+		Audit:       h.Audit,
+		AuditLog:    h.Audit,
+		Limiter:     h.Coord,
+		CORSOrigins: strings.Split(h.Config.CORSOrigins, ","),
+		Catalog:     h.State,
+		Applier:     h.Raft,
+		Fleet:       h.Fleet,
+		Store:       h.Store,
+		Events:      h.Events,
+		Deploy:      h.Deploy,
+		Proxy:       h.Proxy,
+
+		// multi-hub (cluster_wiring.go)
+		Cluster:        h.Raft,
+		ClusterHandler: cluster.Handler(h.Raft, h.Config.ClusterSecret),
+		Routes:         &h.cl.routes,
+		Topology:       h.Config.Topology,
 		Components: []api.Component{
 			{Name: "raft", Checker: h.Raft},
 			{Name: "store", Checker: h.Store},
@@ -271,7 +301,6 @@ func (h *Hub) openAuth(ctx context.Context) error {
 	}
 	if created {
 		h.AdminPassword = generated
-		h.Logger.Info("created the first admin user", "username", "admin", "password_source", map[bool]string{true: "generated", false: "REDFORGE_ADMIN_PASSWORD"}[generated != ""])
 	}
 	h.Audit = audit.New(h.Store, audit.Config{Logger: h.Logger.With("component", "audit"),
 		Anchors: audit.CatalogAnchors{Catalog: h.State, Applier: h.Raft}})
@@ -306,6 +335,9 @@ func (h *Hub) openFleet(ctx context.Context) error {
 		Logger:   h.Logger.With("component", "fleet"),
 	})
 	h.background(h.Fleet.Run)
+	if h.Config.Demo {
+		h.background(h.startDemo)
+	}
 	h.Logger.Info("fleet driver", "driver", drv.Name())
 	return nil
 }
@@ -449,4 +481,35 @@ func (h *Hub) nodeID() (string, error) {
 		return "", fmt.Errorf("data-dir: write node id: %w", err)
 	}
 	return id, nil
+}
+
+// openDeploy builds the deployment orchestrator and the /i/{name}/ proxy
+// and starts the orchestrator's loop (it acts only on the leader).
+func (h *Hub) openDeploy() {
+	o := deploy.New(deploy.Config{BrokerAddr: h.brokerAddr}, deploy.Deps{
+		Catalog: h.State, Applier: h.Raft, Fleet: h.Fleet, Bus: h.Bus, Coord: h.Coord, Audit: h.Audit,
+		Events: h.Events, IsLeader: func() bool { return h.Raft.State() == "Leader" },
+		Logger: h.Logger.With("component", "deploy"),
+	})
+	h.Proxy = proxy.New(o, h.Logger.With("component", "proxy"))
+	o.SetProxy(h.Proxy)
+	h.Deploy = o
+	h.background(o.Run)
+}
+
+// instanceAdminPassword derives an instance's admin password for the
+// broker's authenticator; it refuses until the fleet is open.
+func (h *Hub) instanceAdminPassword(id string) (string, error) {
+	if h.Fleet == nil {
+		return "", errors.New("fleet not open")
+	}
+	return h.Fleet.AdminPassword(id)
+}
+
+// brokerAddr is the embedded broker's address, or "" with an outside one.
+func (h *Hub) brokerAddr() string {
+	if e, ok := h.Bus.(*broker.Embedded); ok {
+		return e.Addr()
+	}
+	return ""
 }

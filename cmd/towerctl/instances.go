@@ -93,7 +93,7 @@ func instancesList(ctx context.Context, cl *Client, out io.Writer) error {
 	fmt.Fprintln(tw, "NAME\tSTATUS\tDESIRED\tREGION\tDRIVER\tPORT\tCPU\tMEMORY\tFLOWS\tSINCE")
 	for _, i := range resp.Instances {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%g\t%dMB\t%s\t%s\n", i.Name, orDash(i.Observed.Status), i.DesiredState,
-			i.Region, i.Driver, i.Observed.Port, i.Resources.CPU, i.Resources.MemoryMB, orDash(i.FlowsVersion), since(i.Observed.Since))
+			i.Region, i.Driver, i.Observed.Port, i.Resources.CPU, i.Resources.MemoryMB, orDash(truncate(i.FlowsVersion, 12)), since(i.Observed.Since))
 	}
 	return tw.Flush()
 }
@@ -297,6 +297,13 @@ func printJSON(out io.Writer, v any) error {
 func orDash(s string) string {
 	if s == "" {
 		return "-"
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
 	}
 	return s
 }
