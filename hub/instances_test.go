@@ -38,7 +38,9 @@ type statusWatch struct {
 	seen []string
 }
 
-func watchStatus(t *testing.T, h *hubtest.Hub) *statusWatch {
+func watchStatus(t *testing.T, h *hubtest.Hub) *statusWatch { return watchStatusB(t, h) }
+
+func watchStatusB(t testing.TB, h *hubtest.Hub) *statusWatch {
 	t.Helper()
 	url := "ws" + strings.TrimPrefix(h.URL, "http") + "/api/ws?types=instance.status"
 	hdr := http.Header{"Authorization": {"Bearer " + h.AdminToken}}
@@ -53,6 +55,11 @@ func watchStatus(t *testing.T, h *hubtest.Hub) *statusWatch {
 // wait reads events until instance id reaches status, failing on a
 // deadline; it returns how long it waited.
 func (w *statusWatch) wait(t *testing.T, id, status string, within time.Duration) time.Duration {
+	t.Helper()
+	return w.waitB(t, id, status, within)
+}
+
+func (w *statusWatch) waitB(t testing.TB, id, status string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(within)
