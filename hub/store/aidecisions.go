@@ -12,6 +12,7 @@ type AIDecision struct {
 	Time       time.Time       `json:"time"`
 	InstanceID string          `json:"instance_id"`
 	EdgeID     string          `json:"edge_id"`
+	EdgeSeq    int64           `json:"edge_seq,omitempty"` // seq of its edge record; 0 unless synced from an edge
 	FlowName   string          `json:"flow_name"`
 	Model      string          `json:"model"`
 	Prompt     string          `json:"prompt"`
@@ -48,11 +49,16 @@ func (d *AIDecision) Validate() error {
 	return checkJSON("metadata", d.Metadata)
 }
 
-// ValidateAIDecisions validates every element of ds, naming the index of
-// the first bad one ("decisions[2].model").
+// ValidateAIDecisions validates the input of AppendAIDecisions: every
+// element must pass Validate and have EdgeSeq 0 (only IngestBatch sets it).
+// The error names the index of the first bad one ("decisions[2].model").
 func ValidateAIDecisions(ds []AIDecision) error {
 	for i := range ds {
-		if err := ds[i].Validate(); err != nil {
+		err := ds[i].Validate()
+		if err == nil && ds[i].EdgeSeq != 0 {
+			err = invalid("edge_seq", "is set only for decisions synced from an edge (IngestBatch)")
+		}
+		if err != nil {
 			return prefixed(fmt.Sprintf("decisions[%d]", i), err)
 		}
 	}

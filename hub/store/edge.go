@@ -13,6 +13,11 @@ import (
 // vectors are also kept in the vectors table (ListVectors).
 const VectorsStream = "vectors"
 
+// AIDecisionsStream is the edge stream whose records may carry an AI
+// decision; those decisions are also kept in the ai_decisions table
+// (ListAIDecisions), with EdgeID and EdgeSeq set.
+const AIDecisionsStream = "ai_decisions"
+
 // MaxVectorDim is the largest vector dimension accepted.
 const MaxVectorDim = 65536
 
@@ -33,6 +38,14 @@ type Batch struct {
 // is also stored as a Vector. VectorID or Metadata without a Vector, or a
 // Vector on another stream, is ErrInvalid (the store never drops fields
 // silently).
+//
+// Decision is only meaningful on AIDecisionsStream: a record there with a
+// Decision also adds it to the ai_decisions table, in the same transaction
+// and only when the record itself is inserted (a replay adds nothing). The
+// store sets its EdgeID (the batch's) and EdgeSeq (the record's seq) and
+// ignores its ID; a Decision on another stream, or one that fails
+// AIDecision.Validate, is ErrInvalid ("records[3].decision.model").
+// ListEdgeRecords does not return Decision.
 type Record struct {
 	Seq      int64
 	Time     time.Time
@@ -41,6 +54,7 @@ type Record struct {
 	Vector   []float32
 	VectorID string
 	Metadata json.RawMessage
+	Decision *AIDecision
 }
 
 // Watermark is the ingest state of one (edge, stream): every record with
@@ -96,7 +110,9 @@ func UnpackVector(b []byte) ([]float32, error) {
 // are required; FirstSeq ≥ 1; Records[i].Seq == FirstSeq+i (else
 // ErrInvalid); every Time is set; every Checksum matches (else an error
 // wrapping ErrChecksum); vectors only on VectorsStream with 1..MaxVectorDim
-// values; text UTF-8 without NUL; Metadata valid JSON or empty. An empty
+// values; decisions only on AIDecisionsStream, valid, with EdgeID empty or
+// the batch's and EdgeSeq 0 or the record's; text UTF-8 without NUL;
+// Metadata valid JSON or empty. An empty
 // Records is valid (IngestBatch then only checks for a gap).
 func (b *Batch) Validate() error {
 	if err := checkRequired("edge_id", b.EdgeID); err != nil {
@@ -132,7 +148,36 @@ func (b *Batch) validateRecord(i int) error {
 		return fmt.Errorf("%w: %s (seq %d): payload CRC-32C is %08x, record says %08x",
 			ErrChecksum, field, r.Seq, got, r.Checksum)
 	}
-	return prefixed(field, r.validateVector(b.Stream))
+	if err := r.validateVector(b.Stream); err != nil {
+		return prefixed(field, err)
+	}
+	return prefixed(field, r.validateDecision(b))
+}
+
+func (r *Record) validateDecision(b *Batch) error {
+	d := r.Decision
+	switch {
+	case d == nil:
+		return nil
+	case b.Stream != AIDecisionsStream:
+		return invalid("decision", "only records of stream %q carry decisions", AIDecisionsStream)
+	case d.EdgeID != "" && d.EdgeID != b.EdgeID:
+		return invalid("decision.edge_id", "must be empty or the batch's edge_id %q", b.EdgeID)
+	case d.EdgeSeq != 0 && d.EdgeSeq != r.Seq:
+		return invalid("decision.edge_seq", "must be 0 or the record's seq %d", r.Seq)
+	}
+	return prefixed("decision", d.Validate())
+}
+
+// EdgeDecision returns r's decision as IngestBatch stores it, with
+// EdgeID and EdgeSeq set, or nil if r has none.
+func (r *Record) EdgeDecision(edgeID string) *AIDecision {
+	if r.Decision == nil {
+		return nil
+	}
+	d := *r.Decision
+	d.ID, d.EdgeID, d.EdgeSeq = 0, edgeID, r.Seq
+	return &d
 }
 
 func (r *Record) validateVector(stream string) error {

@@ -248,7 +248,7 @@ func payloadFor(stream string, id int) string {
 	case "audit":
 		return fmt.Sprintf(`{"action":"edge.test","resource_type":"rec","resource_id":"%d","details":{}}`, id)
 	case "ai_decisions":
-		return fmt.Sprintf(`{"agent":"a","decision":"d%d","confidence":0.5}`, id)
+		return fmt.Sprintf(`{"flow_name":"f","model":"m","prompt":"p%d","response":"r","confidence":0.5,"tokens_used":%d,"latency_ms":1}`, id, id)
 	case "checkpoints":
 		return fmt.Sprintf(`{"workflow_id":"w","step":%d,"state":{}}`, id)
 	}
@@ -357,5 +357,56 @@ func verifyHub(tb testing.TB, st store.Store, edgeID string, want []record, extr
 	if dups > 0 || lost > 0 {
 		tb.Fatalf("hub holds %d records: %d duplicated, %d PUBACKed records lost (want %d)", total, dups, lost, len(want))
 	}
+	verifyDecisions(tb, st, edgeID)
 	return extra
+}
+
+// verifyDecisions checks that every ai_decisions record of edgeID in the
+// ledger (all valid decisions, see payloadFor) is in the ai_decisions table
+// exactly once, under its seq, with its prompt, and nothing else is.
+func verifyDecisions(tb testing.TB, st store.Store, edgeID string) {
+	tb.Helper()
+	ctx := context.Background()
+	prompts := map[int64]string{}
+	for after := int64(0); ; {
+		recs, err := st.ListEdgeRecords(ctx, edgeID, store.AIDecisionsStream, after, store.MaxLimit)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			var p struct{ Prompt string }
+			if err := json.Unmarshal(r.Payload, &p); err != nil {
+				tb.Fatalf("ai_decisions seq %d: %v", r.Seq, err)
+			}
+			prompts[r.Seq] = p.Prompt
+			after = r.Seq
+		}
+	}
+	seen := map[int64]int{}
+	for off := 0; ; off += store.MaxLimit {
+		ds, err := st.ListAIDecisions(ctx, store.AIDecisionFilter{Limit: store.MaxLimit, Offset: off})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.EdgeID != edgeID {
+				continue
+			}
+			seen[d.EdgeSeq]++
+			if p, ok := prompts[d.EdgeSeq]; !ok || p != d.Prompt {
+				tb.Fatalf("decision of seq %d has prompt %q; the ledger record has %q (present: %v)", d.EdgeSeq, d.Prompt, p, ok)
+			}
+		}
+		if len(ds) < store.MaxLimit {
+			break
+		}
+	}
+	for seq := range prompts {
+		if seen[seq] != 1 {
+			tb.Fatalf("ai_decisions record seq %d is in the ai_decisions table %d times, want once", seq, seen[seq])
+		}
+	}
 }

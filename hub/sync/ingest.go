@@ -12,7 +12,10 @@ import (
 )
 
 // Ingest commits a decoded, verified batch from edgeID exactly once and
-// returns the ack. A gap, a checksum mismatch or an invalid record is
+// returns the ack. On stream store.AIDecisionsStream each payload that is a
+// valid AI decision is also committed to the ai_decisions table, in the
+// same transaction; one that is not stays in the ledger only (see
+// projectAIDecisions). A gap, a checksum mismatch or an invalid record is
 // answered with an Ack carrying a Refusal (nothing was written) and a nil
 // error; the caller picks the HTTP status from the reason (RefusalStatus).
 // Errors: ErrForbidden when the batch names another edge; store errors.
@@ -28,6 +31,9 @@ func (s *Service) Ingest(ctx context.Context, edgeID string, b *syncproto.Batch)
 }
 
 func (s *Service) ingest(ctx context.Context, sb store.Batch) (*syncproto.Ack, error) {
+	if sb.Stream == store.AIDecisionsStream {
+		s.projectAIDecisions(&sb)
+	}
 	wm, err := s.cfg.Store.IngestBatch(ctx, sb)
 	var gap *store.GapError
 	var inv *store.InvalidError

@@ -1,6 +1,8 @@
 // Package sync is the hub side of edge sync: enrollment tokens and edge
 // credentials, edge authentication, exactly-once batch ingest (through
-// store.Store.IngestBatch), heartbeats and the desired config bundle.
+// store.Store.IngestBatch, with the AI decisions of stream ai_decisions
+// decoded so they land in the ai_decisions table in the same transaction),
+// heartbeats and the desired config bundle.
 //
 // It owns the credential format, the heartbeat throttle and the mapping of
 // store outcomes to syncproto acks. It does not own HTTP (hub/api), the
@@ -117,4 +119,7 @@ const (
 	logKeyEdge   = "edge"
 	logKeyStream = "stream"
 	logKeyError  = "error"
+	logKeySeq    = "seq"
+	logKeyField  = "field"
+	logKeyReason = "reason"
 )

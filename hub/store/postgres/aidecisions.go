@@ -11,9 +11,19 @@ import (
 )
 
 var aiInsertCols = []string{"time", "instance_id", "edge_id", "flow_name", "model", "prompt", "response",
-	"confidence", "tokens_used", "latency_ms", "metadata"}
+	"confidence", "tokens_used", "latency_ms", "metadata", "edge_seq"}
 
-const aiCols = `id, time, instance_id, edge_id, flow_name, model, prompt, response, confidence, tokens_used, latency_ms, metadata`
+const aiCols = `id, time, instance_id, edge_id, flow_name, model, prompt, response, confidence, tokens_used, latency_ms, metadata, edge_seq`
+
+// aiRow is the aiInsertCols row of d; edge_seq 0 is NULL.
+func aiRow(d *store.AIDecision) []any {
+	var seq *int64
+	if d.EdgeSeq != 0 {
+		seq = &d.EdgeSeq
+	}
+	return []any{ts(d.Time), d.InstanceID, d.EdgeID, d.FlowName, d.Model, d.Prompt, d.Response,
+		d.Confidence, d.TokensUsed, d.LatencyMS, jsonArg(d.Metadata), seq}
+}
 
 // AppendAIDecisions implements store.Store, with COPY from CopyThreshold
 // decisions.
@@ -25,9 +35,8 @@ func (db *DB) AppendAIDecisions(ctx context.Context, ds []store.AIDecision) erro
 		return nil
 	}
 	rows := make([][]any, len(ds))
-	for i, d := range ds {
-		rows[i] = []any{ts(d.Time), d.InstanceID, d.EdgeID, d.FlowName, d.Model, d.Prompt, d.Response,
-			d.Confidence, d.TokensUsed, d.LatencyMS, jsonArg(d.Metadata)}
+	for i := range ds {
+		rows[i] = aiRow(&ds[i])
 	}
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		return db.bulk(ctx, tx, "ai_decisions", aiInsertCols, rows)
@@ -62,9 +71,13 @@ func (db *DB) ListAIDecisions(ctx context.Context, f store.AIDecisionFilter) ([]
 	var out []store.AIDecision
 	for rows.Next() {
 		var d store.AIDecision
+		var seq *int64
 		if err := rows.Scan(&d.ID, timeCol{&d.Time}, &d.InstanceID, &d.EdgeID, &d.FlowName, &d.Model,
-			&d.Prompt, &d.Response, &d.Confidence, &d.TokensUsed, &d.LatencyMS, jsonCol{&d.Metadata}); err != nil {
+			&d.Prompt, &d.Response, &d.Confidence, &d.TokensUsed, &d.LatencyMS, jsonCol{&d.Metadata}, &seq); err != nil {
 			return nil, err
+		}
+		if seq != nil {
+			d.EdgeSeq = *seq
 		}
 		out = append(out, d)
 	}

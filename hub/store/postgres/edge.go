@@ -17,8 +17,8 @@ var (
 
 // IngestBatch implements store.Store. The (edge, stream) watermark row is
 // created if missing and locked FOR UPDATE, which serializes batches of
-// one stream across every hub sharing the database; records go in with
-// COPY from CopyThreshold records.
+// one stream across every hub sharing the database; records (and their
+// vectors and AI decisions) go in with COPY from CopyThreshold records.
 func (db *DB) IngestBatch(ctx context.Context, b store.Batch) (int64, error) {
 	if err := b.Validate(); err != nil {
 		return 0, err
@@ -63,10 +63,13 @@ var errNothingToDo = errors.New("postgres: nothing to do")
 
 func (db *DB) insertRecords(ctx context.Context, tx pgx.Tx, b *store.Batch, recs []store.Record) error {
 	rows := make([][]any, len(recs))
-	var vecs [][]any
+	var vecs, decisions [][]any
 	for i := range recs {
 		r := &recs[i]
 		rows[i] = []any{b.EdgeID, b.Stream, r.Seq, ts(r.Time), int64(r.Checksum), blob(r.Payload)}
+		if d := r.EdgeDecision(b.EdgeID); d != nil {
+			decisions = append(decisions, aiRow(d))
+		}
 		if r.HasVector() {
 			vecs = append(vecs, []any{b.EdgeID, r.Seq, r.VectorID, len(r.Vector), store.PackVector(r.Vector),
 				jsonArg(r.Metadata), ts(r.Time)})
@@ -75,7 +78,10 @@ func (db *DB) insertRecords(ctx context.Context, tx pgx.Tx, b *store.Batch, recs
 	if err := db.bulk(ctx, tx, "edge_records", recordCols, rows); err != nil {
 		return err
 	}
-	return db.bulk(ctx, tx, "vectors", vectorCols, vecs)
+	if err := db.bulk(ctx, tx, "vectors", vectorCols, vecs); err != nil {
+		return err
+	}
+	return db.bulk(ctx, tx, "ai_decisions", aiInsertCols, decisions)
 }
 
 // blob keeps an empty payload from being sent as NULL.

@@ -9,7 +9,20 @@ import (
 	"github.com/redforge/controltower/hub/store/internal/sqlq"
 )
 
-const aiCols = `id, time, instance_id, edge_id, flow_name, model, prompt, response, confidence, tokens_used, latency_ms, metadata`
+const (
+	aiCols   = `id, time, instance_id, edge_id, flow_name, model, prompt, response, confidence, tokens_used, latency_ms, metadata, edge_seq`
+	aiInsert = `INSERT INTO ai_decisions (` + aiCols + `) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+// aiArgs are the arguments of aiInsert for d; edge_seq 0 is NULL.
+func aiArgs(d *store.AIDecision) []any {
+	var seq any
+	if d.EdgeSeq != 0 {
+		seq = d.EdgeSeq
+	}
+	return []any{micros(d.Time), d.InstanceID, d.EdgeID, d.FlowName, d.Model,
+		d.Prompt, d.Response, d.Confidence, d.TokensUsed, d.LatencyMS, jsonArg(d.Metadata), seq}
+}
 
 // AppendAIDecisions implements store.Store.
 func (db *DB) AppendAIDecisions(ctx context.Context, ds []store.AIDecision) error {
@@ -20,14 +33,13 @@ func (db *DB) AppendAIDecisions(ctx context.Context, ds []store.AIDecision) erro
 		return nil
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO ai_decisions (`+aiCols[len("id, "):]+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, aiInsert)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
-		for _, d := range ds {
-			if _, err := stmt.ExecContext(ctx, micros(d.Time), d.InstanceID, d.EdgeID, d.FlowName, d.Model,
-				d.Prompt, d.Response, d.Confidence, d.TokensUsed, d.LatencyMS, jsonArg(d.Metadata)); err != nil {
+		for i := range ds {
+			if _, err := stmt.ExecContext(ctx, aiArgs(&ds[i])...); err != nil {
 				return err
 			}
 		}
@@ -63,10 +75,12 @@ func (db *DB) ListAIDecisions(ctx context.Context, f store.AIDecisionFilter) ([]
 	var out []store.AIDecision
 	for rows.Next() {
 		var d store.AIDecision
+		var seq sql.NullInt64
 		if err := rows.Scan(&d.ID, timeCol{&d.Time}, &d.InstanceID, &d.EdgeID, &d.FlowName, &d.Model,
-			&d.Prompt, &d.Response, &d.Confidence, &d.TokensUsed, &d.LatencyMS, jsonCol{&d.Metadata}); err != nil {
+			&d.Prompt, &d.Response, &d.Confidence, &d.TokensUsed, &d.LatencyMS, jsonCol{&d.Metadata}, &seq); err != nil {
 			return nil, err
 		}
+		d.EdgeSeq = seq.Int64
 		out = append(out, d)
 	}
 	return out, rows.Err()

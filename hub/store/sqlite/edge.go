@@ -9,8 +9,9 @@ import (
 	"github.com/redforge/controltower/hub/store"
 )
 
-// IngestBatch implements store.Store. The watermark read, the inserts and
-// the watermark update share one BEGIN IMMEDIATE transaction.
+// IngestBatch implements store.Store. The watermark read, the inserts
+// (records, vectors, AI decisions) and the watermark update share one
+// BEGIN IMMEDIATE transaction.
 func (db *DB) IngestBatch(ctx context.Context, b store.Batch) (int64, error) {
 	if err := b.Validate(); err != nil {
 		return 0, err
@@ -51,11 +52,22 @@ func insertRecords(ctx context.Context, tx *sql.Tx, b *store.Batch, recs []store
 		return err
 	}
 	defer rs.Close()
-	var vs *sql.Stmt
+	var vs, ds *sql.Stmt
 	for i := range recs {
 		r := &recs[i]
 		if _, err := rs.ExecContext(ctx, b.EdgeID, b.Stream, r.Seq, micros(r.Time), int64(r.Checksum), blob(r.Payload)); err != nil {
 			return err
+		}
+		if d := r.EdgeDecision(b.EdgeID); d != nil {
+			if ds == nil {
+				if ds, err = tx.PrepareContext(ctx, aiInsert); err != nil {
+					return err
+				}
+				defer ds.Close()
+			}
+			if _, err := ds.ExecContext(ctx, aiArgs(d)...); err != nil {
+				return err
+			}
 		}
 		if !r.HasVector() {
 			continue

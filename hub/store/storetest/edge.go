@@ -22,6 +22,8 @@ func runEdge(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("InvalidBatchRefused", func(t *testing.T) { testInvalidBatch(t, open(t)) })
 	t.Run("EmptyBatch", func(t *testing.T) { testEmptyBatch(t, open(t)) })
 	t.Run("VectorsBitIdentical", func(t *testing.T) { testVectors(t, open(t)) })
+	t.Run("AIDecisionsExactlyOnce", func(t *testing.T) { testEdgeDecisions(t, open(t)) })
+	t.Run("InvalidDecisionRefusesBatch", func(t *testing.T) { testEdgeDecisionInvalid(t, open(t)) })
 	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, open(t)) })
 	t.Run("ConcurrentSendersExactlyOnce", func(t *testing.T) { testConcurrentIngest(t, open(t)) })
 	t.Run("StreamsAndEdgesIndependent", func(t *testing.T) { testStreamsIndependent(t, open(t)) })
@@ -76,6 +78,7 @@ func mustRecords(t *testing.T, s store.Store, edge, stream string, after int64, 
 func normRecord(r store.Record) store.Record {
 	r.Time = store.NormalizeTime(r.Time)
 	r.Metadata = store.NormalizeJSON(r.Metadata)
+	r.Decision = nil // kept in ai_decisions, not returned with the record
 	if len(r.Vector) == 0 {
 		r.Vector = nil
 	}
