@@ -1,0 +1,136 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/coord"
+)
+
+// verify runs the smoke tests against green and records each result in
+// Deployment.Smoke; any failure fails the phase (and rolls back).
+func (o *Orchestrator) verify(ctx context.Context, d *catalog.Deployment, spec *Spec) error {
+	green, err := o.d.Catalog.Instance(spec.GreenID)
+	if err != nil {
+		return failure{err}
+	}
+	type test struct {
+		name string
+		run  func(context.Context) error
+	}
+	tests := []test{
+		{"health", func(ctx context.Context) error { return o.smokeHealth(ctx, green) }},
+		{"flows", func(ctx context.Context) error { return o.smokeFlows(ctx, green, spec.GreenRev) }},
+	}
+	if spec.Smoke.HTTP != nil {
+		tests = append(tests, test{"http", func(ctx context.Context) error { return smokeHTTP(ctx, green, *spec.Smoke.HTTP) }})
+	}
+	if spec.Smoke.MQTT == nil || *spec.Smoke.MQTT {
+		tests = append(tests, test{"mqtt", func(ctx context.Context) error {
+			acked, err := o.control(ctx, green.Name, "ping", o.cfg.SmokeTimeout)
+			if err == nil && !acked {
+				err = fmt.Errorf("no ack on %s within %s: green's flows are not connected to the hub bus", AckTopic(green.Name), o.cfg.SmokeTimeout)
+			}
+			return err
+		}})
+	}
+	tests = append(tests, test{"coord", func(ctx context.Context) error { return smokeCoord(ctx, o.d.Coord, d.ID) }})
+	var results []SmokeResult
+	var first error
+	for i, t := range tests {
+		tctx, cancel := context.WithTimeout(ctx, o.cfg.SmokeTimeout)
+		start := o.now()
+		err := t.run(tctx)
+		cancel()
+		r := SmokeResult{Name: t.name, OK: err == nil, Duration: o.now().Sub(start).Round(time.Millisecond).String()}
+		if err != nil {
+			r.Message = err.Error()
+			if first == nil {
+				first = fmt.Errorf("smoke test %s failed: %w", t.name, err)
+			}
+		}
+		results = append(results, r)
+		raw, _ := json.Marshal(results)
+		_, _ = o.update(ctx, d.ID, "", func(d *catalog.Deployment) {
+			d.Smoke = raw
+			d.Progress = max(d.Progress, phaseStart[catalog.PhaseVerify]+(i+1)*19/len(tests))
+		})
+	}
+	if first != nil {
+		return failure{first}
+	}
+	return nil
+}
+
+func (o *Orchestrator) smokeHealth(ctx context.Context, green catalog.Instance) error {
+	c, err := o.d.Fleet.Client(green)
+	if err != nil {
+		return err
+	}
+	return c.Health(ctx)
+}
+
+func (o *Orchestrator) smokeFlows(ctx context.Context, green catalog.Instance, rev string) error {
+	c, err := o.d.Fleet.Client(green)
+	if err != nil {
+		return err
+	}
+	f, err := c.GetFlows(ctx)
+	if err != nil {
+		return err
+	}
+	if f.Rev != rev {
+		return fmt.Errorf("green runs flows rev %q, want %q", f.Rev, rev)
+	}
+	return nil
+}
+
+func smokeHTTP(ctx context.Context, green catalog.Instance, s SmokeHTTP) error {
+	method := s.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	want := s.ExpectStatus
+	if want == 0 {
+		want = http.StatusOK
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/%s", green.Observed.Port, strings.TrimPrefix(s.Path, "/"))
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(s.Body))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s answered %d, want %d", method, s.Path, resp.StatusCode, want)
+	}
+	if s.ExpectContains != "" && !strings.Contains(string(body), s.ExpectContains) {
+		return fmt.Errorf("%s %s reply does not contain %q", method, s.Path, s.ExpectContains)
+	}
+	return nil
+}
+
+func smokeCoord(ctx context.Context, kv coord.KV, id string) error {
+	key, val := "deploy/smoke/"+id, []byte(time.Now().UTC().Format(time.RFC3339Nano))
+	if err := kv.Set(ctx, key, val, time.Minute); err != nil {
+		return err
+	}
+	got, err := kv.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if string(got) != string(val) {
+		return fmt.Errorf("coord read back %q, wrote %q", got, val)
+	}
+	return kv.Delete(ctx, key)
+}
