@@ -53,9 +53,16 @@ type Config struct {
 	DockerHost    string `json:"docker_host"`
 	DockerNetwork string `json:"docker_network"`
 	Image         string `json:"image"`
+	// CORSOrigins is a comma-separated list of origins allowed to call the
+	// API from a browser; empty means same-origin only.
+	CORSOrigins string `json:"cors_origins"`
 	// Demo creates a demo instance with a sample flow when the fleet is
 	// empty (make run sets it).
 	Demo bool `json:"demo"`
+	// InstancePortMin and InstancePortMax bound the host ports given to
+	// instances (0: the fleet's defaults, 18800-19799).
+	InstancePortMin int `json:"instance_port_min"`
+	InstancePortMax int `json:"instance_port_max"`
 	// MonitorInterval is how often each instance's health is checked.
 	MonitorInterval time.Duration `json:"monitor_interval"`
 	// AdminPassword is the first admin's password (REDFORGE_ADMIN_PASSWORD
@@ -112,6 +119,7 @@ func (c *Config) options() []option {
 		{"docker-host", "Docker daemon for the docker driver (default: DOCKER_HOST or the standard socket)", &c.DockerHost},
 		{"docker-network", "docker driver networking: bridge (ports published on 127.0.0.1) or host", &c.DockerNetwork},
 		{"image", "Node-RED image for the docker driver", &c.Image},
+		{"cors-origins", "comma-separated browser origins allowed to call the API (default: same origin only)", &c.CORSOrigins},
 	}
 }
 
@@ -238,8 +246,8 @@ func (c Config) Validate() error {
 	}
 	if err := checkHostPort(c.RaftListen); err != nil {
 		bad("raft-listen", "%v", err)
-	} else if host, _, _ := net.SplitHostPort(c.RaftListen); host == "" || net.ParseIP(host).IsUnspecified() {
-		bad("raft-listen", "%q needs a concrete host to advertise to other hubs", c.RaftListen)
+	} else if host, _, _ := net.SplitHostPort(c.RaftListen); (host == "" || net.ParseIP(host).IsUnspecified()) && c.RaftAdvertise == "" {
+		bad("raft-listen", "%q needs a concrete host to advertise to other hubs (or set --raft-advertise)", c.RaftListen)
 	}
 	if c.Region == "" {
 		bad("region", "must not be empty")

@@ -253,6 +253,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		ClusterHandler: cluster.Handler(h.Raft, h.Config.ClusterSecret),
 		Routes:         &h.cl.routes,
 		Topology:       h.Config.Topology,
+		Moves:          h.Moves,
 		Components: []api.Component{
 			{Name: "raft", Checker: h.Raft},
 			{Name: "store", Checker: h.Store},
@@ -329,7 +330,8 @@ func (h *Hub) openFleet(ctx context.Context) error {
 		return err
 	}
 	h.Driver = drv
-	h.Fleet = fleet.NewManager(fleet.Config{MonitorInterval: h.Config.MonitorInterval}, fleet.Deps{
+	h.Fleet = fleet.NewManager(fleet.Config{MonitorInterval: h.Config.MonitorInterval,
+		PortMin: h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{
 		Driver: drv, Catalog: h.State, Applier: h.Raft, Bus: h.Events, Samples: h.Store, Metrics: h.Metrics,
 		IsLeader: func() bool { return h.Raft.State() == "Leader" },
 		Logger:   h.Logger.With("component", "fleet"),

@@ -17,6 +17,7 @@ import (
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/deploy"
 	"github.com/redforge/controltower/hub/fleet"
 	"github.com/redforge/controltower/hub/nodered"
 	"github.com/redforge/controltower/hub/store"
@@ -36,6 +37,7 @@ type Catalog interface {
 	Instance(id string) (catalog.Instance, error)
 	InstanceByName(name string) (catalog.Instance, error)
 	Instances() []catalog.Instance
+	SettingValue(key string, v any) error
 }
 
 // Applier writes commands to the control plane.
@@ -225,8 +227,13 @@ func (s *Server) createInstance(c *gin.Context) {
 func (s *Server) listInstances(c *gin.Context) {
 	insts := s.cfg.Catalog.Instances()
 	region, status := c.Query("region"), c.Query("status")
+	colors := c.Query("colors") == "1"
 	out := make([]catalog.Instance, 0, len(insts))
 	for _, i := range insts {
+		if deploy.IsColor(i) && !colors {
+			continue // a deployment's color row; its logical instance stands for it
+		}
+		i = s.withLive(i)
 		if (region == "" || i.Region == region) && (status == "" || i.Observed.Status == status) {
 			out = append(out, i)
 		}
@@ -254,8 +261,41 @@ func (s *Server) instance(c *gin.Context) (catalog.Instance, bool) {
 
 func (s *Server) getInstance(c *gin.Context) {
 	if inst, ok := s.instance(c); ok {
-		c.JSON(http.StatusOK, inst)
+		c.JSON(http.StatusOK, s.withLive(inst))
 	}
+}
+
+// live returns the row serving a logical instance: the color a blue-green
+// deployment switched to, or the instance's own row.
+func (s *Server) live(inst catalog.Instance) catalog.Instance {
+	var liveID string
+	if err := s.cfg.Catalog.SettingValue(deploy.LiveKey(inst.ID), &liveID); err != nil || liveID == "" || liveID == inst.ID {
+		return inst
+	}
+	if l, err := s.cfg.Catalog.Instance(liveID); err == nil {
+		return l
+	}
+	return inst
+}
+
+// withLive shows a logical instance with what its live row observes (its
+// status, port and flows), keeping the logical id and name.
+func (s *Server) withLive(inst catalog.Instance) catalog.Instance {
+	l := s.live(inst)
+	if l.ID != inst.ID {
+		inst.Observed, inst.FlowsVersion = l.Observed, l.FlowsVersion
+	}
+	return inst
+}
+
+// liveInstance resolves :id to the row that serves it now; runtime actions
+// (start, stop, restart, logs, flows, metrics) act on that row.
+func (s *Server) liveInstance(c *gin.Context) (catalog.Instance, bool) {
+	inst, ok := s.instance(c)
+	if !ok {
+		return inst, false
+	}
+	return s.live(inst), true
 }
 
 func (s *Server) patchInstance(c *gin.Context) {
@@ -309,7 +349,7 @@ func (s *Server) deleteInstance(c *gin.Context) {
 
 func (s *Server) setDesired(want catalog.DesiredState, action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		inst, ok := s.instance(c)
+		inst, ok := s.liveInstance(c)
 		if !ok {
 			return
 		}
@@ -335,7 +375,7 @@ func (s *Server) setDesired(want catalog.DesiredState, action string) gin.Handle
 }
 
 func (s *Server) restartInstance(c *gin.Context) {
-	inst, ok := s.instance(c)
+	inst, ok := s.liveInstance(c)
 	if !ok {
 		return
 	}
@@ -352,7 +392,7 @@ func (s *Server) restartInstance(c *gin.Context) {
 }
 
 func (s *Server) instanceLogs(c *gin.Context) {
-	inst, ok := s.instance(c)
+	inst, ok := s.liveInstance(c)
 	if !ok {
 		return
 	}
@@ -398,7 +438,7 @@ func (s *Server) instanceLogs(c *gin.Context) {
 }
 
 func (s *Server) getFlows(c *gin.Context) {
-	inst, ok := s.instance(c)
+	inst, ok := s.liveInstance(c)
 	if !ok {
 		return
 	}
@@ -419,7 +459,7 @@ func (s *Server) getFlows(c *gin.Context) {
 // flows array, or {"flows": [...], "rev": "..."} to refuse the deploy if
 // the instance's flows changed since rev.
 func (s *Server) putFlows(c *gin.Context) {
-	inst, ok := s.instance(c)
+	inst, ok := s.liveInstance(c)
 	if !ok {
 		return
 	}
@@ -491,7 +531,7 @@ func splitFlowsBody(body []byte) ([]byte, string, *Error) {
 }
 
 func (s *Server) instanceMetrics(c *gin.Context) {
-	inst, ok := s.instance(c)
+	inst, ok := s.liveInstance(c)
 	if !ok {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"net/http"
 	"testing"
 	"time"
@@ -42,6 +43,10 @@ func Start(tb testing.TB, opts ...func(*hub.Config)) *Hub {
 	cfg.MonitorInterval = time.Second
 	cfg.AdminPassword = AdminPassword
 	cfg.NodeRED = testenv.NodeREDPaths(tb).RedJS
+	// A private port range per hub, so hubs of tests running in parallel
+	// never hand out (or check) each other's ports.
+	cfg.InstancePortMin = 20000 + mathrand.IntN(400)*100
+	cfg.InstancePortMax = cfg.InstancePortMin + 99
 	for _, o := range opts {
 		o(&cfg)
 	}
