@@ -23,6 +23,8 @@ type routeRule struct {
 // server has a route this table does not list, or the other way round.
 var routeTable = []routeRule{
 	{"GET", "/api/health", "public", "", ""},
+	{"GET", "/", "public", "", ""}, // the console (hub/api/console.go)
+	{"GET", "/assets/*filepath", "public", "", ""},
 	{"GET", "/metrics", "public", "", ""},
 	{"POST", "/api/auth/login", "public", "", ""},
 	{"POST", "/api/auth/refresh", "public", "", ""},

@@ -65,6 +65,10 @@ func mapCatalog(err error) *Error {
 
 func mapCluster(err error) *Error {
 	switch {
+	case errors.Is(err, cluster.ErrOutcomeUnknown) && errors.Is(err, cluster.ErrLeaderUnreachable):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "outcome_unknown", Message: "the connection to the leader broke while forwarding the change; read back before retrying"}
+	case errors.Is(err, cluster.ErrLeaderUnreachable):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "leader_unreachable", Message: "this hub cannot reach the control-plane leader, so it cannot confirm a consistent read or forward a change; retry at another hub (GET /api/route), or read without ?consistent=1 (stale, see X-Redforge-Stale-Ms)"}
 	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "no_leader", Message: "the control plane has no reachable leader right now; retry shortly"}
 	case errors.Is(err, cluster.ErrShutdown):

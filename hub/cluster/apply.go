@@ -18,6 +18,17 @@ import (
 // ctx ended after raft took the command. Without a ctx deadline the wait is
 // bounded by Config.ApplyTimeout.
 func (n *Node) Apply(ctx context.Context, cmd catalog.Command) (any, error) {
+	return n.apply(ctx, cmd, true)
+}
+
+// ApplyLocal is Apply without forwarding: a follower returns
+// *NotLeaderError. The leader's end of a forwarded write uses it, so a
+// write never bounces between hubs.
+func (n *Node) ApplyLocal(ctx context.Context, cmd catalog.Command) (any, error) {
+	return n.apply(ctx, cmd, false)
+}
+
+func (n *Node) apply(ctx context.Context, cmd catalog.Command, forward bool) (any, error) {
 	r, err := n.running()
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", cmd.Type, err)
@@ -27,6 +38,9 @@ func (n *Node) Apply(ctx context.Context, cmd catalog.Command) (any, error) {
 		return nil, fmt.Errorf("apply %s: %w", cmd.Type, err)
 	}
 	if r.State() != raft.Leader {
+		if !forward {
+			return nil, fmt.Errorf("apply %s: %w", cmd.Type, n.notLeader(r))
+		}
 		return n.forward(ctx, r, cmd)
 	}
 	ctx, cancel := n.withTimeout(ctx)
@@ -45,12 +59,28 @@ func (n *Node) Apply(ctx context.Context, cmd catalog.Command) (any, error) {
 	return res.Value, res.Err
 }
 
+// forward hands cmd to the leader through the Forwarder, riding out an
+// election for up to PingGrace; if this node becomes the leader meanwhile
+// it applies cmd itself.
 func (n *Node) forward(ctx context.Context, r *raft.Raft, cmd catalog.Command) (any, error) {
-	addr, id := r.LeaderWithID()
-	if n.cfg.Forwarder == nil || addr == "" {
-		return nil, fmt.Errorf("apply %s: %w", cmd.Type, &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)})
+	if n.cfg.Forwarder == nil {
+		return nil, fmt.Errorf("apply %s: %w", cmd.Type, n.notLeader(r))
 	}
-	return n.cfg.Forwarder.Forward(ctx, string(id), string(addr), cmd)
+	ctx, cancel := n.withTimeout(ctx)
+	defer cancel()
+	var v any
+	err := n.retryForward(ctx, n.cfg.PingGrace, func(id, addr string) error {
+		var err error
+		v, err = n.cfg.Forwarder.Forward(ctx, id, addr, cmd)
+		return err
+	})
+	if err != nil && errors.Is(err, ErrNotLeader) && n.State() == raft.Leader.String() {
+		return n.apply(ctx, cmd, false)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("apply %s: %w", cmd.Type, err)
+	}
+	return v, nil
 }
 
 // ConsistentRead makes the next reads of the local catalog linearizable:
@@ -65,12 +95,70 @@ func (n *Node) ConsistentRead(ctx context.Context) error {
 		return fmt.Errorf("consistent read: %w", err)
 	}
 	if r.State() != raft.Leader {
-		return fmt.Errorf("consistent read: %w", n.notLeader(r))
+		return n.followerRead(ctx, r)
 	}
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
 	if err := wait(ctx, r.Barrier(n.timeout(ctx))); err != nil {
 		return fmt.Errorf("consistent read: %w", n.raftErr(r, err))
+	}
+	return nil
+}
+
+// ReadIndexLocal is the leader's end of a follower's consistent read: it
+// commits a barrier (proving leadership now) and returns the catalog's
+// applied index, which then holds every write committed before the call.
+// Errors: as ConsistentRead on the leader; *NotLeaderError on a follower.
+func (n *Node) ReadIndexLocal(ctx context.Context) (uint64, error) {
+	r, err := n.running()
+	if err != nil {
+		return 0, fmt.Errorf("read index: %w", err)
+	}
+	if r.State() != raft.Leader {
+		return 0, fmt.Errorf("read index: %w", n.notLeader(r))
+	}
+	ctx, cancel := n.withTimeout(ctx)
+	defer cancel()
+	if err := wait(ctx, r.Barrier(n.timeout(ctx))); err != nil {
+		return 0, fmt.Errorf("read index: %w", n.raftErr(r, err))
+	}
+	return n.state.Index(), nil
+}
+
+// followerRead asks the leader for a read index (when the Forwarder can)
+// and waits until the local catalog has applied it: reads after it are
+// linearizable. Without a ReadIndexer it is *NotLeaderError; when the
+// leader cannot be reached, ErrLeaderUnreachable.
+func (n *Node) followerRead(ctx context.Context, r *raft.Raft) error {
+	ri, ok := n.cfg.Forwarder.(ReadIndexer)
+	if !ok {
+		return fmt.Errorf("consistent read: %w", n.notLeader(r))
+	}
+	ctx, cancel := n.withTimeout(ctx)
+	defer cancel()
+	var idx uint64
+	err := n.retryForward(ctx, n.cfg.PingGrace, func(id, addr string) error {
+		var err error
+		idx, err = ri.ReadIndex(ctx, id, addr)
+		return err
+	})
+	if err != nil && errors.Is(err, ErrNotLeader) && n.State() == raft.Leader.String() {
+		return n.ConsistentRead(ctx)
+	}
+	if err != nil {
+		if !errors.Is(err, ErrLeaderUnreachable) {
+			err = fmt.Errorf("%w: %w", ErrLeaderUnreachable, err)
+		}
+		return fmt.Errorf("consistent read: %w", err)
+	}
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for n.state.Index() < idx {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consistent read: catching up to index %d (at %d): %w: %w", idx, n.state.Index(), ErrLeaderUnreachable, ctx.Err())
+		case <-tick.C:
+		}
 	}
 	return nil
 }

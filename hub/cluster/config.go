@@ -22,6 +22,12 @@ const (
 	DefaultApplyTimeout       = 10 * time.Second
 	DefaultTransportTimeout   = 10 * time.Second
 	DefaultMaxPool            = 3
+	// DefaultMaxVoters is how many voters JoinHub admits (spread over
+	// regions); later hubs join as nonvoters.
+	DefaultMaxVoters = 5
+	// DefaultDeadServerTimeout is how long the leader tolerates a server
+	// it cannot reach before removing it from the configuration.
+	DefaultDeadServerTimeout = time.Hour
 	// DefaultPingGraceFactor times the election timeout is how long Ping
 	// tolerates having no leader before it reports ErrNoLeader.
 	DefaultPingGraceFactor = 3
@@ -64,6 +70,14 @@ type Config struct {
 	// DefaultPingGraceFactor times ElectionTimeout.
 	PingGrace time.Duration
 
+	// MaxVoters caps the voters JoinHub admits; Regions is how many regions
+	// the topology has (0: count the regions of known hubs). See ChooseVoter.
+	MaxVoters int
+	Regions   int
+	// DeadServerTimeout is how long the leader keeps a server it has had
+	// no contact with before removing it (negative: never).
+	DeadServerTimeout time.Duration
+
 	// Logger receives the node's logs and raft's, raft's INFO as DEBUG.
 	// Nil means slog.Default().
 	Logger *slog.Logger
@@ -87,6 +101,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.TrailingLogs, DefaultTrailingLogs)
 	setDefault(&c.ApplyTimeout, DefaultApplyTimeout)
 	setDefault(&c.PingGrace, DefaultPingGraceFactor*c.ElectionTimeout)
+	setDefault(&c.MaxVoters, DefaultMaxVoters)
+	setDefault(&c.DeadServerTimeout, DefaultDeadServerTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -133,6 +149,12 @@ func (c Config) Validate() error {
 		if d.v < d.min {
 			bad(d.field, "%s is below the minimum %s", d.v, d.min)
 		}
+	}
+	if c.MaxVoters < 1 {
+		bad("MaxVoters", "%d must be at least 1", c.MaxVoters)
+	}
+	if c.DeadServerTimeout > 0 && c.DeadServerTimeout < 2*c.ElectionTimeout {
+		bad("DeadServerTimeout", "%s is below twice ElectionTimeout (%s): servers would be removed during normal elections", c.DeadServerTimeout, 2*c.ElectionTimeout)
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		bad("LeaderLeaseTimeout", "%s must not exceed HeartbeatTimeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)

@@ -9,8 +9,16 @@
 // served from the local catalog.State: stale by default, linearizable after
 // ConsistentRead.
 //
+// Several hubs form one group: JoinHub (voters spread over regions up to
+// MaxVoters, then nonvoters) and a directory of hubs (HubInfo, kept as
+// catalog settings) so a follower can find the leader's API.
+// HTTPForwarder sends a follower's writes, read-index requests and
+// membership changes to the leader's API with the cluster secret; Handler
+// serves the leader's end. A follower's ConsistentRead asks the leader for
+// a read index and waits to apply it. Staleness says how stale local reads
+// may be. The leader removes servers silent for DeadServerTimeout.
+//
 // The package does not own the state itself (hub/catalog does), nor the
-// HTTP forwarding of writes to the leader or the multi-region membership
-// logic, which plug in through Forwarder, Join and Remove. See DESIGN.md for
-// the invariants and the tests that prove them.
+// routes of the public API (hub/api) or the region topology (regions). See
+// DESIGN.md for the invariants and the tests that prove them.
 package cluster

@@ -21,6 +21,14 @@ var (
 	// was lost, or the context ended, after raft took the command. It may
 	// or may not be applied; read before retrying a non-idempotent command.
 	ErrOutcomeUnknown = errors.New("outcome unknown")
+	// ErrLeaderUnreachable reports a follower that cannot reach the leader
+	// to forward a write or confirm a consistent read (it is cut off, or
+	// the leader's API does not answer). A write that fails with it was not
+	// applied; stale reads still work.
+	ErrLeaderUnreachable = errors.New("the raft leader cannot be reached from this hub")
+	// ErrUnauthorized reports a cluster call with a missing or wrong
+	// cluster secret.
+	ErrUnauthorized = errors.New("wrong or missing cluster secret")
 )
 
 // NotLeaderError is returned by a follower. LeaderID and LeaderAddr are

@@ -44,6 +44,9 @@ type Node struct {
 	observer  *raft.Observer
 	stopObs   chan struct{}
 	obsDone   chan struct{}
+	openedAt  time.Time
+	reaper    *reaper
+	existing  bool // raft had state when opened
 
 	noLeaderSince atomic.Int64 // unix nanoseconds; 0 while a leader is known
 }
@@ -147,8 +150,10 @@ func (n *Node) start() (wait bool, err error) {
 		log.Info("bootstrapped a one-node raft cluster", logKeyAddr, transport.LocalAddr())
 	}
 	n.log, n.id, n.raft, n.transport, n.store = log, id, r, transport, store
+	n.openedAt, n.existing = time.Now(), existing
 	n.noLeaderSince.Store(time.Now().UnixNano())
 	n.startObserver(r)
+	n.reaper = n.startReaper(r)
 	return existing || n.cfg.Bootstrap, nil
 }
 
@@ -280,6 +285,13 @@ func (n *Node) leaderChanged(log *slog.Logger, lo raft.LeaderObservation) {
 // take a snapshot (the log is durable). Closing a closed node does nothing.
 func (n *Node) Close() error {
 	n.mu.Lock()
+	rp, r := n.reaper, n.raft
+	n.reaper = nil
+	n.mu.Unlock()
+	if rp != nil {
+		rp.close(r) // outside n.mu: its sweep may be in RemoveHub, which reads it
+	}
+	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.raft == nil {
 		return nil
@@ -315,6 +327,14 @@ func (n *Node) logger() *slog.Logger {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	return n.log
+}
+
+// HadState reports whether raft had state (log, snapshot) when the node
+// was opened: a hub that has been a member before need not join again.
+func (n *Node) HadState() bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.existing
 }
 
 // ID returns the node's Raft server ID (known after Open).

@@ -65,3 +65,23 @@ func (n *Node) Ping(context.Context) error {
 	}
 	return nil
 }
+
+// Staleness is how far behind the leader this node's catalog may be: 0
+// on the leader, else the time since the leader last contacted this node
+// (since Open when it never has). A node that is not open reports -1.
+func (n *Node) Staleness() time.Duration {
+	r, err := n.running()
+	if err != nil {
+		return -1
+	}
+	if r.State() == raft.Leader {
+		return 0
+	}
+	lc := r.LastContact()
+	if lc.IsZero() {
+		n.mu.RLock()
+		lc = n.openedAt
+		n.mu.RUnlock()
+	}
+	return time.Since(lc)
+}

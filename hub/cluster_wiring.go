@@ -1,0 +1,148 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/redforge/controltower/hub/cluster"
+	"github.com/redforge/controltower/router"
+)
+
+// PeerProbeInterval is how often a hub probes the other hubs' /api/health
+// for the RTT matrix and GET /api/route.
+const PeerProbeInterval = 2 * time.Second
+
+// clusterParts are the multi-hub pieces the hub wires around its Raft node.
+type clusterParts struct {
+	fwd    *cluster.HTTPForwarder
+	routes peerRoutes
+}
+
+// configureCluster fills the multi-hub settings of the Raft config:
+// bootstrap only without --join, timeouts, voters, dead-server cleanup
+// and the HTTP forwarder (whose Lookup is set once the node exists).
+func (h *Hub) configureCluster(cfg *cluster.Config) {
+	c := h.Config.ClusterConfig
+	cfg.Bootstrap = c.Join == ""
+	cfg.AdvertiseAddr = c.RaftAdvertise
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = c.RaftHeartbeatTimeout, c.RaftElectionTimeout, c.RaftLeaseTimeout
+	cfg.MaxVoters, cfg.DeadServerTimeout = c.RaftMaxVoters, c.DeadServerTimeout
+	if c.Topology != nil {
+		cfg.Regions = len(c.Topology.Regions)
+	}
+	h.cl.fwd = &cluster.HTTPForwarder{Secret: c.ClusterSecret, Client: &http.Client{Timeout: 15 * time.Second}}
+	cfg.Forwarder = h.cl.fwd
+}
+
+func (h *Hub) selfInfo() cluster.HubInfo {
+	return cluster.HubInfo{ID: h.NodeID, Region: h.Config.Region, API: h.advertiseURL(), Raft: h.Raft.Addr()}
+}
+
+// joinCluster runs after the Raft node opened: with --join and no earlier
+// membership it asks the hub at --join to add it, then waits until it has
+// caught up with the leader (a consistent read), so the steps after it see
+// the replicated catalog.
+func (h *Hub) joinCluster(ctx context.Context) error {
+	h.cl.fwd.Lookup = h.Raft.HubAPI
+	if h.Config.Join == "" {
+		return nil
+	}
+	if h.Raft.HadState() {
+		// A member restarting: it needs no join to start (a cluster that
+		// lost quorum needs it up first), but if the leader removed it
+		// meanwhile (dead-server cleanup) it must join again. Join is
+		// idempotent, so ask in the background.
+		h.background(func(ctx context.Context) {
+			if _, err := cluster.JoinVia(ctx, h.cl.fwd.Client, h.Config.Join, h.Config.ClusterSecret, h.selfInfo()); err != nil && ctx.Err() == nil {
+				h.Logger.Warn("rejoin the cluster", "via", h.Config.Join, "error", err)
+			}
+		})
+		return nil
+	}
+	voter, err := cluster.JoinVia(ctx, h.cl.fwd.Client, h.Config.Join, h.Config.ClusterSecret, h.selfInfo())
+	if err != nil {
+		return fmt.Errorf("join %s: %w", h.Config.Join, err)
+	}
+	h.Logger.Info("joined the cluster", "via", h.Config.Join, "voter", voter)
+	for {
+		err := h.Raft.ConsistentRead(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("join %s: catch up with the leader: %w", h.Config.Join, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// openCluster runs once the API serves: it records this hub in the
+// cluster directory (so others can forward to it when it leads) and starts
+// probing the other hubs.
+func (h *Hub) openCluster(context.Context) error {
+	info := h.selfInfo()
+	h.background(func(ctx context.Context) {
+		if err := h.Raft.RegisterSelf(ctx, info); err != nil && ctx.Err() == nil {
+			h.Logger.Warn("register in the cluster directory", "error", err)
+		}
+	})
+	h.background(func(ctx context.Context) { h.every(ctx, PeerProbeInterval, h.probePeers) })
+	h.background(func(ctx context.Context) { h.every(ctx, PeerProbeInterval, h.regionalFailover) })
+	return nil
+}
+
+// probePeers probes every other hub of the directory once, rebuilding the
+// router when the set of hubs changed.
+func (h *Hub) probePeers(ctx context.Context) {
+	var targets []string
+	for id, hi := range h.Raft.Hubs() {
+		if id != h.NodeID && hi.API != "" {
+			targets = append(targets, hi.API)
+		}
+	}
+	slices.Sort(targets)
+	if len(targets) == 0 {
+		h.cl.routes.cur.Store(nil)
+		return
+	}
+	r := h.cl.routes.cur.Load()
+	if r == nil || !slices.Equal(r.targets, targets) {
+		rt, err := router.New(router.Config{Targets: targets, Interval: PeerProbeInterval, Timeout: time.Second})
+		if err != nil {
+			h.Logger.Warn("peer router", "error", err)
+			return
+		}
+		r = &routerSet{targets: targets, r: rt}
+		h.cl.routes.cur.Store(r)
+	}
+	r.r.ProbeAll(ctx)
+}
+
+// peerRoutes is the api.RouteTable over the current router.
+type peerRoutes struct {
+	cur atomic.Pointer[routerSet]
+}
+
+type routerSet struct {
+	targets []string
+	r       *router.Router
+}
+
+func (p *peerRoutes) Status() []router.TargetStatus {
+	if r := p.cur.Load(); r != nil && r.r != nil {
+		return r.r.Status()
+	}
+	return nil
+}
+
+func (p *peerRoutes) Ordered() []string {
+	if r := p.cur.Load(); r != nil && r.r != nil {
+		return r.r.Ordered()
+	}
+	return nil
+}
