@@ -97,6 +97,9 @@ func (s *Server) requirePermission(a Access) gin.HandlerFunc {
 			return
 		}
 		c.Set(ctxPrincipal, p)
+		if !s.rateLimit(c) {
+			return
+		}
 		if a.Target == "self" {
 			c.Next() // any authenticated principal, acting on itself
 			return
