@@ -74,6 +74,8 @@ type Config struct {
 	ClusterHandler http.Handler
 	Routes         RouteTable
 	Topology       *regions.Topology
+	// Moves lists failover instances moved out of a failed region.
+	Moves func() []regions.Move
 	// Deploy runs blue-green deployments (hub/deploy); Proxy serves
 	// /i/{name}/ (hub/proxy). Their routes are registered when set.
 	Deploy Deployer
