@@ -215,6 +215,20 @@ func TestLoginRateLimit(t *testing.T) {
 	if len(recs.Records) != 9 {
 		t.Fatalf("audit has %d LOGIN_FAILED records, want 9", len(recs.Records))
 	}
+	injections := []string{"?limit=-1", "?limit=abc", "?offset=-5", "?start_date=yesterday", "?end_date=%27%3B--",
+		"?action=drop%20table", "?user_id=%27%20OR%201%3D1--", "?resource_type=x%22%7D%7B", "?instance_id=%27%20OR%20%271%27%3D%271",
+		"?model=%00", "?region=%27--", "?status=%3Cscript%3E"}
+	for _, bad := range injections {
+		for _, path := range []string{"/api/audit", "/api/audit/ai_decisions", "/api/instances"} {
+			code, body := h.Do(t, "GET", path+bad, h.AdminToken, nil)
+			if code >= 500 {
+				t.Errorf("GET %s%s = %d %s", path, bad, code, body)
+			}
+			if code == 200 && path != "/api/audit" && !strings.Contains(string(body), `"count":0`) {
+				t.Errorf("GET %s%s returned rows: %.200s", path, bad, body)
+			}
+		}
+	}
 	for _, bad := range []string{"?limit=-1", "?limit=abc", "?start_date=yesterday", "?action=drop%20table", "?user_id=%27%20OR%201%3D1--"} {
 		code, body := h.Do(t, "GET", "/api/audit"+bad, h.AdminToken, nil)
 		if code >= 500 {
