@@ -177,9 +177,20 @@ func (h *hubProc) do(method, path, token string, body any) (int, []byte, http.He
 	return resp.StatusCode, b, resp.Header, nil
 }
 
+// login logs in as the admin; a login is a Raft write, so while the
+// cluster is still settling (an election under load) it is retried.
 func (h *hubProc) login(t testing.TB) string {
 	t.Helper()
-	code, b, _, err := h.do("POST", "/api/auth/login", "", map[string]string{"username": "admin", "password": adminPassword})
+	var code int
+	var b []byte
+	var err error
+	testenv.WaitFor(t, 30*time.Second, "login on "+h.id, func() error {
+		code, b, _, err = h.do("POST", "/api/auth/login", "", map[string]string{"username": "admin", "password": adminPassword})
+		if err == nil && code == http.StatusServiceUnavailable {
+			return fmt.Errorf("%d %s", code, b)
+		}
+		return nil
+	})
 	if err != nil || code != 200 {
 		t.Fatalf("login on %s: %d %s %v", h.id, code, b, err)
 	}
