@@ -34,8 +34,9 @@ type instance struct {
 
 // statusWatch follows instance.status events over the WebSocket.
 type statusWatch struct {
-	conn *websocket.Conn
-	seen []string
+	conn    *websocket.Conn
+	seen    []string
+	pending map[string][]string // statuses of other instances, read while waiting for one
 }
 
 func watchStatus(t *testing.T, h *hubtest.Hub) *statusWatch { return watchStatusB(t, h) }
@@ -49,7 +50,7 @@ func watchStatusB(t testing.TB, h *hubtest.Hub) *statusWatch {
 		t.Fatalf("websocket: %v (%v)", err, resp)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &statusWatch{conn: conn}
+	return &statusWatch{conn: conn, pending: map[string][]string{}}
 }
 
 // wait reads events until instance id reaches status, failing on a
@@ -62,6 +63,14 @@ func (w *statusWatch) wait(t *testing.T, id, status string, within time.Duration
 func (w *statusWatch) waitB(t testing.TB, id, status string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
+	for len(w.pending[id]) > 0 {
+		st := w.pending[id][0]
+		w.pending[id] = w.pending[id][1:]
+		w.seen = append(w.seen, st)
+		if st == status {
+			return 0
+		}
+	}
 	deadline := start.Add(within)
 	for {
 		_ = w.conn.SetReadDeadline(deadline)
@@ -76,7 +85,11 @@ func (w *statusWatch) waitB(t testing.TB, id, status string, within time.Duratio
 		if err := w.conn.ReadJSON(&e); err != nil {
 			t.Fatalf("waiting for %s to be %s (seen %v): %v", id, status, w.seen, err)
 		}
-		if e.Type != "instance.status" || e.Data.InstanceID != id {
+		if e.Type != "instance.status" {
+			continue
+		}
+		if e.Data.InstanceID != id {
+			w.pending[e.Data.InstanceID] = append(w.pending[e.Data.InstanceID], e.Data.Status)
 			continue
 		}
 		w.seen = append(w.seen, e.Data.Status)
