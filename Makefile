@@ -9,7 +9,7 @@ export REDFORGE_TESTENV ?= $(REDFORGE_CACHE)/run/testenv.env
 TEST_TIMEOUT ?= 14m
 PKGS ?= ./...
 
-.PHONY: help nodered build run test test-env test-env-status test-env-down check fmt-check vet cross bench clean proto
+.PHONY: help nodered build console console-test run test test-env test-env-status test-env-down check fmt-check vet cross bench clean proto
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -19,6 +19,13 @@ build: ## build redforge-hub, redforge-edge and towerctl into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/redforge-edge ./cmd/edge
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/towerctl ./cmd/towerctl
 
+console: ## build the web console into console/dist (embedded by the next go build)
+	cd console && npm ci --no-audit --no-fund && npm run build
+
+console-test: console ## the console's unit tests (vitest) and browser tests (playwright-core + Debian chromium)
+	cd console && npm test
+	$(GO) test -count=1 -timeout 10m ./hub/consoletest
+
 NODERED_DIR := $(REDFORGE_CACHE)/node-red
 
 nodered: ## install Node-RED 4.1 from npm into the cache (for the process driver)
@@ -26,7 +33,7 @@ nodered: ## install Node-RED 4.1 from npm into the cache (for the process driver
 		echo "installing Node-RED 4.1 into $(NODERED_DIR)"; \
 		npm install --prefix $(NODERED_DIR) node-red@4.1 --no-audit --no-fund --loglevel=error; fi
 
-run: build nodered ## run a hub on embedded defaults with a demo instance (data in ./data, API on :3000)
+run: console build nodered ## run a hub on embedded defaults with a demo instance (data in ./data, API on :3000)
 	./bin/redforge-hub --data-dir ./data --node-red $(NODERED_DIR)/node_modules/node-red/red.js --demo
 
 test-env: ## provision PostgreSQL, Redis, Mosquitto, dockerd, Node-RED, Chromium, qemu (idempotent)
@@ -38,7 +45,8 @@ test-env-status: ## show the state of the test environment
 test-env-down: ## stop the shared test servers
 	bash internal/testenv/provision.sh down
 
-test: test-env ## provision the test environment, then run every test against real components
+test: test-env console ## provision the test environment, build the console, then run every test against real components
+	cd console && npm test
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 fmt-check: ## fail if gofmt would change a file
@@ -55,6 +63,10 @@ cross: ## build redforge-edge for linux/arm64 and linux/arm/v7 (static, CGO_ENAB
 
 bench: test-env ## run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./...
+
+.PHONY: bench-cluster
+bench-cluster: test-env ## multi-hub figures only: leader failover (loopback, 80 ms RTT), writes/s and p99 through 3 hubs
+	$(GO) test -run '^$$' -bench 'BenchmarkCluster' -benchtime 1x -count=1 -timeout 10m ./cmd/hub
 
 PROTOC_GEN_GO_VERSION ?= v1.36.12
 

@@ -94,7 +94,7 @@ func (s *Server) exportAudit(c *gin.Context) {
 	case audit.FormatCSV:
 		c.Header("Content-Type", "text/csv; charset=utf-8")
 	case audit.FormatJSON:
-		c.Header("Content-Type", "application/x-ndjson")
+		c.Header("Content-Type", "application/json")
 	default:
 		abort(c, Invalid("format", "format must be csv or json"))
 		return

@@ -144,6 +144,7 @@ func (s *Server) routes() {
 	s.syncRoutes()
 	s.clusterRoutes()
 	s.deploymentRoutes()
+	s.consoleRoutes()
 }
 
 // Handler returns the http.Handler to serve.

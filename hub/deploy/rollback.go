@@ -43,7 +43,7 @@ func (o *Orchestrator) Rollback(ctx context.Context, id, userID, username string
 		return d, fmt.Errorf("start blue: %w", err)
 	}
 	if err := o.awaitBus(ctx, blue.Name, o.cfg.SmokeTimeout); err != nil {
-		return d, fmt.Errorf("blue is running but not on the hub bus; not switching: %w", err)
+		return d, fmt.Errorf("blue is running but not on the hub bus (its flows do not connect to it); not switching: %w: %w", ErrNotRollable, err)
 	}
 	o.relay.hold(logical.Name)
 	// Green finishes what it was given before blue takes over, so the

@@ -1,0 +1,106 @@
+// Types of the API's JSON, as the console reads them.
+
+export interface Observed {
+  status?: string;
+  runtime_id?: string;
+  port?: number;
+  since?: string;
+  message?: string;
+}
+
+export interface Instance {
+  id: string;
+  name: string;
+  region?: string;
+  placement?: string;
+  driver?: string;
+  image?: string;
+  node_red_version?: string;
+  desired_state?: string;
+  resources: { cpu?: number; memory_mb?: number };
+  env?: Record<string, string>;
+  flows_version?: string;
+  observed: Observed;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Metrics {
+  instance_id: string;
+  cpu_percent: number;
+  memory_bytes: number;
+  memory_limit_bytes?: number;
+  at: string;
+}
+
+export interface HubEvent<T = any> {
+  type: string;
+  time: string;
+  data: T;
+}
+
+export interface PhaseRecord {
+  phase: string;
+  status: string;
+  at: string;
+  message?: string;
+}
+
+export interface Deployment {
+  id: string;
+  instance_id: string;
+  strategy?: string;
+  phase?: string;
+  status?: string;
+  progress: number;
+  from_flows_version?: string;
+  to_flows_version?: string;
+  started_by?: string;
+  started_at: string;
+  updated_at: string;
+  finished_at?: string;
+  history?: PhaseRecord[];
+  smoke?: unknown;
+  error?: string;
+  // GET /api/deployments/:id only:
+  instance?: string;
+  blue?: string;
+  green?: string;
+  held?: number;
+  in_flight?: number;
+}
+
+export interface AuditRecord {
+  id: number;
+  time: string;
+  user_id: string;
+  username: string;
+  action: string;
+  resource_type: string;
+  resource_id: string;
+  details?: unknown;
+  ip: string;
+  user_agent: string;
+  hash: string;
+}
+
+export interface UserInfo {
+  id: string;
+  username: string;
+  email?: string;
+  role: string;
+  disabled: boolean;
+  created_at: string;
+}
+
+export interface TokenInfo {
+  id: string;
+  name?: string;
+  role: string;
+  scope: string;
+  instance_id?: string;
+  created_by?: string;
+  created_at: string;
+  expires_at?: string;
+  revoked?: boolean;
+}
