@@ -307,30 +307,49 @@ func (s *Server) patchInstance(c *gin.Context) {
 	if !bindJSON(c, &req, 0) {
 		return
 	}
-	index := inst.ModifyIndex
-	if e := req.apply(&inst, false); e != nil {
-		abort(c, e)
-		return
-	}
-	inst.UpdatedAt = time.Now().UTC()
-	res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.UpsertInstance(inst, catalog.IfIndex(index)))
+	inst, err := s.updateInstance(c.Request.Context(), inst.ID, func(i *catalog.Instance) *Error { return req.apply(i, false) })
 	if err != nil {
-		if errors.Is(err, catalog.ErrConflict) {
-			abort(c, &Error{Status: http.StatusConflict, Code: "conflict", Message: "the instance changed meanwhile; read it again and retry"})
-			return
-		}
 		abort(c, err)
 		return
-	}
-	if stored, ok := res.(catalog.Instance); ok {
-		inst = stored
 	}
 	if req.DesiredState != nil && inst.DesiredState == catalog.DesiredRunning {
 		s.cfg.Fleet.ResetFailures(inst.ID)
 	}
 	s.audit(c, audit.InstanceUpdated, "instance", inst.ID, req)
 	s.cfg.Fleet.Kick()
-	c.JSON(http.StatusOK, inst)
+	c.JSON(http.StatusOK, s.withLive(inst))
+}
+
+// updateInstance applies change to the latest stored version of an
+// instance. The fleet records observed state concurrently (which bumps the
+// row's index without touching what change edits), so a lost
+// compare-and-set is retried on a fresh read a few times.
+func (s *Server) updateInstance(ctx context.Context, id string, change func(*catalog.Instance) *Error) (catalog.Instance, error) {
+	for attempt := 0; ; attempt++ {
+		inst, err := s.cfg.Catalog.Instance(id)
+		if err != nil {
+			return inst, err
+		}
+		index := inst.ModifyIndex
+		if e := change(&inst); e != nil {
+			return inst, e
+		}
+		inst.UpdatedAt = time.Now().UTC()
+		res, err := s.cfg.Applier.Apply(ctx, catalog.UpsertInstance(inst, catalog.IfIndex(index)))
+		if errors.Is(err, catalog.ErrConflict) && attempt < 5 {
+			continue
+		}
+		if errors.Is(err, catalog.ErrConflict) {
+			return inst, &Error{Status: http.StatusConflict, Code: "conflict", Message: "the instance kept changing; retry"}
+		}
+		if err != nil {
+			return inst, err
+		}
+		if stored, ok := res.(catalog.Instance); ok {
+			inst = stored
+		}
+		return inst, nil
+	}
 }
 
 func (s *Server) deleteInstance(c *gin.Context) {
@@ -357,15 +376,11 @@ func (s *Server) setDesired(want catalog.DesiredState, action string) gin.Handle
 			s.cfg.Fleet.ResetFailures(inst.ID)
 		}
 		if inst.DesiredState != want {
-			index := inst.ModifyIndex
-			inst.DesiredState, inst.UpdatedAt = want, time.Now().UTC()
-			res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.UpsertInstance(inst, catalog.IfIndex(index)))
+			var err error
+			inst, err = s.updateInstance(c.Request.Context(), inst.ID, func(i *catalog.Instance) *Error { i.DesiredState = want; return nil })
 			if err != nil {
 				abort(c, err)
 				return
-			}
-			if stored, ok := res.(catalog.Instance); ok {
-				inst = stored
 			}
 		}
 		s.audit(c, action, "instance", inst.ID, map[string]any{"name": inst.Name})
@@ -495,12 +510,8 @@ func (s *Server) putFlows(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if fresh, err := s.cfg.Catalog.Instance(inst.ID); err == nil {
-		index := fresh.ModifyIndex
-		fresh.FlowsVersion, fresh.UpdatedAt = newRev, time.Now().UTC()
-		if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.UpsertInstance(fresh, catalog.IfIndex(index))); err != nil {
-			s.log.Warn("record flows version", "instance", inst.ID, "error", err)
-		}
+	if _, err := s.updateInstance(c.Request.Context(), inst.ID, func(i *catalog.Instance) *Error { i.FlowsVersion = newRev; return nil }); err != nil {
+		s.log.Warn("record flows version", "instance", inst.ID, "error", err)
 	}
 	s.audit(c, audit.FlowsDeployed, "instance", inst.ID, map[string]any{"name": inst.Name, "rev": newRev, "nodes": len(nodes), "type": typ})
 	c.JSON(http.StatusOK, gin.H{"rev": newRev, "nodes": len(nodes)})
