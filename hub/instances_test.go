@@ -43,14 +43,41 @@ func watchStatus(t *testing.T, h *hubtest.Hub) *statusWatch { return watchStatus
 
 func watchStatusB(t testing.TB, h *hubtest.Hub) *statusWatch {
 	t.Helper()
-	url := "ws" + strings.TrimPrefix(h.URL, "http") + "/api/ws?types=instance.status"
+	return &statusWatch{conn: dialEvents(t, h, "instance.status"), pending: map[string][]string{}}
+}
+
+// dialEvents subscribes to the hub's WebSocket for the given event types.
+func dialEvents(t testing.TB, h *hubtest.Hub, types string) *websocket.Conn {
+	t.Helper()
+	url := "ws" + strings.TrimPrefix(h.URL, "http") + "/api/ws?types=" + types
 	hdr := http.Header{"Authorization": {"Bearer " + h.AdminToken}}
 	conn, resp, err := websocket.DefaultDialer.Dial(url, hdr)
 	if err != nil {
 		t.Fatalf("websocket: %v (%v)", err, resp)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &statusWatch{conn: conn, pending: map[string][]string{}}
+	return conn
+}
+
+// expectEvent reads events until one of type typ names instance id.
+func expectEvent(t *testing.T, conn *websocket.Conn, typ, id string) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var e struct {
+			Type string `json:"type"`
+			Data struct {
+				ID         string `json:"id"`
+				InstanceID string `json:"instance_id"`
+			} `json:"data"`
+		}
+		if err := conn.ReadJSON(&e); err != nil {
+			t.Fatalf("waiting for %s of %s: %v", typ, id, err)
+		}
+		if e.Type == typ && (e.Data.ID == id || e.Data.InstanceID == id) {
+			return
+		}
+	}
 }
 
 // wait reads events until instance id reaches status, failing on a
@@ -126,9 +153,11 @@ const helloFlow = `[
 func TestInstanceLifecycle(t *testing.T) {
 	h := hubtest.Start(t)
 	w := watchStatus(t, h)
+	life := dialEvents(t, h, "instance.created,instance.deleted")
 
 	var inst instance
 	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "alpha", "resources": map[string]any{"memory_mb": 256}}, 201, &inst)
+	expectEvent(t, life, "instance.created", inst.ID)
 	took := w.wait(t, inst.ID, fleet.StatusRunning, 90*time.Second)
 	t.Logf("create → running on the WebSocket in %v", took)
 	h.JSON(t, "GET", "/api/instances/alpha", nil, 200, &inst)
@@ -194,6 +223,7 @@ func TestInstanceLifecycle(t *testing.T) {
 		t.Fatalf("port %d still bound after delete: %v", port, err)
 	}
 	ln.Close()
+	expectEvent(t, life, "instance.deleted", inst.ID)
 	if code, _ := h.Do(t, "GET", "/api/instances/alpha", h.AdminToken, nil); code != 404 {
 		t.Fatalf("deleted instance GET = %d, want 404", code)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/deploy"
+	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/fleet"
 	"github.com/redforge/controltower/hub/nodered"
 	"github.com/redforge/controltower/hub/store"
@@ -220,6 +221,7 @@ func (s *Server) createInstance(c *gin.Context) {
 		inst = stored
 	}
 	s.audit(c, audit.InstanceCreated, "instance", inst.ID, map[string]any{"name": inst.Name, "resources": inst.Resources, "region": inst.Region})
+	s.publish(events.InstanceCreated, inst)
 	s.cfg.Fleet.Kick()
 	c.JSON(http.StatusCreated, inst)
 }
@@ -362,6 +364,7 @@ func (s *Server) deleteInstance(c *gin.Context) {
 		return
 	}
 	s.audit(c, audit.InstanceDestroyed, "instance", inst.ID, map[string]any{"name": inst.Name})
+	s.publish(events.InstanceDeleted, gin.H{"instance_id": inst.ID, "name": inst.Name})
 	s.cfg.Fleet.Kick()
 	c.JSON(http.StatusOK, gin.H{"deleted": inst.ID, "name": inst.Name})
 }
@@ -583,4 +586,11 @@ func queryTime(c *gin.Context, name string, def time.Time) (time.Time, *Error) {
 		return time.Time{}, Invalid(name, name+" must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
 	}
 	return t.UTC(), nil
+}
+
+// publish sends an event to WebSocket subscribers, when events are wired.
+func (s *Server) publish(typ string, data any) {
+	if s.cfg.Events != nil {
+		s.cfg.Events.Publish(events.New(typ, data))
+	}
 }
