@@ -95,7 +95,7 @@ func runUnderQemu(t *testing.T, qemu, bin string) {
 	dataDir := t.TempDir()
 	mqttAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	var logs syncBuffer
+	var logs testenv.Buffer
 	cmd := exec.Command(qemu, bin, "--data-dir", dataDir, "--mqtt-listen", mqttAddr, "--listen", httpAddr)
 	cmd.Env = withoutEdgeEnv(os.Environ())
 	cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -10,30 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/redforge/controltower/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // MustRunMain starts redforge-edge in-process on free loopback ports with a
 // temp data dir and no environment, closed at cleanup. Its logs go to logs.
@@ -141,7 +124,7 @@ func TestHealthz503NamesFailedComponent(t *testing.T) {
 
 func TestTokenNeverLogged(t *testing.T) {
 	const token = "tok-3f9a1c-very-secret"
-	var logs syncBuffer
+	var logs testenv.Buffer
 	m := MustRunMain(t, &logs, "--token", token, "--log-level", "debug", "--hub", "https://hub-1.example:8443")
 	publishQoS1(t, m, "redforge/v1/metrics", `{"cpu":1}`)
 	get(t, m, "/healthz")

@@ -65,7 +65,7 @@ type hubProc struct {
 	raftLink *testenv.Link
 	args     []string
 	cmd      *exec.Cmd
-	logs     *syncBuffer
+	logs     *testenv.Buffer
 	exited   chan struct{}
 }
 
@@ -105,7 +105,7 @@ func startHubProc(t testing.TB, id, region, join string, o clusterOpts) *hubProc
 func (h *hubProc) start() {
 	t := h.t
 	t.Helper()
-	h.logs = &syncBuffer{}
+	h.logs = &testenv.Buffer{}
 	h.cmd = exec.Command(hubBinary(t), h.args...)
 	h.cmd.Env = append(os.Environ(), "REDFORGE_CLUSTER_SECRET="+clusterSecret, "REDFORGE_ADMIN_PASSWORD="+adminPassword)
 	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs

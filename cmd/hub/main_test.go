@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,31 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redforge/controltower/internal/testenv"
 )
-
-// syncBuffer is a goroutine-safe buffer for the hub's log output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // baseArgs are flags for a hub on private ports in a temp data dir.
 func baseArgs(t *testing.T) []string {
@@ -53,7 +33,7 @@ func noEnv(string) string { return "" }
 // startHub runs Main in-process and returns it once it serves requests.
 func startHub(t *testing.T, args ...string) *Main {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	m := &Main{Stdout: logs, Stderr: logs, Getenv: noEnv, Ready: make(chan struct{})}
 	if err := m.ParseFlags(args); err != nil {
 		t.Fatalf("ParseFlags: %v", err)
@@ -278,7 +258,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 	port := testenv.FreePort(t)
 	cmd := exec.Command(bin, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", t.TempDir(),
 		"--raft-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--mqtt-listen", "127.0.0.1:0")
-	var out syncBuffer
+	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

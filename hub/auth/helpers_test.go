@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/cluster"
+	"github.com/redforge/controltower/internal/testenv"
 )
 
 // clock is a settable test clock.
@@ -32,21 +32,8 @@ type env struct {
 	node  *cluster.Node
 	state *catalog.State
 	clock *clock
-	logs  *syncBuffer
+	logs  *testenv.Buffer
 }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 // MustEnv starts a one-node cluster in a temp dir and a Service on it with
 // a signing key, bcrypt.MinCost and a test clock.
@@ -81,7 +68,7 @@ func MustEnvWithoutKey(tb testing.TB) *env {
 		tb.Fatalf("open raft node: %v", err)
 	}
 	tb.Cleanup(func() { node.Close() })
-	e := &env{node: node, state: state, clock: &clock{t: time.Now()}, logs: &syncBuffer{}}
+	e := &env{node: node, state: state, clock: &clock{t: time.Now()}, logs: &testenv.Buffer{}}
 	e.svc = New(Config{
 		BcryptCost: bcrypt.MinCost,
 		Now:        e.clock.Now,

@@ -34,7 +34,7 @@ func TestAIDecisionRecordsProjected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var logs syncBuffer
+	var logs testenv.Buffer
 	s := hubsync.New(hubsync.Config{Store: db, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 	const edge = "edge-ai"

@@ -1,7 +1,6 @@
 package sync_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,18 +30,6 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 const testAdminPassword = "correct-horse-battery-staple-42"
 
@@ -160,7 +147,7 @@ func buildEdge(tb testing.TB, goarch, goarm string) string {
 // edgeProc is redforge-edge running as a child process.
 type edgeProc struct {
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testenv.Buffer
 	exited chan struct{}
 	MQTT   string
 	HTTP   string
@@ -168,7 +155,7 @@ type edgeProc struct {
 
 func startEdge(tb testing.TB, wrapper []string, bin, dataDir string, args ...string) *edgeProc {
 	tb.Helper()
-	p := &edgeProc{logs: &syncBuffer{}, exited: make(chan struct{}),
+	p := &edgeProc{logs: &testenv.Buffer{}, exited: make(chan struct{}),
 		MQTT: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(tb)),
 		HTTP: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(tb))}
 	argv := append(append([]string{}, wrapper...), bin, "--data-dir", dataDir, "--mqtt-listen", p.MQTT, "--listen", p.HTTP, "--log-level", "warn")
