@@ -126,5 +126,5 @@ func (db *DB) queryAudit(ctx context.Context, f store.AuditFilter, order string,
 
 func scanAudit(row pgx.Row, r *store.AuditRecord) error {
 	return row.Scan(&r.ID, timeCol{&r.Time}, &r.UserID, &r.Username, &r.Action, &r.ResourceType,
-		&r.ResourceID, jsonCol{&r.Details}, &r.IP, &r.UserAgent, &r.PrevHash, &r.Hash)
+		&r.ResourceID, jsonCol{V: &r.Details}, &r.IP, &r.UserAgent, &r.PrevHash, &r.Hash)
 }

@@ -11,7 +11,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/hub/store/internal/sqlq"
 )
 
 var _ store.Store = (*DB)(nil)
@@ -153,22 +153,8 @@ func jsonArg(v []byte) any {
 	return string(v)
 }
 
-// jsonCol scans a nullable JSON text column.
-type jsonCol struct{ v *json.RawMessage }
-
-func (c jsonCol) Scan(src any) error {
-	switch s := src.(type) {
-	case nil:
-		*c.v = nil
-	case string:
-		*c.v = []byte(s)
-	case []byte:
-		*c.v = append([]byte(nil), s...)
-	default:
-		return fmt.Errorf("postgres: JSON column holds %T", src)
-	}
-	return nil
-}
+// jsonCol scans a JSON text column (shared with the other implementation).
+type jsonCol = sqlq.JSONCol
 
 // timeCol scans a timestamptz column into UTC.
 type timeCol struct{ t *time.Time }

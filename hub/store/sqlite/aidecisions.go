@@ -77,7 +77,7 @@ func (db *DB) ListAIDecisions(ctx context.Context, f store.AIDecisionFilter) ([]
 		var d store.AIDecision
 		var seq sql.NullInt64
 		if err := rows.Scan(&d.ID, timeCol{&d.Time}, &d.InstanceID, &d.EdgeID, &d.FlowName, &d.Model,
-			&d.Prompt, &d.Response, &d.Confidence, &d.TokensUsed, &d.LatencyMS, jsonCol{&d.Metadata}, &seq); err != nil {
+			&d.Prompt, &d.Response, &d.Confidence, &d.TokensUsed, &d.LatencyMS, jsonCol{V: &d.Metadata}, &seq); err != nil {
 			return nil, err
 		}
 		d.EdgeSeq = seq.Int64

@@ -118,5 +118,5 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanAudit(s scanner, r *store.AuditRecord) error {
 	return s.Scan(&r.ID, timeCol{&r.Time}, &r.UserID, &r.Username, &r.Action, &r.ResourceType,
-		&r.ResourceID, jsonCol{&r.Details}, &r.IP, &r.UserAgent, &r.PrevHash, &r.Hash)
+		&r.ResourceID, jsonCol{V: &r.Details}, &r.IP, &r.UserAgent, &r.PrevHash, &r.Hash)
 }

@@ -60,7 +60,7 @@ func (db *DB) queryCheckpoints(ctx context.Context, query string, args ...any) (
 	var out []store.Checkpoint
 	for rows.Next() {
 		var c store.Checkpoint
-		if err := rows.Scan(&c.ID, &c.WorkflowID, &c.InstanceID, &c.Step, jsonCol{&c.State}, timeCol{&c.Time}); err != nil {
+		if err := rows.Scan(&c.ID, &c.WorkflowID, &c.InstanceID, &c.Step, jsonCol{V: &c.State}, timeCol{&c.Time}); err != nil {
 			return nil, err
 		}
 		out = append(out, c)

@@ -143,7 +143,7 @@ func (db *DB) ListEdgeRecords(ctx context.Context, edgeID, stream string, afterS
 		var sum int64
 		var vid sql.NullString
 		var vec []byte
-		if err := rows.Scan(&rec.Seq, timeCol{&rec.Time}, &sum, &rec.Payload, &vid, &vec, jsonCol{&rec.Metadata}); err != nil {
+		if err := rows.Scan(&rec.Seq, timeCol{&rec.Time}, &sum, &rec.Payload, &vid, &vec, jsonCol{V: &rec.Metadata}); err != nil {
 			return nil, err
 		}
 		rec.Checksum = uint32(sum)
@@ -178,7 +178,7 @@ func (db *DB) ListVectors(ctx context.Context, edgeID string, afterSeq int64, li
 	for rows.Next() {
 		v := store.Vector{EdgeID: edgeID}
 		var packed []byte
-		if err := rows.Scan(&v.Seq, &v.VectorID, &packed, jsonCol{&v.Metadata}, timeCol{&v.Time}); err != nil {
+		if err := rows.Scan(&v.Seq, &v.VectorID, &packed, jsonCol{V: &v.Metadata}, timeCol{&v.Time}); err != nil {
 			return nil, err
 		}
 		if v.Values, err = store.UnpackVector(packed); err != nil {

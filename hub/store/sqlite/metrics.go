@@ -60,7 +60,7 @@ func (db *DB) QueryMetricSamples(ctx context.Context, mq store.MetricQuery) ([]s
 	var out []store.MetricSample
 	for rows.Next() {
 		var m store.MetricSample
-		if err := rows.Scan(timeCol{&m.Time}, &m.Source, &m.Name, jsonCol{&m.Labels}, &m.Value); err != nil {
+		if err := rows.Scan(timeCol{&m.Time}, &m.Source, &m.Name, jsonCol{V: &m.Labels}, &m.Value); err != nil {
 			return nil, err
 		}
 		out = append(out, m)

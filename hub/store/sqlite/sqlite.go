@@ -13,7 +13,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -25,6 +24,7 @@ import (
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
 	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/hub/store/internal/sqlq"
 )
 
 var _ store.Store = (*DB)(nil)
@@ -245,22 +245,8 @@ func jsonArg(v []byte) any {
 	return string(v)
 }
 
-// jsonCol scans a nullable JSON column.
-type jsonCol struct{ v *json.RawMessage }
-
-func (c jsonCol) Scan(src any) error {
-	switch s := src.(type) {
-	case nil:
-		*c.v = nil
-	case string:
-		*c.v = []byte(s)
-	case []byte:
-		*c.v = append([]byte(nil), s...)
-	default:
-		return fmt.Errorf("sqlite: JSON column holds %T", src)
-	}
-	return nil
-}
+// jsonCol scans a JSON text column (shared with the other implementation).
+type jsonCol = sqlq.JSONCol
 
 // timeCol scans a time column.
 type timeCol struct{ t *time.Time }

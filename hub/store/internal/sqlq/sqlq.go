@@ -1,4 +1,5 @@
-// Package sqlq builds the WHERE clauses of the store's filtered queries for
+// Package sqlq holds the SQL helpers both store implementations share: the
+// JSON column scanner, and the WHERE clauses of the filtered queries for
 // either placeholder style ("?" for SQLite, "$n" for PostgreSQL).
 package sqlq
 
