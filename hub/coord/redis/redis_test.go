@@ -106,14 +106,16 @@ func TestOpenErrorNamesURLWithoutPassword(t *testing.T) {
 // health checks; it must stay live and still deliver.
 func TestSubscriptionSurvivesIdle(t *testing.T) {
 	c := coordredis.New(testenv.Redis(t))
-	c.HealthCheckInterval = 50 * time.Millisecond
+	// Five health checks in the idle second; an interval of 200 ms leaves
+	// room for a pong on a loaded CI machine (50 ms did not).
+	c.HealthCheckInterval = 200 * time.Millisecond
 	mustOpen(t, c)
 	sub, err := c.Subscribe(context.Background(), "idle")
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
 	defer sub.Close()
-	time.Sleep(500 * time.Millisecond) // the idle time is what is under test
+	time.Sleep(time.Second) // the idle time is what is under test
 	if err := c.Publish(context.Background(), "idle", []byte("hi")); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}

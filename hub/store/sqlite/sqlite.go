@@ -115,19 +115,33 @@ func (db *DB) open(ctx context.Context, abs, extra string, n int) (*sql.DB, erro
 	dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() +
 		fmt.Sprintf("?_pragma=busy_timeout(%d)", db.BusyTimeout.Milliseconds()) +
 		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" + extra
-	p, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", db.Path, err)
-	}
-	p.SetMaxOpenConns(n)
-	p.SetMaxIdleConns(n)
-	p.SetConnMaxLifetime(0)
-	p.SetConnMaxIdleTime(0)
-	if _, err := p.ExecContext(ctx, "SELECT count(*) FROM sqlite_schema"); err != nil {
+	// Switching a fresh file to WAL can answer SQLITE_BUSY without waiting
+	// on the busy handler while another process opens it too; such an open
+	// is retried until BusyTimeout has passed.
+	deadline := time.Now().Add(db.BusyTimeout)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		p, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", db.Path, err)
+		}
+		p.SetMaxOpenConns(n)
+		p.SetMaxIdleConns(n)
+		p.SetConnMaxLifetime(0)
+		p.SetConnMaxIdleTime(0)
+		_, err = p.ExecContext(ctx, "SELECT count(*) FROM sqlite_schema")
+		if err == nil {
+			return p, nil
+		}
 		p.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", db.Path, err)
+		if !strings.Contains(err.Error(), "SQLITE_BUSY") || time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("sqlite: open %s: %w", db.Path, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("sqlite: open %s: %w", db.Path, ctx.Err())
+		case <-time.After(wait):
+		}
 	}
-	return p, nil
 }
 
 // Close closes the database. It is safe to call more than once.
