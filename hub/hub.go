@@ -293,10 +293,18 @@ func (h *Hub) openAuth(ctx context.Context) error {
 		return nil
 	})
 	h.Auth = auth.New(auth.Config{Logger: h.Logger.With("component", "auth")}, h.State, h.Raft)
-	if err := h.Auth.EnsureSigningKey(ctx); err != nil {
+	// A hub that just joined may not have the leader's catalog (and so the
+	// key and admin) yet, nor a route to the leader: retry for a while
+	// rather than fail the start.
+	if err := untilOK(ctx, startupRetry, func() error { return h.Auth.EnsureSigningKey(ctx) }); err != nil {
 		return fmt.Errorf("auth signing key: %w", err)
 	}
-	created, generated, err := h.Auth.EnsureAdmin(ctx, h.Config.AdminPassword)
+	var created bool
+	var generated string
+	err := untilOK(ctx, startupRetry, func() (err error) {
+		created, generated, err = h.Auth.EnsureAdmin(ctx, h.Config.AdminPassword)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("first admin: %w", err)
 	}
@@ -307,6 +315,27 @@ func (h *Hub) openAuth(ctx context.Context) error {
 		Anchors: audit.CatalogAnchors{Catalog: h.State, Applier: h.Raft}})
 	h.background(func(ctx context.Context) { h.every(ctx, time.Minute, h.maintainAuth) })
 	return nil
+}
+
+// startupRetry bounds how long Open retries a control-plane write that a
+// hub still joining its cluster cannot make yet.
+const startupRetry = 30 * time.Second
+
+// untilOK calls f until it succeeds, ctx ends or limit passes, and returns
+// its last error.
+func untilOK(ctx context.Context, limit time.Duration, f func() error) error {
+	deadline := time.Now().Add(limit)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		err := f()
+		if err == nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // maintainAuth sweeps expired sessions and anchors the audit chain.
