@@ -209,7 +209,8 @@ func decompress(body []byte, maxDecoded int) ([]byte, error) {
 
 // Verify checks a batch whole: edge_id and stream set, first_seq ≥ 1,
 // records[i].seq == first_seq+i, arrival times set, every checksum
-// matching its payload (else ErrChecksum), vectors packed float32 with
+// matching its payload or, for a vector sent as its parts, its canonical
+// vector record (else ErrChecksum), vectors packed float32 with
 // vector_id and metadata only beside a vector. Every failure is a
 // *DecodeError.
 func Verify(b *Batch) error {
@@ -223,6 +224,7 @@ func Verify(b *Batch) error {
 	case b.FirstSeq > math.MaxInt64-int64(len(b.Records)):
 		return decodeErr(ErrMalformed, "first_seq", "%d overflows with %d records", b.FirstSeq, len(b.Records))
 	}
+	var scratch []byte
 	for i, r := range b.Records {
 		field := fmt.Sprintf("records[%d]", i)
 		if want := b.FirstSeq + int64(i); r.Seq != want {
@@ -231,8 +233,8 @@ func Verify(b *Batch) error {
 		if r.ArrivedUnixNanos <= 0 {
 			return decodeErr(ErrMalformed, field+".arrived_unix_nanos", "must be set")
 		}
-		if got := Checksum(r.Payload); got != r.Checksum {
-			return decodeErr(ErrChecksum, field+".checksum", "seq %d: payload CRC-32C is %08x, record says %08x", r.Seq, got, r.Checksum)
+		if got := RecordChecksum(r, &scratch); got != r.Checksum {
+			return decodeErr(ErrChecksum, field+".checksum", "seq %d: record CRC-32C is %08x, record says %08x", r.Seq, got, r.Checksum)
 		}
 		if len(r.Vector)%4 != 0 {
 			return decodeErr(ErrMalformed, field+".vector", "%d bytes is not packed float32", len(r.Vector))

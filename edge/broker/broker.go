@@ -87,12 +87,15 @@ const (
 // Refusal reasons, the label values of Counts.Refused.
 const (
 	ReasonNotJSONObject = "not_json_object" // payload is not a JSON object
+	ReasonInvalidVector = "invalid_vector"  // a vectors payload is not {"id","vector":[numbers],"metadata"}
 	ReasonOutbox        = "outbox_error"    // the outbox did not commit the record
 	ReasonQuota         = "quota_exceeded"  // the outbox disk budget is spent for this stream
 )
 
 // Reasons lists every refusal reason.
-func Reasons() []string { return []string{ReasonNotJSONObject, ReasonOutbox, ReasonQuota} }
+func Reasons() []string {
+	return []string{ReasonNotJSONObject, ReasonInvalidVector, ReasonOutbox, ReasonQuota}
+}
 
 // ErrClosed is returned by Health when the broker is not running.
 var ErrClosed = errors.New("broker: not running")

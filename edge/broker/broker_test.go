@@ -20,6 +20,7 @@ import (
 
 	"github.com/redforge/controltower/edge/broker"
 	"github.com/redforge/controltower/edge/outbox"
+	"github.com/redforge/controltower/syncproto"
 )
 
 const (
@@ -415,4 +416,32 @@ func (v *v5conn) read(tb testing.TB) packets.Packet {
 		tb.Fatal(err)
 	}
 	return pk
+}
+
+// TestVectorsStoredCanonical: a vectors publish is stored as its canonical
+// vector record (packed float32), checksummed as such; a malformed one is
+// refused with 0x99 and counted as invalid_vector, and nothing is stored.
+func TestVectorsStoredCanonical(t *testing.T) {
+	o := MustOutbox(t)
+	b := MustBroker(t, broker.Config{Outbox: o})
+	v5 := dialV5(t, b.Addr().String(), "v5-vec")
+	for i, bad := range []string{`{"id":"a","vector":[1,"x"]}`, `{"id":"a"}`, `{"vector":[1]}`, `{"id":"a","vector":[1],"extra":1}`, `{"id":"a","vector":[1e40]}`} {
+		if code := v5.publish(t, "redforge/v1/vectors", uint16(i+1), bad); code != packets.ErrPayloadFormatInvalid.Code {
+			t.Fatalf("%s: reason %#x, want 0x99", bad, code)
+		}
+	}
+	if code := v5.publish(t, "redforge/v1/vectors", 9, `{"id":"doc","vector":[0.5,-2],"metadata":{"page":3}}`); code != packets.CodeSuccess.Code {
+		t.Fatalf("valid vector: reason %#x", code)
+	}
+	if n := b.Counts().Refused[broker.ReasonInvalidVector]; n != 5 {
+		t.Fatalf("refused[invalid_vector] = %d, want 5", n)
+	}
+	recs, err := o.Pending(context.Background(), outbox.StreamVectors, 0, 10)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("stored %d vectors (%v), want 1", len(recs), err)
+	}
+	want := syncproto.AppendVectorRecord(nil, "doc", syncproto.PackFloat32([]float32{0.5, -2}), []byte(`{"page":3}`))
+	if !bytes.Equal(recs[0].Payload, want) || recs[0].Checksum != syncproto.Checksum(want) {
+		t.Fatalf("stored %q, want the canonical record %q", recs[0].Payload, want)
+	}
 }

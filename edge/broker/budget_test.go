@@ -27,9 +27,10 @@ func TestDiskBudget(t *testing.T) {
 	t.Cleanup(func() { o.Close() })
 	b := MustBroker(t, broker.Config{Outbox: o})
 	v5 := dialV5(t, b.Addr().String(), "v5-budget")
-	vec := `{"id":"x","vector":[` + strings.Repeat("0.125,", 255) + `1],"metadata":{}}` // ~1.8 KiB
+	vec := `{"id":"x","vector":[` + strings.Repeat("0.125,", 255) + `1],"metadata":{}}` // stored as ~1 KiB (256 float32s)
+	const nvec = 100
 	id := uint16(1)
-	for range 60 { // ~108 KiB of vectors: past the budget, so the oldest are evicted
+	for range nvec { // ~100 KiB of vectors: past the budget, so the oldest are evicted
 		if code := v5.publish(t, "redforge/v1/vectors", id, vec); code != packets.CodeSuccess.Code {
 			t.Fatalf("vector %d refused with %#x; vectors must evict, not refuse", id, code)
 		}
@@ -57,12 +58,12 @@ func TestDiskBudget(t *testing.T) {
 	if total > budget {
 		t.Fatalf("outbox holds %d payload bytes, budget %d", total, budget)
 	}
-	if st[outbox.StreamVectors].Evicted == 0 || st[outbox.StreamVectors].LastSeq != 60 || st[outbox.StreamAudit].LastSeq != 0 {
+	if st[outbox.StreamVectors].Evicted == 0 || st[outbox.StreamVectors].LastSeq != nvec || st[outbox.StreamAudit].LastSeq != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	// The stream stays contiguous: evicted records keep their seq as a tombstone.
-	recs, err := o.Pending(context.Background(), outbox.StreamVectors, 0, 100)
-	if err != nil || len(recs) != 60 {
+	recs, err := o.Pending(context.Background(), outbox.StreamVectors, 0, nvec)
+	if err != nil || len(recs) != nvec {
 		t.Fatalf("pending: %d, %v", len(recs), err)
 	}
 	for i, r := range recs {
@@ -75,12 +76,12 @@ func TestDiskBudget(t *testing.T) {
 		}
 	}
 	// After the hub acks (Ack), room comes back and audit is accepted again.
-	if err := o.Ack(context.Background(), outbox.StreamVectors, 60); err != nil {
+	if err := o.Ack(context.Background(), outbox.StreamVectors, nvec); err != nil {
 		t.Fatal(err)
 	}
 	if code := v5.publish(t, "redforge/v1/audit", id+1, audit); code != packets.CodeSuccess.Code {
 		t.Fatalf("audit after ack: %#x", code)
 	}
-	t.Logf("evicted %d of 60 vectors to stay under %d bytes; %d audit publishes refused with quota exceeded",
-		st[outbox.StreamVectors].Evicted, budget, b.Counts().Refused[broker.ReasonQuota])
+	t.Logf("evicted %d of %d vectors to stay under %d bytes; %d audit publishes refused with quota exceeded",
+		st[outbox.StreamVectors].Evicted, nvec, budget, b.Counts().Refused[broker.ReasonQuota])
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/redforge/controltower/edge/outbox"
+	"github.com/redforge/controltower/syncproto"
 )
 
 // outboxHook appends publishes on the record topics to the outbox inside
@@ -36,7 +37,18 @@ func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	arrived := h.b.cfg.Now()
 	log := h.b.cfg.Logger.With(logKeyClient, cl.ID, logKeyTopic, pk.TopicName)
-	if !isJSONObject(pk.Payload) {
+	record := pk.Payload
+	if stream == outbox.StreamVectors {
+		// Stored, checksummed and sent in its canonical form (see
+		// syncproto.VectorRecordFromJSON); the numbers are parsed once, here.
+		rec, err := syncproto.VectorRecordFromJSON(nil, pk.Payload)
+		if err != nil {
+			h.b.refused[ReasonInvalidVector].Add(1)
+			log.Debug("record refused", logKeyReason, ReasonInvalidVector, logKeyError, err)
+			return pk, refusal(cl, pk, packets.ErrPayloadFormatInvalid)
+		}
+		record = rec
+	} else if !isJSONObject(pk.Payload) {
 		h.b.refused[ReasonNotJSONObject].Add(1)
 		log.Debug("record refused", logKeyReason, ReasonNotJSONObject)
 		return pk, refusal(cl, pk, packets.ErrPayloadFormatInvalid)
@@ -44,13 +56,13 @@ func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	if async, ok := h.b.cfg.Outbox.(AsyncAppender); ok && pk.FixedHeader.Qos == 1 {
 		ctx, cancel := context.WithTimeout(h.b.ctx, h.b.cfg.AppendTimeout)
 		p := h.pipelineFor(cl)
-		wait := async.AppendAsync(ctx, stream, pk.Payload, arrived)
+		wait := async.AppendAsync(ctx, stream, record, arrived)
 		p.ch <- pending{pk: pk, stream: stream, wait: wait, cancel: cancel}
 		return pk, packets.ErrRejectPacket // the pipeline acks after commit
 	}
 	ctx, cancel := context.WithTimeout(h.b.ctx, h.b.cfg.AppendTimeout)
 	defer cancel()
-	seq, err := h.b.cfg.Outbox.Append(ctx, stream, pk.Payload, arrived)
+	seq, err := h.b.cfg.Outbox.Append(ctx, stream, record, arrived)
 	if errors.Is(err, outbox.ErrFull) {
 		// Back-pressure, never silent loss: MQTT 5 publishers get reason
 		// 0x97 (quota exceeded); 3.1.1 publishers get no PUBACK and resend.

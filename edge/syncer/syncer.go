@@ -292,7 +292,12 @@ func (s *Syncer) batch(stream string, recs []outbox.Record) (*syncproto.Batch, i
 		}
 		pr := &syncproto.Record{Seq: r.Seq, ArrivedUnixNanos: r.Arrived.UnixNano(), Checksum: r.Checksum, Payload: r.Payload}
 		if stream == outbox.StreamVectors {
-			addVector(pr)
+			if id, packed, meta, ok := syncproto.SplitVectorRecord(r.Payload); ok {
+				// A canonical vector record travels as its parts.
+				pr.Payload, pr.VectorId, pr.Vector, pr.Metadata = nil, id, packed, meta
+			} else {
+				addVector(pr) // JSON stored by an edge before the canonical form
+			}
 		}
 		n := proto.Size(pr)
 		if i > 0 && size+n > s.cfg.MaxBatchBytes {
@@ -311,9 +316,11 @@ type vectorPayload struct {
 	Metadata json.RawMessage `json:"metadata"`
 }
 
-// addVector parses a vectors payload and attaches the vector as packed
-// float32 with its id and metadata. A payload without a vector travels as
-// a plain record (the payload is kept byte for byte either way).
+// addVector parses a JSON vectors payload (one an older edge stored before
+// the broker kept vectors in their canonical form) and attaches the vector
+// as packed float32 with its id and metadata. A payload without a vector
+// (or an eviction tombstone) travels as a plain record; the payload is
+// kept byte for byte either way.
 func addVector(r *syncproto.Record) {
 	var v vectorPayload
 	if json.Unmarshal(r.Payload, &v) != nil {

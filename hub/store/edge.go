@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"math"
 	"time"
+
+	"github.com/redforge/controltower/syncproto"
 )
 
 // VectorsStream is the edge stream whose records may carry a vector; those
@@ -31,7 +33,9 @@ type Batch struct {
 
 // Record is one edge record.
 //
-// Checksum is the CRC-32C (Castagnoli) of Payload, as computed by Checksum;
+// Checksum is the CRC-32C (Castagnoli) of Payload, as computed by Checksum
+// (of the canonical vector record for a vector sent as its parts, see
+// IsVectorRecord);
 // the store verifies it for every record of a batch and refuses the whole
 // batch with ErrChecksum on a mismatch. Vector, VectorID and Metadata are
 // only meaningful on VectorsStream: a record there with a non-empty Vector
@@ -144,8 +148,8 @@ func (b *Batch) validateRecord(i int) error {
 	if err := checkTime("time", r.Time); err != nil {
 		return prefixed(field, err)
 	}
-	if got := Checksum(r.Payload); got != r.Checksum {
-		return fmt.Errorf("%w: %s (seq %d): payload CRC-32C is %08x, record says %08x",
+	if got := r.Sum(); got != r.Checksum {
+		return fmt.Errorf("%w: %s (seq %d): record CRC-32C is %08x, record says %08x",
 			ErrChecksum, field, r.Seq, got, r.Checksum)
 	}
 	if err := r.validateVector(b.Stream); err != nil {
@@ -201,6 +205,36 @@ func (r *Record) validateVector(stream string) error {
 
 // HasVector reports whether r is stored with a vector.
 func (r *Record) HasVector() bool { return len(r.Vector) > 0 }
+
+// IsVectorRecord reports whether r is a vector sent as its parts: a
+// Vector and an empty Payload. Its Checksum covers its canonical vector
+// record (syncproto.AppendVectorRecord of VectorID, the packed Vector and
+// Metadata); the store keeps only the parts (no payload bytes twice) and
+// ListEdgeRecords returns the canonical record rebuilt as Payload.
+func (r *Record) IsVectorRecord() bool { return len(r.Payload) == 0 && len(r.Vector) > 0 }
+
+// CanonicalVector returns r's canonical vector record.
+func (r *Record) CanonicalVector() []byte {
+	packed := PackVector(r.Vector)
+	return syncproto.AppendVectorRecord(make([]byte, 0, syncproto.VectorRecordSize(r.VectorID, packed, r.Metadata)), r.VectorID, packed, r.Metadata)
+}
+
+// Sum returns the checksum r must carry: the CRC-32C of its Payload, or of
+// its canonical vector record when it IsVectorRecord.
+func (r *Record) Sum() uint32 {
+	if r.IsVectorRecord() {
+		return Checksum(r.CanonicalVector())
+	}
+	return Checksum(r.Payload)
+}
+
+// RebuildVectorPayload sets the Payload of a record read back without one
+// to its canonical vector record (see IsVectorRecord).
+func (r *Record) RebuildVectorPayload() {
+	if r.IsVectorRecord() {
+		r.Payload = r.CanonicalVector()
+	}
+}
 
 // ValidateEdgeQuery checks the arguments of ListEdgeRecords (ListVectors
 // passes VectorsStream) and returns the limit to apply.

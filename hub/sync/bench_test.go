@@ -107,7 +107,12 @@ func BenchmarkVectorDrain(b *testing.B) {
 					fmt.Fprintf(&sb, `],"metadata":{"i":%d}}`, i)
 					p := []byte(sb.String())
 					payloadBytes.Add(int64(len(p)))
-					waits = append(waits, e.o.AppendAsync(context.Background(), outbox.StreamVectors, p, time.Now()))
+					rec, err := syncproto.VectorRecordFromJSON(nil, p) // what the broker stores for the publish
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					waits = append(waits, e.o.AppendAsync(context.Background(), outbox.StreamVectors, rec, time.Now()))
 					if len(waits) == cap(waits) {
 						for _, wt := range waits {
 							if _, err := wt(); err != nil {

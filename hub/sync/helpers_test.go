@@ -20,6 +20,7 @@ import (
 	"github.com/redforge/controltower/hub/store"
 	hubsync "github.com/redforge/controltower/hub/sync"
 	"github.com/redforge/controltower/internal/testenv"
+	"github.com/redforge/controltower/syncproto"
 )
 
 // envInt reads a size knob from the environment (tests stay small by
@@ -286,7 +287,8 @@ func publish(addr, clientID string, from, to, window int) []record {
 
 // verifyHub checks that the hub holds exactly want for edgeID: per stream,
 // seqs 1..n contiguous in order, each payload byte-identical with a valid
-// CRC-32C, each published payload exactly once.
+// CRC-32C, each published payload exactly once (a vector as the canonical
+// vector record of what was published, see syncproto.VectorRecordFromJSON).
 // extra is how many records may be on the hub that no publisher saw
 // PUBACKed (committed, then the edge was killed before the PUBACK).
 func verifyHub(tb testing.TB, st store.Store, edgeID string, want []record, extraOK bool) int {
@@ -294,7 +296,14 @@ func verifyHub(tb testing.TB, st store.Store, edgeID string, want []record, extr
 	ctx := context.Background()
 	wantSet := map[string]int{}
 	for _, r := range want {
-		wantSet[r.stream+"\x00"+r.payload]++
+		p := []byte(r.payload)
+		if r.stream == "vectors" { // the edge keeps a vector in its canonical form
+			var err error
+			if p, err = syncproto.VectorRecordFromJSON(nil, p); err != nil {
+				tb.Fatalf("published vector %q: %v", r.payload, err)
+			}
+		}
+		wantSet[r.stream+"\x00"+string(p)]++
 	}
 	seen := map[string]int{}
 	total := 0

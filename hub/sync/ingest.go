@@ -80,7 +80,9 @@ type JSONBatch struct {
 }
 
 // JSONRecord is one record of a JSONBatch. Payload is stored byte for byte
-// as sent; Checksum, when given, must be its CRC-32C; Arrived defaults to now.
+// as sent; Checksum, when given, must be its CRC-32C (for a vector without
+// a payload: of its canonical vector record, see store.Record); Arrived
+// defaults to now.
 type JSONRecord struct {
 	Seq      int64           `json:"seq"`
 	Arrived  time.Time       `json:"arrived,omitzero"`
@@ -96,15 +98,16 @@ func (s *Service) IngestJSON(ctx context.Context, edgeID string, jb JSONBatch) (
 	sb := store.Batch{EdgeID: edgeID, Stream: jb.Stream, FirstSeq: jb.FirstSeq, Records: make([]store.Record, len(jb.Records))}
 	now := s.cfg.Now().UTC()
 	for i, r := range jb.Records {
-		sum := store.Checksum(r.Payload)
-		if r.Checksum != nil {
-			sum = *r.Checksum
-		}
 		at := r.Arrived
 		if at.IsZero() {
 			at = now
 		}
-		sb.Records[i] = store.Record{Seq: r.Seq, Time: at, Checksum: sum, Payload: r.Payload, Vector: r.Vector, VectorID: r.VectorID, Metadata: r.Metadata}
+		rec := store.Record{Seq: r.Seq, Time: at, Payload: r.Payload, Vector: r.Vector, VectorID: r.VectorID, Metadata: r.Metadata}
+		rec.Checksum = rec.Sum()
+		if r.Checksum != nil {
+			rec.Checksum = *r.Checksum
+		}
+		sb.Records[i] = rec
 	}
 	return s.ingest(ctx, sb)
 }

@@ -153,6 +153,7 @@ func (db *DB) ListEdgeRecords(ctx context.Context, edgeID, stream string, afterS
 				return nil, err
 			}
 		}
+		rec.RebuildVectorPayload()
 		out = append(out, rec)
 	}
 	return out, rows.Err()

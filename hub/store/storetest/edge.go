@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/syncproto"
 )
 
 func runEdge(t *testing.T, open func(t *testing.T) store.Store) {
@@ -22,6 +24,7 @@ func runEdge(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("InvalidBatchRefused", func(t *testing.T) { testInvalidBatch(t, open(t)) })
 	t.Run("EmptyBatch", func(t *testing.T) { testEmptyBatch(t, open(t)) })
 	t.Run("VectorsBitIdentical", func(t *testing.T) { testVectors(t, open(t)) })
+	t.Run("VectorRecordsSentAsParts", func(t *testing.T) { testVectorParts(t, open(t)) })
 	t.Run("AIDecisionsExactlyOnce", func(t *testing.T) { testEdgeDecisions(t, open(t)) })
 	t.Run("InvalidDecisionRefusesBatch", func(t *testing.T) { testEdgeDecisionInvalid(t, open(t)) })
 	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, open(t)) })
@@ -451,4 +454,34 @@ func testEdgeBadQueries(t *testing.T, s store.Store) {
 	}
 	_, err := s.Watermarks(t.Context(), "")
 	wantInvalid(t, err, "edge_id")
+}
+
+// testVectorParts: a vector sent as its parts (no payload) is checked
+// against the CRC-32C of its canonical vector record, stored once, and
+// read back with that canonical record as its payload.
+func testVectorParts(t *testing.T, s store.Store) {
+	vec := []float32{0.25, -1, float32(math.Inf(1)), math.Float32frombits(0x80000000)}
+	r := record(store.VectorsStream, 1)
+	r.Payload, r.Vector, r.VectorID, r.Metadata = nil, vec, "doc-9", json.RawMessage(`{"page": 2}`)
+	canon := syncproto.AppendVectorRecord(nil, "doc-9", syncproto.PackFloat32(vec), []byte(`{"page": 2}`))
+	r.Checksum = store.Checksum(canon)
+
+	bad := r
+	bad.Checksum = store.Checksum([]byte{}) // the checksum of the (empty) payload is not enough
+	if _, err := s.IngestBatch(t.Context(), store.Batch{EdgeID: "e", Stream: store.VectorsStream, FirstSeq: 1, Records: []store.Record{bad}}); !errors.Is(err, store.ErrChecksum) {
+		t.Fatalf("vector parts with the empty payload's checksum: err %v, want ErrChecksum", err)
+	}
+	mustIngest(t, s, store.Batch{EdgeID: "e", Stream: store.VectorsStream, FirstSeq: 1, Records: []store.Record{r}}, 1)
+	got := mustRecords(t, s, "e", store.VectorsStream, 0, 0)
+	if len(got) != 1 || !bytes.Equal(got[0].Payload, canon) || got[0].Checksum != r.Checksum || store.Checksum(got[0].Payload) != got[0].Checksum {
+		t.Fatalf("read back %+v, want the canonical record %q with its checksum", got, canon)
+	}
+	if err := sameBits(got[0].Vector, vec); err != nil || got[0].VectorID != "doc-9" {
+		t.Fatalf("vector read back: %v, id %q", err, got[0].VectorID)
+	}
+	// A replay of the same record (as read back, payload included) is skipped.
+	mustIngest(t, s, store.Batch{EdgeID: "e", Stream: store.VectorsStream, FirstSeq: 1, Records: got}, 1)
+	if w := mustWatermarks(t, s, "e")[store.VectorsStream]; w.Count != 1 {
+		t.Fatalf("watermark count %d after a replay, want 1", w.Count)
+	}
 }
