@@ -602,12 +602,13 @@ func (x *ConfigBundle) GetSettings() []byte {
 
 // Heartbeat is the edge's periodic report.
 type Heartbeat struct {
-	state                protoimpl.MessageState `protogen:"open.v1"`
-	EdgeId               string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
-	SentUnixNanos        int64                  `protobuf:"varint,2,opt,name=sent_unix_nanos,json=sentUnixNanos,proto3" json:"sent_unix_nanos,omitempty"`
-	AppliedConfigVersion uint64                 `protobuf:"varint,3,opt,name=applied_config_version,json=appliedConfigVersion,proto3" json:"applied_config_version,omitempty"`
-	Version              string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
-	QueueDepth           map[string]int64       `protobuf:"bytes,5,rep,name=queue_depth,json=queueDepth,proto3" json:"queue_depth,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // records waiting per stream
+	state                protoimpl.MessageState    `protogen:"open.v1"`
+	EdgeId               string                    `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	SentUnixNanos        int64                     `protobuf:"varint,2,opt,name=sent_unix_nanos,json=sentUnixNanos,proto3" json:"sent_unix_nanos,omitempty"`
+	AppliedConfigVersion uint64                    `protobuf:"varint,3,opt,name=applied_config_version,json=appliedConfigVersion,proto3" json:"applied_config_version,omitempty"`
+	Version              string                    `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	QueueDepth           map[string]int64          `protobuf:"bytes,5,rep,name=queue_depth,json=queueDepth,proto3" json:"queue_depth,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // records waiting per stream
+	Backlog              map[string]*StreamBacklog `protobuf:"bytes,6,rep,name=backlog,proto3" json:"backlog,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`                          // per stream: what waits to be synced
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
 }
@@ -677,6 +678,82 @@ func (x *Heartbeat) GetQueueDepth() map[string]int64 {
 	return nil
 }
 
+func (x *Heartbeat) GetBacklog() map[string]*StreamBacklog {
+	if x != nil {
+		return x.Backlog
+	}
+	return nil
+}
+
+// StreamBacklog is what one stream of the edge's outbox holds unsynced.
+type StreamBacklog struct {
+	state                   protoimpl.MessageState `protogen:"open.v1"`
+	Depth                   int64                  `protobuf:"varint,1,opt,name=depth,proto3" json:"depth,omitempty"`                                                                        // records not yet acked by a hub
+	Bytes                   int64                  `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`                                                                        // their payload bytes
+	OldestUnsyncedUnixNanos int64                  `protobuf:"varint,3,opt,name=oldest_unsynced_unix_nanos,json=oldestUnsyncedUnixNanos,proto3" json:"oldest_unsynced_unix_nanos,omitempty"` // arrival of the oldest; 0 when empty
+	Evicted                 int64                  `protobuf:"varint,4,opt,name=evicted,proto3" json:"evicted,omitempty"`                                                                    // records evicted under the disk budget, ever
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *StreamBacklog) Reset() {
+	*x = StreamBacklog{}
+	mi := &file_sync_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamBacklog) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamBacklog) ProtoMessage() {}
+
+func (x *StreamBacklog) ProtoReflect() protoreflect.Message {
+	mi := &file_sync_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamBacklog.ProtoReflect.Descriptor instead.
+func (*StreamBacklog) Descriptor() ([]byte, []int) {
+	return file_sync_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *StreamBacklog) GetDepth() int64 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *StreamBacklog) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *StreamBacklog) GetOldestUnsyncedUnixNanos() int64 {
+	if x != nil {
+		return x.OldestUnsyncedUnixNanos
+	}
+	return 0
+}
+
+func (x *StreamBacklog) GetEvicted() int64 {
+	if x != nil {
+		return x.Evicted
+	}
+	return 0
+}
+
 var File_sync_proto protoreflect.FileDescriptor
 
 const file_sync_proto_rawDesc = "" +
@@ -720,17 +797,26 @@ const file_sync_proto_rawDesc = "" +
 	"\fConfigBundle\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x14\n" +
 	"\x05flows\x18\x02 \x01(\fR\x05flows\x12\x1a\n" +
-	"\bsettings\x18\x03 \x01(\fR\bsettings\"\xa9\x02\n" +
+	"\bsettings\x18\x03 \x01(\fR\bsettings\"\xca\x03\n" +
 	"\tHeartbeat\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12&\n" +
 	"\x0fsent_unix_nanos\x18\x02 \x01(\x03R\rsentUnixNanos\x124\n" +
 	"\x16applied_config_version\x18\x03 \x01(\x04R\x14appliedConfigVersion\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x12L\n" +
 	"\vqueue_depth\x18\x05 \x03(\v2+.redforge.sync.v1.Heartbeat.QueueDepthEntryR\n" +
-	"queueDepth\x1a=\n" +
+	"queueDepth\x12B\n" +
+	"\abacklog\x18\x06 \x03(\v2(.redforge.sync.v1.Heartbeat.BacklogEntryR\abacklog\x1a=\n" +
 	"\x0fQueueDepthEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\x9e\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a[\n" +
+	"\fBacklogEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x125\n" +
+	"\x05value\x18\x02 \x01(\v2\x1f.redforge.sync.v1.StreamBacklogR\x05value:\x028\x01\"\x92\x01\n" +
+	"\rStreamBacklog\x12\x14\n" +
+	"\x05depth\x18\x01 \x01(\x03R\x05depth\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12;\n" +
+	"\x1aoldest_unsynced_unix_nanos\x18\x03 \x01(\x03R\x17oldestUnsyncedUnixNanos\x12\x18\n" +
+	"\aevicted\x18\x04 \x01(\x03R\aevicted*\x9e\x01\n" +
 	"\rRefusalReason\x12\x1e\n" +
 	"\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REFUSAL_REASON_GAP\x10\x01\x12\x1b\n" +
@@ -751,7 +837,7 @@ func file_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_sync_proto_goTypes = []any{
 	(RefusalReason)(0),     // 0: redforge.sync.v1.RefusalReason
 	(*EnrollRequest)(nil),  // 1: redforge.sync.v1.EnrollRequest
@@ -762,18 +848,22 @@ var file_sync_proto_goTypes = []any{
 	(*Ack)(nil),            // 6: redforge.sync.v1.Ack
 	(*ConfigBundle)(nil),   // 7: redforge.sync.v1.ConfigBundle
 	(*Heartbeat)(nil),      // 8: redforge.sync.v1.Heartbeat
-	nil,                    // 9: redforge.sync.v1.Heartbeat.QueueDepthEntry
+	(*StreamBacklog)(nil),  // 9: redforge.sync.v1.StreamBacklog
+	nil,                    // 10: redforge.sync.v1.Heartbeat.QueueDepthEntry
+	nil,                    // 11: redforge.sync.v1.Heartbeat.BacklogEntry
 }
 var file_sync_proto_depIdxs = []int32{
-	3, // 0: redforge.sync.v1.Batch.records:type_name -> redforge.sync.v1.Record
-	0, // 1: redforge.sync.v1.Refusal.reason:type_name -> redforge.sync.v1.RefusalReason
-	5, // 2: redforge.sync.v1.Ack.refusal:type_name -> redforge.sync.v1.Refusal
-	9, // 3: redforge.sync.v1.Heartbeat.queue_depth:type_name -> redforge.sync.v1.Heartbeat.QueueDepthEntry
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	3,  // 0: redforge.sync.v1.Batch.records:type_name -> redforge.sync.v1.Record
+	0,  // 1: redforge.sync.v1.Refusal.reason:type_name -> redforge.sync.v1.RefusalReason
+	5,  // 2: redforge.sync.v1.Ack.refusal:type_name -> redforge.sync.v1.Refusal
+	10, // 3: redforge.sync.v1.Heartbeat.queue_depth:type_name -> redforge.sync.v1.Heartbeat.QueueDepthEntry
+	11, // 4: redforge.sync.v1.Heartbeat.backlog:type_name -> redforge.sync.v1.Heartbeat.BacklogEntry
+	9,  // 5: redforge.sync.v1.Heartbeat.BacklogEntry.value:type_name -> redforge.sync.v1.StreamBacklog
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_sync_proto_init() }
@@ -791,7 +881,7 @@ func file_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sync_proto_rawDesc), len(file_sync_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

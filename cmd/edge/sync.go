@@ -10,6 +10,7 @@ import (
 	"github.com/redforge/controltower/edge/agent"
 	"github.com/redforge/controltower/edge/syncer"
 	"github.com/redforge/controltower/router"
+	"github.com/redforge/controltower/syncproto"
 )
 
 // hubLink is the edge's connection to the hubs: enrollment, then the
@@ -56,7 +57,7 @@ func (m *Main) startHubLink() error {
 		a := agent.New(agent.Config{
 			Credential: cred, DataDir: m.Config.DataDir, Router: rt, Client: client,
 			HeartbeatInterval: m.Config.HeartbeatInterval, Version: version, NodeREDURL: m.Config.NodeREDURL,
-			QueueDepth: m.queueDepth, Logger: m.Logger.With(logKeyComponent, "agent"),
+			Backlog: m.backlog, Logger: m.Logger.With(logKeyComponent, "agent"),
 		})
 		l.mu.Lock()
 		l.syncer, l.agent, l.cred = s, a, cred
@@ -92,16 +93,20 @@ func (m *Main) enroll(ctx context.Context, client *http.Client) (agent.Credentia
 	}
 }
 
-func (m *Main) queueDepth() map[string]int64 {
+func (m *Main) backlog() map[string]*syncproto.StreamBacklog {
 	ctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
 	defer cancel()
 	st, err := m.Outbox.Stats(ctx)
 	if err != nil {
 		return nil
 	}
-	out := map[string]int64{}
+	out := make(map[string]*syncproto.StreamBacklog, len(st))
 	for k, v := range st {
-		out[k] = v.Depth
+		b := &syncproto.StreamBacklog{Depth: v.Depth, Bytes: v.Bytes, Evicted: v.Evicted}
+		if !v.OldestArrived.IsZero() {
+			b.OldestUnsyncedUnixNanos = v.OldestArrived.UnixNano()
+		}
+		out[k] = b
 	}
 	return out
 }

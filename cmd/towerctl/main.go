@@ -45,6 +45,7 @@ func commands() []command {
 		{"instances", "list|create|show|start|stop|restart|delete|logs|flows get|flows deploy FILE", runInstances},
 		{"deploy", "FILE --instance NAME [--wait]: blue-green deploy of a flows file, printing its phases", runDeploy},
 		{"rollback", "DEPLOYMENT_ID: roll a deployment back inside its rollback window", runRollback},
+		{"edges", "list|show ID|token [--region R] [--ttl D]|config get ID|config set ID FLOWS_FILE [--settings FILE]", runEdges},
 		{"cluster", "status|leave HUB_ID|join --id --region --raft --api (needs REDFORGE_CLUSTER_SECRET)", runCluster},
 		{"version", "print towerctl's version", func(_ context.Context, _ *Client, _ []string, out io.Writer) error {
 			_, err := fmt.Fprintln(out, "towerctl", version)

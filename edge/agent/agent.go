@@ -165,10 +165,12 @@ type Config struct {
 	Client            *http.Client
 	HeartbeatInterval time.Duration
 	Version           string
-	NodeREDURL        string                  // optional local Node-RED Admin API base URL
-	QueueDepth        func() map[string]int64 // optional, reported in heartbeats
+	NodeREDURL        string // optional local Node-RED Admin API base URL
 	Logger            *slog.Logger
 	Now               func() time.Time
+	// Backlog is optional: what each stream holds unsynced, reported in
+	// heartbeats (as backlog and, for older hubs, queue_depth).
+	Backlog func() map[string]*syncproto.StreamBacklog
 }
 
 // Agent sends heartbeats and applies the desired config.
@@ -277,8 +279,12 @@ func (a *Agent) do(ctx context.Context, method, path, ctype string, body []byte)
 func (a *Agent) heartbeat(ctx context.Context) error {
 	hb := &syncproto.Heartbeat{EdgeId: a.cfg.Credential.EdgeID, SentUnixNanos: a.cfg.Now().UnixNano(),
 		AppliedConfigVersion: a.Applied(), Version: a.cfg.Version}
-	if a.cfg.QueueDepth != nil {
-		hb.QueueDepth = a.cfg.QueueDepth()
+	if a.cfg.Backlog != nil {
+		hb.Backlog = a.cfg.Backlog()
+		hb.QueueDepth = make(map[string]int64, len(hb.Backlog))
+		for stream, b := range hb.Backlog {
+			hb.QueueDepth[stream] = b.GetDepth()
+		}
 	}
 	body, _ := proto.Marshal(hb)
 	_, err := a.do(ctx, http.MethodPost, HeartbeatPath, syncproto.ContentTypeProtobuf, body)

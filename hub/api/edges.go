@@ -1,12 +1,17 @@
 package api
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/nodered"
 	hubsync "github.com/redforge/controltower/hub/sync"
 	"github.com/redforge/controltower/syncproto"
 )
@@ -16,6 +21,8 @@ func (s *Server) edgeRoutes() {
 	s.handle(http.MethodPost, "/api/edges/enroll", Public, s.enrollEdge)
 	s.handle(http.MethodGet, "/api/edges", Perm(auth.ResourceEdges, auth.ActionRead), s.listEdges)
 	s.handle(http.MethodGet, "/api/edges/:id", Perm(auth.ResourceEdges, auth.ActionRead), s.getEdge)
+	s.handle(http.MethodGet, "/api/edges/:id/config", Perm(auth.ResourceEdges, auth.ActionRead), s.getEdgeConfig)
+	s.handle(http.MethodPut, "/api/edges/:id/config", Perm(auth.ResourceEdges, auth.ActionUpdate), s.putEdgeConfig)
 }
 
 // createEnrollmentToken answers 201 with {"token","region","expires_at"};
@@ -81,4 +88,52 @@ func (s *Server) getEdge(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, e)
+}
+
+// getEdgeConfig answers the edge's desired config (version 0 and no flows
+// until one is set).
+func (s *Server) getEdgeConfig(c *gin.Context) {
+	cfg, err := s.cfg.Sync.DesiredConfig(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, cfg)
+}
+
+// edgeConfigRequest is the body of PUT /api/edges/:id/config.
+type edgeConfigRequest struct {
+	Flows    json.RawMessage `json:"flows"`
+	Settings json.RawMessage `json:"settings,omitempty"`
+}
+
+// putEdgeConfig sets the flows (validated like an instance's: 400 naming
+// the node) and settings the edge's agent applies to its local Node-RED,
+// under the next version; 200 with the stored config.
+func (s *Server) putEdgeConfig(c *gin.Context) {
+	var req edgeConfigRequest
+	if !bindJSON(c, &req, MaxFlowsBytes) {
+		return
+	}
+	if len(req.Flows) == 0 {
+		abort(c, Invalid("flows", "flows is required: a JSON array of Node-RED nodes"))
+		return
+	}
+	if _, err := nodered.ValidateFlows(req.Flows); err != nil {
+		abort(c, err)
+		return
+	}
+	if st := bytes.TrimSpace(req.Settings); len(st) > 0 && (st[0] != '{') && !bytes.Equal(st, []byte("null")) {
+		abort(c, Invalid("settings", "settings must be a JSON object"))
+		return
+	} else if bytes.Equal(st, []byte("null")) {
+		req.Settings = nil
+	}
+	cfg, err := s.cfg.Sync.SetConfig(c.Request.Context(), c.Param("id"), req.Flows, req.Settings, principal(c).Username)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	s.audit(c, audit.EdgeConfigUpdated, "edge", c.Param("id"), map[string]any{"version": cfg.Version, "flows_sha256": fmt.Sprintf("%x", sha256.Sum256(req.Flows))})
+	c.JSON(http.StatusOK, cfg)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -24,6 +25,8 @@ type SyncService interface {
 	Heartbeat(ctx context.Context, edgeID string, hb *syncproto.Heartbeat) error
 	Edges(ctx context.Context) ([]hubsync.EdgeView, error)
 	Edge(ctx context.Context, id string) (hubsync.EdgeView, error)
+	DesiredConfig(ctx context.Context, edgeID string) (hubsync.EdgeConfig, error)
+	SetConfig(ctx context.Context, edgeID string, flows, settings json.RawMessage, by string) (hubsync.EdgeConfig, error)
 }
 
 func init() { statusMappers = append(statusMappers, mapSync) }

@@ -29,6 +29,7 @@ const (
 	TokenRevoked         = "TOKEN_REVOKED"
 	EdgeTokenCreated     = "EDGE_TOKEN_CREATED"
 	EdgeEnrolled         = "EDGE_ENROLLED"
+	EdgeConfigUpdated    = "EDGE_CONFIG_UPDATED"
 )
 
 // Actions lists every action constant, for documentation and UI filters.
@@ -37,6 +38,7 @@ var Actions = []string{
 	InstanceDestroyed, FlowsDeployed, DeploymentStarted, DeploymentCompleted, DeploymentRolledBack,
 	UserCreated, UserUpdated, UserDeleted, RoleAssigned, PasswordChanged, ConfigUpdated,
 	LoginSucceeded, LoginFailed, Logout, TokenCreated, TokenRevoked, EdgeTokenCreated, EdgeEnrolled,
+	EdgeConfigUpdated,
 }
 
 var actionRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)

@@ -31,9 +31,22 @@ type Edge struct {
 	LastHeartbeat        time.Time `json:"last_heartbeat,omitzero"`
 	DesiredConfigVersion uint64    `json:"desired_config_version,omitempty"`
 	AppliedConfigVersion uint64    `json:"applied_config_version,omitempty"`
-	CreatedAt            time.Time `json:"created_at"`
-	UpdatedAt            time.Time `json:"updated_at"`
+	// Backlog is what the edge last reported waiting to be synced, per
+	// stream (heartbeats since this field existed).
+	Backlog   map[string]StreamBacklog `json:"backlog,omitempty"`
+	BacklogAt time.Time                `json:"backlog_at,omitzero"` // when Backlog was reported
+	CreatedAt time.Time                `json:"created_at"`
+	UpdatedAt time.Time                `json:"updated_at"`
 	Indexes
+}
+
+// StreamBacklog is what one stream of an edge's outbox held unsynced when
+// the edge last reported.
+type StreamBacklog struct {
+	Depth          int64     `json:"depth"`
+	Bytes          int64     `json:"bytes"`
+	OldestUnsynced time.Time `json:"oldest_unsynced,omitzero"` // arrival of the oldest unsynced record
+	Evicted        int64     `json:"evicted,omitempty"`        // evicted under the disk budget, ever
 }
 
 func (e *Edge) primaryKey() string { return e.ID }
@@ -56,7 +69,7 @@ func checkEdge(w *write, e *Edge) error {
 }
 
 // PutEdge returns the command that creates or replaces an edge; CreatedAt,
-// LastHeartbeat and AppliedConfigVersion are kept from a stored row.
+// LastHeartbeat, AppliedConfigVersion and Backlog(At) are kept from a stored row.
 // Errors: ErrInvalid without an ID or name, ErrConflict when another edge has
 // the name or an IfIndex check fails. The result is the stored Edge.
 func PutEdge(e Edge, opts ...PutOption) Command {
@@ -73,7 +86,8 @@ func applyPutEdge(w *write, b putBody[Edge]) (any, error) {
 		return nil, fmt.Errorf("put edge %q: %w", e.ID, err)
 	}
 	if old != nil {
-		e.CreatedAt, e.LastHeartbeat, e.AppliedConfigVersion = old.CreatedAt, old.LastHeartbeat, old.AppliedConfigVersion
+		e.CreatedAt, e.LastHeartbeat, e.AppliedConfigVersion, e.Backlog = old.CreatedAt, old.LastHeartbeat, old.AppliedConfigVersion, old.Backlog
+		e.BacklogAt = old.BacklogAt
 	}
 	return insert(w, tableEdges, e, old)
 }
@@ -97,6 +111,9 @@ type heartbeatBody struct {
 	ID                   string    `json:"id"`
 	At                   time.Time `json:"at"`
 	AppliedConfigVersion uint64    `json:"applied_config_version"`
+	// Backlog is optional: heartbeats written before it existed have none,
+	// and a heartbeat without one keeps the stored backlog.
+	Backlog map[string]StreamBacklog `json:"backlog,omitempty"`
 }
 
 // RecordEdgeHeartbeat returns the command that records an edge's heartbeat:
@@ -105,7 +122,13 @@ type heartbeatBody struct {
 // something changed or a minimum interval has passed. Errors: ErrNotFound;
 // ErrConflict when the edge is decommissioned. The result is the stored Edge.
 func RecordEdgeHeartbeat(id string, at time.Time, appliedConfigVersion uint64) Command {
-	return newCommand(CmdRecordEdgeHeartbeat, heartbeatBody{ID: id, At: at, AppliedConfigVersion: appliedConfigVersion})
+	return RecordEdgeReport(id, at, appliedConfigVersion, nil)
+}
+
+// RecordEdgeReport is RecordEdgeHeartbeat with the edge's backlog per
+// stream (nil keeps the stored one).
+func RecordEdgeReport(id string, at time.Time, appliedConfigVersion uint64, backlog map[string]StreamBacklog) Command {
+	return newCommand(CmdRecordEdgeHeartbeat, heartbeatBody{ID: id, At: at, AppliedConfigVersion: appliedConfigVersion, Backlog: backlog})
 }
 
 func applyRecordEdgeHeartbeat(w *write, b heartbeatBody) (any, error) {
@@ -118,6 +141,9 @@ func applyRecordEdgeHeartbeat(w *write, b heartbeatBody) (any, error) {
 	}
 	e := old.clone()
 	e.LastHeartbeat, e.AppliedConfigVersion, e.State = b.At, b.AppliedConfigVersion, EdgeOnline
+	if b.Backlog != nil {
+		e.Backlog, e.BacklogAt = b.Backlog, b.At
+	}
 	return insert(w, tableEdges, e, old)
 }
 

@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -23,6 +22,21 @@ type EdgeView struct {
 	AppliedConfigVersion uint64                     `json:"applied_config_version"`
 	CreatedAt            time.Time                  `json:"created_at"`
 	Streams              map[string]store.Watermark `json:"streams"`
+	// Backlog is what the edge itself last reported waiting to be synced,
+	// per stream (absent until it reports).
+	Backlog map[string]BacklogView `json:"backlog,omitempty"`
+}
+
+// BacklogView is one stream of an edge's reported backlog.
+type BacklogView struct {
+	Depth int64 `json:"depth"`
+	Bytes int64 `json:"bytes"`
+	// OldestUnsyncedSeconds is the age of the oldest unsynced record when
+	// the edge reported (0 when the stream was empty).
+	OldestUnsyncedSeconds float64   `json:"oldest_unsynced_seconds"`
+	OldestUnsynced        time.Time `json:"oldest_unsynced,omitzero"`
+	Evicted               int64     `json:"evicted,omitempty"`
+	ReportedAt            time.Time `json:"reported_at"`
 }
 
 // Edges returns every edge with its streams.
@@ -56,9 +70,23 @@ func (s *Service) view(ctx context.Context, e catalog.Edge) (EdgeView, error) {
 	if wm == nil {
 		wm = map[string]store.Watermark{}
 	}
-	return EdgeView{ID: e.ID, Name: e.Name, Region: e.Region, State: s.state(e), LastHeartbeat: e.LastHeartbeat,
+	v := EdgeView{ID: e.ID, Name: e.Name, Region: e.Region, State: s.state(e), LastHeartbeat: e.LastHeartbeat,
 		DesiredConfigVersion: e.DesiredConfigVersion, AppliedConfigVersion: e.AppliedConfigVersion,
-		CreatedAt: e.CreatedAt, Streams: wm}, nil
+		CreatedAt: e.CreatedAt, Streams: wm}
+	if cfg, _, err := s.desired(e.ID); err == nil {
+		v.DesiredConfigVersion = max(v.DesiredConfigVersion, cfg.Version)
+	}
+	for stream, b := range e.Backlog {
+		if v.Backlog == nil {
+			v.Backlog = map[string]BacklogView{}
+		}
+		bv := BacklogView{Depth: b.Depth, Bytes: b.Bytes, OldestUnsynced: b.OldestUnsynced, Evicted: b.Evicted, ReportedAt: e.BacklogAt}
+		if !b.OldestUnsynced.IsZero() && e.BacklogAt.After(b.OldestUnsynced) {
+			bv.OldestUnsyncedSeconds = e.BacklogAt.Sub(b.OldestUnsynced).Seconds()
+		}
+		v.Backlog[stream] = bv
+	}
+	return v, nil
 }
 
 // state is the stored state, except that an edge whose last heartbeat is
@@ -88,7 +116,7 @@ func (s *Service) Heartbeat(ctx context.Context, edgeID string, hb *syncproto.He
 	if ok && last.applied == hb.GetAppliedConfigVersion() && now.Sub(last.at) < s.cfg.HeartbeatInterval/2 {
 		return nil
 	}
-	if _, err := s.cfg.Raft.Apply(ctx, catalog.RecordEdgeHeartbeat(edgeID, now, hb.GetAppliedConfigVersion())); err != nil {
+	if _, err := s.cfg.Raft.Apply(ctx, catalog.RecordEdgeReport(edgeID, now, hb.GetAppliedConfigVersion(), backlogOf(hb))); err != nil {
 		return fmt.Errorf("heartbeat of edge %s: %w", edgeID, err)
 	}
 	s.mu.Lock()
@@ -100,18 +128,18 @@ func (s *Service) Heartbeat(ctx context.Context, edgeID string, hb *syncproto.He
 // HeartbeatInterval is the interval edges are told to report at.
 func (s *Service) HeartbeatInterval() time.Duration { return s.cfg.HeartbeatInterval }
 
-// ConfigBundle returns edgeID's desired config. Errors: catalog.ErrNotFound.
-func (s *Service) ConfigBundle(ctx context.Context, edgeID string) (*syncproto.ConfigBundle, error) {
-	e, err := s.cfg.Catalog.Edge(edgeID)
-	if err != nil {
-		return nil, err
+// backlogOf converts a heartbeat's backlog; nil when it reports none.
+func backlogOf(hb *syncproto.Heartbeat) map[string]catalog.StreamBacklog {
+	if len(hb.GetBacklog()) == 0 {
+		return nil
 	}
-	flows := []byte("[]")
-	settings, _ := json.Marshal(map[string]any{"heartbeat_interval_seconds": int64(s.cfg.HeartbeatInterval / time.Second)})
-	if s.cfg.Configs != nil {
-		if flows, settings, err = s.cfg.Configs.EdgeConfig(ctx, e); err != nil {
-			return nil, fmt.Errorf("config of edge %s: %w", edgeID, err)
+	out := make(map[string]catalog.StreamBacklog, len(hb.GetBacklog()))
+	for stream, b := range hb.GetBacklog() {
+		sb := catalog.StreamBacklog{Depth: b.GetDepth(), Bytes: b.GetBytes(), Evicted: b.GetEvicted()}
+		if n := b.GetOldestUnsyncedUnixNanos(); n > 0 {
+			sb.OldestUnsynced = time.Unix(0, n).UTC()
 		}
+		out[stream] = sb
 	}
-	return &syncproto.ConfigBundle{Version: e.DesiredConfigVersion, Flows: flows, Settings: settings}, nil
+	return out
 }

@@ -48,6 +48,7 @@ var (
 type Catalog interface {
 	Edge(id string) (catalog.Edge, error)
 	Edges() []catalog.Edge
+	Setting(key string) (catalog.Setting, error)
 }
 
 // Applier commits catalog commands through Raft; *cluster.Node implements it.
@@ -61,19 +62,11 @@ type Store interface {
 	Watermarks(ctx context.Context, edgeID string) (map[string]store.Watermark, error)
 }
 
-// ConfigSource returns an edge's desired flows (a JSON array) and settings
-// (a JSON object). Optional: without one the bundle carries "[]" and the
-// service's own settings.
-type ConfigSource interface {
-	EdgeConfig(ctx context.Context, edge catalog.Edge) (flows, settings []byte, err error)
-}
-
 // Config configures a Service.
 type Config struct {
 	Catalog Catalog
 	Raft    Applier
 	Store   Store
-	Configs ConfigSource // optional
 	// HeartbeatInterval is what edges are told; an edge is offline after
 	// MissedHeartbeats of them. Heartbeats are recorded (a Raft write) at
 	// most every HeartbeatInterval/2 unless the applied version changed.
