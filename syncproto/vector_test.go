@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestVectorRecordFromJSON(t *testing.T) {
@@ -181,4 +182,67 @@ func FuzzVectorRecordFromJSON(f *testing.F) {
 			t.Fatalf("metadata %q, encoding/json says %q", meta, m)
 		}
 	})
+}
+
+// FuzzValidJSONObject: ValidJSONObject agrees with encoding/json (plus
+// UTF-8 and "an object") on everything not nested deeper than maxDepth.
+func FuzzValidJSONObject(f *testing.F) {
+	for _, s := range []string{`{}`, ` {"a":[1,2.5e-3,{"b":null}],"c":"x\"y\\"} `, `{"a":}`, `[1]`, `{"a":"\u00e9"}`, "{\"a\":\"\xff\"}", `{"a":1}{}`, `{"a":01}`, `{"a":tru}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if bytes.Count(b, []byte("["))+bytes.Count(b, []byte("{")) > maxDepth {
+			return
+		}
+		t0 := bytes.TrimLeft(b, " \t\r\n")
+		want := json.Valid(b) && utf8.Valid(b) && len(t0) > 0 && t0[0] == '{'
+		if got := ValidJSONObject(b); got != want {
+			t.Fatalf("ValidJSONObject(%q) = %v, encoding/json says %v", b, got, want)
+		}
+	})
+}
+
+func BenchmarkValidJSONObject(b *testing.B) {
+	p := []byte(`{"name":"m","value":1,"labels":{"pad":"` + strings.Repeat("x", 1024-40) + `"}}`)
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		if !ValidJSONObject(p) {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func BenchmarkJSONValid(b *testing.B) {
+	p := []byte(`{"name":"m","value":1,"labels":{"pad":"` + strings.Repeat("x", 1024-40) + `"}}`)
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		if !json.Valid(p) {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func TestValidJSONObject(t *testing.T) {
+	for in, want := range map[string]bool{
+		`{}`:                   true,
+		" \n\t{\"a\":[1]}\r\n": true,
+		`{"a":{"b":null}}`:     true,
+		`{"a":"x\"}\\"}`:       true,
+		``:                     false,
+		`   `:                  false,
+		`null`:                 false,
+		`[{}]`:                 false,
+		`"{}"`:                 false,
+		`{"a":1`:               false,
+		`{} {}`:                false,
+		`{}x`:                  false,
+		"\ufeff{}":             false, // a BOM is not JSON whitespace
+		"{\"a\":\"\xff\"}":     false, // not UTF-8
+		"{\"a\":\"\t\"}":       false, // a raw control character in a string
+		`{"a":"\x"}`:           false,
+	} {
+		if got := ValidJSONObject([]byte(in)); got != want {
+			t.Errorf("ValidJSONObject(%q) = %v, want %v", in, got, want)
+		}
+	}
 }

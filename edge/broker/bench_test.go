@@ -73,6 +73,7 @@ func BenchmarkIngestQoS1(b *testing.B) {
 		wg.Wait()
 		el := time.Since(start)
 		st, _ := o.Stats(context.Background())
+		commits := o.Commits()
 		br.Close()
 		o.Close()
 		if acked != n || st[outbox.StreamMetrics].Depth != int64(n) {
@@ -80,7 +81,7 @@ func BenchmarkIngestQoS1(b *testing.B) {
 		}
 		rate := float64(n) / el.Seconds()
 		b.ReportMetric(rate, "records/s")
-		fmt.Printf("edge ingest: %d x 1 KiB QoS 1 records from 4 publishers, PUBACK after commit: %s, %.0f records/s, %.1f MB/s\n",
-			n, el.Round(time.Millisecond), rate, rate*1024/1e6)
+		fmt.Printf("edge ingest: %d x 1 KiB QoS 1 records from 4 publishers, PUBACK after commit: %s, %.0f records/s, %.1f MB/s, %.0f records per commit\n",
+			n, el.Round(time.Millisecond), rate, rate*1024/1e6, float64(n)/float64(max(commits, 1)))
 	}
 }

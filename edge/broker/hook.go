@@ -1,9 +1,7 @@
 package broker
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -48,7 +46,7 @@ func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 			return pk, refusal(cl, pk, packets.ErrPayloadFormatInvalid)
 		}
 		record = rec
-	} else if !isJSONObject(pk.Payload) {
+	} else if !syncproto.ValidJSONObject(pk.Payload) {
 		h.b.refused[ReasonNotJSONObject].Add(1)
 		log.Debug("record refused", logKeyReason, ReasonNotJSONObject)
 		return pk, refusal(cl, pk, packets.ErrPayloadFormatInvalid)
@@ -89,11 +87,4 @@ func refusal(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
 		return code
 	}
 	return packets.ErrRejectPacket
-}
-
-// isJSONObject reports whether payload is exactly one valid JSON object
-// (leading and trailing whitespace allowed).
-func isJSONObject(payload []byte) bool {
-	trimmed := bytes.TrimLeft(payload, " \t\r\n")
-	return len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed)
 }

@@ -259,6 +259,10 @@ func (o *Outbox) validate() error {
 	return nil
 }
 
+// Commits returns how many write transactions the outbox committed since
+// Open: appended records / Commits is the group commit's batch size.
+func (o *Outbox) Commits() int64 { return o.commits.Load() }
+
 // Close stops accepting writes, commits every write already queued, waits
 // for the writer, checkpoints the WAL and closes the database. Appends that
 // start after Close has begun return ErrClosed. Close is idempotent.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -149,11 +150,8 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stream state: %w", err)
 	}
-	ins, err := tx.Prepare(sqlInsert)
-	if err != nil {
-		return nil, fmt.Errorf("prepare insert: %w", err)
-	}
-	defer ins.Close()
+	ins := rowInserter{tx: tx}
+	defer ins.close()
 
 	results := make([]result, len(batch))
 	added := map[string]*delta{}
@@ -161,6 +159,9 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 		switch r.op {
 		case opAppend:
 			if o.Budget > 0 {
+				if err := ins.flush(); err != nil { // eviction must see every earlier record
+					return nil, err
+				}
 				refused, err := o.makeRoom(tx, next, r)
 				if err != nil {
 					return nil, err
@@ -171,8 +172,8 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 				}
 			}
 			seq := next.last[r.stream] + 1
-			if _, err := ins.Exec(r.stream, seq, r.arrived, int64(r.checksum), r.payload); err != nil {
-				return nil, fmt.Errorf("insert %s seq %d: %w", r.stream, seq, err)
+			if err := ins.add(r, seq); err != nil {
+				return nil, err
 			}
 			next.last[r.stream] = seq
 			d := added[r.stream]
@@ -185,12 +186,18 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 			next.bytes[r.stream] += int64(len(r.payload))
 			results[i].seq = seq
 		case opAck:
+			if err := ins.flush(); err != nil {
+				return nil, err
+			}
 			refused, err := applyAck(tx, r, next)
 			if err != nil {
 				return nil, err
 			}
 			results[i].err = refused
 		}
+	}
+	if err := ins.flush(); err != nil {
+		return nil, err
 	}
 	for stream, d := range added {
 		if _, err := tx.Exec(sqlBumpLast, next.last[stream], d.n, d.bytes, stream); err != nil {
@@ -316,4 +323,72 @@ func (o *Outbox) evictSome(tx *sql.Tx, st writerState, stream string, need int64
 	st.evicted[stream] = last
 	st.bytes[stream] -= freed
 	return freed, int(looked), nil
+}
+
+// insertChunk is how many records one INSERT statement writes: one
+// statement per record spent more time in database/sql and SQLite's
+// statement setup than in writing the rows.
+const insertChunk = 32
+
+// rowInserter buffers a batch's new records and writes them insertChunk
+// rows per statement, in order (the rest one by one).
+type rowInserter struct {
+	tx      *sql.Tx
+	many    *sql.Stmt // insertChunk rows, prepared on first use
+	one     *sql.Stmt
+	pending []any   // insertChunk × 5 arguments at most
+	rows    []rowID // of the pending rows, for errors
+}
+
+type rowID struct {
+	stream string
+	seq    int64
+}
+
+func (r rowID) String() string { return fmt.Sprintf("%s seq %d", r.stream, r.seq) }
+
+func (w *rowInserter) add(r *request, seq int64) error {
+	w.pending = append(w.pending, r.stream, seq, r.arrived, int64(r.checksum), r.payload)
+	w.rows = append(w.rows, rowID{r.stream, seq})
+	if len(w.rows) == insertChunk {
+		return w.flush()
+	}
+	return nil
+}
+
+// flush writes every buffered row.
+func (w *rowInserter) flush() error {
+	defer func() { w.pending, w.rows = w.pending[:0], w.rows[:0] }()
+	const cols = 5
+	var err error
+	if len(w.rows) == insertChunk {
+		if w.many == nil {
+			if w.many, err = w.tx.Prepare(sqlInsert + strings.Repeat(", (?, ?, ?, ?, ?)", insertChunk-1)); err != nil {
+				return fmt.Errorf("prepare insert: %w", err)
+			}
+		}
+		if _, err := w.many.Exec(w.pending...); err != nil {
+			return fmt.Errorf("insert %s..%s: %w", w.rows[0], w.rows[len(w.rows)-1], err)
+		}
+		return nil
+	}
+	for i := range w.rows {
+		if w.one == nil {
+			if w.one, err = w.tx.Prepare(sqlInsert); err != nil {
+				return fmt.Errorf("prepare insert: %w", err)
+			}
+		}
+		if _, err := w.one.Exec(w.pending[i*cols : (i+1)*cols]...); err != nil {
+			return fmt.Errorf("insert %s: %w", w.rows[i], err)
+		}
+	}
+	return nil
+}
+
+func (w *rowInserter) close() {
+	for _, st := range []*sql.Stmt{w.many, w.one} {
+		if st != nil {
+			st.Close()
+		}
+	}
 }
