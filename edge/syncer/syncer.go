@@ -43,6 +43,7 @@ const (
 	DefaultMaxBackoff      = 30 * time.Second
 	DefaultIdleWait        = 200 * time.Millisecond
 	DefaultRequestTimeout  = 60 * time.Second
+	DefaultMaxInFlight     = 2
 	// BatchPath is the hub route batches are POSTed to.
 	BatchPath = "/api/sync/batches"
 )
@@ -81,6 +82,7 @@ type Config struct {
 
 	MaxBatchRecords int
 	MaxBatchBytes   int
+	MaxInFlight     int // batches of one stream with the hubs at once (default 2)
 	MinBackoff      time.Duration
 	MaxBackoff      time.Duration
 	IdleWait        time.Duration // pause when a stream is empty
@@ -123,6 +125,9 @@ func New(cfg Config) *Syncer {
 	if cfg.MaxBatchBytes <= 0 {
 		cfg.MaxBatchBytes = DefaultMaxBatchBytes
 	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = DefaultMinBackoff
 	}
@@ -160,61 +165,89 @@ func (s *Syncer) Run(ctx context.Context) {
 	wg.Wait()
 }
 
-// runStream pushes one stream until ctx ends. It pipelines one batch
-// deep: while batch k is with the hub, batch k+1 (the records after k) is
-// read and encoded. Sends stay strictly sequential, and any failure drops
-// the prepared batch and restarts from the outbox head, so the pipeline
-// changes only timing, never what is sent or released.
+// runStream pushes one stream until ctx ends. It keeps up to MaxInFlight
+// batches with the hubs at once (batch k+1 is read, encoded and sent while
+// batch k is still being committed), and applies their acks strictly in
+// order. Any failure, refusal or partial release waits for the batches
+// still in flight, drops their answers and restarts from the outbox head:
+// the hub skips what it already holds, so the window changes only timing,
+// never what is sent or released.
 func (s *Syncer) runStream(ctx context.Context, stream string) {
 	log := s.cfg.Logger.With("stream", stream)
 	backoff := time.Duration(0)
-	var next chan prepResult
+	var flights []flight
+	after := int64(0) // last seq handed to a flight; 0: read from the head
+	abandon := func() {
+		for _, f := range flights {
+			<-f.done
+		}
+		flights, after = nil, 0
+	}
+	defer abandon()
 	for ctx.Err() == nil {
-		var cur *prepared
 		var err error
-		if next != nil {
-			r := <-next
-			cur, err, next = r.p, r.err, nil
+		for len(flights) < s.cfg.MaxInFlight {
+			var p *prepared
+			if p, err = s.prepare(ctx, stream, after); err != nil || p == nil {
+				break
+			}
+			f := flight{p: p, done: make(chan pushResult, 1), behind: len(flights) > 0}
+			go func() {
+				ack, hub, err := s.send(ctx, f.p.body)
+				f.done <- pushResult{ack, hub, err}
+			}()
+			flights = append(flights, f)
+			after = p.b.LastSeq()
 		}
-		if cur == nil && err == nil {
-			cur, err = s.prepare(ctx, stream, 0)
-		}
-		if err == nil && cur != nil {
-			ch := make(chan prepResult, 1)
-			go func(after int64) { p, err := s.prepare(ctx, stream, after); ch <- prepResult{p, err} }(cur.b.LastSeq())
-			next = ch
+		if err == nil && len(flights) > 0 {
+			f := flights[0]
+			flights = flights[1:]
+			r := <-f.done
+			if f.behind && r.err == nil && r.ack.GetRefusal().GetReason() == syncproto.RefusalReason_REFUSAL_REASON_GAP {
+				// The hub took this batch before the one sent ahead of it,
+				// which has been released since: resend from the head.
+				s.fail(ReasonGap)
+				abandon()
+				continue
+			}
 			var n int
-			n, err = s.push(ctx, cur)
-			if err == nil && n != len(cur.b.Records) {
-				<-next // only part was released: the prepared batch would leave a hole
-				next = nil
+			if err = r.err; err == nil {
+				n, err = s.apply(ctx, stream, f.p.b, r.ack, r.hub, len(f.p.body), f.p.raw)
+			}
+			if err == nil && n != len(f.p.b.Records) {
+				abandon() // only part was released: later batches would leave a hole
+			}
+			if err == nil {
+				backoff = 0
+				continue
 			}
 		}
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			if next != nil {
-				<-next // discard: restart from the head
-				next = nil
-			}
+			abandon()
 			backoff = nextBackoff(backoff, s.cfg.MinBackoff, s.cfg.MaxBackoff)
 			log.Warn("sync failed; backing off", "error", err, "backoff", backoff)
 			sleep(ctx, backoff)
-		case cur == nil:
+		default: // nothing to send
 			backoff = 0
+			after = 0
 			sleep(ctx, s.cfg.IdleWait)
-		default:
-			backoff = 0
 		}
-	}
-	if next != nil {
-		<-next
 	}
 }
 
-type prepResult struct {
-	p   *prepared
+// flight is a batch with a hub; done receives the answer once.
+type flight struct {
+	p      *prepared
+	done   chan pushResult
+	behind bool // sent while an earlier batch was in flight
+}
+
+type pushResult struct {
+	ack *syncproto.Ack
+	hub string
 	err error
 }
 

@@ -1,6 +1,7 @@
 package syncer_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -172,5 +173,67 @@ func TestVectorsTravelPacked(t *testing.T) {
 	v, _ := syncproto.UnpackFloat32(r.Vector)
 	if string(r.Payload) != p || r.VectorId != "x" || string(r.Metadata) != `{"k":1}` || len(v) != 3 || v[1] != -2 {
 		t.Fatalf("record %+v, vector %v", r, v)
+	}
+}
+
+// TestWindowKeepsTwoBatchesInFlight: with MaxInFlight 2 the second batch
+// is sent before the first is answered; when the hub takes the second
+// first (a gap, refused), the syncer drops the window and resumes from the
+// outbox head, and the hub ends with every record once, in order.
+func TestWindowKeepsTwoBatchesInFlight(t *testing.T) {
+	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
+	secondTaken := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == router.HealthPath {
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		b, _ := syncproto.DecodeBatch(r.Header.Get("Content-Type"), body, syncproto.Limits{})
+		switch b.GetFirstSeq() {
+		case 1: // the first batch waits until the hub took the second
+			select {
+			case <-secondTaken:
+			case <-time.After(10 * time.Second):
+				t.Error("the second batch was not sent while the first was in flight")
+			}
+		case 4: // the second batch is taken first: a gap, refused
+			h.ServeHTTP(w, r)
+			once.Do(func() { close(secondTaken) })
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s, o := newSyncer(t, srv.URL)
+	appendN(t, o, outbox.StreamAudit, 30)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := o.Stats(context.Background())
+		h.mu.Lock()
+		got := len(h.got[outbox.StreamAudit])
+		h.mu.Unlock()
+		if err == nil && st[outbox.StreamAudit].Depth == 0 && got == 30 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hub holds %d of 30, outbox depth %d (%v)", got, st[outbox.StreamAudit].Depth, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the outcome, not synchronising
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, p := range h.got[outbox.StreamAudit] {
+		if want := `{"i":` + string(rune('0'+i)) + `}`; p != want {
+			t.Fatalf("record %d on the hub is %s, want %s", i, p, want)
+		}
+	}
+	if st := s.Stats(); st.Failures[syncer.ReasonGap] == 0 {
+		t.Fatalf("the reordered batch was not refused as a gap: %+v", st.Failures)
 	}
 }
