@@ -12,7 +12,7 @@ import (
 
 var (
 	recordCols = []string{"edge_id", "stream", "seq", "time", "checksum", "payload"}
-	vectorCols = []string{"edge_id", "seq", "vector_id", "dim", "vector", "metadata", "time"}
+	vectorCols = []string{"edge_id", "seq", "vector_id", "dim", "vector", "metadata", "time", "checksum"}
 )
 
 // IngestBatch implements store.Store. The (edge, stream) watermark row is
@@ -62,18 +62,25 @@ func (db *DB) IngestBatch(ctx context.Context, b store.Batch) (int64, error) {
 var errNothingToDo = errors.New("postgres: nothing to do")
 
 func (db *DB) insertRecords(ctx context.Context, tx pgx.Tx, b *store.Batch, recs []store.Record) error {
-	rows := make([][]any, len(recs))
+	rows := make([][]any, 0, len(recs))
 	var vecs, decisions [][]any
 	for i := range recs {
 		r := &recs[i]
-		rows[i] = []any{b.EdgeID, b.Stream, r.Seq, ts(r.Time), int64(r.Checksum), blob(r.Payload)}
 		if d := r.EdgeDecision(b.EdgeID); d != nil {
 			decisions = append(decisions, aiRow(d))
 		}
-		if r.HasVector() {
-			vecs = append(vecs, []any{b.EdgeID, r.Seq, r.VectorID, len(r.Vector), store.PackVector(r.Vector),
-				jsonArg(r.Metadata), ts(r.Time)})
+		if !r.HasVector() {
+			rows = append(rows, []any{b.EdgeID, b.Stream, r.Seq, ts(r.Time), int64(r.Checksum), blob(r.Payload)})
+			continue
 		}
+		var sum *int64 // a vector sent as its parts is its own record (see ListEdgeRecords)
+		if r.IsVectorRecord() {
+			sum = new(int64(r.Checksum))
+		} else {
+			rows = append(rows, []any{b.EdgeID, b.Stream, r.Seq, ts(r.Time), int64(r.Checksum), blob(r.Payload)})
+		}
+		vecs = append(vecs, []any{b.EdgeID, r.Seq, r.VectorID, len(r.Vector), store.PackVector(r.Vector),
+			jsonArg(r.Metadata), ts(r.Time), sum})
 	}
 	if err := db.bulk(ctx, tx, "edge_records", recordCols, rows); err != nil {
 		return err
@@ -118,6 +125,20 @@ func (db *DB) Watermarks(ctx context.Context, edgeID string) (map[string]store.W
 	return out, rows.Err()
 }
 
+// listEdgeRecordsSQL reads a stream's records in seq order: the
+// edge_records rows (with the vector of a legacy vectors record beside
+// its payload) and, on stream vectors, the vectors sent as their parts,
+// which are rows of vectors only (checksum set, payload rebuilt by
+// store.Record.RebuildVectorPayload).
+const listEdgeRecordsSQL = `SELECT seq, time, checksum, payload, vector_id, vector, metadata FROM (
+		SELECT r.seq, r.time, r.checksum, r.payload, v.vector_id, v.vector, v.metadata
+		FROM edge_records r LEFT JOIN vectors v ON r.stream = 'vectors' AND v.edge_id = r.edge_id AND v.seq = r.seq
+		WHERE r.edge_id = $1 AND r.stream = $2 AND r.seq > $3
+		UNION ALL
+		SELECT v.seq, v.time, v.checksum, ''::bytea, v.vector_id, v.vector, v.metadata
+		FROM vectors v WHERE $2 = 'vectors' AND v.edge_id = $1 AND v.seq > $3 AND v.checksum IS NOT NULL
+	) rec ORDER BY seq LIMIT $4`
+
 // ListEdgeRecords implements store.Store.
 func (db *DB) ListEdgeRecords(ctx context.Context, edgeID, stream string, afterSeq int64, limit int) ([]store.Record, error) {
 	limit, err := store.ValidateEdgeQuery(edgeID, stream, afterSeq, limit)
@@ -128,9 +149,7 @@ func (db *DB) ListEdgeRecords(ctx context.Context, edgeID, stream string, afterS
 	if err != nil {
 		return nil, err
 	}
-	rows, err := p.Query(ctx, `SELECT r.seq, r.time, r.checksum, r.payload, v.vector_id, v.vector, v.metadata
-		FROM edge_records r LEFT JOIN vectors v ON r.stream = 'vectors' AND v.edge_id = r.edge_id AND v.seq = r.seq
-		WHERE r.edge_id = $1 AND r.stream = $2 AND r.seq > $3 ORDER BY r.seq LIMIT $4`, edgeID, stream, afterSeq, limit)
+	rows, err := p.Query(ctx, listEdgeRecordsSQL, edgeID, stream, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("query records of edge %s stream %s: %w", edgeID, stream, err)
 	}

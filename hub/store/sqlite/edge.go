@@ -55,8 +55,10 @@ func insertRecords(ctx context.Context, tx *sql.Tx, b *store.Batch, recs []store
 	var vs, ds *sql.Stmt
 	for i := range recs {
 		r := &recs[i]
-		if _, err := rs.ExecContext(ctx, b.EdgeID, b.Stream, r.Seq, micros(r.Time), int64(r.Checksum), blob(r.Payload)); err != nil {
-			return err
+		if !r.IsVectorRecord() { // a vector sent as its parts is its own record (see ListEdgeRecords)
+			if _, err := rs.ExecContext(ctx, b.EdgeID, b.Stream, r.Seq, micros(r.Time), int64(r.Checksum), blob(r.Payload)); err != nil {
+				return err
+			}
 		}
 		if d := r.EdgeDecision(b.EdgeID); d != nil {
 			if ds == nil {
@@ -73,13 +75,17 @@ func insertRecords(ctx context.Context, tx *sql.Tx, b *store.Batch, recs []store
 			continue
 		}
 		if vs == nil {
-			if vs, err = tx.PrepareContext(ctx, "INSERT INTO vectors (edge_id, seq, vector_id, dim, vector, metadata, time) VALUES (?, ?, ?, ?, ?, ?, ?)"); err != nil {
+			if vs, err = tx.PrepareContext(ctx, "INSERT INTO vectors (edge_id, seq, vector_id, dim, vector, metadata, time, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"); err != nil {
 				return err
 			}
 			defer vs.Close()
 		}
+		var sum sql.NullInt64
+		if r.IsVectorRecord() {
+			sum = sql.NullInt64{Int64: int64(r.Checksum), Valid: true}
+		}
 		if _, err := vs.ExecContext(ctx, b.EdgeID, r.Seq, r.VectorID, len(r.Vector), store.PackVector(r.Vector),
-			jsonArg(r.Metadata), micros(r.Time)); err != nil {
+			jsonArg(r.Metadata), micros(r.Time), sum); err != nil {
 			return err
 		}
 	}
@@ -130,9 +136,14 @@ func (db *DB) ListEdgeRecords(ctx context.Context, edgeID, stream string, afterS
 	if err != nil {
 		return nil, err
 	}
-	rows, err := r.QueryContext(ctx, `SELECT r.seq, r.time, r.checksum, r.payload, v.vector_id, v.vector, v.metadata
-		FROM edge_records r LEFT JOIN vectors v ON r.stream = 'vectors' AND v.edge_id = r.edge_id AND v.seq = r.seq
-		WHERE r.edge_id = ? AND r.stream = ? AND r.seq > ? ORDER BY r.seq LIMIT ?`, edgeID, stream, afterSeq, limit)
+	rows, err := r.QueryContext(ctx, `SELECT seq, time, checksum, payload, vector_id, vector, metadata FROM (
+			SELECT r.seq, r.time, r.checksum, r.payload, v.vector_id, v.vector, v.metadata
+			FROM edge_records r LEFT JOIN vectors v ON r.stream = 'vectors' AND v.edge_id = r.edge_id AND v.seq = r.seq
+			WHERE r.edge_id = ?1 AND r.stream = ?2 AND r.seq > ?3
+			UNION ALL
+			SELECT v.seq, v.time, v.checksum, x'', v.vector_id, v.vector, v.metadata
+			FROM vectors v WHERE ?2 = 'vectors' AND v.edge_id = ?1 AND v.seq > ?3 AND v.checksum IS NOT NULL
+		) ORDER BY seq LIMIT ?4`, edgeID, stream, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("query records of edge %s stream %s: %w", edgeID, stream, err)
 	}
