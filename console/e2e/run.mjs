@@ -85,14 +85,35 @@ async function noHorizontalScroll(page, where) {
   check(sw <= w + 1, `${where}: page scrolls sideways at ${w}px (content ${sw}px wide)`);
 }
 
-// deployFromForm fills the deployment form with a flows file, confirms,
-// and watches the live timeline until the deployment ends; it must succeed.
-async function deployFromForm(page, file, screenshotConfirm) {
-  await page.locator('input[type=file]').setInputFiles(join(FLOWS_DIR, file));
-  await page.waitForFunction(() => (document.querySelector('[data-testid=deploy-flows]')?.value || '').length > 10);
+// healthPoints is how many transitions the health chart draws (-1 without a chart).
+async function healthPoints(page) {
+  return page.evaluate(() => Number(document.querySelector('[data-testid=health-chart]')?.getAttribute('data-points') ?? -1));
+}
+
+// deployFromForm fills the deployment form with a flows file (or, given
+// {version: n}, picks recorded flows version n), confirms, and watches the
+// live timeline until the deployment ends; it must succeed.
+async function deployFromForm(page, file, screenshotConfirm, pickShot) {
+  if (typeof file === 'object') {
+    await page.getByTestId('source-version').check();
+    const select = page.getByTestId('deploy-version');
+    await select.waitFor();
+    const labels = await select.locator('option').allTextContents();
+    check(labels.length >= 2 && /^v(\d+) · /.test(labels[0]) && Number(/^v(\d+)/.exec(labels[0])[1]) > Number(/^v(\d+)/.exec(labels[1])[1]), `versions are listed latest first: ${labels.join(' | ')}`);
+    check(labels.every((l) => / · admin · (put|deployment)$/.test(l)), `each version says when, who and how: ${labels.join(' | ')}`);
+    const label = labels.find((l) => l.startsWith(`v${file.version} · `));
+    check(!!label, `version ${file.version} is offered: ${labels.join(' | ')}`);
+    await select.selectOption({ label });
+    check((await page.getByTestId('deploy-flows').count()) === 0, 'picking a version hides the flows editor');
+    file = `flows version ${file.version}`;
+  } else {
+    await page.locator('input[type=file]').setInputFiles(join(FLOWS_DIR, file));
+    await page.waitForFunction(() => (document.querySelector('[data-testid=deploy-flows]')?.value || '').length > 10);
+  }
   await page.getByLabel('Drain timeout').fill('5s');
   await page.getByLabel('Rollback window').fill('5m');
   await page.getByLabel('Smoke HTTP path (optional)').fill('/hello');
+  if (pickShot) await shot(page, pickShot[0], pickShot[1]);
   await page.getByTestId('deploy-review').click();
   await page.getByRole('dialog').getByText('Rollback window').waitFor();
   if (screenshotConfirm) await shot(page, '05-deploy-confirm', 'deployment confirmation: held messages, green + smoke tests, rollback window');
@@ -170,10 +191,14 @@ try {
   check(body.includes('LOG_LEVEL') && body.includes('info'), 'instance page lists the environment');
   check(!body.includes('s3cret'), 'instance page masks a secret env value');
   check(await admin.getByTestId('destroy').isVisible(), 'ADMIN sees Destroy');
-  await admin.locator('.chart .uplot').first().waitFor({ timeout: 30_000 });
+  // The health chart draws the recorded transitions (creating → starting → running).
+  await admin.locator('[data-testid=health-chart] .uplot').waitFor();
+  check((await healthPoints(admin)) >= 3, `the health chart draws the recorded transitions, got ${await healthPoints(admin)} points`);
+  check(/was starting/.test(await admin.getByTestId('status-history').textContent()), 'the history lists each change with the status before it');
+  await admin.locator('.chart', { hasText: 'CPU' }).locator('.uplot').waitFor({ timeout: 30_000 });
   await admin.locator('pre.logs').filter({ hasText: /\S/ }).waitFor();
   await admin.waitForFunction(() => !/not running|No log output/.test(document.querySelector('pre.logs')?.textContent || ''), null, { timeout: 20_000 });
-  await shot(admin, '03-instance-admin', 'instance detail: metadata, masked API_TOKEN, status history, CPU and memory charts (uPlot), logs');
+  await shot(admin, '03-instance-admin', 'instance detail: metadata, masked API_TOKEN, health history chart and list from the API, CPU and memory charts (uPlot), logs');
 
   // --- Deployments: blue-green v1 from the form, watch the phases, roll back.
   await admin.getByRole('button', { name: 'Redeploy' }).click();
@@ -196,6 +221,19 @@ try {
   await admin.getByRole('link', { name: '← Deployments' }).click();
   await admin.getByTestId('deployments-table').waitFor();
   await shot(admin, '08-deployments-history', 'deployment history table with status badge, duration and who');
+  // Redeploy v1 by picking its recorded version: v1 (succeeded) and v2
+  // (rolled back) were recorded by the two deployments above.
+  await admin.getByTestId('deploy-instance').selectOption({ label: 'e2e-alpha' });
+  await deployFromForm(admin, { version: 1 }, false, ['23-deploy-pick-version', 'deployment form redeploying a recorded flows version: versions latest first with time, who and source']);
+  const versions = await admin.getByTestId('deployment-versions').textContent();
+  check(/^v1 → v3/.test(versions), `the deployment went from v1 (live after the rollback) to v3 (the redeployed v1), got ${versions}`);
+  await shot(admin, '24-deployment-from-version', 'a blue-green deployment started from recorded version v1: succeeded, flows v1 → v3');
+  await admin.getByRole('link', { name: 'e2e-alpha' }).click();
+  await admin.getByRole('heading', { name: 'e2e-alpha' }).waitFor();
+  await admin.locator('[data-testid=health-chart] .uplot').waitFor();
+  await admin.waitForFunction(() => Number(document.querySelector('[data-testid=health-chart]')?.getAttribute('data-rows')) >= 2);
+  check(/e2e-alpha\./.test(await admin.getByTestId('status-history').textContent()), 'the history lists the deployments\' green rows');
+  await shot(admin, '25-instance-health-history', 'instance health history after three blue-green deployments: one step line per row (the instance and its green copies)');
 
   // --- Governance: chain verification, filter, export; users and tokens.
   await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Governance' }).click();
@@ -231,8 +269,19 @@ try {
   await admin.getByTestId('tokens-table').getByText('e2e-ci').waitFor();
   await shot(admin, '11-tokens-admin', 'API tokens (ADMIN only): a new token shown once, the token table');
   await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Edges' }).click();
-  await admin.getByText('No edges enrolled').waitFor();
-  await shot(admin, '12-edges', 'edges page (empty state: no edge enrolled in this test)');
+  const EDGE = process.env.EDGE_NAME;
+  if (EDGE) {
+    // An enrolled edge that reported its backlog in a heartbeat.
+    const row = admin.getByTestId('edges-table').locator('tr', { hasText: EDGE });
+    await row.waitFor();
+    const backlog = await row.getByTestId('edge-backlog').textContent();
+    check(/vectors\s*1200 rec · 4\.5 MiB\s*1 m 35 s/.test(backlog) && /ai_decisions\s*3 rec · 2\.0 KiB · 2 evicted\s*12 s/.test(backlog) && /audit\s*0 rec/.test(backlog), `the backlog per stream is shown: ${backlog}`);
+    check((await row.getByTestId('edge-oldest').textContent()) === '1 m 35 s', 'the oldest unsynced age is the oldest over the streams');
+    await shot(admin, '12-edges', 'edges page: an enrolled edge with the backlog it reported per stream (records, bytes, evicted, oldest unsynced age) and applied/desired config');
+  } else {
+    await admin.getByText('No edges enrolled').waitFor();
+    await shot(admin, '12-edges', 'edges page (empty state: no edge enrolled in this test)');
+  }
   await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Regions' }).click();
   await admin.getByTestId('region-card').first().waitFor();
   await shot(admin, '13-regions', 'regions page: this one-node hub, leader, probe state');
@@ -267,6 +316,16 @@ try {
   await beta.getByRole('link', { name: 'e2e-beta' }).click();
   await op.getByRole('heading', { name: 'e2e-beta' }).waitFor();
   check((await op.getByTestId('destroy').count()) === 0, 'OPERATOR does not see Destroy');
+  // The health chart follows live: start it here and watch starting and running arrive without a reload.
+  await op.locator('[data-testid=health-chart] .uplot').waitFor();
+  await op.waitForFunction(() => /stopped/.test(document.querySelector('[data-testid=status-history] li')?.textContent || ''));
+  const before = await healthPoints(op);
+  await op.evaluate(() => (window.__noReload = true));
+  await op.getByRole('button', { name: 'Start' }).click();
+  await op.waitForFunction((n) => Number(document.querySelector('[data-testid=health-chart]')?.getAttribute('data-points')) >= n + 2, before, { timeout: 90_000 });
+  await op.locator('.page-head [data-testid=health][data-status=running]').waitFor({ timeout: 30_000 });
+  check(await op.evaluate(() => window.__noReload === true), 'the health chart followed live, without a reload');
+  await shot(op, '26-instance-health-live', 'instance health chart as OPERATOR after stop and start: the new transitions arrived over the WebSocket');
   await op.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Governance' }).click();
   await op.getByTestId('audit-table').waitFor();
   check((await op.getByTestId('tab-users').count()) === 0 && (await op.getByTestId('tab-tokens').count()) === 0, 'OPERATOR sees no Users or API tokens tab');

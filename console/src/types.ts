@@ -55,6 +55,9 @@ export interface Deployment {
   progress: number;
   from_flows_version?: string;
   to_flows_version?: string;
+  /** The recorded flows version numbers (GET /api/instances/:id/flows/versions), when known. */
+  from_version?: number;
+  to_version?: number;
   started_by?: string;
   started_at: string;
   updated_at: string;
@@ -103,4 +106,28 @@ export interface TokenInfo {
   created_at: string;
   expires_at?: string;
   revoked?: boolean;
+}
+
+export interface Transition {
+  id?: number;
+  time: string;
+  instance_id: string;
+  row_id: string;
+  row_name?: string;
+  status: string;
+  prev_status?: string;
+  message?: string;
+}
+
+export interface FlowsVersion {
+  instance_id: string;
+  version: number;
+  flows?: unknown[];
+  sha256: string;
+  size: number;
+  source: 'put' | 'deployment';
+  deployment_id?: string;
+  user_id?: string;
+  username?: string;
+  time: string;
 }

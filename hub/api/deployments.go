@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/deploy"
 	"github.com/redforge/controltower/hub/nodered"
+	"github.com/redforge/controltower/hub/store"
 )
 
 // Deployer is what the deployment routes need of hub/deploy.
@@ -36,8 +39,9 @@ func (s *Server) deploymentRoutes() {
 
 // DeploymentRequest is the body of POST /api/deployments.
 type DeploymentRequest struct {
-	Instance       string               `json:"instance"` // id or name
-	Flows          json.RawMessage      `json:"flows"`
+	Instance       string               `json:"instance"`        // id or name
+	Flows          json.RawMessage      `json:"flows"`           // the flows array; or
+	FlowsVersion   *int64               `json:"flows_version"`   // a recorded version of the instance's flows
 	DrainTimeout   string               `json:"drain_timeout"`   // Go duration, default 5m
 	RollbackWindow string               `json:"rollback_window"` // Go duration, default 10m; "0s" removes blue at once
 	Smoke          *deploy.SmokeOptions `json:"smoke"`
@@ -61,6 +65,11 @@ func (s *Server) createDeployment(c *gin.Context) {
 	}
 	if req.Instance == "" {
 		abort(c, Invalid("instance", "instance (an id or name) is required"))
+		return
+	}
+	version, err := s.deploymentFlows(c, &req)
+	if err != nil {
+		abort(c, err)
 		return
 	}
 	if _, err := nodered.ValidateFlows(req.Flows); err != nil {
@@ -95,9 +104,102 @@ func (s *Server) createDeployment(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	to := s.recordFlowsVersion(c, d.InstanceID, req.Flows, store.FlowsSourceDeployment, d.ID)
 	s.audit(c, audit.DeploymentStarted, "deployment", d.ID, map[string]any{"instance_id": d.InstanceID,
-		"from_flows_version": d.FromFlowsVersion, "to_flows_version": d.ToFlowsVersion})
-	c.JSON(http.StatusCreated, d)
+		"from_flows_version": d.FromFlowsVersion, "to_flows_version": d.ToFlowsVersion,
+		"flows_version": to, "picked_flows_version": version})
+	out := deploymentOut{Deployment: d}
+	all, _ := s.cfg.Deploy.List(d.InstanceID)
+	s.flowsVersionNumbers(c.Request.Context(), []*deploymentOut{&out}, all)
+	c.JSON(http.StatusCreated, out)
+}
+
+// deploymentFlows checks that exactly one of flows and flows_version is
+// given and, for flows_version, loads that version's flows into req.Flows
+// and returns its number.
+func (s *Server) deploymentFlows(c *gin.Context, req *DeploymentRequest) (int64, error) {
+	hasFlows := len(req.Flows) > 0 && string(req.Flows) != "null"
+	switch {
+	case hasFlows && req.FlowsVersion != nil:
+		return 0, Invalid("flows_version", "give flows or flows_version, not both")
+	case req.FlowsVersion == nil:
+		if !hasFlows {
+			return 0, Invalid("flows", "flows (a flows array) or flows_version (a recorded version number) is required")
+		}
+		return 0, nil
+	case *req.FlowsVersion < 1:
+		return 0, Invalid("flows_version", "flows_version must be a version number from 1")
+	}
+	inst, err := s.cfg.Catalog.Instance(req.Instance)
+	if errors.Is(err, catalog.ErrNotFound) {
+		inst, err = s.cfg.Catalog.InstanceByName(req.Instance)
+	}
+	if errors.Is(err, catalog.ErrNotFound) {
+		return 0, &Error{Status: http.StatusNotFound, Code: "not_found", Field: "instance", Message: fmt.Sprintf("no instance %q", req.Instance)}
+	}
+	if err != nil {
+		return 0, err
+	}
+	v, err := s.flowsVersion(c.Request.Context(), inst, *req.FlowsVersion, "flows_version")
+	if err != nil {
+		return 0, err
+	}
+	req.Flows = v.Flows
+	return v.Version, nil
+}
+
+// deploymentOut is a deployment as the API shows it: with the numbers of
+// the flows versions it went from and to, when they are known.
+type deploymentOut struct {
+	catalog.Deployment
+	FromVersion int64 `json:"from_version,omitempty"`
+	ToVersion   int64 `json:"to_version,omitempty"`
+}
+
+// flowsVersionNumbers fills in from_version and to_version: to is the
+// version recorded for the deployment, from the latest version before it
+// that went live (a PUT, or a deployment that succeeded and was not rolled
+// back). all must hold every deployment of the instances of ds (for their
+// statuses). One store read per instance; a failed read leaves the numbers
+// out.
+func (s *Server) flowsVersionNumbers(ctx context.Context, ds []*deploymentOut, all []catalog.Deployment) {
+	status := make(map[string]catalog.DeploymentStatus, len(all))
+	for _, d := range all {
+		status[d.ID] = d.Status
+	}
+	byInst := map[string][]*deploymentOut{}
+	for _, d := range ds {
+		byInst[d.InstanceID] = append(byInst[d.InstanceID], d)
+	}
+	for inst, list := range byInst {
+		vs, err := s.cfg.Store.ListFlowsVersions(ctx, store.FlowsVersionFilter{InstanceID: inst, Limit: store.MaxLimit})
+		if err != nil {
+			s.log.Warn("read flows versions", "instance", inst, logKeyError, err)
+			continue
+		}
+		for _, d := range list {
+			d.FromVersion, d.ToVersion = versionNumbers(vs, d.ID, status)
+		}
+	}
+}
+
+// versionNumbers finds, in vs (newest first), the version recorded for
+// deployment id and the live version before it.
+func versionNumbers(vs []store.FlowsVersion, id string, status map[string]catalog.DeploymentStatus) (from, to int64) {
+	i := 0
+	for i < len(vs) && vs[i].DeploymentID != id {
+		i++
+	}
+	if i == len(vs) {
+		return 0, 0
+	}
+	to = vs[i].Version
+	for _, v := range vs[i+1:] {
+		if v.Source == store.FlowsSourcePut || status[v.DeploymentID] == catalog.DeploymentSucceeded {
+			return v.Version, to
+		}
+	}
+	return 0, to
 }
 
 func (s *Server) listDeployments(c *gin.Context) {
@@ -106,10 +208,14 @@ func (s *Server) listDeployments(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if ds == nil {
-		ds = []catalog.Deployment{}
+	out := make([]deploymentOut, len(ds))
+	ptrs := make([]*deploymentOut, len(ds))
+	for i, d := range ds {
+		out[i].Deployment = d
+		ptrs[i] = &out[i]
 	}
-	c.JSON(http.StatusOK, gin.H{"deployments": ds, "count": len(ds)})
+	s.flowsVersionNumbers(c.Request.Context(), ptrs, ds)
+	c.JSON(http.StatusOK, gin.H{"deployments": out, "count": len(out)})
 }
 
 func (s *Server) getDeployment(c *gin.Context) {
@@ -118,7 +224,14 @@ func (s *Server) getDeployment(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, v)
+	out := deploymentOut{Deployment: v.Deployment}
+	all, _ := s.cfg.Deploy.List(v.InstanceID)
+	s.flowsVersionNumbers(c.Request.Context(), []*deploymentOut{&out}, all)
+	c.JSON(http.StatusOK, struct {
+		deploy.View
+		FromVersion int64 `json:"from_version,omitempty"`
+		ToVersion   int64 `json:"to_version,omitempty"`
+	}{v, out.FromVersion, out.ToVersion})
 }
 
 func (s *Server) rollbackDeployment(c *gin.Context) {

@@ -80,6 +80,9 @@ func (s *Server) instanceRoutes() {
 	s.handle(http.MethodGet, "/api/instances/:id/flows", r(auth.ActionRead), s.getFlows)
 	s.handle(http.MethodPut, "/api/instances/:id/flows", r(auth.ActionUpdate), s.putFlows)
 	s.handle(http.MethodGet, "/api/instances/:id/metrics", r(auth.ActionRead), s.instanceMetrics)
+	s.handle(http.MethodGet, "/api/instances/:id/history", r(auth.ActionRead), s.instanceHistory)
+	s.handle(http.MethodGet, "/api/instances/:id/flows/versions", r(auth.ActionRead), s.listFlowsVersions)
+	s.handle(http.MethodGet, "/api/instances/:id/flows/versions/:version", r(auth.ActionRead), s.getFlowsVersion)
 }
 
 // InstanceRequest is the body of POST /api/instances and PATCH
@@ -475,12 +478,14 @@ func (s *Server) getFlows(c *gin.Context) {
 
 // putFlows deploys a flows document to the live instance: the body is the
 // flows array, or {"flows": [...], "rev": "..."} to refuse the deploy if
-// the instance's flows changed since rev.
+// the instance's flows changed since rev. The document is recorded as the
+// logical instance's next flows version.
 func (s *Server) putFlows(c *gin.Context) {
-	inst, ok := s.liveInstance(c)
+	logical, ok := s.logicalInstance(c)
 	if !ok {
 		return
 	}
+	inst := s.live(logical)
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxFlowsBytes))
 	if err != nil {
 		abort(c, jsonError(err))
@@ -516,8 +521,13 @@ func (s *Server) putFlows(c *gin.Context) {
 	if _, err := s.updateInstance(c.Request.Context(), inst.ID, func(i *catalog.Instance) *Error { i.FlowsVersion = newRev; return nil }); err != nil {
 		s.log.Warn("record flows version", "instance", inst.ID, "error", err)
 	}
-	s.audit(c, audit.FlowsDeployed, "instance", inst.ID, map[string]any{"name": inst.Name, "rev": newRev, "nodes": len(nodes), "type": typ})
-	c.JSON(http.StatusOK, gin.H{"rev": newRev, "nodes": len(nodes)})
+	version := s.recordFlowsVersion(c, logical.ID, doc, store.FlowsSourcePut, "")
+	s.audit(c, audit.FlowsDeployed, "instance", inst.ID, map[string]any{"name": inst.Name, "rev": newRev, "nodes": len(nodes), "type": typ, "flows_version": version})
+	res := gin.H{"rev": newRev, "nodes": len(nodes)}
+	if version > 0 {
+		res["flows_version"] = version
+	}
+	c.JSON(http.StatusOK, res)
 }
 
 // splitFlowsBody accepts a bare flows array or {"flows":…, "rev":…}.

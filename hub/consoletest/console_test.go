@@ -4,15 +4,20 @@
 package consoletest
 
 import (
+	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/redforge/controltower/console"
 	"github.com/redforge/controltower/internal/hubtest"
+	"github.com/redforge/controltower/syncproto"
 )
 
 // chromium is Debian's Chromium, installed by `make test-env`.
@@ -41,6 +46,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	h := hubtest.Start(t)
 	h.CreateUser(t, "olivia", "OPERATOR")
 	h.CreateUser(t, "victor", "VIEWER")
+	edge := enrollEdgeWithBacklog(t, h)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -54,10 +60,55 @@ func TestConsoleInBrowser(t *testing.T) {
 		"CHROMIUM="+chromium,
 		"SCREENSHOT_DIR="+filepath.Join(root, "artifacts", "screenshots"),
 		"FLOWS_DIR="+filepath.Join(root, "packaging", "nodered", "flows"),
+		"EDGE_NAME="+edge,
 	)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("console browser tests failed (%v):\n%s", err, out)
 	}
 	t.Logf("console browser tests:\n%s", out)
+}
+
+// enrollEdgeWithBacklog enrolls an edge through the public API and sends
+// one protobuf heartbeat reporting a backlog (vectors: 1200 records, the
+// oldest waiting 95 s; audit: empty; ai_decisions: 3 records, 12 s, 2
+// evicted) in the protobuf Heartbeat an edge sends. It returns the
+// edge's name.
+func enrollEdgeWithBacklog(t *testing.T, h *hubtest.Hub) string {
+	t.Helper()
+	const name = "e2e-edge"
+	var tok struct {
+		Token string `json:"token"`
+	}
+	h.JSON(t, "POST", "/api/edges/tokens", nil, 201, &tok)
+	var enrolled struct {
+		EdgeID     string `json:"edge_id"`
+		Credential string `json:"credential"`
+	}
+	h.JSON(t, "POST", "/api/edges/enroll", map[string]any{"token": tok.Token, "name": name, "version": "e2e"}, 201, &enrolled)
+	now := time.Now()
+	hb, err := proto.Marshal(&syncproto.Heartbeat{EdgeId: enrolled.EdgeID, SentUnixNanos: now.UnixNano(), Version: "e2e",
+		Backlog: map[string]*syncproto.StreamBacklog{
+			"vectors":      {Depth: 1200, Bytes: 4_718_592, OldestUnsyncedUnixNanos: now.Add(-95 * time.Second).UnixNano()},
+			"audit":        {},
+			"ai_decisions": {Depth: 3, Bytes: 2048, OldestUnsyncedUnixNanos: now.Add(-12 * time.Second).UnixNano(), Evicted: 2},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, h.URL+"/api/sync/heartbeat", bytes.NewReader(hb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", syncproto.ContentTypeProtobuf)
+	req.Header.Set("Authorization", "Bearer "+enrolled.Credential)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("heartbeat = %d, want 204", resp.StatusCode)
+	}
+	return name
 }

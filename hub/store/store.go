@@ -92,4 +92,25 @@ type Store interface {
 	// PruneMetricSamples deletes the samples with Time before before and
 	// returns how many it deleted.
 	PruneMetricSamples(ctx context.Context, before time.Time) (int64, error)
+
+	// AppendStatusTransition appends t and sets t.ID (assigned by the
+	// store) and t.Time (the current time if zero, normalized). On error t
+	// is left unchanged.
+	AppendStatusTransition(ctx context.Context, t *StatusTransition) error
+	// ListStatusTransitions returns the transitions of f.InstanceID
+	// matching f, newest first (by Time, then ID).
+	ListStatusTransitions(ctx context.Context, f TransitionFilter) ([]StatusTransition, error)
+
+	// AppendFlowsVersion records a flows document deployed to
+	// v.InstanceID. Inside one transaction serialized against every other
+	// append for that instance it sets v.Version to the instance's latest
+	// version+1 (versions are gapless from 1 per instance), v.SHA256,
+	// v.Size and v.Time as PrepareFlowsVersion does, and inserts. On error
+	// v is left unchanged.
+	AppendFlowsVersion(ctx context.Context, v *FlowsVersion) error
+	// ListFlowsVersions returns the versions of f.InstanceID, newest
+	// (highest Version) first, without their Flows.
+	ListFlowsVersions(ctx context.Context, f FlowsVersionFilter) ([]FlowsVersion, error)
+	// GetFlowsVersion returns one version with its Flows, or ErrNotFound.
+	GetFlowsVersion(ctx context.Context, instanceID string, version int64) (FlowsVersion, error)
 }

@@ -6,7 +6,8 @@ import { finished, flowsArray, phases, phaseStates, smokeResults, validateFlows 
 import { between, fmtAgo, fmtDuration, fmtTime, shortID } from '../format';
 import { navigate, useLocation } from '../router';
 import { can } from '../session';
-import type { Deployment, HubEvent, Instance } from '../types';
+import type { Deployment, FlowsVersion, HubEvent, Instance } from '../types';
+import { versionLabel } from '../history';
 import { useEvents } from '../ws';
 import { Confirm, Empty, ErrorBox, Link, Loading, StatusBadge, toast, useAsync } from '../components/ui';
 import { LiveBadge } from './Fleet';
@@ -64,8 +65,8 @@ export function DeploymentsPage() {
                     <td>{d.phase || '—'}</td>
                     <td>{fmtDuration(between(d.started_at, d.finished_at))}</td>
                     <td>{d.started_by || '—'}</td>
-                    <td class="mono">
-                      {shortID(d.from_flows_version)} → {shortID(d.to_flows_version)}
+                    <td class="mono" data-testid="deployment-flows">
+                      {flowsPair(d)}
                     </td>
                   </tr>
                 ))}
@@ -78,8 +79,19 @@ export function DeploymentsPage() {
   );
 }
 
+/** flowsPair shows what a deployment went from and to: recorded version numbers when known, else the flows hashes. */
+function flowsPair(d: Deployment): string {
+  const from = d.from_version ? `v${d.from_version}` : shortID(d.from_flows_version);
+  const to = d.to_version ? `v${d.to_version}` : shortID(d.to_flows_version);
+  return `${from} → ${to}`;
+}
+
 function DeployForm({ instances, preselect }: { instances: Instance[]; preselect: string }) {
   const [instance, setInstance] = useState(preselect);
+  const [source, setSource] = useState<'file' | 'version'>('file');
+  const [versions, setVersions] = useState<FlowsVersion[] | null>(null);
+  const [versionsError, setVersionsError] = useState('');
+  const [picked, setPicked] = useState('');
   const [flows, setFlows] = useState('');
   const [drain, setDrain] = useState('30s');
   const [window, setWindow] = useState('10m');
@@ -88,6 +100,24 @@ function DeployForm({ instances, preselect }: { instances: Instance[]; preselect
   const [confirming, setConfirming] = useState(false);
   useEffect(() => setInstance(preselect), [preselect]);
   const inst = instances.find((i) => i.id === instance);
+  useEffect(() => {
+    setVersions(null);
+    setPicked('');
+    setVersionsError('');
+    if (!instance) return;
+    const ac = new AbortController();
+    get<{ versions: FlowsVersion[] | null }>(`/api/instances/${encodeURIComponent(instance)}/flows/versions?limit=100`, ac.signal)
+      .then((r) => {
+        const vs = (r.versions ?? []).sort((a, b) => b.version - a.version);
+        setVersions(vs);
+        setPicked(vs.length ? String(vs[0].version) : '');
+      })
+      .catch((e) => {
+        if (!ac.signal.aborted) setVersionsError(errorMessage(e));
+      });
+    return () => ac.abort();
+  }, [instance]);
+  const pickedVersion = versions?.find((v) => String(v.version) === picked);
 
   const loadCurrent = async () => {
     if (!inst) return setError('pick an instance first');
@@ -105,14 +135,20 @@ function DeployForm({ instances, preselect }: { instances: Instance[]; preselect
   const review = (e: Event) => {
     e.preventDefault();
     if (!inst) return setError('pick an instance');
-    const problem = validateFlows(flows);
-    if (problem) return setError(problem);
+    if (source === 'version') {
+      if (!pickedVersion) return setError('pick a flows version');
+    } else {
+      const problem = validateFlows(flows);
+      if (problem) return setError(problem);
+    }
     setError('');
     setConfirming(true);
   };
   const start = async () => {
     try {
-      const body: any = { instance: instance, flows: flowsArray(flows), drain_timeout: drain, rollback_window: window };
+      const body: any = { instance: instance, drain_timeout: drain, rollback_window: window };
+      if (source === 'version') body.flows_version = Number(picked);
+      else body.flows = flowsArray(flows);
       if (smokePath.trim()) body.smoke = { http: { path: smokePath.trim() } };
       const d = await post<Deployment>('/api/deployments', body);
       toast('ok', `Deployment to ${inst?.name} started`);
@@ -154,17 +190,51 @@ function DeployForm({ instances, preselect }: { instances: Instance[]; preselect
           <input value={smokePath} onInput={(e) => setSmokePath((e.target as HTMLInputElement).value)} placeholder="/health" />
         </label>
       </div>
-      <label class="field">
-        Flows JSON
-        <textarea rows={6} class="mono" value={flows} onInput={(e) => setFlows((e.target as HTMLTextAreaElement).value)} placeholder='[{"id":"tab1","type":"tab","label":"Flow 1"}]' data-testid="deploy-flows" />
-      </label>
-      <div class="actions">
-        <label class="btn">
-          Upload file… <input type="file" accept=".json,application/json" class="visually-hidden" onChange={upload} />
+      <fieldset class="field-group" aria-label="Flows to deploy">
+        <legend>Flows</legend>
+        <label class="check">
+          <input type="radio" name="flows-source" checked={source === 'file'} onChange={() => setSource('file')} data-testid="source-file" /> Upload or paste a flows file
         </label>
-        <button type="button" class="btn" onClick={loadCurrent}>
-          Start from the current flows
-        </button>
+        <label class="check">
+          <input type="radio" name="flows-source" checked={source === 'version'} onChange={() => setSource('version')} data-testid="source-version" /> Redeploy a recorded version
+        </label>
+      </fieldset>
+      {source === 'version' ? (
+        <label class="field">
+          Flows version
+          {!instance ? (
+            <span class="muted small">Pick an instance to see its versions.</span>
+          ) : versionsError ? (
+            <ErrorBox error={versionsError} />
+          ) : versions == null ? (
+            <Loading what="Loading versions" />
+          ) : versions.length === 0 ? (
+            <span class="muted small">No flows have been deployed to {inst?.name ?? 'this instance'} yet.</span>
+          ) : (
+            <select value={picked} onChange={(e) => setPicked((e.target as HTMLSelectElement).value)} data-testid="deploy-version">
+              {versions.map((v) => (
+                <option value={String(v.version)}>{versionLabel(v, fmtTime)}</option>
+              ))}
+            </select>
+          )}
+        </label>
+      ) : (
+        <label class="field">
+          Flows JSON
+          <textarea rows={6} class="mono" value={flows} onInput={(e) => setFlows((e.target as HTMLTextAreaElement).value)} placeholder='[{"id":"tab1","type":"tab","label":"Flow 1"}]' data-testid="deploy-flows" />
+        </label>
+      )}
+      <div class="actions">
+        {source === 'file' && (
+          <label class="btn">
+            Upload file… <input type="file" accept=".json,application/json" class="visually-hidden" onChange={upload} data-testid="deploy-file" />
+          </label>
+        )}
+        {source === 'file' && (
+          <button type="button" class="btn" onClick={loadCurrent}>
+            Start from the current flows
+          </button>
+        )}
         <div class="spacer" />
         <button type="submit" class="btn btn-primary" data-testid="deploy-review">
           Review and deploy…
@@ -182,7 +252,9 @@ function DeployForm({ instances, preselect }: { instances: Instance[]; preselect
               <strong>DRAIN:</strong> new input messages to {inst.name} are held (up to {drain}) while in-flight work finishes; they are replayed in order on RESUME.
             </li>
             <li>
-              <strong>DEPLOY / VERIFY:</strong> a green copy starts with the new flows ({flowsArray(flows).length} nodes) and must pass smoke tests; any failure rolls back to blue with nothing lost.
+              <strong>DEPLOY / VERIFY:</strong> a green copy starts with{' '}
+              {source === 'version' && pickedVersion ? `flows version v${pickedVersion.version} (deployed ${fmtTime(pickedVersion.time)} by ${pickedVersion.username || 'unknown'})` : `the new flows (${flowsArray(flows).length} nodes)`} and must pass smoke tests; any
+              failure rolls back to blue with nothing lost.
             </li>
             <li>
               <strong>Rollback window:</strong> the old (blue) instance is kept for {window} so you can roll back.
@@ -263,8 +335,9 @@ export function DeploymentPage({ id }: { id: string }) {
             {d.blue || '—'} → {d.green || '—'}
           </dd>
           <dt>Flows</dt>
-          <dd class="mono">
-            {d.from_flows_version || 'none'} → {d.to_flows_version || '—'}
+          <dd class="mono" data-testid="deployment-versions">
+            {d.from_version ? `v${d.from_version}` : d.from_flows_version || 'none'} → {d.to_version ? `v${d.to_version}` : d.to_flows_version || '—'}
+            {d.to_version ? <span class="muted small"> ({d.from_flows_version || 'none'} → {d.to_flows_version || '—'})</span> : null}
           </dd>
           <dt>Started</dt>
           <dd>

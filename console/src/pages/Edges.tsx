@@ -1,8 +1,10 @@
 // Edges: every enrolled edge with its state, last heartbeat, config
-// versions and per-stream sync watermarks; refreshed every 10 s.
+// versions, the backlog per stream it reports (with the oldest unsynced
+// age) and the hub's per-stream sync watermarks; refreshed every 10 s.
 import { useEffect, useState } from 'preact/hooks';
 import { errorMessage, get, getPermissions, post } from '../api';
-import { fmtAgo, fmtTime } from '../format';
+import { fmtAgo, fmtBytes, fmtTime } from '../format';
+import { backlogRows, configBehind, configVersion, fmtAge, oldestUnsynced, type StreamBacklog } from '../edges';
 import { can } from '../session';
 import { Empty, ErrorBox, Loading, StatusBadge, toast, useAsync } from '../components/ui';
 
@@ -18,10 +20,12 @@ interface EdgeView {
   region?: string;
   state: string;
   last_heartbeat?: string;
-  desired_config_version: number;
-  applied_config_version: number;
+  desired_config_version: number | string;
+  applied_config_version: number | string;
   created_at: string;
   streams: Record<string, Watermark> | null;
+  /** What the edge reported in its last heartbeat, per stream (optional). */
+  backlog?: Record<string, StreamBacklog> | null;
 }
 
 export function EdgesPage() {
@@ -75,6 +79,8 @@ export function EdgesPage() {
                   <th>State</th>
                   <th>Last heartbeat</th>
                   <th>Config (applied / desired)</th>
+                  <th>Backlog on the edge</th>
+                  <th>Oldest unsynced</th>
                   <th>Streams (synced seq, last sync)</th>
                 </tr>
               </thead>
@@ -87,8 +93,33 @@ export function EdgesPage() {
                       <StatusBadge status={e.state} />
                     </td>
                     <td title={fmtTime(e.last_heartbeat)}>{fmtAgo(e.last_heartbeat)}</td>
-                    <td class={e.applied_config_version < e.desired_config_version ? 'warn' : ''}>
-                      v{e.applied_config_version} / v{e.desired_config_version}
+                    <td class={configBehind(e.applied_config_version, e.desired_config_version) ? 'warn' : ''} data-testid="edge-config">
+                      {configVersion(e.applied_config_version)} / {configVersion(e.desired_config_version)}
+                    </td>
+                    <td data-testid="edge-backlog">
+                      {e.backlog == null ? (
+                        <span class="muted">not reported</span>
+                      ) : backlogRows(e.backlog).length === 0 ? (
+                        'empty'
+                      ) : (
+                        <div class="backlog">
+                          {backlogRows(e.backlog).map((b) => (
+                            <>
+                              <span class="mono">{b.stream}</span>
+                              <span>
+                                {b.depth} rec · {fmtBytes(b.bytes)}
+                                {b.evicted ? <span class="warn"> · {b.evicted} evicted</span> : null}
+                              </span>
+                              <span class="muted" title={`reported ${fmtTime(b.reported_at)}`}>
+                                {b.depth > 0 ? fmtAge(b.oldest_unsynced_seconds) : '—'}
+                              </span>
+                            </>
+                          ))}
+                        </div>
+                      )}
+                    </td>
+                    <td data-testid="edge-oldest" class={(oldestUnsynced(e.backlog) ?? 0) > 300 ? 'warn' : ''}>
+                      {e.backlog == null ? '—' : fmtAge(oldestUnsynced(e.backlog))}
                     </td>
                     <td>
                       {Object.entries(e.streams ?? {}).length === 0
@@ -105,7 +136,7 @@ export function EdgesPage() {
             </table>
           </div>
         )}
-        <p class="muted small">The hub knows what it has received (the synced watermark per stream); the edge's own backlog is not reported by the API yet.</p>
+        <p class="muted small">Backlog is what each edge reported in its last heartbeat (records and bytes waiting per stream, and how long the oldest has waited); the streams column is what the hub has received (the synced watermark).</p>
       </div>
     </section>
   );

@@ -1,13 +1,16 @@
-// One instance: metadata, CPU and memory charts from the stored samples
-// (extended live), status history, logs (tail and follow) and actions.
+// One instance: metadata, the health history chart and CPU and memory
+// charts from the stored transitions and samples (extended live), logs
+// (tail and follow) and actions.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { errorMessage, del, get, getPermissions, post, request } from '../api';
 import { fmtAgo, fmtBytes, fmtPercent, fmtTime, maskEnv } from '../format';
 import { navigate } from '../router';
 import { can } from '../session';
-import type { HubEvent, Instance } from '../types';
+import type { HubEvent, Instance, Transition } from '../types';
 import { useEvents } from '../ws';
 import { Chart } from '../components/Chart';
+import { StatusChart } from '../components/StatusChart';
+import { fromStatusEvent, mergeTransitions } from '../history';
 import { isUp } from '../fleet';
 import { Confirm, Empty, ErrorBox, HealthBadge, Link, Loading, toast, useAsync } from '../components/ui';
 import { LiveBadge } from './Fleet';
@@ -18,13 +21,12 @@ interface Sample {
   value: number;
 }
 
-type StatusPoint = { at: string; status: string; message?: string };
-
 export function InstancePage({ id }: { id: string }) {
   const inst = useAsync((signal) => get<Instance>(`/api/instances/${encodeURIComponent(id)}`, signal), [id]);
   const [cpu, setCpu] = useState<number[][]>([[], []]);
   const [mem, setMem] = useState<number[][]>([[], []]);
-  const [history, setHistory] = useState<StatusPoint[]>([]);
+  const [history, setHistory] = useState<Transition[]>([]);
+  const [historyError, setHistoryError] = useState('');
   const [confirm, setConfirm] = useState(false);
   const perms = getPermissions();
   const current = inst.data;
@@ -41,22 +43,40 @@ export function InstancePage({ id }: { id: string }) {
       toast('error', 'Metrics: ' + errorMessage(e));
     }
   };
+  const loadHistory = async () => {
+    if (!current) return;
+    const since = new Date(Date.now() - 24 * 3600_000).toISOString();
+    try {
+      const r = await get<{ transitions: Transition[] | null }>(`/api/instances/${current.id}/history?since=${since}&limit=1000`);
+      setHistory((h) => mergeTransitions(h, r.transitions ?? []));
+      setHistoryError('');
+    } catch (e) {
+      setHistoryError(errorMessage(e));
+    }
+  };
   useEffect(() => {
+    setHistory([]);
     loadSamples();
-    if (current) setHistory((h) => (h.length ? h : [{ at: current.observed?.since || current.updated_at, status: current.observed?.status || 'pending', message: current.observed?.message }]));
+    loadHistory();
   }, [current?.id]);
 
   const live = useEvents(['instance.status', 'instance.metrics'], (e: HubEvent) => {
-    if (!current || e.data?.instance_id !== current.id) return;
+    if (!current) return;
+    if (e.type === 'instance.status') {
+      setHistory((h) => {
+        const t = fromStatusEvent(current, h, e);
+        return t ? mergeTransitions(h, [t]) : h;
+      });
+    }
+    if (e.data?.instance_id !== current.id) return;
     if (e.type === 'instance.status') {
       inst.set({ ...current, observed: { ...current.observed, status: e.data.status, message: e.data.message, since: e.data.since, port: e.data.port ?? current.observed.port } });
-      setHistory((h) => [{ at: e.data.since || e.time, status: e.data.status, message: e.data.message }, ...h].slice(0, 50));
     } else {
       const t = Date.parse(e.data.at || e.time) / 1000;
       setCpu((d) => append(d, t, e.data.cpu_percent));
       setMem((d) => append(d, t, e.data.memory_bytes));
     }
-  });
+  }, loadHistory);
 
   if (inst.loading && !current) return <Loading what="Loading the instance" />;
   if (inst.error) return <ErrorBox error={inst.error} retry={inst.reload} />;
@@ -170,15 +190,25 @@ export function InstancePage({ id }: { id: string }) {
           )}
         </div>
         <div class="card">
-          <h2>Status history</h2>
+          <h2>Health history</h2>
+          {historyError ? (
+            <ErrorBox error={historyError} retry={loadHistory} />
+          ) : history.length === 0 ? (
+            <Empty>No status changes recorded in the last 24 hours.</Empty>
+          ) : (
+            <StatusChart transitions={history} />
+          )}
           <ol class="timeline-list" data-testid="status-history">
-            {history.map((h) => (
+            {history.slice(0, 20).map((h) => (
               <li>
-                <HealthBadge status={h.status} /> <span class="muted">{fmtTime(h.at)}</span> {h.message && <span>— {h.message}</span>}
+                <HealthBadge status={h.status} /> <span class="muted">{fmtTime(h.time)}</span>
+                {h.row_id !== current.id && <span class="mono small"> {h.row_name}</span>}
+                {h.prev_status && <span class="muted small"> (was {h.prev_status.replace(/_/g, ' ')})</span>}
+                {h.message && <span> — {h.message}</span>}
               </li>
             ))}
           </ol>
-          <p class="muted small">Changes arrive live while this page is open.</p>
+          <p class="muted small">Every status change the fleet recorded in the last 24 hours; new ones arrive live.</p>
         </div>
       </div>
       <div class="two-col">

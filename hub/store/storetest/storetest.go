@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Edge", func(t *testing.T) { runEdge(t, open) })
 	t.Run("Checkpoints", func(t *testing.T) { runCheckpoints(t, open) })
 	t.Run("Metrics", func(t *testing.T) { runMetrics(t, open) })
+	t.Run("History", func(t *testing.T) { runHistory(t, open) })
 	t.Run("Time", func(t *testing.T) { runTime(t, open) })
 	t.Run("CanceledContextWritesNothing", func(t *testing.T) { testCanceled(t, open(t)) })
 }

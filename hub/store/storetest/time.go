@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -78,6 +79,23 @@ func testTimes(t *testing.T, s store.Store) {
 		}
 		ms := mustQueryMetrics(t, s, store.MetricQuery{Name: name})
 		sameTime(t, what("metric_samples"), ms[0].Time, tm)
+
+		inst := fmt.Sprint("i", i)
+		tr := store.StatusTransition{Time: tm, InstanceID: inst, RowID: inst, Status: "running"}
+		if err := s.AppendStatusTransition(ctx, &tr); err != nil {
+			t.Fatal(err)
+		}
+		trs := mustListTransitions(t, s, store.TransitionFilter{InstanceID: inst})
+		sameTime(t, what("status_transitions"), trs[0].Time, tm)
+		fv := store.FlowsVersion{Time: tm, InstanceID: inst, Flows: json.RawMessage(`[]`), Source: store.FlowsSourcePut}
+		if err := s.AppendFlowsVersion(ctx, &fv); err != nil {
+			t.Fatal(err)
+		}
+		got1, err := s.GetFlowsVersion(ctx, inst, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameTime(t, what("flows_versions"), got1.Time, tm)
 
 		// A range of exactly [t, t+1µs) selects it.
 		n := store.NormalizeTime(tm)

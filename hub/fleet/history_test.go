@@ -1,0 +1,89 @@
+package fleet
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/hub/store/sqlite"
+)
+
+// fsm applies commands to a catalog.State as the Raft FSM does, at
+// increasing indexes (one hub, no network).
+type fsm struct {
+	mu    sync.Mutex
+	state *catalog.State
+	index uint64
+}
+
+func (f *fsm) Apply(_ context.Context, cmd catalog.Command) (any, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.index++
+	return f.state.Apply(f.index, cmd)
+}
+
+// TestStatusTransitionsRecordedOnceAcrossLeaders drives setStatus on one
+// manager, then on a second one standing in for a new leader (nothing
+// tracked, the catalog as the old leader left it): every change of status
+// is recorded once with the status before it; repeats, message-only
+// changes and the new leader's first look at an unchanged status are not.
+func TestStatusTransitionsRecordedOnceAcrossLeaders(t *testing.T) {
+	ctx := t.Context()
+	db := sqlite.New(filepath.Join(t.TempDir(), "store.db"))
+	if err := db.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &fsm{state: catalog.NewState()}
+	if _, err := f.Apply(ctx, catalog.UpsertInstance(catalog.Instance{ID: "i1", Name: "alpha"})); err != nil {
+		t.Fatal(err)
+	}
+	newManager := func() *Manager {
+		m := NewManager(Config{}, Deps{Catalog: f.state, Applier: f, IsLeader: func() bool { return true }})
+		m.RecordHistory(db, nil)
+		return m
+	}
+	set := func(m *Manager, status, msg string) {
+		t.Helper()
+		inst, err := f.state.Instance("i1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.setStatus(ctx, inst, status, msg, Runtime{})
+	}
+	old := newManager()
+	set(old, StatusStarting, "")
+	set(old, StatusRunning, "")
+	set(old, StatusRunning, "")
+	set(old, StatusUnhealthy, "health check failed (1 of 3)")
+	set(old, StatusUnhealthy, "health check failed (2 of 3)")
+
+	leader := newManager()
+	set(leader, StatusUnhealthy, "health check failed (2 of 3)")
+	set(leader, StatusRunning, "")
+
+	trs, err := db.ListStatusTransitions(ctx, store.TransitionFilter{InstanceID: "i1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(trs) - 1; i >= 0; i-- {
+		tr := trs[i]
+		if tr.RowID != "i1" || tr.RowName != "alpha" || tr.Time.IsZero() {
+			t.Fatalf("transition %+v", tr)
+		}
+		got = append(got, tr.PrevStatus+">"+tr.Status)
+	}
+	want := ">starting starting>running running>unhealthy unhealthy>running"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("transitions %q, want %q", strings.Join(got, " "), want)
+	}
+	if trs[1].Message != "health check failed (1 of 3)" {
+		t.Errorf("the unhealthy transition keeps the message of the change: %q", trs[1].Message)
+	}
+}

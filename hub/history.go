@@ -1,0 +1,20 @@
+package hub
+
+import (
+	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/deploy"
+)
+
+// logicalInstanceID is the id of the logical instance a catalog row
+// serves: its own id, or for a deployment's color row the id of the
+// instance it was cloned from (the row's own id if that is gone). The
+// fleet keys status history by it (fleet.Manager.RecordHistory).
+func (h *Hub) logicalInstanceID(inst catalog.Instance) string {
+	if !deploy.IsColor(inst) {
+		return inst.ID
+	}
+	if l, err := h.State.InstanceByName(deploy.LogicalName(inst.Name)); err == nil {
+		return l.ID
+	}
+	return inst.ID
+}

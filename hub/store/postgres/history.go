@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/hub/store/internal/sqlq"
+)
+
+// AppendStatusTransition implements store.Store.
+func (db *DB) AppendStatusTransition(ctx context.Context, t *store.StatusTransition) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	p, err := db.conn()
+	if err != nil {
+		return err
+	}
+	r := *t
+	if r.Time.IsZero() {
+		r.Time = db.now()
+	}
+	r.Time = store.NormalizeTime(r.Time)
+	err = p.QueryRow(ctx, `INSERT INTO status_transitions
+		(time, instance_id, row_id, row_name, status, prev_status, message) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		r.Time, r.InstanceID, r.RowID, r.RowName, r.Status, r.PrevStatus, r.Message).Scan(&r.ID)
+	if err != nil {
+		return fmt.Errorf("append status transition of %s: %w", t.InstanceID, err)
+	}
+	*t = r
+	return nil
+}
+
+// ListStatusTransitions implements store.Store.
+func (db *DB) ListStatusTransitions(ctx context.Context, f store.TransitionFilter) ([]store.StatusTransition, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	p, err := db.conn()
+	if err != nil {
+		return nil, err
+	}
+	limit, _ := store.ResolveLimit(f.Limit)
+	q := sqlq.New(true)
+	q.Eq("instance_id", f.InstanceID)
+	q.Range("time", f.Since, f.Until, tsAny)
+	rows, err := p.Query(ctx, "SELECT id, time, instance_id, row_id, row_name, status, prev_status, message FROM status_transitions"+
+		q.SQL()+" ORDER BY time DESC, id DESC LIMIT "+q.Arg(limit)+" OFFSET "+q.Arg(f.Offset), q.Args()...)
+	if err != nil {
+		return nil, fmt.Errorf("list status transitions of %s: %w", f.InstanceID, err)
+	}
+	defer rows.Close()
+	out := []store.StatusTransition{}
+	for rows.Next() {
+		var t store.StatusTransition
+		if err := rows.Scan(&t.ID, timeCol{&t.Time}, &t.InstanceID, &t.RowID, &t.RowName, &t.Status, &t.PrevStatus, &t.Message); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+const flowsVersionCols = "instance_id, version, sha256, size, source, deployment_id, user_id, username, time"
+
+// AppendFlowsVersion implements store.Store. A transaction-scoped advisory
+// lock on the instance id serializes appends for one instance across every
+// hub sharing the database, so versions stay gapless and unique.
+func (db *DB) AppendFlowsVersion(ctx context.Context, v *store.FlowsVersion) error {
+	if err := v.Validate(); err != nil {
+		return err
+	}
+	r := *v
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('flows_versions/' || $1, 0))", r.InstanceID); err != nil {
+			return err
+		}
+		var latest int64
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM flows_versions WHERE instance_id = $1", r.InstanceID).Scan(&latest); err != nil {
+			return err
+		}
+		store.PrepareFlowsVersion(&r, latest, db.now)
+		_, err := tx.Exec(ctx, "INSERT INTO flows_versions ("+flowsVersionCols+", flows) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+			r.InstanceID, r.Version, r.SHA256, r.Size, r.Source, r.DeploymentID, r.UserID, r.Username, r.Time, string(r.Flows))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("append flows version of %s: %w", v.InstanceID, err)
+	}
+	*v = r
+	return nil
+}
+
+func scanFlowsVersion(sc pgx.Row, v *store.FlowsVersion, extra ...any) error {
+	return sc.Scan(append([]any{&v.InstanceID, &v.Version, &v.SHA256, &v.Size, &v.Source, &v.DeploymentID,
+		&v.UserID, &v.Username, timeCol{&v.Time}}, extra...)...)
+}
+
+// ListFlowsVersions implements store.Store.
+func (db *DB) ListFlowsVersions(ctx context.Context, f store.FlowsVersionFilter) ([]store.FlowsVersion, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	p, err := db.conn()
+	if err != nil {
+		return nil, err
+	}
+	limit, _ := store.ResolveLimit(f.Limit)
+	rows, err := p.Query(ctx, "SELECT "+flowsVersionCols+" FROM flows_versions WHERE instance_id = $1 ORDER BY version DESC LIMIT $2 OFFSET $3",
+		f.InstanceID, limit, f.Offset)
+	if err != nil {
+		return nil, fmt.Errorf("list flows versions of %s: %w", f.InstanceID, err)
+	}
+	defer rows.Close()
+	out := []store.FlowsVersion{}
+	for rows.Next() {
+		var v store.FlowsVersion
+		if err := scanFlowsVersion(rows, &v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// GetFlowsVersion implements store.Store.
+func (db *DB) GetFlowsVersion(ctx context.Context, instanceID string, version int64) (store.FlowsVersion, error) {
+	var v store.FlowsVersion
+	p, err := db.conn()
+	if err != nil {
+		return v, err
+	}
+	var flows string
+	err = scanFlowsVersion(p.QueryRow(ctx, "SELECT "+flowsVersionCols+", flows FROM flows_versions WHERE instance_id = $1 AND version = $2",
+		instanceID, version), &v, &flows)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, fmt.Errorf("flows version %d of %s: %w", version, instanceID, store.ErrNotFound)
+	}
+	if err != nil {
+		return v, fmt.Errorf("get flows version %d of %s: %w", version, instanceID, err)
+	}
+	v.Flows = []byte(flows)
+	return v, nil
+}
