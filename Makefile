@@ -28,10 +28,14 @@ console-test: console ## the console's unit tests (vitest) and browser tests (pl
 
 NODERED_DIR := $(REDFORGE_CACHE)/node-red
 
-nodered: ## install Node-RED 4.1 from npm into the cache (for the process driver)
+nodered: ## install Node-RED 4.1 from npm and the Redis context store into the cache (for the process driver)
 	@if ! grep -qs '"version": "4\.1\.' $(NODERED_DIR)/node_modules/node-red/package.json; then \
 		echo "installing Node-RED 4.1 into $(NODERED_DIR)"; \
 		npm install --prefix $(NODERED_DIR) node-red@4.1 --no-audit --no-fund --loglevel=error; fi
+	@if ! cmp -s packaging/nodered/context-redis/index.js $(NODERED_DIR)/node_modules/@redforge/node-red-context-redis/index.js || \
+		! cmp -s packaging/nodered/context-redis/package.json $(NODERED_DIR)/node_modules/@redforge/node-red-context-redis/package.json; then \
+		echo "installing the Redis context store into $(NODERED_DIR)"; \
+		npm install --prefix $(NODERED_DIR) --install-links ./packaging/nodered/context-redis --no-audit --no-fund --loglevel=error; fi
 
 run: console build nodered ## run a hub on embedded defaults with a demo instance (data in ./data, API on :3000)
 	./bin/redforge-hub --data-dir ./data --node-red $(NODERED_DIR)/node_modules/node-red/red.js --demo
@@ -65,7 +69,7 @@ bench: test-env ## run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./...
 
 .PHONY: bench-cluster
-bench-cluster: test-env ## multi-hub figures only: leader failover (loopback, 80 ms RTT), writes/s and p99 through 3 hubs
+bench-cluster: test-env ## multi-hub figures only: leader failover (loopback, 80 ms RTT), writes/s and p99 through 3 hubs, edge hub switch
 	$(GO) test -run '^$$' -bench 'BenchmarkCluster' -benchtime 1x -count=1 -timeout 10m ./cmd/hub
 
 PROTOC_GEN_GO_VERSION ?= v1.36.12

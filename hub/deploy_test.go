@@ -287,9 +287,16 @@ func (l *bgLoad) check(t testing.TB, from, to string) loadStats {
 // TestBlueGreenDeploy deploys v1 then, under load of 100 HTTP requests/s
 // through /i/bg/ and 100 MQTT messages/s to redforge/in/bg/, v2, then a
 // build whose smoke test fails (rolled back), then rolls v2 back by hand:
-// no request fails, no message is lost, duplicated or reordered.
+// no request fails, no message is lost, duplicated or reordered. Run with
+// the process and the docker driver.
 func TestBlueGreenDeploy(t *testing.T) {
-	h := hubtest.Start(t)
+	for _, driver := range bgDrivers {
+		t.Run(driver, func(t *testing.T) { testBlueGreenDeploy(t, driver) })
+	}
+}
+
+func testBlueGreenDeploy(t *testing.T, driver string) {
+	h := hubtest.Start(t, withDriver(t, driver))
 	var inst struct {
 		ID string `json:"id"`
 	}

@@ -78,6 +78,12 @@ type Hub struct {
 	serveCh chan error
 	closers []namedCloser
 	cl      clusterParts // multi-hub wiring (cluster_wiring.go)
+
+	// apiURL is URL() once listening, for instances; apiReady is closed
+	// then (instance_env.go).
+	apiURL   string
+	apiOnce  sync.Once
+	apiReady chan struct{}
 }
 
 type namedCloser struct {
@@ -247,6 +253,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Events:      h.Events,
 		Deploy:      h.Deploy,
 		Proxy:       h.Proxy,
+		Checkpoints: h.Store,
 
 		// multi-hub (cluster_wiring.go)
 		Cluster:        h.Raft,
@@ -266,6 +273,8 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", h.Config.Listen, err)
 	}
 	h.ln = ln
+	h.apiURL = h.URL()
+	close(h.apiReadyCh())
 	h.httpSrv = &http.Server{
 		Handler:           h.API.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -364,7 +373,9 @@ func (h *Hub) openFleet(ctx context.Context) error {
 		Driver: drv, Catalog: h.State, Applier: h.Raft, Bus: h.Events, Samples: h.Store, Metrics: h.Metrics,
 		IsLeader: func() bool { return h.Raft.State() == "Leader" },
 		Logger:   h.Logger.With("component", "fleet"),
+		Decorate: h.decorateInstance,
 	})
+	h.Fleet.RecordHistory(h.Store, h.logicalInstanceID)
 	h.background(h.Fleet.Run)
 	if h.Config.Demo {
 		h.background(h.startDemo)
@@ -379,7 +390,7 @@ func (h *Hub) pickDriver(ctx context.Context) (fleet.Driver, error) {
 		return nil, fmt.Errorf("data-dir: %w", err)
 	}
 	if h.Config.Driver != "process" {
-		d := docker.New(docker.Config{Host: h.Config.DockerHost, HubID: h.NodeID, DataDir: dataDir,
+		d := docker.New(docker.Config{Host: h.Config.DockerHost, HubID: h.fleetOwner(), DataDir: dataDir,
 			DefaultImage: h.Config.Image, Network: h.Config.DockerNetwork, Log: h.Logger.With("component", "docker")})
 		octx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		err := d.Open(octx)
@@ -517,9 +528,9 @@ func (h *Hub) nodeID() (string, error) {
 // openDeploy builds the deployment orchestrator and the /i/{name}/ proxy
 // and starts the orchestrator's loop (it acts only on the leader).
 func (h *Hub) openDeploy() {
-	o := deploy.New(deploy.Config{BrokerAddr: h.brokerAddr}, deploy.Deps{
+	o := deploy.New(deploy.Config{BrokerAddr: h.brokerAddr, RelaySession: h.relaySession()}, deploy.Deps{
 		Catalog: h.State, Applier: h.Raft, Fleet: h.Fleet, Bus: h.Bus, Coord: h.Coord, Audit: h.Audit,
-		Events: h.Events, IsLeader: func() bool { return h.Raft.State() == "Leader" },
+		Events: h.Events, Checkpoints: h.Store, IsLeader: func() bool { return h.Raft.State() == "Leader" },
 		Logger: h.Logger.With("component", "deploy"),
 	})
 	h.Proxy = proxy.New(o, h.Logger.With("component", "proxy"))
@@ -537,10 +548,16 @@ func (h *Hub) instanceAdminPassword(id string) (string, error) {
 	return h.Fleet.AdminPassword(id)
 }
 
-// brokerAddr is the embedded broker's address, or "" with an outside one.
+// brokerAddr is the address instances reach the bus at: the embedded
+// broker's, or the outside broker's host:port from --mqtt. With an
+// outside broker every hub shares the bus, so an instance stays on it
+// when the hub that deployed it dies.
 func (h *Hub) brokerAddr() string {
-	if e, ok := h.Bus.(*broker.Embedded); ok {
-		return e.Addr()
+	switch b := h.Bus.(type) {
+	case *broker.Embedded:
+		return b.Addr()
+	case *broker.External:
+		return b.Addr()
 	}
 	return ""
 }

@@ -76,15 +76,20 @@ type Config struct {
 	Topology       *regions.Topology
 	// Moves lists failover instances moved out of a failed region.
 	Moves func() []regions.Move
+	// Checkpoints keeps workflow checkpoints (POST/GET /api/checkpoints,
+	// registered when set).
+	Checkpoints CheckpointStore
 	// Deploy runs blue-green deployments (hub/deploy); Proxy serves
 	// /i/{name}/ (hub/proxy). Their routes are registered when set.
 	Deploy Deployer
 	Proxy  DataProxy
 }
 
-// Store is what the API reads of the data store.
+// Store is what the API reads of the data store (metric samples, status
+// history, flows versions), and the flows versions it records.
 type Store interface {
 	QueryMetricSamples(ctx context.Context, q store.MetricQuery) ([]store.MetricSample, error)
+	HistoryStore
 }
 
 // Authenticator turns a bearer credential into a principal; refusals are
@@ -144,6 +149,7 @@ func (s *Server) routes() {
 	s.syncRoutes()
 	s.clusterRoutes()
 	s.deploymentRoutes()
+	s.checkpointRoutes()
 	s.consoleRoutes()
 }
 

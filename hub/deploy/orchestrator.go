@@ -70,6 +70,10 @@ type Config struct {
 	// BrokerAddr returns host:port of the hub's MQTT broker as instances
 	// reach it (127.0.0.1 for the process driver).
 	BrokerAddr func() string
+	// RelaySession names the input relay's persistent session on a
+	// DurableBus; hubs of one cluster share it (default
+	// DefaultRelaySession).
+	RelaySession string
 }
 
 // Deps are the orchestrator's collaborators.
@@ -84,6 +88,9 @@ type Deps struct {
 	Proxy    Proxy
 	IsLeader func() bool
 	Logger   *slog.Logger
+
+	// Checkpoints, when set, are replayed to green in DEPLOY.
+	Checkpoints Checkpoints
 }
 
 // Orchestrator runs deployments on the Raft leader.
@@ -94,10 +101,11 @@ type Orchestrator struct {
 	relay *relay
 	now   func() time.Time
 
-	mu      sync.Mutex
-	running map[string]bool // deployment ids driven by this hub
-	termCtx context.Context
-	endTerm context.CancelFunc
+	mu        sync.Mutex
+	running   map[string]bool // deployment ids driven by this hub
+	termCtx   context.Context
+	endTerm   context.CancelFunc
+	relayTerm context.Context // the term whose leader relay runs (DurableBus)
 }
 
 // Errors of Start and Rollback.
@@ -114,6 +122,9 @@ func New(cfg Config, d Deps) *Orchestrator {
 	if cfg.SmokeTimeout <= 0 {
 		cfg.SmokeTimeout = DefaultSmokeTimeout
 	}
+	if cfg.RelaySession == "" {
+		cfg.RelaySession = DefaultRelaySession
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -122,7 +133,24 @@ func New(cfg Config, d Deps) *Orchestrator {
 	}
 	o := &Orchestrator{cfg: cfg, d: d, log: d.Logger, now: time.Now, running: map[string]bool{}}
 	o.relay = newRelay(d.Bus, d.Coord, o.liveName, d.Logger)
+	o.relay.pace = o.paceReplay
+	if d.Coord != nil {
+		o.relay.done = d.Coord
+	}
 	return o
+}
+
+// replayPaceTimeout bounds the wait for a target's ack between replayed
+// batches; past it the replay goes on (the target may not answer pings).
+const replayPaceTimeout = 10 * time.Second
+
+// paceReplay pings target on its control topic and waits for the ack: the
+// broker delivers a subscriber's messages in order, so the ack means the
+// target has received every message replayed before the ping.
+func (o *Orchestrator) paceReplay(ctx context.Context, target string) {
+	if acked, err := o.control(ctx, target, "ping", replayPaceTimeout); err == nil && !acked {
+		o.log.Warn("no ack from the replay target within the pace timeout; replaying on", "instance", target, "timeout", replayPaceTimeout)
+	}
 }
 
 // Run relays input and, while this hub leads, drives deployments until
@@ -178,6 +206,27 @@ func (o *Orchestrator) tick(ctx context.Context, ds []catalog.Deployment) {
 			o.drive(term, d.ID)
 		}()
 	}
+	o.startLeaderRelay(term)
+}
+
+// startLeaderRelay starts the input relay of a DurableBus for this term,
+// once: after the loop above re-held the input of every deployment in
+// DRAIN..RESUME, so what the broker queued while no hub led is held, not
+// forwarded to a runtime that is being replaced.
+func (o *Orchestrator) startLeaderRelay(term context.Context) {
+	o.mu.Lock()
+	started := o.relayTerm == term
+	o.mu.Unlock()
+	if started {
+		return
+	}
+	if err := o.relay.runLeader(term, o.cfg.RelaySession); err != nil {
+		o.log.Error("deploy: input relay not running; retrying", "error", err)
+		return
+	}
+	o.mu.Lock()
+	o.relayTerm = term
+	o.mu.Unlock()
 }
 
 // setTerm starts or ends this hub's leadership term and returns the
@@ -324,6 +373,8 @@ type View struct {
 	Green    string `json:"green,omitempty"`
 	Held     int64  `json:"held"`
 	InFlight int64  `json:"in_flight"`
+	// Checkpoints is how many workflow checkpoints DEPLOY replayed to green.
+	Checkpoints int `json:"checkpoints_replayed"`
 }
 
 // Get returns a deployment with its held and in-flight counts.
@@ -342,7 +393,7 @@ func (o *Orchestrator) Get(ctx context.Context, id string) (View, error) {
 	}
 	var spec Spec
 	if err := o.d.Catalog.SettingValue(SpecKey(id), &spec); err == nil {
-		v.Blue, v.Green = spec.BlueID, spec.GreenID
+		v.Blue, v.Green, v.Checkpoints = spec.BlueID, spec.GreenID, spec.Checkpoints
 	}
 	return v, nil
 }

@@ -306,6 +306,10 @@ func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, s
 		return failure{err}
 	}
 	o.note(ctx, d.ID, fmt.Sprintf("green %s running on port %d with flows rev %s", green.Name, green.Observed.Port, rev))
+	o.progress(ctx, d.ID, 45)
+	if err := o.replayCheckpoints(ctx, d, spec, green); err != nil {
+		return failure{err}
+	}
 	o.progress(ctx, d.ID, 49)
 	return nil
 }
@@ -401,7 +405,7 @@ func (o *Orchestrator) auditDetails(d *catalog.Deployment, spec *Spec, reason st
 	m := map[string]any{"instance_id": d.InstanceID, "from_flows_version": d.FromFlowsVersion,
 		"to_flows_version": d.ToFlowsVersion, "blue": spec.BlueID, "green": spec.GreenID,
 		"phase_durations": durations, "total": o.now().Sub(d.StartedAt).Round(time.Millisecond).String(),
-		"replayed_messages": spec.Replayed, "drain": spec.DrainResult}
+		"replayed_messages": spec.Replayed, "replayed_checkpoints": spec.Checkpoints, "drain": spec.DrainResult}
 	if reason != "" {
 		m["reason"] = reason
 	}

@@ -87,6 +87,7 @@ type Spec struct {
 	GreenRev       string          `json:"green_rev,omitempty"`
 	UserID         string          `json:"user_id,omitempty"`
 	Replayed       int             `json:"replayed,omitempty"`
+	Checkpoints    int             `json:"checkpoints_replayed,omitempty"` // workflow checkpoints replayed to green in DEPLOY
 	DrainResult    string          `json:"drain_result,omitempty"`
 }
 

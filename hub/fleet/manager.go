@@ -129,6 +129,8 @@ type Manager struct {
 	bus      *events.Bus
 	samples  SampleStore
 	metrics  *metrics.Metrics
+	decorate func(context.Context, catalog.Instance, *Spec) error
+	history  *history // nil: transitions are not recorded
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -167,6 +169,13 @@ type Deps struct {
 	Samples  SampleStore
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
+	// Decorate, when set, adds to an instance's Spec what the hub injects
+	// beyond the catalog row (environment such as the instance's API
+	// token, ExtraSettings such as contextStorage). It must be
+	// deterministic: what it adds is part of the spec hash, so a change
+	// recreates the runtime. An error delays the instance's create (its
+	// status reads error with the message).
+	Decorate func(ctx context.Context, inst catalog.Instance, spec *Spec) error
 }
 
 // NewManager returns a manager; it does no I/O until Run.
@@ -179,7 +188,7 @@ func NewManager(cfg Config, d Deps) *Manager {
 		d.Bus = events.NewBus()
 	}
 	return &Manager{cfg: cfg, driver: d.Driver, state: d.Catalog, raft: d.Applier, isLeader: d.IsLeader,
-		bus: d.Bus, samples: d.Samples, metrics: d.Metrics, log: d.Logger, now: time.Now,
+		bus: d.Bus, samples: d.Samples, metrics: d.Metrics, decorate: d.Decorate, log: d.Logger, now: time.Now,
 		kick: make(chan struct{}, 1), tracked: map[string]*tracked{}}
 }
 
@@ -320,6 +329,14 @@ func (m *Manager) removeOrphan(ctx context.Context, id string) {
 // HMAC of its id under the fleet secret, so any hub can derive it and none
 // stores it.
 func (m *Manager) AdminPassword(instanceID string) (string, error) {
+	return m.Derive("nodered-admin:" + instanceID)
+}
+
+// Derive returns a secret for purpose: the unpadded base64url HMAC-SHA256
+// of purpose under the fleet secret (43 characters). Every hub derives
+// the same value; none stores it. Purposes must not collide:
+// AdminPassword uses "nodered-admin:{instance id}".
+func (m *Manager) Derive(purpose string) (string, error) {
 	m.mu.Lock()
 	secret := m.secret
 	m.mu.Unlock()
@@ -338,7 +355,7 @@ func (m *Manager) AdminPassword(instanceID string) (string, error) {
 		m.mu.Unlock()
 	}
 	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte("nodered-admin:" + instanceID))
+	mac.Write([]byte(purpose))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), nil
 }
 

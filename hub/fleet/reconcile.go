@@ -35,7 +35,7 @@ func (m *Manager) reconcileOne(ctx context.Context, inst catalog.Instance, rt Ru
 		}
 		return
 	}
-	spec, err := m.spec(inst)
+	spec, err := m.spec(ctx, inst)
 	if err != nil {
 		m.setStatus(ctx, inst, StatusError, err.Error(), rt)
 		return
@@ -90,17 +90,28 @@ func (m *Manager) status(inst catalog.Instance) string {
 	return inst.Observed.Status
 }
 
-func (m *Manager) spec(inst catalog.Instance) (Spec, error) {
+func (m *Manager) spec(ctx context.Context, inst catalog.Instance) (Spec, error) {
 	pw, err := m.AdminPassword(inst.ID)
 	if err != nil {
 		return Spec{}, err
 	}
 	port := m.track(inst.ID).port
-	return Spec{
+	spec := Spec{
 		InstanceID: inst.ID, Name: inst.Name, Image: inst.Image, Port: port,
 		CPU: inst.Resources.CPU, MemoryMB: inst.Resources.MemoryMB, Env: inst.Env,
 		AdminUser: AdminUser, AdminPassword: pw,
-	}, nil
+	}
+	if m.decorate != nil {
+		// The hook gets copies: inst.Env is the catalog's own map.
+		spec.Env = make(map[string]string, len(inst.Env))
+		for k, v := range inst.Env {
+			spec.Env[k] = v
+		}
+		if err := m.decorate(ctx, inst, &spec); err != nil {
+			return Spec{}, fmt.Errorf("instance spec: %w", err)
+		}
+	}
+	return spec, nil
 }
 
 // specHash covers what a running runtime cannot change without a
@@ -170,6 +181,10 @@ func (m *Manager) setStatus(ctx context.Context, inst catalog.Instance, status, 
 		port = rt.Port
 	}
 	same := t.status == status && t.message == msg && inst.Observed.Status == status && inst.Observed.Port == port
+	prev := t.status
+	if prev == "" {
+		prev = inst.Observed.Status // not tracked yet (a new leader): the catalog's
+	}
 	if !same {
 		if t.status != status {
 			t.since = now
@@ -192,8 +207,12 @@ func (m *Manager) setStatus(ctx context.Context, inst catalog.Instance, status, 
 		}
 		m.metrics.InstanceUp.WithLabelValues(inst.ID, inst.Name).Set(up)
 	}
-	if _, err := m.raft.Apply(ctx, catalog.SetInstanceObserved(inst.ID, obs)); err != nil && !errors.Is(err, catalog.ErrNotFound) {
-		m.log.Warn("record instance status", "instance", inst.ID, "status", status, "error", err)
+	if _, err := m.raft.Apply(ctx, catalog.SetInstanceObserved(inst.ID, obs)); err != nil {
+		if !errors.Is(err, catalog.ErrNotFound) {
+			m.log.Warn("record instance status", "instance", inst.ID, "status", status, "error", err)
+		}
+	} else {
+		m.recordTransition(ctx, inst, prev, status, msg, now)
 	}
 	m.bus.Publish(events.New(events.InstanceStatus, StatusEvent{
 		InstanceID: inst.ID, Name: inst.Name, Status: status, Message: msg, Since: since, Port: port,

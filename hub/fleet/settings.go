@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -38,8 +39,8 @@ var reservedSettings = map[string]bool{
 	"httpNodeRoot": true, "httpRoot": true, "https": true, "requireHttps": true,
 }
 
-// validateExtraSettings refuses reserved keys and values that do not
-// encode to JSON.
+// validateExtraSettings refuses reserved keys, values that do not encode
+// to JSON and contextStorage modules that settings.js would not load.
 func validateExtraSettings(extra map[string]any) error {
 	for _, k := range sortedKeys(extra) {
 		if reservedSettings[k] {
@@ -49,8 +50,21 @@ func validateExtraSettings(extra map[string]any) error {
 			return invalid("extra_settings."+k, "is not JSON-encodable: %v", err)
 		}
 	}
+	stores, _ := extra["contextStorage"].(map[string]any)
+	for _, name := range sortedKeys(stores) {
+		store, _ := stores[name].(map[string]any)
+		mod, ok := store["module"].(string)
+		if ok && mod != "memory" && mod != "localfilesystem" && !contextModulePattern.MatchString(mod) {
+			return invalid("extra_settings.contextStorage."+name+".module",
+				"%q is not memory, localfilesystem or a package named @redforge/node-red-context-*", mod)
+		}
+	}
 	return nil
 }
+
+// contextModulePattern is the package names settings.js loads as context
+// stores (besides Node-RED's built-in ones): the project's own.
+var contextModulePattern = regexp.MustCompile(`^@redforge/node-red-context-[a-z0-9-]+$`)
 
 // RenderSettings returns the settings.js of an instance whose HTTP server
 // listens on listenHost:listenPort: flows in flows.json, adminAuth with the
@@ -64,7 +78,11 @@ func validateExtraSettings(extra map[string]any) error {
 // settings cannot inject code (env values never enter settings.js). The credential secret is not in the
 // file: settings.js reads it at load time from CredentialSecretFile beside
 // itself (see EnsureCredentialSecret), so it stays stable while settings
-// are rewritten. It returns a *SpecError for an invalid ExtraSettings or a
+// are rewritten. A contextStorage store (from ExtraSettings) whose
+// "module" is a package named @redforge/node-red-context-* is require()d
+// by settings.js, from the user dir or Node-RED's own node_modules (other
+// names than Node-RED's built-in "memory" and "localfilesystem" are
+// refused). It returns a *SpecError for an invalid ExtraSettings or a
 // missing admin user or password.
 func RenderSettings(spec Spec, listenHost string, listenPort int) ([]byte, error) {
 	if spec.AdminUser == "" {
@@ -115,9 +133,25 @@ func RenderSettings(spec Spec, listenHost string, listenPort int) ([]byte, error
 	b.WriteString("\"use strict\";\n")
 	fmt.Fprintf(&b, "const settings = JSON.parse(%s);\n", literal)
 	fmt.Fprintf(&b, "settings.credentialSecret = require(\"fs\").readFileSync(require(\"path\").join(__dirname, %s), \"utf8\").trim();\n", secretName)
+	// A contextStorage store whose module is a package name (not one of
+	// Node-RED's built-in "memory" and "localfilesystem") is loaded from
+	// beside settings.js or from Node-RED's own node_modules.
+	b.WriteString(contextModules)
 	b.WriteString("module.exports = settings;\n")
 	return b.Bytes(), nil
 }
+
+// contextModules is the settings.js code that turns the package name in
+// a contextStorage store's "module" into the loaded module (Node-RED
+// itself only loads its built-in stores by name). Only names that
+// contextModulePattern admits are loaded.
+const contextModules = `for (const store of Object.values(settings.contextStorage || {})) {
+  if (store && typeof store.module === "string" && /^@redforge\/node-red-context-[a-z0-9-]+$/.test(store.module)) {
+    const paths = [__dirname].concat(require.main ? [require("path").dirname(require.main.filename)] : []);
+    store.module = require(require.resolve(store.module, { paths }));
+  }
+}
+`
 
 // editorTheme turns off projects and tours and, given the instance's name,
 // shows it in the editor's header and page title.

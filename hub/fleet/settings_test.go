@@ -146,6 +146,9 @@ func TestRenderSettingsRefuses(t *testing.T) {
 		{func(s *fleet.Spec) { s.ExtraSettings = map[string]any{"credentialSecret": "x"} }, "extra_settings.credentialSecret"},
 		{func(s *fleet.Spec) { s.ExtraSettings = map[string]any{"httpAdminRoot": "/admin"} }, "extra_settings.httpAdminRoot"},
 		{func(s *fleet.Spec) { s.ExtraSettings = map[string]any{"c": make(chan int)} }, "extra_settings.c"},
+		{func(s *fleet.Spec) {
+			s.ExtraSettings = map[string]any{"contextStorage": map[string]any{"x": map[string]any{"module": "child_process"}}}
+		}, "extra_settings.contextStorage.x.module"},
 	} {
 		spec := settingsSpec()
 		tc.edit(&spec)

@@ -192,6 +192,28 @@ wait_until() {
 	done
 }
 
+# DOCKER_CPU_SHARES is the CPU weight of the containers' parent cgroup
+# (cgroup v1, cgroupfs driver). By default the whole /docker group weighs
+# as much as one busy process of the host: on a machine loaded by tests (a
+# load of 10 on 2 cores happens here) all containers together get a tenth
+# of a core and Node-RED in a container answers seconds late, while the
+# process driver's Node-RED competes as a process of its own. 8192 makes
+# the containers weigh like eight busy processes.
+DOCKER_CPU_SHARES=8192
+
+# docker_cpu_weight sets DOCKER_CPU_SHARES on /sys/fs/cgroup/cpu/docker
+# where that exists or can be made and is writable; elsewhere it does
+# nothing.
+docker_cpu_weight() {
+	local g=/sys/fs/cgroup/cpu/docker
+	[[ -d /sys/fs/cgroup/cpu ]] || return 0
+	mkdir -p "$g" 2>/dev/null || return 0
+	if [[ -w $g/cpu.shares ]] && echo "$DOCKER_CPU_SHARES" 2>/dev/null >"$g/cpu.shares"; then
+		say "dockerd: containers' CPU weight $(cat "$g/cpu.shares") ($g/cpu.shares)"
+	fi
+	return 0
+}
+
 step_docker() {
 	STEP=dockerd
 	command -v dockerd >/dev/null || fail "dockerd not found (package docker.io)"
@@ -200,6 +222,7 @@ step_docker() {
 		# Ours is alive: it may still be starting.
 		if wait_until 30 docker_ok; then
 			say "dockerd: running at $DOCKER_HOST_URL (reused)"
+			docker_cpu_weight
 			return
 		fi
 		fail "dockerd pid $(docker_pid) is alive but does not answer at $DOCKER_HOST_URL; see $RUN/dockerd.log or run '$0 down'"
@@ -223,6 +246,7 @@ step_docker() {
 		sleep 0.2
 	done
 	say "dockerd: running at $DOCKER_HOST_URL (started, $(docker -H "$DOCKER_HOST_URL" version -f '{{.Server.Version}}'))"
+	docker_cpu_weight
 }
 
 nodered_version() {
@@ -252,6 +276,26 @@ step_nodered() {
 	v=$(nodered_version || true)
 	[[ $v == 4.1.* ]] || fail "npm installed node-red '$v', want 4.1.x"
 	say "node-red: $v in $NR_DIR (installed, node $nodever)"
+}
+
+# step_context_redis installs packaging/nodered/context-redis (the Redis
+# context store the hub configures for instances) beside Node-RED, as a
+# copy (--install-links), so the local image carries it; reused while the
+# installed files equal the repo's.
+step_context_redis() {
+	STEP=context-redis
+	local src=$REPO/packaging/nodered/context-redis
+	local dst=$NR_DIR/node_modules/@redforge/node-red-context-redis
+	if cmp -s "$src/index.js" "$dst/index.js" && cmp -s "$src/package.json" "$dst/package.json" &&
+		[[ -f $NR_DIR/node_modules/redis/package.json ]]; then
+		say "context-redis: in $NR_DIR (reused)"
+		return
+	fi
+	npm install --prefix "$NR_DIR" --install-links "$src" --no-audit --no-fund --loglevel=error \
+		>"$CACHE/npm-context-redis.log" 2>&1 ||
+		{ show_log "$CACHE/npm-context-redis.log" 20; fail "npm install $src (log $CACHE/npm-context-redis.log)"; }
+	cmp -s "$src/index.js" "$dst/index.js" || fail "npm did not install $src into $dst"
+	say "context-redis: in $NR_DIR (installed)"
 }
 
 step_image() {
@@ -316,6 +360,7 @@ cmd_up() {
 	step_postgres
 	step_docker
 	step_nodered
+	step_context_redis
 	step_image
 	step_tools
 	step_envfile

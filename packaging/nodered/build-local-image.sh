@@ -6,7 +6,9 @@
 #
 #   DOCKER_HOST=unix:///… bash packaging/nodered/build-local-image.sh NODE_RED_PREFIX [IMAGE]
 #
-# NODE_RED_PREFIX is an `npm install --prefix` directory holding node-red.
+# NODE_RED_PREFIX is an `npm install --prefix` directory holding node-red
+# (and, from make nodered / provision.sh, @redforge/node-red-context-redis,
+# the Redis context store: the image carries the whole prefix).
 # The image carries the label redforge.recipe=<hash of this script, the node
 # binary and the Node-RED lockfile>; when an image with that label exists the
 # build is skipped. A new or rebuilt image is verified by running it with host
@@ -37,6 +39,8 @@ recipe_hash=$(
 		echo "$NODE $("$NODE" --version)"
 		stat -c '%s %Y' "$NODE"
 		cat "$NR_PREFIX/package-lock.json" 2>/dev/null || echo "$nr_version"
+		# Local packages (the Redis context store) change without a lockfile change.
+		cat "$NR_PREFIX"/node_modules/@redforge/*/*.js "$NR_PREFIX"/node_modules/@redforge/*/package.json 2>/dev/null || true
 	} | sha256sum | cut -c1-16
 )
 

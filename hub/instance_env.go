@@ -1,0 +1,92 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/deploy"
+	"github.com/redforge/controltower/hub/fleet"
+)
+
+// Environment variables the hub gives every Node-RED runtime on top of its
+// catalog env (fleet.Deps.Decorate). The blue and green runtimes of one
+// logical instance get the same values: they act as that instance.
+const (
+	// EnvHubURL is the hub API's URL as the runtime reaches it.
+	EnvHubURL = "REDFORGE_HUB_URL"
+	// EnvToken is the logical instance's hub-managed, instance-scoped API
+	// token: it may post AI decisions and workflow checkpoints for its
+	// instance and nothing else.
+	EnvToken = "REDFORGE_TOKEN"
+	// EnvInstanceID is the logical instance's id (checkpoints are kept
+	// under it).
+	EnvInstanceID = "REDFORGE_INSTANCE_ID"
+)
+
+// Node-RED context in Redis (packaging/nodered/context-redis).
+const (
+	// ContextStoreName is the contextStorage store the hub adds when its
+	// coordination is Redis; the default store stays Node-RED's memory.
+	ContextStoreName = "redis"
+	// ContextModule is the npm package of the Redis context store, installed
+	// beside Node-RED (make nodered, internal/testenv/provision.sh) and in
+	// the local Node-RED image.
+	ContextModule = "@redforge/node-red-context-redis"
+)
+
+// ContextPrefix is the Redis key prefix of a logical instance's Node-RED
+// context: shared by its blue and green runtimes, distinct per instance.
+func ContextPrefix(logicalID string) string { return "redforge:ctx:" + logicalID + ":" }
+
+// decorateInstance adds the hub URL, the logical instance's API token and
+// id to a runtime's environment and, with Redis coordination, a "redis"
+// context store in that Redis keyed by the logical instance.
+func (h *Hub) decorateInstance(ctx context.Context, inst catalog.Instance, spec *fleet.Spec) error {
+	logical := inst
+	if deploy.IsColor(inst) {
+		l, err := h.State.InstanceByName(deploy.LogicalName(inst.Name))
+		if err != nil {
+			return fmt.Errorf("logical instance of %s: %w", inst.Name, err)
+		}
+		logical = l
+	}
+	// Open starts the fleet before the HTTP listener (whose port may be
+	// chosen by the system): wait for it rather than give an instance a
+	// URL that will change.
+	select {
+	case <-h.apiReadyCh():
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the hub API to listen: %w", ctx.Err())
+	}
+	secret, err := h.Fleet.Derive("instance-token:" + logical.ID)
+	if err != nil {
+		return err
+	}
+	token := auth.APITokenPrefix + secret
+	if err := h.Auth.EnsureInstanceToken(ctx, logical.ID, token); err != nil {
+		return err
+	}
+	spec.Env[EnvHubURL], spec.Env[EnvToken], spec.Env[EnvInstanceID] = h.apiURL, token, logical.ID
+	if h.Config.Redis == "" {
+		return nil
+	}
+	extra := make(map[string]any, len(spec.ExtraSettings)+1)
+	for k, v := range spec.ExtraSettings {
+		extra[k] = v
+	}
+	extra["contextStorage"] = map[string]any{
+		"default": map[string]any{"module": "memory"},
+		ContextStoreName: map[string]any{"module": ContextModule,
+			"config": map[string]any{"url": h.Config.Redis, "prefix": ContextPrefix(logical.ID)}},
+	}
+	spec.ExtraSettings = extra
+	return nil
+}
+
+// apiReadyCh is closed once the HTTP listener is bound and apiURL set.
+func (h *Hub) apiReadyCh() chan struct{} {
+	h.apiOnce.Do(func() { h.apiReady = make(chan struct{}) })
+	return h.apiReady
+}
