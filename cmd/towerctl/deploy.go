@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -36,7 +37,7 @@ type deploymentView struct {
 	} `json:"smoke"`
 }
 
-const deployUsage = "towerctl deploy FILE --instance NAME [--wait] [--drain-timeout 5m] [--rollback-window 10m] [--smoke-path /hello [--smoke-expect TEXT]]"
+const deployUsage = "towerctl deploy (FILE | --flows-version N) --instance NAME [--wait] [--drain-timeout 5m] [--rollback-window 10m] [--smoke-path /hello [--smoke-expect TEXT]]"
 
 // runDeploy starts a blue-green deployment of a flows file and, with
 // --wait, prints each phase as it passes; it fails (exit 1) unless the
@@ -49,20 +50,35 @@ func runDeploy(ctx context.Context, cl *Client, args []string, out io.Writer) er
 	window := fs.String("rollback-window", "", "how long blue is kept for a rollback (default 10m)")
 	smokePath := fs.String("smoke-path", "", "a GET path sent to green as a smoke test, e.g. /hello")
 	smokeExpect := fs.String("smoke-expect", "", "text the smoke reply must contain")
-	file, err := parseWithName(fs, args, deployUsage)
-	if err != nil {
-		return err
+	version := fs.Int64("flows-version", 0, "redeploy a recorded flows version (towerctl instances flows versions NAME) instead of a file")
+	var file string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		file, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%v; usage: %s", err, deployUsage)
+	}
+	if file == "" && fs.NArg() > 0 {
+		file = fs.Arg(0)
 	}
 	if *instance == "" {
 		return fmt.Errorf("--instance is required; usage: %s", deployUsage)
 	}
-	flows, err := os.ReadFile(file)
-	if err != nil {
-		return err
+	if (file == "") == (*version == 0) {
+		return fmt.Errorf("give a flows FILE or --flows-version N, not both; usage: %s", deployUsage)
 	}
-	body := map[string]any{"instance": *instance, "flows": json.RawMessage(flows)}
-	if !json.Valid(flows) {
-		body["flows"] = string(flows) // let the hub say what is wrong
+	body := map[string]any{"instance": *instance}
+	if *version != 0 {
+		body["flows_version"] = *version
+	} else {
+		flows, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		body["flows"] = json.RawMessage(flows)
+		if !json.Valid(flows) {
+			body["flows"] = string(flows) // let the hub say what is wrong
+		}
 	}
 	if *drain != "" {
 		body["drain_timeout"] = *drain

@@ -36,6 +36,20 @@ func TestTowerctlDeploy(t *testing.T) {
 		}
 	}
 	t.Logf("towerctl deploy --wait:\n%s", out)
+	code, out = run(t, h, session, env, "instances", "flows", "versions", "cli-bg")
+	if code != 0 || !strings.Contains(out, "deployment") {
+		t.Fatalf("flows versions = %d\n%s", code, out)
+	}
+	if code, out := run(t, h, session, env, "deploy", "--flows-version", "1", "--instance", "cli-bg", "x.json"); code != 1 || !strings.Contains(out, "not both") {
+		t.Errorf("deploy with a file and a version = %d\n%s", code, out)
+	}
+	if code, out := run(t, h, session, env, "deploy", "--flows-version", "99", "--instance", "cli-bg"); code != 1 || !strings.Contains(out, "flows_version") {
+		t.Errorf("deploy of an unknown version = %d\n%s", code, out)
+	}
+	code, out = run(t, h, session, env, "deploy", "--flows-version", "1", "--instance", "cli-bg", "--wait", "--drain-timeout", "1s", "--rollback-window", "0s")
+	if code != 0 || !strings.Contains(out, "succeeded") {
+		t.Fatalf("redeploy of version 1 = %d\n%s", code, out)
+	}
 	if code, out := run(t, h, session, env, "rollback", "nope"); code != 1 || !strings.Contains(out, "HTTP 404") {
 		t.Errorf("rollback of an unknown deployment = %d\n%s", code, out)
 	}

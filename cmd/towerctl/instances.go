@@ -206,7 +206,7 @@ func instancesLogs(ctx context.Context, cl *Client, args []string, out io.Writer
 
 func instancesFlows(ctx context.Context, cl *Client, args []string, out io.Writer) error {
 	if len(args) < 2 {
-		return fmt.Errorf("usage: towerctl instances flows get NAME | flows deploy NAME FILE")
+		return fmt.Errorf("usage: towerctl instances flows get NAME | flows versions NAME | flows deploy NAME FILE")
 	}
 	switch args[0] {
 	case "get":
@@ -215,6 +215,28 @@ func instancesFlows(ctx context.Context, cl *Client, args []string, out io.Write
 			return err
 		}
 		return printJSON(out, f)
+	case "versions":
+		var resp struct {
+			Versions []struct {
+				Version      int64     `json:"version"`
+				Source       string    `json:"source"`
+				DeploymentID string    `json:"deployment_id"`
+				Username     string    `json:"username"`
+				Time         time.Time `json:"time"`
+				SHA256       string    `json:"sha256"`
+				Size         int64     `json:"size"`
+			} `json:"versions"`
+		}
+		if _, err := cl.api(ctx, http.MethodGet, "/api/instances/"+url.PathEscape(args[1])+"/flows/versions", nil, &resp); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tSOURCE\tDEPLOYMENT\tBY\tWHEN\tBYTES\tSHA256")
+		for _, v := range resp.Versions {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", v.Version, v.Source, orDash(v.DeploymentID), orDash(v.Username),
+				v.Time.Local().Format(time.DateTime), v.Size, truncate(v.SHA256, 12))
+		}
+		return tw.Flush()
 	case "deploy":
 		if len(args) != 3 {
 			return fmt.Errorf("usage: towerctl instances flows deploy NAME FILE")
