@@ -64,6 +64,7 @@ type hubProc struct {
 	apiLink  *testenv.Link
 	raftLink *testenv.Link
 	args     []string
+	env      []string // more environment, after the defaults (a later entry wins)
 	cmd      *exec.Cmd
 	logs     *testenv.Buffer
 	exited   chan struct{}
@@ -72,13 +73,15 @@ type hubProc struct {
 type clusterOpts struct {
 	heartbeat time.Duration // raft heartbeat = election timeout; lease is half
 	deadAfter time.Duration
+	extra     []string // more flags (a later flag wins: --store, --redis, --driver …)
+	env       []string // more environment (REDFORGE_CLUSTER_SECRET of the test's own …)
 }
 
 // startHubProc starts hub id in region, joining via join when set.
 func startHubProc(t testing.TB, id, region, join string, o clusterOpts) *hubProc {
 	t.Helper()
 	apiPort, raftPort := testenv.FreePort(t), testenv.FreePort(t)
-	h := &hubProc{t: t, id: id, region: region, api: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	h := &hubProc{t: t, id: id, region: region, api: fmt.Sprintf("http://127.0.0.1:%d", apiPort), env: o.env}
 	h.apiLink = testenv.Proxy(t, fmt.Sprintf("127.0.0.1:%d", apiPort))
 	h.raftLink = testenv.Proxy(t, fmt.Sprintf("127.0.0.1:%d", raftPort))
 	h.args = []string{
@@ -98,6 +101,7 @@ func startHubProc(t testing.TB, id, region, join string, o clusterOpts) *hubProc
 	if join != "" {
 		h.args = append(h.args, "--join", join)
 	}
+	h.args = append(h.args, o.extra...)
 	h.start()
 	return h
 }
@@ -107,7 +111,7 @@ func (h *hubProc) start() {
 	t.Helper()
 	h.logs = &testenv.Buffer{}
 	h.cmd = exec.Command(hubBinary(t), h.args...)
-	h.cmd.Env = append(os.Environ(), "REDFORGE_CLUSTER_SECRET="+clusterSecret, "REDFORGE_ADMIN_PASSWORD="+adminPassword)
+	h.cmd.Env = append(append(os.Environ(), "REDFORGE_CLUSTER_SECRET="+clusterSecret, "REDFORGE_ADMIN_PASSWORD="+adminPassword), h.env...)
 	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := h.cmd.Start(); err != nil {

@@ -1,12 +1,16 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redforge/controltower/hub/broker"
 	"github.com/redforge/controltower/hub/coord"
@@ -22,6 +26,10 @@ type Bus interface {
 type heldMsg struct {
 	Sub     string `json:"sub"` // topic below redforge/in/{name}/ ("" for the bare topic)
 	Payload []byte `json:"payload"`
+	// Mark is the leader relay's relayDoneMark of the delivery (with its
+	// packet id), so a redelivery of a message held just before a leader
+	// died is recognised in the queue (runLeader).
+	Mark string `json:"mark,omitempty"`
 }
 
 // HoldQueue is the coord queue holding a logical instance's input.
@@ -34,10 +42,15 @@ func HoldQueue(logical string) string { return "deploy/hold/" + logical }
 type relay struct {
 	bus     Bus
 	holds   coord.HoldQueue
+	done    coord.KV                             // what the leader relay handled, by packet id (runLeader)
 	resolve func(logical string) (string, error) // logical name → live row name
 	log     *slog.Logger
 
 	in chan inMsg
+
+	// pace, when set, is called after each replayed batch and returns once
+	// the target has taken it in (see release).
+	pace func(ctx context.Context, target string)
 
 	mu      sync.Mutex
 	holding map[string]bool
@@ -46,14 +59,34 @@ type relay struct {
 type inMsg struct {
 	topic, sub, name string
 	payload          []byte
+	mark             string // see heldMsg.Mark
 }
 
 func newRelay(bus Bus, holds coord.HoldQueue, resolve func(string) (string, error), log *slog.Logger) *relay {
 	return &relay{bus: bus, holds: holds, resolve: resolve, log: log, in: make(chan inMsg, 65536), holding: map[string]bool{}}
 }
 
-// run subscribes to the input topics and forwards until ctx ends.
+// DurableBus is a bus that every hub of a cluster shares (an outside
+// broker, --mqtt). On it each hub would receive every input message, so
+// the relay runs on the Raft leader only, through a persistent session
+// (SubscribeDurable) that the broker keeps while leadership moves: input
+// published between the old leader's death and the new leader's
+// subscription is queued by the broker and delivered to the new leader in
+// order, and a message is acknowledged only after it was held or
+// forwarded. *broker.External implements it.
+type DurableBus interface {
+	SubscribeDurable(ctx context.Context, clientID, filter string, qos byte, fn broker.DurableHandler) (stop func(), err error)
+}
+
+// DefaultRelaySession is the relay's session name on a DurableBus.
+const DefaultRelaySession = "redforge-relay"
+
+// run subscribes to the input topics and forwards until ctx ends. On a
+// DurableBus it does nothing: the leader runs runLeader for its term.
 func (r *relay) run(ctx context.Context) error {
+	if _, ok := r.bus.(DurableBus); ok {
+		return nil
+	}
 	unsub, err := r.bus.Subscribe(ctx, InputPrefix+"#", 1, func(topic string, payload []byte) {
 		name, sub, _ := strings.Cut(strings.TrimPrefix(topic, InputPrefix), "/")
 		if name == "" {
@@ -82,11 +115,103 @@ func (r *relay) run(ctx context.Context) error {
 	return nil
 }
 
+// runLeader relays input on a DurableBus for the leadership term ctx,
+// under the session clientID. Each message is handled inside the
+// subscription callback (not queued in memory), so the broker's copy is
+// acknowledged only once the message is held (in coord) or forwarded.
+func (r *relay) runLeader(ctx context.Context, clientID string) error {
+	db, ok := r.bus.(DurableBus)
+	if !ok {
+		return nil
+	}
+	stop, err := db.SubscribeDurable(ctx, clientID, InputPrefix+"#", 1, func(topic string, payload []byte, id uint16, redelivered bool) {
+		name, sub, _ := strings.Cut(strings.TrimPrefix(topic, InputPrefix), "/")
+		if name == "" {
+			return
+		}
+		// A leader killed after handling a message but before the broker
+		// had its ack leaves the message to be redelivered to the next
+		// leader (seen in TestLeaderKilledMidDeployment: a message forwarded
+		// to blue was held again and processed twice). So each handled
+		// message is marked by packet id in coord, and a redelivered one
+		// whose mark matches is acknowledged without being handled again.
+		// The mark is written after the message was handled; one held just
+		// before the leader died may have no mark yet, so a redelivery is
+		// also looked for in the hold queue, where the mark travels with
+		// the message.
+		key, mark := relayDoneKey(clientID, id), relayDoneMark(topic, payload)
+		heldMark := fmt.Sprintf("%x/%d", mark, id)
+		if redelivered && r.alreadyRelayed(ctx, key, mark, name, heldMark) {
+			r.log.Info("input message redelivered after a failover was already relayed; skipped", "topic", topic)
+			return
+		}
+		r.handle(ctx, inMsg{topic: topic, sub: sub, name: name, payload: payload, mark: heldMark})
+		if r.done != nil {
+			if err := r.done.Set(ctx, key, mark, relayDoneTTL); err != nil {
+				r.log.Warn("mark input message relayed", "topic", topic, "error", err)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return nil
+}
+
+// alreadyRelayed reports whether a redelivered message was relayed
+// before: its mark is recorded under key, or it is in name's hold queue.
+func (r *relay) alreadyRelayed(ctx context.Context, key string, mark []byte, name, heldMark string) bool {
+	if r.done != nil {
+		if v, err := r.done.Get(ctx, key); err == nil && bytes.Equal(v, mark) {
+			return true
+		}
+	}
+	q := HoldQueue(name)
+	n, err := r.holds.HoldLen(ctx, q)
+	if err != nil || n == 0 {
+		return false
+	}
+	held, err := r.holds.HoldPeek(ctx, q, int(n)) // a redelivery is rare: a whole scan is fine
+	if err != nil {
+		return false
+	}
+	for i := len(held) - 1; i >= 0; i-- { // a redelivery repeats one of the last
+		var m heldMsg
+		if json.Unmarshal(held[i].Data, &m) == nil && m.Mark == heldMark {
+			return true
+		}
+	}
+	return false
+}
+
+// relayDoneTTL keeps a relayed message's mark long enough to outlive
+// any failover; a packet id's mark is overwritten when the broker reuses
+// the id for a later message.
+const relayDoneTTL = 10 * time.Minute
+
+func relayDoneKey(session string, id uint16) string {
+	return "deploy/relayed/" + session + "/" + strconv.Itoa(int(id))
+}
+
+// relayDoneMark identifies a message's content: a redelivery has the
+// packet id and the content of the delivery it repeats.
+func relayDoneMark(topic string, payload []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(topic))
+	h.Write([]byte{0})
+	h.Write(payload)
+	return h.Sum(nil)[:16]
+}
+
 func (r *relay) handle(ctx context.Context, m inMsg) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.holding[m.name] {
-		b, _ := json.Marshal(heldMsg{Sub: m.sub, Payload: m.payload})
+		b, _ := json.Marshal(heldMsg{Sub: m.sub, Payload: m.payload, Mark: m.mark})
 		if _, err := r.holds.HoldPush(ctx, HoldQueue(m.name), b); err != nil {
 			r.log.Error("hold input message", "instance", m.name, "error", err)
 		}
@@ -128,7 +253,7 @@ func (r *relay) isHeld(logical string) bool {
 // replayed ones, so order is kept. It returns how many it replayed.
 func (r *relay) release(ctx context.Context, logical, target string) (int, error) {
 	q := HoldQueue(logical)
-	n := 0
+	n, unpaced := 0, 0
 	for {
 		batch, err := r.holds.HoldPeek(ctx, q, 256)
 		if err != nil {
@@ -162,8 +287,25 @@ func (r *relay) release(ctx context.Context, logical, target string) (int, error
 		if err := r.holds.HoldAck(ctx, q, batch[len(batch)-1].Seq); err != nil {
 			return n, fmt.Errorf("replay held input: %w", err)
 		}
+		unpaced += len(batch)
+		if r.pace != nil && unpaced >= paceEvery {
+			// A broker queues a bounded number of QoS 1 messages per
+			// subscriber (Mosquitto: max_queued_messages, 1000 by default)
+			// and drops the rest silently. Thousands of held messages
+			// published at once would overflow the target's queue, so after
+			// every paceEvery messages the replay waits until the target
+			// has taken them in. Only a backlog is paced: the short batches
+			// of input arriving during the replay are not, or a steady
+			// input stream could keep the queue from ever being seen empty.
+			r.pace(ctx, target)
+			unpaced = 0
+		}
 	}
 }
+
+// paceEvery is how many replayed messages may be on their way to the
+// target before release waits for it (see relay.pace).
+const paceEvery = 256
 
 // heldCount is the number of messages held for logical.
 func (r *relay) heldCount(ctx context.Context, logical string) int64 {

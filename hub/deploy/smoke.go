@@ -33,11 +33,14 @@ func (o *Orchestrator) verify(ctx context.Context, d *catalog.Deployment, spec *
 	}
 	if spec.Smoke.MQTT == nil || *spec.Smoke.MQTT {
 		tests = append(tests, test{"mqtt", func(ctx context.Context) error {
-			acked, err := o.control(ctx, green.Name, "ping", o.cfg.SmokeTimeout)
-			if err == nil && !acked {
-				err = fmt.Errorf("no ack on %s within %s: green's flows are not connected to the hub bus", AckTopic(green.Name), o.cfg.SmokeTimeout)
+			// Green's MQTT nodes connect and subscribe after the flows
+			// deploy has returned; a single ping sent before green listens
+			// is lost (QoS 1 to no subscriber) and failed the test, rolling
+			// back a good deployment. Ping once a second until it answers.
+			if err := o.awaitBus(ctx, green.Name, o.cfg.SmokeTimeout-time.Second); err != nil {
+				return fmt.Errorf("%w: green's flows are not connected to the hub bus", err)
 			}
-			return err
+			return nil
 		}})
 	}
 	tests = append(tests, test{"coord", func(ctx context.Context) error { return smokeCoord(ctx, o.d.Coord, d.ID) }})

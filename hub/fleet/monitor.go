@@ -28,6 +28,17 @@ func (m *Manager) monitorOne(ctx context.Context, inst catalog.Instance, rt Runt
 	metricsDue := !now.Before(t.nextMetrics)
 	startedAt := t.startedAt
 	m.mu.Unlock()
+	adopted := startedAt.IsZero()
+	if adopted {
+		// Another hub (a leader that died) or a previous run started it,
+		// so this manager never recorded the start, and the status it
+		// recorded may be anything up to starting (creating, say). The
+		// runtime's own start time still gives a runtime that is coming
+		// up its start grace; without it, an instance adopted mid-start
+		// was marked unhealthy and left so for a whole MonitorInterval
+		// (30 s: a deployment's DEPLOY waited for it), or restarted.
+		startedAt = rt.StartedAt
+	}
 
 	switch {
 	case status == StatusCrashLooping:
@@ -57,7 +68,7 @@ func (m *Manager) monitorOne(ctx context.Context, inst catalog.Instance, rt Runt
 		m.setStatus(ctx, inst, StatusRunning, "", rt)
 		return
 	}
-	starting := status == StatusStarting && now.Sub(startedAt) < m.cfg.StartTimeout
+	starting := (status == StatusStarting || adopted) && now.Sub(startedAt) < m.cfg.StartTimeout
 	if starting {
 		t.nextCheck = now.Add(m.cfg.StartingPoll)
 		m.mu.Unlock()

@@ -54,7 +54,7 @@ const (
 // Config configures a Driver. HubID and DataDir are required.
 type Config struct {
 	Host         string            // DOCKER_HOST (unix:///…, tcp://…); empty: the environment's DOCKER_HOST or the default socket
-	HubID        string            // label value, so two hubs on one dockerd do not adopt each other's containers
+	HubID        string            // owner label value: one hub, or every hub of a cluster (they adopt each other's containers after a failover); other owners on the dockerd are left alone
 	DataDir      string            // dir for per-instance user dirs (<DataDir>/instances/<id>/userdir), bind-mounted: a path on the Docker host
 	DefaultImage string            // image when Spec.Image is empty; DefaultImage when empty
 	Network      string            // NetworkBridge (default) or NetworkHost
