@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -34,7 +35,9 @@ func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, nil
 	}
 	arrived := h.b.cfg.Now()
-	log := h.b.cfg.Logger.With(logKeyClient, cl.ID, logKeyTopic, pk.TopicName)
+	// Built only when something is logged: With allocates, and this is
+	// the hot path of every record.
+	log := func() *slog.Logger { return h.b.cfg.Logger.With(logKeyClient, cl.ID, logKeyTopic, pk.TopicName) }
 	record := pk.Payload
 	if stream == outbox.StreamVectors {
 		// Stored, checksummed and sent in its canonical form (see
@@ -42,13 +45,13 @@ func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		rec, err := syncproto.VectorRecordFromJSON(nil, pk.Payload)
 		if err != nil {
 			h.b.refused[ReasonInvalidVector].Add(1)
-			log.Debug("record refused", logKeyReason, ReasonInvalidVector, logKeyError, err)
+			log().Debug("record refused", logKeyReason, ReasonInvalidVector, logKeyError, err)
 			return pk, refusal(cl, pk, packets.ErrPayloadFormatInvalid)
 		}
 		record = rec
 	} else if !syncproto.ValidJSONObject(pk.Payload) {
 		h.b.refused[ReasonNotJSONObject].Add(1)
-		log.Debug("record refused", logKeyReason, ReasonNotJSONObject)
+		log().Debug("record refused", logKeyReason, ReasonNotJSONObject)
 		return pk, refusal(cl, pk, packets.ErrPayloadFormatInvalid)
 	}
 	if async, ok := h.b.cfg.Outbox.(AsyncAppender); ok && pk.FixedHeader.Qos == 1 {
@@ -65,16 +68,18 @@ func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		// Back-pressure, never silent loss: MQTT 5 publishers get reason
 		// 0x97 (quota exceeded); 3.1.1 publishers get no PUBACK and resend.
 		h.b.refused[ReasonQuota].Add(1)
-		log.Warn("record refused", logKeyReason, ReasonQuota, logKeyError, err)
+		log().Warn("record refused", logKeyReason, ReasonQuota, logKeyError, err)
 		return pk, refusal(cl, pk, packets.ErrQuotaExceeded)
 	}
 	if err != nil {
 		h.b.refused[ReasonOutbox].Add(1)
-		log.Warn("record refused", logKeyReason, ReasonOutbox, logKeyError, err)
+		log().Warn("record refused", logKeyReason, ReasonOutbox, logKeyError, err)
 		return pk, refusal(cl, pk, packets.ErrUnspecifiedError)
 	}
 	h.b.accepted[stream].Add(1)
-	log.Debug("record stored", logKeyStream, stream, logKeySeq, seq)
+	if h.b.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
+		log().Debug("record stored", logKeyStream, stream, logKeySeq, seq)
+	}
 	return pk, nil
 }
 

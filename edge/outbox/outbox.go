@@ -53,7 +53,7 @@ var Tombstone = []byte(`{"redforge_evicted":true}`)
 // Tunables and their defaults.
 const (
 	// DefaultMaxBatch is the most write requests committed in one transaction.
-	DefaultMaxBatch = 256
+	DefaultMaxBatch = 1024
 	// DefaultMaxBatchDelay is how long the writer waits for more requests
 	// after the first one of a batch. Zero means "commit what is queued now".
 	DefaultMaxBatchDelay = time.Millisecond
