@@ -143,7 +143,13 @@ func EncodeBatch(b *Batch) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode batch: %w", err)
 	}
-	return zstdEncoder().EncodeAll(raw, make([]byte, 0, len(raw)/2+64)), nil
+	return Compress(raw), nil
+}
+
+// Compress zstd-compresses a marshalled batch (the body of a
+// ContentTypeBatchZstd request).
+func Compress(raw []byte) []byte {
+	return zstdEncoder().EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
 }
 
 // DecodeBatch decodes a batch body of the given content type

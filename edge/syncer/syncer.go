@@ -96,7 +96,7 @@ type StreamStats struct {
 	LastSync      time.Time // last successful batch
 	RecordsSynced uint64    // records the hub newly committed or confirmed
 	BatchesSent   uint64
-	BytesSent     uint64 // compressed bytes on the wire
+	BytesSent     uint64 // bytes on the wire (zstd, or plain protobuf when that does not compress)
 	BytesUncompr  uint64 // protobuf bytes before zstd
 }
 
@@ -115,6 +115,31 @@ type Syncer struct {
 	mu      sync.Mutex
 	streams map[string]*StreamStats
 	hub     string
+	plain   map[string]int // by stream: batches left to send uncompressed
+}
+
+// Compression: a stream whose last compressed batch saved less than a
+// tenth (packed float32 vectors barely compress) is sent as plain
+// protobuf for the next plainBatches batches, then tried again, so the
+// edge and the hub do not spend CPU on zstd for nothing.
+const plainBatches = 32
+
+func (s *Syncer) compressing(stream string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.plain[stream] > 0 {
+		s.plain[stream]--
+		return false
+	}
+	return true
+}
+
+func (s *Syncer) compressed(stream string, zlen, rawLen int) {
+	if zlen*10 > rawLen*9 {
+		s.mu.Lock()
+		s.plain[stream] = plainBatches
+		s.mu.Unlock()
+	}
 }
 
 // New returns a Syncer; it does no I/O.
@@ -146,7 +171,7 @@ func New(cfg Config) *Syncer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Syncer{cfg: cfg, failures: map[string]*atomic.Uint64{}, streams: map[string]*StreamStats{}}
+	s := &Syncer{cfg: cfg, failures: map[string]*atomic.Uint64{}, streams: map[string]*StreamStats{}, plain: map[string]int{}}
 	for _, r := range Reasons() {
 		s.failures[r] = new(atomic.Uint64)
 	}
@@ -193,7 +218,7 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 			}
 			f := flight{p: p, done: make(chan pushResult, 1), behind: len(flights) > 0}
 			go func() {
-				ack, hub, err := s.send(ctx, f.p.body)
+				ack, hub, err := s.send(ctx, f.p.body, f.p.ctype)
 				f.done <- pushResult{ack, hub, err}
 			}()
 			flights = append(flights, f)
@@ -253,9 +278,10 @@ type pushResult struct {
 
 // prepared is an encoded batch ready to send.
 type prepared struct {
-	b    *syncproto.Batch
-	body []byte
-	raw  int
+	b     *syncproto.Batch
+	body  []byte
+	ctype string // syncproto.ContentTypeBatchZstd or ContentTypeProtobuf
+	raw   int
 }
 
 // prepare reads up to MaxBatchRecords records of stream after afterSeq (0:
@@ -270,16 +296,24 @@ func (s *Syncer) prepare(ctx context.Context, stream string, afterSeq int64) (*p
 		return nil, nil
 	}
 	b, raw := s.batch(stream, recs)
-	body, err := syncproto.EncodeBatch(b)
+	data, err := proto.Marshal(b)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode batch: %w", err)
 	}
-	return &prepared{b: b, body: body, raw: raw}, nil
+	p := &prepared{b: b, body: data, ctype: syncproto.ContentTypeProtobuf, raw: raw}
+	if s.compressing(stream) {
+		z := syncproto.Compress(data)
+		s.compressed(stream, len(z), len(data))
+		if len(z) < len(data) {
+			p.body, p.ctype = z, syncproto.ContentTypeBatchZstd
+		}
+	}
+	return p, nil
 }
 
 // push sends p and applies the ack.
 func (s *Syncer) push(ctx context.Context, p *prepared) (int, error) {
-	ack, hub, err := s.send(ctx, p.body)
+	ack, hub, err := s.send(ctx, p.body, p.ctype)
 	if err != nil {
 		return 0, err
 	}
@@ -405,11 +439,11 @@ func (e *errRefused) Error() string { return "hub refused the batch (" + e.reaso
 
 // send POSTs an encoded batch to the hubs in router order until one
 // answers. It returns the ack (which may be a refusal) and the hub.
-func (s *Syncer) send(ctx context.Context, body []byte) (*syncproto.Ack, string, error) {
+func (s *Syncer) send(ctx context.Context, body []byte, ctype string) (*syncproto.Ack, string, error) {
 	var errs []string
 	for _, hub := range s.cfg.Router.Ordered() {
 		start := time.Now()
-		ack, status, err := s.post(ctx, hub, body)
+		ack, status, err := s.post(ctx, hub, body, ctype)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, "", ctx.Err()
@@ -435,12 +469,12 @@ func (s *Syncer) send(ctx context.Context, body []byte) (*syncproto.Ack, string,
 	return nil, "", fmt.Errorf("no hub took the batch: %s", strings.Join(errs, "; "))
 }
 
-func (s *Syncer) post(ctx context.Context, hub string, body []byte) (*syncproto.Ack, int, error) {
+func (s *Syncer) post(ctx context.Context, hub string, body []byte, ctype string) (*syncproto.Ack, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(hub, "/")+BatchPath, bytes.NewReader(body))
 	if err != nil {
 		return nil, 0, err
 	}
-	req.Header.Set("Content-Type", syncproto.ContentTypeBatchZstd)
+	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Accept", syncproto.ContentTypeProtobuf)
 	req.Header.Set("Authorization", "Bearer "+s.cfg.Credential())
 	resp, err := s.cfg.Client.Do(req)

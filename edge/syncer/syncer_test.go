@@ -3,10 +3,13 @@ package syncer_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -235,5 +238,61 @@ func TestWindowKeepsTwoBatchesInFlight(t *testing.T) {
 	}
 	if st := s.Stats(); st.Failures[syncer.ReasonGap] == 0 {
 		t.Fatalf("the reordered batch was not refused as a gap: %+v", st.Failures)
+	}
+}
+
+// TestIncompressibleStreamSentPlain: packed random vectors do not
+// compress, so they go as plain protobuf (and zstd is not even tried for
+// the next batches); text records keep going compressed. The hub takes
+// both.
+func TestIncompressibleStreamSentPlain(t *testing.T) {
+	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
+	var mu sync.Mutex
+	types := map[string][]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != router.HealthPath {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			b, _ := syncproto.DecodeBatch(r.Header.Get("Content-Type"), body, syncproto.Limits{})
+			mu.Lock()
+			types[b.GetStream()] = append(types[b.GetStream()], r.Header.Get("Content-Type"))
+			mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s, o := newSyncer(t, srv.URL)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 9 {
+		v := make([]float32, 256)
+		for j := range v {
+			v[j] = rng.Float32()*2 - 1
+		}
+		rec := syncproto.AppendVectorRecord(nil, fmt.Sprint("v", i), syncproto.PackFloat32(v), nil)
+		if _, err := o.Append(context.Background(), outbox.StreamVectors, rec, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.Append(context.Background(), outbox.StreamAudit, []byte(`{"action":"`+strings.Repeat("x", 300)+`"}`), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		for _, st := range []string{outbox.StreamVectors, outbox.StreamAudit} {
+			if _, err := s.SyncOnce(context.Background(), st); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	z, plain := syncproto.ContentTypeBatchZstd, syncproto.ContentTypeProtobuf
+	if got := types[outbox.StreamVectors]; len(got) != 3 || got[0] != plain || got[1] != plain || got[2] != plain {
+		t.Fatalf("vectors went as %v, want plain (zstd does not shrink them)", got)
+	}
+	if got := types[outbox.StreamAudit]; len(got) != 3 || got[0] != z || got[2] != z {
+		t.Fatalf("audit went as %v, want zstd", got)
+	}
+	if len(h.got[outbox.StreamVectors]) != 9 || len(h.got[outbox.StreamAudit]) != 9 {
+		t.Fatalf("hub holds %d vectors and %d audit records, want 9 each", len(h.got[outbox.StreamVectors]), len(h.got[outbox.StreamAudit]))
 	}
 }

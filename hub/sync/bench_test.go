@@ -146,7 +146,7 @@ func BenchmarkVectorDrain(b *testing.B) {
 		rate := float64(n) / el.Seconds()
 		vecMB := float64(n) * 768 * 4 / 1e6
 		b.ReportMetric(rate, "records/s")
-		fmt.Printf("vector drain: %d x 768-dim float32 vectors (backlog filled in %s) drained edge→hub into Postgres in %s: %.0f records/s, %.1f MB/s of packed vectors, %.1f MB/s of JSON payload, %.1f MB/s compressed on the wire (%d batches)\n",
+		fmt.Printf("vector drain: %d x 768-dim float32 vectors (backlog filled in %s) drained edge→hub into Postgres in %s: %.0f records/s, %.1f MB/s of packed vectors, %.1f MB/s of JSON payload, %.1f MB/s on the wire (%d batches)\n",
 			n, filled.Round(time.Millisecond), el.Round(time.Millisecond), rate, vecMB/el.Seconds(),
 			float64(payloadBytes.Load())/1e6/el.Seconds(), float64(st.BytesSent)/1e6/el.Seconds(), st.BatchesSent)
 		th.close()
