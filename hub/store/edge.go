@@ -56,6 +56,10 @@ type Record struct {
 	Checksum uint32
 	Payload  []byte // an empty payload may be returned as nil
 	Vector   []float32
+	// Packed optionally carries PackVector(Vector) when the caller has it
+	// (hub/sync receives vectors packed), so the store does not pack again;
+	// it is used only if its length matches Vector.
+	Packed   []byte
 	VectorID string
 	Metadata json.RawMessage
 	Decision *AIDecision
@@ -213,9 +217,17 @@ func (r *Record) HasVector() bool { return len(r.Vector) > 0 }
 // ListEdgeRecords returns the canonical record rebuilt as Payload.
 func (r *Record) IsVectorRecord() bool { return len(r.Payload) == 0 && len(r.Vector) > 0 }
 
+// PackedVector returns PackVector(r.Vector), reusing Packed when it fits.
+func (r *Record) PackedVector() []byte {
+	if len(r.Packed) == 4*len(r.Vector) && r.Packed != nil {
+		return r.Packed
+	}
+	return PackVector(r.Vector)
+}
+
 // CanonicalVector returns r's canonical vector record.
 func (r *Record) CanonicalVector() []byte {
-	packed := PackVector(r.Vector)
+	packed := r.PackedVector()
 	return syncproto.AppendVectorRecord(make([]byte, 0, syncproto.VectorRecordSize(r.VectorID, packed, r.Metadata)), r.VectorID, packed, r.Metadata)
 }
 

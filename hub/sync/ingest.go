@@ -64,7 +64,7 @@ func toStoreBatch(b *syncproto.Batch) (store.Batch, error) {
 			if err != nil {
 				return sb, fmt.Errorf("records[%d]: %w", i, err)
 			}
-			rec.Vector = v
+			rec.Vector, rec.Packed = v, r.Vector
 		}
 		sb.Records[i] = rec
 	}

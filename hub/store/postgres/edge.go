@@ -79,7 +79,7 @@ func (db *DB) insertRecords(ctx context.Context, tx pgx.Tx, b *store.Batch, recs
 		} else {
 			rows = append(rows, []any{b.EdgeID, b.Stream, r.Seq, ts(r.Time), int64(r.Checksum), blob(r.Payload)})
 		}
-		vecs = append(vecs, []any{b.EdgeID, r.Seq, r.VectorID, len(r.Vector), store.PackVector(r.Vector),
+		vecs = append(vecs, []any{b.EdgeID, r.Seq, r.VectorID, len(r.Vector), r.PackedVector(),
 			jsonArg(r.Metadata), ts(r.Time), sum})
 	}
 	if err := db.bulk(ctx, tx, "edge_records", recordCols, rows); err != nil {

@@ -84,7 +84,7 @@ func insertRecords(ctx context.Context, tx *sql.Tx, b *store.Batch, recs []store
 		if r.IsVectorRecord() {
 			sum = sql.NullInt64{Int64: int64(r.Checksum), Valid: true}
 		}
-		if _, err := vs.ExecContext(ctx, b.EdgeID, r.Seq, r.VectorID, len(r.Vector), store.PackVector(r.Vector),
+		if _, err := vs.ExecContext(ctx, b.EdgeID, r.Seq, r.VectorID, len(r.Vector), r.PackedVector(),
 			jsonArg(r.Metadata), micros(r.Time), sum); err != nil {
 			return err
 		}
