@@ -37,8 +37,7 @@ CREATE TABLE IF NOT EXISTS records (
 const (
 	sqlInsert    = `INSERT INTO records (stream, seq, arrived, checksum, payload) VALUES (?, ?, ?, ?, ?)`
 	sqlBumpLast  = `UPDATE streams SET last_seq = ?, depth = depth + ?, bytes = bytes + ? WHERE name = ?`
-	sqlAckCount  = `SELECT count(*), coalesce(sum(length(payload)), 0) FROM records WHERE stream = ? AND seq <= ?`
-	sqlAckDelete = `DELETE FROM records WHERE stream = ? AND seq <= ?`
+	sqlAckDelete = `DELETE FROM records WHERE stream = ? AND seq <= ? RETURNING length(payload)`
 	sqlAckBump   = `UPDATE streams SET acked_seq = ?, depth = depth - ?, bytes = bytes - ? WHERE name = ?`
 	sqlPending   = `SELECT seq, arrived, checksum, payload FROM records WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?`
 	sqlEvictPick = `SELECT seq, length(payload) FROM records WHERE stream = ? AND seq > ? ORDER BY seq LIMIT 256`

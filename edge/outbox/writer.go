@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -219,11 +220,21 @@ func applyAck(tx *sql.Tx, r *request, st writerState) (refused, err error) {
 	if r.upto <= st.acked[r.stream] {
 		return nil, nil // already acked: a retried ack is a no-op
 	}
+	// One pass: the delete returns each deleted payload's size.
 	var n, bytes int64
-	if err := tx.QueryRow(sqlAckCount, r.stream, r.upto).Scan(&n, &bytes); err != nil {
-		return nil, fmt.Errorf("ack %s: count: %w", r.stream, err)
+	rows, err := tx.Query(sqlAckDelete, r.stream, r.upto)
+	if err != nil {
+		return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
 	}
-	if _, err := tx.Exec(sqlAckDelete, r.stream, r.upto); err != nil {
+	for rows.Next() {
+		var size int64
+		if err := rows.Scan(&size); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
+		}
+		n, bytes = n+1, bytes+size
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
 	}
 	if _, err := tx.Exec(sqlAckBump, r.upto, n, bytes, r.stream); err != nil {
