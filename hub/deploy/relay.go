@@ -254,8 +254,9 @@ func (r *relay) isHeld(logical string) bool {
 func (r *relay) release(ctx context.Context, logical, target string) (int, error) {
 	q := HoldQueue(logical)
 	n, unpaced := 0, 0
+	chunk, lastLeft := paceMin, int64(-1)
 	for {
-		batch, err := r.holds.HoldPeek(ctx, q, 256)
+		batch, err := r.holds.HoldPeek(ctx, q, chunk)
 		if err != nil {
 			return n, fmt.Errorf("replay held input: %w", err)
 		}
@@ -288,24 +289,41 @@ func (r *relay) release(ctx context.Context, logical, target string) (int, error
 			return n, fmt.Errorf("replay held input: %w", err)
 		}
 		unpaced += len(batch)
-		if r.pace != nil && unpaced >= paceEvery {
+		if r.pace != nil && unpaced >= chunk {
 			// A broker queues a bounded number of QoS 1 messages per
 			// subscriber (Mosquitto: max_queued_messages, 1000 by default)
 			// and drops the rest silently. Thousands of held messages
 			// published at once would overflow the target's queue, so after
-			// every paceEvery messages the replay waits until the target
+			// every chunk of messages the replay waits until the target
 			// has taken them in. Only a backlog is paced: the short batches
 			// of input arriving during the replay are not, or a steady
 			// input stream could keep the queue from ever being seen empty.
+			//
+			// Small chunks also keep the target responsive: a runtime
+			// handed hundreds of messages at once answers the HTTP
+			// requests the proxy just switched to it only after working
+			// through them all (p99 during a deployment rose to 5x steady
+			// state). So the replay starts with paceMin messages per round
+			// and doubles the chunk, up to paceMax, only while the backlog
+			// is not shrinking (input arriving faster than it drains).
 			r.pace(ctx, target)
 			unpaced = 0
+			if left, err := r.holds.HoldLen(ctx, q); err == nil {
+				if lastLeft >= 0 && left >= lastLeft {
+					chunk = min(2*chunk, paceMax)
+				}
+				lastLeft = left
+			}
 		}
 	}
 }
 
-// paceEvery is how many replayed messages may be on their way to the
-// target before release waits for it (see relay.pace).
-const paceEvery = 256
+// paceMin and paceMax bound how many replayed messages may be on their
+// way to the target before release waits for it (see relay.pace).
+const (
+	paceMin = 16
+	paceMax = 256
+)
 
 // heldCount is the number of messages held for logical.
 func (r *relay) heldCount(ctx context.Context, logical string) int64 {
