@@ -18,10 +18,9 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/redforge/controltower/hub/store"
 	"github.com/redforge/controltower/hub/store/postgres"
+	"github.com/redforge/controltower/internal/edgecheck"
 	"github.com/redforge/controltower/internal/testenv"
-	"github.com/redforge/controltower/syncproto"
 )
 
 // An edge site for the multi-region tests: a real redforge-edge process
@@ -258,7 +257,7 @@ type pubRecord struct {
 	payload string
 }
 
-var edgeStreams = []string{"vectors", "audit", "ai_decisions", "checkpoints", "metrics"}
+var edgeStreams = edgecheck.Streams
 
 // edgePayload builds a valid record of stream; id is unique in the test.
 func edgePayload(stream string, id int) string {
@@ -335,100 +334,14 @@ func (e *edgeSite) publishers(n int, stop <-chan struct{}) func() ([]pubRecord, 
 }
 
 // verifyExactlyOnce checks that the store holds exactly want for the
-// edge: per stream seqs 1..n contiguous in order, each payload
-// byte-identical with a valid CRC-32C (a vector as the canonical vector
-// record of what was published, syncproto.VectorRecordFromJSON), each
-// PUBACKed payload exactly once and nothing else; each ai_decisions record
-// projected once. It mirrors
-// hub/sync's verifyHub (TestExactlyOnceThroughCutLink), which lives in
-// another package's tests.
+// edge and nothing else (edgecheck.Verify); it returns the records held.
 func (e *edgeSite) verifyExactlyOnce(want []pubRecord) int {
-	tb := e.tb
-	tb.Helper()
-	ctx := context.Background()
-	wantSet := map[string]int{}
-	for _, r := range want {
-		p := []byte(r.payload)
-		if r.stream == "vectors" { // the edge keeps a vector in its canonical form
-			var err error
-			if p, err = syncproto.VectorRecordFromJSON(nil, p); err != nil {
-				tb.Fatalf("published vector %q: %v", r.payload, err)
-			}
-		}
-		wantSet[r.stream+"\x00"+string(p)]++
+	e.tb.Helper()
+	pub := make([]edgecheck.Published, len(want))
+	for i, r := range want {
+		pub[i] = edgecheck.Published{Stream: r.stream, Payload: r.payload}
 	}
-	seen := map[string]int{}
-	prompts := map[int64]string{}
-	total := 0
-	for _, s := range edgeStreams {
-		after := int64(0)
-		for {
-			recs, err := e.store.ListEdgeRecords(ctx, e.edgeID, s, after, store.MaxLimit)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			if len(recs) == 0 {
-				break
-			}
-			for _, r := range recs {
-				if r.Seq != after+1 {
-					tb.Fatalf("%s: seq %d after %d: not contiguous", s, r.Seq, after)
-				}
-				after = r.Seq
-				if store.Checksum(r.Payload) != r.Checksum {
-					tb.Fatalf("%s seq %d: checksum mismatch", s, r.Seq)
-				}
-				if s == store.AIDecisionsStream {
-					var p struct{ Prompt string }
-					_ = json.Unmarshal(r.Payload, &p)
-					prompts[r.Seq] = p.Prompt
-				}
-				seen[s+"\x00"+string(r.Payload)]++
-				total++
-			}
-		}
-	}
-	dups, lost := 0, 0
-	for k, n := range seen {
-		if n > 1 {
-			dups += n - 1
-		}
-		if wantSet[k] == 0 {
-			tb.Errorf("the store has a record nobody had PUBACKed: %q", k)
-		}
-	}
-	for k := range wantSet {
-		if seen[k] == 0 {
-			lost++
-		}
-	}
-	if dups > 0 || lost > 0 {
-		tb.Fatalf("store holds %d records: %d duplicated, %d PUBACKed records lost (want %d)", total, dups, lost, len(want))
-	}
-	decided := map[int64]int{}
-	for off := 0; ; off += store.MaxLimit {
-		ds, err := e.store.ListAIDecisions(ctx, store.AIDecisionFilter{Limit: store.MaxLimit, Offset: off})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, d := range ds {
-			if d.EdgeID != e.edgeID {
-				continue
-			}
-			decided[d.EdgeSeq]++
-			if prompts[d.EdgeSeq] != d.Prompt {
-				tb.Fatalf("decision of seq %d has prompt %q, its ledger record %q", d.EdgeSeq, d.Prompt, prompts[d.EdgeSeq])
-			}
-		}
-		if len(ds) < store.MaxLimit {
-			break
-		}
-	}
-	for seq := range prompts {
-		if decided[seq] != 1 {
-			tb.Fatalf("ai_decisions seq %d is in the ai_decisions table %d times, want once", seq, decided[seq])
-		}
-	}
+	total, _ := edgecheck.Verify(e.tb, e.store, e.edgeID, pub, false)
 	return total
 }
 

@@ -19,8 +19,8 @@ import (
 	"github.com/redforge/controltower/hub"
 	"github.com/redforge/controltower/hub/store"
 	hubsync "github.com/redforge/controltower/hub/sync"
+	"github.com/redforge/controltower/internal/edgecheck"
 	"github.com/redforge/controltower/internal/testenv"
-	"github.com/redforge/controltower/syncproto"
 )
 
 // envInt reads a size knob from the environment (tests stay small by
@@ -243,7 +243,7 @@ func payloadFor(stream string, id int) string {
 	return fmt.Sprintf(`{"name":"m","value":%d,"labels":{}}`, id)
 }
 
-var streams = []string{"vectors", "audit", "ai_decisions", "checkpoints", "metrics"}
+var streams = edgecheck.Streams
 
 // publisher publishes ids [from, to) round-robin over the streams at QoS 1
 // with up to window messages in flight, and returns the PUBACKed records.
@@ -285,124 +285,15 @@ func publish(addr, clientID string, from, to, window int) []record {
 	return acked
 }
 
-// verifyHub checks that the hub holds exactly want for edgeID: per stream,
-// seqs 1..n contiguous in order, each payload byte-identical with a valid
-// CRC-32C, each published payload exactly once (a vector as the canonical
-// vector record of what was published, see syncproto.VectorRecordFromJSON).
-// extra is how many records may be on the hub that no publisher saw
-// PUBACKed (committed, then the edge was killed before the PUBACK).
+// verifyHub checks that the hub holds exactly want for edgeID
+// (edgecheck.Verify) and returns how many records it holds that no
+// publisher saw PUBACKed, an error unless extraOK.
 func verifyHub(tb testing.TB, st store.Store, edgeID string, want []record, extraOK bool) int {
 	tb.Helper()
-	ctx := context.Background()
-	wantSet := map[string]int{}
-	for _, r := range want {
-		p := []byte(r.payload)
-		if r.stream == "vectors" { // the edge keeps a vector in its canonical form
-			var err error
-			if p, err = syncproto.VectorRecordFromJSON(nil, p); err != nil {
-				tb.Fatalf("published vector %q: %v", r.payload, err)
-			}
-		}
-		wantSet[r.stream+"\x00"+string(p)]++
+	pub := make([]edgecheck.Published, len(want))
+	for i, r := range want {
+		pub[i] = edgecheck.Published{Stream: r.stream, Payload: r.payload}
 	}
-	seen := map[string]int{}
-	total := 0
-	for _, s := range streams {
-		after := int64(0)
-		for {
-			recs, err := st.ListEdgeRecords(ctx, edgeID, s, after, store.MaxLimit)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			if len(recs) == 0 {
-				break
-			}
-			for _, r := range recs {
-				if r.Seq != after+1 {
-					tb.Fatalf("%s: seq %d after %d: not contiguous", s, r.Seq, after)
-				}
-				after = r.Seq
-				if store.Checksum(r.Payload) != r.Checksum {
-					tb.Fatalf("%s seq %d: checksum mismatch", s, r.Seq)
-				}
-				if s == "vectors" && len(r.Vector) != 4 {
-					tb.Fatalf("vectors seq %d: vector %v not stored as packed float32", r.Seq, r.Vector)
-				}
-				seen[s+"\x00"+string(r.Payload)]++
-				total++
-			}
-		}
-	}
-	dups, lost, extra := 0, 0, 0
-	for k, n := range seen {
-		if n > 1 {
-			dups += n - 1
-		}
-		if wantSet[k] == 0 {
-			extra++
-			if !extraOK {
-				tb.Errorf("hub has a record nobody published: %q", k)
-			}
-		}
-	}
-	for k := range wantSet {
-		if seen[k] == 0 {
-			lost++
-		}
-	}
-	if dups > 0 || lost > 0 {
-		tb.Fatalf("hub holds %d records: %d duplicated, %d PUBACKed records lost (want %d)", total, dups, lost, len(want))
-	}
-	verifyDecisions(tb, st, edgeID)
+	_, extra := edgecheck.Verify(tb, st, edgeID, pub, extraOK)
 	return extra
-}
-
-// verifyDecisions checks that every ai_decisions record of edgeID in the
-// ledger (all valid decisions, see payloadFor) is in the ai_decisions table
-// exactly once, under its seq, with its prompt, and nothing else is.
-func verifyDecisions(tb testing.TB, st store.Store, edgeID string) {
-	tb.Helper()
-	ctx := context.Background()
-	prompts := map[int64]string{}
-	for after := int64(0); ; {
-		recs, err := st.ListEdgeRecords(ctx, edgeID, store.AIDecisionsStream, after, store.MaxLimit)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if len(recs) == 0 {
-			break
-		}
-		for _, r := range recs {
-			var p struct{ Prompt string }
-			if err := json.Unmarshal(r.Payload, &p); err != nil {
-				tb.Fatalf("ai_decisions seq %d: %v", r.Seq, err)
-			}
-			prompts[r.Seq] = p.Prompt
-			after = r.Seq
-		}
-	}
-	seen := map[int64]int{}
-	for off := 0; ; off += store.MaxLimit {
-		ds, err := st.ListAIDecisions(ctx, store.AIDecisionFilter{Limit: store.MaxLimit, Offset: off})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, d := range ds {
-			if d.EdgeID != edgeID {
-				continue
-			}
-			seen[d.EdgeSeq]++
-			if p, ok := prompts[d.EdgeSeq]; !ok || p != d.Prompt {
-				tb.Fatalf("decision of seq %d has prompt %q; the ledger record has %q (present: %v)", d.EdgeSeq, d.Prompt, p, ok)
-			}
-		}
-		if len(ds) < store.MaxLimit {
-			break
-		}
-	}
-	for seq := range prompts {
-		if seen[seq] != 1 {
-			tb.Fatalf("ai_decisions record seq %d is in the ai_decisions table %d times, want once", seq, seen[seq])
-		}
-	}
 }
