@@ -387,7 +387,12 @@ func appendFloats(dst []byte, raw []byte) ([]byte, error) {
 	if dim > MaxVectorDim {
 		return dst, &VectorError{"vector", fmt.Sprintf("has %d values, limit %d", dim, MaxVectorDim)}
 	}
-	dst = binary.AppendUvarint(dst, uint64(dim))
+	return appendPacked(binary.AppendUvarint(dst, uint64(dim)), raw, dim)
+}
+
+// appendPacked appends the dim packed float32s of raw, an array of JSON
+// numbers that skipFloats accepted.
+func appendPacked(dst []byte, raw []byte, dim int) ([]byte, error) {
 	p := vparser{b: raw, i: 1}
 	for i := range dim {
 		p.ws()
@@ -402,6 +407,31 @@ func appendFloats(dst []byte, raw []byte) ([]byte, error) {
 		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(f)))
 	}
 	return dst, nil
+}
+
+// PackJSONFloats parses raw, a JSON array of numbers (white space around
+// it allowed), into packed float32s (PackFloat32's encoding), with the
+// rules of VectorRecordFromJSON: not empty, each a finite float32, at most
+// MaxVectorDim values.
+func PackJSONFloats(raw []byte) ([]byte, error) {
+	p := vparser{b: raw}
+	p.ws()
+	if p.i >= len(raw) || raw[p.i] != '[' {
+		return nil, &VectorError{"vector", "must be an array of numbers"}
+	}
+	start := p.i
+	if err := p.skipFloats(); err != nil {
+		return nil, err
+	}
+	arr := raw[start:p.i]
+	if p.ws(); p.i != len(raw) {
+		return nil, &VectorError{"vector", "must be exactly one array"}
+	}
+	dim := bytes.Count(arr, []byte{','}) + 1
+	if dim > MaxVectorDim {
+		return nil, &VectorError{"vector", fmt.Sprintf("has %d values, limit %d", dim, MaxVectorDim)}
+	}
+	return appendPacked(make([]byte, 0, 4*dim), arr, dim)
 }
 
 // ValidJSONObject reports whether payload is exactly one JSON object

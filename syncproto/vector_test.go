@@ -246,3 +246,15 @@ func TestValidJSONObject(t *testing.T) {
 		}
 	}
 }
+
+func TestPackJSONFloats(t *testing.T) {
+	got, err := PackJSONFloats([]byte(" [0.5, -2 ,3e-1]\n"))
+	if err != nil || !bytes.Equal(got, PackFloat32([]float32{0.5, -2, 0.3})) {
+		t.Fatalf("PackJSONFloats = %v, %v", got, err)
+	}
+	for _, bad := range []string{``, `[]`, `[1,"2"]`, `[1e39]`, `[1] [2]`, `{"a":1}`, `[1,]`} {
+		if _, err := PackJSONFloats([]byte(bad)); err == nil {
+			t.Errorf("PackJSONFloats(%q) accepted", bad)
+		}
+	}
+}

@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -393,43 +392,14 @@ func addVector(r *syncproto.Record) {
 	if json.Unmarshal(r.Payload, &v) != nil {
 		return
 	}
-	vec, ok := parseFloats(v.Vector)
-	if !ok || len(vec) == 0 {
+	packed, err := syncproto.PackJSONFloats(v.Vector)
+	if err != nil {
 		return
 	}
-	r.Vector, r.VectorId = syncproto.PackFloat32(vec), v.ID
+	r.Vector, r.VectorId = packed, v.ID
 	if m := bytes.TrimSpace(v.Metadata); len(m) > 0 && !bytes.Equal(m, []byte("null")) {
 		r.Metadata = m
 	}
-}
-
-// parseFloats parses a JSON array of numbers (already validated JSON) as
-// float32s, without reflection: the hot loop of a vector drain.
-func parseFloats(raw json.RawMessage) ([]float32, bool) {
-	t := bytes.TrimSpace(raw)
-	if len(t) < 2 || t[0] != '[' || t[len(t)-1] != ']' {
-		return nil, false
-	}
-	t = bytes.TrimSpace(t[1 : len(t)-1])
-	if len(t) == 0 {
-		return nil, true
-	}
-	out := make([]float32, 0, bytes.Count(t, []byte{','})+1)
-	for len(t) > 0 {
-		i := bytes.IndexByte(t, ',')
-		tok := t
-		if i >= 0 {
-			tok, t = t[:i], t[i+1:]
-		} else {
-			t = nil
-		}
-		f, err := strconv.ParseFloat(string(bytes.TrimSpace(tok)), 32)
-		if err != nil {
-			return nil, false
-		}
-		out = append(out, float32(f))
-	}
-	return out, true
 }
 
 // errRefused is a hub refusal that retrying the same batch will not fix.
