@@ -149,6 +149,7 @@ type Outbox struct {
 	w         *sql.DB      // one connection; used only by the writer goroutine
 	r         *sql.DB      // read-only pool
 	known     map[string]bool
+	nos       map[string]int64 // every stream's number in record keys (see schema.go); fixed after Open
 	evictable map[string]bool
 	reqs      chan *request
 	stop      chan struct{}
@@ -387,7 +388,8 @@ func (o *Outbox) Pending(ctx context.Context, stream string, afterSeq int64, lim
 	if limit <= 0 {
 		return nil, fmt.Errorf("pending %s: limit %d must be > 0", stream, limit)
 	}
-	rows, err := o.r.QueryContext(ctx, sqlPending, stream, afterSeq, limit)
+	no := o.nos[stream]
+	rows, err := o.r.QueryContext(ctx, sqlPending, recordKey(no, min(max(afterSeq, 0), maxSeq)), recordKey(no, maxSeq), limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending %s: %w", stream, err)
 	}
@@ -395,10 +397,11 @@ func (o *Outbox) Pending(ctx context.Context, stream string, afterSeq int64, lim
 	recs := make([]Record, 0, min(limit, 256))
 	for rows.Next() {
 		rec := Record{Stream: stream}
-		var arrived, sum int64
-		if err := rows.Scan(&rec.Seq, &arrived, &sum, &rec.Payload); err != nil {
+		var key, arrived, sum int64
+		if err := rows.Scan(&key, &arrived, &sum, &rec.Payload); err != nil {
 			return nil, fmt.Errorf("pending %s: %w", stream, err)
 		}
+		rec.Seq = keySeq(key)
 		rec.Arrived = time.Unix(0, arrived).UTC()
 		rec.Checksum = uint32(sum)
 		recs = append(recs, rec)

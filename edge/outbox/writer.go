@@ -151,7 +151,7 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stream state: %w", err)
 	}
-	ins := rowInserter{tx: tx}
+	ins := rowInserter{tx: tx, nos: o.nos}
 	defer ins.close()
 
 	results := make([]result, len(batch))
@@ -173,6 +173,10 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 				}
 			}
 			seq := next.last[r.stream] + 1
+			if seq > maxSeq {
+				results[i].err = fmt.Errorf("%w: %s has used all %d seqs", ErrFull, r.stream, int64(maxSeq))
+				continue
+			}
 			if err := ins.add(r, seq); err != nil {
 				return nil, err
 			}
@@ -190,7 +194,7 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 			if err := ins.flush(); err != nil {
 				return nil, err
 			}
-			refused, err := applyAck(tx, r, next)
+			refused, err := applyAck(tx, r, next, o.nos[r.stream])
 			if err != nil {
 				return nil, err
 			}
@@ -213,7 +217,7 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 
 // applyAck deletes r.stream's records up to r.upto inside tx. It returns
 // refused for an ack the caller got wrong, err for a database failure.
-func applyAck(tx *sql.Tx, r *request, st writerState) (refused, err error) {
+func applyAck(tx *sql.Tx, r *request, st writerState, no int64) (refused, err error) {
 	if r.upto > st.last[r.stream] {
 		return fmt.Errorf("%w (last is %d)", ErrAckBeyondLast, st.last[r.stream]), nil
 	}
@@ -222,7 +226,7 @@ func applyAck(tx *sql.Tx, r *request, st writerState) (refused, err error) {
 	}
 	// One pass: the delete returns each deleted payload's size.
 	var n, bytes int64
-	rows, err := tx.Query(sqlAckDelete, r.stream, r.upto)
+	rows, err := tx.Query(sqlAckDelete, recordKey(no, 0), recordKey(no, r.upto))
 	if err != nil {
 		return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
 	}
@@ -292,7 +296,8 @@ var tombstoneSum = int64(Checksum(Tombstone))
 // records, stopping once need bytes are freed. It returns the bytes freed
 // and how many records it looked at (0: none left).
 func (o *Outbox) evictSome(tx *sql.Tx, st writerState, stream string, need int64) (freed int64, n int, err error) {
-	rows, err := tx.Query(sqlEvictPick, stream, max(st.evicted[stream], st.acked[stream]))
+	no := o.nos[stream]
+	rows, err := tx.Query(sqlEvictPick, recordKey(no, max(st.evicted[stream], st.acked[stream])), recordKey(no, maxSeq))
 	if err != nil {
 		return 0, 0, fmt.Errorf("evict %s: %w", stream, err)
 	}
@@ -304,6 +309,7 @@ func (o *Outbox) evictSome(tx *sql.Tx, st writerState, stream string, need int64
 			rows.Close()
 			return 0, 0, fmt.Errorf("evict %s: %w", stream, err)
 		}
+		c.seq = keySeq(c.seq)
 		cs = append(cs, c)
 	}
 	rows.Close()
@@ -320,7 +326,7 @@ func (o *Outbox) evictSome(tx *sql.Tx, st writerState, stream string, need int64
 			continue // too small to be worth it (or already a tombstone)
 		}
 		count++
-		if _, err := tx.Exec(sqlEvictOne, Tombstone, tombstoneSum, stream, c.seq); err != nil {
+		if _, err := tx.Exec(sqlEvictOne, Tombstone, tombstoneSum, recordKey(no, c.seq)); err != nil {
 			return 0, 0, fmt.Errorf("evict %s seq %d: %w", stream, c.seq, err)
 		}
 		freed += c.size - int64(len(Tombstone))
@@ -345,9 +351,10 @@ const insertChunk = 32
 // rows per statement, in order (the rest one by one).
 type rowInserter struct {
 	tx      *sql.Tx
-	many    *sql.Stmt // insertChunk rows, prepared on first use
+	nos     map[string]int64 // stream numbers
+	many    *sql.Stmt        // insertChunk rows, prepared on first use
 	one     *sql.Stmt
-	pending []any   // insertChunk × 5 arguments at most
+	pending []any   // insertChunk × 4 arguments at most
 	rows    []rowID // of the pending rows, for errors
 }
 
@@ -359,7 +366,7 @@ type rowID struct {
 func (r rowID) String() string { return fmt.Sprintf("%s seq %d", r.stream, r.seq) }
 
 func (w *rowInserter) add(r *request, seq int64) error {
-	w.pending = append(w.pending, r.stream, seq, r.arrived, int64(r.checksum), r.payload)
+	w.pending = append(w.pending, recordKey(w.nos[r.stream], seq), r.arrived, int64(r.checksum), r.payload)
 	w.rows = append(w.rows, rowID{r.stream, seq})
 	if len(w.rows) == insertChunk {
 		return w.flush()
@@ -370,11 +377,11 @@ func (w *rowInserter) add(r *request, seq int64) error {
 // flush writes every buffered row.
 func (w *rowInserter) flush() error {
 	defer func() { w.pending, w.rows = w.pending[:0], w.rows[:0] }()
-	const cols = 5
+	const cols = 4
 	var err error
 	if len(w.rows) == insertChunk {
 		if w.many == nil {
-			if w.many, err = w.tx.Prepare(sqlInsert + strings.Repeat(", (?, ?, ?, ?, ?)", insertChunk-1)); err != nil {
+			if w.many, err = w.tx.Prepare(sqlInsert + strings.Repeat(", (?, ?, ?, ?)", insertChunk-1)); err != nil {
 				return fmt.Errorf("prepare insert: %w", err)
 			}
 		}
