@@ -15,7 +15,7 @@ import (
 )
 
 // TestExactlyOnceThroughCutLink publishes N records (REDFORGE_SYNC_TEST_RECORDS,
-// default 20000) across the five streams from 4 paho clients into a real
+// default 100000, the figure) across the five streams from 4 paho clients into a real
 // redforge-edge process whose only path to a real hub (Raft, Postgres) is a
 // toxiproxy link that is cut and restored repeatedly; the hub is also
 // restarted twice mid-sync. The hub's Postgres must then hold every record
@@ -24,7 +24,7 @@ func TestExactlyOnceThroughCutLink(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
-	n := envInt("REDFORGE_SYNC_TEST_RECORDS", 20000)
+	n := envInt("REDFORGE_SYNC_TEST_RECORDS", 100000)
 	th := startHub(t, testenv.Postgres(t))
 	link := testenv.Proxy(t, th.cfg.Listen)
 	dataDir := t.TempDir()
