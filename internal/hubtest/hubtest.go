@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	mathrand "math/rand/v2"
 	"net/http"
 	"testing"
 	"time"
@@ -43,10 +42,10 @@ func Start(tb testing.TB, opts ...func(*hub.Config)) *Hub {
 	cfg.MonitorInterval = time.Second
 	cfg.AdminPassword = AdminPassword
 	cfg.NodeRED = testenv.NodeREDPaths(tb).RedJS
-	// A private port range per hub, so hubs of tests running in parallel
-	// never hand out (or check) each other's ports.
-	cfg.InstancePortMin = 20000 + mathrand.IntN(400)*100
-	cfg.InstancePortMax = cfg.InstancePortMin + 99
+	// A private port range per hub, below the ephemeral ports, so that hubs
+	// of tests running in parallel rarely hand out (or check) each other's
+	// ports and no test's outgoing connection holds an instance's port.
+	cfg.InstancePortMin, cfg.InstancePortMax = testenv.PortRange(50)
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -22,9 +22,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +162,29 @@ func FreePort(tb testing.TB) int {
 		tb.Fatalf("testenv: free port: %v", err)
 	}
 	return port
+}
+
+// PortRange returns a random range of width ports on 127.0.0.1 for a
+// server that hands out ports itself (a test hub's Node-RED instances),
+// from 20000 up to below the kernel's ephemeral ports (FreePort's, and every
+// outgoing connection's local port, 32768 and up by default): a port
+// there can be taken between the server's check and its instance's bind
+// by any connection any test opens, and stays taken as long as that
+// connection lives. The range is random so that hubs of tests running in
+// parallel rarely share one; a server still checks each port before use.
+func PortRange(width int) (lo, hi int) {
+	top := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				top = v
+			}
+		}
+	}
+	const bottom = 20000
+	n := max((top-bottom)/width, 1)
+	lo = bottom + rand.IntN(n)*width
+	return lo, lo + width - 1
 }
 
 func freePort() (int, error) {
