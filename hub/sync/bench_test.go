@@ -2,9 +2,7 @@ package sync_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strconv"
@@ -322,11 +320,11 @@ func rawCopyVectors(b *testing.B, n, dim, batch int) float64 {
 	rows := make([][]any, n)
 	now := time.Now()
 	for i := range rows {
-		v := make([]byte, 4*dim)
-		for j := 0; j < len(v); j += 4 {
-			binary.LittleEndian.PutUint32(v[j:], math.Float32bits(rng.Float32()*2-1))
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = rng.Float32()*2 - 1
 		}
-		rows[i] = []any{"raw-edge", int64(i + 1), fmt.Sprintf("v%d", i), dim, v, fmt.Sprintf(`{"i":%d}`, i), now, int64(i)}
+		rows[i] = []any{"raw-edge", int64(i + 1), fmt.Sprintf("v%d", i), dim, store.PackVector(v), fmt.Sprintf(`{"i":%d}`, i), now, int64(i)}
 	}
 	cols := []string{"edge_id", "seq", "vector_id", "dim", "vector", "metadata", "time", "checksum"}
 	start := time.Now()
