@@ -10,7 +10,7 @@ import (
 
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/fleet"
-	"github.com/redforge/controltower/hub/nodered"
+	"github.com/redforge/controltower/nodered"
 )
 
 // DemoInstance is the instance --demo creates on a hub with no instances.

@@ -30,6 +30,7 @@ import (
 	"github.com/redforge/controltower/hub/coord/memory"
 	coordredis "github.com/redforge/controltower/hub/coord/redis"
 	"github.com/redforge/controltower/hub/deploy"
+	"github.com/redforge/controltower/hub/edgesync"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/fleet"
 	"github.com/redforge/controltower/hub/fleet/docker"
@@ -39,7 +40,6 @@ import (
 	"github.com/redforge/controltower/hub/store"
 	"github.com/redforge/controltower/hub/store/postgres"
 	"github.com/redforge/controltower/hub/store/sqlite"
-	hubsync "github.com/redforge/controltower/hub/sync"
 )
 
 // Hub is one running hub. Fields are set by Open.
@@ -71,7 +71,7 @@ type Hub struct {
 	bg     context.Context
 	cancel context.CancelFunc
 	bgDone sync.WaitGroup
-	Sync   *hubsync.Service // edge sync and enrollment
+	Sync   *edgesync.Service // edge sync and enrollment
 
 	ln      net.Listener
 	httpSrv *http.Server
@@ -229,7 +229,7 @@ func (h *Hub) openBroker(ctx context.Context) error {
 }
 
 func (h *Hub) openHTTP(ctx context.Context) error {
-	h.Sync = hubsync.New(hubsync.Config{Catalog: h.State, Raft: h.Raft, Store: h.Store,
+	h.Sync = edgesync.New(edgesync.Config{Catalog: h.State, Raft: h.Raft, Store: h.Store,
 		Logger: h.Logger.With("component", "sync")})
 	h.openDeploy()
 	h.API = api.New(api.Config{

@@ -26,6 +26,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/redforge/controltower/nodered"
 	"github.com/redforge/controltower/router"
 	"github.com/redforge/controltower/syncproto"
 )
@@ -317,19 +318,16 @@ func (a *Agent) pullConfig(ctx context.Context) error {
 // then saves the bundle (the record of what is applied).
 func (a *Agent) apply(ctx context.Context, b *syncproto.ConfigBundle) error {
 	if a.cfg.NodeREDURL != "" && len(b.Flows) > 0 {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(a.cfg.NodeREDURL, "/")+"/flows", bytes.NewReader(b.Flows))
+		var flows []json.RawMessage
+		if err := json.Unmarshal(b.Flows, &flows); err != nil {
+			return fmt.Errorf("config bundle flows: not a JSON array: %w", err)
+		}
+		c, err := nodered.New(a.cfg.NodeREDURL, "", "")
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Node-RED-Deployment-Type", "full")
-		resp, err := a.cfg.Client.Do(req)
-		if err != nil {
+		if _, err := c.DeployFlows(ctx, flows, "", nodered.DeployFull); err != nil {
 			return fmt.Errorf("deploy flows to local Node-RED: %w", err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("deploy flows to local Node-RED: status %d", resp.StatusCode)
 		}
 	}
 	saved := map[string]any{"version": b.Version, "flows": json.RawMessage(orNull(b.Flows)), "settings": json.RawMessage(orNull(b.Settings))}

@@ -14,8 +14,8 @@ import (
 	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/deploy"
-	"github.com/redforge/controltower/hub/nodered"
 	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/nodered"
 )
 
 // Deployer is what the deployment routes need of hub/deploy.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
-	"github.com/redforge/controltower/hub/nodered"
-	hubsync "github.com/redforge/controltower/hub/sync"
+	"github.com/redforge/controltower/hub/edgesync"
+	"github.com/redforge/controltower/nodered"
 	"github.com/redforge/controltower/syncproto"
 )
 
@@ -28,7 +28,7 @@ func (s *Server) edgeRoutes() {
 // createEnrollmentToken answers 201 with {"token","region","expires_at"};
 // the token is shown only in this response.
 func (s *Server) createEnrollmentToken(c *gin.Context) {
-	var req hubsync.TokenRequest
+	var req edgesync.TokenRequest
 	if c.Request.ContentLength != 0 && !bindJSON(c, &req, 0) {
 		return
 	}

@@ -8,8 +8,8 @@ import (
 	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/cluster"
-	"github.com/redforge/controltower/hub/nodered"
 	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/nodered"
 )
 
 // This file is the one place where domain errors become HTTP statuses.

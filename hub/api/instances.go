@@ -20,8 +20,8 @@ import (
 	"github.com/redforge/controltower/hub/deploy"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/fleet"
-	"github.com/redforge/controltower/hub/nodered"
 	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/nodered"
 )
 
 // Fleet is what the instance routes need of the fleet manager.

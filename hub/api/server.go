@@ -44,7 +44,7 @@ type Config struct {
 	Auth Authenticator
 	// EdgeAuth authenticates enrolled edges on the sync routes.
 	EdgeAuth EdgeAuthenticator
-	// Sync serves edge sync and enrollment (hub/sync); its routes are
+	// Sync serves edge sync and enrollment (hub/edgesync); its routes are
 	// registered when it is set.
 	Sync SyncService
 	// Audit records every mutating action.

@@ -13,33 +13,33 @@ import (
 	"github.com/gin-gonic/gin"
 	"google.golang.org/protobuf/proto"
 
-	hubsync "github.com/redforge/controltower/hub/sync"
+	"github.com/redforge/controltower/hub/edgesync"
 	"github.com/redforge/controltower/syncproto"
 )
 
-// SyncService is the edge sync service (hub/sync.Service) as the API uses it.
+// SyncService is the edge sync service (hub/edgesync.Service) as the API uses it.
 type SyncService interface {
-	CreateToken(ctx context.Context, req hubsync.TokenRequest, createdBy string) (hubsync.NewToken, error)
+	CreateToken(ctx context.Context, req edgesync.TokenRequest, createdBy string) (edgesync.NewToken, error)
 	Enroll(ctx context.Context, req *syncproto.EnrollRequest) (*syncproto.EnrollResponse, error)
 	Ingest(ctx context.Context, edgeID string, b *syncproto.Batch) (*syncproto.Ack, error)
-	IngestJSON(ctx context.Context, edgeID string, b hubsync.JSONBatch) (*syncproto.Ack, error)
+	IngestJSON(ctx context.Context, edgeID string, b edgesync.JSONBatch) (*syncproto.Ack, error)
 	ConfigBundle(ctx context.Context, edgeID string) (*syncproto.ConfigBundle, error)
 	Heartbeat(ctx context.Context, edgeID string, hb *syncproto.Heartbeat) error
-	Edges(ctx context.Context) ([]hubsync.EdgeView, error)
-	Edge(ctx context.Context, id string) (hubsync.EdgeView, error)
-	DesiredConfig(ctx context.Context, edgeID string) (hubsync.EdgeConfig, error)
-	SetConfig(ctx context.Context, edgeID string, flows, settings json.RawMessage, by string) (hubsync.EdgeConfig, error)
+	Edges(ctx context.Context) ([]edgesync.EdgeView, error)
+	Edge(ctx context.Context, id string) (edgesync.EdgeView, error)
+	DesiredConfig(ctx context.Context, edgeID string) (edgesync.EdgeConfig, error)
+	SetConfig(ctx context.Context, edgeID string, flows, settings json.RawMessage, by string) (edgesync.EdgeConfig, error)
 }
 
 func init() { statusMappers = append(statusMappers, mapSync) }
 
 func mapSync(err error) *Error {
 	switch {
-	case errors.Is(err, hubsync.ErrUnauthenticated):
+	case errors.Is(err, edgesync.ErrUnauthenticated):
 		return &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: errMessage(err)}
-	case errors.Is(err, hubsync.ErrForbidden):
+	case errors.Is(err, edgesync.ErrForbidden):
 		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: errMessage(err)}
-	case errors.Is(err, hubsync.ErrInvalid):
+	case errors.Is(err, edgesync.ErrInvalid):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_argument", Message: errMessage(err)}
 	}
 	var de *syncproto.DecodeError
@@ -126,7 +126,7 @@ func (s *Server) syncBatch(c *gin.Context) {
 		return
 	}
 	ack, err := s.cfg.Sync.Ingest(c.Request.Context(), edgeID(c), b)
-	if errors.Is(err, hubsync.ErrForbidden) {
+	if errors.Is(err, edgesync.ErrForbidden) {
 		ack = &syncproto.Ack{Stream: b.Stream, Result: &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{
 			Reason: syncproto.RefusalReason_REFUSAL_REASON_FORBIDDEN, Message: errMessage(err)}}}
 		err = nil
@@ -167,7 +167,7 @@ const maxJSONBatchBytes = 32 << 20
 // It answers {"stream","durable_watermark"}, or an error body; a gap is 409
 // with "expected_seq" beside the error.
 func (s *Server) syncJSON(c *gin.Context) {
-	var jb hubsync.JSONBatch
+	var jb edgesync.JSONBatch
 	if !bindJSON(c, &jb, maxJSONBatchBytes) {
 		return
 	}

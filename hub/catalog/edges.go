@@ -118,7 +118,7 @@ type heartbeatBody struct {
 
 // RecordEdgeHeartbeat returns the command that records an edge's heartbeat:
 // the time, the config version it has applied, and state online. Every
-// heartbeat is a Raft write, so hub/sync should record one only when
+// heartbeat is a Raft write, so hub/edgesync should record one only when
 // something changed or a minimum interval has passed. Errors: ErrNotFound;
 // ErrConflict when the edge is decommissioned. The result is the stored Edge.
 func RecordEdgeHeartbeat(id string, at time.Time, appliedConfigVersion uint64) Command {

@@ -15,7 +15,7 @@ import (
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/coord"
 	"github.com/redforge/controltower/hub/events"
-	"github.com/redforge/controltower/hub/nodered"
+	"github.com/redforge/controltower/nodered"
 )
 
 // Catalog is what the orchestrator reads of the control plane.

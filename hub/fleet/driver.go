@@ -3,7 +3,7 @@
 // hub/fleet/process), the settings.js every instance gets, the leader-only
 // reconciler that moves actual state toward the catalog's desired state, the
 // health monitor and the metrics collector. It does not own desired state
-// (hub/catalog) nor the Node-RED Admin API wire format (hub/nodered).
+// (hub/catalog) nor the Node-RED Admin API wire format (nodered).
 package fleet
 
 import (

@@ -17,8 +17,8 @@ import (
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/metrics"
-	"github.com/redforge/controltower/hub/nodered"
 	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/nodered"
 )
 
 // Instance statuses the manager records in catalog.Observed.Status.

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/redforge/controltower/hub/fleet"
-	"github.com/redforge/controltower/hub/nodered"
 	"github.com/redforge/controltower/internal/testenv"
+	"github.com/redforge/controltower/nodered"
 )
 
 // hostile strings: each would break out of a naively quoted JS string or

@@ -57,7 +57,7 @@ type Record struct {
 	Payload  []byte // an empty payload may be returned as nil
 	Vector   []float32
 	// Packed optionally carries PackVector(Vector) when the caller has it
-	// (hub/sync receives vectors packed), so the store does not pack again;
+	// (hub/edgesync receives vectors packed), so the store does not pack again;
 	// it is used only if its length matches Vector.
 	Packed   []byte
 	VectorID string

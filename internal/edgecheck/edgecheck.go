@@ -1,6 +1,6 @@
 // Package edgecheck is the exactly-once check of the edge sync tests: it
 // asserts that a hub's store holds exactly the records an edge's
-// publishers had PUBACKed. The edge tests of hub/sync and the multi-hub
+// publishers had PUBACKed. The edge tests of hub/edgesync and the multi-hub
 // tests of cmd/hub both use it.
 package edgecheck
 

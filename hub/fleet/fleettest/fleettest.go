@@ -26,8 +26,8 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/fleet"
-	"github.com/redforge/controltower/hub/nodered"
 	"github.com/redforge/controltower/internal/testenv"
+	"github.com/redforge/controltower/nodered"
 )
 
 // Timeouts of the suite, generous for two shared cores.

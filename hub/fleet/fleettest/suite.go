@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/fleet"
-	"github.com/redforge/controltower/hub/nodered"
 	"github.com/redforge/controltower/internal/testenv"
+	"github.com/redforge/controltower/nodered"
 )
 
 // testLifecycle walks one instance through its whole life.

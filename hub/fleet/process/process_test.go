@@ -20,8 +20,8 @@ import (
 	"github.com/redforge/controltower/hub/fleet"
 	"github.com/redforge/controltower/hub/fleet/fleettest"
 	"github.com/redforge/controltower/hub/fleet/process"
-	"github.com/redforge/controltower/hub/nodered"
 	"github.com/redforge/controltower/internal/testenv"
+	"github.com/redforge/controltower/nodered"
 )
 
 func newConfig(tb testing.TB, hubID, dataDir string) process.Config {

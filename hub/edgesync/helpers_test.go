@@ -1,4 +1,4 @@
-package sync_test
+package edgesync_test
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/redforge/controltower/hub"
+	"github.com/redforge/controltower/hub/edgesync"
 	"github.com/redforge/controltower/hub/store"
-	hubsync "github.com/redforge/controltower/hub/sync"
 	"github.com/redforge/controltower/internal/edgecheck"
 	"github.com/redforge/controltower/internal/testenv"
 )
@@ -88,7 +88,7 @@ func (th *testHub) URL() string { return "http://" + th.cfg.Listen }
 
 func (th *testHub) token(tb testing.TB) string {
 	tb.Helper()
-	tok, err := th.H.Sync.CreateToken(context.Background(), hubsync.TokenRequest{}, "test")
+	tok, err := th.H.Sync.CreateToken(context.Background(), edgesync.TokenRequest{}, "test")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package sync_test
+package edgesync_test
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/redforge/controltower/hub/edgesync"
 	"github.com/redforge/controltower/hub/store"
 	"github.com/redforge/controltower/hub/store/sqlite"
-	hubsync "github.com/redforge/controltower/hub/sync"
 	"github.com/redforge/controltower/internal/testenv"
 	"github.com/redforge/controltower/syncproto"
 )
@@ -35,7 +35,7 @@ func TestAIDecisionRecordsProjected(t *testing.T) {
 	}
 	defer db.Close()
 	var logs testenv.Buffer
-	s := hubsync.New(hubsync.Config{Store: db, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s := edgesync.New(edgesync.Config{Store: db, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 	const edge = "edge-ai"
 	payloads := []string{

@@ -1,4 +1,4 @@
-package sync_test
+package edgesync_test
 
 import (
 	"encoding/json"
@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/edgesync"
 	"github.com/redforge/controltower/hub/store/sqlite"
-	hubsync "github.com/redforge/controltower/hub/sync"
 	"github.com/redforge/controltower/internal/testenv"
 	"github.com/redforge/controltower/syncproto"
 )
@@ -61,7 +61,7 @@ func TestDesiredConfigReachesEdgeNodeRED(t *testing.T) {
 	}
 
 	flows := `[{"id":"t1","type":"tab","label":"edge"},{"id":"inj1","type":"inject","z":"t1","name":"desired-v%d","wires":[]}]`
-	var last hubsync.EdgeConfig
+	var last edgesync.EdgeConfig
 	for v := 1; v <= 2; v++ {
 		code, resp := call(t, http.MethodPut, url, admin, "application/json", fmt.Appendf(nil, `{"flows":`+flows+`,"settings":{"site":"plant-7"}}`, v))
 		if code != 200 || json.Unmarshal(resp, &last) != nil || last.Version != uint64(v) || last.UpdatedBy != "admin" {
@@ -70,7 +70,7 @@ func TestDesiredConfigReachesEdgeNodeRED(t *testing.T) {
 	}
 	testenv.WaitFor(t, 60*time.Second, "the edge to apply version 2 and report it", func() error {
 		code, resp := call(t, http.MethodGet, th.URL()+"/api/edges/"+edgeID, admin, "", nil)
-		var view hubsync.EdgeView
+		var view edgesync.EdgeView
 		if code != 200 || json.Unmarshal(resp, &view) != nil {
 			return fmt.Errorf("GET edge: %d %s", code, resp)
 		}
@@ -104,8 +104,8 @@ func TestBacklogReportedInHeartbeat(t *testing.T) {
 	}
 	defer db.Close()
 	st := catalog.NewState()
-	s := hubsync.New(hubsync.Config{Catalog: st, Raft: &stateApplier{st: st}, Store: db, HeartbeatInterval: time.Minute, Now: func() time.Time { return now }})
-	tok, _ := s.CreateToken(t.Context(), hubsync.TokenRequest{}, "op")
+	s := edgesync.New(edgesync.Config{Catalog: st, Raft: &stateApplier{st: st}, Store: db, HeartbeatInterval: time.Minute, Now: func() time.Time { return now }})
+	tok, _ := s.CreateToken(t.Context(), edgesync.TokenRequest{}, "op")
 	en, err := s.Enroll(t.Context(), &syncproto.EnrollRequest{Token: tok.Token})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,7 @@
 // It owns the credential format, the heartbeat throttle and the mapping of
 // store outcomes to syncproto acks. It does not own HTTP (hub/api), the
 // catalog (it writes through Raft commands) or the records (hub/store).
-package sync
+package edgesync
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package sync
+package edgesync
 
 import (
 	"context"

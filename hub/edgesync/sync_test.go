@@ -1,4 +1,4 @@
-package sync_test
+package edgesync_test
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/edgesync"
 	"github.com/redforge/controltower/hub/store/sqlite"
-	hubsync "github.com/redforge/controltower/hub/sync"
 	"github.com/redforge/controltower/syncproto"
 )
 
@@ -39,9 +39,9 @@ func TestHeartbeatThrottleAndOffline(t *testing.T) {
 	defer db.Close()
 	st := catalog.NewState()
 	ap := &stateApplier{st: st}
-	s := hubsync.New(hubsync.Config{Catalog: st, Raft: ap, Store: db, HeartbeatInterval: time.Minute, Now: func() time.Time { return now }})
+	s := edgesync.New(edgesync.Config{Catalog: st, Raft: ap, Store: db, HeartbeatInterval: time.Minute, Now: func() time.Time { return now }})
 	ctx := context.Background()
-	tok, err := s.CreateToken(ctx, hubsync.TokenRequest{TTLSeconds: 60}, "op")
+	tok, err := s.CreateToken(ctx, edgesync.TokenRequest{TTLSeconds: 60}, "op")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,12 +83,12 @@ func TestHeartbeatThrottleAndOffline(t *testing.T) {
 		t.Fatalf("3 missed heartbeats: %s, want offline", v.State)
 	}
 	// Expired token.
-	tok2, _ := s.CreateToken(ctx, hubsync.TokenRequest{TTLSeconds: 1}, "op")
+	tok2, _ := s.CreateToken(ctx, edgesync.TokenRequest{TTLSeconds: 1}, "op")
 	now = now.Add(2 * time.Second)
-	if _, err := s.Enroll(ctx, &syncproto.EnrollRequest{Token: tok2.Token}); !errors.Is(err, hubsync.ErrUnauthenticated) {
+	if _, err := s.Enroll(ctx, &syncproto.EnrollRequest{Token: tok2.Token}); !errors.Is(err, edgesync.ErrUnauthenticated) {
 		t.Fatalf("expired token: %v", err)
 	}
-	if _, err := s.CreateToken(ctx, hubsync.TokenRequest{TTLSeconds: -5}, "op"); !errors.Is(err, hubsync.ErrInvalid) {
+	if _, err := s.CreateToken(ctx, edgesync.TokenRequest{TTLSeconds: -5}, "op"); !errors.Is(err, edgesync.ErrInvalid) {
 		t.Fatalf("bad ttl: %v", err)
 	}
 	// Only hashes are stored.
