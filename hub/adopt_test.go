@@ -24,7 +24,7 @@ func TestRestartAdoptsInstances(t *testing.T) {
 	var inst instance
 	h1.JSON(t, "POST", "/api/instances", map[string]any{"name": "kept"}, 201, &inst)
 	w.wait(t, inst.ID, fleet.StatusRunning, 90*time.Second)
-	before, err := h1.Driver.Inspect(t.Context(), inst.ID)
+	before, err := h1.Driver.Inspect(t.Context(), placed(t, h1, "kept").runtimeID(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,8 +69,10 @@ func BenchmarkStatusToWebSocket(b *testing.B) {
 	var inst instance
 	h.JSON(b, "POST", "/api/instances", map[string]any{"name": "ws"}, 201, &inst)
 	w.waitB(b, inst.ID, fleet.StatusRunning, 2*time.Minute)
+	h.JSON(b, "GET", "/api/instances/ws", nil, 200, &inst)
+	rid := inst.Allocations[0].ID
 	for i := 0; i < b.N; i++ {
-		rt, err := h.Driver.Inspect(b.Context(), inst.ID)
+		rt, err := h.Driver.Inspect(b.Context(), rid)
 		if err != nil {
 			b.Fatal(err)
 		}

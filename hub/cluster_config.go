@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redforge/controltower/hub/cluster"
@@ -40,6 +41,13 @@ type ClusterConfig struct {
 	DeadServerTimeout time.Duration `json:"dead_server_timeout"`
 	// Topology is the region layout (package regions); optional.
 	Topology *regions.Topology `json:"topology,omitempty"`
+	// RuntimeHost is the host (name or IP) at which the other hubs reach
+	// the Node-RED runtimes this hub runs; they listen on it. Empty: the
+	// host of --advertise, else 127.0.0.1 (a one-hub setup).
+	RuntimeHost string `json:"runtime_host"`
+	// HubLostTimeout is how long the leader goes without reaching a hub
+	// before it places the hub's replicas elsewhere (default 10s).
+	HubLostTimeout time.Duration `json:"hub_lost_timeout"`
 }
 
 // clusterFlags registers the cluster flags on fs; apply copies the set
@@ -49,17 +57,19 @@ func clusterFlags(fs *flag.FlagSet) func(cfg *Config, set map[string]bool, geten
 		"join":           fs.String("join", "", "API URL of a hub of the cluster to join, e.g. http://hub-eu:3000 (needs REDFORGE_CLUSTER_SECRET) (env REDFORGE_JOIN)"),
 		"advertise":      fs.String("advertise", "", "this hub's API URL as other hubs reach it (default: from --listen) (env REDFORGE_ADVERTISE)"),
 		"raft-advertise": fs.String("raft-advertise", "", "Raft address other hubs dial (default: --raft-listen) (env REDFORGE_RAFT_ADVERTISE)"),
+		"runtime-host":   fs.String("runtime-host", "", "host at which other hubs reach this hub's Node-RED runtimes (default: the host of --advertise, else 127.0.0.1) (env REDFORGE_RUNTIME_HOST)"),
 	}
 	durs := map[string]*time.Duration{
 		"raft-heartbeat-timeout": fs.Duration("raft-heartbeat-timeout", 0, "Raft heartbeat timeout (default 1s; see regions/DESIGN.md)"),
 		"raft-election-timeout":  fs.Duration("raft-election-timeout", 0, "Raft election timeout (default 1s)"),
 		"raft-lease-timeout":     fs.Duration("raft-lease-timeout", 0, "Raft leader lease timeout (default 500ms)"),
 		"dead-server-timeout":    fs.Duration("dead-server-timeout", 0, "remove a hub the leader has not reached for this long (default 1h; negative: never)"),
+		"hub-lost-timeout":       fs.Duration("hub-lost-timeout", 0, "place a hub's replicas elsewhere after the leader has not reached it for this long (default 10s)"),
 	}
 	voters := fs.Int("raft-max-voters", 0, "most Raft voters, spread over regions (default 5)")
 	return func(cfg *Config, set map[string]bool, getenv func(string) string) error {
 		c := &cfg.ClusterConfig
-		for name, ptr := range map[string]*string{"join": &c.Join, "advertise": &c.Advertise, "raft-advertise": &c.RaftAdvertise} {
+		for name, ptr := range map[string]*string{"join": &c.Join, "advertise": &c.Advertise, "raft-advertise": &c.RaftAdvertise, "runtime-host": &c.RuntimeHost} {
 			if v := getenv(EnvName(name)); v != "" && !set[name] {
 				*ptr = v
 			}
@@ -68,7 +78,7 @@ func clusterFlags(fs *flag.FlagSet) func(cfg *Config, set map[string]bool, geten
 			}
 		}
 		dptr := map[string]*time.Duration{"raft-heartbeat-timeout": &c.RaftHeartbeatTimeout, "raft-election-timeout": &c.RaftElectionTimeout,
-			"raft-lease-timeout": &c.RaftLeaseTimeout, "dead-server-timeout": &c.DeadServerTimeout}
+			"raft-lease-timeout": &c.RaftLeaseTimeout, "dead-server-timeout": &c.DeadServerTimeout, "hub-lost-timeout": &c.HubLostTimeout}
 		for name, ptr := range dptr {
 			if v := getenv(EnvName(name)); v != "" && !set[name] {
 				d, err := time.ParseDuration(v)
@@ -126,6 +136,12 @@ func (c Config) validateCluster() []error {
 	if c.RaftMaxVoters < 0 {
 		bad("raft-max-voters", "must not be negative")
 	}
+	if c.HubLostTimeout < 0 {
+		bad("hub-lost-timeout", "must not be negative")
+	}
+	if h := c.RuntimeHost; h != "" && (strings.ContainsAny(h, "/:@ ") && net.ParseIP(h) == nil) {
+		bad("runtime-host", "%q is not a host name or IP address", h)
+	}
 	if c.Topology != nil {
 		if err := c.Topology.Validate(); err != nil {
 			bad("topology", "%v", err)
@@ -134,6 +150,17 @@ func (c Config) validateCluster() []error {
 		}
 	}
 	return errs
+}
+
+// runtimeHost is the host other hubs reach this hub's runtimes at.
+func (h *Hub) runtimeHost() string {
+	if h.Config.RuntimeHost != "" {
+		return h.Config.RuntimeHost
+	}
+	if u, err := url.Parse(h.Config.Advertise); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return "127.0.0.1"
 }
 
 // advertiseURL is the API URL other hubs use for this hub.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/cluster"
+	"github.com/redforge/controltower/hub/schedule"
 	"github.com/redforge/controltower/router"
 )
 
@@ -39,7 +40,8 @@ func (h *Hub) configureCluster(cfg *cluster.Config) {
 }
 
 func (h *Hub) selfInfo() cluster.HubInfo {
-	return cluster.HubInfo{ID: h.NodeID, Region: h.Config.Region, API: h.advertiseURL(), Raft: h.Raft.Addr()}
+	return cluster.HubInfo{ID: h.NodeID, Region: h.Config.Region, API: h.advertiseURL(), Raft: h.Raft.Addr(),
+		Advertise: h.runtimeHost()}
 }
 
 // joinCluster runs after the Raft node opened: with --join and no earlier
@@ -92,8 +94,41 @@ func (h *Hub) openCluster(context.Context) error {
 		}
 	})
 	h.background(func(ctx context.Context) { h.every(ctx, PeerProbeInterval, h.probePeers) })
-	h.background(func(ctx context.Context) { h.every(ctx, PeerProbeInterval, h.regionalFailover) })
+	h.Scheduler = schedule.New(schedule.Config{Self: h.NodeID, LostAfter: h.Config.HubLostTimeout, Topology: h.Config.Topology},
+		schedule.Deps{Catalog: h.State, Applier: h.Raft, Audit: h.Audit, Events: h.Events, IsLeader: h.Raft.IsLeader,
+			LastContact: h.lastContact, RegionRTT: h.regionRTT, Logger: h.Logger.With("component", "schedule")})
+	h.background(h.Scheduler.Run)
+	h.background(h.fanOutEvents)
 	return nil
+}
+
+// peerStatus is this hub's probe view of hub id.
+func (h *Hub) peerStatus(id string) (router.TargetStatus, bool) {
+	hu, err := h.State.Hub(id)
+	if err != nil || hu.API == "" {
+		return router.TargetStatus{}, false
+	}
+	for _, t := range h.cl.routes.Status() {
+		if t.Target == hu.API {
+			return t, true
+		}
+	}
+	return router.TargetStatus{}, false
+}
+
+// lastContact is when this hub last reached hub id's API.
+func (h *Hub) lastContact(id string) (time.Time, bool) {
+	st, ok := h.peerStatus(id)
+	if !ok || st.LastSuccess.IsZero() {
+		return time.Time{}, false
+	}
+	return st.LastSuccess, true
+}
+
+// regionRTT is the lowest RTT from this hub to a hub of each region.
+func (h *Hub) regionRTT() map[string]time.Duration {
+	_, rtt := h.regionHealth()
+	return rtt
 }
 
 // probePeers probes every other hub of the directory once, rebuilding the

@@ -2,14 +2,13 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/redforge/controltower/hub/catalog"
-	"github.com/redforge/controltower/hub/fleet"
 	"github.com/redforge/controltower/nodered"
 )
 
@@ -26,52 +25,33 @@ const demoFlows = `[
  {"id":"demo-debug","type":"debug","z":"demo-tab","name":"tick","active":true,"tosidebar":true,"wires":[]}
 ]`
 
-// startDemo creates the demo instance when the fleet is empty, waits until
-// it runs and deploys the demo flows, so a newcomer sees a live fleet of
-// one. It gives up quietly when ctx ends.
+// startDemo creates the demo instance with its flows when the fleet is
+// empty, so a newcomer sees a live fleet of one; the scheduler places it
+// and the fleet deploys the flows when it runs.
 func (h *Hub) startDemo(ctx context.Context) {
 	if len(h.State.Instances()) > 0 {
 		return
 	}
-	now := time.Now().UTC()
-	inst := catalog.Instance{ID: uuid.NewString(), Name: DemoInstance, Region: h.Config.Region,
-		Placement: catalog.PlacementPinned, Driver: h.Driver.Name(), DesiredState: catalog.DesiredRunning,
-		Resources: catalog.Resources{MemoryMB: 256}, CreatedAt: now, UpdatedAt: now}
-	if _, err := h.Raft.Apply(ctx, catalog.UpsertInstance(inst, catalog.IfIndex(0))); err != nil {
-		if !errors.Is(err, catalog.ErrConflict) {
-			h.Logger.Warn("demo instance", "error", err)
-		}
-		return
-	}
-	h.Fleet.Kick()
 	nodes, err := nodered.ValidateFlows([]byte(demoFlows))
 	if err != nil {
 		h.Logger.Error("demo flows are invalid", "error", err)
 		return
 	}
-	for {
-		cur, err := h.State.Instance(inst.ID)
-		if err != nil {
-			return
+	doc, _ := json.Marshal(nodes)
+	now := time.Now().UTC()
+	inst := catalog.Instance{ID: uuid.NewString(), Name: DemoInstance, Region: h.Config.Region,
+		Placement: catalog.PlacementPinned, Driver: h.Driver.Name(), DesiredState: catalog.DesiredRunning, Replicas: 1,
+		Resources: catalog.Resources{MemoryMB: 256}, FlowsVersion: catalog.FlowsSHA(doc)[:12], CreatedAt: now, UpdatedAt: now}
+	if _, err := h.Instances.Create(ctx, inst); err != nil {
+		if !errors.Is(err, catalog.ErrConflict) {
+			h.Logger.Warn("demo instance", "error", err)
 		}
-		if cur.Observed.Status == fleet.StatusRunning {
-			c, err := h.Fleet.Client(cur)
-			if err == nil {
-				var rev string
-				if rev, err = c.DeployFlows(ctx, nodes, "", nodered.DeployFull); err == nil {
-					cur.FlowsVersion = rev
-					_, _ = h.Raft.Apply(ctx, catalog.UpsertInstance(cur, catalog.IfIndex(cur.ModifyIndex)))
-					h.Logger.Info("demo instance running", "url", h.URL()+"/api/instances/"+DemoInstance,
-						"hello", "http://127.0.0.1:"+strconv.Itoa(cur.Observed.Port)+"/hello")
-					return
-				}
-			}
-			h.Logger.Warn("demo flows", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(500 * time.Millisecond):
-		}
+		return
 	}
+	if _, err := h.Raft.Apply(ctx, catalog.PutFlows(catalog.Flows{InstanceID: inst.ID, Doc: doc, SHA: catalog.FlowsSHA(doc),
+		By: "demo", At: now})); err != nil {
+		h.Logger.Warn("demo flows", "error", err)
+		return
+	}
+	h.Logger.Info("demo instance created", "url", h.URL()+"/api/instances/"+DemoInstance, "hello", h.URL()+"/i/"+DemoInstance+"/hello")
 }

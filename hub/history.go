@@ -2,7 +2,7 @@ package hub
 
 import (
 	"github.com/redforge/controltower/hub/catalog"
-	"github.com/redforge/controltower/hub/deploy"
+	"github.com/redforge/controltower/hub/instances"
 )
 
 // logicalInstanceID is the id of the logical instance a catalog row
@@ -10,10 +10,10 @@ import (
 // instance it was cloned from (the row's own id if that is gone). The
 // fleet keys status history by it (fleet.Manager.RecordHistory).
 func (h *Hub) logicalInstanceID(inst catalog.Instance) string {
-	if !deploy.IsColor(inst) {
+	if !instances.IsColor(inst) {
 		return inst.ID
 	}
-	if l, err := h.State.InstanceByName(deploy.LogicalName(inst.Name)); err == nil {
+	if l, err := h.State.InstanceByName(instances.LogicalName(inst.Name)); err == nil {
 		return l.ID
 	}
 	return inst.ID

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redforge/controltower/hub/api"
@@ -35,8 +37,11 @@ import (
 	"github.com/redforge/controltower/hub/fleet"
 	"github.com/redforge/controltower/hub/fleet/docker"
 	"github.com/redforge/controltower/hub/fleet/process"
+	"github.com/redforge/controltower/hub/instances"
 	"github.com/redforge/controltower/hub/metrics"
 	"github.com/redforge/controltower/hub/proxy"
+	"github.com/redforge/controltower/hub/schedule"
+	"github.com/redforge/controltower/hub/secrets"
 	"github.com/redforge/controltower/hub/store"
 	"github.com/redforge/controltower/hub/store/postgres"
 	"github.com/redforge/controltower/hub/store/sqlite"
@@ -63,6 +68,18 @@ type Hub struct {
 	Deploy  *deploy.Orchestrator // blue-green deployments
 	Proxy   *proxy.Proxy         // /i/{name}/ data plane
 	Driver  fleet.Driver
+
+	// Instances owns instance rows and runtime credentials; Scheduler
+	// places replicas (acting on the leader); Seal seals the catalog's
+	// secrets.
+	Instances *instances.Service
+	Scheduler *schedule.Scheduler
+	Seal      *secrets.Sealer
+
+	// caughtUp is set once this hub's catalog has caught up with the
+	// cluster after the start (fleet.Deps.Ready).
+	caughtUp   atomic.Bool
+	peerClient *http.Client
 
 	// AdminPassword is set when Open created the first admin with a
 	// generated password; the caller prints it once.
@@ -124,6 +141,7 @@ func (h *Hub) Open(ctx context.Context) (err error) {
 		name string
 		open func(context.Context) error
 	}{
+		{"secrets", h.openSecrets},
 		{"store", h.openStore},
 		{"coord", h.openCoord},
 		{"raft", h.openRaft},
@@ -153,6 +171,23 @@ func (h *Hub) storeTarget() string {
 		target = filepath.Join(h.Config.DataDir, "hub.db")
 	}
 	return target
+}
+
+// openSecrets loads the key that seals the catalog's secrets: derived
+// from the cluster secret (every hub of a cluster has the same), or kept
+// in the data dir of a hub without one.
+func (h *Hub) openSecrets(context.Context) error {
+	var err error
+	if h.Config.ClusterSecret != "" {
+		h.Seal, err = secrets.FromClusterSecret(h.Config.ClusterSecret)
+	} else {
+		h.Seal, err = secrets.FromKeyFile(h.Config.DataDir)
+	}
+	if err != nil {
+		return fmt.Errorf("secrets key: %w", err)
+	}
+	h.peerClient = &http.Client{Timeout: 5 * time.Second}
+	return nil
 }
 
 func (h *Hub) openStore(ctx context.Context) error {
@@ -218,7 +253,7 @@ func (h *Hub) openBroker(ctx context.Context) error {
 		}
 		h.Bus = ext
 	} else {
-		emb := broker.NewEmbedded(h.Config.MQTTListen, deploy.BrokerAuth{Catalog: h.State, AdminPassword: h.instanceAdminPassword}, h.Logger.With("component", "mqtt"))
+		emb := broker.NewEmbedded(h.Config.MQTTListen, deploy.BrokerAuth{Check: h.checkMQTT}, h.Logger.With("component", "mqtt"))
 		if err := emb.Open(ctx); err != nil {
 			return fmt.Errorf("mqtt-listen %s: %w", h.Config.MQTTListen, err)
 		}
@@ -249,6 +284,8 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Catalog:     h.State,
 		Applier:     h.Raft,
 		Fleet:       h.Fleet,
+		Rows:        h.Instances,
+		PeerRoutes:  h.peerRoutes(),
 		Store:       h.Store,
 		Events:      h.Events,
 		Deploy:      h.Deploy,
@@ -322,6 +359,7 @@ func (h *Hub) openAuth(ctx context.Context) error {
 	}
 	h.Audit = audit.New(h.Store, audit.Config{Logger: h.Logger.With("component", "audit"),
 		Anchors: audit.CatalogAnchors{Catalog: h.State, Applier: h.Raft}})
+	h.Instances = instances.New(h.State, h.Raft, h.Seal, h.Auth)
 	h.background(func(ctx context.Context) { h.every(ctx, time.Minute, h.maintainAuth) })
 	return nil
 }
@@ -349,7 +387,7 @@ func untilOK(ctx context.Context, limit time.Duration, f func() error) error {
 
 // maintainAuth sweeps expired sessions and anchors the audit chain.
 func (h *Hub) maintainAuth(ctx context.Context) {
-	if h.Raft.State() != "Leader" {
+	if !h.Raft.IsLeader() {
 		return
 	}
 	if _, err := h.Auth.Sweep(ctx); err != nil {
@@ -368,13 +406,14 @@ func (h *Hub) openFleet(ctx context.Context) error {
 		return err
 	}
 	h.Driver = drv
-	h.Fleet = fleet.NewManager(fleet.Config{MonitorInterval: h.Config.MonitorInterval,
+	h.Fleet = fleet.NewManager(fleet.Config{HubID: h.NodeID, Advertise: h.runtimeHost(), MonitorInterval: h.Config.MonitorInterval,
 		PortMin: h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{
-		Driver: drv, Catalog: h.State, Applier: h.Raft, Bus: h.Events, Samples: h.Store, Metrics: h.Metrics,
-		IsLeader: func() bool { return h.Raft.State() == "Leader" },
+		Driver: drv, Catalog: h.State, Applier: h.Raft, Credentials: h.Instances, Render: h.renderFlows,
+		Ready: h.caughtUp.Load, Bus: h.Events, Samples: h.Store, Metrics: h.Metrics,
 		Logger:   h.Logger.With("component", "fleet"),
 		Decorate: h.decorateInstance,
 	})
+	h.background(h.catchUp)
 	h.Fleet.RecordHistory(h.Store, h.logicalInstanceID)
 	h.background(h.Fleet.Run)
 	if h.Config.Demo {
@@ -390,7 +429,7 @@ func (h *Hub) pickDriver(ctx context.Context) (fleet.Driver, error) {
 		return nil, fmt.Errorf("data-dir: %w", err)
 	}
 	if h.Config.Driver != "process" {
-		d := docker.New(docker.Config{Host: h.Config.DockerHost, HubID: h.fleetOwner(), DataDir: dataDir,
+		d := docker.New(docker.Config{Host: h.Config.DockerHost, HubID: h.NodeID, DataDir: dataDir,
 			DefaultImage: h.Config.Image, Network: h.Config.DockerNetwork, Log: h.Logger.With("component", "docker")})
 		octx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		err := d.Open(octx)
@@ -529,23 +568,89 @@ func (h *Hub) nodeID() (string, error) {
 // and starts the orchestrator's loop (it acts only on the leader).
 func (h *Hub) openDeploy() {
 	o := deploy.New(deploy.Config{BrokerAddr: h.brokerAddr, RelaySession: h.relaySession()}, deploy.Deps{
-		Catalog: h.State, Applier: h.Raft, Fleet: h.Fleet, Bus: h.Bus, Coord: h.Coord, Audit: h.Audit,
-		Events: h.Events, Checkpoints: h.Store, IsLeader: func() bool { return h.Raft.State() == "Leader" },
+		Catalog: h.State, Applier: h.Raft, Fleet: h.Fleet, Rows: h.Instances, Bus: h.Bus, Coord: h.Coord, Audit: h.Audit,
+		Events: h.Events, Checkpoints: h.Store, IsLeader: h.Raft.IsLeader, ClusterIdle: h.clusterIdle,
 		Logger: h.Logger.With("component", "deploy"),
 	})
-	h.Proxy = proxy.New(o, h.Logger.With("component", "proxy"))
+	h.Proxy = proxy.New(proxyResolver{h.Instances, h.State}, h.locality(), h.Logger.With("component", "proxy"))
 	o.SetProxy(h.Proxy)
 	h.Deploy = o
 	h.background(o.Run)
 }
 
-// instanceAdminPassword derives an instance's admin password for the
-// broker's authenticator; it refuses until the fleet is open.
-func (h *Hub) instanceAdminPassword(id string) (string, error) {
-	if h.Fleet == nil {
-		return "", errors.New("fleet not open")
+// checkMQTT admits a runtime to the embedded broker with its row's own
+// bus password; it refuses until the instance service is open.
+func (h *Hub) checkMQTT(row string, password []byte) bool {
+	return h.Instances != nil && h.Instances.CheckMQTT(row, password)
+}
+
+// renderFlows prepares a row's flows for one of this hub's runtimes.
+func (h *Hub) renderFlows(_ context.Context, w catalog.Work, creds fleet.Creds) ([]json.RawMessage, error) {
+	return deploy.Render(w.Flows.Doc, w.Row, creds, h.runtimeBrokerAddr())
+}
+
+// runtimeBrokerAddr is the bus address as this hub's runtimes reach it:
+// an embedded broker bound to all interfaces is reached on loopback.
+func (h *Hub) runtimeBrokerAddr() string {
+	addr := h.brokerAddr()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
 	}
-	return h.Fleet.AdminPassword(id)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// catchUp marks the catalog caught up once a consistent read succeeds
+// (the leader confirmed this hub has applied everything committed before
+// it), retrying until it does: until then the fleet neither creates nor
+// removes runtimes.
+func (h *Hub) catchUp(ctx context.Context) {
+	for wait := 100 * time.Millisecond; ctx.Err() == nil; wait = min(2*wait, 2*time.Second) {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := h.Raft.ConsistentRead(rctx)
+		cancel()
+		if err == nil {
+			h.caughtUp.Store(true)
+			h.Fleet.Kick()
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
+
+// proxyResolver resolves /i/{name}/ through the instance service and the
+// catalog's allocations.
+type proxyResolver struct {
+	rows *instances.Service
+	cat  *catalog.State
+}
+
+func (r proxyResolver) Live(name string) (catalog.Instance, error) { return r.rows.Live(name) }
+
+func (r proxyResolver) InstanceAllocations(rowID string) []catalog.Allocation {
+	return r.cat.InstanceAllocations(rowID)
+}
+
+// locality tells the proxy where this hub is and how far the others are.
+func (h *Hub) locality() proxy.Locality {
+	return proxy.Locality{Hub: h.NodeID, Region: h.Config.Region,
+		HubRegion: func(id string) string {
+			hu, err := h.State.Hub(id)
+			if err != nil {
+				return ""
+			}
+			return hu.Region
+		},
+		RTT: func(id string) (time.Duration, bool) {
+			st, ok := h.peerStatus(id)
+			return st.RTT, ok && st.RTT > 0
+		}}
 }
 
 // brokerAddr is the address instances reach the bus at: the embedded

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/catalog"
-	"github.com/redforge/controltower/hub/deploy"
 	"github.com/redforge/controltower/hub/fleet"
 )
 
@@ -44,13 +42,9 @@ func ContextPrefix(logicalID string) string { return "redforge:ctx:" + logicalID
 // id to a runtime's environment and, with Redis coordination, a "redis"
 // context store in that Redis keyed by the logical instance.
 func (h *Hub) decorateInstance(ctx context.Context, inst catalog.Instance, spec *fleet.Spec) error {
-	logical := inst
-	if deploy.IsColor(inst) {
-		l, err := h.State.InstanceByName(deploy.LogicalName(inst.Name))
-		if err != nil {
-			return fmt.Errorf("logical instance of %s: %w", inst.Name, err)
-		}
-		logical = l
+	logical, err := h.Instances.Logical(inst)
+	if err != nil {
+		return err
 	}
 	// Open starts the fleet before the HTTP listener (whose port may be
 	// chosen by the system): wait for it rather than give an instance a
@@ -60,15 +54,11 @@ func (h *Hub) decorateInstance(ctx context.Context, inst catalog.Instance, spec 
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for the hub API to listen: %w", ctx.Err())
 	}
-	secret, err := h.Fleet.Derive("instance-token:" + logical.ID)
+	creds, err := h.Instances.RuntimeCredentials(ctx, inst)
 	if err != nil {
 		return err
 	}
-	token := auth.APITokenPrefix + secret
-	if err := h.Auth.EnsureInstanceToken(ctx, logical.ID, token); err != nil {
-		return err
-	}
-	spec.Env[EnvHubURL], spec.Env[EnvToken], spec.Env[EnvInstanceID] = h.apiURL, token, logical.ID
+	spec.Env[EnvHubURL], spec.Env[EnvToken], spec.Env[EnvInstanceID] = h.runtimeAPIURL(), creds.Token, logical.ID
 	if h.Config.Redis == "" {
 		return nil
 	}
@@ -84,6 +74,10 @@ func (h *Hub) decorateInstance(ctx context.Context, inst catalog.Instance, spec 
 	spec.ExtraSettings = extra
 	return nil
 }
+
+// runtimeAPIURL is the hub API's URL as this hub's runtimes reach it: the
+// local listener, on loopback when it listens on every interface.
+func (h *Hub) runtimeAPIURL() string { return h.apiURL }
 
 // apiReadyCh is closed once the HTTP listener is bound and apiURL set.
 func (h *Hub) apiReadyCh() chan struct{} {

@@ -30,6 +30,38 @@ type instance struct {
 		Port    int    `json:"port"`
 		Message string `json:"message"`
 	} `json:"observed"`
+	Allocations []struct {
+		ID      string `json:"id"`
+		Replica int    `json:"replica"`
+		Hub     string `json:"hub"`
+		Status  string `json:"status"`
+		Address string `json:"address"`
+	} `json:"allocations"`
+}
+
+// placed waits until the scheduler placed every replica of the named
+// instance and returns it as the API shows it.
+func placed(t *testing.T, h *hubtest.Hub, name string) instance {
+	t.Helper()
+	var inst instance
+	testenv.WaitFor(t, 30*time.Second, name+" placed", func() error {
+		h.JSON(t, "GET", "/api/instances/"+name, nil, 200, &inst)
+		if len(inst.Allocations) == 0 {
+			return fmt.Errorf("no allocation yet")
+		}
+		return nil
+	})
+	return inst
+}
+
+// runtimeID is the driver's id of the instance's first replica (its
+// allocation id), as read from the API.
+func (i instance) runtimeID(t *testing.T) string {
+	t.Helper()
+	if len(i.Allocations) == 0 {
+		t.Fatalf("instance %s has no allocation: %+v", i.Name, i)
+	}
+	return i.Allocations[0].ID
 }
 
 // statusWatch follows instance.status events over the WebSocket.
@@ -178,8 +210,8 @@ func TestInstanceLifecycle(t *testing.T) {
 		return nil
 	})
 	h.JSON(t, "GET", "/api/instances/alpha", nil, 200, &inst)
-	if inst.FlowsVersion != dep.Rev {
-		t.Errorf("flows_version = %q, want the deployed rev %q", inst.FlowsVersion, dep.Rev)
+	if len(dep.Rev) != 64 || inst.FlowsVersion != dep.Rev[:12] {
+		t.Errorf("flows_version = %q, want the first 12 digits of the deployed rev %q", inst.FlowsVersion, dep.Rev)
 	}
 
 	h.JSON(t, "POST", "/api/instances/alpha/stop", nil, 202, nil)
@@ -195,7 +227,8 @@ func TestInstanceLifecycle(t *testing.T) {
 
 	// Kill the process behind the hub's back: the monitor notices and
 	// brings it back by itself.
-	rt, err := h.Driver.Inspect(t.Context(), inst.ID)
+	rid := inst.runtimeID(t)
+	rt, err := h.Driver.Inspect(t.Context(), rid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +246,7 @@ func TestInstanceLifecycle(t *testing.T) {
 
 	h.JSON(t, "DELETE", "/api/instances/alpha", nil, 200, nil)
 	testenv.WaitFor(t, 30*time.Second, "runtime removed", func() error {
-		if _, err := h.Driver.Inspect(t.Context(), inst.ID); !errors.Is(err, fleet.ErrNotFound) {
+		if _, err := h.Driver.Inspect(t.Context(), rid); !errors.Is(err, fleet.ErrNotFound) {
 			return fmt.Errorf("inspect after delete: %v", err)
 		}
 		return nil
@@ -237,12 +270,13 @@ func TestCrashLoopStopsRestarts(t *testing.T) {
 	w := watchStatus(t, h)
 	var inst instance
 	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "crashy"}, 201, &inst)
+	rid := placed(t, h, "crashy").runtimeID(t)
 	lastPID := ""
 	for i := 0; i < fleet.DefaultCrashLoopCount; i++ {
 		var rt fleet.Runtime
 		testenv.WaitFor(t, 60*time.Second, "a new process to kill", func() error {
 			var err error
-			rt, err = h.Driver.Inspect(t.Context(), inst.ID)
+			rt, err = h.Driver.Inspect(t.Context(), rid)
 			if err != nil || rt.State != fleet.StateRunning || rt.RuntimeID == lastPID {
 				return fmt.Errorf("runtime %+v %v", rt, err)
 			}
@@ -259,7 +293,7 @@ func TestCrashLoopStopsRestarts(t *testing.T) {
 	if inst.Observed.Status != fleet.StatusCrashLooping {
 		t.Fatalf("status = %q", inst.Observed.Status)
 	}
-	if rt, err := h.Driver.Inspect(t.Context(), inst.ID); err != nil || rt.State == fleet.StateRunning {
+	if rt, err := h.Driver.Inspect(t.Context(), rid); err != nil || rt.State == fleet.StateRunning {
 		t.Fatalf("crash-looping instance is running again: %+v %v", rt, err)
 	}
 	// An operator's start clears it.

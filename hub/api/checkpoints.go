@@ -11,7 +11,7 @@ import (
 
 	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/catalog"
-	"github.com/redforge/controltower/hub/deploy"
+	"github.com/redforge/controltower/hub/instances"
 	"github.com/redforge/controltower/hub/store"
 )
 
@@ -152,8 +152,8 @@ func (s *Server) checkpointInstance(ref, field string) (catalog.Instance, error)
 	if errors.Is(err, catalog.ErrNotFound) {
 		inst, err = s.cfg.Catalog.InstanceByName(ref)
 	}
-	if err == nil && deploy.IsColor(inst) {
-		inst, err = s.cfg.Catalog.InstanceByName(deploy.LogicalName(inst.Name))
+	if err == nil && instances.IsColor(inst) {
+		inst, err = s.cfg.Catalog.InstanceByName(instances.LogicalName(inst.Name))
 	}
 	if errors.Is(err, catalog.ErrNotFound) {
 		return inst, &Error{Status: http.StatusNotFound, Code: "not_found", Field: field, Message: "no instance with this id or name"}

@@ -12,7 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/redforge/controltower/hub/catalog"
-	"github.com/redforge/controltower/hub/deploy"
+	"github.com/redforge/controltower/hub/instances"
 	"github.com/redforge/controltower/hub/store"
 )
 
@@ -29,8 +29,8 @@ type HistoryStore interface {
 // a deployment's color row stands for the instance it serves.
 func (s *Server) logicalInstance(c *gin.Context) (catalog.Instance, bool) {
 	inst, ok := s.instance(c)
-	if ok && deploy.IsColor(inst) {
-		if l, err := s.cfg.Catalog.InstanceByName(deploy.LogicalName(inst.Name)); err == nil {
+	if ok && instances.IsColor(inst) {
+		if l, err := s.cfg.Catalog.InstanceByName(instances.LogicalName(inst.Name)); err == nil {
 			return l, true
 		}
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,20 +19,31 @@ import (
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/catalog"
-	"github.com/redforge/controltower/hub/deploy"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/fleet"
+	"github.com/redforge/controltower/hub/instances"
 	"github.com/redforge/controltower/hub/store"
 	"github.com/redforge/controltower/nodered"
 )
 
-// Fleet is what the instance routes need of the fleet manager.
+// Fleet is what the instance routes need of this hub's fleet manager.
 type Fleet interface {
-	Client(inst catalog.Instance) (*nodered.Client, error)
-	Restart(ctx context.Context, inst catalog.Instance) error
-	ResetFailures(id string)
-	Kick()
+	// Client is an admin client for a replica, wherever it runs.
+	Client(ctx context.Context, a catalog.Allocation) (*nodered.Client, error)
+	// Driver runs this hub's runtimes (logs of local replicas).
 	Driver() fleet.Driver
+	// HubID is this hub.
+	HubID() string
+}
+
+// Rows is the instance service (hub/instances): the one writer of
+// instance rows.
+type Rows interface {
+	Create(ctx context.Context, inst catalog.Instance) (catalog.Instance, error)
+	Update(ctx context.Context, id string, change func(*catalog.Instance) error) (catalog.Instance, error)
+	Scale(ctx context.Context, id string, n int) (catalog.Instance, error)
+	Delete(ctx context.Context, id string) error
+	Live(ref string) (catalog.Instance, error)
 }
 
 // Catalog is what the API reads of the control-plane state.
@@ -39,6 +52,11 @@ type Catalog interface {
 	InstanceByName(name string) (catalog.Instance, error)
 	Instances() []catalog.Instance
 	SettingValue(key string, v any) error
+	InstanceAllocations(rowID string) []catalog.Allocation
+	InstanceFlows(rowID string) (catalog.Flows, error)
+	Hubs() []catalog.Hub
+	Hub(id string) (catalog.Hub, error)
+	HubAllocations(hub string) []catalog.Allocation
 }
 
 // Applier writes commands to the control plane.
@@ -76,6 +94,7 @@ func (s *Server) instanceRoutes() {
 	s.handle(http.MethodPost, "/api/instances/:id/start", r(auth.ActionUpdate), s.setDesired(catalog.DesiredRunning, audit.InstanceStarted))
 	s.handle(http.MethodPost, "/api/instances/:id/stop", r(auth.ActionUpdate), s.setDesired(catalog.DesiredStopped, audit.InstanceStopped))
 	s.handle(http.MethodPost, "/api/instances/:id/restart", r(auth.ActionUpdate), s.restartInstance)
+	s.handle(http.MethodPost, "/api/instances/:id/scale", r(auth.ActionUpdate), s.scaleInstance)
 	s.handle(http.MethodGet, "/api/instances/:id/logs", r(auth.ActionRead), s.instanceLogs)
 	s.handle(http.MethodGet, "/api/instances/:id/flows", r(auth.ActionRead), s.getFlows)
 	s.handle(http.MethodPut, "/api/instances/:id/flows", r(auth.ActionUpdate), s.putFlows)
@@ -96,6 +115,7 @@ type InstanceRequest struct {
 	Resources      *ResourcesRequest  `json:"resources"`
 	Env            *map[string]string `json:"env"`
 	DesiredState   *string            `json:"desired_state"`
+	Replicas       *int               `json:"replicas"`
 }
 
 // ResourcesRequest are instance limits.
@@ -152,6 +172,12 @@ func (r *InstanceRequest) apply(inst *catalog.Instance, creating bool) *Error {
 		}
 		inst.Env = *r.Env
 	}
+	if r.Replicas != nil {
+		if n := *r.Replicas; n < 1 || n > catalog.MaxReplicas {
+			return Invalid("replicas", fmt.Sprintf("replicas must be between 1 and %d", catalog.MaxReplicas))
+		}
+		inst.Replicas = *r.Replicas
+	}
 	if r.DesiredState != nil {
 		switch d := catalog.DesiredState(*r.DesiredState); d {
 		case catalog.DesiredRunning, catalog.DesiredStopped:
@@ -204,14 +230,14 @@ func (s *Server) createInstance(c *gin.Context) {
 	now := time.Now().UTC()
 	inst := catalog.Instance{
 		ID: uuid.NewString(), Region: s.cfg.Region, Placement: catalog.PlacementPinned,
-		Driver: s.cfg.Fleet.Driver().Name(), DesiredState: catalog.DesiredRunning,
+		Driver: s.cfg.Fleet.Driver().Name(), DesiredState: catalog.DesiredRunning, Replicas: 1,
 		Resources: catalog.Resources{MemoryMB: DefaultMemoryMB}, CreatedAt: now, UpdatedAt: now,
 	}
 	if e := req.apply(&inst, true); e != nil {
 		abort(c, e)
 		return
 	}
-	res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.UpsertInstance(inst, catalog.IfIndex(0)))
+	inst, err := s.cfg.Rows.Create(c.Request.Context(), inst)
 	if err != nil {
 		if errors.Is(err, catalog.ErrConflict) {
 			abort(c, &Error{Status: http.StatusConflict, Code: "already_exists", Field: "name", Message: fmt.Sprintf("an instance named %q already exists", inst.Name)})
@@ -220,27 +246,24 @@ func (s *Server) createInstance(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if stored, ok := res.(catalog.Instance); ok {
-		inst = stored
-	}
-	s.audit(c, audit.InstanceCreated, "instance", inst.ID, map[string]any{"name": inst.Name, "resources": inst.Resources, "region": inst.Region})
+	s.audit(c, audit.InstanceCreated, "instance", inst.ID, map[string]any{"name": inst.Name, "resources": inst.Resources,
+		"region": inst.Region, "replicas": inst.ReplicaCount()})
 	s.publish(events.InstanceCreated, inst)
-	s.cfg.Fleet.Kick()
-	c.JSON(http.StatusCreated, inst)
+	c.JSON(http.StatusCreated, s.view(inst))
 }
 
 func (s *Server) listInstances(c *gin.Context) {
 	insts := s.cfg.Catalog.Instances()
 	region, status := c.Query("region"), c.Query("status")
 	colors := c.Query("colors") == "1"
-	out := make([]catalog.Instance, 0, len(insts))
+	out := make([]InstanceView, 0, len(insts))
 	for _, i := range insts {
-		if deploy.IsColor(i) && !colors {
+		if instances.IsColor(i) && !colors {
 			continue // a deployment's color row; its logical instance stands for it
 		}
-		i = s.withLive(i)
-		if (region == "" || i.Region == region) && (status == "" || i.Observed.Status == status) {
-			out = append(out, i)
+		v := s.view(i)
+		if (region == "" || v.Region == region) && (status == "" || v.Observed.Status == status) {
+			out = append(out, v)
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"instances": out, "count": len(out)})
@@ -266,29 +289,63 @@ func (s *Server) instance(c *gin.Context) (catalog.Instance, bool) {
 
 func (s *Server) getInstance(c *gin.Context) {
 	if inst, ok := s.instance(c); ok {
-		c.JSON(http.StatusOK, s.withLive(inst))
+		c.JSON(http.StatusOK, s.view(inst))
 	}
+}
+
+// InstanceView is an instance as the API shows it: its row, with what its
+// live row observes (status, flows), and where each replica runs.
+type InstanceView struct {
+	catalog.Instance
+	// LiveRow is the row serving the instance (its own id, or a color's).
+	LiveRow string `json:"live_row"`
+	// Allocations are the live row's replicas.
+	Allocations []ReplicaView `json:"allocations"`
+}
+
+// ReplicaView is one replica of an instance: where it runs and how it is.
+type ReplicaView struct {
+	ID       string    `json:"id"`
+	Replica  int       `json:"replica"`
+	Hub      string    `json:"hub"`
+	Region   string    `json:"region,omitempty"`
+	Color    string    `json:"color"` // the row's name: the instance's own, or "{name}.{8 hex}"
+	Status   string    `json:"status"`
+	Address  string    `json:"address,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
+	Message  string    `json:"message,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Stopping bool      `json:"stopping,omitempty"`
+}
+
+// view shows a row: a logical instance with its live row's observed state
+// and replicas.
+func (s *Server) view(inst catalog.Instance) InstanceView {
+	l := s.live(inst)
+	v := InstanceView{Instance: inst, LiveRow: l.ID, Allocations: []ReplicaView{}}
+	if l.ID != inst.ID {
+		v.Observed, v.FlowsVersion = l.Observed, l.FlowsVersion
+	}
+	for _, a := range s.cfg.Catalog.InstanceAllocations(l.ID) {
+		status := a.Observed.Status
+		if status == "" {
+			status = "pending"
+		}
+		v.Allocations = append(v.Allocations, ReplicaView{ID: a.ID, Replica: a.Replica, Hub: a.Hub, Region: a.Region,
+			Color: l.Name, Status: status, Address: a.Address(), Since: a.Observed.Since, Message: a.Observed.Message,
+			Reason: a.Reason, Stopping: a.Desired == catalog.AllocStop})
+	}
+	return v
 }
 
 // live returns the row serving a logical instance: the color a blue-green
 // deployment switched to, or the instance's own row.
 func (s *Server) live(inst catalog.Instance) catalog.Instance {
-	var liveID string
-	if err := s.cfg.Catalog.SettingValue(deploy.LiveKey(inst.ID), &liveID); err != nil || liveID == "" || liveID == inst.ID {
+	if inst.Live == "" || inst.Live == inst.ID {
 		return inst
 	}
-	if l, err := s.cfg.Catalog.Instance(liveID); err == nil {
+	if l, err := s.cfg.Catalog.Instance(inst.Live); err == nil {
 		return l
-	}
-	return inst
-}
-
-// withLive shows a logical instance with what its live row observes (its
-// status, port and flows), keeping the logical id and name.
-func (s *Server) withLive(inst catalog.Instance) catalog.Instance {
-	l := s.live(inst)
-	if l.ID != inst.ID {
-		inst.Observed, inst.FlowsVersion = l.Observed, l.FlowsVersion
 	}
 	return inst
 }
@@ -312,49 +369,77 @@ func (s *Server) patchInstance(c *gin.Context) {
 	if !bindJSON(c, &req, 0) {
 		return
 	}
-	inst, err := s.updateInstance(c.Request.Context(), inst.ID, func(i *catalog.Instance) *Error { return req.apply(i, false) })
+	inst, err := s.updateInstance(c.Request.Context(), inst.ID, func(i *catalog.Instance) *Error {
+		e := req.apply(i, false)
+		if e == nil && req.DesiredState != nil && i.DesiredState == catalog.DesiredRunning {
+			i.RestartGen++ // an explicit start clears the crash history
+		}
+		return e
+	})
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	if req.DesiredState != nil && inst.DesiredState == catalog.DesiredRunning {
-		s.cfg.Fleet.ResetFailures(inst.ID)
+	if req.Replicas != nil && inst.Live != "" {
+		if _, err := s.cfg.Rows.Scale(c.Request.Context(), inst.ID, *req.Replicas); err != nil {
+			abort(c, err)
+			return
+		}
 	}
 	s.audit(c, audit.InstanceUpdated, "instance", inst.ID, req)
-	s.cfg.Fleet.Kick()
-	c.JSON(http.StatusOK, s.withLive(inst))
+	c.JSON(http.StatusOK, s.view(inst))
 }
 
 // updateInstance applies change to the latest stored version of an
-// instance. The fleet records observed state concurrently (which bumps the
-// row's index without touching what change edits), so a lost
-// compare-and-set is retried on a fresh read a few times.
+// instance through the instance service, which retries a lost
+// compare-and-set (the fleet records observed state concurrently).
 func (s *Server) updateInstance(ctx context.Context, id string, change func(*catalog.Instance) *Error) (catalog.Instance, error) {
-	for attempt := 0; ; attempt++ {
-		inst, err := s.cfg.Catalog.Instance(id)
-		if err != nil {
-			return inst, err
+	inst, err := s.cfg.Rows.Update(ctx, id, func(i *catalog.Instance) error {
+		if e := change(i); e != nil {
+			return e
 		}
-		index := inst.ModifyIndex
-		if e := change(&inst); e != nil {
-			return inst, e
-		}
-		inst.UpdatedAt = time.Now().UTC()
-		res, err := s.cfg.Applier.Apply(ctx, catalog.UpsertInstance(inst, catalog.IfIndex(index)))
-		if errors.Is(err, catalog.ErrConflict) && attempt < 5 {
-			continue
-		}
-		if errors.Is(err, catalog.ErrConflict) {
-			return inst, &Error{Status: http.StatusConflict, Code: "conflict", Message: "the instance kept changing; retry"}
-		}
-		if err != nil {
-			return inst, err
-		}
-		if stored, ok := res.(catalog.Instance); ok {
-			inst = stored
-		}
-		return inst, nil
+		return nil
+	})
+	if errors.Is(err, catalog.ErrConflict) {
+		return inst, &Error{Status: http.StatusConflict, Code: "conflict", Message: "the instance kept changing; retry"}
 	}
+	return inst, err
+}
+
+// ScaleRequest is the body of POST /api/instances/:id/scale.
+type ScaleRequest struct {
+	Replicas *int `json:"replicas"`
+}
+
+func (s *Server) scaleInstance(c *gin.Context) {
+	inst, ok := s.instance(c)
+	if !ok {
+		return
+	}
+	var req ScaleRequest
+	if !bindJSON(c, &req, 0) {
+		return
+	}
+	if req.Replicas == nil {
+		abort(c, Invalid("replicas", "replicas is required"))
+		return
+	}
+	if n := *req.Replicas; n < 1 || n > catalog.MaxReplicas {
+		abort(c, Invalid("replicas", fmt.Sprintf("replicas must be between 1 and %d", catalog.MaxReplicas)))
+		return
+	}
+	if instances.IsColor(inst) {
+		abort(c, Invalid("id", fmt.Sprintf("%s is a deployment color; scale %s", inst.Name, instances.LogicalName(inst.Name))))
+		return
+	}
+	from := inst.ReplicaCount()
+	inst, err := s.cfg.Rows.Scale(c.Request.Context(), inst.ID, *req.Replicas)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	s.audit(c, "INSTANCE_SCALED", "instance", inst.ID, map[string]any{"name": inst.Name, "from": from, "to": inst.ReplicaCount()})
+	c.JSON(http.StatusAccepted, s.view(inst))
 }
 
 func (s *Server) deleteInstance(c *gin.Context) {
@@ -362,13 +447,12 @@ func (s *Server) deleteInstance(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.DeleteInstance(inst.ID)); err != nil {
+	if err := s.cfg.Rows.Delete(c.Request.Context(), inst.ID); err != nil {
 		abort(c, err)
 		return
 	}
 	s.audit(c, audit.InstanceDestroyed, "instance", inst.ID, map[string]any{"name": inst.Name})
 	s.publish(events.InstanceDeleted, gin.H{"instance_id": inst.ID, "name": inst.Name})
-	s.cfg.Fleet.Kick()
 	c.JSON(http.StatusOK, gin.H{"deleted": inst.ID, "name": inst.Name})
 }
 
@@ -378,23 +462,24 @@ func (s *Server) setDesired(want catalog.DesiredState, action string) gin.Handle
 		if !ok {
 			return
 		}
-		if want == catalog.DesiredRunning {
-			s.cfg.Fleet.ResetFailures(inst.ID)
-		}
-		if inst.DesiredState != want {
-			var err error
-			inst, err = s.updateInstance(c.Request.Context(), inst.ID, func(i *catalog.Instance) *Error { i.DesiredState = want; return nil })
-			if err != nil {
-				abort(c, err)
-				return
+		inst, err := s.updateInstance(c.Request.Context(), inst.ID, func(i *catalog.Instance) *Error {
+			if want == catalog.DesiredRunning {
+				i.RestartGen++ // an explicit start clears the crash history
 			}
+			i.DesiredState = want
+			return nil
+		})
+		if err != nil {
+			abort(c, err)
+			return
 		}
 		s.audit(c, action, "instance", inst.ID, map[string]any{"name": inst.Name})
-		s.cfg.Fleet.Kick()
-		c.JSON(http.StatusAccepted, inst)
+		c.JSON(http.StatusAccepted, s.view(inst))
 	}
 }
 
+// restartInstance asks every hub running a replica of the live row to
+// restart it (RestartGen).
 func (s *Server) restartInstance(c *gin.Context) {
 	inst, ok := s.liveInstance(c)
 	if !ok {
@@ -404,17 +489,52 @@ func (s *Server) restartInstance(c *gin.Context) {
 		abort(c, &Error{Status: http.StatusConflict, Code: "not_running", Message: "the instance is stopped; start it instead"})
 		return
 	}
-	if err := s.cfg.Fleet.Restart(c.Request.Context(), inst); err != nil {
+	inst, err := s.updateInstance(c.Request.Context(), inst.ID, func(i *catalog.Instance) *Error { i.RestartGen++; return nil })
+	if err != nil {
 		abort(c, err)
 		return
 	}
 	s.audit(c, audit.InstanceRestarted, "instance", inst.ID, map[string]any{"name": inst.Name})
-	c.JSON(http.StatusAccepted, inst)
+	c.JSON(http.StatusAccepted, s.view(inst))
+}
+
+// replica picks the allocation ?replica=N of a row (the first when not
+// given); ok false after writing the error.
+func (s *Server) replica(c *gin.Context, row catalog.Instance) (catalog.Allocation, bool) {
+	as := s.cfg.Catalog.InstanceAllocations(row.ID)
+	want := -1
+	if v := c.Query("replica"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n >= catalog.MaxReplicas {
+			abort(c, Invalid("replica", fmt.Sprintf("replica must be a whole number from 0 to %d", catalog.MaxReplicas-1)))
+			return catalog.Allocation{}, false
+		}
+		want = n
+	}
+	for _, a := range as {
+		if want < 0 || a.Replica == want {
+			return a, true
+		}
+	}
+	msg := "the instance has no replica placed yet (status " + row.Observed.Status + ")"
+	if want >= 0 {
+		msg = fmt.Sprintf("the instance has no replica %d", want)
+	}
+	abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Field: "replica", Message: msg})
+	return catalog.Allocation{}, false
 }
 
 func (s *Server) instanceLogs(c *gin.Context) {
 	inst, ok := s.liveInstance(c)
 	if !ok {
+		return
+	}
+	a, ok := s.replica(c, inst)
+	if !ok {
+		return
+	}
+	if a.Hub != s.cfg.Fleet.HubID() {
+		s.forwardToHub(c, a.Hub, fmt.Sprintf("?replica=%d", a.Replica))
 		return
 	}
 	tail := 200
@@ -427,7 +547,7 @@ func (s *Server) instanceLogs(c *gin.Context) {
 		tail = n
 	}
 	follow := c.Query("follow") == "1" || c.Query("follow") == "true"
-	rc, err := s.cfg.Fleet.Driver().Logs(c.Request.Context(), inst.ID, tail, follow)
+	rc, err := s.cfg.Fleet.Driver().Logs(c.Request.Context(), a.ID, tail, follow)
 	if err != nil {
 		if errors.Is(err, fleet.ErrNotFound) {
 			abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "the instance has no runtime yet (status " + inst.Observed.Status + ")"})
@@ -458,12 +578,26 @@ func (s *Server) instanceLogs(c *gin.Context) {
 	}
 }
 
+// getFlows serves the flows the live row runs: the document in the
+// catalog (rev is its SHA-256), or, for a row never given flows through
+// the hub, what a replica's runtime holds.
 func (s *Server) getFlows(c *gin.Context) {
 	inst, ok := s.liveInstance(c)
 	if !ok {
 		return
 	}
-	cl, err := s.cfg.Fleet.Client(inst)
+	if f, err := s.cfg.Catalog.InstanceFlows(inst.ID); err == nil {
+		var nodes []json.RawMessage
+		if err := json.Unmarshal(f.Doc, &nodes); err == nil {
+			c.JSON(http.StatusOK, nodered.Flows{Rev: f.SHA, Flows: nodes})
+			return
+		}
+	}
+	a, ok := s.replica(c, inst)
+	if !ok {
+		return
+	}
+	cl, err := s.cfg.Fleet.Client(c.Request.Context(), a)
 	if err != nil {
 		abort(c, &Error{Status: http.StatusConflict, Code: "not_running", Message: err.Error()})
 		return
@@ -476,10 +610,17 @@ func (s *Server) getFlows(c *gin.Context) {
 	c.JSON(http.StatusOK, f)
 }
 
-// putFlows deploys a flows document to the live instance: the body is the
-// flows array, or {"flows": [...], "rev": "..."} to refuse the deploy if
-// the instance's flows changed since rev. The document is recorded as the
-// logical instance's next flows version.
+// FlowsRolloutTimeout bounds how long PUT /api/instances/:id/flows waits
+// for every replica to run the new flows before answering 202.
+var FlowsRolloutTimeout = 60 * time.Second
+
+// putFlows deploys a flows document to the live row: the body is the
+// flows array, or {"flows": [...], "rev": "..."} to refuse the deploy
+// (409) if the row's flows changed since rev (GET's rev). The document
+// goes to the catalog; each hub running a replica deploys it. The answer
+// comes once every replica runs it (200), or after FlowsRolloutTimeout
+// (202, still rolling out). The document is recorded as the logical
+// instance's next flows version.
 func (s *Server) putFlows(c *gin.Context) {
 	logical, ok := s.logicalInstance(c)
 	if !ok {
@@ -508,26 +649,76 @@ func (s *Server) putFlows(c *gin.Context) {
 		abort(c, Invalid("type", "type must be full, flows or nodes"))
 		return
 	}
-	cl, err := s.cfg.Fleet.Client(inst)
-	if err != nil {
-		abort(c, &Error{Status: http.StatusConflict, Code: "not_running", Message: err.Error()})
+	cur, curErr := s.cfg.Catalog.InstanceFlows(inst.ID)
+	if rev != "" && (curErr != nil || cur.SHA != rev) {
+		abort(c, &Error{Status: http.StatusConflict, Code: "conflict", Field: "rev", Message: "the instance's flows changed since rev " + rev + "; read them again"})
 		return
 	}
-	newRev, err := cl.DeployFlows(c.Request.Context(), nodes, rev, typ)
+	canonical, err := json.Marshal(nodes)
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	if _, err := s.updateInstance(c.Request.Context(), inst.ID, func(i *catalog.Instance) *Error { i.FlowsVersion = newRev; return nil }); err != nil {
+	sha := catalog.FlowsSHA(canonical)
+	version := s.recordFlowsVersion(c, logical.ID, doc, store.FlowsSourcePut, "")
+	p := principal(c)
+	opt := []catalog.PutOption{}
+	if curErr == nil {
+		opt = append(opt, catalog.IfIndex(cur.ModifyIndex))
+	}
+	if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.PutFlows(catalog.Flows{InstanceID: inst.ID, Doc: canonical,
+		SHA: sha, Version: version, By: p.Username, At: time.Now().UTC()}, opt...)); err != nil {
+		if errors.Is(err, catalog.ErrConflict) {
+			abort(c, &Error{Status: http.StatusConflict, Code: "conflict", Message: "another deploy of this instance's flows got in first; retry"})
+			return
+		}
+		abort(c, err)
+		return
+	}
+	if _, err := s.updateInstance(c.Request.Context(), inst.ID, func(i *catalog.Instance) *Error { i.FlowsVersion = sha[:12]; return nil }); err != nil {
 		s.log.Warn("record flows version", "instance", inst.ID, "error", err)
 	}
-	version := s.recordFlowsVersion(c, logical.ID, doc, store.FlowsSourcePut, "")
-	s.audit(c, audit.FlowsDeployed, "instance", inst.ID, map[string]any{"name": inst.Name, "rev": newRev, "nodes": len(nodes), "type": typ, "flows_version": version})
-	res := gin.H{"rev": newRev, "nodes": len(nodes)}
+	s.audit(c, audit.FlowsDeployed, "instance", inst.ID, map[string]any{"name": inst.Name, "rev": sha, "nodes": len(nodes), "type": typ, "flows_version": version})
+	res := gin.H{"rev": sha, "nodes": len(nodes)}
 	if version > 0 {
 		res["flows_version"] = version
 	}
-	c.JSON(http.StatusOK, res)
+	status, msg := s.awaitFlows(c.Request.Context(), inst.ID, sha)
+	if msg != "" {
+		res["message"] = msg
+	}
+	c.JSON(status, res)
+}
+
+// awaitFlows waits until every replica of the row runs the flows sha: 200;
+// 202 when the wait ends first (replicas still starting, or a replica that
+// cannot deploy them, named in the message).
+func (s *Server) awaitFlows(ctx context.Context, rowID, sha string) (int, string) {
+	deadline := time.Now().Add(FlowsRolloutTimeout)
+	for {
+		as := s.cfg.Catalog.InstanceAllocations(rowID)
+		done, problem := 0, ""
+		for _, a := range as {
+			if a.Observed.FlowsSHA == sha {
+				done++
+			} else if strings.HasPrefix(a.Observed.Message, "deploy flows:") {
+				problem = fmt.Sprintf("replica %d on %s: %s", a.Replica, a.Hub, a.Observed.Message)
+			}
+		}
+		switch {
+		case len(as) > 0 && done == len(as):
+			return http.StatusOK, ""
+		case time.Now().After(deadline) || ctx.Err() != nil:
+			if problem == "" {
+				problem = fmt.Sprintf("%d of %d replicas run the new flows so far; the others get them when they are running", done, len(as))
+			}
+			return http.StatusAccepted, problem
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // splitFlowsBody accepts a bare flows array or {"flows":…, "rev":…}.

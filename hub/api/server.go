@@ -52,8 +52,10 @@ type Config struct {
 	// Catalog and Applier read and write the control plane.
 	Catalog Catalog
 	Applier Applier
-	// Fleet manages instances; instance routes are served when it is set.
+	// Fleet manages this hub's runtimes; instance routes are served when
+	// it is set. Rows writes instance rows (hub/instances).
 	Fleet Fleet
+	Rows  Rows
 	// Store holds append data (metric samples, audit, AI decisions).
 	Store Store
 	// Events is the bus /api/ws subscribes to.
@@ -83,6 +85,9 @@ type Config struct {
 	// /i/{name}/ (hub/proxy). Their routes are registered when set.
 	Deploy Deployer
 	Proxy  DataProxy
+	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
+	// cluster secret themselves (events fan-out, in-flight counts).
+	PeerRoutes map[string]http.Handler
 }
 
 // Store is what the API reads of the data store (metric samples, status
@@ -145,6 +150,7 @@ func (s *Server) routes() {
 	s.auditRoutes()
 	s.reportRoutes()
 	s.instanceRoutes()
+	s.hubRoutes()
 	s.wsRoutes()
 	s.syncRoutes()
 	s.clusterRoutes()

@@ -35,6 +35,18 @@ const (
 	CmdDeleteRegion          CommandType = 18
 	CmdPutSetting            CommandType = 19
 	CmdDeleteSetting         CommandType = 20
+	// 21-40: placement and runtime credentials.
+	CmdRegisterHub           CommandType = 21
+	CmdSetHubState           CommandType = 22
+	CmdDeleteHub             CommandType = 23
+	CmdApplyPlan             CommandType = 24
+	CmdSetAllocationObserved CommandType = 25
+	CmdPutFlows              CommandType = 26
+	CmdPutCredentials        CommandType = 27
+	CmdPutMove               CommandType = 28
+	CmdDeleteMove            CommandType = 29
+	CmdSetHubDraining        CommandType = 30
+	CmdSetInstanceLive       CommandType = 31
 )
 
 // String returns the command type's name, or its number when unknown.
@@ -132,7 +144,7 @@ var commandSpecs map[CommandType]commandSpec
 
 func init() {
 	commandSpecs = map[CommandType]commandSpec{
-		CmdUpsertInstance:        spec("upsert_instance", 1, applyUpsertInstance),
+		CmdUpsertInstance:        spec("upsert_instance", 2, applyUpsertInstance), // v2: replicas
 		CmdDeleteInstance:        spec("delete_instance", 1, applyDeleteInstance),
 		CmdSetInstanceObserved:   spec("set_instance_observed", 1, applySetInstanceObserved),
 		CmdPutDeployment:         spec("put_deployment", 1, applyPutDeployment),
@@ -152,6 +164,17 @@ func init() {
 		CmdDeleteRegion:          spec("delete_region", 1, applyDeleteRegion),
 		CmdPutSetting:            spec("put_setting", 1, applyPutSetting),
 		CmdDeleteSetting:         spec("delete_setting", 1, applyDeleteSetting),
+		CmdRegisterHub:           spec("register_hub", 1, applyRegisterHub),
+		CmdSetHubState:           spec("set_hub_state", 1, applySetHubState),
+		CmdDeleteHub:             spec("delete_hub", 1, applyDeleteHub),
+		CmdApplyPlan:             spec("apply_plan", 1, applyPlan),
+		CmdSetAllocationObserved: spec("set_allocation_observed", 1, applySetAllocationObserved),
+		CmdPutFlows:              spec("put_flows", 1, applyPutFlows),
+		CmdPutCredentials:        spec("put_credentials", 1, applyPutCredentials),
+		CmdPutMove:               spec("put_move", 1, applyPutMove),
+		CmdDeleteMove:            spec("delete_move", 1, applyDeleteMove),
+		CmdSetHubDraining:        spec("set_hub_draining", 1, applySetHubDraining),
+		CmdSetInstanceLive:       spec("set_instance_live", 1, applySetInstanceLive),
 	}
 }
 

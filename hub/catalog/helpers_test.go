@@ -120,6 +120,25 @@ func fixtureCommands() []Command {
 		DeleteRegion("gone"),
 		PutSetting("temp", true),
 		DeleteSetting("temp"),
+		RegisterHub(Hub{ID: "hub-a", Region: "eu-west", API: "http://10.0.0.1:3000", Raft: "10.0.0.1:7000", Advertise: "10.0.0.1", MemoryMB: 4096}),
+		RegisterHub(Hub{ID: "hub-b", Region: "eu-west", API: "http://10.0.0.2:3000"}),
+		RegisterHub(Hub{ID: "hub-gone", Region: "us-east"}),
+		SetHubDraining("hub-b", true),
+		SetHubState("hub-b", HubDown, t0, "no contact for 10s"),
+		DeleteHub("hub-gone"),
+		ApplyPlan(Plan{Put: []Allocation{
+			{ID: "i-1-a", InstanceID: "i-1", Replica: 0, Hub: "hub-a", Region: "eu-west", Reason: "placed", CreatedAt: t0},
+			{ID: "i-1-b", InstanceID: "i-1", Replica: 1, Hub: "hub-b", Region: "eu-west", Reason: "placed", CreatedAt: t0},
+			{ID: "i-1-c", InstanceID: "i-1", Replica: 2, Hub: "hub-b", Region: "eu-west", Reason: "placed", CreatedAt: t0},
+		}}),
+		ApplyPlan(Plan{Delete: []string{"i-1-c"}}),
+		SetAllocationObserved("i-1-a", "hub-a", AllocObserved{Status: "running", RuntimeID: "4242", Host: "10.0.0.1", Port: 18800, Since: t0, FlowsSHA: FlowsSHA([]byte(`[]`))}),
+		PutFlows(Flows{InstanceID: "i-1", Doc: json.RawMessage(`[]`), SHA: FlowsSHA([]byte(`[]`)), Version: 1, By: "admin", At: t0}),
+		PutCredentials(Credentials{InstanceID: "i-1", AdminPassword: "sealed-a", MQTTPassword: "sealed-m", Token: "sealed-t"}, IfIndex(0)),
+		PutMove(Move{Instance: "i-2", Name: "billing", Home: "eu-west", To: "us-east", At: t0, Reason: "region down"}),
+		PutMove(Move{Instance: "i-1", Name: "orders", Home: "eu-west", To: "us-east", At: t0, Reason: "region down"}),
+		DeleteMove("i-1"),
+		SetInstanceLive("i-1", "i-2"),
 	}
 }
 

@@ -49,24 +49,37 @@ type Observed struct {
 // Instance is a managed Node-RED instance: its desired configuration and
 // state, and what the fleet last observed of it.
 type Instance struct {
-	ID             string            `json:"id"`
-	Name           string            `json:"name"` // unique, case-insensitive
-	Region         string            `json:"region,omitempty"`
-	Placement      Placement         `json:"placement,omitempty"`
-	Driver         string            `json:"driver,omitempty"` // docker | process
-	Image          string            `json:"image,omitempty"`
-	NodeREDVersion string            `json:"node_red_version,omitempty"`
-	DesiredState   DesiredState      `json:"desired_state,omitempty"`
-	Resources      Resources         `json:"resources"`
-	Env            map[string]string `json:"env,omitempty"`
-	FlowsVersion   string            `json:"flows_version,omitempty"`
-	Observed       Observed          `json:"observed"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	ID             string       `json:"id"`
+	Name           string       `json:"name"` // unique, case-insensitive
+	Region         string       `json:"region,omitempty"`
+	Placement      Placement    `json:"placement,omitempty"`
+	Driver         string       `json:"driver,omitempty"` // docker | process
+	Image          string       `json:"image,omitempty"`
+	NodeREDVersion string       `json:"node_red_version,omitempty"`
+	DesiredState   DesiredState `json:"desired_state,omitempty"`
+	Resources      Resources    `json:"resources"`
+	// Replicas is how many runtimes serve the instance (1 when 0), each
+	// placed on a hub of its region by the scheduler (allocations).
+	Replicas int `json:"replicas,omitempty"`
+	// RestartGen counts operator starts and restarts: every hub running a
+	// replica restarts it (clearing its crash history) when it changes.
+	RestartGen uint64 `json:"restart_gen,omitempty"`
+	// Live is the row that serves this logical instance: "" (itself) or a
+	// deployment's color row. Only SetInstanceLive changes it.
+	Live         string            `json:"live,omitempty"`
+	Env          map[string]string `json:"env,omitempty"`
+	FlowsVersion string            `json:"flows_version,omitempty"`
+	Observed     Observed          `json:"observed"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
 	Indexes
 }
 
 func (i *Instance) primaryKey() string { return i.ID }
+
+// ReplicaCount is the number of replicas the instance wants: Replicas, or
+// 1 when it is 0.
+func (i Instance) ReplicaCount() int { return max(i.Replicas, 1) }
 
 func (i *Instance) clone() *Instance {
 	c := *i
@@ -86,6 +99,9 @@ func instancesTable() *memdb.TableSchema {
 func checkInstance(w *write, inst *Instance) error {
 	if inst.ID == "" || inst.Name == "" {
 		return fmt.Errorf("instance: id and name are required: %w", ErrInvalid)
+	}
+	if inst.Replicas < 0 || inst.Replicas > MaxReplicas {
+		return fmt.Errorf("instance %q: replicas %d out of range 0-%d: %w", inst.ID, inst.Replicas, MaxReplicas, ErrInvalid)
 	}
 	return w.unique(tableInstances, "name", inst.Name, inst.ID)
 }
@@ -109,13 +125,47 @@ func applyUpsertInstance(w *write, b putBody[Instance]) (any, error) {
 		return nil, fmt.Errorf("upsert instance %q: %w", inst.ID, err)
 	}
 	if old != nil {
-		inst.CreatedAt, inst.Observed = old.CreatedAt, old.Observed
+		inst.CreatedAt, inst.Observed, inst.Live = old.CreatedAt, old.Observed, old.Live
+	} else {
+		inst.Live = ""
 	}
 	return insert(w, tableInstances, inst, old)
 }
 
+// liveBody is the payload of SetInstanceLive.
+type liveBody struct {
+	ID   string `json:"id"`
+	Live string `json:"live"`
+}
+
+// SetInstanceLive returns the command that makes row serve the logical
+// instance id ("" or id itself: its own row). Errors: ErrNotFound for a
+// missing instance or row.
+func SetInstanceLive(id, row string) Command {
+	return newCommand(CmdSetInstanceLive, liveBody{ID: id, Live: row})
+}
+
+func applySetInstanceLive(w *write, b liveBody) (any, error) {
+	old := first[Instance](w.tx, nil, tableInstances, "id", b.ID)
+	if old == nil {
+		return nil, fmt.Errorf("set live row of %q: %w", b.ID, ErrNotFound)
+	}
+	if b.Live == b.ID {
+		b.Live = ""
+	}
+	if b.Live != "" {
+		if err := w.exists(tableInstances, b.Live); err != nil {
+			return nil, fmt.Errorf("set live row of %q: %w", b.ID, err)
+		}
+	}
+	inst := old.clone()
+	inst.Live = b.Live
+	return insert(w, tableInstances, inst, old)
+}
+
 // DeleteInstance returns the command that deletes an instance together with
-// its deployments and the API tokens scoped to it. Errors: ErrNotFound.
+// its deployments, the API tokens scoped to it, its allocations, flows,
+// credentials and move record. Errors: ErrNotFound.
 func DeleteInstance(id string) Command {
 	return newCommand(CmdDeleteInstance, keyBody{Key: id})
 }
@@ -130,6 +180,14 @@ func applyDeleteInstance(w *write, b keyBody) (any, error) {
 	}
 	for _, t := range list[APIToken](w.tx, nil, tableAPITokens, "instance", b.Key) {
 		w.remove(tableAPITokens, &t)
+	}
+	for _, a := range list[Allocation](w.tx, nil, tableAllocations, "instance", b.Key) {
+		w.remove(tableAllocations, &a)
+	}
+	for _, t := range []string{tableFlows, tableCredentials, tableMoves} {
+		if obj, err := w.tx.First(t, "id", b.Key); err == nil && obj != nil {
+			w.remove(t, obj)
+		}
 	}
 	w.remove(tableInstances, inst)
 	return nil, nil

@@ -28,8 +28,27 @@ import (
 // encodes to the same bytes.
 const (
 	snapshotMagic   = "RFCATSNP"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
+
+// knownTables reports whether tables, as a snapshot header lists them,
+// are tables this binary knows in tableOrder's order, ending with the
+// index table: format 1 lacks the placement tables, which a restore of it
+// leaves empty.
+func knownTables(tables []string) bool {
+	if len(tables) == 0 || tables[len(tables)-1] != tableIndex {
+		return false
+	}
+	last := -1
+	for _, t := range tables {
+		pos := slices.Index(tableOrder, t)
+		if pos <= last {
+			return false
+		}
+		last = pos
+	}
+	return true
+}
 
 type snapshotMeta struct {
 	Index  uint64   `json:"index"`
@@ -119,7 +138,8 @@ func (s *State) Restore(r io.Reader) error {
 }
 
 func readSnapshot(r io.Reader) (*store, error) {
-	if err := readSnapshotHeader(r); err != nil {
+	version, err := readSnapshotHeader(r)
+	if err != nil {
 		return nil, err
 	}
 	gz, err := gzip.NewReader(r)
@@ -132,7 +152,7 @@ func readSnapshot(r io.Reader) (*store, error) {
 	if err := dec.Decode(&meta); err != nil {
 		return nil, fmt.Errorf("%w: header line: %v", ErrCorruptSnapshot, err)
 	}
-	if !slices.Equal(meta.Tables, tableOrder) {
+	if !knownTables(meta.Tables) {
 		return nil, fmt.Errorf("%w: tables %q, want %q", ErrCorruptSnapshot, meta.Tables, tableOrder)
 	}
 	st := newStore()
@@ -147,25 +167,31 @@ func readSnapshot(r io.Reader) (*store, error) {
 	if got := appliedIndex(tx); got != meta.Index {
 		return nil, fmt.Errorf("%w: header says index %d, index table says %d", ErrCorruptSnapshot, meta.Index, got)
 	}
+	if version < 2 {
+		if err := upgradeLegacySettings(&write{tx: tx, index: meta.Index}); err != nil {
+			return nil, fmt.Errorf("%w: format %d: %v", ErrCorruptSnapshot, version, err)
+		}
+	}
 	tx.Commit()
 	return st, nil
 }
 
-func readSnapshotHeader(r io.Reader) error {
+func readSnapshotHeader(r io.Reader) (uint16, error) {
 	var hdr [len(snapshotMagic) + 2]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return fmt.Errorf("%w: reading header: %v", ErrCorruptSnapshot, err)
+		return 0, fmt.Errorf("%w: reading header: %v", ErrCorruptSnapshot, err)
 	}
 	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
-		return fmt.Errorf("%w: not a catalog snapshot (bad magic)", ErrCorruptSnapshot)
+		return 0, fmt.Errorf("%w: not a catalog snapshot (bad magic)", ErrCorruptSnapshot)
 	}
-	switch v := binary.BigEndian.Uint16(hdr[len(snapshotMagic):]); {
+	v := binary.BigEndian.Uint16(hdr[len(snapshotMagic):])
+	switch {
 	case v == 0:
-		return fmt.Errorf("%w: format version 0", ErrCorruptSnapshot)
+		return 0, fmt.Errorf("%w: format version 0", ErrCorruptSnapshot)
 	case v > snapshotVersion:
-		return fmt.Errorf("%w: format version %d is newer than this hub supports (%d); restore it with a newer hub", ErrSnapshotVersion, v, snapshotVersion)
+		return 0, fmt.Errorf("%w: format version %d is newer than this hub supports (%d); restore it with a newer hub", ErrSnapshotVersion, v, snapshotVersion)
 	}
-	return nil
+	return v, nil
 }
 
 // readRows inserts every row up to the end line, checking each one.
@@ -212,6 +238,16 @@ func restoreRow(w *write, table string, raw json.RawMessage) error {
 		return restoreInto(w, table, raw, checkEdge)
 	case tableEnrollmentTokens:
 		return restoreInto(w, table, raw, checkEnrollmentToken)
+	case tableHubs:
+		return restoreInto(w, table, raw, checkHub)
+	case tableAllocations:
+		return restoreInto(w, table, raw, checkAllocation)
+	case tableFlows:
+		return restoreInto(w, table, raw, checkFlows)
+	case tableCredentials:
+		return restoreInto(w, table, raw, checkCredentials)
+	case tableMoves:
+		return restoreInto(w, table, raw, checkMove)
 	case tableIndex:
 		return restoreIndexRow(w, raw)
 	}

@@ -18,7 +18,7 @@ func TestApplyAndReadBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inst.FlowsVersion != "v2" || inst.Env["MODE"] != "prod" || inst.Resources.MemoryMB != 256 || inst.Observed.RuntimeID != "c0ffee" {
+	if inst.FlowsVersion != "v2" || inst.Env["MODE"] != "prod" || inst.Resources.MemoryMB != 256 || inst.Observed.RuntimeID != "4242" || inst.Observed.Message != "1/2 replicas running" {
 		t.Fatalf("instance i-1 = %+v", inst)
 	}
 	if byName, err := s.InstanceByName("ORDERS"); err != nil || byName.ID != "i-1" {
@@ -301,7 +301,7 @@ func TestSpecAndStatusWriters(t *testing.T) {
 	a := fixture(t)
 	a.must(UpsertInstance(Instance{ID: "i-1", Name: "orders", DesiredState: DesiredStopped, Observed: Observed{Status: "bogus"}}))
 	inst, _ := a.s.Instance("i-1")
-	if inst.Observed.RuntimeID != "c0ffee" || inst.DesiredState != DesiredStopped {
+	if inst.Observed.RuntimeID != "4242" || inst.DesiredState != DesiredStopped {
 		t.Fatalf("after upsert: %+v", inst)
 	}
 	a.must(SetInstanceObserved("i-1", Observed{Status: "stopped"}))

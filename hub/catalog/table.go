@@ -38,19 +38,26 @@ const (
 	tableAPITokens        = "api_tokens"
 	tableEdges            = "edges"
 	tableEnrollmentTokens = "enrollment_tokens"
+	tableHubs             = "hubs"
+	tableAllocations      = "allocations"
+	tableFlows            = "flows"
+	tableCredentials      = "credentials"
+	tableMoves            = "moves"
 	tableIndex            = "index"
 )
 
 var tableOrder = []string{
 	tableRegions, tableSettings, tableUsers, tableInstances, tableDeployments,
-	tableAPITokens, tableEdges, tableEnrollmentTokens, tableIndex,
+	tableAPITokens, tableEdges, tableEnrollmentTokens, tableHubs, tableAllocations,
+	tableFlows, tableCredentials, tableMoves, tableIndex,
 }
 
 func schema() *memdb.DBSchema {
 	tables := []*memdb.TableSchema{
 		regionsTable(), settingsTable(), usersTable(), instancesTable(),
 		deploymentsTable(), apiTokensTable(), edgesTable(),
-		enrollmentTokensTable(), indexTable(),
+		enrollmentTokensTable(), hubsTable(), allocationsTable(), flowsTable(),
+		credentialsTable(), movesTable(), indexTable(),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, t := range tables {
@@ -128,6 +135,10 @@ func singular(table string) string {
 		return "enrollment token"
 	case tableAPITokens:
 		return "api token"
+	case tableFlows:
+		return "flows"
+	case tableCredentials:
+		return "credentials"
 	}
 	return table[:len(table)-1]
 }

@@ -18,6 +18,12 @@ func (n *Node) State() string {
 	return r.State().String()
 }
 
+// IsLeader reports whether this node is the Raft leader now.
+func (n *Node) IsLeader() bool {
+	r, err := n.running()
+	return err == nil && r.State() == raft.Leader
+}
+
 // Leader returns the current leader's ID and address, empty when none is
 // known or the node is not open.
 func (n *Node) Leader() (id, addr string) {

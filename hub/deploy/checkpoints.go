@@ -37,7 +37,7 @@ func (o *Orchestrator) replayCheckpoints(ctx context.Context, d *catalog.Deploym
 	if len(cps) == 0 {
 		return nil
 	}
-	if err := o.awaitBus(ctx, green.Name, o.cfg.SmokeTimeout); err != nil {
+	if err := o.awaitBus(ctx, green, o.cfg.SmokeTimeout); err != nil {
 		return fmt.Errorf("replay %d checkpoints: %w", len(cps), err)
 	}
 	for _, cp := range cps {

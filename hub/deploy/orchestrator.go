@@ -15,6 +15,7 @@ import (
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/coord"
 	"github.com/redforge/controltower/hub/events"
+	"github.com/redforge/controltower/hub/instances"
 	"github.com/redforge/controltower/nodered"
 )
 
@@ -23,6 +24,8 @@ type Catalog interface {
 	Instance(id string) (catalog.Instance, error)
 	InstanceByName(name string) (catalog.Instance, error)
 	Instances() []catalog.Instance
+	InstanceAllocations(rowID string) []catalog.Allocation
+	InstanceFlows(rowID string) (catalog.Flows, error)
 	Deployment(id string) (catalog.Deployment, error)
 	Deployments(instanceID string) []catalog.Deployment
 	WatchDeployments(ctx context.Context, instanceID string) ([]catalog.Deployment, uint64, <-chan struct{})
@@ -34,11 +37,16 @@ type Applier interface {
 	Apply(ctx context.Context, cmd catalog.Command) (any, error)
 }
 
-// Fleet is what the orchestrator needs of hub/fleet.
+// Fleet is what the orchestrator needs of hub/fleet: an admin client for
+// a replica wherever it runs.
 type Fleet interface {
-	Client(inst catalog.Instance) (*nodered.Client, error)
-	AdminPassword(instanceID string) (string, error)
-	Kick()
+	Client(ctx context.Context, a catalog.Allocation) (*nodered.Client, error)
+}
+
+// Rows is the instance service (hub/instances): the live row of a logical
+// instance.
+type Rows interface {
+	Live(ref string) (catalog.Instance, error)
 }
 
 // Auditor records audit entries.
@@ -57,8 +65,9 @@ type Proxy interface {
 	// Pause makes new requests for name wait until Resume.
 	Pause(name string)
 	Resume(name string)
-	// WaitIdle waits until no proxied request to port is in flight.
-	WaitIdle(ctx context.Context, port int) error
+	// WaitIdle waits until no request proxied through this hub to the row
+	// is in flight.
+	WaitIdle(ctx context.Context, rowID string) error
 	// InFlight is the number of requests in flight for name.
 	InFlight(name string) int64
 }
@@ -81,6 +90,7 @@ type Deps struct {
 	Catalog  Catalog
 	Applier  Applier
 	Fleet    Fleet
+	Rows     Rows
 	Bus      Bus
 	Coord    Coord
 	Audit    Auditor
@@ -91,6 +101,9 @@ type Deps struct {
 
 	// Checkpoints, when set, are replayed to green in DEPLOY.
 	Checkpoints Checkpoints
+	// ClusterIdle, when set, waits until no request proxied through any
+	// other hub to the row is in flight (the local proxy is Proxy).
+	ClusterIdle func(ctx context.Context, rowID string) error
 }
 
 // Orchestrator runs deployments on the Raft leader.
@@ -148,7 +161,7 @@ const replayPaceTimeout = 10 * time.Second
 // broker delivers a subscriber's messages in order, so the ack means the
 // target has received every message replayed before the ping.
 func (o *Orchestrator) paceReplay(ctx context.Context, target string) {
-	if acked, err := o.control(ctx, target, "ping", replayPaceTimeout); err == nil && !acked {
+	if acked, err := o.control(ctx, target, "ping", replayPaceTimeout, 1); err == nil && !acked {
 		o.log.Warn("no ack from the replay target within the pace timeout; replaying on", "instance", target, "timeout", replayPaceTimeout)
 	}
 }
@@ -277,42 +290,16 @@ func (o *Orchestrator) logical(ref string) (catalog.Instance, error) {
 	if err != nil {
 		return inst, err
 	}
-	if IsColor(inst) {
-		return inst, fmt.Errorf("instance %q is a deployment color of %q; deploy to %q: %w", inst.Name, LogicalName(inst.Name), LogicalName(inst.Name), catalog.ErrInvalid)
+	if instances.IsColor(inst) {
+		l := instances.LogicalName(inst.Name)
+		return inst, fmt.Errorf("instance %q is a deployment color of %q; deploy to %q: %w", inst.Name, l, l, catalog.ErrInvalid)
 	}
 	return inst, nil
 }
 
-// IsColor reports whether a catalog row is a color row made by a
-// deployment (its name is "{logical}.{8 hex}"), not a logical instance.
-func IsColor(inst catalog.Instance) bool { return strings.Contains(inst.Name, ".") }
-
-// LogicalName is the logical instance name of a row name.
-func LogicalName(rowName string) string {
-	name, _, _ := strings.Cut(rowName, ".")
-	return name
-}
-
 // Live returns the catalog row currently serving the logical instance
 // named name: its own row, or the color row a deployment switched to.
-func (o *Orchestrator) Live(name string) (catalog.Instance, error) {
-	inst, err := o.d.Catalog.InstanceByName(name)
-	if err != nil {
-		return inst, err
-	}
-	if IsColor(inst) {
-		return catalog.Instance{}, fmt.Errorf("instance named %q: %w", name, catalog.ErrNotFound)
-	}
-	var liveID string
-	if err := o.d.Catalog.SettingValue(LiveKey(inst.ID), &liveID); err != nil || liveID == "" {
-		return inst, nil
-	}
-	live, err := o.d.Catalog.Instance(liveID)
-	if err != nil {
-		return inst, nil // the pointer outlived its row: fall back to the logical row
-	}
-	return live, nil
-}
+func (o *Orchestrator) Live(name string) (catalog.Instance, error) { return o.d.Rows.Live(name) }
 
 func (o *Orchestrator) liveName(name string) (string, error) {
 	live, err := o.Live(name)
@@ -428,23 +415,18 @@ func (o *Orchestrator) putSpec(ctx context.Context, id string, s Spec) error {
 func (o *Orchestrator) SetProxy(p Proxy) { o.d.Proxy = p }
 
 // collectOrphans deletes color rows whose logical instance was deleted
-// (deleting an instance deletes its deployments, not its colors), and
-// their live pointer.
+// outside the instance service (which deletes them with it).
 func (o *Orchestrator) collectOrphans(ctx context.Context) {
 	for _, inst := range o.d.Catalog.Instances() {
-		if !IsColor(inst) {
+		if !instances.IsColor(inst) {
 			continue
 		}
-		if _, err := o.d.Catalog.InstanceByName(LogicalName(inst.Name)); !errors.Is(err, catalog.ErrNotFound) {
+		if _, err := o.d.Catalog.InstanceByName(instances.LogicalName(inst.Name)); !errors.Is(err, catalog.ErrNotFound) {
 			continue
 		}
 		o.log.Info("removing the color of a deleted instance", "instance", inst.Name)
 		if _, err := o.d.Applier.Apply(ctx, catalog.DeleteInstance(inst.ID)); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 			o.log.Warn("remove orphaned color", "instance", inst.Name, "error", err)
 		}
-		if i := strings.LastIndexByte(inst.ID, '-'); i > 0 {
-			_, _ = o.d.Applier.Apply(ctx, catalog.DeleteSetting(LiveKey(inst.ID[:i])))
-		}
-		o.d.Fleet.Kick()
 	}
 }

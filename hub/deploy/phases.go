@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/fleet"
+	"github.com/redforge/controltower/hub/instances"
 )
 
 // Progress at the start of each phase; a phase moves it toward the next.
@@ -72,19 +76,32 @@ func (o *Orchestrator) note(ctx context.Context, id, msg string) {
 	})
 }
 
-// awaitBus pings instance on its control topic until it acks (its flows
-// are connected to the hub bus and subscribed) or wait passes.
-func (o *Orchestrator) awaitBus(ctx context.Context, instance string, wait time.Duration) error {
+// awaitBus pings a row on its control topic until every running replica
+// acks (its flows are connected to the hub bus and subscribed) or wait
+// passes.
+func (o *Orchestrator) awaitBus(ctx context.Context, row catalog.Instance, wait time.Duration) error {
 	deadline := o.now().Add(wait)
 	for {
-		acked, err := o.control(ctx, instance, "ping", time.Second)
+		acked, err := o.control(ctx, row.Name, "ping", time.Second, o.runningReplicas(row.ID))
 		if err != nil || acked {
 			return err
 		}
 		if o.now().After(deadline) {
-			return fmt.Errorf("%s did not answer a ping on %s within %s", instance, AckTopic(instance), wait)
+			return fmt.Errorf("%s did not answer a ping on %s within %s", row.Name, AckTopic(row.Name), wait)
 		}
 	}
+}
+
+// runningReplicas counts the running replicas of a row (at least 1, so a
+// row reported otherwise still needs one ack).
+func (o *Orchestrator) runningReplicas(rowID string) int {
+	n := 0
+	for _, a := range o.d.Catalog.InstanceAllocations(rowID) {
+		if a.Observed.Status == fleet.StatusRunning && a.Desired != catalog.AllocStop {
+			n++
+		}
+	}
+	return max(n, 1)
 }
 
 func (o *Orchestrator) progress(ctx context.Context, id string, p int) {
@@ -185,16 +202,34 @@ type ControlMessage struct {
 type Ack struct {
 	Mode     string `json:"mode"`
 	InFlight int    `json:"inflight"`
+	// Replica names the acking runtime (its REDFORGE_CLIENT_ID), when the
+	// flow sends it; acks without it are counted as they come.
+	Replica string `json:"replica,omitempty"`
 }
 
-// control publishes mode to instance and, when wait > 0, waits for an ack
-// of that mode with no work in flight. It reports whether one came.
-func (o *Orchestrator) control(ctx context.Context, instance, mode string, wait time.Duration) (bool, error) {
+// control publishes mode to a row's replicas and, when wait > 0, waits
+// for want acks of that mode with no work in flight (one from each
+// replica: every replica of a row subscribes to its control topic). It
+// reports whether they came.
+func (o *Orchestrator) control(ctx context.Context, instance, mode string, wait time.Duration, want int) (bool, error) {
 	acked := make(chan struct{}, 1)
 	if wait > 0 {
+		var mu sync.Mutex
+		seen := map[string]bool{}
+		n := 0
 		unsub, err := o.d.Bus.Subscribe(ctx, AckTopic(instance), 1, func(_ string, payload []byte) {
 			var a Ack
-			if json.Unmarshal(payload, &a) == nil && a.Mode == mode && a.InFlight == 0 {
+			if json.Unmarshal(payload, &a) != nil || a.Mode != mode || a.InFlight != 0 {
+				return
+			}
+			mu.Lock()
+			if a.Replica == "" || !seen[a.Replica] {
+				seen[a.Replica] = a.Replica != ""
+				n++
+			}
+			done := n >= want
+			mu.Unlock()
+			if done {
 				select {
 				case acked <- struct{}{}:
 				default:
@@ -239,7 +274,7 @@ func (o *Orchestrator) drain(ctx context.Context, d *catalog.Deployment, spec *S
 	msg := "blue is not running; nothing to drain"
 	if blue.Observed.Status == fleet.StatusRunning {
 		start := o.now()
-		acked, err := o.control(ctx, blue.Name, "drain", spec.DrainTimeout)
+		acked, err := o.control(ctx, blue.Name, "drain", spec.DrainTimeout, o.runningReplicas(blue.ID))
 		if err != nil {
 			return failure{err}
 		}
@@ -258,7 +293,9 @@ func (o *Orchestrator) drain(ctx context.Context, d *catalog.Deployment, spec *S
 }
 
 // deployGreen creates the green row (a clone of the logical instance's
-// config), waits until the fleet reports it running and deploys the flows.
+// config, with as many replicas), gives it the new flows in the catalog
+// (each hub running one of its replicas deploys them) and waits until
+// every replica runs them.
 func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, spec *Spec) error {
 	logical, err := o.d.Catalog.Instance(d.InstanceID)
 	if err != nil {
@@ -267,11 +304,12 @@ func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, s
 	green, err := o.d.Catalog.Instance(spec.GreenID)
 	if errors.Is(err, catalog.ErrNotFound) {
 		green = logical
-		green.ID, green.Name, green.Observed, green.Indexes = spec.GreenID, spec.GreenName, catalog.Observed{}, catalog.Indexes{}
+		green.ID, green.Name, green.Observed, green.Indexes, green.Live = spec.GreenID, spec.GreenName, catalog.Observed{}, catalog.Indexes{}, ""
 		green.DesiredState = catalog.DesiredRunning
-		green.Env = map[string]string{}
-		for k, v := range logical.Env {
-			green.Env[k] = v
+		green.Replicas = logical.ReplicaCount()
+		green.Env = maps.Clone(logical.Env)
+		if green.Env == nil {
+			green.Env = map[string]string{}
 		}
 		green.Env["REDFORGE_INSTANCE"], green.Env["REDFORGE_LOGICAL"] = spec.GreenName, logical.Name
 		green.FlowsVersion = d.ToFlowsVersion
@@ -282,30 +320,25 @@ func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, s
 	} else if err != nil {
 		return failure{err}
 	}
-	o.d.Fleet.Kick()
+	sha := catalog.FlowsSHA(spec.Flows)
+	if f, err := o.d.Catalog.InstanceFlows(spec.GreenID); err != nil || f.SHA != sha {
+		_, err := o.d.Applier.Apply(ctx, catalog.PutFlows(catalog.Flows{InstanceID: spec.GreenID, Doc: spec.Flows, SHA: sha,
+			By: d.StartedBy, At: o.now().UTC()}))
+		if err != nil {
+			return failure{fmt.Errorf("flows of green %s: %w", spec.GreenName, err)}
+		}
+	}
 	o.progress(ctx, d.ID, 20)
-	green, err = o.waitRunning(ctx, spec.GreenID)
+	green, err = o.waitRunning(ctx, spec.GreenID, sha, green.ReplicaCount())
 	if err != nil {
 		return failure{err}
 	}
 	o.progress(ctx, d.ID, 40)
-	flows, err := o.render(spec.Flows, green)
-	if err != nil {
-		return failure{err}
-	}
-	c, err := o.d.Fleet.Client(green)
-	if err != nil {
-		return failure{err}
-	}
-	rev, err := c.DeployFlows(ctx, flows, "", "full")
-	if err != nil {
-		return failure{fmt.Errorf("deploy flows to green: %w", err)}
-	}
-	spec.GreenRev = rev
+	spec.GreenRev = sha
 	if err := o.putSpec(ctx, d.ID, *spec); err != nil {
 		return failure{err}
 	}
-	o.note(ctx, d.ID, fmt.Sprintf("green %s running on port %d with flows rev %s", green.Name, green.Observed.Port, rev))
+	o.note(ctx, d.ID, fmt.Sprintf("green %s: %s running the new flows", green.Name, replicaWhere(o.d.Catalog.InstanceAllocations(green.ID))))
 	o.progress(ctx, d.ID, 45)
 	if err := o.replayCheckpoints(ctx, d, spec, green); err != nil {
 		return failure{err}
@@ -314,22 +347,41 @@ func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, s
 	return nil
 }
 
-// waitRunning waits until the fleet reports the row running.
-func (o *Orchestrator) waitRunning(ctx context.Context, id string) (catalog.Instance, error) {
+// replicaWhere describes where a row's replicas run.
+func replicaWhere(as []catalog.Allocation) string {
+	parts := make([]string, 0, len(as))
+	for _, a := range as {
+		parts = append(parts, fmt.Sprintf("replica %d on %s (%s)", a.Replica, a.Hub, a.Address()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// waitRunning waits until want replicas of the row run (and, with sha,
+// run those flows).
+func (o *Orchestrator) waitRunning(ctx context.Context, id, sha string, want int) (catalog.Instance, error) {
 	deadline := o.now().Add(o.cfg.HealthyTimeout)
 	for {
 		inst, err := o.d.Catalog.Instance(id)
 		if err != nil {
 			return inst, err
 		}
-		switch inst.Observed.Status {
-		case fleet.StatusRunning:
+		ready := 0
+		for _, a := range o.d.Catalog.InstanceAllocations(id) {
+			switch a.Observed.Status {
+			case fleet.StatusRunning:
+				if sha == "" || a.Observed.FlowsSHA == sha {
+					ready++
+				}
+			case fleet.StatusCrashLooping, fleet.StatusError:
+				return inst, fmt.Errorf("%s replica %d on %s did not start: %s %s", inst.Name, a.Replica, a.Hub, a.Observed.Status, a.Observed.Message)
+			}
+		}
+		if ready >= want {
 			return inst, nil
-		case fleet.StatusCrashLooping, fleet.StatusError:
-			return inst, fmt.Errorf("%s did not start: %s %s", inst.Name, inst.Observed.Status, inst.Observed.Message)
 		}
 		if o.now().After(deadline) {
-			return inst, fmt.Errorf("%s not healthy within %s (status %q)", inst.Name, o.cfg.HealthyTimeout, inst.Observed.Status)
+			return inst, fmt.Errorf("%s: %d of %d replicas healthy within %s (status %q: %s)", inst.Name, ready, want,
+				o.cfg.HealthyTimeout, inst.Observed.Status, inst.Observed.Message)
 		}
 		select {
 		case <-ctx.Done():
@@ -350,20 +402,20 @@ func (o *Orchestrator) resume(ctx context.Context, d *catalog.Deployment, spec *
 	if err != nil {
 		return err
 	}
-	if err := o.awaitBus(ctx, green.Name, o.cfg.SmokeTimeout); err != nil {
+	if err := o.awaitBus(ctx, green, o.cfg.SmokeTimeout); err != nil {
 		o.log.Warn("green is not on the hub bus yet; held input may wait", "deployment", d.ID, "error", err)
 	}
 	if o.d.Proxy != nil {
 		o.d.Proxy.Pause(logical.Name)
 	}
-	_, err = o.d.Applier.Apply(ctx, catalog.PutSetting(LiveKey(logical.ID), green.ID))
+	_, err = o.d.Applier.Apply(ctx, catalog.SetInstanceLive(logical.ID, green.ID))
 	if o.d.Proxy != nil {
 		o.d.Proxy.Resume(logical.Name)
 	}
 	if err != nil {
 		return fmt.Errorf("switch %s to green: %w", logical.Name, err)
 	}
-	if _, err := o.control(ctx, green.Name, "active", 0); err != nil {
+	if _, err := o.control(ctx, green.Name, "active", 0, 0); err != nil {
 		return err
 	}
 	o.progress(ctx, d.ID, 75)
@@ -421,11 +473,7 @@ func (o *Orchestrator) cleanup(ctx context.Context, d *catalog.Deployment, spec 
 	}
 	if d.Status == catalog.DeploymentRunning {
 		if err == nil {
-			if o.d.Proxy != nil && blue.Observed.Port != 0 {
-				wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				_ = o.d.Proxy.WaitIdle(wctx, blue.Observed.Port)
-				cancel()
-			}
+			o.waitIdle(ctx, blue.ID)
 			if err := o.setDesired(ctx, blue.ID, catalog.DesiredStopped); err != nil {
 				return err
 			}
@@ -441,7 +489,6 @@ func (o *Orchestrator) cleanup(ctx context.Context, d *catalog.Deployment, spec 
 			return err
 		}
 		*d = fresh
-		o.d.Fleet.Kick()
 	}
 	wait := time.Until(d.FinishedAt.Add(spec.RollbackWindow))
 	if wait > 0 {
@@ -458,17 +505,31 @@ func (o *Orchestrator) cleanup(ctx context.Context, d *catalog.Deployment, spec 
 	}
 	msg := "rollback window over; blue removed"
 	if err == nil {
-		if IsColor(blue) {
+		if instances.IsColor(blue) {
 			if _, err := o.d.Applier.Apply(ctx, catalog.DeleteInstance(blue.ID)); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 				return err
 			}
-			o.d.Fleet.Kick()
 		} else {
 			msg = "rollback window over; the logical instance's own runtime stays stopped"
 		}
 	}
 	_, err = o.update(ctx, d.ID, msg, func(d *catalog.Deployment) { d.Progress = 100 })
 	return err
+}
+
+// waitIdle waits (30 s at most) until no request proxied through any hub
+// to the row is in flight.
+func (o *Orchestrator) waitIdle(ctx context.Context, rowID string) {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if o.d.Proxy != nil {
+		_ = o.d.Proxy.WaitIdle(wctx, rowID)
+	}
+	if o.d.ClusterIdle != nil {
+		if err := o.d.ClusterIdle(wctx, rowID); err != nil {
+			o.log.Warn("wait for requests through the other hubs", "instance", rowID, "error", err)
+		}
+	}
 }
 
 func (o *Orchestrator) setDesired(ctx context.Context, id string, s catalog.DesiredState) error {
@@ -491,11 +552,10 @@ func (o *Orchestrator) rollback(ctx context.Context, d catalog.Deployment, spec 
 	if _, err := o.d.Applier.Apply(ctx, catalog.DeleteInstance(spec.GreenID)); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		o.log.Error("rollback: remove green", "deployment", d.ID, "error", err)
 	}
-	o.d.Fleet.Kick()
 	logical, err := o.d.Catalog.Instance(d.InstanceID)
 	if err == nil {
 		if blue, err := o.d.Catalog.Instance(spec.BlueID); err == nil {
-			_, _ = o.control(ctx, blue.Name, "active", 0)
+			_, _ = o.control(ctx, blue.Name, "active", 0, 0)
 			for {
 				n, err := o.relay.release(ctx, logical.Name, blue.Name)
 				spec.Replayed += n
@@ -503,7 +563,10 @@ func (o *Orchestrator) rollback(ctx context.Context, d catalog.Deployment, spec 
 					break
 				}
 				o.log.Error("rollback: replay held input", "deployment", d.ID, "error", err)
-				time.Sleep(time.Second)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
 			}
 		}
 	}

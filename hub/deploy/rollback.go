@@ -37,19 +37,22 @@ func (o *Orchestrator) Rollback(ctx context.Context, id, userID, username string
 	if err := o.setDesired(ctx, spec.BlueID, catalog.DesiredRunning); err != nil {
 		return d, fmt.Errorf("start blue: %w", err)
 	}
-	o.d.Fleet.Kick()
-	blue, err := o.waitRunning(ctx, spec.BlueID)
+	blueRow, err := o.d.Catalog.Instance(spec.BlueID)
 	if err != nil {
 		return d, fmt.Errorf("start blue: %w", err)
 	}
-	if err := o.awaitBus(ctx, blue.Name, o.cfg.SmokeTimeout); err != nil {
+	blue, err := o.waitRunning(ctx, spec.BlueID, "", blueRow.ReplicaCount())
+	if err != nil {
+		return d, fmt.Errorf("start blue: %w", err)
+	}
+	if err := o.awaitBus(ctx, blue, o.cfg.SmokeTimeout); err != nil {
 		return d, fmt.Errorf("blue is running but not on the hub bus (its flows do not connect to it); not switching: %w: %w", ErrNotRollable, err)
 	}
 	o.relay.hold(logical.Name)
 	// Green finishes what it was given before blue takes over, so the
 	// order of processing is kept across the switch back.
 	if green, err := o.d.Catalog.Instance(spec.GreenID); err == nil {
-		if acked, err := o.control(ctx, green.Name, "drain", spec.DrainTimeout); err != nil {
+		if acked, err := o.control(ctx, green.Name, "drain", spec.DrainTimeout, o.runningReplicas(green.ID)); err != nil {
 			_, _ = o.relay.release(ctx, logical.Name, green.Name)
 			return d, fmt.Errorf("drain green: %w", err)
 		} else if !acked {
@@ -59,7 +62,7 @@ func (o *Orchestrator) Rollback(ctx context.Context, id, userID, username string
 	if o.d.Proxy != nil {
 		o.d.Proxy.Pause(logical.Name)
 	}
-	_, err = o.d.Applier.Apply(ctx, catalog.PutSetting(LiveKey(logical.ID), blue.ID))
+	_, err = o.d.Applier.Apply(ctx, catalog.SetInstanceLive(logical.ID, blue.ID))
 	if o.d.Proxy != nil {
 		o.d.Proxy.Resume(logical.Name)
 	}
@@ -67,17 +70,14 @@ func (o *Orchestrator) Rollback(ctx context.Context, id, userID, username string
 		_, _ = o.relay.release(ctx, logical.Name, spec.GreenName)
 		return d, fmt.Errorf("switch back to blue: %w", err)
 	}
-	_, _ = o.control(ctx, blue.Name, "active", 0)
+	_, _ = o.control(ctx, blue.Name, "active", 0, 0)
 	if _, err := o.relay.release(ctx, logical.Name, blue.Name); err != nil {
 		return d, err
 	}
-	if green, err := o.d.Catalog.Instance(spec.GreenID); err == nil && o.d.Proxy != nil && green.Observed.Port != 0 {
-		_ = o.d.Proxy.WaitIdle(ctx, green.Observed.Port)
-	}
+	o.waitIdle(ctx, spec.GreenID)
 	if _, err := o.d.Applier.Apply(ctx, catalog.DeleteInstance(spec.GreenID)); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		return d, fmt.Errorf("remove green: %w", err)
 	}
-	o.d.Fleet.Kick()
 	reason := "rolled back by " + username
 	d, err = o.update(ctx, id, reason, func(d *catalog.Deployment) {
 		d.Status, d.Error, d.Progress = catalog.DeploymentRolledBack, reason, 100

@@ -25,11 +25,19 @@ func (o *Orchestrator) verify(ctx context.Context, d *catalog.Deployment, spec *
 		run  func(context.Context) error
 	}
 	tests := []test{
-		{"health", func(ctx context.Context) error { return o.smokeHealth(ctx, green) }},
-		{"flows", func(ctx context.Context) error { return o.smokeFlows(ctx, green, spec.GreenRev) }},
+		{"health", func(ctx context.Context) error { return o.eachReplica(ctx, green, o.smokeHealth) }},
+		{"flows", func(ctx context.Context) error {
+			return o.eachReplica(ctx, green, func(ctx context.Context, a catalog.Allocation) error {
+				return o.smokeFlows(ctx, a, spec.GreenRev)
+			})
+		}},
 	}
 	if spec.Smoke.HTTP != nil {
-		tests = append(tests, test{"http", func(ctx context.Context) error { return smokeHTTP(ctx, green, *spec.Smoke.HTTP) }})
+		tests = append(tests, test{"http", func(ctx context.Context) error {
+			return o.eachReplica(ctx, green, func(ctx context.Context, a catalog.Allocation) error {
+				return smokeHTTP(ctx, a, *spec.Smoke.HTTP)
+			})
+		}})
 	}
 	if spec.Smoke.MQTT == nil || *spec.Smoke.MQTT {
 		tests = append(tests, test{"mqtt", func(ctx context.Context) error {
@@ -37,7 +45,7 @@ func (o *Orchestrator) verify(ctx context.Context, d *catalog.Deployment, spec *
 			// deploy has returned; a single ping sent before green listens
 			// is lost (QoS 1 to no subscriber) and failed the test, rolling
 			// back a good deployment. Ping once a second until it answers.
-			if err := o.awaitBus(ctx, green.Name, o.cfg.SmokeTimeout-time.Second); err != nil {
+			if err := o.awaitBus(ctx, green, o.cfg.SmokeTimeout-time.Second); err != nil {
 				return fmt.Errorf("%w: green's flows are not connected to the hub bus", err)
 			}
 			return nil
@@ -71,16 +79,36 @@ func (o *Orchestrator) verify(ctx context.Context, d *catalog.Deployment, spec *
 	return nil
 }
 
-func (o *Orchestrator) smokeHealth(ctx context.Context, green catalog.Instance) error {
-	c, err := o.d.Fleet.Client(green)
+// eachReplica runs test against every replica of the row, naming the
+// replica in a failure.
+func (o *Orchestrator) eachReplica(ctx context.Context, row catalog.Instance, test func(context.Context, catalog.Allocation) error) error {
+	as := o.d.Catalog.InstanceAllocations(row.ID)
+	if len(as) == 0 {
+		return fmt.Errorf("%s has no replica", row.Name)
+	}
+	for _, a := range as {
+		if err := test(ctx, a); err != nil {
+			return fmt.Errorf("replica %d on %s: %w", a.Replica, a.Hub, err)
+		}
+	}
+	return nil
+}
+
+func (o *Orchestrator) smokeHealth(ctx context.Context, a catalog.Allocation) error {
+	c, err := o.d.Fleet.Client(ctx, a)
 	if err != nil {
 		return err
 	}
 	return c.Health(ctx)
 }
 
-func (o *Orchestrator) smokeFlows(ctx context.Context, green catalog.Instance, rev string) error {
-	c, err := o.d.Fleet.Client(green)
+// smokeFlows checks that the replica reports the deployed flows and that
+// its runtime holds flows.
+func (o *Orchestrator) smokeFlows(ctx context.Context, a catalog.Allocation, sha string) error {
+	if a.Observed.FlowsSHA != sha {
+		return fmt.Errorf("runs flows %.12s, want %.12s", a.Observed.FlowsSHA, sha)
+	}
+	c, err := o.d.Fleet.Client(ctx, a)
 	if err != nil {
 		return err
 	}
@@ -88,13 +116,13 @@ func (o *Orchestrator) smokeFlows(ctx context.Context, green catalog.Instance, r
 	if err != nil {
 		return err
 	}
-	if f.Rev != rev {
-		return fmt.Errorf("green runs flows rev %q, want %q", f.Rev, rev)
+	if len(f.Flows) == 0 {
+		return fmt.Errorf("its runtime holds no flows")
 	}
 	return nil
 }
 
-func smokeHTTP(ctx context.Context, green catalog.Instance, s SmokeHTTP) error {
+func smokeHTTP(ctx context.Context, a catalog.Allocation, s SmokeHTTP) error {
 	method := s.Method
 	if method == "" {
 		method = http.MethodGet
@@ -103,7 +131,7 @@ func smokeHTTP(ctx context.Context, green catalog.Instance, s SmokeHTTP) error {
 	if want == 0 {
 		want = http.StatusOK
 	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/%s", green.Observed.Port, strings.TrimPrefix(s.Path, "/"))
+	url := fmt.Sprintf("http://%s/%s", a.Address(), strings.TrimPrefix(s.Path, "/"))
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(s.Body))
 	if err != nil {
 		return err

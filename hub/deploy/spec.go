@@ -94,10 +94,6 @@ type Spec struct {
 // SpecKey is the catalog setting that holds a deployment's Spec.
 func SpecKey(deploymentID string) string { return "deploy/spec/" + deploymentID }
 
-// LiveKey is the catalog setting naming the live color row of a logical
-// instance; absent, the logical row itself is live.
-func LiveKey(logicalID string) string { return "deploy/live/" + logicalID }
-
 // FlowsVersion names a flows document: the first 12 hex digits of its
 // SHA-256.
 func FlowsVersion(flows []byte) string {

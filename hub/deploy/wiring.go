@@ -2,61 +2,69 @@ package deploy
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/fleet"
+	"github.com/redforge/controltower/hub/instances"
 )
 
 // HubBroker is the broker value of an mqtt-broker config node that the
 // hub wires to its own bus, with the runtime's credentials.
 const HubBroker = "redforge-hub"
 
-// MQTTPassword is the hub-bus password of a runtime (catalog row id): an
-// HMAC of the row's admin password, so it is derived, never stored.
-func MQTTPassword(adminPassword string) string {
-	mac := hmac.New(sha256.New, []byte(adminPassword))
-	mac.Write([]byte("mqtt"))
-	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-}
+// ClientIDRef is the client id the hub gives a hub-bus broker node: the
+// runtime's REDFORGE_CLIENT_ID, which Node-RED substitutes from its
+// environment, so each replica of a row has its own session.
+const ClientIDRef = "${" + fleet.EnvClientID + "}"
 
-// render prepares flows for one runtime: "${REDFORGE_INSTANCE}" and
-// "${REDFORGE_LOGICAL}" are replaced by the row's and the logical
-// instance's names, and every mqtt-broker node whose broker is
-// "redforge-hub" gets the hub bus address and the row's credentials.
-func (o *Orchestrator) render(flows json.RawMessage, inst catalog.Instance) ([]json.RawMessage, error) {
-	doc := bytes.ReplaceAll(flows, []byte("${REDFORGE_INSTANCE}"), []byte(inst.Name))
-	doc = bytes.ReplaceAll(doc, []byte("${REDFORGE_LOGICAL}"), []byte(LogicalName(inst.Name)))
+// Render prepares a row's flows for its runtimes: "${REDFORGE_INSTANCE}"
+// and "${REDFORGE_LOGICAL}" are replaced by the row's and the logical
+// instance's names; every mqtt-broker node whose broker is "redforge-hub"
+// gets the hub bus address (brokerAddr, host:port as runtimes reach it),
+// the row's credentials and the replica's own client id; and every mqtt in
+// node on such a broker that subscribes to the row's input
+// ("{row}/in/…") subscribes through the shared subscription
+// "$share/{row}/{row}/in/…", so each input message goes to one replica.
+func Render(flows []byte, row catalog.Instance, creds fleet.Creds, brokerAddr string) ([]json.RawMessage, error) {
+	doc := bytes.ReplaceAll(flows, []byte("${REDFORGE_INSTANCE}"), []byte(row.Name))
+	doc = bytes.ReplaceAll(doc, []byte("${REDFORGE_LOGICAL}"), []byte(instances.LogicalName(row.Name)))
 	var nodes []map[string]any
 	if err := json.Unmarshal(doc, &nodes); err != nil {
 		return nil, fmt.Errorf("flows: %w", err)
 	}
-	out := make([]json.RawMessage, 0, len(nodes))
+	hubBrokers := map[string]bool{}
 	for _, n := range nodes {
 		if n["type"] == "mqtt-broker" && n["broker"] == HubBroker {
-			if o.cfg.BrokerAddr == nil {
+			if brokerAddr == "" {
 				return nil, fmt.Errorf("flows: node %v uses the hub broker, which this hub does not expose", n["id"])
 			}
-			host, port, err := net.SplitHostPort(o.cfg.BrokerAddr())
+			host, port, err := net.SplitHostPort(brokerAddr)
 			if err != nil {
 				return nil, fmt.Errorf("hub broker address: %w", err)
 			}
-			if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-				host = "127.0.0.1"
-			}
-			pw, err := o.d.Fleet.AdminPassword(inst.ID)
-			if err != nil {
-				return nil, err
-			}
 			p, _ := strconv.Atoi(port)
 			n["broker"], n["port"] = host, p
-			n["clientid"] = inst.ID
-			n["credentials"] = map[string]any{"user": inst.ID, "password": MQTTPassword(pw)}
+			n["clientid"] = ClientIDRef
+			n["credentials"] = map[string]any{"user": row.ID, "password": creds.MQTTPassword}
+			if id, ok := n["id"].(string); ok {
+				hubBrokers[id] = true
+			}
+		}
+	}
+	in := InTopic(row.Name)
+	out := make([]json.RawMessage, 0, len(nodes))
+	for _, n := range nodes {
+		if n["type"] == "mqtt in" {
+			if b, _ := n["broker"].(string); hubBrokers[b] {
+				if t, _ := n["topic"].(string); t == in || strings.HasPrefix(t, in+"/") {
+					n["topic"] = SharedTopic(row.Name, t)
+				}
+			}
 		}
 		b, err := json.Marshal(n)
 		if err != nil {
@@ -67,28 +75,21 @@ func (o *Orchestrator) render(flows json.RawMessage, inst catalog.Instance) ([]j
 	return out, nil
 }
 
+// SharedTopic is the shared subscription through which the replicas of a
+// row consume topic: one of them gets each message.
+func SharedTopic(row, topic string) string { return "$share/" + row + "/" + topic }
+
 // BrokerAuth admits a runtime to the hub's MQTT broker: the username is
-// its catalog row id and the password MQTTPassword of its admin password.
+// its catalog row id and the password the row's own bus password.
 type BrokerAuth struct {
-	Catalog interface {
-		Instance(id string) (catalog.Instance, error)
-	}
-	// AdminPassword derives a row's admin password (hub/fleet); nil or an
-	// error refuses.
-	AdminPassword func(id string) (string, error)
+	// Check reports whether password is row's bus password; nil refuses.
+	Check func(row string, password []byte) bool
 }
 
 // Authenticate implements broker.Authenticator.
 func (a BrokerAuth) Authenticate(_, username string, password []byte) bool {
-	if a.AdminPassword == nil || username == "" {
+	if a.Check == nil || username == "" {
 		return false
 	}
-	if _, err := a.Catalog.Instance(username); err != nil {
-		return false
-	}
-	pw, err := a.AdminPassword(username)
-	if err != nil {
-		return false
-	}
-	return hmac.Equal([]byte(MQTTPassword(pw)), password)
+	return a.Check(username, password)
 }

@@ -18,6 +18,8 @@ const (
 	InstanceMetrics   = "instance.metrics"
 	InstanceCreated   = "instance.created"
 	InstanceDeleted   = "instance.deleted"
+	InstancePlacement = "instance.placement"
+	HubStatus         = "hub.status"
 	DeploymentPhase   = "deployment.phase"
 	DeploymentUpdate  = "deployment.progress"
 	EdgeStatus        = "edge.status"
@@ -30,6 +32,9 @@ type Event struct {
 	Type string          `json:"type"`
 	Time time.Time       `json:"time"`
 	Data json.RawMessage `json:"data"`
+	// Origin is the hub that published the event when it came from
+	// another hub (fan-out between hubs); empty for this hub's own.
+	Origin string `json:"origin,omitempty"`
 }
 
 // New makes an event of type typ with data encoded as JSON.

@@ -23,7 +23,8 @@ import (
 type Spec struct {
 	InstanceID, Name string
 	Image            string            // docker image; default from driver config
-	Port             int               // host TCP port (127.0.0.1) where the instance's HTTP (editor, admin API, http-in nodes) answers
+	Port             int               // TCP port where the runtime's HTTP (editor, admin API, http-in nodes) answers
+	Host             string            // address the runtime listens on (127.0.0.1 when empty): the hub's advertised address when other hubs must reach it
 	CPU              float64           // cores; 0 = unlimited
 	MemoryMB         int               // 0 = unlimited
 	Env              map[string]string // environment variables of the Node-RED process
@@ -54,6 +55,14 @@ type Runtime struct {
 	ExitCode   int       // of the last exit; -1 when the driver could not learn it
 	Restarts   int       // starts after the first one (Start after a stop, Restart)
 	Image      string    // docker image; for the process driver, the red.js path
+}
+
+// ListenHost is the address the runtime listens on: Host, or 127.0.0.1.
+func (s Spec) ListenHost() string {
+	if s.Host == "" {
+		return "127.0.0.1"
+	}
+	return s.Host
 }
 
 // Stats is one resource sample of a running instance.

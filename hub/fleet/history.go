@@ -2,6 +2,8 @@ package fleet
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
@@ -22,11 +24,11 @@ type history struct {
 // RecordHistory makes the manager append every status transition it
 // observes to s, keyed by logical(row) (the logical instance a catalog
 // row serves; the row's own id when logical is nil). Call it before Run.
-// Only the leader observes, so only the leader records; a transition is a
-// status that differs from the one the manager last recorded for the row,
-// or, for a row it has not tracked yet (a new leader), from the catalog's,
-// so a change of leader records nothing twice unless the old leader's
-// catalog write was lost.
+// Each hub records the transitions of the replicas it runs; a transition
+// is a status that differs from the one the manager last recorded for the
+// allocation, or, for one it has not tracked yet (a restarted hub), from
+// the catalog's, so a restart records nothing twice unless its catalog
+// write was lost.
 func (m *Manager) RecordHistory(s TransitionStore, logical func(catalog.Instance) string) {
 	if s == nil {
 		return
@@ -39,9 +41,13 @@ func (m *Manager) RecordHistory(s TransitionStore, logical func(catalog.Instance
 
 // recordTransition appends one transition of inst's row; a failure is
 // logged, since the catalog already holds the new status.
-func (m *Manager) recordTransition(ctx context.Context, inst catalog.Instance, prev, status, msg string, at time.Time) {
+func (m *Manager) recordTransition(ctx context.Context, w catalog.Work, prev, status, msg string, at time.Time) {
 	if m.history == nil || prev == status {
 		return
+	}
+	inst := w.Row
+	if w.Row.ReplicaCount() > 1 {
+		msg = strings.TrimSuffix(fmt.Sprintf("replica %d on %s: %s", w.Alloc.Replica, m.cfg.HubID, msg), ": ")
 	}
 	t := store.StatusTransition{Time: at, InstanceID: m.history.logical(inst), RowID: inst.ID, RowName: inst.Name,
 		Status: status, PrevStatus: prev, Message: msg}

@@ -27,12 +27,13 @@ func (f *fsm) Apply(_ context.Context, cmd catalog.Command) (any, error) {
 	return f.state.Apply(f.index, cmd)
 }
 
-// TestStatusTransitionsRecordedOnceAcrossLeaders drives setStatus on one
-// manager, then on a second one standing in for a new leader (nothing
-// tracked, the catalog as the old leader left it): every change of status
-// is recorded once with the status before it; repeats, message-only
-// changes and the new leader's first look at an unchanged status are not.
-func TestStatusTransitionsRecordedOnceAcrossLeaders(t *testing.T) {
+// TestStatusTransitionsRecordedOnceAcrossRestarts drives setStatus on one
+// manager, then on a second one standing in for the same hub restarted
+// (nothing tracked, the catalog as the first left it): every change of
+// status is recorded once with the status before it; repeats,
+// message-only changes and the restarted manager's first look at an
+// unchanged status are not.
+func TestStatusTransitionsRecordedOnceAcrossRestarts(t *testing.T) {
 	ctx := t.Context()
 	db := sqlite.New(filepath.Join(t.TempDir(), "store.db"))
 	if err := db.Open(ctx); err != nil {
@@ -43,18 +44,21 @@ func TestStatusTransitionsRecordedOnceAcrossLeaders(t *testing.T) {
 	if _, err := f.Apply(ctx, catalog.UpsertInstance(catalog.Instance{ID: "i1", Name: "alpha"})); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.Apply(ctx, catalog.ApplyPlan(catalog.Plan{Put: []catalog.Allocation{{ID: "a1", InstanceID: "i1", Hub: "hub-1"}}})); err != nil {
+		t.Fatal(err)
+	}
 	newManager := func() *Manager {
-		m := NewManager(Config{}, Deps{Catalog: f.state, Applier: f, IsLeader: func() bool { return true }})
+		m := NewManager(Config{HubID: "hub-1"}, Deps{Catalog: f.state, Applier: f})
 		m.RecordHistory(db, nil)
 		return m
 	}
 	set := func(m *Manager, status, msg string) {
 		t.Helper()
-		inst, err := f.state.Instance("i1")
-		if err != nil {
-			t.Fatal(err)
+		work, _ := f.state.WatchHubWork(ctx, "hub-1")
+		if len(work) != 1 {
+			t.Fatalf("work of hub-1: %+v", work)
 		}
-		m.setStatus(ctx, inst, status, msg, Runtime{})
+		m.setStatus(ctx, work[0], status, msg, Runtime{})
 	}
 	old := newManager()
 	set(old, StatusStarting, "")

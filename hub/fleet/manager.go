@@ -2,15 +2,12 @@ package fleet
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,11 +18,12 @@ import (
 	"github.com/redforge/controltower/nodered"
 )
 
-// Instance statuses the manager records in catalog.Observed.Status.
+// Instance statuses the manager records in each allocation's observed
+// state (and the catalog summarises per instance).
 const (
 	StatusCreating     = "creating"
 	StatusStarting     = "starting"
-	StatusRunning      = "running" // healthy: the admin API answers
+	StatusRunning      = "running" // healthy: the admin API answers and the row's flows are deployed
 	StatusUnhealthy    = "unhealthy"
 	StatusFailed       = "failed"
 	StatusCrashLooping = "crash_looping"
@@ -50,19 +48,32 @@ const (
 	DefaultStopTimeout      = 10 * time.Second
 	// AdminUser is the Node-RED adminAuth user the hub logs in as.
 	AdminUser = "redforge-hub"
-	// secretSetting is the catalog setting holding the fleet secret from
-	// which each instance's admin password is derived.
-	secretSetting = "fleet/secret"
 )
+
+// Environment variables the manager gives each runtime, on top of the
+// row's env and what Deps.Decorate adds.
+const (
+	// EnvReplica is the replica index (0-based) of the runtime.
+	EnvReplica = "REDFORGE_REPLICA"
+	// EnvAllocation is the allocation id the runtime serves.
+	EnvAllocation = "REDFORGE_ALLOCATION"
+	// EnvClientID is the runtime's MQTT client id on the hub bus: the row
+	// id and the replica, stable across reschedules, so a replica placed
+	// on another hub takes over its session (and what was queued for it).
+	EnvClientID = "REDFORGE_CLIENT_ID"
+)
+
+// ClientID is the hub-bus MQTT client id of one replica of a row.
+func ClientID(rowID string, replica int) string { return rowID + "-r" + strconv.Itoa(replica) }
 
 // Catalog is what the manager reads of the control-plane state.
 type Catalog interface {
-	WatchInstances(ctx context.Context) ([]catalog.Instance, uint64, <-chan struct{})
+	WatchHubWork(ctx context.Context, hub string) ([]catalog.Work, <-chan struct{})
 	Instance(id string) (catalog.Instance, error)
-	SettingValue(key string, v any) error
 }
 
-// Applier writes to the control plane (the Raft node).
+// Applier writes to the control plane (the Raft node, forwarding to the
+// leader).
 type Applier interface {
 	Apply(ctx context.Context, cmd catalog.Command) (any, error)
 }
@@ -72,8 +83,33 @@ type SampleStore interface {
 	AppendMetricSamples(ctx context.Context, samples []store.MetricSample) error
 }
 
+// Creds are the secrets of one row's runtimes, in clear (the catalog keeps
+// them sealed).
+type Creds struct {
+	AdminPassword string
+	MQTTPassword  string
+	Token         string // the logical instance's REDFORGE_TOKEN
+}
+
+// Credentials hands out a row's credentials, creating them on first use.
+type Credentials interface {
+	RuntimeCredentials(ctx context.Context, row catalog.Instance) (Creds, error)
+}
+
+// RenderFunc turns a row's flows document into the flows one runtime
+// runs (its names, its bus credentials and client id).
+type RenderFunc func(ctx context.Context, w catalog.Work, creds Creds) ([]json.RawMessage, error)
+
 // Config tunes the manager; zero fields take the defaults above.
 type Config struct {
+	// HubID is this hub: the manager runs the allocations placed on it.
+	HubID string
+	// Advertise is the host at which the other hubs reach this hub's
+	// runtimes (recorded in each allocation); 127.0.0.1 when empty.
+	Advertise string
+	// BindHost is the address runtimes listen on: Advertise when empty.
+	BindHost string
+
 	MonitorInterval  time.Duration
 	StartingPoll     time.Duration
 	StartTimeout     time.Duration
@@ -113,19 +149,28 @@ func (c *Config) setDefaults() {
 	if c.PortMin <= 0 || c.PortMax < c.PortMin {
 		c.PortMin, c.PortMax = DefaultPortMin, DefaultPortMax
 	}
+	if c.Advertise == "" {
+		c.Advertise = "127.0.0.1"
+	}
+	if c.BindHost == "" {
+		c.BindHost = c.Advertise
+	}
 }
 
-// Manager moves the fleet's actual state toward the catalog's desired
-// state (the reconciler), watches each instance's health and restarts
-// failed ones with backoff (the monitor), and collects resource metrics.
-// It acts only while IsLeader reports true, so exactly one hub drives the
-// fleet; every hub may read.
+// Manager runs the allocations the scheduler placed on this hub: it
+// creates their runtimes with the local driver (or adopts them after a
+// restart), deploys their row's flows, watches their health, restarts
+// failed ones with backoff, collects their metrics, and stops and removes
+// every runtime whose allocation is gone or placed elsewhere (the fence).
+// Every hub runs one; each acts on its own allocations only.
 type Manager struct {
 	cfg      Config
 	driver   Driver
 	state    Catalog
 	raft     Applier
-	isLeader func() bool
+	creds    Credentials
+	render   RenderFunc
+	ready    func() bool
 	bus      *events.Bus
 	samples  SampleStore
 	metrics  *metrics.Metrics
@@ -137,12 +182,13 @@ type Manager struct {
 	kick chan struct{}
 
 	mu      sync.Mutex
-	tracked map[string]*tracked
-	secret  []byte
+	tracked map[string]*tracked // by allocation id
+	clients map[string]*cachedClient
 }
 
-// tracked is what the manager remembers of one instance between rounds.
+// tracked is what the manager remembers of one allocation between rounds.
 type tracked struct {
+	rowID       string
 	status      string
 	message     string
 	since       time.Time
@@ -154,28 +200,42 @@ type tracked struct {
 	nextCheck   time.Time
 	nextMetrics time.Time
 	specHash    string
-	port        int // the instance's host port, reserved or in use
-	client      *nodered.Client
-	clientPort  int
+	port        int    // the runtime's port, reserved or in use
+	flowsSHA    string // the flows the runtime runs, as deployed by this hub ("" unknown)
+	restartGen  uint64
+	genSeen     bool
+}
+
+type cachedClient struct {
+	addr string
+	c    *nodered.Client
 }
 
 // Deps are the manager's collaborators.
 type Deps struct {
-	Driver   Driver
-	Catalog  Catalog
-	Applier  Applier
-	IsLeader func() bool
-	Bus      *events.Bus
-	Samples  SampleStore
-	Metrics  *metrics.Metrics
-	Logger   *slog.Logger
-	// Decorate, when set, adds to an instance's Spec what the hub injects
-	// beyond the catalog row (environment such as the instance's API
-	// token, ExtraSettings such as contextStorage). It must be
-	// deterministic: what it adds is part of the spec hash, so a change
-	// recreates the runtime. An error delays the instance's create (its
-	// status reads error with the message).
-	Decorate func(ctx context.Context, inst catalog.Instance, spec *Spec) error
+	Driver      Driver
+	Catalog     Catalog
+	Applier     Applier
+	Credentials Credentials
+	// Render prepares a row's flows for one runtime; without it the
+	// document is deployed as stored.
+	Render RenderFunc
+	// Ready reports whether this hub's catalog has caught up with the
+	// cluster. Until it has, the manager neither creates nor removes
+	// runtimes: a stale catalog could place on it what moved away while it
+	// was down. nil: always ready.
+	Ready   func() bool
+	Bus     *events.Bus
+	Samples SampleStore
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	// Decorate, when set, adds to a runtime's Spec what the hub injects
+	// beyond the catalog row (environment such as the hub URL,
+	// ExtraSettings such as contextStorage). It must be deterministic:
+	// what it adds is part of the spec hash, so a change recreates the
+	// runtime. An error delays the create (the status reads error with
+	// the message).
+	Decorate func(ctx context.Context, row catalog.Instance, spec *Spec) error
 }
 
 // NewManager returns a manager; it does no I/O until Run.
@@ -187,13 +247,20 @@ func NewManager(cfg Config, d Deps) *Manager {
 	if d.Bus == nil {
 		d.Bus = events.NewBus()
 	}
-	return &Manager{cfg: cfg, driver: d.Driver, state: d.Catalog, raft: d.Applier, isLeader: d.IsLeader,
-		bus: d.Bus, samples: d.Samples, metrics: d.Metrics, decorate: d.Decorate, log: d.Logger, now: time.Now,
-		kick: make(chan struct{}, 1), tracked: map[string]*tracked{}}
+	if d.Ready == nil {
+		d.Ready = func() bool { return true }
+	}
+	return &Manager{cfg: cfg, driver: d.Driver, state: d.Catalog, raft: d.Applier, creds: d.Credentials,
+		render: d.Render, ready: d.Ready, bus: d.Bus, samples: d.Samples, metrics: d.Metrics, decorate: d.Decorate,
+		log: d.Logger, now: time.Now, kick: make(chan struct{}, 1), tracked: map[string]*tracked{},
+		clients: map[string]*cachedClient{}}
 }
 
 // Driver returns the driver the manager runs instances with.
 func (m *Manager) Driver() Driver { return m.driver }
+
+// HubID is the hub whose allocations the manager runs.
+func (m *Manager) HubID() string { return m.cfg.HubID }
 
 // Kick asks for a reconcile round now.
 func (m *Manager) Kick() {
@@ -203,34 +270,33 @@ func (m *Manager) Kick() {
 	}
 }
 
-// Run reconciles and monitors until ctx ends.
+// Run reconciles and monitors this hub's allocations until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
 	for {
-		insts, _, changed := m.state.WatchInstances(ctx)
-		wait := m.cfg.MonitorInterval
-		if m.isLeader() {
-			if err := m.ensureSecret(ctx); err != nil {
-				m.log.Warn("fleet secret unavailable", "error", err)
-			} else {
-				wait = m.round(ctx, insts)
-			}
+		wctx, cancel := context.WithCancel(ctx)
+		work, changed := m.state.WatchHubWork(wctx, m.cfg.HubID)
+		wait := m.cfg.StartingPoll * 10
+		if m.ready() {
+			wait = m.round(ctx, work)
 		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			timer.Stop()
-			return
 		case <-changed:
 		case <-m.kick:
 		case <-timer.C:
 		}
 		timer.Stop()
+		cancel() // ends the watch's goroutine
+		if ctx.Err() != nil {
+			return
+		}
 	}
 }
 
 // round runs one reconcile + monitor pass and returns how long to wait
 // before the next one.
-func (m *Manager) round(ctx context.Context, insts []catalog.Instance) time.Duration {
+func (m *Manager) round(ctx context.Context, work []catalog.Work) time.Duration {
 	runtimes, err := m.driver.List(ctx)
 	if err != nil {
 		m.log.Warn("list runtimes", "driver", m.driver.Name(), "error", err)
@@ -241,41 +307,47 @@ func (m *Manager) round(ctx context.Context, insts []catalog.Instance) time.Dura
 		byID[rt.InstanceID] = rt
 	}
 	m.mu.Lock()
-	for _, inst := range insts {
-		t := m.tracked[inst.ID]
+	for _, w := range work {
+		t := m.tracked[w.Alloc.ID]
 		if t == nil {
-			t = &tracked{}
-			m.tracked[inst.ID] = t
+			t = &tracked{rowID: w.Row.ID, flowsSHA: w.Alloc.Observed.FlowsSHA}
+			m.tracked[w.Alloc.ID] = t
 		}
-		if rt, ok := byID[inst.ID]; ok && rt.Port != 0 {
+		if rt, ok := byID[w.Alloc.ID]; ok && rt.Port != 0 {
 			t.port = rt.Port
 		} else if t.port == 0 {
-			t.port = inst.Observed.Port
+			t.port = w.Alloc.Observed.Port
 		}
 	}
 	m.mu.Unlock()
-	wanted := make(map[string]bool, len(insts))
+	wanted := make(map[string]bool, len(work))
 	var wg sync.WaitGroup
-	for _, inst := range insts {
-		wanted[inst.ID] = true
-		rt, ok := byID[inst.ID]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.reconcileOne(ctx, inst, rt, ok)
-		}()
+	for _, w := range work {
+		wanted[w.Alloc.ID] = true
+		rt, ok := byID[w.Alloc.ID]
+		wg.Go(func() { m.reconcileOne(ctx, w, rt, ok) })
 	}
 	for id := range byID {
 		if !wanted[id] {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				m.removeOrphan(ctx, id)
-			}()
+			wg.Go(func() { m.removeOrphan(ctx, id) })
 		}
 	}
 	wg.Wait()
+	m.forgetGone(wanted, byID)
 	return m.nextWake()
+}
+
+// forgetGone drops what is tracked of allocations that are neither placed
+// here nor have a runtime any more.
+func (m *Manager) forgetGone(wanted map[string]bool, runtimes map[string]Runtime) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id := range m.tracked {
+		if _, rt := runtimes[id]; !wanted[id] && !rt {
+			delete(m.tracked, id)
+			delete(m.clients, id)
+		}
+	}
 }
 
 // nextWake is the time until the earliest scheduled check or restart.
@@ -293,10 +365,7 @@ func (m *Manager) nextWake() time.Duration {
 			}
 		}
 	}
-	if wait < 10*time.Millisecond {
-		wait = 10 * time.Millisecond
-	}
-	return wait
+	return max(wait, 10*time.Millisecond)
 }
 
 func (m *Manager) track(id string) *tracked {
@@ -310,105 +379,66 @@ func (m *Manager) track(id string) *tracked {
 	return t
 }
 
-// removeOrphan removes a runtime whose instance is no longer in the catalog.
+// removeOrphan removes a runtime whose allocation is gone or is no longer
+// placed on this hub (deleted, moved while this hub was away, or its
+// instance deleted).
 func (m *Manager) removeOrphan(ctx context.Context, id string) {
 	if err := m.driver.Remove(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
-		m.log.Warn("remove deleted instance", "instance", id, "error", err)
+		m.log.Warn("remove runtime of an allocation not placed here", "allocation", id, "error", err)
 		return
 	}
 	m.mu.Lock()
+	t := m.tracked[id]
 	delete(m.tracked, id)
+	delete(m.clients, id)
 	m.mu.Unlock()
-	if m.metrics != nil {
-		m.metrics.ForgetInstance(id)
+	if m.metrics != nil && t != nil {
+		m.metrics.ForgetAllocation(t.rowID, id)
 	}
-	m.log.Info("removed runtime of deleted instance", "instance", id)
+	m.log.Info("removed a runtime whose allocation is not placed on this hub", "allocation", id)
 }
 
-// AdminPassword is the Node-RED adminAuth password of an instance: an
-// HMAC of its id under the fleet secret, so any hub can derive it and none
-// stores it.
-func (m *Manager) AdminPassword(instanceID string) (string, error) {
-	return m.Derive("nodered-admin:" + instanceID)
+// AdminPassword is the Node-RED adminAuth password of a row's runtimes.
+func (m *Manager) AdminPassword(ctx context.Context, rowID string) (string, error) {
+	row, err := m.state.Instance(rowID)
+	if err != nil {
+		return "", err
+	}
+	c, err := m.creds.RuntimeCredentials(ctx, row)
+	return c.AdminPassword, err
 }
 
-// Derive returns a secret for purpose: the unpadded base64url HMAC-SHA256
-// of purpose under the fleet secret (43 characters). Every hub derives
-// the same value; none stores it. Purposes must not collide:
-// AdminPassword uses "nodered-admin:{instance id}".
-func (m *Manager) Derive(purpose string) (string, error) {
+// Client returns a Node-RED admin client for the runtime of an
+// allocation, wherever it runs (at the address the allocation records).
+func (m *Manager) Client(ctx context.Context, a catalog.Allocation) (*nodered.Client, error) {
+	addr := a.Address()
+	if addr == "" {
+		return nil, fmt.Errorf("replica %d of %s has no address yet (status %q)", a.Replica, a.InstanceID, a.Observed.Status)
+	}
 	m.mu.Lock()
-	secret := m.secret
+	cc := m.clients[a.ID]
 	m.mu.Unlock()
-	if secret == nil {
-		var hexSecret string
-		if err := m.state.SettingValue(secretSetting, &hexSecret); err != nil {
-			return "", fmt.Errorf("fleet secret: %w", err)
-		}
-		b, err := hex.DecodeString(hexSecret)
-		if err != nil || len(b) < 32 {
-			return "", fmt.Errorf("fleet secret is corrupt")
-		}
-		secret = b
-		m.mu.Lock()
-		m.secret = b
-		m.mu.Unlock()
+	if cc != nil && cc.addr == addr {
+		return cc.c, nil
 	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(purpose))
-	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), nil
-}
-
-// ensureSecret creates the fleet secret once, on the leader.
-func (m *Manager) ensureSecret(ctx context.Context) error {
-	if _, err := m.AdminPassword("probe"); err == nil {
-		return nil
-	} else if !errors.Is(err, catalog.ErrNotFound) {
-		return err
-	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return err
-	}
-	_, err := m.raft.Apply(ctx, catalog.PutSetting(secretSetting, hex.EncodeToString(b), catalog.IfIndex(0)))
-	if err != nil && !errors.Is(err, catalog.ErrConflict) {
-		return fmt.Errorf("create fleet secret: %w", err)
-	}
-	_, err = m.AdminPassword("probe")
-	return err
-}
-
-// Client returns a Node-RED admin client for a running instance.
-func (m *Manager) Client(inst catalog.Instance) (*nodered.Client, error) {
-	if inst.Observed.Port == 0 {
-		return nil, fmt.Errorf("instance %s has no port yet (status %q)", inst.Name, inst.Observed.Status)
-	}
-	t := m.track(inst.ID)
-	m.mu.Lock()
-	if t.client != nil && t.clientPort == inst.Observed.Port {
-		c := t.client
-		m.mu.Unlock()
-		return c, nil
-	}
-	m.mu.Unlock()
-	pw, err := m.AdminPassword(inst.ID)
+	pw, err := m.AdminPassword(ctx, a.InstanceID)
 	if err != nil {
 		return nil, err
 	}
-	c, err := nodered.New(fmt.Sprintf("http://127.0.0.1:%d", inst.Observed.Port), AdminUser, pw)
+	c, err := nodered.New("http://"+addr, AdminUser, pw)
 	if err != nil {
 		return nil, err
 	}
 	c.Timeout = 5 * time.Second
 	m.mu.Lock()
-	t.client, t.clientPort = c, inst.Observed.Port
+	m.clients[a.ID] = &cachedClient{addr: addr, c: c}
 	m.mu.Unlock()
 	return c, nil
 }
 
-// allocatePort reserves a port in the range that no other instance holds
-// and that is free on this host. Reservation and check happen under one
-// lock so concurrent creates never get the same port.
+// allocatePort reserves a port in the range that no other runtime of this
+// hub holds and that is free on the bind host. Reservation and check
+// happen under one lock so concurrent creates never get the same port.
 func (m *Manager) allocatePort(self string) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -422,7 +452,7 @@ func (m *Manager) allocatePort(self string) (int, error) {
 		if used[p] {
 			continue
 		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		ln, err := net.Listen("tcp", net.JoinHostPort(m.cfg.BindHost, strconv.Itoa(p)))
 		if err != nil {
 			continue
 		}
@@ -435,5 +465,5 @@ func (m *Manager) allocatePort(self string) (int, error) {
 		t.port = p
 		return p, nil
 	}
-	return 0, fmt.Errorf("no free port in %d-%d", m.cfg.PortMin, m.cfg.PortMax)
+	return 0, fmt.Errorf("no free port in %d-%d on %s", m.cfg.PortMin, m.cfg.PortMax, m.cfg.BindHost)
 }

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
@@ -15,13 +16,13 @@ import (
 // FailureThreshold consecutive failures or an exit, and crash-loop
 // detection (CrashLoopCount crashes within CrashLoopWindow stop restarts
 // until an operator starts the instance again).
-func (m *Manager) monitorOne(ctx context.Context, inst catalog.Instance, rt Runtime) {
-	t := m.track(inst.ID)
+func (m *Manager) monitorOne(ctx context.Context, w catalog.Work, rt Runtime) {
+	t := m.track(w.Alloc.ID)
 	now := m.now()
 	m.mu.Lock()
 	status := t.status
 	if status == "" {
-		status = inst.Observed.Status
+		status = w.Alloc.Observed.Status
 	}
 	checkDue := t.nextCheck.IsZero() || !now.Before(t.nextCheck)
 	restartDue := !t.restartAt.IsZero() && !now.Before(t.restartAt)
@@ -44,28 +45,36 @@ func (m *Manager) monitorOne(ctx context.Context, inst catalog.Instance, rt Runt
 	case status == StatusCrashLooping:
 		return
 	case restartDue:
-		m.restartAfterFailure(ctx, inst, rt)
+		m.restartAfterFailure(ctx, w, rt)
 		return
 	case status == StatusFailed:
 		return // waiting for restartAt
 	}
 	if rt.State == StateRunning && metricsDue {
-		m.collect(ctx, inst)
+		m.collect(ctx, w)
 	}
 	if !checkDue {
 		return
 	}
 	if rt.State != StateRunning {
-		m.fail(ctx, inst, rt, fmt.Sprintf("runtime %s (exit code %d)", rt.State, rt.ExitCode))
+		m.fail(ctx, w, rt, fmt.Sprintf("runtime %s (exit code %d)", rt.State, rt.ExitCode))
 		return
 	}
-	err := m.health(ctx, inst)
+	err := m.health(ctx, w)
 	m.mu.Lock()
 	if err == nil {
 		t.failures = 0
 		t.nextCheck = now.Add(m.cfg.MonitorInterval)
 		m.mu.Unlock()
-		m.setStatus(ctx, inst, StatusRunning, "", rt)
+		if m.flowsBehind(w) {
+			if m.syncFlows(ctx, w, rt) != nil {
+				m.mu.Lock()
+				t.nextCheck = now.Add(m.cfg.StartingPoll * 10)
+				m.mu.Unlock()
+			}
+			return
+		}
+		m.setStatus(ctx, w, StatusRunning, "", rt)
 		return
 	}
 	starting := (status == StatusStarting || adopted) && now.Sub(startedAt) < m.cfg.StartTimeout
@@ -79,14 +88,18 @@ func (m *Manager) monitorOne(ctx context.Context, inst catalog.Instance, rt Runt
 	t.nextCheck = now.Add(m.cfg.MonitorInterval)
 	m.mu.Unlock()
 	if failures >= m.cfg.FailureThreshold {
-		m.fail(ctx, inst, rt, fmt.Sprintf("%d consecutive health checks failed: %v", failures, err))
+		m.fail(ctx, w, rt, fmt.Sprintf("%d consecutive health checks failed: %v", failures, err))
 		return
 	}
-	m.setStatus(ctx, inst, StatusUnhealthy, fmt.Sprintf("health check failed (%d of %d): %v", failures, m.cfg.FailureThreshold, err), rt)
+	m.setStatus(ctx, w, StatusUnhealthy, fmt.Sprintf("health check failed (%d of %d): %v", failures, m.cfg.FailureThreshold, err), rt)
 }
 
-func (m *Manager) health(ctx context.Context, inst catalog.Instance) error {
-	c, err := m.Client(inst)
+func (m *Manager) health(ctx context.Context, w catalog.Work) error {
+	creds, err := m.creds.RuntimeCredentials(ctx, w.Row)
+	if err != nil {
+		return err
+	}
+	c, err := m.localClient(w, creds)
 	if err != nil {
 		return err
 	}
@@ -97,8 +110,8 @@ func (m *Manager) health(ctx context.Context, inst catalog.Instance) error {
 
 // fail records a crash and schedules a restart with backoff, or declares
 // the instance crash-looping.
-func (m *Manager) fail(ctx context.Context, inst catalog.Instance, rt Runtime, why string) {
-	t := m.track(inst.ID)
+func (m *Manager) fail(ctx context.Context, w catalog.Work, rt Runtime, why string) {
+	t := m.track(w.Alloc.ID)
 	now := m.now()
 	m.mu.Lock()
 	t.crashes = append(t.crashes, now)
@@ -123,37 +136,39 @@ func (m *Manager) fail(ctx context.Context, inst catalog.Instance, rt Runtime, w
 	}
 	m.mu.Unlock()
 	if looping {
-		m.setStatus(ctx, inst, StatusCrashLooping, fmt.Sprintf("%d crashes within %s; restarts stopped until an operator starts it (last: %s)", crashes, m.cfg.CrashLoopWindow, why), rt)
+		m.setStatus(ctx, w, StatusCrashLooping, fmt.Sprintf("%d crashes within %s; restarts stopped until an operator starts it (last: %s)", crashes, m.cfg.CrashLoopWindow, why), rt)
 		return
 	}
-	m.setStatus(ctx, inst, StatusFailed, fmt.Sprintf("%s; restarting in %s", why, backoff.Round(time.Millisecond)), rt)
+	m.setStatus(ctx, w, StatusFailed, fmt.Sprintf("%s; restarting in %s", why, backoff.Round(time.Millisecond)), rt)
 }
 
-func (m *Manager) restartAfterFailure(ctx context.Context, inst catalog.Instance, rt Runtime) {
+func (m *Manager) restartAfterFailure(ctx context.Context, w catalog.Work, rt Runtime) {
 	var err error
 	if rt.State == StateRunning {
-		err = m.driver.Restart(ctx, inst.ID)
+		err = m.driver.Restart(ctx, w.Alloc.ID)
 	} else {
-		err = m.driver.Start(ctx, inst.ID)
+		err = m.driver.Start(ctx, w.Alloc.ID)
 	}
 	if err != nil {
-		m.fail(ctx, inst, rt, "restart: "+err.Error())
+		m.fail(ctx, w, rt, "restart: "+err.Error())
 		return
 	}
-	if fresh, err := m.driver.Inspect(ctx, inst.ID); err == nil {
+	if fresh, err := m.driver.Inspect(ctx, w.Alloc.ID); err == nil {
 		rt = fresh
 	}
-	t := m.track(inst.ID)
+	t := m.track(w.Alloc.ID)
 	now := m.now()
 	m.mu.Lock()
 	t.restartAt, t.startedAt, t.nextCheck = time.Time{}, now, now.Add(m.cfg.StartingPoll)
 	m.mu.Unlock()
-	m.setStatus(ctx, inst, StatusStarting, "restarted after failure", rt)
+	m.setStatus(ctx, w, StatusStarting, "restarted after failure", rt)
 }
 
 // MetricsEvent is the data of an instance.metrics event.
 type MetricsEvent struct {
 	InstanceID  string    `json:"instance_id"`
+	Replica     int       `json:"replica"`
+	Allocation  string    `json:"allocation"`
 	CPUPercent  float64   `json:"cpu_percent"`
 	MemoryBytes uint64    `json:"memory_bytes"`
 	MemoryLimit uint64    `json:"memory_limit_bytes,omitempty"`
@@ -164,26 +179,27 @@ type MetricsEvent struct {
 
 // collect samples CPU, memory and network into Prometheus, the store and
 // the event bus.
-func (m *Manager) collect(ctx context.Context, inst catalog.Instance) {
-	t := m.track(inst.ID)
+func (m *Manager) collect(ctx context.Context, w catalog.Work) {
+	t := m.track(w.Alloc.ID)
 	m.mu.Lock()
 	t.nextMetrics = m.now().Add(m.cfg.MetricsInterval)
 	m.mu.Unlock()
-	st, err := m.driver.Stats(ctx, inst.ID)
+	st, err := m.driver.Stats(ctx, w.Alloc.ID)
 	if err != nil {
-		m.log.Debug("instance stats", "instance", inst.ID, "error", err)
+		m.log.Debug("instance stats", "allocation", w.Alloc.ID, "error", err)
 		return
 	}
+	inst, replica := w.Row, strconv.Itoa(w.Alloc.Replica)
 	if st.At.IsZero() {
 		st.At = m.now()
 	}
 	if m.metrics != nil {
-		m.metrics.InstanceCPU.WithLabelValues(inst.ID, inst.Name).Set(st.CPUPercent)
-		m.metrics.InstanceMemory.WithLabelValues(inst.ID, inst.Name).Set(float64(st.MemoryBytes))
-		m.metrics.InstanceNetRx.WithLabelValues(inst.ID, inst.Name).Set(float64(st.NetRxBytes))
-		m.metrics.InstanceNetTx.WithLabelValues(inst.ID, inst.Name).Set(float64(st.NetTxBytes))
+		m.metrics.InstanceCPU.WithLabelValues(inst.ID, inst.Name, replica).Set(st.CPUPercent)
+		m.metrics.InstanceMemory.WithLabelValues(inst.ID, inst.Name, replica).Set(float64(st.MemoryBytes))
+		m.metrics.InstanceNetRx.WithLabelValues(inst.ID, inst.Name, replica).Set(float64(st.NetRxBytes))
+		m.metrics.InstanceNetTx.WithLabelValues(inst.ID, inst.Name, replica).Set(float64(st.NetTxBytes))
 	}
-	m.bus.Publish(events.New(events.InstanceMetrics, MetricsEvent{InstanceID: inst.ID, CPUPercent: st.CPUPercent,
+	m.bus.Publish(events.New(events.InstanceMetrics, MetricsEvent{InstanceID: inst.ID, Replica: w.Alloc.Replica, Allocation: w.Alloc.ID, CPUPercent: st.CPUPercent,
 		MemoryBytes: st.MemoryBytes, MemoryLimit: st.MemoryLimitBytes, NetRxBytes: st.NetRxBytes, NetTxBytes: st.NetTxBytes, At: st.At}))
 	if m.samples == nil {
 		return
@@ -196,6 +212,6 @@ func (m *Manager) collect(ctx context.Context, inst catalog.Instance) {
 		{Time: at, Source: inst.ID, Name: "net_tx_bytes", Value: float64(st.NetTxBytes)},
 	}
 	if err := m.samples.AppendMetricSamples(ctx, samples); err != nil {
-		m.log.Warn("store instance metrics", "instance", inst.ID, "error", err)
+		m.log.Warn("store instance metrics", "allocation", w.Alloc.ID, "error", err)
 	}
 }

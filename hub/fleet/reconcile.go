@@ -7,37 +7,33 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"strconv"
 	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/events"
+	"github.com/redforge/controltower/nodered"
 )
 
-// reconcileOne drives one instance toward its desired state and checks
-// its health when due. It runs concurrently for different instances and
-// never for the same one.
-func (m *Manager) reconcileOne(ctx context.Context, inst catalog.Instance, rt Runtime, exists bool) {
-	t := m.track(inst.ID)
-	if inst.DesiredState == catalog.DesiredStopped {
-		if exists && rt.State == StateRunning {
-			if err := m.driver.Stop(ctx, inst.ID, m.cfg.StopTimeout); err != nil {
-				m.setStatus(ctx, inst, StatusError, "stop: "+err.Error(), rt)
-				return
-			}
-		}
-		m.mu.Lock()
-		t.restartAt, t.nextCheck, t.failures = time.Time{}, time.Time{}, 0
-		m.mu.Unlock()
-		if exists {
-			m.setStatus(ctx, inst, StatusStopped, "", rt)
-		} else if inst.Observed.Status != StatusStopped {
-			m.setStatus(ctx, inst, StatusStopped, "not created", Runtime{})
+// reconcileOne drives one allocation toward its desired state, deploys its
+// row's flows and checks its health when due. It runs concurrently for
+// different allocations and never for the same one.
+func (m *Manager) reconcileOne(ctx context.Context, w catalog.Work, rt Runtime, exists bool) {
+	t := m.track(w.Alloc.ID)
+	if m.restartRequested(w, t) && exists && rt.State == StateRunning && !m.wantStopped(w) {
+		if err := m.restart(ctx, w); err != nil {
+			m.setStatus(ctx, w, StatusError, err.Error(), rt)
 		}
 		return
 	}
-	spec, err := m.spec(ctx, inst)
+	if m.wantStopped(w) {
+		m.stopOne(ctx, w, rt, exists)
+		return
+	}
+	spec, err := m.spec(ctx, w)
 	if err != nil {
-		m.setStatus(ctx, inst, StatusError, err.Error(), rt)
+		m.setStatus(ctx, w, StatusError, err.Error(), rt)
 		return
 	}
 	hash := specHash(spec)
@@ -49,65 +45,119 @@ func (m *Manager) reconcileOne(ctx context.Context, inst catalog.Instance, rt Ru
 	m.mu.Unlock()
 	switch {
 	case !exists:
-		if m.status(inst) == StatusCrashLooping {
+		if m.status(w) == StatusCrashLooping {
 			return
 		}
-		m.create(ctx, inst, spec, hash)
+		m.create(ctx, w, spec, hash)
 	case known != hash:
-		m.log.Info("instance spec changed; recreating", "instance", inst.ID)
-		if err := m.driver.Remove(ctx, inst.ID); err != nil && !errors.Is(err, ErrNotFound) {
-			m.setStatus(ctx, inst, StatusError, "recreate: "+err.Error(), rt)
+		m.log.Info("runtime spec changed; recreating", "allocation", w.Alloc.ID, "instance", w.Row.Name)
+		if err := m.driver.Remove(ctx, w.Alloc.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			m.setStatus(ctx, w, StatusError, "recreate: "+err.Error(), rt)
 			return
 		}
-		m.create(ctx, inst, spec, hash)
-	case rt.State != StateRunning && m.startable(inst):
-		m.start(ctx, inst, rt)
+		m.mu.Lock()
+		t.flowsSHA = ""
+		m.mu.Unlock()
+		m.create(ctx, w, spec, hash)
+	case rt.State != StateRunning && m.startable(w):
+		m.start(ctx, w, rt)
 	default:
-		m.monitorOne(ctx, inst, rt)
+		if m.status(w) == StatusRunning && m.flowsBehind(w) {
+			m.syncFlows(ctx, w, rt)
+			return
+		}
+		m.monitorOne(ctx, w, rt)
 	}
+}
+
+// wantStopped: the instance is stopped, or the scheduler asked this hub
+// to stop the replica before it moves.
+func (m *Manager) wantStopped(w catalog.Work) bool {
+	return w.Row.DesiredState == catalog.DesiredStopped || w.Alloc.Desired == catalog.AllocStop
+}
+
+func (m *Manager) stopOne(ctx context.Context, w catalog.Work, rt Runtime, exists bool) {
+	t := m.track(w.Alloc.ID)
+	if exists && rt.State == StateRunning {
+		if err := m.driver.Stop(ctx, w.Alloc.ID, m.cfg.StopTimeout); err != nil {
+			m.setStatus(ctx, w, StatusError, "stop: "+err.Error(), rt)
+			return
+		}
+	}
+	m.mu.Lock()
+	t.restartAt, t.nextCheck, t.failures = time.Time{}, time.Time{}, 0
+	m.mu.Unlock()
+	if exists {
+		m.setStatus(ctx, w, StatusStopped, "", rt)
+	} else if w.Alloc.Observed.Status != StatusStopped {
+		m.setStatus(ctx, w, StatusStopped, "not created", Runtime{})
+	}
+}
+
+// restartRequested reports (once) that the row's RestartGen moved since the
+// manager first saw the allocation: an operator's start or restart, which
+// also clears the crash history.
+func (m *Manager) restartRequested(w catalog.Work, t *tracked) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !t.genSeen {
+		t.genSeen, t.restartGen = true, w.Row.RestartGen
+		return false
+	}
+	if t.restartGen == w.Row.RestartGen {
+		return false
+	}
+	t.restartGen = w.Row.RestartGen
+	t.crashes, t.failures, t.backoff, t.restartAt = nil, 0, 0, time.Time{}
+	if t.status == StatusCrashLooping || t.status == StatusFailed {
+		t.status = StatusStopped
+	}
+	return true
 }
 
 // startable reports whether a not-running runtime should be started now
 // (it was stopped on purpose or never started) rather than restarted by
 // the monitor's backoff.
-func (m *Manager) startable(inst catalog.Instance) bool {
-	switch m.status(inst) {
+func (m *Manager) startable(w catalog.Work) bool {
+	switch m.status(w) {
 	case StatusStopped, StatusCreating, "":
 		return true
 	}
 	return false
 }
 
-// status is the manager's current view of an instance's status, falling
+// status is the manager's current view of an allocation's status, falling
 // back to the catalog's record (after a hub restart).
-func (m *Manager) status(inst catalog.Instance) string {
-	t := m.track(inst.ID)
+func (m *Manager) status(w catalog.Work) string {
+	t := m.track(w.Alloc.ID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if t.status != "" {
 		return t.status
 	}
-	return inst.Observed.Status
+	return w.Alloc.Observed.Status
 }
 
-func (m *Manager) spec(ctx context.Context, inst catalog.Instance) (Spec, error) {
-	pw, err := m.AdminPassword(inst.ID)
+func (m *Manager) spec(ctx context.Context, w catalog.Work) (Spec, error) {
+	creds, err := m.creds.RuntimeCredentials(ctx, w.Row)
 	if err != nil {
-		return Spec{}, err
+		return Spec{}, fmt.Errorf("credentials: %w", err)
 	}
-	port := m.track(inst.ID).port
+	port := m.track(w.Alloc.ID).port
+	env := maps.Clone(w.Row.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env[EnvReplica] = strconv.Itoa(w.Alloc.Replica)
+	env[EnvAllocation] = w.Alloc.ID
+	env[EnvClientID] = ClientID(w.Row.ID, w.Alloc.Replica)
 	spec := Spec{
-		InstanceID: inst.ID, Name: inst.Name, Image: inst.Image, Port: port,
-		CPU: inst.Resources.CPU, MemoryMB: inst.Resources.MemoryMB, Env: inst.Env,
-		AdminUser: AdminUser, AdminPassword: pw,
+		InstanceID: w.Alloc.ID, Name: w.Row.Name, Image: w.Row.Image, Port: port, Host: m.cfg.BindHost,
+		CPU: w.Row.Resources.CPU, MemoryMB: w.Row.Resources.MemoryMB, Env: env,
+		AdminUser: AdminUser, AdminPassword: creds.AdminPassword,
 	}
 	if m.decorate != nil {
-		// The hook gets copies: inst.Env is the catalog's own map.
-		spec.Env = make(map[string]string, len(inst.Env))
-		for k, v := range inst.Env {
-			spec.Env[k] = v
-		}
-		if err := m.decorate(ctx, inst, &spec); err != nil {
+		if err := m.decorate(ctx, w.Row, &spec); err != nil {
 			return Spec{}, fmt.Errorf("instance spec: %w", err)
 		}
 	}
@@ -116,74 +166,168 @@ func (m *Manager) spec(ctx context.Context, inst catalog.Instance) (Spec, error)
 
 // specHash covers what a running runtime cannot change without a
 // recreate: image, resources and environment (not the port, which the
-// manager assigns).
+// manager assigns, nor the admin password, fixed for a row).
 func specHash(s Spec) string {
 	b, _ := json.Marshal(struct {
 		Image    string
 		CPU      float64
 		MemoryMB int
 		Env      map[string]string
-	}{s.Image, s.CPU, s.MemoryMB, s.Env})
+		Extra    map[string]any
+	}{s.Image, s.CPU, s.MemoryMB, s.Env, s.ExtraSettings})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }
 
-func (m *Manager) create(ctx context.Context, inst catalog.Instance, spec Spec, hash string) {
+func (m *Manager) create(ctx context.Context, w catalog.Work, spec Spec, hash string) {
 	if spec.Port == 0 {
-		p, err := m.allocatePort(inst.ID)
+		p, err := m.allocatePort(w.Alloc.ID)
 		if err != nil {
-			m.setStatus(ctx, inst, StatusError, err.Error(), Runtime{})
+			m.setStatus(ctx, w, StatusError, err.Error(), Runtime{})
 			return
 		}
 		spec.Port = p
 	}
-	m.setStatus(ctx, inst, StatusCreating, "", Runtime{Port: spec.Port})
+	m.setStatus(ctx, w, StatusCreating, "", Runtime{Port: spec.Port})
 	rt, err := m.driver.Create(ctx, spec)
 	if errors.Is(err, ErrExists) {
-		rt, err = m.driver.Inspect(ctx, inst.ID)
+		rt, err = m.driver.Inspect(ctx, w.Alloc.ID)
 	}
 	if err != nil {
-		m.setStatus(ctx, inst, StatusError, "create: "+err.Error(), Runtime{Port: spec.Port})
+		m.setStatus(ctx, w, StatusError, "create: "+err.Error(), Runtime{Port: spec.Port})
 		return
 	}
-	t := m.track(inst.ID)
+	t := m.track(w.Alloc.ID)
 	m.mu.Lock()
-	t.specHash = hash
+	t.specHash, t.flowsSHA = hash, ""
 	m.mu.Unlock()
-	m.start(ctx, inst, rt)
+	m.start(ctx, w, rt)
 }
 
-func (m *Manager) start(ctx context.Context, inst catalog.Instance, rt Runtime) {
-	if err := m.driver.Start(ctx, inst.ID); err != nil {
-		m.setStatus(ctx, inst, StatusError, "start: "+err.Error(), rt)
+func (m *Manager) start(ctx context.Context, w catalog.Work, rt Runtime) {
+	if err := m.driver.Start(ctx, w.Alloc.ID); err != nil {
+		m.setStatus(ctx, w, StatusError, "start: "+err.Error(), rt)
 		return
 	}
-	if fresh, err := m.driver.Inspect(ctx, inst.ID); err == nil {
+	if fresh, err := m.driver.Inspect(ctx, w.Alloc.ID); err == nil {
 		rt = fresh
 	}
-	t := m.track(inst.ID)
+	t := m.track(w.Alloc.ID)
 	now := m.now()
 	m.mu.Lock()
 	t.startedAt, t.nextCheck, t.failures, t.restartAt = now, now.Add(m.cfg.StartingPoll), 0, time.Time{}
 	m.mu.Unlock()
-	m.setStatus(ctx, inst, StatusStarting, "", rt)
+	m.setStatus(ctx, w, StatusStarting, "", rt)
 }
 
-// setStatus records a status change in the catalog, then on the event bus
-// (so a subscriber that reads the instance back sees the new status);
-// repeating the current status is a no-op.
-func (m *Manager) setStatus(ctx context.Context, inst catalog.Instance, status, msg string, rt Runtime) {
-	t := m.track(inst.ID)
+// restart restarts a running runtime (an operator's restart).
+func (m *Manager) restart(ctx context.Context, w catalog.Work) error {
+	if err := m.driver.Restart(ctx, w.Alloc.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("restart %s: %w", w.Row.Name, err)
+	}
+	rt, _ := m.driver.Inspect(ctx, w.Alloc.ID)
+	t := m.track(w.Alloc.ID)
+	now := m.now()
+	m.mu.Lock()
+	t.startedAt, t.nextCheck = now, now.Add(m.cfg.StartingPoll)
+	m.mu.Unlock()
+	m.setStatus(ctx, w, StatusStarting, "restarted by operator", rt)
+	return nil
+}
+
+// flowsBehind reports whether the row has flows the runtime does not run.
+func (m *Manager) flowsBehind(w catalog.Work) bool {
+	if w.Flows == nil {
+		return false
+	}
+	t := m.track(w.Alloc.ID)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return t.flowsSHA != w.Flows.SHA
+}
+
+// syncFlows deploys the row's flows to the runtime (rendered for it) and
+// records what it runs. It returns the error to record.
+func (m *Manager) syncFlows(ctx context.Context, w catalog.Work, rt Runtime) error {
+	if w.Flows == nil {
+		return nil
+	}
+	err := m.deployFlows(ctx, w)
+	if err != nil {
+		m.setStatus(ctx, w, StatusUnhealthy, "deploy flows: "+err.Error(), rt)
+		return err
+	}
+	t := m.track(w.Alloc.ID)
+	m.mu.Lock()
+	t.flowsSHA = w.Flows.SHA
+	m.mu.Unlock()
+	m.setStatus(ctx, w, StatusRunning, "", rt)
+	return nil
+}
+
+func (m *Manager) deployFlows(ctx context.Context, w catalog.Work) error {
+	creds, err := m.creds.RuntimeCredentials(ctx, w.Row)
+	if err != nil {
+		return err
+	}
+	var flows []json.RawMessage
+	if m.render != nil {
+		flows, err = m.render(ctx, w, creds)
+	} else {
+		err = json.Unmarshal(w.Flows.Doc, &flows)
+	}
+	if err != nil {
+		return err
+	}
+	c, err := m.localClient(w, creds)
+	if err != nil {
+		return err
+	}
+	_, err = c.DeployFlows(ctx, flows, "", nodered.DeployFull)
+	return err
+}
+
+// localClient is an admin client for a runtime of this hub, at its bind
+// address.
+func (m *Manager) localClient(w catalog.Work, creds Creds) (*nodered.Client, error) {
+	t := m.track(w.Alloc.ID)
+	m.mu.Lock()
+	port := t.port
+	m.mu.Unlock()
+	if port == 0 {
+		return nil, fmt.Errorf("replica %d of %s has no port", w.Alloc.Replica, w.Row.Name)
+	}
+	c, err := nodered.New("http://"+joinHost(m.cfg.BindHost, port), AdminUser, creds.AdminPassword)
+	if err != nil {
+		return nil, err
+	}
+	c.Timeout = 10 * time.Second
+	return c, nil
+}
+
+func joinHost(host string, port int) string {
+	a := catalog.Allocation{Observed: catalog.AllocObserved{Host: host, Port: port}}
+	return a.Address()
+}
+
+// setStatus records a status change of an allocation in the catalog (which
+// summarises it into its instance), then on the event bus; repeating the
+// current status is a no-op.
+func (m *Manager) setStatus(ctx context.Context, w catalog.Work, status, msg string, rt Runtime) {
+	t := m.track(w.Alloc.ID)
 	now := m.now().UTC()
+	a := w.Alloc
 	m.mu.Lock()
 	port := t.port
 	if rt.Port != 0 {
 		port = rt.Port
 	}
-	same := t.status == status && t.message == msg && inst.Observed.Status == status && inst.Observed.Port == port
+	flowsSHA := t.flowsSHA
+	same := t.status == status && t.message == msg && a.Observed.Status == status && a.Observed.Port == port &&
+		a.Observed.FlowsSHA == flowsSHA && a.Observed.Host == m.cfg.Advertise
 	prev := t.status
 	if prev == "" {
-		prev = inst.Observed.Status // not tracked yet (a new leader): the catalog's
+		prev = a.Observed.Status // not tracked yet (a restarted hub): the catalog's
 	}
 	if !same {
 		if t.status != status {
@@ -196,35 +340,44 @@ func (m *Manager) setStatus(ctx context.Context, inst catalog.Instance, status, 
 	if same {
 		return
 	}
-	obs := catalog.Observed{Status: status, RuntimeID: rt.RuntimeID, Port: port, Since: since, Message: msg}
+	obs := catalog.AllocObserved{Status: status, RuntimeID: rt.RuntimeID, Host: m.cfg.Advertise, Port: port,
+		Since: since, Message: msg, FlowsSHA: flowsSHA}
 	if obs.RuntimeID == "" {
-		obs.RuntimeID = inst.Observed.RuntimeID
+		obs.RuntimeID = a.Observed.RuntimeID
 	}
 	if m.metrics != nil {
 		up := 0.0
 		if status == StatusRunning {
 			up = 1
 		}
-		m.metrics.InstanceUp.WithLabelValues(inst.ID, inst.Name).Set(up)
+		m.metrics.InstanceUp.WithLabelValues(w.Row.ID, w.Row.Name, strconv.Itoa(a.Replica)).Set(up)
 	}
-	if _, err := m.raft.Apply(ctx, catalog.SetInstanceObserved(inst.ID, obs)); err != nil {
-		if !errors.Is(err, catalog.ErrNotFound) {
-			m.log.Warn("record instance status", "instance", inst.ID, "status", status, "error", err)
+	if _, err := m.raft.Apply(ctx, catalog.SetAllocationObserved(a.ID, m.cfg.HubID, obs)); err != nil {
+		if errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrNotFound) {
+			m.log.Info("allocation no longer placed on this hub; its runtime will be removed", "allocation", a.ID)
+			m.Kick()
+			return
 		}
-	} else {
-		m.recordTransition(ctx, inst, prev, status, msg, now)
+		m.log.Warn("record allocation status", "allocation", a.ID, "status", status, "error", err)
+		m.mu.Lock()
+		t.status = "" // retry the write next round
+		m.mu.Unlock()
+		return
 	}
+	m.recordTransition(ctx, w, prev, status, msg, now)
 	m.bus.Publish(events.New(events.InstanceStatus, StatusEvent{
-		InstanceID: inst.ID, Name: inst.Name, Status: status, Message: msg, Since: since, Port: port,
+		InstanceID: w.Row.ID, Name: w.Row.Name, Status: status, Message: msg, Since: since, Port: port,
+		Replica: a.Replica, Hub: m.cfg.HubID, Allocation: a.ID, Host: m.cfg.Advertise,
 	}))
 	level := m.log.Info
 	if status == StatusFailed || status == StatusCrashLooping || status == StatusError {
 		level = m.log.Warn
 	}
-	level("instance status", "instance", inst.ID, "name", inst.Name, "status", status, "message", msg)
+	level("replica status", "instance", w.Row.ID, "name", w.Row.Name, "replica", a.Replica, "status", status, "message", msg)
 }
 
-// StatusEvent is the data of an instance.status event.
+// StatusEvent is the data of an instance.status event: one replica's
+// status, as the hub running it observed it.
 type StatusEvent struct {
 	InstanceID string    `json:"instance_id"`
 	Name       string    `json:"name"`
@@ -232,38 +385,8 @@ type StatusEvent struct {
 	Message    string    `json:"message,omitempty"`
 	Since      time.Time `json:"since"`
 	Port       int       `json:"port,omitempty"`
-}
-
-// ResetFailures clears the crash history of an instance, so an operator's
-// explicit start or restart gets a crash-looping instance going again.
-func (m *Manager) ResetFailures(id string) {
-	t := m.track(id)
-	m.mu.Lock()
-	t.crashes, t.failures, t.backoff, t.restartAt = nil, 0, 0, time.Time{}
-	if t.status == StatusCrashLooping || t.status == StatusFailed {
-		t.status = StatusStopped
-	}
-	m.mu.Unlock()
-	m.Kick()
-}
-
-// Restart restarts a running instance now (the operator's restart).
-func (m *Manager) Restart(ctx context.Context, inst catalog.Instance) error {
-	m.ResetFailures(inst.ID)
-	if err := m.driver.Restart(ctx, inst.ID); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			m.Kick()
-			return nil
-		}
-		return fmt.Errorf("restart %s: %w", inst.Name, err)
-	}
-	rt, _ := m.driver.Inspect(ctx, inst.ID)
-	t := m.track(inst.ID)
-	now := m.now()
-	m.mu.Lock()
-	t.startedAt, t.nextCheck = now, now.Add(m.cfg.StartingPoll)
-	m.mu.Unlock()
-	m.setStatus(ctx, inst, StatusStarting, "restarted by operator", rt)
-	m.Kick()
-	return nil
+	Replica    int       `json:"replica"`
+	Hub        string    `json:"hub,omitempty"`
+	Allocation string    `json:"allocation,omitempty"`
+	Host       string    `json:"host,omitempty"`
 }

@@ -23,15 +23,15 @@ type Metrics struct {
 	RaftLeader   prometheus.Gauge         // controltower_raft_is_leader
 	BuildInfo    *prometheus.GaugeVec     // controltower_build_info{version,region}
 
-	InstanceUp     *prometheus.GaugeVec // nodered_instance_up{instance,name}
-	InstanceCPU    *prometheus.GaugeVec // nodered_instance_cpu_usage{instance,name}
-	InstanceMemory *prometheus.GaugeVec // nodered_instance_memory_bytes{instance,name}
-	InstanceNetRx  *prometheus.GaugeVec // nodered_instance_network_receive_bytes{instance,name}
-	InstanceNetTx  *prometheus.GaugeVec // nodered_instance_network_transmit_bytes{instance,name}
+	InstanceUp     *prometheus.GaugeVec // nodered_instance_up{instance,name,replica}
+	InstanceCPU    *prometheus.GaugeVec // nodered_instance_cpu_usage{instance,name,replica}
+	InstanceMemory *prometheus.GaugeVec // nodered_instance_memory_bytes{instance,name,replica}
+	InstanceNetRx  *prometheus.GaugeVec // nodered_instance_network_receive_bytes{instance,name,replica}
+	InstanceNetTx  *prometheus.GaugeVec // nodered_instance_network_transmit_bytes{instance,name,replica}
 }
 
 func instanceGauge(name, help string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"instance", "name"})
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"instance", "name", "replica"})
 }
 
 // ForgetInstance drops every series of a deleted instance.
@@ -40,6 +40,11 @@ func (m *Metrics) ForgetInstance(id string) {
 		g.DeletePartialMatch(prometheus.Labels{"instance": id})
 	}
 }
+
+// ForgetAllocation drops the series of one replica this hub no longer
+// runs: every replica series of the row on this hub, rebuilt by the next
+// samples of those it still runs.
+func (m *Metrics) ForgetAllocation(rowID, _ string) { m.ForgetInstance(rowID) }
 
 // New registers the hub collectors, the Go runtime and process collectors.
 func New(version, region string) *Metrics {

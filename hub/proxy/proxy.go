@@ -1,21 +1,30 @@
 // Package proxy is the hub's data-plane reverse proxy: /i/{name}/… goes
-// to whichever runtime (color) of the logical instance {name} is live, at
-// 127.0.0.1:{port}. During a blue-green switch new requests wait (up to
-// HoldTimeout) instead of failing, and requests in flight to a runtime are
-// counted so the old color is stopped only once it is idle. It does not
-// decide which color is live (hub/deploy does) nor authenticate (the route
-// is public, like Node-RED's own http-in endpoints; see hub/deploy/DESIGN.md).
+// to a healthy replica of whichever row (color) of the logical instance
+// {name} is live, wherever it runs: a replica on this hub first, then one
+// in this hub's region, then the nearest region by RTT, and among equals
+// the one with the fewest requests outstanding. A request whose
+// connection fails is retried once on another replica when that is safe
+// (an idempotent method, or a body not yet sent). During a blue-green
+// switch new requests wait (up to HoldTimeout) instead of failing, and
+// requests in flight to a row are counted so the old color is stopped only
+// once it is idle. It does not decide which color is live (hub/deploy)
+// nor where replicas run (hub/schedule), nor authenticate (the route is
+// public, like Node-RED's own http-in endpoints; see hub/deploy/DESIGN.md).
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,9 +36,20 @@ import (
 // DefaultHoldTimeout bounds how long a request waits during a switch.
 const DefaultHoldTimeout = 10 * time.Second
 
-// Resolver names the live runtime of a logical instance.
+// Resolver names the live row of a logical instance and its replicas.
 type Resolver interface {
 	Live(name string) (catalog.Instance, error)
+	InstanceAllocations(rowID string) []catalog.Allocation
+}
+
+// Locality tells the proxy where it is and how far the other hubs are.
+type Locality struct {
+	Hub    string // this hub's id
+	Region string // this hub's region
+	// HubRegion is the region of a hub; nil: unknown.
+	HubRegion func(hubID string) string
+	// RTT is this hub's measured RTT to another hub; ok false when unknown.
+	RTT func(hubID string) (time.Duration, bool)
 }
 
 // Proxy serves /i/{name}/….
@@ -37,25 +57,30 @@ type Proxy struct {
 	HoldTimeout time.Duration
 
 	resolve   Resolver
+	loc       Locality
 	log       *slog.Logger
 	transport *http.Transport
 
 	mu       sync.Mutex
 	gates    map[string]chan struct{} // closed = open; present = paused
-	byPort   map[int]*atomic.Int64
-	byName   map[string]*atomic.Int64
+	byAddr   map[string]*atomic.Int64 // outstanding requests per runtime address
+	byRow    map[string]*atomic.Int64 // outstanding requests per row id
+	byName   map[string]*atomic.Int64 // outstanding requests per logical name
 	idleWake chan struct{}
 }
 
 // New returns a proxy; it does no I/O.
-func New(r Resolver, log *slog.Logger) *Proxy {
+func New(r Resolver, loc Locality, log *slog.Logger) *Proxy {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{HoldTimeout: DefaultHoldTimeout, resolve: r, log: log,
-		transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: 60 * time.Second},
-		gates:     map[string]chan struct{}{}, byPort: map[int]*atomic.Int64{}, byName: map[string]*atomic.Int64{},
-		idleWake: make(chan struct{})}
+	return &Proxy{HoldTimeout: DefaultHoldTimeout, resolve: r, loc: loc, log: log,
+		transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: 60 * time.Second,
+		},
+		gates: map[string]chan struct{}{}, byAddr: map[string]*atomic.Int64{}, byRow: map[string]*atomic.Int64{},
+		byName: map[string]*atomic.Int64{}, idleWake: make(chan struct{})}
 }
 
 // Pause makes new requests for name wait until Resume.
@@ -77,16 +102,17 @@ func (p *Proxy) Resume(name string) {
 	}
 }
 
-func (p *Proxy) counter(m map[int]*atomic.Int64, port int) *atomic.Int64 {
-	c := m[port]
+func counter(m map[string]*atomic.Int64, key string) *atomic.Int64 {
+	c := m[key]
 	if c == nil {
 		c = new(atomic.Int64)
-		m[port] = c
+		m[key] = c
 	}
 	return c
 }
 
-// InFlight is the number of requests in flight for name.
+// InFlight is the number of requests in flight through this hub for the
+// logical instance name.
 func (p *Proxy) InFlight(name string) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -96,14 +122,26 @@ func (p *Proxy) InFlight(name string) int64 {
 	return 0
 }
 
-// WaitIdle waits until no request to port is in flight, or ctx ends.
-func (p *Proxy) WaitIdle(ctx context.Context, port int) error {
+// RowInFlight is the number of requests in flight through this hub to
+// the replicas of one row.
+func (p *Proxy) RowInFlight(rowID string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.byRow[rowID]; c != nil {
+		return c.Load()
+	}
+	return 0
+}
+
+// WaitIdle waits until no request through this hub to the row is in
+// flight, or ctx ends.
+func (p *Proxy) WaitIdle(ctx context.Context, rowID string) error {
 	for {
 		p.mu.Lock()
-		c := p.counter(p.byPort, port)
+		n := counter(p.byRow, rowID).Load()
 		wake := p.idleWake
 		p.mu.Unlock()
-		if c.Load() == 0 {
+		if n == 0 {
 			return nil
 		}
 		select {
@@ -121,60 +159,206 @@ var (
 	ErrUnavailable = errors.New("proxy: instance not running")
 )
 
-// Serve proxies r to the live runtime of name; rest is the path below
-// /i/{name} ("/" when empty).
+// Targets returns the addresses of the live row's healthy replicas in
+// the order the proxy tries them (best first), for tests and diagnostics.
+func (p *Proxy) Targets(name string) (catalog.Instance, []catalog.Allocation, error) {
+	live, err := p.resolve.Live(name)
+	if err != nil {
+		return live, nil, err
+	}
+	var ready []catalog.Allocation
+	for _, a := range p.resolve.InstanceAllocations(live.ID) {
+		if a.Observed.Status == "running" && a.Address() != "" && a.Desired != catalog.AllocStop {
+			ready = append(ready, a)
+		}
+	}
+	p.order(ready)
+	return live, ready, nil
+}
+
+// order sorts replicas: tier (this hub, this region, other regions by
+// RTT), then fewest outstanding requests, then a random tie-break so
+// equal replicas share the load.
+func (p *Proxy) order(as []catalog.Allocation) {
+	type key struct {
+		tier  int
+		rtt   time.Duration
+		out   int64
+		shuff uint32
+	}
+	keys := make(map[string]key, len(as))
+	p.mu.Lock()
+	for _, a := range as {
+		k := key{tier: 2, out: counter(p.byAddr, a.Address()).Load(), shuff: rand.Uint32()}
+		switch {
+		case a.Hub == p.loc.Hub:
+			k.tier = 0
+		case p.loc.Region != "" && (a.Region == p.loc.Region || p.loc.HubRegion != nil && p.loc.HubRegion(a.Hub) == p.loc.Region):
+			k.tier = 1
+		default:
+			k.rtt = time.Hour
+			if p.loc.RTT != nil {
+				if d, ok := p.loc.RTT(a.Hub); ok {
+					k.rtt = d
+				}
+			}
+		}
+		keys[a.ID] = k
+	}
+	p.mu.Unlock()
+	slices.SortFunc(as, func(a, b catalog.Allocation) int {
+		ka, kb := keys[a.ID], keys[b.ID]
+		return cmp.Or(cmp.Compare(ka.tier, kb.tier), cmp.Compare(ka.rtt, kb.rtt), cmp.Compare(ka.out, kb.out), cmp.Compare(ka.shuff, kb.shuff))
+	})
+}
+
+// Serve proxies r to a healthy replica of the live row of name; rest is
+// the path below /i/{name} ("/" when empty).
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, name, rest string) {
 	if err := p.waitGate(r.Context(), name); err != nil {
 		http.Error(w, "instance switch in progress; retry", http.StatusServiceUnavailable)
 		return
 	}
-	live, err := p.resolve.Live(name)
+	live, targets, err := p.Targets(name)
 	if errors.Is(err, catalog.ErrNotFound) {
 		http.Error(w, fmt.Sprintf("no instance named %q", name), http.StatusNotFound)
 		return
 	}
-	if err != nil || live.Observed.Port == 0 {
-		http.Error(w, fmt.Sprintf("instance %q is not running", name), http.StatusServiceUnavailable)
+	if err != nil || len(targets) == 0 {
+		http.Error(w, fmt.Sprintf("instance %q has no running replica", name), http.StatusServiceUnavailable)
 		return
 	}
-	port := live.Observed.Port
 	p.mu.Lock()
-	pc, nc := p.counter(p.byPort, port), p.byName[name]
-	if nc == nil {
-		nc = new(atomic.Int64)
-		p.byName[name] = nc
-	}
+	rc, nc := counter(p.byRow, live.ID), counter(p.byName, name)
 	p.mu.Unlock()
-	pc.Add(1)
+	rc.Add(1)
 	nc.Add(1)
 	defer func() {
 		nc.Add(-1)
-		if pc.Add(-1) == 0 {
+		if rc.Add(-1) == 0 {
 			p.mu.Lock()
 			close(p.idleWake)
 			p.idleWake = make(chan struct{})
 			p.mu.Unlock()
 		}
 	}()
-	target := &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}
 	if !strings.HasPrefix(rest, "/") {
 		rest = "/" + rest
 	}
+	rt := &retrying{p: p, targets: targets}
 	rp := &httputil.ReverseProxy{
-		Transport: p.transport,
+		Transport:     rt,
+		FlushInterval: -1, // stream (server-sent events, chunked replies)
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
+			pr.SetURL(&url.URL{Scheme: "http", Host: "replica"})
 			pr.Out.URL.Path, pr.Out.URL.RawPath = rest, ""
-			pr.Out.Host = target.Host
 			pr.SetXForwarded()
 			pr.Out.Header.Del("Authorization") // hub credentials never reach an instance
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			p.log.Warn("proxy error", "instance", name, "port", port, "error", err)
+			p.log.Warn("proxy error", "instance", name, "tried", rt.tried, "error", err)
 			http.Error(w, "instance did not answer", http.StatusBadGateway)
 		},
 	}
 	rp.ServeHTTP(w, r)
+}
+
+// retrying is the proxy's transport for one request: it sends it to the
+// first target and, when the connection fails, once more to the next when
+// that is safe.
+type retrying struct {
+	p       *Proxy
+	targets []catalog.Allocation
+	tried   []string
+}
+
+func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
+	var lastErr error
+	for i, a := range t.targets {
+		if i > 1 {
+			break // one retry
+		}
+		addr := a.Address()
+		t.tried = append(t.tried, addr)
+		out := req
+		if i > 0 {
+			out = req.Clone(req.Context())
+		}
+		out.URL.Host, out.Host = addr, addr
+		t.p.mu.Lock()
+		c := counter(t.p.byAddr, addr)
+		t.p.mu.Unlock()
+		c.Add(1)
+		body := &sentBody{ReadCloser: out.Body}
+		if out.Body != nil && out.Body != http.NoBody {
+			out.Body = body
+		}
+		resp, err := t.p.transport.RoundTrip(out)
+		if err == nil {
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				c.Add(-1) // the upgraded connection needs the body as it is (writable)
+			} else {
+				resp.Body = &doneBody{ReadCloser: resp.Body, done: func() { c.Add(-1) }}
+			}
+			return resp, nil
+		}
+		c.Add(-1)
+		lastErr = err
+		if !retryable(req, err, body.read.Load()) {
+			return nil, err
+		}
+		t.p.log.Info("replica did not answer; retrying on another", "addr", addr, "error", err)
+	}
+	return nil, lastErr
+}
+
+// retryable: a connection that could not be made (nothing was sent), or a
+// failure of an idempotent request whose body was not read.
+func retryable(req *http.Request, err error, bodyRead bool) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	if bodyRead || req.Context().Err() != nil {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// sentBody records whether the transport read any of the request body.
+// Its Close does nothing: a transport closes the body when a connection
+// fails, and a retry must still read it (the server closes the incoming
+// body when the handler returns).
+type sentBody struct {
+	io.ReadCloser
+	read atomic.Bool
+}
+
+func (b *sentBody) Close() error { return nil }
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.read.Store(true)
+	}
+	return n, err
+}
+
+// doneBody calls done once when the response body is closed.
+type doneBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *doneBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.done)
+	return err
 }
 
 func (p *Proxy) waitGate(ctx context.Context, name string) error {

@@ -65,7 +65,7 @@ func (d *Driver) Create(ctx context.Context, spec fleet.Spec) (fleet.Runtime, er
 // writeUserDir writes settings for the address Node-RED listens on in the
 // container's network and makes the dir usable by the container's user.
 func (d *Driver) writeUserDir(spec fleet.Spec) error {
-	host, port := "127.0.0.1", spec.Port
+	host, port := spec.ListenHost(), spec.Port
 	if d.cfg.Network == NetworkBridge {
 		host, port = "0.0.0.0", ContainerPort
 	}
@@ -133,7 +133,7 @@ func (d *Driver) containerConfig(spec fleet.Spec) (*container.Config, *container
 	if d.cfg.Network == NetworkBridge {
 		p := nat.Port(fmt.Sprintf("%d/tcp", ContainerPort))
 		cfg.ExposedPorts = nat.PortSet{p: {}}
-		hostCfg.PortBindings = nat.PortMap{p: {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(spec.Port)}}}
+		hostCfg.PortBindings = nat.PortMap{p: {{HostIP: spec.ListenHost(), HostPort: strconv.Itoa(spec.Port)}}}
 	}
 	return cfg, hostCfg
 }

@@ -30,7 +30,7 @@ const (
 var passEnv = []string{"PATH", "TZ", "LANG", "LC_ALL", "TMPDIR"}
 
 // Create writes the instance's user dir (settings.js listening on
-// 127.0.0.1:Port with adminAuth, the credential secret) and its
+// Host:Port (127.0.0.1 by default) with adminAuth, the credential secret) and its
 // runtime.json; it starts nothing. It returns ErrExists when the instance
 // has a runtime.json (of this hub or another on the same DataDir), and a
 // *fleet.SpecError (ErrInvalidSpec) for an invalid spec; then nothing is
@@ -56,7 +56,7 @@ func (d *Driver) Create(ctx context.Context, spec fleet.Spec) (fleet.Runtime, er
 	if err != nil {
 		return fail(err)
 	}
-	if err := fleet.WriteUserDir(userDir, spec, "127.0.0.1", spec.Port); err != nil {
+	if err := fleet.WriteUserDir(userDir, spec, spec.ListenHost(), spec.Port); err != nil {
 		return fail(err)
 	}
 	r := record{

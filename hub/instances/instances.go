@@ -1,0 +1,316 @@
+// Package instances is the one owner of instance rows: create, update
+// (compare-and-set, retried), delete (with the instance's colors and its
+// hub-managed token), scale, the logical/colour name rules and the live
+// row lookup, and each row's runtime credentials (random per row, sealed
+// in the catalog). The API, the demo, the scheduler's callers and the
+// deployment orchestrator all go through it. It does not place replicas
+// (hub/schedule) nor run them (hub/fleet).
+package instances
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/fleet"
+	"github.com/redforge/controltower/hub/secrets"
+)
+
+// Catalog is what the service reads.
+type Catalog interface {
+	Instance(id string) (catalog.Instance, error)
+	InstanceByName(name string) (catalog.Instance, error)
+	Instances() []catalog.Instance
+	InstanceCredentials(id string) (catalog.Credentials, error)
+}
+
+// Applier writes to the catalog through Raft.
+type Applier interface {
+	Apply(ctx context.Context, cmd catalog.Command) (any, error)
+}
+
+// Tokens registers and removes the hub-managed instance token.
+type Tokens interface {
+	EnsureInstanceToken(ctx context.Context, instanceID, token string) error
+}
+
+// Errors.
+var (
+	// ErrInvalid wraps catalog.ErrInvalid: a bad value, named by Field.
+	ErrInvalid = catalog.ErrInvalid
+)
+
+// FieldError names the request field a refusal is about.
+type FieldError struct {
+	Field, Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// Unwrap makes errors.Is(err, catalog.ErrInvalid) hold.
+func (e *FieldError) Unwrap() error { return catalog.ErrInvalid }
+
+// Service owns instance rows.
+type Service struct {
+	cat    Catalog
+	raft   Applier
+	seal   *secrets.Sealer
+	tokens Tokens
+	now    func() time.Time
+}
+
+// New returns the service.
+func New(cat Catalog, raft Applier, seal *secrets.Sealer, tokens Tokens) *Service {
+	return &Service{cat: cat, raft: raft, seal: seal, tokens: tokens, now: time.Now}
+}
+
+// IsColor reports whether a catalog row is a color row made by a
+// deployment (its name is "{logical}.{8 hex}"), not a logical instance.
+func IsColor(inst catalog.Instance) bool { return strings.Contains(inst.Name, ".") }
+
+// LogicalName is the logical instance name of a row name.
+func LogicalName(rowName string) string {
+	name, _, _ := strings.Cut(rowName, ".")
+	return name
+}
+
+// Lookup returns the row with id ref, or else named ref.
+func (s *Service) Lookup(ref string) (catalog.Instance, error) {
+	inst, err := s.cat.Instance(ref)
+	if errors.Is(err, catalog.ErrNotFound) {
+		inst, err = s.cat.InstanceByName(ref)
+	}
+	return inst, err
+}
+
+// Logical returns the logical instance a row serves: itself, or the one a
+// color row was cloned from.
+func (s *Service) Logical(row catalog.Instance) (catalog.Instance, error) {
+	if !IsColor(row) {
+		return row, nil
+	}
+	l, err := s.cat.InstanceByName(LogicalName(row.Name))
+	if err != nil {
+		return l, fmt.Errorf("logical instance of %s: %w", row.Name, err)
+	}
+	return l, nil
+}
+
+// Live returns the row serving the logical instance named (or with id)
+// ref: its own row, or the color row a deployment switched to. A color
+// row's name is not a logical name: ErrNotFound.
+func (s *Service) Live(ref string) (catalog.Instance, error) {
+	inst, err := s.Lookup(ref)
+	if err != nil {
+		return inst, err
+	}
+	if IsColor(inst) {
+		return catalog.Instance{}, fmt.Errorf("instance named %q: %w", ref, catalog.ErrNotFound)
+	}
+	if inst.Live == "" {
+		return inst, nil
+	}
+	live, err := s.cat.Instance(inst.Live)
+	if err != nil {
+		return inst, nil // the pointer outlived its row: the logical row
+	}
+	return live, nil
+}
+
+// Create stores a new instance (IfIndex(0)); the scheduler places it.
+// Errors: *FieldError for replicas out of range; catalog.ErrConflict when
+// the name is taken.
+func (s *Service) Create(ctx context.Context, inst catalog.Instance) (catalog.Instance, error) {
+	if err := checkReplicas(inst.Replicas); err != nil {
+		return inst, err
+	}
+	res, err := s.raft.Apply(ctx, catalog.UpsertInstance(inst, catalog.IfIndex(0)))
+	if err != nil {
+		return inst, err
+	}
+	if stored, ok := res.(catalog.Instance); ok {
+		inst = stored
+	}
+	return inst, nil
+}
+
+func checkReplicas(n int) error {
+	if n < 1 || n > catalog.MaxReplicas {
+		return &FieldError{Field: "replicas", Message: fmt.Sprintf("replicas must be between 1 and %d", catalog.MaxReplicas)}
+	}
+	return nil
+}
+
+// maxCASTries bounds Update's compare-and-set retries.
+const maxCASTries = 16
+
+// Update reads the row, applies change and writes it back with
+// compare-and-set, retrying when another write got in between (the fleet
+// reports status changes on the same row). change may return an error to
+// abort (returned as is). Errors: catalog.ErrNotFound.
+func (s *Service) Update(ctx context.Context, id string, change func(*catalog.Instance) error) (catalog.Instance, error) {
+	for try := 0; ; try++ {
+		inst, err := s.cat.Instance(id)
+		if err != nil {
+			return inst, err
+		}
+		if err := change(&inst); err != nil {
+			return inst, err
+		}
+		if err := checkReplicas(inst.ReplicaCount()); err != nil {
+			return inst, err
+		}
+		inst.UpdatedAt = s.now().UTC()
+		res, err := s.raft.Apply(ctx, catalog.UpsertInstance(inst, catalog.IfIndex(inst.ModifyIndex)))
+		if errors.Is(err, catalog.ErrConflict) && try < maxCASTries {
+			if _, gerr := s.cat.Instance(id); gerr == nil {
+				continue
+			}
+		}
+		if err != nil {
+			return inst, err
+		}
+		if stored, ok := res.(catalog.Instance); ok {
+			inst = stored
+		}
+		return inst, nil
+	}
+}
+
+// Scale sets the replica count of a logical instance (1-MaxReplicas) and
+// of its live color row, so a deployment's green serves with as many.
+func (s *Service) Scale(ctx context.Context, id string, n int) (catalog.Instance, error) {
+	if err := checkReplicas(n); err != nil {
+		return catalog.Instance{}, err
+	}
+	inst, err := s.Update(ctx, id, func(i *catalog.Instance) error {
+		if IsColor(*i) {
+			return &FieldError{Field: "id", Message: fmt.Sprintf("%s is a deployment color; scale %s", i.Name, LogicalName(i.Name))}
+		}
+		i.Replicas = n
+		return nil
+	})
+	if err != nil || inst.Live == "" {
+		return inst, err
+	}
+	_, err = s.Update(ctx, inst.Live, func(i *catalog.Instance) error { i.Replicas = n; return nil })
+	return inst, err
+}
+
+// Delete deletes a logical instance with its color rows (and with them
+// their allocations, flows, credentials and scoped tokens, including the
+// hub-managed instance token). Errors: catalog.ErrNotFound.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	inst, err := s.cat.Instance(id)
+	if err != nil {
+		return err
+	}
+	for _, row := range s.cat.Instances() {
+		if IsColor(row) && LogicalName(row.Name) == inst.Name {
+			if _, err := s.raft.Apply(ctx, catalog.DeleteInstance(row.ID)); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+				return fmt.Errorf("delete color %s: %w", row.Name, err)
+			}
+		}
+	}
+	_, err = s.raft.Apply(ctx, catalog.DeleteInstance(id))
+	return err
+}
+
+// Credential contexts: what a sealed value is bound to.
+func sealContext(rowID, what string) string { return "credentials/" + rowID + "/" + what }
+
+// RuntimeCredentials returns a row's credentials in clear, creating them
+// (random, sealed, through Raft) on first use. Every hub of a cluster can
+// open them (the sealing key comes from the cluster secret). A color row
+// gets its own admin and bus passwords and its logical instance's token.
+func (s *Service) RuntimeCredentials(ctx context.Context, row catalog.Instance) (fleet.Creds, error) {
+	c, err := s.cat.InstanceCredentials(row.ID)
+	if errors.Is(err, catalog.ErrNotFound) {
+		c, err = s.createCredentials(ctx, row)
+	}
+	if err != nil {
+		return fleet.Creds{}, err
+	}
+	out, err := s.open(row.ID, c)
+	if err != nil {
+		return out, err
+	}
+	if IsColor(row) {
+		l, err := s.Logical(row)
+		if err != nil {
+			return out, err
+		}
+		lc, err := s.RuntimeCredentials(ctx, l)
+		if err != nil {
+			return out, err
+		}
+		out.Token = lc.Token
+		return out, nil
+	}
+	if s.tokens != nil {
+		if err := s.tokens.EnsureInstanceToken(ctx, row.ID, out.Token); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) open(rowID string, c catalog.Credentials) (fleet.Creds, error) {
+	var out fleet.Creds
+	var err error
+	if out.AdminPassword, err = s.seal.Open(sealContext(rowID, "admin"), c.AdminPassword); err != nil {
+		return out, fmt.Errorf("credentials of %s: %w", rowID, err)
+	}
+	if out.MQTTPassword, err = s.seal.Open(sealContext(rowID, "mqtt"), c.MQTTPassword); err != nil {
+		return out, fmt.Errorf("credentials of %s: %w", rowID, err)
+	}
+	if c.Token != "" {
+		if out.Token, err = s.seal.Open(sealContext(rowID, "token"), c.Token); err != nil {
+			return out, fmt.Errorf("credentials of %s: %w", rowID, err)
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) createCredentials(ctx context.Context, row catalog.Instance) (catalog.Credentials, error) {
+	c := catalog.Credentials{InstanceID: row.ID}
+	var err error
+	if c.AdminPassword, err = s.seal.Seal(sealContext(row.ID, "admin"), secrets.Random(24)); err != nil {
+		return c, err
+	}
+	if c.MQTTPassword, err = s.seal.Seal(sealContext(row.ID, "mqtt"), secrets.Random(24)); err != nil {
+		return c, err
+	}
+	if !IsColor(row) {
+		if c.Token, err = s.seal.Seal(sealContext(row.ID, "token"), auth.APITokenPrefix+secrets.Random(32)); err != nil {
+			return c, err
+		}
+	}
+	_, err = s.raft.Apply(ctx, catalog.PutCredentials(c, catalog.IfIndex(0)))
+	if errors.Is(err, catalog.ErrConflict) {
+		return s.cat.InstanceCredentials(row.ID) // another hub made them first
+	}
+	if err != nil {
+		return c, fmt.Errorf("create credentials of %s: %w", row.Name, err)
+	}
+	return c, nil
+}
+
+// CheckMQTT reports whether password is the hub-bus password of row
+// (the MQTT username). Rows without credentials yet are refused.
+func (s *Service) CheckMQTT(rowID string, password []byte) bool {
+	c, err := s.cat.InstanceCredentials(rowID)
+	if err != nil {
+		return false
+	}
+	want, err := s.seal.Open(sealContext(rowID, "mqtt"), c.MQTTPassword)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal([]byte(want), password)
+}
