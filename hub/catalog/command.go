@@ -49,6 +49,15 @@ const (
 	CmdSetInstanceLive       CommandType = 31
 )
 
+// ResultTypes returns a zero value of every type an applied command
+// returns as its result, so that a transport between hubs (gob) can carry
+// results with their concrete type. TestResultTypesAreListed keeps it
+// complete.
+func ResultTypes() []any {
+	return []any{Instance{}, Deployment{}, Edge{}, EnrollmentToken{}, Region{}, Setting{}, APIToken{}, User{},
+		Hub{}, Allocation{}, Flows{}, Credentials{}, Move{}}
+}
+
 // String returns the command type's name, or its number when unknown.
 func (t CommandType) String() string {
 	if spec, ok := commandSpecs[t]; ok {

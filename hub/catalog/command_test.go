@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/json"
 	"errors"
 	"math"
@@ -159,5 +160,24 @@ func TestCommandTypeString(t *testing.T) {
 	}
 	if got := CommandType(250).String(); got != "command type 250" {
 		t.Fatalf("String() = %q", got)
+	}
+}
+
+// TestResultTypesAreListed: every result an applied command returns is of
+// a type ResultTypes lists (hub/cluster registers them for forwarding).
+func TestResultTypesAreListed(t *testing.T) {
+	known := map[string]bool{}
+	for _, v := range ResultTypes() {
+		known[fmt.Sprintf("%T", v)] = true
+	}
+	a := newApplier(t)
+	for _, cmd := range allCommands() {
+		res, err := a.apply(cmd)
+		if err != nil || res == nil {
+			continue
+		}
+		if !known[fmt.Sprintf("%T", res)] {
+			t.Errorf("%s returns a %T, which ResultTypes does not list", cmd.Type, res)
+		}
 	}
 }

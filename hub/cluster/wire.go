@@ -23,8 +23,7 @@ const (
 func init() {
 	// Every result type a catalog command returns, so a forwarded write's
 	// result reaches the follower's caller with its concrete type.
-	for _, v := range []any{catalog.Instance{}, catalog.Deployment{}, catalog.Edge{}, catalog.EnrollmentToken{},
-		catalog.Region{}, catalog.Setting{}, catalog.APIToken{}, catalog.User{}} {
+	for _, v := range catalog.ResultTypes() {
 		gob.Register(v)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"testing"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -26,8 +27,14 @@ type Link struct {
 // and stops it at cleanup.
 func Proxy(tb testing.TB, upstream string) *Link {
 	tb.Helper()
+	return ProxyOn(tb, "127.0.0.1", upstream)
+}
+
+// ProxyOn starts a Link from a free port of host to upstream.
+func ProxyOn(tb testing.TB, host, upstream string) *Link {
+	tb.Helper()
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	p := toxiproxy.NewProxy(srv, "link", "127.0.0.1:0", upstream)
+	p := toxiproxy.NewProxy(srv, "link", net.JoinHostPort(host, "0"), upstream)
 	if err := p.Start(); err != nil {
 		tb.Fatalf("testenv: start proxy to %s: %v", upstream, err)
 	}
