@@ -116,7 +116,7 @@ func (s *Server) logout(c *gin.Context) {
 
 func (s *Server) me(c *gin.Context) {
 	p := principal(c)
-	out := gin.H{"principal": p, "permissions": auth.PermissionsOf(p.Role)}
+	out := gin.H{"principal": p, "permissions": auth.PermissionsOfPrincipal(p)}
 	if p.UserID != "" {
 		if u, err := s.cfg.Users.GetUser(p, p.UserID); err == nil {
 			out["user"] = u
