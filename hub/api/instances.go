@@ -486,9 +486,8 @@ func (s *Server) putFlows(c *gin.Context) {
 		return
 	}
 	inst := s.live(logical)
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxFlowsBytes))
-	if err != nil {
-		abort(c, jsonError(err))
+	body, ok := readJSON(c, MaxFlowsBytes)
+	if !ok {
 		return
 	}
 	doc, rev, e := splitFlowsBody(body)

@@ -1,0 +1,124 @@
+package hub_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redforge/controltower/internal/hubtest"
+)
+
+// rawDo sends body with the given Content-Type and extra headers, and
+// returns the status, body and headers of the answer.
+func rawDo(t *testing.T, h *hubtest.Hub, method, path, token, ctype string, body []byte, hdr map[string]string) (int, []byte, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, h.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+// apiError is the error body of the API.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field"`
+	} `json:"error"`
+}
+
+// enrollEdge enrolls an edge through the API and returns its id and credential.
+func enrollEdge(t *testing.T, h *hubtest.Hub) (id, credential string) {
+	t.Helper()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	h.JSON(t, "POST", "/api/edges/tokens", nil, 201, &tok)
+	var en struct {
+		EdgeID     string `json:"edge_id"`
+		Credential string `json:"credential"`
+	}
+	code, body := h.Do(t, "POST", "/api/edges/enroll", "", map[string]string{"token": tok.Token})
+	if code != 201 || json.Unmarshal(body, &en) != nil {
+		t.Fatalf("enroll: %d %s", code, body)
+	}
+	return en.EdgeID, en.Credential
+}
+
+// TestSecurityStrictJSONBodies (issue 13.12): every route that decodes a
+// JSON body refuses a body not declared as JSON with 415, even when it is
+// valid JSON, and a body with a duplicate key at any depth with 400 naming
+// the key (encoding/json would keep the last one silently). The protobuf
+// batch route refuses a text body with 415 too.
+func TestSecurityStrictJSONBodies(t *testing.T) {
+	h := hubtest.Start(t)
+	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "strict", "desired_state": "stopped"}, 201, nil)
+	edgeID, edgeCred := enrollEdge(t, h)
+	routes := []struct {
+		method, path, token string
+		valid, dup, field   string
+	}{
+		{"POST", "/api/auth/login", "", `{"username":"admin","password":"x"}`,
+			`{"username":"admin","password":"x","password":"y"}`, "password"},
+		{"POST", "/api/instances", h.AdminToken, `{"name":"strict2","desired_state":"stopped"}`,
+			`{"name":"strict3","resources":{"memory_mb":256,"memory_mb":128}}`, "resources.memory_mb"},
+		{"PATCH", "/api/instances/strict", h.AdminToken, `{"env":{"A":"1"}}`,
+			`{"env":{"A":"1","A":"2"}}`, "env.A"},
+		{"PUT", "/api/instances/strict/flows", h.AdminToken, `[{"id":"t1","type":"tab"}]`,
+			`[{"id":"t1","type":"tab"},{"id":"n1","type":"inject","z":"t1","z":"t2"}]`, "1.z"},
+		{"PUT", "/api/edges/" + edgeID + "/config", h.AdminToken, `{"flows":[]}`,
+			`{"flows":[],"settings":{"site":"a","nested":{"k":1,"k":2}}}`, "settings.nested.k"},
+		{"POST", "/api/checkpoints", h.AdminToken, `{"instance_id":"strict","workflow_id":"w","step":"s","state":{}}`,
+			`{"instance_id":"strict","workflow_id":"w","step":"s","state":{"a":[{"b":1,"b":1}]}}`, "state.a.0.b"},
+		{"POST", "/api/sync/vectors", edgeCred, `{"stream":"audit","first_seq":1,"records":[]}`,
+			`{"stream":"audit","stream":"vectors","first_seq":1,"records":[]}`, "stream"},
+		{"POST", "/api/sync/heartbeat", edgeCred, `{"applied_config_version":0}`,
+			`{"applied_config_version":0,"queue_depth":{"audit":1,"audit":2}}`, "queue_depth.audit"},
+	}
+	for _, r := range routes {
+		for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", ""} {
+			code, body, _ := rawDo(t, h, r.method, r.path, r.token, ct, []byte(r.valid), nil)
+			if code != http.StatusUnsupportedMediaType || !strings.Contains(string(body), "unsupported_media_type") {
+				t.Errorf("%s %s as %q: %d %s, want 415", r.method, r.path, ct, code, body)
+			}
+		}
+		code, body, _ := rawDo(t, h, r.method, r.path, r.token, "application/json; charset=utf-8", []byte(r.dup), nil)
+		var e apiError
+		_ = json.Unmarshal(body, &e)
+		if code != http.StatusBadRequest || e.Error.Field != r.field || !strings.Contains(e.Error.Message, "duplicate key") {
+			t.Errorf("%s %s with a duplicate key: %d %s, want 400 naming field %s", r.method, r.path, code, body, r.field)
+		}
+	}
+	code, body, _ := rawDo(t, h, "POST", "/api/sync/batches", edgeCred, "text/plain", []byte("{}"), nil)
+	if code != http.StatusUnsupportedMediaType {
+		t.Errorf("POST /api/sync/batches as text/plain: %d %s, want 415", code, body)
+	}
+	// The instance kept its env: the refused PATCH changed nothing.
+	var inst struct {
+		Env map[string]string `json:"env"`
+	}
+	h.JSON(t, "GET", "/api/instances/strict", nil, 200, &inst)
+	if len(inst.Env) != 0 {
+		t.Errorf("refused bodies changed the instance: env %v", inst.Env)
+	}
+}
