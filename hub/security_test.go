@@ -122,3 +122,38 @@ func TestSecurityStrictJSONBodies(t *testing.T) {
 		t.Errorf("refused bodies changed the instance: env %v", inst.Env)
 	}
 }
+
+// TestSecurityEdgeConfigSettings (issue 13.9): an edge's desired settings
+// follow the rules of an instance's Node-RED settings: the reserved keys
+// (adminAuth, httpAdminRoot …) and unknown context store modules are
+// refused with 400 naming the field, and nothing is stored.
+func TestSecurityEdgeConfigSettings(t *testing.T) {
+	h := hubtest.Start(t)
+	edgeID, _ := enrollEdge(t, h)
+	path := "/api/edges/" + edgeID + "/config"
+	for _, c := range []struct{ settings, field string }{
+		{`{"adminAuth":null}`, "settings.adminAuth"},
+		{`{"httpAdminRoot":"/admin-elsewhere"}`, "settings.httpAdminRoot"},
+		{`{"credentialSecret":"x"}`, "settings.credentialSecret"},
+		{`{"contextStorage":{"evil":{"module":"/tmp/evil.js"}}}`, "settings.contextStorage.evil.module"},
+	} {
+		code, body, _ := rawDo(t, h, "PUT", path, h.AdminToken, "application/json", []byte(`{"flows":[],"settings":`+c.settings+`}`), nil)
+		var e apiError
+		_ = json.Unmarshal(body, &e)
+		if code != http.StatusBadRequest || e.Error.Field != c.field {
+			t.Errorf("settings %s: %d %s, want 400 naming %s", c.settings, code, body, c.field)
+		}
+	}
+	var cfg struct {
+		Version int `json:"version"`
+	}
+	h.JSON(t, "GET", path, nil, 200, &cfg)
+	if cfg.Version != 0 {
+		t.Fatalf("refused settings stored version %d", cfg.Version)
+	}
+	h.JSON(t, "PUT", path, map[string]any{"flows": []any{}, "settings": map[string]any{"site": "plant-7",
+		"contextStorage": map[string]any{"default": map[string]any{"module": "memory"}}}}, 200, &cfg)
+	if cfg.Version != 1 {
+		t.Fatalf("allowed settings: version %d, want 1", cfg.Version)
+	}
+}
