@@ -157,3 +157,32 @@ func TestSecurityEdgeConfigSettings(t *testing.T) {
 		t.Fatalf("allowed settings: version %d, want 1", cfg.Version)
 	}
 }
+
+// TestSecurityCheckpointClockSkew (issue 13.10): a checkpoint dated more
+// than 24 h from the hub's clock is refused with 400 naming time, so none
+// dated 9999-12-31 can stay "latest" for ever; one within the bound is
+// kept, and the newer one is latest.
+func TestSecurityCheckpointClockSkew(t *testing.T) {
+	h := hubtest.Start(t)
+	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "skew", "desired_state": "stopped"}, 201, nil)
+	now := time.Now().UTC()
+	for _, at := range []string{"9999-12-31T23:59:59Z", now.Add(25 * time.Hour).Format(time.RFC3339), now.Add(-25 * time.Hour).Format(time.RFC3339)} {
+		code, body := h.Do(t, "POST", "/api/checkpoints", h.AdminToken, map[string]any{"instance_id": "skew", "workflow_id": "w", "step": "future", "time": at})
+		var e apiError
+		_ = json.Unmarshal(body, &e)
+		if code != http.StatusBadRequest || e.Error.Field != "time" {
+			t.Errorf("checkpoint at %s: %d %s, want 400 naming time", at, code, body)
+		}
+	}
+	h.JSON(t, "POST", "/api/checkpoints", map[string]any{"instance_id": "skew", "workflow_id": "w", "step": "earlier", "time": now.Add(-time.Hour).Format(time.RFC3339)}, 201, nil)
+	h.JSON(t, "POST", "/api/checkpoints", map[string]any{"instance_id": "skew", "workflow_id": "w", "step": "now"}, 201, nil)
+	var latest struct {
+		Checkpoints []struct {
+			Step string `json:"step"`
+		} `json:"checkpoints"`
+	}
+	h.JSON(t, "GET", "/api/checkpoints?instance=skew", nil, 200, &latest)
+	if len(latest.Checkpoints) != 1 || latest.Checkpoints[0].Step != "now" {
+		t.Fatalf("latest checkpoints %+v, want the one posted now", latest.Checkpoints)
+	}
+}
