@@ -3,13 +3,17 @@ package hub_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redforge/controltower/hub"
+	"github.com/redforge/controltower/hub/api"
 	"github.com/redforge/controltower/internal/hubtest"
+	"github.com/redforge/controltower/internal/testenv"
 )
 
 // rawDo sends body with the given Content-Type and extra headers, and
@@ -185,4 +189,104 @@ func TestSecurityCheckpointClockSkew(t *testing.T) {
 	if len(latest.Checkpoints) != 1 || latest.Checkpoints[0].Step != "now" {
 		t.Fatalf("latest checkpoints %+v, want the one posted now", latest.Checkpoints)
 	}
+}
+
+// loginAs posts a login from the test client with an optional
+// X-Forwarded-For and returns the status and Retry-After.
+func loginAs(t *testing.T, h *hubtest.Hub, username, password, forwardedFor string) (int, string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"username": username, "password": password})
+	hdr := map[string]string{}
+	if forwardedFor != "" {
+		hdr["X-Forwarded-For"] = forwardedFor
+	}
+	code, _, resp := rawDo(t, h, "POST", "/api/auth/login", "", "application/json", body, hdr)
+	return code, resp.Get("Retry-After")
+}
+
+// failedLoginIPs returns the addresses of the LOGIN_FAILED audit records.
+func failedLoginIPs(t *testing.T, h *hubtest.Hub) map[string]int {
+	t.Helper()
+	var recs struct {
+		Records []struct {
+			IP string `json:"ip"`
+		} `json:"records"`
+	}
+	h.JSON(t, "GET", "/api/audit?action=LOGIN_FAILED&limit=100", nil, 200, &recs)
+	ips := map[string]int{}
+	for _, r := range recs.Records {
+		ips[r.IP]++
+	}
+	return ips
+}
+
+// TestSecurityLoginLimits (issue 13.2): by default no proxy is trusted, so
+// 25 wrong passwords sent with a new X-Forwarded-For each still meet the
+// per-address limit (429) and the audit log records the real peer
+// address; with --trusted-proxies naming the test client the header is
+// honoured. Beside it, a per-account delay: after three failures for one
+// username the next attempt waits 1 s, then 2 s (429 with Retry-After,
+// from any address, and on a second hub sharing the Redis), and the right
+// password after the delay logs in: there is no lockout.
+func TestSecurityLoginLimits(t *testing.T) {
+	t.Run("forwarded-for ignored by default", func(t *testing.T) {
+		h := hubtest.Start(t) // Start logs in once from 127.0.0.1
+		limited := 0
+		for i := range 25 {
+			code, _ := loginAs(t, h, fmt.Sprint("nobody-", i), "wrong", fmt.Sprintf("203.0.113.%d", i+1))
+			if code == http.StatusTooManyRequests {
+				limited++
+			} else if code != http.StatusUnauthorized {
+				t.Fatalf("attempt %d: %d", i, code)
+			}
+		}
+		if limited != 25-(api.LoginAttemptsPerMinute-1) {
+			t.Fatalf("%d of 25 attempts with forged X-Forwarded-For got 429, want %d", limited, 25-(api.LoginAttemptsPerMinute-1))
+		}
+		if ips := failedLoginIPs(t, h); len(ips) != 1 || ips["127.0.0.1"] != api.LoginAttemptsPerMinute-1 {
+			t.Fatalf("audit records failed logins from %v, want only the peer 127.0.0.1", ips)
+		}
+	})
+
+	t.Run("per-account delay, header honoured from a trusted proxy", func(t *testing.T) {
+		redis := testenv.Redis(t)
+		shared := func(c *hub.Config) { c.Redis, c.TrustedProxies = redis, "127.0.0.1" }
+		a, b := hubtest.Start(t, shared), hubtest.Start(t, shared)
+		ip := 0
+		from := func() string { ip++; return fmt.Sprintf("198.51.100.%d", ip) } // a new address for each attempt
+		for i := range api.LoginFreeAttempts {
+			if code, _ := loginAs(t, a, "admin", "wrong", from()); code != http.StatusUnauthorized {
+				t.Fatalf("failure %d: %d, want 401", i+1, code)
+			}
+		}
+		// The right password during the delay is answered 429, on the other hub too.
+		for _, h := range []*hubtest.Hub{a, b} {
+			if code, retry := loginAs(t, h, "admin", hubtest.AdminPassword, from()); code != http.StatusTooManyRequests || retry != "1" {
+				t.Fatalf("login during the delay: %d Retry-After %q, want 429 and 1", code, retry)
+			}
+		}
+		if ips := failedLoginIPs(t, a); len(ips) != api.LoginFreeAttempts || ips["198.51.100.1"] != 1 {
+			t.Fatalf("audit records failed logins from %v, want the forwarded addresses", ips)
+		}
+		// After the delay a wrong password is checked again, and doubles it.
+		testenv.WaitFor(t, 10*time.Second, "the 1 s delay to pass", func() error {
+			if code, _ := loginAs(t, a, "admin", "wrong", from()); code != http.StatusUnauthorized {
+				return fmt.Errorf("status %d", code)
+			}
+			return nil
+		})
+		if code, retry := loginAs(t, b, "admin", "wrong", from()); code != http.StatusTooManyRequests || retry != "2" {
+			t.Fatalf("after the fourth failure: %d Retry-After %q, want 429 and 2", code, retry)
+		}
+		// No lockout: the right password after the delay logs in, and clears the count.
+		testenv.WaitFor(t, 10*time.Second, "the right password to log in after the delay", func() error {
+			if code, _ := loginAs(t, b, "admin", hubtest.AdminPassword, from()); code != http.StatusOK {
+				return fmt.Errorf("status %d", code)
+			}
+			return nil
+		})
+		if code, _ := loginAs(t, a, "admin", "wrong", from()); code != http.StatusUnauthorized {
+			t.Fatalf("a failure after a success: %d, want 401 (the count starts again)", code)
+		}
+	})
 }
