@@ -68,6 +68,10 @@ func (h *Hub) decorateInstance(ctx context.Context, inst catalog.Instance, spec 
 	if err := h.Auth.EnsureInstanceToken(ctx, logical.ID, token); err != nil {
 		return err
 	}
+	// Secret env reaches the runtime like env; the API never shows it.
+	for k, v := range inst.SecretEnv {
+		spec.Env[k] = v
+	}
 	spec.Env[EnvHubURL], spec.Env[EnvToken], spec.Env[EnvInstanceID] = h.apiURL, token, logical.ID
 	if h.Config.Redis == "" {
 		return nil

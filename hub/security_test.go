@@ -290,3 +290,113 @@ func TestSecurityLoginLimits(t *testing.T) {
 		}
 	})
 }
+
+// envFlow answers GET /env with the runtime's API_KEY environment variable.
+const envFlow = `[
+ {"id":"tab1","type":"tab","label":"env"},
+ {"id":"in1","type":"http in","z":"tab1","url":"/env","method":"get","wires":[["fn1"]]},
+ {"id":"fn1","type":"change","z":"tab1","rules":[{"t":"set","p":"payload","pt":"msg","to":"API_KEY","tot":"env"}],"wires":[["out1"]]},
+ {"id":"out1","type":"http response","z":"tab1","statusCode":"200","wires":[]}
+]`
+
+// TestSecurityInstanceEnvSecrets (issue 13.4): env values are shown only
+// to callers who may manage the instance (a VIEWER sees the names with
+// values masked, in GET, the list and the created event); secret_env
+// values are never returned to anyone, only their names, and never reach
+// the audit log or its export; yet the runtime gets them in its
+// environment, and a replaced value reaches it.
+func TestSecurityInstanceEnvSecrets(t *testing.T) {
+	h := hubtest.Start(t)
+	viewer := h.CreateUser(t, "envviewer", "VIEWER")
+	operator := h.CreateUser(t, "envoperator", "OPERATOR")
+	created := dialEvents(t, h, "instance.created")
+	const plain, secret, rotated = "plain-value-1", "s3cret-value-1", "s3cret-value-2"
+	var inst instance
+	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "envsec", "env": map[string]string{"PLAIN": plain},
+		"secret_env": map[string]string{"API_KEY": secret}}, 201, &inst)
+
+	_ = created.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, ev, err := created.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for instance.created: %v", err)
+		}
+		if !strings.Contains(string(ev), `"instance.created"`) {
+			continue // hello
+		}
+		if !strings.Contains(string(ev), "PLAIN") || strings.Contains(string(ev), plain) || strings.Contains(string(ev), secret) {
+			t.Errorf("instance.created event: %s; want env names without values", ev)
+		}
+		break
+	}
+	for _, c := range []struct {
+		who, token, path string
+		showsPlain      bool
+	}{
+		{"viewer", viewer, "/api/instances/envsec", false},
+		{"viewer", viewer, "/api/instances", false},
+		{"operator", operator, "/api/instances/envsec", true},
+		{"admin", h.AdminToken, "/api/instances/envsec", true},
+		{"admin", h.AdminToken, "/api/instances", true},
+	} {
+		code, body := h.Do(t, "GET", c.path, c.token, nil)
+		s := string(body)
+		switch {
+		case code != 200:
+			t.Errorf("GET %s as %s: %d %s", c.path, c.who, code, s)
+		case strings.Contains(s, secret):
+			t.Errorf("GET %s as %s returns the secret env value: %s", c.path, c.who, s)
+		case !strings.Contains(s, `"secret_env_keys":["API_KEY"]`) || !strings.Contains(s, `"PLAIN"`):
+			t.Errorf("GET %s as %s does not name the variables: %s", c.path, c.who, s)
+		case strings.Contains(s, plain) != c.showsPlain:
+			t.Errorf("GET %s as %s shows the env value: %v, want %v: %s", c.path, c.who, !c.showsPlain, c.showsPlain, s)
+		case !c.showsPlain && !strings.Contains(s, `"env_masked":true`):
+			t.Errorf("GET %s as %s: masked env not marked: %s", c.path, c.who, s)
+		}
+	}
+	if code, body := h.Do(t, "PATCH", "/api/instances/envsec", h.AdminToken, map[string]any{"secret_env": map[string]string{"PLAIN": "x"}}); code != 400 || !strings.Contains(string(body), `"field":"secret_env.PLAIN"`) {
+		t.Errorf("a name both plain and secret: %d %s, want 400 naming secret_env.PLAIN", code, body)
+	}
+
+	// The runtime has the secret in its environment.
+	testenv.WaitFor(t, 90*time.Second, "the instance to run", func() error {
+		h.JSON(t, "GET", "/api/instances/envsec", nil, 200, &inst)
+		if inst.Observed.Status != "running" || inst.Observed.Port == 0 {
+			return fmt.Errorf("status %q", inst.Observed.Status)
+		}
+		return nil
+	})
+	envOf := func(want string) {
+		t.Helper()
+		testenv.WaitFor(t, 90*time.Second, "the runtime's API_KEY to be "+want, func() error {
+			var in instance
+			h.JSON(t, "GET", "/api/instances/envsec", nil, 200, &in)
+			if in.Observed.Status != "running" {
+				return fmt.Errorf("status %q", in.Observed.Status)
+			}
+			// A changed environment recreates the runtime: deploy the probe flow again.
+			if code, body := h.Do(t, "PUT", "/api/instances/envsec/flows", h.AdminToken, []byte(envFlow)); code != 200 {
+				return fmt.Errorf("deploy the env flow: %d %s", code, body)
+			}
+			code, body, err := get(fmt.Sprintf("http://127.0.0.1:%d/env", in.Observed.Port))
+			if err != nil || code != 200 || body != want {
+				return fmt.Errorf("GET /env = %d %q %v", code, body, err)
+			}
+			return nil
+		})
+	}
+	envOf(secret)
+	// Replacing the value (the only way to change it) reaches the runtime.
+	h.JSON(t, "PATCH", "/api/instances/envsec", map[string]any{"secret_env": map[string]string{"API_KEY": rotated}}, 200, nil)
+	envOf(rotated)
+
+	for _, path := range []string{"/api/audit?limit=100", "/api/audit/export?format=json", "/api/audit/export?format=csv"} {
+		code, body := h.Do(t, "GET", path, h.AdminToken, nil)
+		if code != 200 || strings.Contains(string(body), secret) || strings.Contains(string(body), rotated) || strings.Contains(string(body), plain) {
+			t.Errorf("GET %s: %d, carries an env value: %.300s", path, code, body)
+		}
+		if code == 200 && !strings.Contains(string(body), "API_KEY") {
+			t.Errorf("GET %s does not name the secret that changed: %.300s", path, body)
+		}
+	}
+}

@@ -59,6 +59,7 @@ type Instance struct {
 	DesiredState   DesiredState      `json:"desired_state,omitempty"`
 	Resources      Resources         `json:"resources"`
 	Env            map[string]string `json:"env,omitempty"`
+	SecretEnv      map[string]string `json:"secret_env,omitempty"` // runtime env like Env; the API returns only its keys
 	FlowsVersion   string            `json:"flows_version,omitempty"`
 	Observed       Observed          `json:"observed"`
 	CreatedAt      time.Time         `json:"created_at"`
@@ -71,6 +72,7 @@ func (i *Instance) primaryKey() string { return i.ID }
 func (i *Instance) clone() *Instance {
 	c := *i
 	c.Env = maps.Clone(i.Env)
+	c.SecretEnv = maps.Clone(i.SecretEnv)
 	return &c
 }
 
