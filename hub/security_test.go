@@ -331,7 +331,7 @@ func TestSecurityInstanceEnvSecrets(t *testing.T) {
 	}
 	for _, c := range []struct {
 		who, token, path string
-		showsPlain      bool
+		showsPlain       bool
 	}{
 		{"viewer", viewer, "/api/instances/envsec", false},
 		{"viewer", viewer, "/api/instances", false},
