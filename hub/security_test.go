@@ -400,3 +400,32 @@ func TestSecurityInstanceEnvSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestSecurityTrustedProxiesConfig: --trusted-proxies takes IPs and CIDRs
+// (REDFORGE_TRUSTED_PROXIES too), is empty by default, and a bad entry
+// stops the hub with a message naming the flag.
+func TestSecurityTrustedProxiesConfig(t *testing.T) {
+	env := func(k string) string {
+		if k == "REDFORGE_TRUSTED_PROXIES" {
+			return "10.0.0.0/8, 127.0.0.1"
+		}
+		return ""
+	}
+	cfg, err := hub.ParseConfig(nil, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.TrustedProxyList(); len(got) != 2 || got[0] != "10.0.0.0/8" || got[1] != "127.0.0.1" {
+		t.Fatalf("trusted proxies from the environment: %q", got)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("valid proxies refused: %v", err)
+	}
+	if def := hub.DefaultConfig(); len(def.TrustedProxyList()) != 0 {
+		t.Fatalf("default trusts %q, want none", def.TrustedProxyList())
+	}
+	cfg, _ = hub.ParseConfig([]string{"--trusted-proxies", "proxy.example.com"}, func(string) string { return "" }, io.Discard)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--trusted-proxies") {
+		t.Fatalf("a host name as proxy: %v, want an error naming --trusted-proxies", err)
+	}
+}
