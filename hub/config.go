@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -56,6 +57,10 @@ type Config struct {
 	// CORSOrigins is a comma-separated list of origins allowed to call the
 	// API from a browser; empty means same-origin only.
 	CORSOrigins string `json:"cors_origins"`
+	// TrustedProxies is a comma-separated list of reverse proxy addresses
+	// or CIDRs whose X-Forwarded-For/X-Real-IP headers name the client;
+	// empty (the default) trusts none, so the client is the peer address.
+	TrustedProxies string `json:"trusted_proxies"`
 	// Demo creates a demo instance with a sample flow when the fleet is
 	// empty (make run sets it).
 	Demo bool `json:"demo"`
@@ -120,6 +125,7 @@ func (c *Config) options() []option {
 		{"docker-network", "docker driver networking: bridge (ports published on 127.0.0.1) or host", &c.DockerNetwork},
 		{"image", "Node-RED image for the docker driver", &c.Image},
 		{"cors-origins", "comma-separated browser origins allowed to call the API (default: same origin only)", &c.CORSOrigins},
+		{"trusted-proxies", "comma-separated reverse proxy IPs or CIDRs whose X-Forwarded-For is trusted (default: none; the peer address is the client)", &c.TrustedProxies},
 	}
 }
 
@@ -255,6 +261,13 @@ func (c Config) Validate() error {
 	if c.DockerNetwork != "bridge" && c.DockerNetwork != "host" {
 		bad("docker-network", "%q is not bridge or host", c.DockerNetwork)
 	}
+	for _, p := range c.TrustedProxyList() {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad("trusted-proxies", "%q is neither an IP address nor a CIDR such as 10.0.0.0/8", p)
+			}
+		}
+	}
 	if c.MonitorInterval < time.Second {
 		bad("monitor-interval", "must be at least 1s")
 	}
@@ -266,6 +279,17 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateCluster()...)
 	return errors.Join(errs...)
+}
+
+// TrustedProxyList returns the entries of TrustedProxies, trimmed.
+func (c Config) TrustedProxyList() []string {
+	var out []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func checkHostPort(addr string) error {

@@ -215,6 +215,7 @@ func TestCheckpointAPI(t *testing.T) {
 	viewer := h.CreateUser(t, "cpviewer", "VIEWER")
 	operator := h.CreateUser(t, "cpoperator", "OPERATOR")
 
+	anHourAgo := time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Format(time.RFC3339) // within the hub's ±24 h skew bound
 	cases := []struct {
 		name, token string
 		body        any
@@ -235,7 +236,7 @@ func TestCheckpointAPI(t *testing.T) {
 		{"token, own instance implied", tok.Token, map[string]any{"workflow_id": "w1", "step": "one", "state": map[string]any{"n": 1}}, 201, a.ID},
 		{"token, own instance by name", tok.Token, map[string]any{"instance_id": "cpa", "workflow_id": "w1", "step": "two", "state": map[string]any{"n": 2}}, 201, a.ID},
 		{"admin, by name", h.AdminToken, map[string]any{"instance_id": "cpb", "workflow_id": "w1", "step": "b-one"}, 201, b.ID},
-		{"admin, second workflow", h.AdminToken, map[string]any{"instance_id": a.ID, "workflow_id": "w2", "step": "x", "time": "2026-01-02T03:04:05Z"}, 201, "2026-01-02T03:04:05Z"},
+		{"admin, second workflow", h.AdminToken, map[string]any{"instance_id": a.ID, "workflow_id": "w2", "step": "x", "time": anHourAgo}, 201, anHourAgo},
 	}
 	for _, c := range cases {
 		code, body := h.Do(t, "POST", "/api/checkpoints", c.token, c.body)

@@ -292,6 +292,11 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Proxy:       h.Proxy,
 		Checkpoints: h.Store,
 
+		// Forwarding headers count only from TrustedProxies (empty: none);
+		// LoginState keeps the per-account login delay in coord.
+		TrustedProxies: h.Config.TrustedProxyList(),
+		LoginState:     h.Coord,
+
 		// multi-hub (cluster_wiring.go)
 		Cluster:        h.Raft,
 		ClusterHandler: cluster.Handler(h.Raft, h.Config.ClusterSecret),

@@ -58,6 +58,14 @@ func (h *Hub) decorateInstance(ctx context.Context, inst catalog.Instance, spec 
 	if err != nil {
 		return err
 	}
+	// Secret env reaches the runtime like env; the API never shows it.
+	secretEnv, err := h.Instances.OpenSecretEnv(logical.ID, inst.SecretEnv)
+	if err != nil {
+		return err
+	}
+	for k, v := range secretEnv {
+		spec.Env[k] = v
+	}
 	spec.Env[EnvHubURL], spec.Env[EnvToken], spec.Env[EnvInstanceID] = h.runtimeAPIURL(), creds.Token, logical.ID
 	if h.Config.Redis == "" {
 		return nil

@@ -156,6 +156,25 @@ func testRouteAccess(t *testing.T, h *hubtest.Hub) {
 		"VIEWER":         h.CreateUser(t, "viewer", "VIEWER"),
 		"instance-token": tok.Token,
 	}
+	// /api/auth/me lists what each principal may really do: an instance
+	// token only its two permissions, not its role's.
+	for who, token := range tokens {
+		var me struct {
+			Permissions []struct{ Resource, Action string } `json:"permissions"`
+		}
+		code, body := h.Do(t, "GET", "/api/auth/me", token, nil)
+		if code != 200 || json.Unmarshal(body, &me) != nil {
+			t.Fatalf("GET /api/auth/me as %s = %d %s", who, code, body)
+		}
+		for _, p := range me.Permissions {
+			if !allowed(who, p.Resource, p.Action) {
+				t.Errorf("/api/auth/me as %s lists %s %s, which it may not do", who, p.Action, p.Resource)
+			}
+		}
+		if who == "instance-token" && len(me.Permissions) != 2 {
+			t.Errorf("/api/auth/me as the instance token lists %d permissions, want 2: %s", len(me.Permissions), body)
+		}
+	}
 	for _, r := range routeTable {
 		path := strings.NewReplacer(":id", "does-not-exist", ":edge_id", "does-not-exist").Replace(r.path)
 		if code, body := h.Do(t, r.method, path, "", nil); r.kind != "public" && code != http.StatusUnauthorized {
@@ -201,11 +220,13 @@ func testRouteAccess(t *testing.T, h *hubtest.Hub) {
 }
 
 // TestLoginRateLimit: the eleventh login attempt from one address within a
-// minute is refused with 429, even with the right password.
+// minute is refused with 429, even with the right password. (The attempts
+// name different accounts, so the per-account delay, TestSecurityLoginLimits,
+// does not come first.)
 func TestLoginRateLimit(t *testing.T) {
 	h := hubtest.Start(t) // Start itself logs in once
 	for i := 0; i < 9; i++ {
-		if code, body := h.Do(t, "POST", "/api/auth/login", "", map[string]string{"username": "admin", "password": fmt.Sprint("wrong-", i)}); code != 401 {
+		if code, body := h.Do(t, "POST", "/api/auth/login", "", map[string]string{"username": fmt.Sprint("someone-", i), "password": fmt.Sprint("wrong-", i)}); code != 401 {
 			t.Fatalf("attempt %d = %d %s, want 401", i+2, code, body)
 		}
 	}

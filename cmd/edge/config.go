@@ -44,6 +44,12 @@ type Config struct {
 	NodeREDURL        string        // local Node-RED Admin API to deploy flows to; empty: save the bundle only
 	SyncBatch         int           // most records per sync batch
 	DiskBudget        int64         // outbox payload budget in bytes shared by streams; 0: none
+
+	// MQTT clients: the users file (name:bcrypt-hash lines), the user who
+	// may read the record streams and wildcards, or the open mode.
+	MQTTUsers          string
+	MQTTAdmin          string
+	MQTTAllowAnonymous bool
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -99,6 +105,9 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "heartbeat and config pull interval")
 	fs.StringVar(&c.NodeREDURL, "nodered-url", c.NodeREDURL, "local Node-RED Admin API URL to deploy desired flows to (empty: save the bundle only)")
 	fs.IntVar(&c.SyncBatch, "sync-batch", c.SyncBatch, "most records per sync batch")
+	fs.StringVar(&c.MQTTUsers, "mqtt-users", c.MQTTUsers, "file of MQTT users, one name:bcrypt-hash a line (htpasswd -nB NAME); the local Node-RED gets per-flow credentials of its own")
+	fs.StringVar(&c.MQTTAdmin, "mqtt-admin", c.MQTTAdmin, "user of --mqtt-users who may subscribe to the record streams and to wildcards (default: nobody)")
+	fs.BoolVar(&c.MQTTAllowAnonymous, "mqtt-allow-anonymous", c.MQTTAllowAnonymous, "open mode: any local MQTT client connects without credentials and reads every topic but $SYS (warned at start and in /healthz)")
 	fs.Int64Var(&c.DiskBudget, "disk-budget", c.DiskBudget, "outbox payload budget in bytes shared by all streams (0: none); audit and ai_decisions are refused when full, vectors and metrics evicted oldest-first")
 	return fs
 }
@@ -157,6 +166,12 @@ func (c Config) Validate() error {
 		if err := checkHubURL(c.NodeREDURL); err != nil {
 			add("nodered-url", "%q: %v", redactURL(c.NodeREDURL), err)
 		}
+	}
+	if c.MQTTAdmin != "" && c.MQTTUsers == "" {
+		add("mqtt-admin", "names a user of --mqtt-users, which is not set")
+	}
+	if c.MQTTAllowAnonymous && c.MQTTUsers != "" {
+		add("mqtt-allow-anonymous", "cannot be combined with --mqtt-users: the open mode checks no credentials")
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		add("log-level", "%v", err)

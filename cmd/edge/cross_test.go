@@ -96,7 +96,7 @@ func runUnderQemu(t *testing.T, qemu, bin string) {
 	mqttAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	var logs testenv.Buffer
-	cmd := exec.Command(qemu, bin, "--data-dir", dataDir, "--mqtt-listen", mqttAddr, "--listen", httpAddr)
+	cmd := exec.Command(qemu, bin, "--data-dir", dataDir, "--mqtt-listen", mqttAddr, "--listen", httpAddr, "--mqtt-users", testUsersFile(t))
 	cmd.Env = withoutEdgeEnv(os.Environ())
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	started := time.Now()
@@ -177,7 +177,8 @@ func healthy(client *http.Client, url string) error {
 func publishTo(t *testing.T, addr, topic, payload string) {
 	t.Helper()
 	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).
-		SetClientID("cross-test").SetAutoReconnect(false).SetConnectTimeout(30 * time.Second))
+		SetClientID("cross-test").SetAutoReconnect(false).SetConnectTimeout(30 * time.Second).
+		SetUsername(testMQTTUser).SetPassword(testMQTTPassword))
 	if tok := c.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect to emulated broker: %v", tok.Error())
 	}

@@ -43,6 +43,9 @@ type Main struct {
 	Outbox *outbox.Outbox // set by Run
 	Broker *broker.Broker // set by Run
 
+	flowKey  []byte // derives the local Node-RED's per-flow MQTT credentials
+	mqttOpen bool   // --mqtt-allow-anonymous: warned in the log and /healthz
+
 	link       *hubLink // the hub link, nil without --hub
 	httpServer *http.Server
 	httpLn     net.Listener
@@ -114,9 +117,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.Outbox.Open(ctx); err != nil {
 		return err
 	}
+	auth, err := m.mqttAuth()
+	if err != nil {
+		return err
+	}
 	m.Broker = broker.New(broker.Config{
 		Listen: m.Config.MQTTListen,
 		Outbox: m.Outbox,
+		Auth:   auth,
 		Logger: m.Logger.With(logKeyComponent, "broker"),
 	})
 	if err := m.Broker.Open(ctx); err != nil {

@@ -26,6 +26,9 @@ const healthTimeout = 5 * time.Second
 type healthResponse struct {
 	Status     string            `json:"status"`
 	Components map[string]string `json:"components"`
+	// Warnings name insecure settings the edge runs with (the MQTT open
+	// mode); they do not make it unhealthy.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (m *Main) routes() http.Handler {
@@ -34,6 +37,14 @@ func (m *Main) routes() http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newEdgeCollector(m.Outbox, m.Broker, m.Syncer),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "redforge_edge_mqtt_anonymous",
+			Help: "1 when the MQTT broker admits clients without credentials (--mqtt-allow-anonymous), else 0."},
+			func() float64 {
+				if m.mqttOpen {
+					return 1
+				}
+				return 0
+			}),
 	)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", m.handleHealthz)
@@ -54,6 +65,9 @@ func (m *Main) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	}
 	check("broker", m.Broker.Health())
 	check("outbox", m.Outbox.Health(ctx))
+	if m.mqttOpen {
+		resp.Warnings = append(resp.Warnings, warnAnonymous)
+	}
 	code := http.StatusOK
 	if resp.Status != statusOK {
 		code = http.StatusServiceUnavailable

@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/redforge/controltower/internal/testenv"
 )
@@ -26,6 +28,9 @@ func MustRunMain(tb testing.TB, logs io.Writer, args ...string) *Main {
 	m.Stdout, m.Stderr = io.Discard, logs
 	m.LookupEnv = func(string) (string, bool) { return "", false }
 	base := []string{"--data-dir", tb.TempDir(), "--mqtt-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"}
+	if !slices.Contains(args, "--mqtt-allow-anonymous") && !slices.Contains(args, "--mqtt-users") {
+		base = append(base, "--mqtt-users", testUsersFile(tb))
+	}
 	if err := m.ParseFlags(context.Background(), append(base, args...)); err != nil {
 		tb.Fatal(err)
 	}
@@ -50,10 +55,31 @@ func get(tb testing.TB, m *Main, path string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// The MQTT user of the test edges (testUsersFile).
+const (
+	testMQTTUser     = "tester"
+	testMQTTPassword = "test-password-1"
+)
+
+// testUsersFile writes a --mqtt-users file holding testMQTTUser.
+func testUsersFile(tb testing.TB) string {
+	tb.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(testMQTTPassword), bcrypt.MinCost)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), "mqtt-users")
+	if err := os.WriteFile(path, []byte("# test users\n"+testMQTTUser+":"+string(h)+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
 func publishQoS1(tb testing.TB, m *Main, topic, payload string) {
 	tb.Helper()
 	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + m.MQTTAddr().String()).
-		SetClientID("test-pub").SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
+		SetClientID("test-pub").SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
+		SetUsername(testMQTTUser).SetPassword(testMQTTPassword))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		tb.Fatalf("connect: %v", tok.Error())
 	}
@@ -182,5 +208,52 @@ func TestRunExitCodes(t *testing.T) {
 				t.Fatalf("stderr = %q, want one line naming %q", out, tc.contains)
 			}
 		})
+	}
+}
+
+// TestMQTTAuthAndOpenMode (issue 13.6): by default the edge's broker
+// refuses a client without credentials and admits a user of --mqtt-users;
+// the open mode must be asked for, and then the edge warns in its log, in
+// /healthz and in a metric.
+func TestMQTTAuthAndOpenMode(t *testing.T) {
+	var logs bytes.Buffer
+	m := MustRunMain(t, &logs)
+	anon := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + m.MQTTAddr().String()).
+		SetClientID("anon").SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
+	if tok := anon.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() == nil {
+		anon.Disconnect(0)
+		t.Fatal("a client without credentials was admitted")
+	}
+	publishQoS1(t, m, "redforge/v1/audit", `{"action":"ok"}`)
+	if _, body := get(t, m, "/healthz"); strings.Contains(body, "warnings") {
+		t.Errorf("/healthz warns without the open mode: %s", body)
+	}
+	if fi, err := os.Stat(filepath.Join(m.Config.DataDir, FlowKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("flow key file: %v %v", fi, err)
+	}
+
+	var openLogs bytes.Buffer
+	open := MustRunMain(t, &openLogs, "--mqtt-allow-anonymous")
+	if !strings.Contains(openLogs.String(), "level=WARN") || !strings.Contains(openLogs.String(), "--mqtt-allow-anonymous") {
+		t.Errorf("no warning at start in the open mode:\n%s", openLogs.String())
+	}
+	if code, body := get(t, open, "/healthz"); code != 200 || !strings.Contains(body, "mqtt-allow-anonymous") {
+		t.Errorf("/healthz in the open mode: %d %s, want a warning", code, body)
+	}
+	if _, body := get(t, open, "/metrics"); !strings.Contains(body, "redforge_edge_mqtt_anonymous 1") {
+		t.Error("/metrics does not show the open mode")
+	}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + open.MQTTAddr().String()).
+		SetClientID("anon").SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("the open mode refused a client: %v", tok.Error())
+	}
+	c.Disconnect(0)
+
+	m2 := NewMain()
+	m2.LookupEnv = func(string) (string, bool) { return "", false }
+	err := m2.ParseFlags(t.Context(), []string{"--mqtt-allow-anonymous", "--mqtt-users", "/x", "--mqtt-admin", "root"})
+	if err == nil || !strings.Contains(err.Error(), "mqtt-allow-anonymous") {
+		t.Errorf("open mode with users: %v, want an error naming the flag", err)
 	}
 }

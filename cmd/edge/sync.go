@@ -54,10 +54,12 @@ func (m *Main) startHubLink() error {
 			Outbox: m.Outbox, Streams: m.Outbox.Streams, Router: rt, Client: client,
 			MaxBatchRecords: m.Config.SyncBatch, Logger: log,
 		})
+		mqttHosts, mqttPort := m.mqttEndpoint()
 		a := agent.New(agent.Config{
 			Credential: cred, DataDir: m.Config.DataDir, Router: rt, Client: client,
 			HeartbeatInterval: m.Config.HeartbeatInterval, Version: version, NodeREDURL: m.Config.NodeREDURL,
 			Backlog: m.backlog, Logger: m.Logger.With(logKeyComponent, "agent"),
+			MQTTCredentials: m.flowCredentials(), MQTTHosts: mqttHosts, MQTTPort: mqttPort,
 		})
 		l.mu.Lock()
 		l.syncer, l.agent, l.cred = s, a, cred

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/redforge/controltower/hub/store/postgres"
 	"github.com/redforge/controltower/internal/edgecheck"
@@ -90,6 +91,17 @@ type edgeSite struct {
 	store   *postgres.DB
 }
 
+// The MQTT user of the test edge; publishers connect as it (edgeMQTTOptions).
+const (
+	edgeMQTTUser     = "publisher"
+	edgeMQTTPassword = "publisher-password-1"
+)
+
+// edgeMQTTOptions are paho options for broker, authenticated as edgeMQTTUser.
+func edgeMQTTOptions(broker string) *paho.ClientOptions {
+	return paho.NewClientOptions().AddBroker(broker).SetUsername(edgeMQTTUser).SetPassword(edgeMQTTPassword)
+}
+
 // startEdgeSite enrolls a redforge-edge process with the cluster. Its
 // --hub list is farthest first, so syncing to the nearest hub shows the
 // router's RTT ordering at work rather than the configured order.
@@ -112,8 +124,16 @@ func startEdgeSite(tb testing.TB, hubs []*hubProc, token, dsn string) *edgeSite 
 		Token string `json:"token"`
 	}
 	_ = json.Unmarshal(b, &tok)
+	users, err := bcrypt.GenerateFromPassword([]byte(edgeMQTTPassword), bcrypt.MinCost)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	usersFile := filepath.Join(tb.TempDir(), "mqtt-users")
+	if err := os.WriteFile(usersFile, []byte(edgeMQTTUser+":"+string(users)+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
 	e.cmd = exec.Command(edgeBinary(tb), "--data-dir", e.dataDir, "--mqtt-listen", e.mqtt, "--listen", e.http,
-		"--log-level", "warn", "--hub", strings.Join(urls, ","), "--sync-batch", "200")
+		"--log-level", "warn", "--hub", strings.Join(urls, ","), "--sync-batch", "200", "--mqtt-users", usersFile)
 	e.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "REDFORGE_EDGE_TOKEN=" + tok.Token}
 	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -139,7 +159,7 @@ func startEdgeSite(tb testing.TB, hubs []*hubProc, token, dsn string) *edgeSite 
 			return err
 		}
 		e.edgeID = id
-		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetAutoReconnect(false).SetConnectTimeout(time.Second))
+		c := paho.NewClient(edgeMQTTOptions("tcp://" + e.mqtt).SetAutoReconnect(false).SetConnectTimeout(time.Second))
 		if t := c.Connect(); !t.WaitTimeout(2*time.Second) || t.Error() != nil {
 			return fmt.Errorf("mqtt connect: %v", t.Error())
 		}
@@ -286,7 +306,7 @@ func (e *edgeSite) publishers(n int, stop <-chan struct{}) func() ([]pubRecord, 
 	)
 	for p := range n {
 		wg.Go(func() {
-			c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID(fmt.Sprint("pub-", p)).
+			c := paho.NewClient(edgeMQTTOptions("tcp://" + e.mqtt).SetClientID(fmt.Sprint("pub-", p)).
 				SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetWriteTimeout(5 * time.Second).SetCleanSession(true))
 			if t := c.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 				unacked.Add(1)

@@ -19,6 +19,10 @@ export interface Instance {
   desired_state?: string;
   resources: { cpu?: number; memory_mb?: number };
   env?: Record<string, string>;
+  /** env_masked: the caller may not manage the instance, so env values are empty. */
+  env_masked?: boolean;
+  /** secret_env_keys names the secret variables; their values are never returned. */
+  secret_env_keys?: string[];
   flows_version?: string;
   observed: Observed;
   created_at: string;

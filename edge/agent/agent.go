@@ -172,6 +172,14 @@ type Config struct {
 	// Backlog is optional: what each stream holds unsynced, reported in
 	// heartbeats (as backlog and, for older hubs, queue_depth).
 	Backlog func() map[string]*syncproto.StreamBacklog
+	// MQTTCredentials, when set, hands the local Node-RED its per-flow
+	// credentials for the edge's broker: every mqtt-broker node of the
+	// deployed flows that points at one of MQTTHosts on MQTTPort gets
+	// MQTTCredentials(its id) as its user and password. Nodes pointing
+	// elsewhere get nothing, so no credential leaves the edge.
+	MQTTCredentials func(nodeID string) (user, password string)
+	MQTTHosts       []string
+	MQTTPort        string
 }
 
 // Agent sends heartbeats and applies the desired config.
@@ -319,8 +327,14 @@ func (a *Agent) pullConfig(ctx context.Context) error {
 func (a *Agent) apply(ctx context.Context, b *syncproto.ConfigBundle) error {
 	if a.cfg.NodeREDURL != "" && len(b.Flows) > 0 {
 		var flows []json.RawMessage
-		if err := json.Unmarshal(b.Flows, &flows); err != nil {
+		var err error
+		if err = json.Unmarshal(b.Flows, &flows); err != nil {
 			return fmt.Errorf("config bundle flows: not a JSON array: %w", err)
+		}
+		if a.cfg.MQTTCredentials != nil {
+			if flows, err = InjectMQTTCredentials(flows, a.cfg.MQTTHosts, a.cfg.MQTTPort, a.cfg.MQTTCredentials); err != nil {
+				return fmt.Errorf("config bundle flows: %w", err)
+			}
 		}
 		c, err := nodered.New(a.cfg.NodeREDURL, "", "")
 		if err != nil {

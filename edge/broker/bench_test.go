@@ -40,7 +40,7 @@ func benchIngest(b *testing.B, n, window int) {
 		if err := o.Open(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		br := broker.New(broker.Config{Listen: "127.0.0.1:0", Outbox: o})
+		br := broker.New(broker.Config{Listen: "127.0.0.1:0", Outbox: o, Auth: broker.NewAuth(testUsers, testAdmin, nil)})
 		if err := br.Open(context.Background()); err != nil {
 			b.Fatal(err)
 		}
@@ -52,7 +52,8 @@ func benchIngest(b *testing.B, n, window int) {
 		for p := range 4 {
 			wg.Go(func() {
 				c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + br.Addr().String()).
-					SetClientID(fmt.Sprintf("bench-%d", p)).SetAutoReconnect(false).SetMaxResumePubInFlight(64))
+					SetClientID(fmt.Sprintf("bench-%d", p)).SetAutoReconnect(false).SetMaxResumePubInFlight(64).
+					SetUsername(testUser).SetPassword(testPassword))
 				if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 					b.Error(tok.Error())
 					return

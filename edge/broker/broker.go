@@ -6,8 +6,10 @@
 // It owns the MQTT listener, the mochi hooks (local auth, the outbox hook)
 // and the accepted/refused counters. It does not own the storage (it
 // writes through the Appender interface, which edge/outbox implements),
-// credentials and ACLs (a later change replaces Config.Auth) or metrics
-// export (cmd/edge reads Counts).
+// where credentials come from (cmd/edge reads the users file) or metrics
+// export (cmd/edge reads Counts). Clients authenticate and are held to an
+// ACL (auth.go); a publish on a record topic is never retained; no log
+// line carries more than a prefix of a payload (logsafe.go).
 //
 // # PUBACK ordering in mochi v2.7.9
 //
@@ -127,7 +129,8 @@ type Config struct {
 	// Outbox receives the records. Required.
 	Outbox Appender
 	// Auth is the mochi hook deciding who may connect, publish and
-	// subscribe. Default: NewLocalAuth(DefaultLocalNets()).
+	// subscribe. Default: NewAuth(nil, "", nil), which admits nobody:
+	// give users, per-flow credentials or the open mode (NewLocalAuth).
 	Auth mqtt.Hook
 	// AppendTimeout bounds the wait for the outbox queue. Default: DefaultAppendTimeout.
 	AppendTimeout time.Duration
@@ -169,7 +172,7 @@ func New(cfg Config) *Broker {
 		cfg.Topics = DefaultTopics()
 	}
 	if cfg.Auth == nil {
-		cfg.Auth = NewLocalAuth(DefaultLocalNets())
+		cfg.Auth = NewAuth(nil, "", nil)
 	}
 	if cfg.AppendTimeout == 0 {
 		cfg.AppendTimeout = DefaultAppendTimeout
@@ -236,7 +239,9 @@ func (b *Broker) Open(ctx context.Context) error {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = b.cfg.MaxPacketSize
-	server := mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, ClientNetReadBufferSize: readBufferSize, Logger: b.cfg.Logger.With(logKeyComponent, "mochi")})
+	// mochi logs whole packets: packetSafeHandler keeps payloads out.
+	mochiLog := slog.New(packetSafeHandler{b.cfg.Logger.Handler()}).With(logKeyComponent, "mochi")
+	server := mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, ClientNetReadBufferSize: readBufferSize, Logger: mochiLog})
 	err = errors.Join(
 		server.AddHook(b.cfg.Auth, nil),
 		server.AddHook(&outboxHook{b: b}, nil),
@@ -333,9 +338,10 @@ const (
 	logKeyReason    = "reason"
 	logKeyRemote    = "remote"
 	logKeyError     = "error"
+	logKeyPayload   = "payload"
 )
 
-// DefaultLocalNets are the networks LocalAuth admits by default: loopback,
+// DefaultLocalNets are the networks Auth admits by default: loopback,
 // private (RFC 1918, IPv6 ULA), link-local and the shared address space
 // (RFC 6598). A Node-RED in a container on a Docker bridge is included.
 func DefaultLocalNets() []netip.Prefix {

@@ -18,6 +18,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/redforge/controltower/edge/broker"
 	"github.com/redforge/controltower/edge/outbox"
 	"github.com/redforge/controltower/syncproto"
@@ -39,11 +41,37 @@ func MustOutbox(tb testing.TB) *outbox.Outbox {
 	return o
 }
 
+// Test credentials: every test broker (MustBroker) knows two users,
+// testUser and testAdmin (who may read the record streams), with
+// testPassword; MustPaho and dialV5 connect as testUser.
+const (
+	testUser     = "tester"
+	testAdmin    = "admin"
+	testPassword = "test-password-1"
+)
+
+var testFlowKey = []byte("test-flow-key-0123456789abcdef")
+
+// testUsers are the bcrypt hashes of the test users (at the lowest cost:
+// tests connect often).
+var testUsers = func() map[string][]byte {
+	h, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
+	if err != nil {
+		panic(err)
+	}
+	return map[string][]byte{testUser: h, testAdmin: h}
+}()
+
 // MustBroker opens a broker on a free loopback port, closed at cleanup.
+// Without cfg.Auth it authenticates the test users and per-flow
+// credentials of testFlowKey.
 func MustBroker(tb testing.TB, cfg broker.Config) *broker.Broker {
 	tb.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Auth == nil {
+		cfg.Auth = broker.NewAuth(testUsers, testAdmin, testFlowKey)
 	}
 	b := broker.New(cfg)
 	if err := b.Open(context.Background()); err != nil {
@@ -53,10 +81,17 @@ func MustBroker(tb testing.TB, cfg broker.Config) *broker.Broker {
 	return b
 }
 
-// MustPaho connects an MQTT 3.1.1 paho client to b.
+// MustPaho connects an MQTT 3.1.1 paho client to b as testUser.
 func MustPaho(tb testing.TB, b *broker.Broker, id string) paho.Client {
 	tb.Helper()
-	c := paho.NewClient(pahoOptions(b, id))
+	return mustPahoWith(tb, pahoOptions(b, id))
+}
+
+// mustPahoWith connects a paho client with opts.
+func mustPahoWith(tb testing.TB, opts *paho.ClientOptions) paho.Client {
+	tb.Helper()
+	c := paho.NewClient(opts)
+	id := opts.ClientID
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		tb.Fatalf("connect %s: %v", id, tok.Error())
 	}
@@ -70,7 +105,8 @@ func pahoOptions(b *broker.Broker, id string) *paho.ClientOptions {
 		SetClientID(id).
 		SetProtocolVersion(4).
 		SetAutoReconnect(false).
-		SetConnectTimeout(5 * time.Second)
+		SetConnectTimeout(5 * time.Second).
+		SetUsername(testUser).SetPassword(testPassword)
 }
 
 func mustPublish(tb testing.TB, c paho.Client, topic string, qos byte, payload string) {
@@ -254,7 +290,7 @@ func TestMQTT5ReasonCodes(t *testing.T) {
 func TestRecordsStillReachSubscribers(t *testing.T) {
 	o := MustOutbox(t)
 	b := MustBroker(t, broker.Config{Outbox: o})
-	sub := MustPaho(t, b, "sub")
+	sub := mustPahoWith(t, pahoOptions(b, "sub").SetUsername(testAdmin)) // only the admin reads the record streams
 	var got atomic.Int64
 	for _, topic := range []string{topicMetrics, "site/other"} {
 		tok := sub.Subscribe(topic, 1, func(paho.Client, paho.Message) { got.Add(1) })
@@ -335,7 +371,8 @@ func dialV5(tb testing.TB, addr, id string) *v5conn {
 	pk := packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
 		ProtocolVersion: 5,
-		Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: id},
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: id,
+			UsernameFlag: true, Username: []byte(testUser), PasswordFlag: true, Password: []byte(testPassword)},
 	}
 	var buf bytes.Buffer
 	if err := pk.ConnectEncode(&buf); err != nil {

@@ -35,9 +35,14 @@ func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, nil
 	}
 	arrived := h.b.cfg.Now()
+	// A record is stored and synced, never kept as the topic's retained
+	// message for later subscribers.
+	pk.FixedHeader.Retain = false
 	// Built only when something is logged: With allocates, and this is
-	// the hot path of every record.
-	log := func() *slog.Logger { return h.b.cfg.Logger.With(logKeyClient, cl.ID, logKeyTopic, pk.TopicName) }
+	// the hot path of every record. It never carries the whole payload.
+	log := func() *slog.Logger {
+		return h.b.cfg.Logger.With(logKeyClient, cl.ID, logKeyTopic, pk.TopicName, payloadAttr(logKeyPayload, pk.Payload))
+	}
 	record := pk.Payload
 	if stream == outbox.StreamVectors {
 		// Stored, checksummed and sent in its canonical form (see

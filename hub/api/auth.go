@@ -67,7 +67,15 @@ func (s *Server) login(c *gin.Context) {
 		abort(c, Invalid("username", "username is required"))
 		return
 	}
+	if !s.allowAccountLogin(c, req.Username) {
+		return
+	}
 	tokens, p, err := s.cfg.Users.Login(c.Request.Context(), req.Username, req.Password, c.ClientIP())
+	if err == nil && s.cfg.LoginState != nil {
+		if ferr := forgetLoginAttempts(c.Request.Context(), s.cfg.LoginState, req.Username); ferr != nil {
+			s.log.Warn("clear login delay", logKeyRequestID, c.GetString(ctxRequestID), logKeyError, ferr)
+		}
+	}
 	if err != nil {
 		var ae *auth.AuthError
 		if errors.As(err, &ae) {
@@ -82,6 +90,28 @@ func (s *Server) login(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"access_token": tokens.AccessToken, "refresh_token": tokens.RefreshToken,
 		"token_type": tokens.TokenType, "expires_at": tokens.ExpiresAt, "refresh_expires_at": tokens.RefreshExpiresAt,
 		"user": gin.H{"id": p.UserID, "username": p.Username, "role": p.Role}})
+}
+
+// allowAccountLogin applies the per-account delay (loginguard.go): false
+// when the attempt was answered 429 with Retry-After. The store being
+// down must not take logins down: the per-address limit still holds.
+func (s *Server) allowAccountLogin(c *gin.Context, username string) bool {
+	if s.cfg.LoginState == nil {
+		return true
+	}
+	wait, err := claimLoginAttempt(c.Request.Context(), s.cfg.LoginState, username, time.Now())
+	if err != nil {
+		s.log.Warn("login delay unavailable", logKeyRequestID, c.GetString(ctxRequestID), logKeyError, err)
+		return true
+	}
+	if wait <= 0 {
+		return true
+	}
+	secs := int((wait + time.Second - 1) / time.Second)
+	c.Header("Retry-After", strconv.Itoa(secs))
+	abort(c, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+		Message: fmt.Sprintf("too many failed logins for this account; retry in %ds", secs)})
+	return false
 }
 
 func (s *Server) refresh(c *gin.Context) {
@@ -116,7 +146,7 @@ func (s *Server) logout(c *gin.Context) {
 
 func (s *Server) me(c *gin.Context) {
 	p := principal(c)
-	out := gin.H{"principal": p, "permissions": auth.PermissionsOf(p.Role)}
+	out := gin.H{"principal": p, "permissions": auth.PermissionsOfPrincipal(p)}
 	if p.UserID != "" {
 		if u, err := s.cfg.Users.GetUser(p, p.UserID); err == nil {
 			out["user"] = u

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -24,6 +25,11 @@ type CheckpointStore interface {
 
 // maxCheckpointBody bounds the body of POST /api/checkpoints.
 const maxCheckpointBody = 1 << 20
+
+// MaxCheckpointSkew bounds how far a checkpoint's time may be from the
+// hub's clock: "latest" is ordered by that time, so a checkpoint dated in
+// the far future would stay latest for ever.
+const MaxCheckpointSkew = 24 * time.Hour
 
 func (s *Server) checkpointRoutes() {
 	if s.cfg.Checkpoints == nil || s.cfg.Catalog == nil {
@@ -72,10 +78,16 @@ func (s *Server) postCheckpoint(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	at := time.Now().UTC()
+	now := time.Now().UTC()
+	at := now
 	if req.Time != "" {
 		if at, err = time.Parse(time.RFC3339Nano, req.Time); err != nil {
 			abort(c, Invalid("time", "time must be an RFC 3339 time such as 2026-01-02T15:04:05Z"))
+			return
+		}
+		if skew := at.Sub(now); skew > MaxCheckpointSkew || skew < -MaxCheckpointSkew {
+			abort(c, Invalid("time", fmt.Sprintf("time %s is more than %s from the hub's clock (%s); send the time the step ran, or leave time out",
+				at.UTC().Format(time.RFC3339), MaxCheckpointSkew, now.Format(time.RFC3339))))
 			return
 		}
 	}

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/edgesync"
+	"github.com/redforge/controltower/hub/fleet"
 	"github.com/redforge/controltower/nodered"
 	"github.com/redforge/controltower/syncproto"
 )
@@ -129,6 +132,10 @@ func (s *Server) putEdgeConfig(c *gin.Context) {
 	} else if bytes.Equal(st, []byte("null")) {
 		req.Settings = nil
 	}
+	if e := validateEdgeSettings(req.Settings); e != nil {
+		abort(c, e)
+		return
+	}
 	cfg, err := s.cfg.Sync.SetConfig(c.Request.Context(), c.Param("id"), req.Flows, req.Settings, principal(c).Username)
 	if err != nil {
 		abort(c, err)
@@ -136,4 +143,30 @@ func (s *Server) putEdgeConfig(c *gin.Context) {
 	}
 	s.audit(c, audit.EdgeConfigUpdated, "edge", c.Param("id"), map[string]any{"version": cfg.Version, "flows_sha256": fmt.Sprintf("%x", sha256.Sum256(req.Flows))})
 	c.JSON(http.StatusOK, cfg)
+}
+
+// validateEdgeSettings applies to an edge's settings the rules of an
+// instance's extra Node-RED settings (hub/fleet): the keys the runtime's
+// reachability and authentication rest on (adminAuth, httpAdminRoot,
+// credentialSecret …) are refused, and so are context stores settings.js
+// would not load. It checks them through a Spec that is valid but for its
+// settings, so the one rule set in hub/fleet decides; the error names the
+// field under settings.
+func validateEdgeSettings(raw json.RawMessage) *Error {
+	if len(raw) == 0 {
+		return nil
+	}
+	var settings map[string]any
+	if err := json.Unmarshal(raw, &settings); err != nil {
+		return Invalid("settings", "settings must be a JSON object")
+	}
+	probe := fleet.Spec{InstanceID: "edge", Port: 1, AdminUser: "edge", AdminPassword: "edge", ExtraSettings: settings}
+	var se *fleet.SpecError
+	if err := probe.Validate(fleet.Limits{}); errors.As(err, &se) {
+		field := "settings" + strings.TrimPrefix(se.Field, "extra_settings")
+		return Invalid(field, field+" "+se.Message+" (as in an instance's settings)")
+	} else if err != nil {
+		return Invalid("settings", err.Error())
+	}
+	return nil
 }

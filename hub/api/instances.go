@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,6 +118,10 @@ type InstanceRequest struct {
 	Env            *map[string]string `json:"env"`
 	DesiredState   *string            `json:"desired_state"`
 	Replicas       *int               `json:"replicas"`
+	// SecretEnv sets (a value) or removes (null) secret environment
+	// variables, leaving the others as they are: their values reach the
+	// runtime but are never returned.
+	SecretEnv *map[string]*string `json:"secret_env"`
 }
 
 // ResourcesRequest are instance limits.
@@ -167,7 +173,7 @@ func (r *InstanceRequest) apply(inst *catalog.Instance, creating bool) *Error {
 		}
 	}
 	if r.Env != nil {
-		if e := validateEnv(*r.Env); e != nil {
+		if e := validateEnv("env", *r.Env); e != nil {
 			return e
 		}
 		inst.Env = *r.Env
@@ -177,6 +183,19 @@ func (r *InstanceRequest) apply(inst *catalog.Instance, creating bool) *Error {
 			return Invalid("replicas", fmt.Sprintf("replicas must be between 1 and %d", catalog.MaxReplicas))
 		}
 		inst.Replicas = *r.Replicas
+	}
+	if r.SecretEnv != nil {
+		if e := applySecretEnv(inst, *r.SecretEnv); e != nil {
+			return e
+		}
+	}
+	if len(inst.Env)+len(inst.SecretEnv) > MaxEnvVars {
+		return Invalid("env", fmt.Sprintf("at most %d environment variables, plain and secret together", MaxEnvVars))
+	}
+	for k := range inst.SecretEnv {
+		if _, ok := inst.Env[k]; ok {
+			return Invalid("secret_env."+k, k+" is both in env and in secret_env; a variable is either plain or secret")
+		}
 	}
 	if r.DesiredState != nil {
 		switch d := catalog.DesiredState(*r.DesiredState); d {
@@ -205,21 +224,104 @@ func (r *ResourcesRequest) apply(res *catalog.Resources) *Error {
 	return nil
 }
 
-func validateEnv(env map[string]string) *Error {
+// validateEnv checks the names and values of the env (or secret_env,
+// named by field) of a request.
+func validateEnv(field string, env map[string]string) *Error {
 	if len(env) > MaxEnvVars {
-		return Invalid("env", fmt.Sprintf("at most %d environment variables", MaxEnvVars))
+		return Invalid(field, fmt.Sprintf("at most %d environment variables", MaxEnvVars))
 	}
 	for k, v := range env {
 		switch {
 		case !envName.MatchString(k):
-			return Invalid("env."+k, fmt.Sprintf("%q is not a valid environment variable name (letters, digits, _; not starting with a digit)", k))
+			return Invalid(field+"."+k, fmt.Sprintf("%q is not a valid environment variable name (letters, digits, _; not starting with a digit)", k))
 		case reservedEnv[k]:
-			return Invalid("env."+k, k+" is set by the hub and cannot be overridden")
+			return Invalid(field+"."+k, k+" is set by the hub and cannot be overridden")
 		case len(v) > MaxEnvValue:
-			return Invalid("env."+k, fmt.Sprintf("value is longer than %d bytes", MaxEnvValue))
+			return Invalid(field+"."+k, fmt.Sprintf("value is longer than %d bytes", MaxEnvValue))
 		}
 	}
 	return nil
+}
+
+// applySecretEnv sets the secret variables given a value and removes those
+// given null; the others stay.
+func applySecretEnv(inst *catalog.Instance, change map[string]*string) *Error {
+	set := map[string]string{}
+	for k, v := range change {
+		if v != nil {
+			set[k] = *v
+		} else if !envName.MatchString(k) {
+			return Invalid("secret_env."+k, fmt.Sprintf("%q is not a valid environment variable name", k))
+		}
+	}
+	if e := validateEnv("secret_env", set); e != nil {
+		return e
+	}
+	merged := maps.Clone(inst.SecretEnv)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	for k, v := range change {
+		if v == nil {
+			delete(merged, k)
+		} else {
+			merged[k] = *v
+		}
+	}
+	if len(merged) == 0 {
+		merged = nil
+	}
+	inst.SecretEnv = merged
+	return nil
+}
+
+// maskedInstance returns the view of inst, with env values hidden when mask.
+func maskedInstance(inst catalog.Instance, mask bool) InstanceView {
+	v := InstanceView{Instance: inst, Env: inst.Env, SecretEnvKeys: slices.Sorted(maps.Keys(inst.SecretEnv))}
+	v.Instance.SecretEnv = nil
+	if mask && len(inst.Env) > 0 {
+		v.Env, v.EnvMasked = make(map[string]string, len(inst.Env)), true
+		for k := range inst.Env {
+			v.Env[k] = ""
+		}
+	}
+	return v
+}
+
+// auditDetails is what the audit log keeps of an instance request: every
+// field as given, but of env and secret_env only the names, so neither a
+// secret nor a plain env value reaches the audit log or its exports.
+func (r *InstanceRequest) auditDetails() map[string]any {
+	d := map[string]any{}
+	set := func(k string, v any, given bool) {
+		if given {
+			d[k] = v
+		}
+	}
+	set("name", r.Name, r.Name != nil)
+	set("region", r.Region, r.Region != nil)
+	set("placement", r.Placement, r.Placement != nil)
+	set("image", r.Image, r.Image != nil)
+	set("node_red_version", r.NodeREDVersion, r.NodeREDVersion != nil)
+	set("resources", r.Resources, r.Resources != nil)
+	set("desired_state", r.DesiredState, r.DesiredState != nil)
+	if r.Env != nil {
+		d["env_keys"] = slices.Sorted(maps.Keys(*r.Env))
+	}
+	if r.SecretEnv != nil {
+		var given, removed []string
+		for k, v := range *r.SecretEnv {
+			if v == nil {
+				removed = append(removed, k)
+			} else {
+				given = append(given, k)
+			}
+		}
+		slices.Sort(given)
+		slices.Sort(removed)
+		d["secret_env_set"], d["secret_env_removed"] = given, removed
+	}
+	return d
 }
 
 func (s *Server) createInstance(c *gin.Context) {
@@ -246,10 +348,10 @@ func (s *Server) createInstance(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	s.audit(c, audit.InstanceCreated, "instance", inst.ID, map[string]any{"name": inst.Name, "resources": inst.Resources,
-		"region": inst.Region, "replicas": inst.ReplicaCount()})
-	s.publish(events.InstanceCreated, inst)
-	c.JSON(http.StatusCreated, s.view(inst))
+	s.audit(c, audit.InstanceCreated, "instance", inst.ID, map[string]any{"name": inst.Name, "resources": inst.Resources, "region": inst.Region,
+		"replicas": inst.ReplicaCount(), "env_keys": slices.Sorted(maps.Keys(inst.Env)), "secret_env_keys": slices.Sorted(maps.Keys(inst.SecretEnv))})
+	s.publish(events.InstanceCreated, maskedInstance(inst, true)) // every reader gets the event
+	c.JSON(http.StatusCreated, s.view(c, inst))
 }
 
 func (s *Server) listInstances(c *gin.Context) {
@@ -261,7 +363,7 @@ func (s *Server) listInstances(c *gin.Context) {
 		if instances.IsColor(i) && !colors {
 			continue // a deployment's color row; its logical instance stands for it
 		}
-		v := s.view(i)
+		v := s.view(c, i)
 		if (region == "" || v.Region == region) && (status == "" || v.Observed.Status == status) {
 			out = append(out, v)
 		}
@@ -289,18 +391,27 @@ func (s *Server) instance(c *gin.Context) (catalog.Instance, bool) {
 
 func (s *Server) getInstance(c *gin.Context) {
 	if inst, ok := s.instance(c); ok {
-		c.JSON(http.StatusOK, s.view(inst))
+		c.JSON(http.StatusOK, s.view(c, inst))
 	}
 }
 
 // InstanceView is an instance as the API shows it: its row, with what its
-// live row observes (status, flows), and where each replica runs.
+// live row observes (status, flows), and where each replica runs. Secret
+// env values never show (only their names, in secret_env_keys), and plain
+// env values only to a caller who may manage (update) the instance;
+// others get the names with empty values and env_masked true.
 type InstanceView struct {
 	catalog.Instance
+	Env           map[string]string `json:"env,omitempty"`
+	EnvMasked     bool              `json:"env_masked,omitempty"`
+	SecretEnvKeys []string          `json:"secret_env_keys,omitempty"`
+	// SecretEnv hides the catalog's secret_env: a field at this depth
+	// wins over the embedded one, and nil is omitted.
+	SecretEnv *struct{} `json:"secret_env,omitempty"`
 	// LiveRow is the row serving the instance (its own id, or a color's).
-	LiveRow string `json:"live_row"`
+	LiveRow string `json:"live_row,omitempty"`
 	// Allocations are the live row's replicas.
-	Allocations []ReplicaView `json:"allocations"`
+	Allocations []ReplicaView `json:"allocations,omitempty"`
 }
 
 // ReplicaView is one replica of an instance: where it runs and how it is.
@@ -318,11 +429,13 @@ type ReplicaView struct {
 	Stopping bool      `json:"stopping,omitempty"`
 }
 
-// view shows a row: a logical instance with its live row's observed state
-// and replicas.
-func (s *Server) view(inst catalog.Instance) InstanceView {
+// view shows a row as the caller of c may see it: a logical instance with
+// its live row's observed state and replicas.
+func (s *Server) view(c *gin.Context, inst catalog.Instance) InstanceView {
 	l := s.live(inst)
-	v := InstanceView{Instance: inst, LiveRow: l.ID, Allocations: []ReplicaView{}}
+	mayManage := auth.Authorize(principal(c), auth.ResourceInstances, auth.ActionUpdate, auth.Target{InstanceID: inst.ID}) == nil
+	v := maskedInstance(inst, !mayManage)
+	v.LiveRow, v.Allocations = l.ID, []ReplicaView{}
 	if l.ID != inst.ID {
 		v.Observed, v.FlowsVersion = l.Observed, l.FlowsVersion
 	}
@@ -386,8 +499,8 @@ func (s *Server) patchInstance(c *gin.Context) {
 			return
 		}
 	}
-	s.audit(c, audit.InstanceUpdated, "instance", inst.ID, req)
-	c.JSON(http.StatusOK, s.view(inst))
+	s.audit(c, audit.InstanceUpdated, "instance", inst.ID, req.auditDetails())
+	c.JSON(http.StatusOK, s.view(c, inst))
 }
 
 // updateInstance applies change to the latest stored version of an
@@ -439,7 +552,7 @@ func (s *Server) scaleInstance(c *gin.Context) {
 		return
 	}
 	s.audit(c, "INSTANCE_SCALED", "instance", inst.ID, map[string]any{"name": inst.Name, "from": from, "to": inst.ReplicaCount()})
-	c.JSON(http.StatusAccepted, s.view(inst))
+	c.JSON(http.StatusAccepted, s.view(c, inst))
 }
 
 func (s *Server) deleteInstance(c *gin.Context) {
@@ -474,7 +587,7 @@ func (s *Server) setDesired(want catalog.DesiredState, action string) gin.Handle
 			return
 		}
 		s.audit(c, action, "instance", inst.ID, map[string]any{"name": inst.Name})
-		c.JSON(http.StatusAccepted, s.view(inst))
+		c.JSON(http.StatusAccepted, s.view(c, inst))
 	}
 }
 
@@ -495,7 +608,7 @@ func (s *Server) restartInstance(c *gin.Context) {
 		return
 	}
 	s.audit(c, audit.InstanceRestarted, "instance", inst.ID, map[string]any{"name": inst.Name})
-	c.JSON(http.StatusAccepted, s.view(inst))
+	c.JSON(http.StatusAccepted, s.view(c, inst))
 }
 
 // replica picks the allocation ?replica=N of a row (the first when not
@@ -627,9 +740,8 @@ func (s *Server) putFlows(c *gin.Context) {
 		return
 	}
 	inst := s.live(logical)
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxFlowsBytes))
-	if err != nil {
-		abort(c, jsonError(err))
+	body, ok := readJSON(c, MaxFlowsBytes)
+	if !ok {
 		return
 	}
 	doc, rev, e := splitFlowsBody(body)

@@ -66,6 +66,14 @@ type Config struct {
 	AuditLog *audit.Logger
 	// Limiter enforces login and request rate limits.
 	Limiter Limiter
+	// LoginState keeps the per-account login delay (hub/coord); without
+	// it only the per-address login limit applies.
+	LoginState LoginState
+	// TrustedProxies are the addresses and CIDRs of reverse proxies whose
+	// X-Forwarded-For and X-Real-IP name the client. Empty: no proxy is
+	// trusted, and the client is the connection's peer address (what the
+	// login limit, the audit log and the access log use).
+	TrustedProxies []string
 	// CORSOrigins may call the API from a browser on another origin.
 	CORSOrigins []string
 	// Cluster is the hub's Raft node: GET /api/cluster, /api/regions,
@@ -128,6 +136,12 @@ func New(cfg Config) *Server {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		// hub.Config.Validate refuses such a list; trust no proxy rather
+		// than every one.
+		cfg.Logger.Error("trusted proxies ignored: no forwarding header is trusted", logKeyError, err)
+		_ = e.SetTrustedProxies(nil)
+	}
 	e.Use(requestID(), s.accessLog(), recovery(), securityHeaders(), s.cors(), limitBody(), s.readConsistency())
 	e.NoRoute(func(c *gin.Context) {
 		abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no route " + c.Request.Method + " " + c.Request.URL.Path})

@@ -108,6 +108,11 @@ func writeProto(c *gin.Context, status int, m proto.Message) {
 // the expected seq; 400 for a checksum or schema refusal (nothing
 // written); 403 for another edge's stream; 413 past the size limits.
 func (s *Server) syncBatch(c *gin.Context) {
+	if ct := c.ContentType(); ct != syncproto.ContentTypeBatchZstd && ct != syncproto.ContentTypeProtobuf {
+		abort(c, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Message: "send the batch as " + syncproto.ContentTypeBatchZstd + " or " + syncproto.ContentTypeProtobuf + " (JSON batches go to /api/sync/vectors)"})
+		return
+	}
 	buf, err := readBatchBody(c)
 	if err != nil {
 		abort(c, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the batch is larger than the hub accepts; send smaller batches"})

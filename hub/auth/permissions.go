@@ -121,6 +121,20 @@ func PermissionsOf(role catalog.Role) []Permission {
 	return out
 }
 
+// PermissionsOfPrincipal lists what p may do, in matrix order: its role's
+// permissions (PermissionsOf), or for an instance-scoped API token only
+// InstanceScopePermissions (on its own instance), whatever its role. A
+// principal without a known role may do nothing.
+func PermissionsOfPrincipal(p Principal) []Permission {
+	if !KnownRole(p.Role) {
+		return nil
+	}
+	if p.Scope == ScopeInstance {
+		return append([]Permission(nil), InstanceScopePermissions...)
+	}
+	return PermissionsOf(p.Role)
+}
+
 func roleIndex(r catalog.Role) int {
 	for i, known := range Roles {
 		if r == known {

@@ -141,3 +141,35 @@ func TestAuthorize(t *testing.T) {
 		t.Errorf("message = %v", err)
 	}
 }
+
+// TestPermissionsOfPrincipalMatchAuthorize: what /api/auth/me lists for a
+// principal is exactly what Authorize lets it do (on its own instance): an
+// instance-scoped token lists its two permissions, not its role's.
+func TestPermissionsOfPrincipalMatchAuthorize(t *testing.T) {
+	principals := []Principal{
+		{Kind: KindSession, Role: catalog.RoleAdmin, Scope: ScopeAll},
+		{Kind: KindSession, Role: catalog.RoleViewer, Scope: ScopeAll},
+		{Kind: KindAPIToken, Role: catalog.RoleOperator, Scope: ScopeAll},
+		{Kind: KindAPIToken, Role: catalog.RoleOperator, Scope: ScopeInstance, InstanceID: "i1"},
+		{Kind: KindAPIToken, Role: catalog.RoleAdmin, Scope: ScopeInstance, InstanceID: "i1"},
+	}
+	for _, p := range principals {
+		listed := map[Permission]bool{}
+		for _, perm := range PermissionsOfPrincipal(p) {
+			listed[perm] = true
+		}
+		for _, r := range Resources {
+			for _, a := range Actions {
+				perm := Permission{r, a}
+				allowed := Authorize(p, r, a, Target{InstanceID: p.InstanceID}) == nil
+				if allowed != listed[perm] {
+					t.Errorf("%s %s scope %s: %s listed %v, Authorize allows %v", p.Kind, p.Role, p.Scope, perm, listed[perm], allowed)
+				}
+			}
+		}
+	}
+	inst := PermissionsOfPrincipal(principals[3])
+	if len(inst) != 2 {
+		t.Errorf("an instance token lists %d permissions, want 2: %v", len(inst), inst)
+	}
+}

@@ -66,8 +66,11 @@ type Instance struct {
 	RestartGen uint64 `json:"restart_gen,omitempty"`
 	// Live is the row that serves this logical instance: "" (itself) or a
 	// deployment's color row. Only SetInstanceLive changes it.
-	Live         string            `json:"live,omitempty"`
-	Env          map[string]string `json:"env,omitempty"`
+	Live string            `json:"live,omitempty"`
+	Env  map[string]string `json:"env,omitempty"`
+	// SecretEnv is runtime env like Env, each value sealed by the hub
+	// (hub/secrets); the API returns only its keys.
+	SecretEnv    map[string]string `json:"secret_env,omitempty"`
 	FlowsVersion string            `json:"flows_version,omitempty"`
 	Observed     Observed          `json:"observed"`
 	CreatedAt    time.Time         `json:"created_at"`
@@ -84,6 +87,7 @@ func (i Instance) ReplicaCount() int { return max(i.Replicas, 1) }
 func (i *Instance) clone() *Instance {
 	c := *i
 	c.Env = maps.Clone(i.Env)
+	c.SecretEnv = maps.Clone(i.SecretEnv)
 	return &c
 }
 

@@ -91,7 +91,7 @@ func TestAIDecisionRecordsProjected(t *testing.T) {
 // every PUBACK.
 func publishTo(tb testing.TB, addr, topic string, payloads ...string) {
 	tb.Helper()
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("pub-ai").
+	c := paho.NewClient(edgeMQTTOptions("tcp://" + addr).SetClientID("pub-ai").
 		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		tb.Fatalf("connect to the edge broker: %v", tok.Error())

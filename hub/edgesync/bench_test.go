@@ -273,7 +273,7 @@ func publishN(b *testing.B, addr string, n int, payload func(int) string) int {
 	var wg sync.WaitGroup
 	for p := range 4 {
 		wg.Go(func() {
-			c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("bpub-%d-%d", p, time.Now().UnixNano())).SetAutoReconnect(false))
+			c := paho.NewClient(edgeMQTTOptions("tcp://" + addr).SetClientID(fmt.Sprintf("bpub-%d-%d", p, time.Now().UnixNano())).SetAutoReconnect(false))
 			if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 				b.Error(tok.Error())
 				return

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -60,10 +61,21 @@ func TestDesiredConfigReachesEdgeNodeRED(t *testing.T) {
 		t.Fatalf("refused PUTs stored version %d", v.Version)
 	}
 
-	flows := `[{"id":"t1","type":"tab","label":"edge"},{"id":"inj1","type":"inject","z":"t1","name":"desired-v%d","wires":[]}]`
+	// Version 2 also publishes an audit record through the edge's broker
+	// once deployed: its mqtt-broker node carries no credentials, the
+	// agent hands it the per-flow credential the broker accepts (issue 13.6).
+	_, mqttPort, _ := net.SplitHostPort(edge.MQTT)
+	flows := `[{"id":"t1","type":"tab","label":"edge"},{"id":"inj1","type":"inject","z":"t1","name":"desired-v%d","wires":[]}%s]`
+	publisher := `,{"id":"mb1","type":"mqtt-broker","name":"edge","broker":"127.0.0.1","port":"` + mqttPort + `","clientid":"","protocolVersion":"4","keepalive":"60","cleansession":true},` +
+		`{"id":"inj2","type":"inject","z":"t1","once":true,"onceDelay":"0.5","repeat":"","topic":"","payload":"{\"action\":\"edge.flow\",\"resource_type\":\"flow\",\"resource_id\":\"from-node-red\",\"details\":{}}","payloadType":"json","wires":[["mo1"]]},` +
+		`{"id":"mo1","type":"mqtt out","z":"t1","broker":"mb1","topic":"redforge/v1/audit","qos":"1","retain":"false","wires":[]}`
 	var last edgesync.EdgeConfig
 	for v := 1; v <= 2; v++ {
-		code, resp := call(t, http.MethodPut, url, admin, "application/json", fmt.Appendf(nil, `{"flows":`+flows+`,"settings":{"site":"plant-7"}}`, v))
+		extra := ""
+		if v == 2 {
+			extra = publisher
+		}
+		code, resp := call(t, http.MethodPut, url, admin, "application/json", fmt.Appendf(nil, `{"flows":`+flows+`,"settings":{"site":"plant-7"}}`, v, extra))
 		if code != 200 || json.Unmarshal(resp, &last) != nil || last.Version != uint64(v) || last.UpdatedBy != "admin" {
 			t.Fatalf("PUT config %d: %d %s", v, code, resp)
 		}
@@ -91,6 +103,21 @@ func TestDesiredConfigReachesEdgeNodeRED(t *testing.T) {
 	if !strings.Contains(string(body), "desired-v2") {
 		t.Fatalf("the edge's Node-RED runs %s, want the desired flows v2", body)
 	}
+	if strings.Contains(string(body), "password") {
+		t.Fatalf("the flows carry the MQTT credential in clear: %s", body)
+	}
+	testenv.WaitFor(t, 60*time.Second, "the local Node-RED's record to reach the hub", func() error {
+		recs, err := th.H.Store.ListEdgeRecords(t.Context(), edgeID, "audit", 0, 100)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if strings.Contains(string(r.Payload), "from-node-red") {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d audit records, none from Node-RED", len(recs))
+	})
 }
 
 // TestBacklogReportedInHeartbeat: the backlog an edge reports is kept with

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/redforge/controltower/hub"
 	"github.com/redforge/controltower/hub/edgesync"
@@ -145,6 +146,32 @@ func buildEdge(tb testing.TB, goarch, goarm string) string {
 	return edgeBin
 }
 
+// The MQTT user every test edge knows (edgeUsersFile); publishers connect
+// as it (edgeMQTTOptions).
+const (
+	edgeMQTTUser     = "publisher"
+	edgeMQTTPassword = "publisher-password-1"
+)
+
+// edgeUsersFile writes a --mqtt-users file holding edgeMQTTUser.
+func edgeUsersFile(tb testing.TB) string {
+	tb.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(edgeMQTTPassword), bcrypt.MinCost)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), "mqtt-users")
+	if err := os.WriteFile(path, []byte(edgeMQTTUser+":"+string(h)+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// edgeMQTTOptions are paho options for broker, authenticated as edgeMQTTUser.
+func edgeMQTTOptions(broker string) *paho.ClientOptions {
+	return paho.NewClientOptions().AddBroker(broker).SetUsername(edgeMQTTUser).SetPassword(edgeMQTTPassword)
+}
+
 // edgeProc is redforge-edge running as a child process.
 type edgeProc struct {
 	cmd    *exec.Cmd
@@ -159,7 +186,8 @@ func startEdge(tb testing.TB, wrapper []string, bin, dataDir string, args ...str
 	p := &edgeProc{logs: &testenv.Buffer{}, exited: make(chan struct{}),
 		MQTT: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(tb)),
 		HTTP: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(tb))}
-	argv := append(append([]string{}, wrapper...), bin, "--data-dir", dataDir, "--mqtt-listen", p.MQTT, "--listen", p.HTTP, "--log-level", "warn")
+	argv := append(append([]string{}, wrapper...), bin, "--data-dir", dataDir, "--mqtt-listen", p.MQTT, "--listen", p.HTTP, "--log-level", "warn",
+		"--mqtt-users", edgeUsersFile(tb))
 	argv = append(argv, args...)
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -190,7 +218,7 @@ func (p *edgeProc) waitMQTT(tb testing.TB, timeout time.Duration) {
 			tb.Fatalf("edge exited:\n%s", p.logs.String())
 		default:
 		}
-		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.MQTT).SetAutoReconnect(false).SetConnectTimeout(time.Second))
+		c := paho.NewClient(edgeMQTTOptions("tcp://" + p.MQTT).SetAutoReconnect(false).SetConnectTimeout(time.Second))
 		tok := c.Connect()
 		tok.WaitTimeout(2 * time.Second)
 		if tok.Error() != nil || !c.IsConnected() {
@@ -249,7 +277,7 @@ var streams = edgecheck.Streams
 // with up to window messages in flight, and returns the PUBACKed records.
 // It stops early (without error) when the connection drops.
 func publish(addr, clientID string, from, to, window int) []record {
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(clientID).
+	c := paho.NewClient(edgeMQTTOptions("tcp://" + addr).SetClientID(clientID).
 		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetWriteTimeout(5 * time.Second).SetCleanSession(true))
 	tok := c.Connect()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"errors"
+	"maps"
 	"fmt"
 	"strings"
 	"time"
@@ -129,6 +130,9 @@ func (s *Service) Create(ctx context.Context, inst catalog.Instance) (catalog.In
 	if err := checkReplicas(inst.Replicas); err != nil {
 		return inst, err
 	}
+	if err := s.sealSecretEnv(&inst, nil); err != nil {
+		return inst, err
+	}
 	res, err := s.raft.Apply(ctx, catalog.UpsertInstance(inst, catalog.IfIndex(0)))
 	if err != nil {
 		return inst, err
@@ -159,10 +163,14 @@ func (s *Service) Update(ctx context.Context, id string, change func(*catalog.In
 		if err != nil {
 			return inst, err
 		}
+		old := maps.Clone(inst.SecretEnv)
 		if err := change(&inst); err != nil {
 			return inst, err
 		}
 		if err := checkReplicas(inst.ReplicaCount()); err != nil {
+			return inst, err
+		}
+		if err := s.sealSecretEnv(&inst, old); err != nil {
 			return inst, err
 		}
 		inst.UpdatedAt = s.now().UTC()
@@ -219,6 +227,41 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	}
 	_, err = s.raft.Apply(ctx, catalog.DeleteInstance(id))
 	return err
+}
+
+// secretEnvContext binds a sealed secret env value to its instance and
+// variable.
+func secretEnvContext(instanceID, key string) string { return "secret_env/" + instanceID + "/" + key }
+
+// sealSecretEnv seals every secret env value of inst that is not the
+// sealed value stored before (old): what a caller set is plaintext, what
+// it left alone stays as stored. The Raft log never sees a secret value.
+func (s *Service) sealSecretEnv(inst *catalog.Instance, old map[string]string) error {
+	for k, v := range inst.SecretEnv {
+		if prev, ok := old[k]; ok && prev == v {
+			continue
+		}
+		sealed, err := s.seal.Seal(secretEnvContext(inst.ID, k), v)
+		if err != nil {
+			return fmt.Errorf("seal secret env %s: %w", k, err)
+		}
+		inst.SecretEnv[k] = sealed
+	}
+	return nil
+}
+
+// OpenSecretEnv returns the secret env of the logical instance id in
+// clear (a color row carries its logical instance's sealed values).
+func (s *Service) OpenSecretEnv(id string, sealed map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(sealed))
+	for k, v := range sealed {
+		pt, err := s.seal.Open(secretEnvContext(id, k), v)
+		if err != nil {
+			return nil, fmt.Errorf("secret env %s: %w", k, err)
+		}
+		out[k] = pt
+	}
+	return out, nil
 }
 
 // Credential contexts: what a sealed value is bound to.

@@ -102,6 +102,7 @@ export function InstancePage({ id }: { id: string }) {
   };
   const running = isUp(current);
   const env = Object.entries(current.env ?? {});
+  const secrets = current.secret_env_keys ?? [];
 
   return (
     <section>
@@ -174,7 +175,7 @@ export function InstancePage({ id }: { id: string }) {
             <dd>{fmtTime(current.created_at)}</dd>
           </dl>
           <h3>Environment</h3>
-          {env.length === 0 ? (
+          {env.length === 0 && secrets.length === 0 ? (
             <p class="muted">No environment variables.</p>
           ) : (
             <table class="table">
@@ -182,7 +183,15 @@ export function InstancePage({ id }: { id: string }) {
                 {env.map(([k, v]) => (
                   <tr>
                     <td class="mono">{k}</td>
-                    <td class="mono">{maskEnv(k, v)}</td>
+                    <td class="mono" title={current.env_masked ? 'hidden: only operators and admins see env values' : undefined}>
+                      {current.env_masked ? '••••••••' : maskEnv(k, v)}
+                    </td>
+                  </tr>
+                ))}
+                {secrets.map((k) => (
+                  <tr>
+                    <td class="mono">{k}</td>
+                    <td class="muted" title="a secret: its value is never shown, only replaced">secret (write-only)</td>
                   </tr>
                 ))}
               </tbody>
