@@ -73,6 +73,11 @@ func (d *Driver) Create(ctx context.Context, spec fleet.Spec) (fleet.Runtime, er
 		}
 		r.UID = uid
 	}
+	if d.switchUsers { // a closed Driver on the same data dir may have tidied it away
+		if err := os.MkdirAll(d.runDir, 0o711); err != nil {
+			return fail(err)
+		}
+	}
 	if err := os.MkdirAll(d.runBase(id), 0o700); err != nil {
 		return fail(err)
 	}
@@ -354,6 +359,9 @@ func (d *Driver) Remove(ctx context.Context, instanceID string) error {
 	for attempt := 0; ; attempt++ {
 		err := errors.Join(os.RemoveAll(d.runBase(instanceID)), os.RemoveAll(d.instanceDir(instanceID)))
 		if err == nil {
+			if d.closed.Load() {
+				d.tidyRunDir()
+			}
 			return nil
 		}
 		if attempt == 2 {

@@ -56,6 +56,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redforge/controltower/hub/fleet"
@@ -123,7 +124,8 @@ type Driver struct {
 	landlockABI int      // the kernel's Landlock ABI, 0 = none; set by Open
 	readOnly    []string // trees a Landlock-confined runtime may read; set by Open
 
-	locks sync.Map // instance id → *sync.Mutex: one operation per instance at a time
+	locks  sync.Map    // instance id → *sync.Mutex: one operation per instance at a time
+	closed atomic.Bool // Close was called
 
 	mu       sync.Mutex
 	children map[string]*child     // processes this Driver started and reaps, by instance id
@@ -211,9 +213,21 @@ func (d *Driver) Open(ctx context.Context) error {
 	return d.openIsolation()
 }
 
-// Close releases nothing and stops nothing: instances keep running, as
-// containers do when a hub exits.
-func (d *Driver) Close() error { return nil }
+// Close stops nothing: instances keep running, as containers do when a
+// hub exits. It removes the run dir under DefaultRunRoot when no instance
+// is left in it (as does a Remove after Close).
+func (d *Driver) Close() error {
+	d.closed.Store(true)
+	d.tidyRunDir()
+	return nil
+}
+
+// tidyRunDir removes the default run dir if it is empty.
+func (d *Driver) tidyRunDir() {
+	if d.switchUsers && d.cfg.RunDir == "" {
+		_ = os.Remove(d.runDir) // fails, as it should, while instances have dirs there
+	}
+}
 
 // Name returns "process".
 func (d *Driver) Name() string { return "process" }
