@@ -28,12 +28,14 @@ type ProbeRequest struct {
 }
 
 // ProbeResult is what the probe's function node saw of its own process
-// (from /proc/self/status) and of each path: "ok:<first bytes>" or
-// "error:<errno name>".
+// (from /proc/self/status and /proc/self/mounts) and of each path:
+// "ok:<first bytes>" or "error:<errno name>".
 type ProbeResult struct {
 	UID        int               `json:"uid"`
-	CapEff     string            `json:"capEff"`
-	NoNewPrivs string            `json:"noNewPrivs"`
+	CapEff     string            `json:"capEff"`     // effective capabilities, hex
+	CapBnd     string            `json:"capBnd"`     // bounding set, hex
+	NoNewPrivs string            `json:"noNewPrivs"` // "1" when set
+	RootMount  string            `json:"rootMount"`  // mount options of / as the process sees it
 	Paths      map[string]string `json:"paths"`
 	Shell      string            `json:"-"` // stdout of the shell command
 }
@@ -44,10 +46,14 @@ func (r ProbeResult) Denied(op, path string) bool {
 }
 
 // probeFunc is the function node's body; P is the request.
-const probeFunc = `const out = {uid: -1, capEff: "", noNewPrivs: "", paths: {}};
+const probeFunc = `const out = {uid: -1, capEff: "", capBnd: "", noNewPrivs: "", rootMount: "", paths: {}};
 const st = fs.readFileSync("/proc/self/status", "utf8");
 const field = (k) => { const m = new RegExp("^" + k + ":\\s+(\\S+)", "m").exec(st); return m ? m[1] : ""; };
-out.uid = Number(field("Uid")); out.capEff = field("CapEff"); out.noNewPrivs = field("NoNewPrivs");
+out.uid = Number(field("Uid")); out.capEff = field("CapEff"); out.capBnd = field("CapBnd"); out.noNewPrivs = field("NoNewPrivs");
+for (const line of fs.readFileSync("/proc/self/mounts", "utf8").split("\n")) {
+  const f = line.split(" ");
+  if (f[1] === "/") out.rootMount = f[3];
+}
 const attempt = (f) => { try { return "ok:" + String(f()).slice(0, 200); } catch (e) { return "error:" + (e.code || e.message); } };
 for (const p of P.Read || []) out.paths["read " + p] = attempt(() => fs.readFileSync(p, "utf8"));
 for (const p of P.List || []) out.paths["list " + p] = attempt(() => fs.readdirSync(p).join(","));
