@@ -57,12 +57,23 @@ func testIsolation(t *testing.T, sameUser bool) {
 	fleettest.WaitHealthy(t, b)
 	userA, userB := d.UserDir(a.InstanceID), d.UserDir(b.InstanceID)
 	raftDB := filepath.Join(dataDir, "raft", "raft.db")
+	rtB, err := d.Inspect(ctx, b.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	foreign := map[string][]string{
 		"read": {raftDB, filepath.Join(dataDir, "hub.db"), filepath.Join(dataDir, "instances", b.InstanceID, "runtime.json"),
 			filepath.Join(dataDir, "instances", a.InstanceID, process.LogFile),
 			filepath.Join(userB, fleet.SettingsFile), filepath.Join(userB, fleet.CredentialSecretFile)},
 		"list":  {dataDir, filepath.Join(dataDir, "instances"), userB},
 		"write": {filepath.Join(dataDir, "planted"), filepath.Join(userB, "planted")},
+	}
+	if !sameUser || os.Geteuid() != 0 {
+		// The environments (secrets) of the hub (this test) and of B. A
+		// runtime that is root (SameUser as root, the simulation) keeps
+		// CAP_SYS_PTRACE, which reads them past Landlock; a non-root hub's
+		// runtimes are kept out (sandbox.TestLandlockKeepsOutSameUser).
+		foreign["read"] = append(foreign["read"], fmt.Sprintf("/proc/%d/environ", os.Getpid()), "/proc/"+rtB.RuntimeID+"/environ")
 	}
 	res := fleettest.Probe(t, a, fleettest.ProbeRequest{
 		Read: foreign["read"], List: append(foreign["list"], userA),

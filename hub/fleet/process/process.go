@@ -109,7 +109,9 @@ type Config struct {
 	UIDBase, UIDCount int
 	// SameUser keeps runtimes on the hub's uid even when the hub is root,
 	// confined by Landlock alone: the path a hub that cannot switch users
-	// takes (tests use it to exercise that path as root).
+	// takes. Tests use it to exercise that path as root; a root hub's
+	// runtimes would keep root's capabilities (CAP_SYS_PTRACE reads other
+	// processes' environments past Landlock), so it is not for production.
 	SameUser bool
 }
 

@@ -117,3 +117,31 @@ func TestLauncherErrors(t *testing.T) {
 		t.Errorf("missing read-write dir: %v %q", err, out)
 	}
 }
+
+// TestLandlockKeepsOutSameUser is the case of a hub that is not root:
+// runtime and hub share a uid, so only Landlock keeps a runtime from the
+// hub's environment (its secrets) and from signalling it. The "hub" here is
+// a process of uid 1999999998 outside any sandbox; the probe has the same
+// uid, confined.
+func TestLandlockKeepsOutSameUser(t *testing.T) {
+	if os.Geteuid() != 0 || sandbox.LandlockABI() == 0 {
+		t.Skip("needs root (to make processes of another uid) and Landlock")
+	}
+	const uid = 1999999998
+	hub := sandbox.Command(sandbox.Spec{UID: uid, GID: uid}, "/usr/bin/sleep", "300")
+	hub.Env = []string{"HUB_SECRET=hunter2"}
+	if err := hub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hub.Process.Kill(); _ = hub.Wait() })
+	pid := strconv.Itoa(hub.Process.Pid)
+	script := "tr '\\0' ' ' < /proc/" + pid + "/environ 2>&1; kill -0 " + pid + " 2>&1 && echo signalled; true"
+	// Same uid, unconfined: the environment and signals are open.
+	if out := run(t, sandbox.Spec{UID: uid, GID: uid}, script); !strings.Contains(out, "hunter2") || !strings.Contains(out, "signalled") {
+		t.Fatalf("unconfined control run did not reach the process: %q", out)
+	}
+	s := sandbox.Spec{UID: uid, GID: uid, Landlock: true, ReadOnly: system}
+	if out := run(t, s, script); strings.Contains(out, "hunter2") || strings.Contains(out, "signalled") {
+		t.Errorf("a confined process of the same uid read the environment or signalled: %q", out)
+	}
+}
