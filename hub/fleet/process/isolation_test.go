@@ -8,11 +8,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redforge/controltower/hub/fleet"
 	"github.com/redforge/controltower/hub/fleet/fleettest"
 	"github.com/redforge/controltower/hub/fleet/process"
 	"github.com/redforge/controltower/hub/fleet/sandbox"
+	"github.com/redforge/controltower/nodered"
 )
 
 // TestIsolation is the exec probe of issue 13: an OPERATOR's flow (a
@@ -146,4 +148,49 @@ func values(m map[string]string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// TestOwnUIDForOlderInstances: an instance made when runtimes ran as the
+// hub's user (uid 0 in runtime.json, user dir in the data dir) gets its
+// own uid and moves its user dir, flows and all, on its next start.
+func TestOwnUIDForOlderInstances(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("runtimes get their own uids only when the hub is root")
+	}
+	dataDir, hubID := t.TempDir(), fleettest.NewHubID()
+	ctx := context.Background()
+	oldCfg := newConfig(t, hubID, dataDir)
+	oldCfg.SameUser = true // as the hub kept runtimes before
+	old := open(t, oldCfg)
+	spec := fleettest.NewSpec(t, "older")
+	if _, err := old.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Start(ctx, spec.InstanceID); err != nil {
+		t.Fatal(err)
+	}
+	fleettest.WaitHealthy(t, spec)
+	if _, err := fleettest.Client(t, spec).DeployFlows(ctx, fleettest.HelloFlow("kept"), "", nodered.DeployFull); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Stop(ctx, spec.InstanceID, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	d := open(t, newConfig(t, hubID, dataDir))
+	t.Cleanup(func() { _ = d.Remove(context.Background(), spec.InstanceID) })
+	if err := d.Start(ctx, spec.InstanceID); err != nil {
+		t.Fatalf("Start by a hub that gives runtimes their own uids: %v", err)
+	}
+	fleettest.WaitHealthy(t, spec)
+	if uid := processUID(t, d, spec.InstanceID); uid < process.DefaultUIDBase {
+		t.Errorf("the older instance still runs as uid %d", uid)
+	}
+	flows, err := fleettest.Client(t, spec).GetFlows(ctx)
+	if err != nil || len(flows.Flows) != len(fleettest.HelloFlow("kept")) {
+		t.Errorf("flows after the move: %d nodes, %v", len(flows.Flows), err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "instances", spec.InstanceID, "userdir")); err == nil {
+		t.Error("the user dir is still in the data dir")
+	}
 }
