@@ -201,3 +201,34 @@ func TestFollowAcrossRotation(t *testing.T) {
 		t.Fatalf("follow ended with %v", err)
 	}
 }
+
+// TestReachable: Open's check that runtime uids can reach Node-RED names
+// what to chmod.
+func TestReachable(t *testing.T) {
+	base := t.TempDir()
+	if err := os.Chmod(filepath.Dir(base), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o700); err != nil { // like Debian's /root
+		t.Fatal(err)
+	}
+	redJS := filepath.Join(base, "red.js")
+	if err := os.WriteFile(redJS, []byte("//"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := reachable(redJS, 0o004); err == nil || !strings.Contains(err.Error(), "chmod o+r "+redJS) {
+		t.Errorf("unreadable red.js: %v", err)
+	}
+	if err := os.Chmod(redJS, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := reachable(redJS, 0o004); err == nil || !strings.Contains(err.Error(), "chmod o+x "+base) {
+		t.Errorf("red.js in a 0700 dir: %v", err)
+	}
+	if err := os.Chmod(base, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := reachable(redJS, 0o004); err != nil {
+		t.Errorf("reachable red.js: %v", err)
+	}
+}
