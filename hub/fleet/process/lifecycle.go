@@ -27,8 +27,8 @@ const (
 
 // passEnv are the hub's environment variables an instance inherits; the
 // rest of the hub's environment (which may hold its secrets) is not
-// passed. Spec.Env is added on top.
-var passEnv = []string{"PATH", "TZ", "LANG", "LC_ALL", "TMPDIR"}
+// passed. HOME and TMPDIR are the runtime's own; Spec.Env is added on top.
+var passEnv = []string{"PATH", "TZ", "LANG", "LC_ALL"}
 
 // Create writes the instance's user dir (settings.js listening on
 // 127.0.0.1:Port with adminAuth, the credential secret) and its
@@ -72,8 +72,7 @@ func (d *Driver) Create(ctx context.Context, spec fleet.Spec) (fleet.Runtime, er
 			return fail(err)
 		}
 		r.UID = uid
-	}
-	if d.switchUsers { // a closed Driver on the same data dir may have tidied it away
+		// A closed Driver on the same data dir may have tidied the run dir away.
 		if err := os.MkdirAll(d.runDir, 0o711); err != nil {
 			return fail(err)
 		}
