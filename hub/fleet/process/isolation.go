@@ -27,8 +27,9 @@ var systemReadOnly = []string{
 	"/sys/fs/cgroup", "/sys/devices/system/cpu",
 }
 
-// devices a runtime may read and write under Landlock.
-var devices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"}
+// devices a runtime may read and write under Landlock. Not /dev/tty: a
+// hub started from a terminal would lend it that terminal.
+var devices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
 
 // allocMu serializes uid allocation with the record that claims the uid,
 // across every Driver of this process (tests run several on one host).
