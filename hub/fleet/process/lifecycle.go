@@ -72,7 +72,7 @@ func (d *Driver) Create(ctx context.Context, spec fleet.Spec) (fleet.Runtime, er
 			return fail(err)
 		}
 		r.UID = uid
-		// A closed Driver on the same data dir may have tidied the run dir away.
+		// Removing the last instance tidied the run dir away.
 		if err := os.MkdirAll(d.runDir, 0o711); err != nil {
 			return fail(err)
 		}
@@ -358,9 +358,7 @@ func (d *Driver) Remove(ctx context.Context, instanceID string) error {
 	for attempt := 0; ; attempt++ {
 		err := errors.Join(os.RemoveAll(d.runBase(instanceID)), os.RemoveAll(d.instanceDir(instanceID)))
 		if err == nil {
-			if d.closed.Load() {
-				d.tidyRunDir()
-			}
+			d.tidyRunDir()
 			return nil
 		}
 		if attempt == 2 {

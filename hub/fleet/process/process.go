@@ -56,7 +56,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redforge/controltower/hub/fleet"
@@ -126,8 +125,7 @@ type Driver struct {
 	landlockABI int      // the kernel's Landlock ABI, 0 = none; set by Open
 	readOnly    []string // trees a Landlock-confined runtime may read; set by Open
 
-	locks  sync.Map    // instance id → *sync.Mutex: one operation per instance at a time
-	closed atomic.Bool // Close was called
+	locks sync.Map // instance id → *sync.Mutex: one operation per instance at a time
 
 	mu       sync.Mutex
 	children map[string]*child     // processes this Driver started and reaps, by instance id
@@ -217,16 +215,18 @@ func (d *Driver) Open(ctx context.Context) error {
 
 // Close stops nothing: instances keep running, as containers do when a
 // hub exits. It removes the run dir under DefaultRunRoot when no instance
-// is left in it (as does a Remove after Close).
+// is left in it (as Remove of the last instance does).
 func (d *Driver) Close() error {
-	d.closed.Store(true)
 	d.tidyRunDir()
 	return nil
 }
 
-// tidyRunDir removes the default run dir if it is empty.
+// tidyRunDir removes the default run dir if it is empty. Under allocMu, so
+// a Create of this process (which makes it again) is not under way.
 func (d *Driver) tidyRunDir() {
 	if d.switchUsers && d.cfg.RunDir == "" {
+		allocMu.Lock()
+		defer allocMu.Unlock()
 		_ = os.Remove(d.runDir) // fails, as it should, while instances have dirs there
 	}
 }
