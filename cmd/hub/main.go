@@ -14,6 +14,10 @@ import (
 	"syscall"
 
 	"github.com/redforge/controltower/hub"
+	// The process driver starts this binary again as the launcher that
+	// confines a runtime before it execs Node-RED; the sandbox package's
+	// init takes that run over (argv[0] sandbox.Argv0) before main.
+	_ "github.com/redforge/controltower/hub/fleet/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".

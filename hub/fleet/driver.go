@@ -4,6 +4,16 @@
 // reconciler that moves actual state toward the catalog's desired state, the
 // health monitor and the metrics collector. It does not own desired state
 // (hub/catalog) nor the Node-RED Admin API wire format (nodered).
+//
+// Invariant of every Driver: a runtime never runs with the hub's powers,
+// because flows are code. It runs as a non-root user that owns nothing of
+// the hub's, reaches none of the hub's files nor another instance's user
+// dir, and gains no privileges: the process driver gives each runtime its
+// own uid (hub as root) and confines it with Landlock (with or without
+// that), through hub/fleet/sandbox; the docker driver drops every
+// capability, sets no-new-privileges, mounts only the user dir and makes
+// the root read-only. The network is not confined. Proven by TestIsolation
+// in each driver's package and TestRuntimeIsolation in hub.
 package fleet
 
 import (

@@ -36,8 +36,13 @@ func TestBridgeConfig(t *testing.T) {
 	if cfg.Labels[LabelHub] != "hub-x" || cfg.Labels["team"] != "a" || cfg.Labels[LabelPort] != "18888" {
 		t.Errorf("labels %v: extra labels kept, ours not overridable", cfg.Labels)
 	}
-	if strings.Join(cfg.Env, ",") != "A=1,B=2" {
+	if strings.Join(cfg.Env, ",") != "A=1,B=2,HOME=/data" {
 		t.Errorf("env %v", cfg.Env)
+	}
+	if cfg.User == "" || strings.HasPrefix(cfg.User, "0:") || !hc.ReadonlyRootfs || hc.Tmpfs["/tmp"] != TmpfsOptions ||
+		strings.Join(hc.CapDrop, ",") != "ALL" || strings.Join(hc.SecurityOpt, ",") != "no-new-privileges:true" || hc.Privileged {
+		t.Errorf("confinement: user %q, read-only root %v, tmpfs %v, cap drop %v, security opts %v, privileged %v",
+			cfg.User, hc.ReadonlyRootfs, hc.Tmpfs, hc.CapDrop, hc.SecurityOpt, hc.Privileged)
 	}
 	if err := d.writeUserDir(spec); err != nil {
 		t.Fatal(err)

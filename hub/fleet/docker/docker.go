@@ -1,10 +1,17 @@
 // Package docker is the fleet driver that runs each Node-RED instance as
 // one Docker container, through the Docker Engine API
 // (github.com/docker/docker/client). It owns container naming and labels,
-// the per-instance user dir bind mount, resource limits and the mapping of
-// Docker's view (inspect, stats, logs) to fleet types. It does not decide
-// when instances run or restart: the hub's reconciler and monitor do, so
-// containers get restart policy "no".
+// the per-instance user dir bind mount, resource limits, how a container is
+// confined, and the mapping of Docker's view (inspect, stats, logs) to fleet
+// types. It does not decide when instances run or restart: the hub's
+// reconciler and monitor do, so containers get restart policy "no".
+//
+// Runtimes never run with the hub's powers: Node-RED runs as a non-root
+// user (ContainerUID, or the hub's own uid when the hub is not root) whatever
+// the image says, with all capabilities dropped, no-new-privileges, a
+// read-only root filesystem with a tmpfs /tmp, and no mount but its own
+// user dir at /data. With host networking it shares the host's network
+// namespace (it listens on 127.0.0.1:Port and can reach loopback services).
 package docker
 
 import (
@@ -30,8 +37,9 @@ const (
 	// ContainerPort is where Node-RED listens inside a bridge-networked
 	// container.
 	ContainerPort = 1880
-	// ContainerUID is the user the Node-RED images run as; the user dir is
-	// chowned to it when the hub runs as root.
+	// ContainerUID is the user Node-RED runs as in the container (the
+	// Node-RED images' own user); the user dir is chowned to it when the
+	// hub runs as root.
 	ContainerUID = 1000
 )
 

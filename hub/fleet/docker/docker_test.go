@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -161,5 +162,80 @@ func BenchmarkCreateToHealthy(b *testing.B) {
 		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
 			fleettest.BenchCreateToHealthy(b, harness(b), n)
 		})
+	}
+}
+
+// TestIsolation is the probe of issue 13 on the docker driver: an
+// OPERATOR's flow in instance A (a function node with fs; the local image
+// has no shell for an exec node) runs as a non-root user with no
+// capabilities and no new privileges, on a read-only root, and finds
+// neither the hub's data dir nor instance B's user dir.
+func TestIsolation(t *testing.T) {
+	dataDir := t.TempDir()
+	marker := fleettest.PlantHubFiles(t, dataDir)
+	d := openDriver(t, fleettest.NewHubID(), dataDir)
+	ctx := context.Background()
+	a, b := fleettest.NewSpec(t, "probe-a"), fleettest.NewSpec(t, "probe-b")
+	for _, spec := range []fleet.Spec{a, b} {
+		if _, err := d.Create(ctx, spec); err != nil {
+			t.Fatalf("Create %s: %v", spec.InstanceID, err)
+		}
+		t.Cleanup(func() { _ = d.Remove(context.Background(), spec.InstanceID) })
+		if err := d.Start(ctx, spec.InstanceID); err != nil {
+			t.Fatalf("Start %s: %v", spec.InstanceID, err)
+		}
+	}
+	fleettest.WaitHealthy(t, a)
+	userB := filepath.Join(dataDir, "instances", b.InstanceID, "userdir")
+	foreign := map[string][]string{
+		"read": {filepath.Join(dataDir, "raft", "raft.db"), filepath.Join(dataDir, "hub.db"), filepath.Join(userB, fleet.SettingsFile)},
+		"list": {dataDir, userB},
+		// The root filesystem is read-only, for the image's own files too.
+		"write": {"/probe", "/usr/src/node-red/probe", "/etc/probe"},
+	}
+	res := fleettest.Probe(t, a, fleettest.ProbeRequest{
+		Read: append(foreign["read"], "/data/"+fleet.SettingsFile), List: append(foreign["list"], "/data"),
+		Write: append(foreign["write"], "/data/mine.txt", "/tmp/mine.txt"),
+	})
+	t.Logf("probe in %s: uid %d, CapEff %s, CapBnd %s, no_new_privs %s, root %s, %v",
+		a.InstanceID, res.UID, res.CapEff, res.CapBnd, res.NoNewPrivs, res.RootMount, res.Paths)
+	if res.UID == 0 {
+		t.Error("Node-RED runs as root in its container")
+	}
+	if strings.Trim(res.CapEff, "0") != "" || strings.Trim(res.CapBnd, "0") != "" {
+		t.Errorf("capabilities: effective %s, bounding %s; want none", res.CapEff, res.CapBnd)
+	}
+	if res.NoNewPrivs != "1" {
+		t.Errorf("no_new_privs %q, want 1", res.NoNewPrivs)
+	}
+	if !strings.HasPrefix(res.RootMount, "ro") {
+		t.Errorf("root filesystem mounted %q, want read-only", res.RootMount)
+	}
+	for op, paths := range foreign {
+		for _, p := range paths {
+			if !res.Denied(op, p) {
+				t.Errorf("the runtime could %s %s: %q", op, p, res.Paths[op+" "+p])
+			}
+		}
+	}
+	for _, own := range []string{"read /data/" + fleet.SettingsFile, "list /data", "write /data/mine.txt", "write /tmp/mine.txt"} {
+		if !strings.HasPrefix(res.Paths[own], "ok:") {
+			t.Errorf("the runtime could not %s: %q", own, res.Paths[own])
+		}
+	}
+	for _, v := range res.Paths {
+		if strings.Contains(v, marker) {
+			t.Fatalf("the runtime read the hub's files: %q", v)
+		}
+	}
+	// Nothing of the hub is mounted: only the instance's own user dir.
+	c, err := dockerClient(t).ContainerInspect(ctx, docker.ContainerName(a.InstanceID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range c.Mounts {
+		if m.Destination != "/data" && m.Destination != "/tmp" {
+			t.Errorf("mount %s → %s: the container has more than its user dir", m.Source, m.Destination)
+		}
 	}
 }

@@ -84,15 +84,20 @@ func (d *Driver) writeUserDir(spec fleet.Spec) error {
 	return nil
 }
 
-// containerUser is empty (the image's uid 1000, which owns the user dir)
-// when the hub runs as root; otherwise the hub's own uid:gid, so Node-RED
-// can write the user dir the hub created.
+// containerUser is the non-root user Node-RED runs as, whatever the
+// image says: ContainerUID (which owns the user dir) when the hub runs as
+// root; otherwise the hub's own uid:gid, so Node-RED can write the user dir
+// the hub created.
 func containerUser() string {
 	if os.Geteuid() == 0 {
-		return ""
+		return fmt.Sprintf("%d:%d", ContainerUID, ContainerUID)
 	}
 	return fmt.Sprintf("%d:%d", os.Geteuid(), os.Getegid())
 }
+
+// TmpfsOptions are the mount options of the container's /tmp, the one
+// writable place besides /data on its read-only root filesystem.
+const TmpfsOptions = "rw,nosuid,nodev,noexec,size=64m,mode=1777"
 
 func (d *Driver) containerConfig(spec fleet.Spec) (*container.Config, *container.HostConfig) {
 	image := spec.Image
@@ -108,7 +113,10 @@ func (d *Driver) containerConfig(spec fleet.Spec) (*container.Config, *container
 	labels[LabelManaged] = "true"
 	labels[LabelPort] = strconv.Itoa(spec.Port)
 	labels[LabelSpecHash] = fleet.SpecHash(spec)
-	env := make([]string, 0, len(spec.Env))
+	env := make([]string, 0, len(spec.Env)+1)
+	if _, ok := spec.Env["HOME"]; !ok {
+		env = append(env, "HOME=/data") // npm and Node-RED write under HOME; the root filesystem is read-only
+	}
 	for k, v := range spec.Env {
 		env = append(env, k+"="+v)
 	}
@@ -119,11 +127,17 @@ func (d *Driver) containerConfig(spec fleet.Spec) (*container.Config, *container
 		StopSignal: "SIGTERM", StopTimeout: &stopSecs,
 	}
 	memory := int64(spec.MemoryMB) << 20
+	// Flows are code: the container gets nothing of the hub's (only its own
+	// user dir), no capabilities, no new privileges and a read-only root.
 	hostCfg := &container.HostConfig{
-		Binds:         []string{d.userDir(spec.InstanceID) + ":/data"},
-		NetworkMode:   container.NetworkMode(d.cfg.Network),
-		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
-		LogConfig:     container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "2"}},
+		Binds:          []string{d.userDir(spec.InstanceID) + ":/data"},
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges:true"},
+		ReadonlyRootfs: true,
+		Tmpfs:          map[string]string{"/tmp": TmpfsOptions},
+		NetworkMode:    container.NetworkMode(d.cfg.Network),
+		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "2"}},
 		Resources: container.Resources{
 			NanoCPUs:   int64(math.Round(spec.CPU * 1e9)),
 			Memory:     memory,

@@ -50,6 +50,17 @@ type Harness struct {
 	// Gone returns an error while anything of the runtime (container,
 	// process) is left.
 	Gone func(rt fleet.Runtime) error
+	// UserDir, when set, is where driver d keeps the instance's Node-RED
+	// user dir (on the hub's machine); nil means
+	// <dataDir>/instances/<id>/userdir.
+	UserDir func(d fleet.Driver, dataDir, instanceID string) string
+}
+
+func (h Harness) userDir(d fleet.Driver, dataDir, id string) string {
+	if h.UserDir != nil {
+		return h.UserDir(d, dataDir, id)
+	}
+	return filepath.Join(instanceDir(dataDir, id), "userdir")
 }
 
 // Run runs the contract suite against the driver the harness makes.

@@ -31,7 +31,7 @@ func testLifecycle(t *testing.T, h Harness) {
 	if created.InstanceID != spec.InstanceID || created.State != fleet.StateCreated || created.Port != spec.Port {
 		t.Fatalf("Create = %+v, want %s created on port %d", created, spec.InstanceID, spec.Port)
 	}
-	settings, err := os.ReadFile(filepath.Join(instanceDir(dataDir, spec.InstanceID), "userdir", fleet.SettingsFile))
+	settings, err := os.ReadFile(filepath.Join(h.userDir(d, dataDir, spec.InstanceID), fleet.SettingsFile))
 	if err != nil {
 		t.Fatalf("settings.js in the user dir: %v", err)
 	}
@@ -211,8 +211,10 @@ func checkRemove(t *testing.T, h Harness, d fleet.Driver, dataDir string, spec f
 	if err := portFree(spec.Port); err != nil {
 		t.Fatalf("port %d not free after Remove: %v", spec.Port, err)
 	}
-	if err := dirGone(instanceDir(dataDir, spec.InstanceID)); err != nil {
-		t.Fatalf("after Remove: %v", err)
+	for _, dir := range []string{instanceDir(dataDir, spec.InstanceID), h.userDir(d, dataDir, spec.InstanceID)} {
+		if err := dirGone(dir); err != nil {
+			t.Fatalf("after Remove: %v", err)
+		}
 	}
 	if err := d.Remove(ctx, spec.InstanceID); err != nil {
 		t.Fatalf("second Remove: %v, want nil", err)
@@ -237,7 +239,7 @@ func testCreateTwice(t *testing.T, h Harness) {
 	if _, err := d.Create(ctx, spec); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	settings := filepath.Join(instanceDir(dataDir, spec.InstanceID), "userdir", fleet.SettingsFile)
+	settings := filepath.Join(h.userDir(d, dataDir, spec.InstanceID), fleet.SettingsFile)
 	before, err := os.ReadFile(settings)
 	if err != nil {
 		t.Fatal(err)

@@ -10,10 +10,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/redforge/controltower/hub/fleet/sandbox"
 )
 
 func TestCommand(t *testing.T) {
-	d := New(Config{Node: "/usr/bin/node", RedJS: "/nr/red.js", DataDir: "/data", HubID: "h"})
+	d := New(Config{Node: "/usr/bin/node", RedJS: "/nr/red.js", DataDir: "/data", HubID: "h", SameUser: true})
 	r := record{InstanceID: "i1", UserDir: "/data/instances/i1/userdir", MemoryMB: 256, Env: map[string]string{"A": "1", "HOME": "/elsewhere"}}
 	cmd := d.command(r)
 	want := []string{"/usr/bin/node", "--max-old-space-size=192", "/nr/red.js", "--userDir", r.UserDir,
@@ -21,12 +23,40 @@ func TestCommand(t *testing.T) {
 	if !slices.Equal(cmd.Args, want) {
 		t.Errorf("args %q, want %q", cmd.Args, want)
 	}
-	if !slices.Contains(cmd.Env, "A=1") || !slices.Contains(cmd.Env, "HOME=/elsewhere") {
-		t.Errorf("env %q: the spec's variables must win", cmd.Env)
+	if !slices.Contains(cmd.Env, "A=1") || !slices.Contains(cmd.Env, "HOME=/elsewhere") || !slices.Contains(cmd.Env, "TMPDIR=/data/instances/i1/tmp") {
+		t.Errorf("env %q: the spec's variables must win, TMPDIR is the runtime's own", cmd.Env)
 	}
 	r.MemoryMB = 0
 	if args := d.command(r).Args; slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--max-old") }) {
 		t.Errorf("unlimited memory still sets a heap limit: %q", args)
+	}
+
+	// Confined: the launcher runs first, with the uid and the trees, and
+	// then the same node command line.
+	d.landlockABI, d.readOnly = 1, []string{"/usr"}
+	r.UID = DefaultUIDBase
+	cmd = d.command(r)
+	if cmd.Path != "/proc/self/exe" || cmd.Args[0] != sandbox.Argv0 {
+		t.Fatalf("confined command %q %q does not start the launcher", cmd.Path, cmd.Args)
+	}
+	sep := slices.Index(cmd.Args, "--")
+	if sep < 0 || !slices.Equal(cmd.Args[sep+1:], []string{"/usr/bin/node", "/nr/red.js", "--userDir", r.UserDir,
+		"--settings", r.UserDir + "/settings.js", "--title", "node-red:" + r.UserDir}) {
+		t.Errorf("launcher args %q do not end with the node command", cmd.Args)
+	}
+	for _, pair := range [][2]string{{"-uid", "1900000000"}, {"-rw", r.UserDir}, {"-rw", "/data/instances/i1/tmp"}, {"-ro", "/usr"}, {"-rwfile", "/dev/null"}} {
+		i := slices.Index(cmd.Args[:sep], pair[0])
+		for i >= 0 && cmd.Args[i+1] != pair[1] {
+			j := slices.Index(cmd.Args[i+1:sep], pair[0])
+			if j < 0 {
+				i = -1
+				break
+			}
+			i += 1 + j
+		}
+		if i < 0 {
+			t.Errorf("launcher args %q lack %s %s", cmd.Args[:sep], pair[0], pair[1])
+		}
 	}
 }
 
@@ -169,5 +199,36 @@ func TestFollowAcrossRotation(t *testing.T) {
 	pr.Close()
 	if err := <-done; err != nil && err != io.ErrClosedPipe {
 		t.Fatalf("follow ended with %v", err)
+	}
+}
+
+// TestReachable: Open's check that runtime uids can reach Node-RED names
+// what to chmod.
+func TestReachable(t *testing.T) {
+	base := t.TempDir()
+	if err := os.Chmod(filepath.Dir(base), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o700); err != nil { // like Debian's /root
+		t.Fatal(err)
+	}
+	redJS := filepath.Join(base, "red.js")
+	if err := os.WriteFile(redJS, []byte("//"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := reachable(redJS, 0o004); err == nil || !strings.Contains(err.Error(), "chmod o+r "+redJS) {
+		t.Errorf("unreadable red.js: %v", err)
+	}
+	if err := os.Chmod(redJS, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := reachable(redJS, 0o004); err == nil || !strings.Contains(err.Error(), "chmod o+x "+base) {
+		t.Errorf("red.js in a 0700 dir: %v", err)
+	}
+	if err := os.Chmod(base, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := reachable(redJS, 0o004); err != nil {
+		t.Errorf("reachable red.js: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/fleet"
+	"github.com/redforge/controltower/hub/fleet/sandbox"
 )
 
 const (
@@ -26,15 +27,16 @@ const (
 
 // passEnv are the hub's environment variables an instance inherits; the
 // rest of the hub's environment (which may hold its secrets) is not
-// passed. Spec.Env is added on top.
-var passEnv = []string{"PATH", "TZ", "LANG", "LC_ALL", "TMPDIR"}
+// passed. HOME and TMPDIR are the runtime's own; Spec.Env is added on top.
+var passEnv = []string{"PATH", "TZ", "LANG", "LC_ALL"}
 
 // Create writes the instance's user dir (settings.js listening on
 // Host:Port (127.0.0.1 by default) with adminAuth, the credential secret) and its
-// runtime.json; it starts nothing. It returns ErrExists when the instance
-// has a runtime.json (of this hub or another on the same DataDir), and a
-// *fleet.SpecError (ErrInvalidSpec) for an invalid spec; then nothing is
-// created.
+// runtime.json; it starts nothing. When runtimes get their own uids it
+// allocates the instance's uid and hands the user dir to it. It returns
+// ErrExists when the instance has a runtime.json (of this hub or another
+// on the same DataDir), and a *fleet.SpecError (ErrInvalidSpec) for an
+// invalid spec; then nothing is created.
 func (d *Driver) Create(ctx context.Context, spec fleet.Spec) (fleet.Runtime, error) {
 	if err := spec.Validate(d.hostLimits()); err != nil {
 		return fleet.Runtime{}, err
@@ -49,23 +51,43 @@ func (d *Driver) Create(ctx context.Context, spec fleet.Spec) (fleet.Runtime, er
 	fail := func(err error) (fleet.Runtime, error) {
 		if !leftover {
 			_ = os.RemoveAll(d.instanceDir(id))
+			_ = os.RemoveAll(d.runBase(id))
 		}
 		return fleet.Runtime{}, fmt.Errorf("create instance %s: %w", id, err)
 	}
-	userDir, err := filepath.Abs(d.userDir(id))
-	if err != nil {
-		return fail(err)
-	}
-	if err := fleet.WriteUserDir(userDir, spec, spec.ListenHost(), spec.Port); err != nil {
-		return fail(err)
-	}
 	r := record{
 		InstanceID: id, Name: spec.Name, HubID: d.cfg.HubID, Port: spec.Port, CPU: spec.CPU,
-		MemoryMB: spec.MemoryMB, Env: spec.Env, SpecHash: fleet.SpecHash(spec), UserDir: userDir,
+		MemoryMB: spec.MemoryMB, Env: spec.Env, SpecHash: fleet.SpecHash(spec), UserDir: d.userDir(id),
 		CreatedAt: time.Now().UTC(),
 	}
+	if err := os.MkdirAll(d.instanceDir(id), 0o700); err != nil {
+		return fail(err)
+	}
+	if d.switchUsers {
+		// The uid is claimed by the saved record; hold allocMu until then.
+		allocMu.Lock()
+		defer allocMu.Unlock()
+		uid, err := d.allocUID()
+		if err != nil {
+			return fail(err)
+		}
+		r.UID = uid
+		// Removing the last instance tidied the run dir away.
+		if err := os.MkdirAll(d.runDir, 0o711); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.MkdirAll(d.runBase(id), 0o700); err != nil {
+		return fail(err)
+	}
+	if err := fleet.WriteUserDir(r.UserDir, spec, spec.ListenHost(), spec.Port); err != nil {
+		return fail(err)
+	}
+	if err := d.prepareRunDirs(r, true); err != nil {
+		return fail(err)
+	}
 	d.fileMu.Lock()
-	err = d.save(r)
+	err := d.save(r)
 	d.fileMu.Unlock()
 	if err != nil {
 		return fail(err)
@@ -90,12 +112,20 @@ func (d *Driver) Start(ctx context.Context, instanceID string) error {
 	return d.start(r)
 }
 
-// start runs node red.js for r in a new process group, output appended to
-// the user dir's node-red.log, and records the pid.
+// start runs node red.js for r, confined (see the package comment), in a
+// new process group, output appended to the instance's node-red.log (on
+// the hub's side: the runtime gets only the open descriptor), and records
+// the pid.
 func (d *Driver) start(r record) error {
 	id := r.InstanceID
-	d.rotateLog(logPath(r))
-	logf, err := os.OpenFile(logPath(r), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err := d.adoptIsolation(&r); err != nil {
+		return fmt.Errorf("start instance %s: %w", id, err)
+	}
+	if err := d.prepareRunDirs(r, false); err != nil { // a temp dir lost, or a record from before temp dirs
+		return fmt.Errorf("start instance %s: %w", id, err)
+	}
+	d.rotateLog(d.logPath(id))
+	logf, err := os.OpenFile(d.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("start instance %s: %w", id, err)
 	}
@@ -128,7 +158,8 @@ func (d *Driver) start(r record) error {
 }
 
 // command is node [--max-old-space-size=…] red.js for r, in its user dir
-// with its environment.
+// with its environment, through the launcher that confines it when there
+// is any confinement to apply.
 func (d *Driver) command(r record) *exec.Cmd {
 	var args []string
 	if r.MemoryMB > 0 {
@@ -139,6 +170,9 @@ func (d *Driver) command(r record) *exec.Cmd {
 	args = append(args, d.cfg.RedJS, "--userDir", r.UserDir, "--settings", filepath.Join(r.UserDir, fleet.SettingsFile),
 		"--title", processTitle(r))
 	cmd := exec.Command(d.cfg.Node, args...)
+	if d.confined() {
+		cmd = sandbox.Command(d.confinement(r), d.cfg.Node, args...)
+	}
 	cmd.Dir = r.UserDir
 	cmd.Env = instanceEnv(r)
 	return cmd
@@ -147,15 +181,16 @@ func (d *Driver) command(r record) *exec.Cmd {
 // processTitle is what ps shows for the instance: node-red:<user dir>.
 func processTitle(r record) string { return "node-red:" + r.UserDir }
 
-// instanceEnv is the few inherited variables, HOME set to the user dir,
-// then the spec's variables.
+// instanceEnv is the few inherited variables, HOME set to the user dir
+// and TMPDIR to the runtime's own temp dir, then the spec's variables.
 func instanceEnv(r record) []string {
-	env := map[string]string{"HOME": r.UserDir}
+	env := make(map[string]string)
 	for _, k := range passEnv {
 		if v, ok := os.LookupEnv(k); ok {
 			env[k] = v
 		}
 	}
+	env["HOME"], env["TMPDIR"] = r.UserDir, tmpDir(r)
 	for k, v := range r.Env {
 		env[k] = v
 	}
@@ -321,8 +356,9 @@ func (d *Driver) Remove(ctx context.Context, instanceID string) error {
 	// Another Driver's reaper (a previous hub value in this process) may
 	// write runtime.json while the tree goes; try again then.
 	for attempt := 0; ; attempt++ {
-		err := os.RemoveAll(d.instanceDir(instanceID))
+		err := errors.Join(os.RemoveAll(d.runBase(instanceID)), os.RemoveAll(d.instanceDir(instanceID)))
 		if err == nil {
+			d.tidyRunDir()
 			return nil
 		}
 		if attempt == 2 {
@@ -350,7 +386,7 @@ func (d *Driver) runtime(r record) fleet.Runtime {
 		return rt
 	}
 	rt.RuntimeID = strconv.Itoa(r.PID)
-	d.rotateLog(logPath(r))
+	d.rotateLog(d.logPath(r.InstanceID))
 	if r.alive() {
 		rt.State = fleet.StateRunning
 		return rt

@@ -16,8 +16,6 @@ const (
 	tailChunk   = 64 << 10
 )
 
-func logPath(r record) string { return filepath.Join(r.UserDir, LogFile) }
-
 // rotateLog copies the log to <log>.1 and truncates it once it passes
 // LogMaxBytes. The process keeps its O_APPEND descriptor, so it goes on
 // writing at the start of the emptied file; lines written between the copy
@@ -72,7 +70,7 @@ func (d *Driver) Logs(ctx context.Context, instanceID string, tail int, follow b
 	if err != nil {
 		return nil, err
 	}
-	path := logPath(r)
+	path := d.logPath(r.InstanceID)
 	d.rotateLog(path)
 	head, offset, err := tailLog(path, tail)
 	if err != nil {

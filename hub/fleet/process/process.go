@@ -2,9 +2,34 @@
 // child process (node red.js) on the hub's machine, for machines without
 // Docker: edge appliances, laptops. It owns the per-instance directory
 // (user dir, settings.js, node-red.log, runtime.json), process groups,
-// reaping, adoption of processes a previous hub started, and resource
-// figures from /proc. It is Linux-only (/proc). It does not decide when
-// instances run or restart: the hub's reconciler and monitor do.
+// reaping, adoption of processes a previous hub started, how each runtime
+// is confined, and resource figures from /proc. It is Linux-only (/proc).
+// It does not decide when instances run or restart: the hub's reconciler
+// and monitor do.
+//
+// Runtimes never run with the hub's powers. Flows are code (an exec node
+// runs any command), so each runtime is confined before it becomes
+// Node-RED, by the launcher in hub/fleet/sandbox:
+//
+//   - Hub running as root: each instance gets its own uid and gid from
+//     [UIDBase, UIDBase+UIDCount), recorded in runtime.json so a restarted
+//     hub reuses it, with no supplementary groups. Its user dir and temp dir
+//     (<RunDir>/<id>/userdir and tmp) are 0700 and its own; <RunDir> and
+//     <RunDir>/<id> are root's and only traversable (0711). The data dir is
+//     made 0700, so a runtime reaches none of the hub's files (hub.db, raft,
+//     runtime.json, logs) nor another instance's user dir.
+//   - Landlock, when the kernel has it (with or without the uid switch):
+//     the runtime may read and execute only the system trees (/usr, /lib,
+//     /etc, /proc…), node's directory and Node-RED's node_modules, and write
+//     only its user dir, its temp dir and /dev/null-like devices; it cannot
+//     signal or ptrace processes outside its domain. This alone confines a
+//     runtime when the hub is not root (a developer's make run), where every
+//     runtime has the hub's uid. Without Landlock, Open warns once.
+//   - Always: no_new_privs (setuid binaries gain nothing), umask 077, a
+//     clean environment (passEnv) with HOME and TMPDIR its own.
+//
+// The network is not confined: runtimes listen on their port and reach
+// the hub's MQTT broker, Redis and outside APIs.
 //
 // Instances outlive the hub: each runs in its own process group with no
 // parent-death signal, its output goes straight to a file, and its state is
@@ -47,22 +72,58 @@ const (
 	heapShare = 0.75
 )
 
+// Defaults of the runtimes' isolation.
+const (
+	// DefaultRunRoot holds, when runtimes get their own uids, one RunDir
+	// per data dir (named by a hash of its path): a place those uids can
+	// reach while the data dir stays 0700.
+	DefaultRunRoot = "/var/lib/redforge-runtimes"
+	// DefaultUIDBase and DefaultUIDCount are the runtimes' uids (and gids):
+	// 1900000000-1900099999, clear of regular users (1000-60000), systemd's
+	// dynamic users (61184-65519) and Debian's default subordinate ids
+	// (100000-600100000).
+	DefaultUIDBase  = 1_900_000_000
+	DefaultUIDCount = 100_000
+)
+
 // Config configures a Driver. DataDir, Node, RedJS and HubID are required.
 type Config struct {
-	DataDir     string        // per-instance dirs live in <DataDir>/instances/<id>
+	DataDir     string        // hub-side per-instance dirs (runtime.json, node-red.log) live in <DataDir>/instances/<id>
 	Node        string        // the node binary
 	RedJS       string        // path to node-red/red.js
 	HubID       string        // runtimes of other hubs on the same DataDir are not this driver's
 	StopTimeout time.Duration // grace before SIGKILL when Stop gets no timeout; DefaultStopTimeout when zero
 	LogMaxBytes int64         // node-red.log is rotated (one old file kept) past this size; DefaultLogMaxBytes when zero
 	Log         *slog.Logger  // nil: discard
+
+	// RunDir holds the runtimes' own dirs, <RunDir>/<id>/userdir and tmp.
+	// Empty: <DataDir>/instances when runtimes keep the hub's uid, else
+	// DefaultRunRoot/<hash of DataDir>. With uid switching every parent of
+	// RunDir must be traversable by others (o+x).
+	RunDir string
+	// UIDBase and UIDCount bound the uids given to runtimes when the hub
+	// runs as root; DefaultUIDBase and DefaultUIDCount when zero. Hubs that
+	// share a host should get disjoint ranges (uids of running processes
+	// and of /etc/passwd are skipped either way).
+	UIDBase, UIDCount int
+	// SameUser keeps runtimes on the hub's uid even when the hub is root,
+	// confined by Landlock alone: the path a hub that cannot switch users
+	// takes. Tests use it to exercise that path as root; a root hub's
+	// runtimes would keep root's capabilities (CAP_SYS_PTRACE reads other
+	// processes' environments past Landlock), so it is not for production.
+	SameUser bool
 }
 
 // Driver runs instances as child processes. It is safe for concurrent use.
-// New does no I/O; Open checks the config.
+// New does no I/O; Open checks the config and prepares the dirs.
 type Driver struct {
 	cfg Config
 	log *slog.Logger
+
+	switchUsers bool     // each runtime gets its own uid (the hub is root and SameUser is off)
+	runDir      string   // absolute Config.RunDir or its default
+	landlockABI int      // the kernel's Landlock ABI, 0 = none; set by Open
+	readOnly    []string // trees a Landlock-confined runtime may read; set by Open
 
 	locks sync.Map // instance id → *sync.Mutex: one operation per instance at a time
 
@@ -96,14 +157,28 @@ func New(cfg Config) *Driver {
 	if cfg.LogMaxBytes <= 0 {
 		cfg.LogMaxBytes = DefaultLogMaxBytes
 	}
+	if cfg.UIDBase <= 0 {
+		cfg.UIDBase = DefaultUIDBase
+	}
+	if cfg.UIDCount <= 0 {
+		cfg.UIDCount = DefaultUIDCount
+	}
+	if cfg.DataDir != "" {
+		if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+			cfg.DataDir = abs
+		}
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Driver{
+	d := &Driver{
 		cfg: cfg, log: log.With("driver", "process"),
 		children: make(map[string]*child), samples: make(map[string]procSample),
+		switchUsers: os.Geteuid() == 0 && !cfg.SameUser,
 	}
+	d.runDir = d.defaultRunDir()
+	return d
 }
 
 // Open checks the config: every required field set, node and red.js
@@ -132,20 +207,49 @@ func (d *Driver) Open(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("process driver: data dir: %w", err))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return d.openIsolation()
 }
 
-// Close releases nothing and stops nothing: instances keep running, as
-// containers do when a hub exits.
-func (d *Driver) Close() error { return nil }
+// Close stops nothing: instances keep running, as containers do when a
+// hub exits. It removes the run dir under DefaultRunRoot when no instance
+// is left in it (as Remove of the last instance does).
+func (d *Driver) Close() error {
+	d.tidyRunDir()
+	return nil
+}
+
+// tidyRunDir removes the default run dir if it is empty. Under allocMu, so
+// a Create of this process (which makes it again) is not under way.
+func (d *Driver) tidyRunDir() {
+	if d.switchUsers && d.cfg.RunDir == "" {
+		allocMu.Lock()
+		defer allocMu.Unlock()
+		_ = os.Remove(d.runDir) // fails, as it should, while instances have dirs there
+	}
+}
 
 // Name returns "process".
 func (d *Driver) Name() string { return "process" }
 
+// instanceDir is the hub's side of an instance (runtime.json, logs),
+// <DataDir>/instances/<id>; runBase is the runtime's, <RunDir>/<id>, with
+// its user dir and temp dir. They are the same dir when runtimes keep the
+// hub's uid.
 func (d *Driver) instanceDir(id string) string {
 	return filepath.Join(d.cfg.DataDir, "instances", id)
 }
-func (d *Driver) userDir(id string) string { return filepath.Join(d.instanceDir(id), "userdir") }
+func (d *Driver) runBase(id string) string { return filepath.Join(d.runDir, id) }
+func (d *Driver) userDir(id string) string { return filepath.Join(d.runBase(id), "userdir") }
+func (d *Driver) logPath(id string) string { return filepath.Join(d.instanceDir(id), LogFile) }
+
+// tmpDir is the runtime's own TMPDIR, beside its user dir.
+func tmpDir(r record) string { return filepath.Join(filepath.Dir(r.UserDir), "tmp") }
+
+// UserDir is the Node-RED user dir the instance has or would get.
+func (d *Driver) UserDir(instanceID string) string { return d.userDir(instanceID) }
 
 // lock serializes operations on one instance.
 func (d *Driver) lock(id string) func() {
@@ -192,6 +296,7 @@ type record struct {
 	Env        map[string]string `json:"env,omitempty"`
 	SpecHash   string            `json:"spec_hash"`
 	UserDir    string            `json:"user_dir"`
+	UID        int               `json:"uid,omitempty"` // the runtime's uid and gid; 0 = the hub's
 	CreatedAt  time.Time         `json:"created_at"`
 
 	PID       int       `json:"pid,omitempty"`        // of the last start; 0 = never started

@@ -55,7 +55,8 @@ var harness = fleettest.Harness{
 			tb.Fatalf("kill %d: %v", pid, err)
 		}
 	},
-	Gone: func(rt fleet.Runtime) error { return processGone(rt, false) },
+	Gone:    func(rt fleet.Runtime) error { return processGone(rt, false) },
+	UserDir: func(d fleet.Driver, _, id string) string { return d.(*process.Driver).UserDir(id) },
 }
 
 // processGone returns an error while the runtime's pid exists (or, with
@@ -71,7 +72,7 @@ func processGone(rt fleet.Runtime, zombieOK bool) error {
 		}
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	needle := []byte("/instances/" + rt.InstanceID + "/userdir")
+	needle := []byte("/" + rt.InstanceID + "/userdir")
 	for _, p := range procs {
 		if cmd, err := os.ReadFile(p); err == nil && bytes.Contains(cmd, needle) {
 			return fmt.Errorf("%s runs %q", p, bytes.ReplaceAll(cmd, []byte{0}, []byte{' '}))
@@ -91,7 +92,7 @@ func TestProcessDetails(t *testing.T) {
 	t.Setenv("REDFORGE_HUB_SECRET", "must-not-leak")
 	dataDir := t.TempDir()
 	cfg := newConfig(t, fleettest.NewHubID(), dataDir)
-	cfg.LogMaxBytes = 1024 // Node-RED's start-up banner alone is longer
+	cfg.LogMaxBytes = 512 // Node-RED's start-up banner alone is longer
 	d := open(t, cfg)
 	ctx := context.Background()
 	spec := fleettest.NewSpec(t, "details")
@@ -110,7 +111,8 @@ func TestProcessDetails(t *testing.T) {
 	}
 	// Node-RED replaced its command line by its title; the heap limit is
 	// among node's own flags, which process.execArgv shows.
-	if !strings.Contains(procLine(t, rt.RuntimeID, "cmdline"), "node-red:"+filepath.Join(dataDir, "instances", spec.InstanceID, "userdir")) {
+	userDir := d.UserDir(spec.InstanceID)
+	if !strings.Contains(procLine(t, rt.RuntimeID, "cmdline"), "node-red:"+userDir) {
 		t.Errorf("process title %q does not name the user dir", procLine(t, rt.RuntimeID, "cmdline"))
 	}
 	environ, err := os.ReadFile("/proc/" + rt.RuntimeID + "/environ")
@@ -118,8 +120,8 @@ func TestProcessDetails(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := strings.Split(string(environ), "\x00")
-	userDir := filepath.Join(dataDir, "instances", spec.InstanceID, "userdir")
-	for _, want := range []string{"HOME=" + userDir, "REDFORGE_GREETING=" + spec.Env["REDFORGE_GREETING"]} {
+	for _, want := range []string{"HOME=" + userDir, "TMPDIR=" + filepath.Join(filepath.Dir(userDir), "tmp"),
+		"REDFORGE_GREETING=" + spec.Env["REDFORGE_GREETING"]} {
 		if !contains(env, want) {
 			t.Errorf("environment lacks %q: %q", want, env)
 		}
@@ -128,11 +130,13 @@ func TestProcessDetails(t *testing.T) {
 		t.Error("the hub's environment leaked into the instance")
 	}
 
-	// Inspect rotated the log (the banner passed 1 KB); new output lands at
-	// the start of the emptied file, with no hole of NUL bytes.
-	log := filepath.Join(userDir, process.LogFile)
+	// Inspect rotated the log (the banner passed 512 bytes); new output lands at
+	// the start of the emptied file, with no hole of NUL bytes. The log is
+	// on the hub's side, out of the runtime's reach.
+	log := filepath.Join(dataDir, "instances", spec.InstanceID, process.LogFile)
 	if _, err := os.Stat(log + ".1"); err != nil {
-		t.Fatalf("no rotated log: %v", err)
+		b, _ := os.ReadFile(log)
+		t.Fatalf("no rotated log: %v\n%s", err, b)
 	}
 	c := fleettest.Client(t, spec)
 	if _, err := c.DeployFlows(ctx, fleettest.HelloFlow("rotated"), "", nodered.DeployFull); err != nil {

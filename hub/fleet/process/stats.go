@@ -30,7 +30,7 @@ func (d *Driver) Stats(ctx context.Context, instanceID string) (fleet.Stats, err
 	if !r.alive() {
 		return fleet.Stats{}, fmt.Errorf("stats of instance %s: not running", instanceID)
 	}
-	d.rotateLog(logPath(r))
+	d.rotateLog(d.logPath(instanceID))
 	st, err := readStat(r.PID)
 	if err != nil {
 		return fleet.Stats{}, fmt.Errorf("stats of instance %s: %w", instanceID, err)
