@@ -11,8 +11,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"errors"
-	"maps"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
