@@ -253,7 +253,7 @@ func (h *Hub) openBroker(ctx context.Context) error {
 		}
 		h.Bus = ext
 	} else {
-		emb := broker.NewEmbedded(h.Config.MQTTListen, deploy.BrokerAuth{Check: h.checkMQTT}, h.Logger.With("component", "mqtt"))
+		emb := broker.NewEmbedded(h.Config.MQTTListen, deploy.NewBrokerAuth(h.checkMQTT, h.State), h.Logger.With("component", "mqtt"))
 		if err := emb.Open(ctx); err != nil {
 			return fmt.Errorf("mqtt-listen %s: %w", h.Config.MQTTListen, err)
 		}

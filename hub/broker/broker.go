@@ -41,6 +41,14 @@ type Authenticator interface {
 	Authenticate(clientID, username string, password []byte) bool
 }
 
+// ACL decides what an authenticated client may read (subscribe) and
+// write (publish). An Authenticator that is also an ACL is asked for every
+// subscription and publish of outside clients; one that is not admits
+// every topic.
+type ACL interface {
+	Allow(username, topic string, write bool) bool
+}
+
 // Embedded runs a mochi-mqtt broker inside the hub process.
 type Embedded struct {
 	// Listen is the TCP address of the broker, e.g. 127.0.0.1:1884.
@@ -141,8 +149,8 @@ func (b *Embedded) Close() error {
 	return b.srv.Close()
 }
 
-// authHook admits the inline client and whatever Auth admits; ACLs are
-// open to authenticated clients for now.
+// authHook admits the inline client (the hub itself) and whatever Auth
+// admits, and checks outside clients' topics against Auth's ACL.
 type authHook struct {
 	mqtt.HookBase
 	auth Authenticator
@@ -161,4 +169,13 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	return h.auth != nil && h.auth.Authenticate(cl.ID, string(pk.Connect.Username), pk.Connect.Password)
 }
 
-func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { return true }
+func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	acl, ok := h.auth.(ACL)
+	if !ok {
+		return h.auth != nil
+	}
+	return acl.Allow(string(cl.Properties.Username), topic, write)
+}

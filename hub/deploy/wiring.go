@@ -84,6 +84,15 @@ func SharedTopic(row, topic string) string { return "$share/" + row + "/" + topi
 type BrokerAuth struct {
 	// Check reports whether password is row's bus password; nil refuses.
 	Check func(row string, password []byte) bool
+	// Topics gives the ACL the rows and their flows (see acl.go); nil
+	// refuses every topic.
+	Topics ACLSource
+	acl    *aclCache
+}
+
+// NewBrokerAuth returns the hub broker's authenticator and ACL.
+func NewBrokerAuth(check func(row string, password []byte) bool, topics ACLSource) BrokerAuth {
+	return BrokerAuth{Check: check, Topics: topics, acl: &aclCache{}}
 }
 
 // Authenticate implements broker.Authenticator.
