@@ -62,8 +62,8 @@ func TestCredentialsArePerInstance(t *testing.T) {
 	// The bus password: alpha's does not log in as beta.
 	bus := h.Bus.(*broker.Embedded).Addr()
 	connect := func(user, pw string) error {
-		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+bus).SetClientID("probe-"+user).
-			SetUsername(user).SetPassword(pw).SetConnectTimeout(5*time.Second).SetAutoReconnect(false))
+		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + bus).SetClientID("probe-" + user).
+			SetUsername(user).SetPassword(pw).SetConnectTimeout(5 * time.Second).SetAutoReconnect(false))
 		tok := c.Connect()
 		tok.WaitTimeout(5 * time.Second)
 		if tok.Error() == nil {
@@ -163,7 +163,7 @@ func TestRuntimeBusACL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unsub2()
-	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+h.Bus.(*broker.Embedded).Addr()).SetClientID("mine-r0").
+	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + h.Bus.(*broker.Embedded).Addr()).SetClientID("mine-r0").
 		SetUsername(mine.ID).SetPassword(c.MQTTPassword).SetAutoReconnect(false))
 	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect with the runtime's credentials: %v", tok.Error())

@@ -43,7 +43,7 @@ func TestRuntimeTopicRules(t *testing.T) {
 		{"r1", "app/checkpoints/replay", false, true},
 		{"r1", "app/control/ack", true, true},
 		{"r1", "redforge/out/app", true, true},
-		{"r1", "sensors/+/temp", false, true},   // declared mqtt in
+		{"r1", "sensors/+/temp", false, true}, // declared mqtt in
 		{"r1", "sensors/kitchen/temp", false, true},
 		{"r1", "alerts/app", true, true}, // declared mqtt out, substituted
 		{"r1", "#", false, false},
