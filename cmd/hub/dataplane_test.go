@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/redforge/controltower/internal/testenv"
 )
@@ -82,7 +86,10 @@ type load struct {
 	done       sync.WaitGroup
 }
 
-func startLoad(hubs []*nsHub, name string, rate int) *load {
+func startLoad(hubs []*nsHub, name string, rate int) *load { return startLoadPath(hubs, name, "/who", rate) }
+
+// startLoadPath is startLoad on another path of the instance.
+func startLoadPath(hubs []*nsHub, name, path string, rate int) *load {
 	l := &load{stop: make(chan struct{})}
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	l.done.Add(1)
@@ -103,7 +110,7 @@ func startLoad(hubs []*nsHub, name string, rate int) *load {
 				defer l.done.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				req, _ := http.NewRequestWithContext(ctx, "GET", h.api+"/i/"+name+"/who", nil)
+				req, _ := http.NewRequestWithContext(ctx, "GET", h.api+"/i/"+name+path, nil)
 				resp, err := http.DefaultClient.Do(req)
 				if err == nil {
 					resp.Body.Close()
@@ -348,4 +355,176 @@ func TestReturningHubStopsStaleRuntime(t *testing.T) {
 	if got, err := who(other, "fenced"); err != nil || got != v.Allocations[0].ID {
 		t.Fatalf("after the return /i/fenced/who = %q %v, want %s", got, err, v.Allocations[0].ID)
 	}
+}
+
+// mqttLoad publishes {"seq":n} to redforge/in/{name}/x at a steady pace
+// and collects the example flows' replies from redforge/out/{name}.
+type mqttLoad struct {
+	mu      sync.Mutex
+	acked   int64
+	seen    map[int64]int
+	errs    []string
+	stop    chan struct{}
+	done    sync.WaitGroup
+	sub     paho.Client
+	pub     paho.Client
+	version map[string]int
+}
+
+func startMQTTLoad(t *testing.T, broker, name string, rate int) *mqttLoad {
+	t.Helper()
+	l := &mqttLoad{seen: map[int64]int{}, version: map[string]int{}, stop: make(chan struct{})}
+	l.sub = paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID("replies-" + name).SetAutoReconnect(true))
+	if tok := l.sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect the reply subscriber: %v", tok.Error())
+	}
+	if tok := l.sub.Subscribe("redforge/out/"+name, 1, func(_ paho.Client, m paho.Message) {
+		var r struct {
+			Seq     int64  `json:"seq"`
+			Version string `json:"version"`
+		}
+		if json.Unmarshal(m.Payload(), &r) != nil {
+			return
+		}
+		l.mu.Lock()
+		l.seen[r.Seq]++
+		l.version[r.Version]++
+		l.mu.Unlock()
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe replies: %v", tok.Error())
+	}
+	l.pub = paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID("input-" + name).SetAutoReconnect(true))
+	if tok := l.pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect the publisher: %v", tok.Error())
+	}
+	t.Cleanup(func() { l.sub.Disconnect(0); l.pub.Disconnect(0) })
+	// A runtime reports running once its flows are deployed; its MQTT
+	// subscription follows a moment later, and a message published to no
+	// subscriber is dropped by design. Probe until a consumer answers.
+	testenv.WaitFor(t, 30*time.Second, "a consumer subscribed", func() error {
+		l.pub.Publish("redforge/in/"+name+"/x", 1, false, `{"seq":0}`).WaitTimeout(5 * time.Second)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.seen[0] == 0 {
+			return fmt.Errorf("no reply to the probe yet")
+		}
+		return nil
+	})
+	l.done.Go(func() { // the pace of the load, not a synchronisation
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for seq := int64(1); ; seq++ {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			}
+			tok := l.pub.Publish("redforge/in/"+name+"/x", 1, false, fmt.Sprintf(`{"seq":%d}`, seq))
+			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				l.mu.Lock()
+				l.errs = append(l.errs, fmt.Sprintf("seq %d: %v", seq, tok.Error()))
+				l.mu.Unlock()
+				return
+			}
+			l.mu.Lock()
+			l.acked = seq
+			l.mu.Unlock()
+		}
+	})
+	return l
+}
+
+// end stops publishing and waits until every PUBACKed message has a
+// reply, or within passes; it returns the missing seqs and the
+// duplicated ones.
+func (l *mqttLoad) end(t *testing.T, within time.Duration) (missing, dups []int64) {
+	t.Helper()
+	close(l.stop)
+	l.done.Wait()
+	if len(l.errs) > 0 {
+		t.Fatalf("publishing failed: %v", l.errs)
+	}
+	check := func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		missing, dups = nil, nil
+		for s := int64(1); s <= l.acked; s++ {
+			switch n := l.seen[s]; {
+			case n == 0:
+				missing = append(missing, s)
+			case n > 1:
+				dups = append(dups, s)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%d of %d messages without a reply", len(missing), l.acked)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(within)
+	for check() != nil && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond) // polling the collected replies
+	}
+	return missing, dups
+}
+
+// TestMQTTConsumerHostLoss: a 2-replica consumer takes QoS 1 input at
+// 100 msg/s through the shared subscription while the host of one replica
+// dies: every message PUBACKed to the producer is processed.
+func TestMQTTConsumerHostLoss(t *testing.T) {
+	c := newNSCluster(t, nsOpts{redis: true}, "us", "us", "us")
+	c.hubs[0].must("POST", "/api/instances", c.token, map[string]any{"name": "bg", "region": "us", "replicas": 2}, 201, nil)
+	c.waitRunning(c.hubs[0], "bg", 2, 3*time.Minute)
+	c.hubs[0].must("PUT", "/api/instances/bg/flows", c.token, bgFlowsDoc(t, "bluegreen-v1.json"), 200, nil)
+	v := c.waitRunning(c.hubs[0], "bg", 2, time.Minute)
+	l := startMQTTLoad(t, testenvMosquitto(c), "bg", 100)
+	testenv.WaitFor(t, 30*time.Second, "replies flowing", func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if len(l.seen) < 200 {
+			return fmt.Errorf("%d replies", len(l.seen))
+		}
+		return nil
+	})
+	leader := c.leader()
+	victim := c.hostOf(v.Allocations[0])
+	if victim == leader {
+		victim = c.hostOf(v.Allocations[1])
+	}
+	victim.kill()
+	testenv.WaitFor(t, 2*time.Minute, "the lost replica running elsewhere", func() error {
+		v = c.waitRunning(leader, "bg", 2, time.Minute)
+		for _, a := range v.Allocations {
+			if a.Hub == victim.id {
+				return fmt.Errorf("still placed on the dead host")
+			}
+		}
+		return nil
+	})
+	l.mu.Lock()
+	at := l.acked
+	l.mu.Unlock()
+	testenv.WaitFor(t, 30*time.Second, "more input after the move", func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.acked < at+200 {
+			return fmt.Errorf("%d more", l.acked-at)
+		}
+		return nil
+	})
+	missing, dups := l.end(t, time.Minute)
+	t.Logf("%d messages PUBACKed, %d missing, %d duplicated", l.acked, len(missing), len(dups))
+	if len(missing) > 0 {
+		t.Fatalf("%d messages lost, e.g. seq %v", len(missing), missing[:min(10, len(missing))])
+	}
+}
+
+// bgFlowsDoc reads an example flows document of packaging/nodered/flows.
+func bgFlowsDoc(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../packaging/nodered/flows/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
