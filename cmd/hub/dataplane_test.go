@@ -13,6 +13,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
 
 	"github.com/redforge/controltower/internal/testenv"
 )
@@ -527,4 +528,124 @@ func bgFlowsDoc(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestEventsLiveOnEveryHub: a console's WebSocket on a hub that neither
+// leads nor runs the instance gets the instance.status event of a change
+// made on the hub running it within a second, through the hubs (no Redis)
+// and through Redis.
+func TestEventsLiveOnEveryHub(t *testing.T) {
+	for _, redis := range []bool{false, true} {
+		t.Run(map[bool]string{false: "hub-to-hub", true: "redis"}[redis], func(t *testing.T) {
+			c := newNSCluster(t, nsOpts{redis: redis}, "us", "us", "us")
+			v := c.createInstance(c.hubs[0], "watched", "us", "pinned", 1)
+			runner := c.hostOf(v.Allocations[0])
+			var follower *nsHub
+			for _, h := range c.hubs {
+				if h != runner && h != c.leader() {
+					follower = h
+				}
+			}
+			if follower == nil {
+				t.Fatalf("no hub is neither the leader nor the runner")
+			}
+			ws := "ws" + strings.TrimPrefix(follower.api, "http") + "/api/ws?types=instance.status"
+			conn, resp, err := websocket.DefaultDialer.Dial(ws, http.Header{"Authorization": {"Bearer " + c.token}})
+			if err != nil {
+				t.Fatalf("websocket on %s: %v (%v)", follower.id, err, resp)
+			}
+			defer conn.Close()
+			runner.must("POST", "/api/instances/watched/stop", c.token, nil, 202, nil)
+			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			for {
+				var e struct {
+					Type   string    `json:"type"`
+					Time   time.Time `json:"time"`
+					Origin string    `json:"origin"`
+					Data   struct {
+						InstanceID string `json:"instance_id"`
+						Status     string `json:"status"`
+						Hub        string `json:"hub"`
+					} `json:"data"`
+				}
+				if err := conn.ReadJSON(&e); err != nil {
+					t.Fatalf("waiting on %s for the stop of the replica on %s: %v", follower.id, runner.id, err)
+				}
+				if e.Type != "instance.status" || e.Data.InstanceID != v.ID || e.Data.Status != "stopped" {
+					continue
+				}
+				lag := time.Since(e.Time)
+				t.Logf("instance.status from %s reached a console on %s %v after it happened", e.Origin, follower.id, lag.Round(time.Millisecond))
+				if e.Origin != runner.id || e.Data.Hub != runner.id {
+					t.Fatalf("event from %q about hub %q, want %s", e.Origin, e.Data.Hub, runner.id)
+				}
+				if lag > time.Second {
+					t.Fatalf("the event took %v, want within 1 s", lag)
+				}
+				return
+			}
+		})
+	}
+}
+
+// TestBlueGreenOfReplicatedInstance: a blue-green deployment of a
+// 2-replica instance under 200 req/s through every hub: green gets two
+// replicas before RESUME, no request fails and the replies go from v1 to
+// v2.
+func TestBlueGreenOfReplicatedInstance(t *testing.T) {
+	c := newNSCluster(t, nsOpts{redis: true}, "us", "us", "us")
+	via := c.hubs[0]
+	via.must("POST", "/api/instances", c.token, map[string]any{"name": "bg", "region": "us", "replicas": 2}, 201, nil)
+	c.waitRunning(via, "bg", 2, 3*time.Minute)
+	deploy := func(file string) {
+		var d struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Error  string `json:"error"`
+		}
+		via.must("POST", "/api/deployments", c.token, map[string]any{"instance": "bg", "flows": json.RawMessage(bgFlowsDoc(t, file)),
+			"drain_timeout": "10s", "rollback_window": "0s"}, 201, &d)
+		testenv.WaitFor(t, 3*time.Minute, "deployment of "+file, func() error {
+			via.must("GET", "/api/deployments/"+d.ID, c.token, nil, 200, &d)
+			if d.Status == "pending" || d.Status == "running" {
+				return fmt.Errorf("%s", d.Status)
+			}
+			return nil
+		})
+		if d.Status != "succeeded" {
+			t.Fatalf("deployment of %s: %s %s", file, d.Status, d.Error)
+		}
+	}
+	deploy("bluegreen-v1.json")
+	c.waitRunning(via, "bg", 2, time.Minute)
+	l := startLoadPath(c.hubs, "bg", "/hello", 200)
+	testenv.WaitFor(t, 10*time.Second, "load flowing", func() error {
+		if l.ok.Load() < 200 {
+			return fmt.Errorf("%d answers", l.ok.Load())
+		}
+		return nil
+	})
+	deploy("bluegreen-v2.json")
+	v := c.waitRunning(via, "bg", 2, time.Minute)
+	if !strings.Contains(v.Allocations[0].Color, "bg.") || v.Allocations[0].Hub == v.Allocations[1].Hub {
+		t.Fatalf("green's replicas: %+v", v.Allocations)
+	}
+	before := l.ok.Load()
+	testenv.WaitFor(t, 10*time.Second, "load on green", func() error {
+		if l.ok.Load() < before+200 {
+			return fmt.Errorf("%d answers", l.ok.Load()-before)
+		}
+		return nil
+	})
+	l.end()
+	t.Logf("%d requests answered, %d failed", l.ok.Load(), l.failed.Load())
+	if l.failed.Load() != 0 {
+		t.Fatalf("%d requests failed during the deployment: %v", l.failed.Load(), l.errs)
+	}
+	for _, h := range c.hubs {
+		code, b, err := h.call("GET", "/i/bg/hello", "", nil)
+		if err != nil || code != 200 || !strings.Contains(string(b), `"v2"`) {
+			t.Fatalf("/i/bg/hello through %s after the deployment: %d %s %v", h.id, code, b, err)
+		}
+	}
 }
