@@ -255,6 +255,7 @@ type hubView struct {
 	Draining    bool   `json:"draining"`
 	Leader      bool   `json:"leader"`
 	Allocations int    `json:"allocations"`
+	Running     int    `json:"running"`
 }
 
 func (c *nsCluster) hubsView(via *nsHub) []hubView {
