@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,7 +87,9 @@ type load struct {
 	done       sync.WaitGroup
 }
 
-func startLoad(hubs []*nsHub, name string, rate int) *load { return startLoadPath(hubs, name, "/who", rate) }
+func startLoad(hubs []*nsHub, name string, rate int) *load {
+	return startLoadPath(hubs, name, "/who", rate)
+}
 
 // startLoadPath is startLoad on another path of the instance.
 func startLoadPath(hubs []*nsHub, name, path string, rate int) *load {
