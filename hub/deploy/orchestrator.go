@@ -176,14 +176,18 @@ func (o *Orchestrator) Run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		ds, _, changed := o.d.Catalog.WatchDeployments(ctx, "")
+		wctx, cancel := context.WithCancel(ctx)
+		ds, _, changed := o.d.Catalog.WatchDeployments(wctx, "")
 		o.tick(ctx, ds)
 		select {
 		case <-ctx.Done():
-			o.setTerm(false, ctx)
-			return
 		case <-changed:
 		case <-t.C:
+		}
+		cancel() // ends the watch's goroutine
+		if ctx.Err() != nil {
+			o.setTerm(false, ctx)
+			return
 		}
 	}
 }
