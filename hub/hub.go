@@ -150,6 +150,7 @@ func (h *Hub) Open(ctx context.Context) (err error) {
 		{"fleet", h.openFleet},
 		{"http", h.openHTTP},
 		{"cluster", h.openCluster},
+		{"observability", h.openObservability},
 	}
 	for _, s := range steps {
 		if err := s.open(ctx); err != nil {
@@ -575,7 +576,7 @@ func (h *Hub) openDeploy() {
 	o := deploy.New(deploy.Config{BrokerAddr: h.brokerAddr, RelaySession: h.relaySession()}, deploy.Deps{
 		Catalog: h.State, Applier: h.Raft, Fleet: h.Fleet, Rows: h.Instances, Bus: h.Bus, Coord: h.Coord, Audit: h.Audit,
 		Events: h.Events, Checkpoints: h.Store, IsLeader: h.Raft.IsLeader, ClusterIdle: h.clusterIdle,
-		Logger: h.Logger.With("component", "deploy"),
+		Logger: h.Logger.With("component", "deploy"), Observer: h.Metrics.Deploy,
 	})
 	h.Proxy = proxy.New(proxyResolver{h.Instances, h.State}, h.locality(), h.Logger.With("component", "proxy"))
 	o.SetProxy(h.Proxy)

@@ -23,28 +23,45 @@ type Metrics struct {
 	RaftLeader   prometheus.Gauge         // controltower_raft_is_leader
 	BuildInfo    *prometheus.GaugeVec     // controltower_build_info{version,region}
 
-	InstanceUp     *prometheus.GaugeVec // nodered_instance_up{instance,name,replica}
-	InstanceCPU    *prometheus.GaugeVec // nodered_instance_cpu_usage{instance,name,replica}
-	InstanceMemory *prometheus.GaugeVec // nodered_instance_memory_bytes{instance,name,replica}
-	InstanceNetRx  *prometheus.GaugeVec // nodered_instance_network_receive_bytes{instance,name,replica}
-	InstanceNetTx  *prometheus.GaugeVec // nodered_instance_network_transmit_bytes{instance,name,replica}
+	// Instance series are labelled by RuntimeLabels: instance_id and name
+	// (the logical instance), color (the deployment color row, "" for
+	// the instance's own row) and replica.
+	InstanceUp          *prometheus.GaugeVec   // nodered_instance_up
+	InstanceCPU         *prometheus.GaugeVec   // nodered_instance_cpu_usage
+	InstanceMemory      *prometheus.GaugeVec   // nodered_instance_memory_bytes
+	InstanceNetRx       *prometheus.GaugeVec   // nodered_instance_network_receive_bytes
+	InstanceNetTx       *prometheus.GaugeVec   // nodered_instance_network_transmit_bytes
+	InstanceCrashLoop   *prometheus.GaugeVec   // nodered_instance_crash_looping
+	InstanceRestarts    *prometheus.CounterVec // nodered_instance_restarts_total
+	RaftHasLeader       prometheus.Gauge       // controltower_raft_has_leader
+	AlertsFiring        *prometheus.GaugeVec   // controltower_alerts_firing{severity}
+	AlertNotifications  *prometheus.CounterVec // controltower_alert_notifications_total{channel,result}
+	AlertEvaluationTime prometheus.Histogram   // controltower_alert_evaluation_duration_seconds
+
+	// Deploy holds the deployment metrics (deploy.go); Runtimes the
+	// workflow and LLM metrics scraped from runtimes (runtime.go).
+	Deploy   *DeployMetrics
+	Runtimes *Runtimes
 }
 
 func instanceGauge(name, help string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"instance", "name", "replica"})
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, runtimeLabelNames)
 }
 
-// ForgetInstance drops every series of a deleted instance.
-func (m *Metrics) ForgetInstance(id string) {
-	for _, g := range []*prometheus.GaugeVec{m.InstanceUp, m.InstanceCPU, m.InstanceMemory, m.InstanceNetRx, m.InstanceNetTx} {
-		g.DeletePartialMatch(prometheus.Labels{"instance": id})
+func (m *Metrics) instanceVecs() []*prometheus.MetricVec {
+	return []*prometheus.MetricVec{m.InstanceUp.MetricVec, m.InstanceCPU.MetricVec, m.InstanceMemory.MetricVec,
+		m.InstanceNetRx.MetricVec, m.InstanceNetTx.MetricVec, m.InstanceCrashLoop.MetricVec, m.InstanceRestarts.MetricVec}
+}
+
+// ForgetAllocation drops the series of one replica of a row that this
+// hub no longer runs (its allocation id, for the runtime metrics).
+func (m *Metrics) ForgetAllocation(rowID, rowName string, replica int, allocID string) {
+	l := RuntimeLabels(rowID, rowName, replica)
+	for _, v := range m.instanceVecs() {
+		v.Delete(l)
 	}
+	m.Runtimes.Forget(allocID)
 }
-
-// ForgetAllocation drops the series of one replica this hub no longer
-// runs: every replica series of the row on this hub, rebuilt by the next
-// samples of those it still runs.
-func (m *Metrics) ForgetAllocation(rowID, _ string) { m.ForgetInstance(rowID) }
 
 // New registers the hub collectors, the Go runtime and process collectors.
 func New(version, region string) *Metrics {
@@ -78,7 +95,23 @@ func New(version, region string) *Metrics {
 	m.InstanceMemory = instanceGauge("nodered_instance_memory_bytes", "Memory use of the instance.")
 	m.InstanceNetRx = instanceGauge("nodered_instance_network_receive_bytes", "Bytes the instance received.")
 	m.InstanceNetTx = instanceGauge("nodered_instance_network_transmit_bytes", "Bytes the instance sent.")
-	r.MustRegister(m.InstanceUp, m.InstanceCPU, m.InstanceMemory, m.InstanceNetRx, m.InstanceNetTx)
+	m.InstanceCrashLoop = instanceGauge("nodered_instance_crash_looping", "1 when the replica crashed too often and the hub stopped restarting it.")
+	m.InstanceRestarts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodered_instance_restarts_total",
+		Help: "Restarts of the replica after a failure (an exit or failed health checks), by this hub."}, runtimeLabelNames)
+	m.RaftHasLeader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "controltower_raft_has_leader",
+		Help: "1 when this hub knows a Raft leader (itself or another hub)."})
+	m.AlertsFiring = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "controltower_alerts_firing",
+		Help: "Hub-native alerts firing now, by severity (set on the Raft leader, which evaluates them)."}, []string{"severity"})
+	m.AlertNotifications = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "controltower_alert_notifications_total",
+		Help: "Alert notification attempts by channel type and result (sent, retry, failed)."}, []string{"channel", "result"})
+	m.AlertEvaluationTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "controltower_alert_evaluation_duration_seconds",
+		Help: "Time one evaluation of every hub-native alert rule took.", Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5}})
+	m.Deploy = newDeployMetrics()
+	m.Runtimes = NewRuntimes()
+	r.MustRegister(m.InstanceUp, m.InstanceCPU, m.InstanceMemory, m.InstanceNetRx, m.InstanceNetTx,
+		m.InstanceCrashLoop, m.InstanceRestarts, m.RaftHasLeader, m.AlertsFiring, m.AlertNotifications,
+		m.AlertEvaluationTime, m.Runtimes)
+	m.Deploy.register(r)
 	r.MustRegister(m.HTTPRequests, m.HTTPDuration, m.ComponentUp, m.RaftLeader, m.BuildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
