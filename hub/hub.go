@@ -94,7 +94,8 @@ type Hub struct {
 	httpSrv *http.Server
 	serveCh chan error
 	closers []namedCloser
-	cl      clusterParts // multi-hub wiring (cluster_wiring.go)
+	cl      clusterParts       // multi-hub wiring (cluster_wiring.go)
+	obs     observabilityParts // analytics and alerting (observability.go)
 
 	// apiURL is URL() once listening, for instances; apiReady is closed
 	// then (instance_env.go).
@@ -148,9 +149,9 @@ func (h *Hub) Open(ctx context.Context) (err error) {
 		{"broker", h.openBroker},
 		{"auth", h.openAuth},
 		{"fleet", h.openFleet},
+		{"observability", h.openObservability},
 		{"http", h.openHTTP},
 		{"cluster", h.openCluster},
-		{"observability", h.openObservability},
 	}
 	for _, s := range steps {
 		if err := s.open(ctx); err != nil {
@@ -304,6 +305,10 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Routes:         &h.cl.routes,
 		Topology:       h.Config.Topology,
 		Moves:          h.Moves,
+		Analytics:      h.obs.analytics,
+		Prices:         h.pricesFunc,
+		GrafanaURL:     h.Config.GrafanaURL,
+		Alerts:         h.obs.alerts,
 		Components: []api.Component{
 			{Name: "raft", Checker: h.Raft},
 			{Name: "store", Checker: h.Store},
@@ -413,7 +418,8 @@ func (h *Hub) openFleet(ctx context.Context) error {
 	}
 	h.Driver = drv
 	h.Fleet = fleet.NewManager(fleet.Config{HubID: h.NodeID, Advertise: h.runtimeHost(), MonitorInterval: h.Config.MonitorInterval,
-		PortMin: h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{
+		MetricsInterval: h.Config.metricsInterval(),
+		PortMin:         h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{
 		Driver: drv, Catalog: h.State, Applier: h.Raft, Credentials: h.Instances, Render: h.renderFlows,
 		Ready: h.caughtUp.Load, Bus: h.Events, Samples: h.Store, Metrics: h.Metrics,
 		Logger:   h.Logger.With("component", "fleet"),

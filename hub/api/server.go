@@ -96,6 +96,16 @@ type Config struct {
 	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
 	// cluster secret themselves (events fan-out, in-flight counts).
 	PeerRoutes map[string]http.Handler
+
+	// Observability (analytics.go, prometheus.go, alerts.go). Analytics
+	// answers GET /api/metrics/fleet and /api/metrics/instances/:id;
+	// Prices is the LLM price table (GET /api/metrics/prices);
+	// GrafanaURL, when set, is where the console embeds the dashboards
+	// from; Alerts serves alert rules, active alerts and their history.
+	Analytics  Analytics
+	Prices     func() metrics.PriceTable
+	GrafanaURL string
+	Alerts     AlertService
 }
 
 // Store is what the API reads of the data store (metric samples, status
@@ -170,6 +180,9 @@ func (s *Server) routes() {
 	s.clusterRoutes()
 	s.deploymentRoutes()
 	s.checkpointRoutes()
+	s.analyticsRoutes()
+	s.prometheusRoutes()
+	s.alertRoutes()
 	s.consoleRoutes()
 }
 

@@ -276,3 +276,24 @@ func TestPriceTable(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntimeExposition: what a Prometheus scraping a runtime through the
+// hub gets is the runtime's agent_* and process metrics, bounded, and
+// passes promtool.
+func TestRuntimeExposition(t *testing.T) {
+	body := append(runtimeFixture(t), []byte("something_else{x=\"y\"} 1\n")...)
+	out, err := RuntimeExposition(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	promtoolCheck(t, out)
+	for _, want := range []string{`agent_workflow_duration_seconds_count{flow="triage"} 2`, "\nprocess_resident_memory_bytes 4",
+		`agent_llm_cost_usd_total{model="gpt-4o-2024-08-06"} 0.0075`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("lacks %s:\n%s", want, out)
+		}
+	}
+	if bytes.Contains(out, []byte("something_else")) {
+		t.Error("an unknown family was passed on")
+	}
+}
