@@ -13,11 +13,11 @@ import (
 
 // Command types 51-60: alerting (hub/alert).
 const (
-	CmdPutAlertRule      CommandType = 51
-	CmdDeleteAlertRule   CommandType = 52
-	CmdPutAlert          CommandType = 53
-	CmdSetAlertDelivery  CommandType = 54
-	CmdDeleteAlerts      CommandType = 55
+	CmdPutAlertRule     CommandType = 51
+	CmdDeleteAlertRule  CommandType = 52
+	CmdPutAlert         CommandType = 53
+	CmdSetAlertDelivery CommandType = 54
+	CmdDeleteAlerts     CommandType = 55
 )
 
 const (

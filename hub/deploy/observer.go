@@ -24,9 +24,9 @@ type Observer interface {
 type noObserver struct{}
 
 func (noObserver) PhaseDone(catalog.Deployment, catalog.DeploymentPhase, time.Duration) {}
-func (noObserver) Finish(catalog.Deployment)                                           {}
-func (noObserver) MessagesHeld(int)                                                    {}
-func (noObserver) MessagesReplayed(int)                                                {}
+func (noObserver) Finish(catalog.Deployment)                                            {}
+func (noObserver) MessagesHeld(int)                                                     {}
+func (noObserver) MessagesReplayed(int)                                                 {}
 
 // final reports whether s is a deployment's last status.
 func final(s catalog.DeploymentStatus) bool {
