@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -346,7 +347,12 @@ receivers:
 			Total, Healthy int
 		} `json:"instances"`
 		Workflows struct {
-			Runs, Errors, ErrorRate, P50Seconds, P95Seconds, P99Seconds float64
+			Runs       float64 `json:"runs"`
+			Errors     float64 `json:"errors"`
+			ErrorRate  float64 `json:"error_rate"`
+			P50Seconds float64 `json:"p50_seconds"`
+			P95Seconds float64 `json:"p95_seconds"`
+			P99Seconds float64 `json:"p99_seconds"`
 		} `json:"workflows"`
 		LLM struct {
 			Tokens, CostUSD float64
@@ -372,8 +378,14 @@ receivers:
 	if fleetStats.Instances.Total != 1 || fleetStats.Instances.Healthy != 1 || len(fleetStats.Series) == 0 {
 		t.Errorf("fleet = %+v", fleetStats)
 	}
-	if len(fleetStats.LLM.ByModel) != 2 || fleetStats.LLM.ByModel[0].Model != "gpt-4o-2024-08-06" ||
-		fleetStats.LLM.ByModel[0].CostUSD != 15*(1000*2.5+500*10)/1e6 || fleetStats.LLM.ByModel[1].CostUSD != 0 {
+	// 15 calls of gpt-4o-2024-08-06 priced as gpt-4o by the hub's table,
+	// 15 of llama3 (free), and the warm-up call (gpt-4o, 100+50 tokens).
+	cost := map[string]float64{}
+	for _, m := range fleetStats.LLM.ByModel {
+		cost[m.Model] = m.CostUSD
+	}
+	if len(cost) != 3 || math.Abs(cost["gpt-4o-2024-08-06"]-15*(1000*2.5+500*10)/1e6) > 1e-9 || cost["llama3"] != 0 ||
+		math.Abs(cost["gpt-4o"]-(100*2.5+50*10)/1e6) > 1e-12 || fleetStats.LLM.ByModel[0].Model != "gpt-4o-2024-08-06" {
 		t.Errorf("cost by model = %+v (want gpt-4o priced by the hub's table, llama3 free)", fleetStats.LLM.ByModel)
 	}
 	wantField(t, h, "GET", "/api/metrics/fleet?window=forever", nil, 400, "window")

@@ -19,9 +19,18 @@ module.exports = function (RED) {
     const flowName = (config.flow || '').trim() || RED.util.getSetting(node, 'NR_FLOW_NAME') || node.z || 'flow';
     const errorOnMsgError = !!config.errorOnMsgError;
 
+    // keyOf reads the key; a missing parent object is no key.
+    function keyOf(msg) {
+      try {
+        return RED.util.getMessageProperty(msg, keyProp);
+      } catch (_) {
+        return undefined;
+      }
+    }
+
     node.on('input', function (msg, send, done) {
       try {
-        let key = RED.util.getMessageProperty(msg, keyProp);
+        let key = keyOf(msg);
         if (action === 'start') {
           if (key === undefined || key === null || key === '') {
             key = RED.util.generateId();
