@@ -39,7 +39,7 @@ type receiver struct {
 	flaky int
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	r := &receiver{posts: map[string][]json.RawMessage{}, at: map[string][]time.Time{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
@@ -321,15 +321,15 @@ receivers:
 	var metricsText string
 	testenv.WaitFor(t, 30*time.Second, "workflow metrics on /metrics", func() error {
 		metricsText = scrapeText(t, h.URL+"/metrics", "")
-		want := fmt.Sprintf(`agent_workflow_duration_seconds_count{color="",flow="triage",instance_id=%q,name="agents",replica="0"} %d`, id, ok+failed+1)
+		want := fmt.Sprintf(`agent_workflow_duration_seconds_count{instance_id=%q,name="agents",replica="0",flow="triage"} %d`, id, ok+failed+1)
 		if !strings.Contains(metricsText, want) {
 			return fmt.Errorf("no %s", want)
 		}
 		return nil
 	})
 	for _, want := range []string{
-		fmt.Sprintf(`agent_workflow_errors_total{color="",flow="triage",instance_id=%q,name="agents",replica="0"} %d`, id, failed),
-		fmt.Sprintf(`agent_llm_tokens_used_total{color="",instance_id=%q,model="gpt-4o-2024-08-06",name="agents",replica="0",type="prompt"} 15000`, id),
+		fmt.Sprintf(`agent_workflow_errors_total{instance_id=%q,name="agents",replica="0",flow="triage"} %d`, id, failed),
+		fmt.Sprintf(`agent_llm_tokens_used_total{instance_id=%q,name="agents",replica="0",model="gpt-4o-2024-08-06",type="prompt"} 15000`, id),
 		fmt.Sprintf(`nodered_instance_up{color="",instance_id=%q,name="agents",replica="0"} 1`, id),
 		`nodered_instance_memory_bytes{color="",instance_id="` + id,
 		`controltower_deployment_success_total{strategy="blue-green"} 0`,

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -98,6 +99,16 @@ func (s *Server) getPrices(c *gin.Context) {
 type DashboardsView struct {
 	GrafanaURL string              `json:"grafana_url"`
 	Dashboards []metrics.Dashboard `json:"dashboards"`
+}
+
+// grafanaOrigin is the scheme://host of an http(s) Grafana URL, for the
+// console's Content-Security-Policy frame-src; "" for anything else.
+func grafanaOrigin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(u.Host, " ;'\"") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 func (s *Server) getDashboards(c *gin.Context) {

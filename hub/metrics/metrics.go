@@ -5,11 +5,12 @@
 package metrics
 
 import (
+	"bufio"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 )
 
 // Metrics is the hub's private registry (not the global default, so tests
@@ -110,7 +111,7 @@ func New(version, region string) *Metrics {
 	m.Runtimes = NewRuntimes()
 	r.MustRegister(m.InstanceUp, m.InstanceCPU, m.InstanceMemory, m.InstanceNetRx, m.InstanceNetTx,
 		m.InstanceCrashLoop, m.InstanceRestarts, m.RaftHasLeader, m.AlertsFiring, m.AlertNotifications,
-		m.AlertEvaluationTime, m.Runtimes)
+		m.AlertEvaluationTime)
 	m.Deploy.register(r)
 	r.MustRegister(m.HTTPRequests, m.HTTPDuration, m.ComponentUp, m.RaftLeader, m.BuildInfo,
 		collectors.NewGoCollector(),
@@ -119,7 +120,28 @@ func New(version, region string) *Metrics {
 	return m
 }
 
-// Handler serves the registry in the Prometheus exposition format.
+// Handler serves the registry and the runtime series (Runtimes) in the
+// Prometheus text format. It does not compress: with thousands of
+// runtimes the exposition is tens of megabytes, which gzip would take
+// longer to compress than a LAN takes to carry (Prometheus accepts an
+// uncompressed answer to its gzip request).
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mfs, err := m.Registry.Gather()
+		if err != nil && len(mfs) == 0 {
+			http.Error(w, "gather metrics: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+		bw := bufio.NewWriterSize(w, 256<<10)
+		for _, mf := range mfs {
+			if _, err := expfmt.MetricFamilyToText(bw, mf); err != nil {
+				return
+			}
+		}
+		if _, err := m.Runtimes.WriteTo(bw); err != nil {
+			return
+		}
+		_ = bw.Flush()
+	})
 }

@@ -213,8 +213,8 @@ func TestHubMetricsPassPromtool(t *testing.T) {
 		`controltower_deployment_success_total{strategy="blue-green"} 1`,
 		`controltower_deployment_failure_total{outcome="rolled_back",strategy="blue-green"} 0`,
 		`controltower_deployment_held_messages_total 3`,
-		`agent_workflow_duration_seconds_count{color="",flow="triage",instance_id="i1",name="triage",replica="0"} 2`,
-		`agent_llm_tokens_used_total{color="",instance_id="i1",model="gpt-4o-2024-08-06",name="triage",replica="0",type="prompt"} 1000`,
+		`agent_workflow_duration_seconds_count{instance_id="i1",name="triage",replica="0",flow="triage"} 2`,
+		`agent_llm_tokens_used_total{instance_id="i1",name="triage",replica="0",model="gpt-4o-2024-08-06",type="prompt"} 1000`,
 		`flow="evil\"} x{ \\"`,
 	} {
 		if !bytes.Contains(out, []byte(want)) {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -265,44 +266,50 @@ type RuntimeSnapshot struct {
 	At         time.Time
 }
 
-// Runtimes holds the latest Usage of every runtime this hub runs and
-// exports it as a prometheus.Collector. It is safe for concurrent use.
-type Runtimes struct {
-	mu   sync.RWMutex
-	byID map[string]*RuntimeSnapshot // by allocation id
-
-	duration, errors, active        *prometheus.Desc
-	tokens, requests, cost, runtime *prometheus.Desc
+// Families of the runtime series on the hub's /metrics, in the order
+// written.
+var runtimeFamilies = []struct{ name, typ, help string }{
+	{famWorkflowDuration, "histogram", "Duration of finished workflows (timed by the RedForge workflow node), by runtime and flow."},
+	{famWorkflowErrors, "counter", "Workflows that ended in error or timed out, by runtime and flow."},
+	{famWorkflowActive, "gauge", "Workflows started and not yet ended, by runtime and flow."},
+	{famLLMTokens, "counter", "LLM tokens used (recorded by the RedForge LLM usage node), by runtime, model and type (prompt, completion)."},
+	{famLLMRequests, "counter", "LLM calls recorded, by runtime and model."},
+	{famLLMCost, "counter", "Estimated LLM cost in US dollars (tokens × the hub's price table), by runtime and model."},
+	{"agent_runtime_last_scrape_timestamp_seconds", "gauge", "Unix time the hub last read the runtime's workflow and LLM metrics."},
 }
 
-// NewRuntimes returns an empty collector.
+// runtimeEntry is one runtime's snapshot and its series, rendered once
+// when observed (every MetricsInterval), one text block per family.
+type runtimeEntry struct {
+	snap   RuntimeSnapshot
+	blocks [][]byte // by runtimeFamilies index
+}
+
+// Runtimes holds the latest Usage of every runtime this hub runs and
+// writes it on the hub's /metrics. A hub may run thousands of runtimes
+// with tens of flows each (hundreds of thousands of series), so their
+// exposition is rendered when a runtime is observed, not at each scrape:
+// a scrape copies the blocks (WriteTo). It is safe for concurrent use.
+type Runtimes struct {
+	mu    sync.RWMutex
+	byID  map[string]*runtimeEntry // by allocation id
+	order []string                 // allocation ids, sorted; nil when stale
+}
+
+// NewRuntimes returns an empty collection.
 func NewRuntimes() *Runtimes {
-	rl := runtimeLabelNames
-	with := func(extra ...string) []string { return append(slices.Clone(rl), extra...) }
-	return &Runtimes{
-		byID: map[string]*RuntimeSnapshot{},
-		duration: prometheus.NewDesc(famWorkflowDuration,
-			"Duration of finished workflows (timed by the RedForge workflow node), by runtime and flow.", with("flow"), nil),
-		errors: prometheus.NewDesc(famWorkflowErrors,
-			"Workflows that ended in error or timed out, by runtime and flow.", with("flow"), nil),
-		active: prometheus.NewDesc(famWorkflowActive,
-			"Workflows started and not yet ended, by runtime and flow.", with("flow"), nil),
-		tokens: prometheus.NewDesc(famLLMTokens,
-			"LLM tokens used (recorded by the RedForge LLM usage node), by runtime, model and type (prompt, completion).", with("model", "type"), nil),
-		requests: prometheus.NewDesc(famLLMRequests,
-			"LLM calls recorded, by runtime and model.", with("model"), nil),
-		cost: prometheus.NewDesc(famLLMCost,
-			"Estimated LLM cost in US dollars (tokens × the hub's price table), by runtime and model.", with("model"), nil),
-		runtime: prometheus.NewDesc("agent_runtime_last_scrape_timestamp_seconds",
-			"Unix time the hub last read the runtime's workflow and LLM metrics.", rl, nil),
-	}
+	return &Runtimes{byID: map[string]*runtimeEntry{}}
 }
 
 // Observe stores the latest usage of the runtime of allocation alloc.
 func (r *Runtimes) Observe(alloc string, labels prometheus.Labels, u Usage, at time.Time) {
+	e := &runtimeEntry{snap: RuntimeSnapshot{Allocation: alloc, Labels: labels, Usage: u, At: at}, blocks: render(labels, u, at)}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.byID[alloc] = &RuntimeSnapshot{Allocation: alloc, Labels: labels, Usage: u, At: at}
+	if _, ok := r.byID[alloc]; !ok {
+		r.order = nil
+	}
+	r.byID[alloc] = e
 }
 
 // Forget drops a runtime this hub no longer runs.
@@ -312,7 +319,10 @@ func (r *Runtimes) Forget(alloc string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.byID, alloc)
+	if _, ok := r.byID[alloc]; ok {
+		delete(r.byID, alloc)
+		r.order = nil
+	}
 }
 
 // Snapshot returns a copy of every runtime's latest usage.
@@ -320,44 +330,141 @@ func (r *Runtimes) Snapshot() []RuntimeSnapshot {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out := make([]RuntimeSnapshot, 0, len(r.byID))
-	for _, s := range r.byID {
-		c := *s
-		c.Usage = s.Usage.Clone()
+	for _, e := range r.byID {
+		c := e.snap
+		c.Usage = e.snap.Usage.Clone()
 		out = append(out, c)
 	}
 	return out
 }
 
-// Describe implements prometheus.Collector.
-func (r *Runtimes) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{r.duration, r.errors, r.active, r.tokens, r.requests, r.cost, r.runtime} {
-		ch <- d
+// WriteTo writes every runtime's series in the Prometheus text format,
+// each family once with its HELP and TYPE, runtimes in allocation order.
+func (r *Runtimes) WriteTo(w io.Writer) (int64, error) {
+	r.mu.Lock()
+	if r.order == nil {
+		r.order = slices.Sorted(maps.Keys(r.byID))
 	}
+	order, byID := r.order, make([]*runtimeEntry, 0, len(r.order))
+	for _, id := range order {
+		byID = append(byID, r.byID[id])
+	}
+	r.mu.Unlock()
+	var n int64
+	for f, fam := range runtimeFamilies {
+		if len(byID) == 0 {
+			break
+		}
+		k, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", fam.name, fam.help, fam.name, fam.typ)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+		for _, e := range byID {
+			k, err := w.Write(e.blocks[f])
+			n += int64(k)
+			if err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
 }
 
-// Collect implements prometheus.Collector.
-func (r *Runtimes) Collect(ch chan<- prometheus.Metric) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, s := range r.byID {
-		lv := []string{s.Labels["instance_id"], s.Labels["name"], s.Labels["color"], s.Labels["replica"]}
-		ch <- prometheus.MustNewConstMetric(r.runtime, prometheus.GaugeValue, float64(s.At.UnixMilli())/1000, lv...)
-		for flow, f := range s.Usage.Flows {
-			l := append(lv[:4:4], flow)
-			buckets := make(map[float64]uint64, len(WorkflowBuckets)) // kept by the metric until written
-			for i, b := range WorkflowBuckets {
-				buckets[b] = uint64(f.Buckets[i])
-			}
-			ch <- prometheus.MustNewConstHistogram(r.duration, uint64(f.Count), f.Sum, buckets, l...)
-			ch <- prometheus.MustNewConstMetric(r.errors, prometheus.CounterValue, f.Errors, l...)
-			ch <- prometheus.MustNewConstMetric(r.active, prometheus.GaugeValue, f.Active, l...)
-		}
-		for model, m := range s.Usage.Models {
-			l := append(lv[:4:4], model)
-			ch <- prometheus.MustNewConstMetric(r.tokens, prometheus.CounterValue, m.PromptTokens, append(l, "prompt")...)
-			ch <- prometheus.MustNewConstMetric(r.tokens, prometheus.CounterValue, m.CompletionTokens, append(l, "completion")...)
-			ch <- prometheus.MustNewConstMetric(r.requests, prometheus.CounterValue, m.Requests, l...)
-			ch <- prometheus.MustNewConstMetric(r.cost, prometheus.CounterValue, m.CostUSD, l...)
+// escapeLabel escapes a label value for the text format: backslash,
+// double quote and newline.
+func escapeLabel(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '"':
+			b = append(b, '\\', '"')
+		case '\n':
+			b = append(b, '\\', 'n')
+		default:
+			b = append(b, c)
 		}
 	}
+	return b
+}
+
+func appendLabel(b []byte, name, value string) []byte {
+	b = append(b, name...)
+	b = append(b, '=', '"')
+	b = escapeLabel(b, value)
+	return append(b, '"')
+}
+
+func appendFloat(b []byte, v float64) []byte {
+	switch {
+	case math.IsInf(v, 1):
+		return append(b, "+Inf"...)
+	case math.IsInf(v, -1):
+		return append(b, "-Inf"...)
+	case math.IsNaN(v):
+		return append(b, "NaN"...)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+// line appends `name{prefix,extra...} value\n`; extra are name, value pairs.
+func line(b []byte, name, prefix string, v float64, extra ...string) []byte {
+	b = append(b, name...)
+	b = append(b, '{')
+	b = append(b, prefix...)
+	for i := 0; i+1 < len(extra); i += 2 {
+		b = append(b, ',')
+		b = appendLabel(b, extra[i], extra[i+1])
+	}
+	b = append(b, '}', ' ')
+	b = appendFloat(b, v)
+	return append(b, '\n')
+}
+
+// leValues are the le labels of WorkflowBuckets, formatted once.
+var leValues = func() []string {
+	out := make([]string, len(WorkflowBuckets))
+	for i, b := range WorkflowBuckets {
+		out[i] = strconv.FormatFloat(b, 'g', -1, 64)
+	}
+	return out
+}()
+
+// render makes one runtime's text blocks, one per runtimeFamilies entry.
+// The runtime labels come first (an empty color is left out: the same
+// series to Prometheus), flows and models in sorted order.
+func render(labels prometheus.Labels, u Usage, at time.Time) [][]byte {
+	var p []byte
+	for i, k := range runtimeLabelNames {
+		if v := labels[k]; v != "" || k != "color" {
+			if i > 0 && len(p) > 0 {
+				p = append(p, ',')
+			}
+			p = appendLabel(p, k, v)
+		}
+	}
+	prefix := string(p)
+	blocks := make([][]byte, len(runtimeFamilies))
+	flows := slices.Sorted(maps.Keys(u.Flows))
+	for _, flow := range flows {
+		f := u.Flows[flow]
+		for i := range WorkflowBuckets {
+			blocks[0] = line(blocks[0], famWorkflowDuration+"_bucket", prefix, f.Buckets[i], "flow", flow, "le", leValues[i])
+		}
+		blocks[0] = line(blocks[0], famWorkflowDuration+"_bucket", prefix, f.Count, "flow", flow, "le", "+Inf")
+		blocks[0] = line(blocks[0], famWorkflowDuration+"_sum", prefix, f.Sum, "flow", flow)
+		blocks[0] = line(blocks[0], famWorkflowDuration+"_count", prefix, f.Count, "flow", flow)
+		blocks[1] = line(blocks[1], famWorkflowErrors, prefix, f.Errors, "flow", flow)
+		blocks[2] = line(blocks[2], famWorkflowActive, prefix, f.Active, "flow", flow)
+	}
+	for _, model := range slices.Sorted(maps.Keys(u.Models)) {
+		m := u.Models[model]
+		blocks[3] = line(blocks[3], famLLMTokens, prefix, m.PromptTokens, "model", model, "type", "prompt")
+		blocks[3] = line(blocks[3], famLLMTokens, prefix, m.CompletionTokens, "model", model, "type", "completion")
+		blocks[4] = line(blocks[4], famLLMRequests, prefix, m.Requests, "model", model)
+		blocks[5] = line(blocks[5], famLLMCost, prefix, m.CostUSD, "model", model)
+	}
+	blocks[6] = line(blocks[6], "agent_runtime_last_scrape_timestamp_seconds", prefix, float64(at.UnixMilli())/1000)
+	return blocks
 }

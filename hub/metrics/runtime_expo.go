@@ -34,9 +34,8 @@ func RuntimeExposition(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := NewRuntimes()
 	reg := prometheus.NewPedanticRegistry()
-	one := &singleRuntime{r: unlabelled(r), u: u, fams: fams}
+	one := &singleRuntime{d: unlabelledDescs(), u: u, fams: fams}
 	if err := reg.Register(one); err != nil {
 		return nil, err
 	}
@@ -53,22 +52,28 @@ func RuntimeExposition(body []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// unlabelled is r with descriptors that carry no runtime labels.
-func unlabelled(r *Runtimes) *Runtimes {
+// runtimeDescs describe one runtime's agent families, without runtime
+// labels.
+type runtimeDescs struct {
+	duration, errors, active, tokens, requests, cost *prometheus.Desc
+}
+
+func unlabelledDescs() runtimeDescs {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
-	r.duration = d(famWorkflowDuration, "Duration of finished workflows, by flow.", "flow")
-	r.errors = d(famWorkflowErrors, "Workflows that ended in error or timed out, by flow.", "flow")
-	r.active = d(famWorkflowActive, "Workflows started and not yet ended, by flow.", "flow")
-	r.tokens = d(famLLMTokens, "LLM tokens used, by model and type (prompt, completion).", "model", "type")
-	r.requests = d(famLLMRequests, "LLM calls recorded, by model.", "model")
-	r.cost = d(famLLMCost, "Estimated LLM cost in US dollars, by model.", "model")
-	return r
+	return runtimeDescs{
+		duration: d(famWorkflowDuration, "Duration of finished workflows, by flow.", "flow"),
+		errors:   d(famWorkflowErrors, "Workflows that ended in error or timed out, by flow.", "flow"),
+		active:   d(famWorkflowActive, "Workflows started and not yet ended, by flow.", "flow"),
+		tokens:   d(famLLMTokens, "LLM tokens used, by model and type (prompt, completion).", "model", "type"),
+		requests: d(famLLMRequests, "LLM calls recorded, by model.", "model"),
+		cost:     d(famLLMCost, "Estimated LLM cost in US dollars, by model.", "model"),
+	}
 }
 
 type singleRuntime struct {
-	r    *Runtimes
+	d    runtimeDescs
 	u    Usage
 	fams map[string]*dto.MetricFamily
 }
@@ -76,7 +81,7 @@ type singleRuntime struct {
 func (s *singleRuntime) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(s, ch) }
 
 func (s *singleRuntime) Collect(ch chan<- prometheus.Metric) {
-	r := s.r
+	r := s.d
 	for flow, f := range s.u.Flows {
 		buckets := make(map[float64]uint64, len(WorkflowBuckets))
 		for i, b := range WorkflowBuckets {
