@@ -24,7 +24,7 @@ import (
 // daySamples writes a day of what 100 busy instances leave in the store:
 // one usage sample per instance and one hub sample per 15 s interval
 // (hub/analytics), and their CPU and memory samples (hub/fleet).
-func daySamples(b *testing.B, st store.Store, end time.Time) int {
+func daySamples(b *testing.B, st store.Store, hubID string, end time.Time) int {
 	const instances, interval = 100, 15 * time.Second
 	usage := []byte(`{"runs":12,"errors":1,"sum":3.1,"buckets":[2,5,3,1,1,0,0,0,0],"active":1,"models":{"gpt-4o":{"prompt":9000,"completion":3000,"requests":12,"cost":0.0525}},"flows":{"triage":{"runs":12,"errors":1,"sum":3.1}}}`)
 	hubUsage := []byte(`{"runs":1200,"errors":100,"sum":310,"buckets":[200,500,300,100,100,0,0,0,0],"active":100,"models":{"gpt-4o":{"prompt":900000,"completion":300000,"requests":1200,"cost":5.25}}}`)
@@ -45,7 +45,7 @@ func daySamples(b *testing.B, st store.Store, end time.Time) int {
 				store.MetricSample{Time: t, Source: id, Name: "cpu_percent", Value: 12.5},
 				store.MetricSample{Time: t, Source: id, Name: "memory_bytes", Value: 180 << 20})
 		}
-		batch = append(batch, store.MetricSample{Time: t, Source: analytics.HubSourcePrefix + "bench", Name: analytics.SampleHubUsage, Labels: hubUsage, Value: 1200})
+		batch = append(batch, store.MetricSample{Time: t, Source: analytics.HubSourcePrefix + hubID, Name: analytics.SampleHubUsage, Labels: hubUsage, Value: 1200})
 		if len(batch) >= 6000 {
 			flush()
 		}
@@ -85,7 +85,7 @@ func BenchmarkFleetAnalytics(b *testing.B) {
 		for _, backend := range hubtest.Backends {
 			h := hubtest.Start(b, hubtest.WithBackend(b, backend))
 			start := time.Now()
-			rows := daySamples(b, h.Store, time.Now().UTC())
+			rows := daySamples(b, h.Store, h.NodeID, time.Now().UTC())
 			loaded := time.Since(start)
 			timeGets(b, h, "/api/metrics/fleet", 5) // warm
 			hour := timeGets(b, h, "/api/metrics/fleet", 200)

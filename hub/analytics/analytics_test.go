@@ -56,6 +56,7 @@ type stubCatalog struct {
 
 func (c stubCatalog) Instances() []catalog.Instance     { return c.insts }
 func (c stubCatalog) Allocations() []catalog.Allocation { return c.allocs }
+func (c stubCatalog) Hubs() []catalog.Hub               { return []catalog.Hub{{ID: "hub-a"}} }
 
 func usage(runs, errs, sum float64, buckets []float64, active float64, tokens float64) metrics.Usage {
 	return metrics.Usage{

@@ -34,6 +34,7 @@ type Reader interface {
 type Catalog interface {
 	Instances() []catalog.Instance
 	Allocations() []catalog.Allocation
+	Hubs() []catalog.Hub
 }
 
 // Service answers the fleet analytics queries.
@@ -184,9 +185,16 @@ func (s *Service) Fleet(ctx context.Context, window time.Duration) (FleetStats, 
 	step := stepOf(window)
 	out := FleetStats{Window: window.String(), From: from, To: to, Step: step.String()}
 	out.Instances, out.Replicas = s.counts(func(catalog.Instance) bool { return true })
-	samples, err := s.samples(ctx, store.MetricQuery{Name: SampleHubUsage, Start: from, End: to})
-	if err != nil {
-		return out, err
+	// One read per hub of the cluster: by source and name, the store's
+	// narrowest index, whatever the window (a hub removed from the cluster
+	// no longer counts).
+	var samples []store.MetricSample
+	for _, h := range s.Catalog.Hubs() {
+		ss, err := s.samples(ctx, store.MetricQuery{Source: HubSourcePrefix + h.ID, Name: SampleHubUsage, Start: from, End: to})
+		if err != nil {
+			return out, err
+		}
+		samples = append(samples, ss...)
 	}
 	total, series, active := aggregate(samples, from, step, int(math.Ceil(float64(window)/float64(step))))
 	out.Workflows = workflowStats(total, window)
