@@ -538,6 +538,15 @@ receivers:
 	if len(active.Alerts) != 0 {
 		t.Errorf("alerts still active after the instance came back: %+v", active.Alerts)
 	}
+	// Stopped on purpose is not down: its up series goes away (Prometheus's
+	// RedForgeInstanceDown must not fire for it) and no alert fires.
+	h.JSON(t, "POST", "/api/instances/agents/stop", nil, 202, nil)
+	testenv.WaitFor(t, 30*time.Second, "no up series for a stopped instance", func() error {
+		if strings.Contains(scrapeText(t, h.URL+"/metrics", ""), `nodered_instance_up{color="",instance_id="`+id) {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
 	var audit struct {
 		Records []struct{ Action string } `json:"records"`
 	}

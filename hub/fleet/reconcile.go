@@ -352,12 +352,17 @@ func (m *Manager) setStatus(ctx context.Context, w catalog.Work, status, msg str
 			up = 1
 		}
 		l := metrics.RuntimeLabels(w.Row.ID, w.Row.Name, a.Replica)
-		m.metrics.InstanceUp.With(l).Set(up)
-		looping := 0.0
-		if status == StatusCrashLooping {
-			looping = 1
+		if status == StatusStopped { // stopped on purpose: not "down"
+			m.metrics.InstanceUp.Delete(l)
+			m.metrics.InstanceCrashLoop.Delete(l)
+		} else {
+			m.metrics.InstanceUp.With(l).Set(up)
+			looping := 0.0
+			if status == StatusCrashLooping {
+				looping = 1
+			}
+			m.metrics.InstanceCrashLoop.With(l).Set(looping)
 		}
-		m.metrics.InstanceCrashLoop.With(l).Set(looping)
 	}
 	if _, err := m.raft.Apply(ctx, catalog.SetAllocationObserved(a.ID, m.cfg.HubID, obs)); err != nil {
 		if errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrNotFound) {
