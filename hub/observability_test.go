@@ -330,8 +330,8 @@ receivers:
 	for _, want := range []string{
 		fmt.Sprintf(`agent_workflow_errors_total{instance_id=%q,name="agents",replica="0",flow="triage"} %d`, id, failed),
 		fmt.Sprintf(`agent_llm_tokens_used_total{instance_id=%q,name="agents",replica="0",model="gpt-4o-2024-08-06",type="prompt"} 15000`, id),
-		fmt.Sprintf(`nodered_instance_up{color="",instance_id=%q,name="agents",replica="0"} 1`, id),
-		`nodered_instance_memory_bytes{color="",instance_id="` + id,
+		fmt.Sprintf(`nodered_instance_up{instance_id=%q,name="agents",replica="0"} 1`, id),
+		`nodered_instance_memory_bytes{instance_id="` + id,
 		`controltower_deployment_success_total{strategy="blue-green"} 0`,
 		`controltower_raft_is_leader 1`,
 	} {
@@ -542,7 +542,7 @@ receivers:
 	// RedForgeInstanceDown must not fire for it) and no alert fires.
 	h.JSON(t, "POST", "/api/instances/agents/stop", nil, 202, nil)
 	testenv.WaitFor(t, 30*time.Second, "no up series for a stopped instance", func() error {
-		if strings.Contains(scrapeText(t, h.URL+"/metrics", ""), `nodered_instance_up{color="",instance_id="`+id) {
+		if strings.Contains(scrapeText(t, h.URL+"/metrics", ""), `nodered_instance_up{instance_id="`+id) {
 			return fmt.Errorf("still there")
 		}
 		return nil

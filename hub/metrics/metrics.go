@@ -27,13 +27,13 @@ type Metrics struct {
 	// Instance series are labelled by RuntimeLabels: instance_id and name
 	// (the logical instance), color (the deployment color row, "" for
 	// the instance's own row) and replica.
-	InstanceUp          *prometheus.GaugeVec   // nodered_instance_up
-	InstanceCPU         *prometheus.GaugeVec   // nodered_instance_cpu_usage
-	InstanceMemory      *prometheus.GaugeVec   // nodered_instance_memory_bytes
-	InstanceNetRx       *prometheus.GaugeVec   // nodered_instance_network_receive_bytes
-	InstanceNetTx       *prometheus.GaugeVec   // nodered_instance_network_transmit_bytes
-	InstanceCrashLoop   *prometheus.GaugeVec   // nodered_instance_crash_looping
-	InstanceRestarts    *prometheus.CounterVec // nodered_instance_restarts_total
+	InstanceUp          *RuntimeVec            // nodered_instance_up
+	InstanceCPU         *RuntimeVec            // nodered_instance_cpu_usage
+	InstanceMemory      *RuntimeVec            // nodered_instance_memory_bytes
+	InstanceNetRx       *RuntimeVec            // nodered_instance_network_receive_bytes
+	InstanceNetTx       *RuntimeVec            // nodered_instance_network_transmit_bytes
+	InstanceCrashLoop   *RuntimeVec            // nodered_instance_crash_looping
+	InstanceRestarts    *RuntimeVec            // nodered_instance_restarts_total
 	RaftHasLeader       prometheus.Gauge       // controltower_raft_has_leader
 	AlertsFiring        *prometheus.GaugeVec   // controltower_alerts_firing{severity}
 	AlertNotifications  *prometheus.CounterVec // controltower_alert_notifications_total{channel,result}
@@ -45,13 +45,11 @@ type Metrics struct {
 	Runtimes *Runtimes
 }
 
-func instanceGauge(name, help string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, runtimeLabelNames)
-}
+func instanceGauge(name, help string) *RuntimeVec { return newRuntimeVec(name, help, "gauge") }
 
-func (m *Metrics) instanceVecs() []*prometheus.MetricVec {
-	return []*prometheus.MetricVec{m.InstanceUp.MetricVec, m.InstanceCPU.MetricVec, m.InstanceMemory.MetricVec,
-		m.InstanceNetRx.MetricVec, m.InstanceNetTx.MetricVec, m.InstanceCrashLoop.MetricVec, m.InstanceRestarts.MetricVec}
+func (m *Metrics) instanceVecs() []*RuntimeVec {
+	return []*RuntimeVec{m.InstanceUp, m.InstanceCPU, m.InstanceMemory, m.InstanceNetRx, m.InstanceNetTx,
+		m.InstanceCrashLoop, m.InstanceRestarts}
 }
 
 // ForgetAllocation drops the series of one replica of a row that this
@@ -97,8 +95,8 @@ func New(version, region string) *Metrics {
 	m.InstanceNetRx = instanceGauge("nodered_instance_network_receive_bytes", "Bytes the instance received.")
 	m.InstanceNetTx = instanceGauge("nodered_instance_network_transmit_bytes", "Bytes the instance sent.")
 	m.InstanceCrashLoop = instanceGauge("nodered_instance_crash_looping", "1 when the replica crashed too often and the hub stopped restarting it.")
-	m.InstanceRestarts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nodered_instance_restarts_total",
-		Help: "Restarts of the replica after a failure (an exit or failed health checks), by this hub."}, runtimeLabelNames)
+	m.InstanceRestarts = newRuntimeVec("nodered_instance_restarts_total",
+		"Restarts of the replica after a failure (an exit or failed health checks), by this hub.", "counter")
 	m.RaftHasLeader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "controltower_raft_has_leader",
 		Help: "1 when this hub knows a Raft leader (itself or another hub)."})
 	m.AlertsFiring = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "controltower_alerts_firing",
@@ -109,9 +107,7 @@ func New(version, region string) *Metrics {
 		Help: "Time one evaluation of every hub-native alert rule took.", Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5}})
 	m.Deploy = newDeployMetrics()
 	m.Runtimes = NewRuntimes()
-	r.MustRegister(m.InstanceUp, m.InstanceCPU, m.InstanceMemory, m.InstanceNetRx, m.InstanceNetTx,
-		m.InstanceCrashLoop, m.InstanceRestarts, m.RaftHasLeader, m.AlertsFiring, m.AlertNotifications,
-		m.AlertEvaluationTime)
+	r.MustRegister(m.RaftHasLeader, m.AlertsFiring, m.AlertNotifications, m.AlertEvaluationTime)
 	m.Deploy.register(r)
 	r.MustRegister(m.HTTPRequests, m.HTTPDuration, m.ComponentUp, m.RaftLeader, m.BuildInfo,
 		collectors.NewGoCollector(),
@@ -136,6 +132,11 @@ func (m *Metrics) Handler() http.Handler {
 		bw := bufio.NewWriterSize(w, 256<<10)
 		for _, mf := range mfs {
 			if _, err := expfmt.MetricFamilyToText(bw, mf); err != nil {
+				return
+			}
+		}
+		for _, v := range m.instanceVecs() {
+			if _, err := v.WriteTo(bw); err != nil {
 				return
 			}
 		}

@@ -207,8 +207,9 @@ func TestHubMetricsPassPromtool(t *testing.T) {
 	out := scrape(t, m)
 	promtoolCheck(t, out)
 	for _, want := range []string{
-		`nodered_instance_up{color="",instance_id="i1",name="triage",replica="0"} 1`,
-		`nodered_instance_cpu_usage{color="",instance_id="i1",name="triage",replica="0"} 12.5`,
+		`nodered_instance_up{instance_id="i1",name="triage",replica="0"} 1`,
+		`nodered_instance_cpu_usage{instance_id="i1",name="triage",replica="0"} 12.5`,
+		`nodered_instance_restarts_total{instance_id="i1",name="triage",replica="0"} 1`,
 		`controltower_deployment_duration_seconds_count{outcome="succeeded",strategy="blue-green"} 1`,
 		`controltower_deployment_success_total{strategy="blue-green"} 1`,
 		`controltower_deployment_failure_total{outcome="rolled_back",strategy="blue-green"} 0`,

@@ -435,16 +435,7 @@ var leValues = func() []string {
 // The runtime labels come first (an empty color is left out: the same
 // series to Prometheus), flows and models in sorted order.
 func render(labels prometheus.Labels, u Usage, at time.Time) [][]byte {
-	var p []byte
-	for i, k := range runtimeLabelNames {
-		if v := labels[k]; v != "" || k != "color" {
-			if i > 0 && len(p) > 0 {
-				p = append(p, ',')
-			}
-			p = appendLabel(p, k, v)
-		}
-	}
-	prefix := string(p)
+	prefix := renderRuntimeLabels(labels)
 	blocks := make([][]byte, len(runtimeFamilies))
 	flows := slices.Sorted(maps.Keys(u.Flows))
 	for _, flow := range flows {
