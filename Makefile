@@ -9,7 +9,7 @@ export REDFORGE_TESTENV ?= $(REDFORGE_CACHE)/run/testenv.env
 TEST_TIMEOUT ?= 14m
 PKGS ?= ./...
 
-.PHONY: help nodered build console console-test run test test-env test-env-status test-env-down check fmt-check vet cross bench clean proto
+.PHONY: help nodered build console console-test run test test-env test-env-status test-env-down check fmt-check vet cross bench clean proto dashboards
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ PROTOC_GEN_GO_VERSION ?= v1.36.12
 proto: ## regenerate syncproto's Go code from sync.proto (protoc from Debian, protoc-gen-go from the module proxy)
 	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	PATH=$(CURDIR)/bin:$$PATH protoc --proto_path=syncproto --go_out=syncproto --go_opt=paths=source_relative syncproto/sync.proto
+
+dashboards: ## regenerate the Grafana dashboards (packaging/grafana/dashboards/*.json) with Grafana's Go SDK
+	$(GO) run ./cmd/dashboards
 
 clean: ## remove build output (not ./data)
 	rm -rf bin

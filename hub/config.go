@@ -79,6 +79,9 @@ type Config struct {
 	// ClusterConfig: --join, --advertise, Raft timeouts, the topology
 	// (cluster_config.go).
 	ClusterConfig
+	// ObservabilityConfig: Grafana, LLM prices, metric and alert
+	// intervals, the alert mail server (observability_config.go).
+	ObservabilityConfig
 }
 
 // DefaultConfig returns the embedded-defaults configuration.
@@ -149,6 +152,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	demo := fs.Bool("demo", false, "create a demo instance with a sample flow when the fleet is empty")
 	monitor := fs.Duration("monitor-interval", cfg.MonitorInterval, "instance health check interval (1s or more)")
 	applyCluster := clusterFlags(fs)
+	applyObservability := observabilityFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -188,6 +192,9 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	}
 	cfg.AdminPassword = getenv("REDFORGE_ADMIN_PASSWORD")
 	if err := applyCluster(&cfg, set, getenv); err != nil {
+		return cfg, err
+	}
+	if err := applyObservability(&cfg, set, getenv); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -278,6 +285,7 @@ func (c Config) Validate() error {
 		bad("shutdown-timeout", "must be positive")
 	}
 	errs = append(errs, c.validateCluster()...)
+	errs = append(errs, c.validateObservability()...)
 	return errors.Join(errs...)
 }
 

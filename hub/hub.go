@@ -94,7 +94,8 @@ type Hub struct {
 	httpSrv *http.Server
 	serveCh chan error
 	closers []namedCloser
-	cl      clusterParts // multi-hub wiring (cluster_wiring.go)
+	cl      clusterParts       // multi-hub wiring (cluster_wiring.go)
+	obs     observabilityParts // analytics and alerting (observability.go)
 
 	// apiURL is URL() once listening, for instances; apiReady is closed
 	// then (instance_env.go).
@@ -148,6 +149,7 @@ func (h *Hub) Open(ctx context.Context) (err error) {
 		{"broker", h.openBroker},
 		{"auth", h.openAuth},
 		{"fleet", h.openFleet},
+		{"observability", h.openObservability},
 		{"http", h.openHTTP},
 		{"cluster", h.openCluster},
 	}
@@ -303,6 +305,10 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Routes:         &h.cl.routes,
 		Topology:       h.Config.Topology,
 		Moves:          h.Moves,
+		Analytics:      h.obs.analytics,
+		Prices:         h.pricesFunc,
+		GrafanaURL:     h.Config.GrafanaURL,
+		Alerts:         h.obs.alerts,
 		Components: []api.Component{
 			{Name: "raft", Checker: h.Raft},
 			{Name: "store", Checker: h.Store},
@@ -412,7 +418,8 @@ func (h *Hub) openFleet(ctx context.Context) error {
 	}
 	h.Driver = drv
 	h.Fleet = fleet.NewManager(fleet.Config{HubID: h.NodeID, Advertise: h.runtimeHost(), MonitorInterval: h.Config.MonitorInterval,
-		PortMin: h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{
+		MetricsInterval: h.Config.metricsInterval(),
+		PortMin:         h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{
 		Driver: drv, Catalog: h.State, Applier: h.Raft, Credentials: h.Instances, Render: h.renderFlows,
 		Ready: h.caughtUp.Load, Bus: h.Events, Samples: h.Store, Metrics: h.Metrics,
 		Logger:   h.Logger.With("component", "fleet"),
@@ -575,7 +582,7 @@ func (h *Hub) openDeploy() {
 	o := deploy.New(deploy.Config{BrokerAddr: h.brokerAddr, RelaySession: h.relaySession()}, deploy.Deps{
 		Catalog: h.State, Applier: h.Raft, Fleet: h.Fleet, Rows: h.Instances, Bus: h.Bus, Coord: h.Coord, Audit: h.Audit,
 		Events: h.Events, Checkpoints: h.Store, IsLeader: h.Raft.IsLeader, ClusterIdle: h.clusterIdle,
-		Logger: h.Logger.With("component", "deploy"),
+		Logger: h.Logger.With("component", "deploy"), Observer: h.Metrics.Deploy,
 	})
 	h.Proxy = proxy.New(proxyResolver{h.Instances, h.State}, h.locality(), h.Logger.With("component", "proxy"))
 	o.SetProxy(h.Proxy)

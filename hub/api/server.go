@@ -96,6 +96,16 @@ type Config struct {
 	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
 	// cluster secret themselves (events fan-out, in-flight counts).
 	PeerRoutes map[string]http.Handler
+
+	// Observability (analytics.go, prometheus.go, alerts.go). Analytics
+	// answers GET /api/metrics/fleet and /api/metrics/instances/:id;
+	// Prices is the LLM price table (GET /api/metrics/prices);
+	// GrafanaURL, when set, is where the console embeds the dashboards
+	// from; Alerts serves alert rules, active alerts and their history.
+	Analytics  Analytics
+	Prices     func() metrics.PriceTable
+	GrafanaURL string
+	Alerts     AlertService
 }
 
 // Store is what the API reads of the data store (metric samples, status
@@ -142,7 +152,7 @@ func New(cfg Config) *Server {
 		cfg.Logger.Error("trusted proxies ignored: no forwarding header is trusted", logKeyError, err)
 		_ = e.SetTrustedProxies(nil)
 	}
-	e.Use(requestID(), s.accessLog(), recovery(), securityHeaders(), s.cors(), limitBody(), s.readConsistency())
+	e.Use(requestID(), s.accessLog(), recovery(), securityHeaders(grafanaOrigin(cfg.GrafanaURL)), s.cors(), limitBody(), s.readConsistency())
 	e.NoRoute(func(c *gin.Context) {
 		abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no route " + c.Request.Method + " " + c.Request.URL.Path})
 	})
@@ -170,6 +180,9 @@ func (s *Server) routes() {
 	s.clusterRoutes()
 	s.deploymentRoutes()
 	s.checkpointRoutes()
+	s.analyticsRoutes()
+	s.prometheusRoutes()
+	s.alertRoutes()
 	s.consoleRoutes()
 }
 

@@ -26,6 +26,11 @@ const (
 	ResourceAIDecisions Resource = "ai_decisions"
 	// ResourceCheckpoints are workflow checkpoints posted by instances.
 	ResourceCheckpoints Resource = "checkpoints"
+	// ResourceMetrics is fleet analytics and Prometheus service discovery
+	// (read only; a ScopeMetrics token may do nothing else).
+	ResourceMetrics Resource = "metrics"
+	// ResourceAlerts are alert rules, active alerts and their history.
+	ResourceAlerts Resource = "alerts"
 )
 
 // Action is what is done to a resource.
@@ -42,7 +47,8 @@ const (
 // Resources lists every resource, in matrix order.
 var Resources = []Resource{
 	ResourceInstances, ResourceDeployments, ResourceEdges, ResourceRegions, ResourceModels,
-	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceReports, ResourceUsers, ResourceTokens,
+	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceReports, ResourceMetrics, ResourceAlerts,
+	ResourceUsers, ResourceTokens,
 }
 
 // Actions lists every action, in matrix order.
@@ -73,6 +79,8 @@ var matrix = map[Resource][3]string{
 	ResourceAIDecisions: {"CRUD", "-R--", "-R--"},
 	ResourceCheckpoints: {"CRUD", "-R--", "-R--"},
 	ResourceReports:     {"CRUD", "CR--", "-R--"},
+	ResourceMetrics:     {"CRUD", "-R--", "-R--"},
+	ResourceAlerts:      {"CRUD", "CRU-", "-R--"},
 	ResourceUsers:       {"CRUD", "----", "----"},
 	ResourceTokens:      {"CRUD", "----", "----"},
 }
@@ -83,6 +91,13 @@ var matrix = map[Resource][3]string{
 var InstanceScopePermissions = []Permission{
 	{ResourceAIDecisions, ActionCreate},
 	{ResourceCheckpoints, ActionCreate},
+}
+
+// MetricsScopePermissions is everything a ScopeMetrics API token may do,
+// whatever its role: read metrics (Prometheus service discovery, runtime
+// metrics, fleet analytics), the credential a Prometheus server is given.
+var MetricsScopePermissions = []Permission{
+	{ResourceMetrics, ActionRead},
 }
 
 // Permission is one (resource, action) pair.
@@ -129,8 +144,11 @@ func PermissionsOfPrincipal(p Principal) []Permission {
 	if !KnownRole(p.Role) {
 		return nil
 	}
-	if p.Scope == ScopeInstance {
+	switch p.Scope {
+	case ScopeInstance:
 		return append([]Permission(nil), InstanceScopePermissions...)
+	case ScopeMetrics:
+		return append([]Permission(nil), MetricsScopePermissions...)
 	}
 	return PermissionsOf(p.Role)
 }
@@ -191,6 +209,13 @@ func Authorize(p Principal, res Resource, act Action, t Target) error {
 	}
 	if p.Scope == ScopeInstance {
 		return authorizeInstanceScope(p, res, act, t)
+	}
+	if p.Scope == ScopeMetrics {
+		if (Permission{res, act}) == MetricsScopePermissions[0] {
+			return nil
+		}
+		return &ForbiddenError{Role: p.Role, Resource: res, Action: act,
+			Why: "this token is scoped to metrics and may only read metrics"}
 	}
 	if Can(p.Role, res, act) {
 		return nil

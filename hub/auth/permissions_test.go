@@ -23,6 +23,8 @@ audit         CRUD  -R--     -R--
 ai_decisions  CRUD  -R--     -R--
 checkpoints   CRUD  -R--     -R--
 reports       CRUD  CR--     -R--
+metrics       CRUD  -R--     -R--
+alerts        CRUD  CRU-     -R--
 users         CRUD  ----     ----
 tokens        CRUD  ----     ----
 `

@@ -81,7 +81,7 @@ func (b *Embedded) Open(ctx context.Context) error {
 		return fmt.Errorf("mqtt listen %s: %w", b.Listen, err)
 	}
 	b.ln = ln
-	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: b.Logger})
+	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(quietEOF{b.Logger.Handler()})})
 	if err := b.srv.AddHook(&authHook{auth: b.Auth}, nil); err != nil {
 		ln.Close()
 		return fmt.Errorf("mqtt auth hook: %w", err)

@@ -139,6 +139,17 @@ func fixtureCommands() []Command {
 		PutMove(Move{Instance: "i-1", Name: "orders", Home: "eu-west", To: "us-east", At: t0, Reason: "region down"}),
 		DeleteMove("i-1"),
 		SetInstanceLive("i-1", "i-2"),
+		PutAlertRule(AlertRule{ID: "r-1", Name: "instance down", Metric: "nodered_instance_up", Condition: "<", Threshold: 1,
+			Severity: "critical", Channels: []AlertChannel{{Type: "webhook", URL: "http://127.0.0.1:9/hook"}, {Type: "email", To: []string{"ops@example.com"}}},
+			Match: map[string]string{"name": "orders"}, CreatedAt: t0, UpdatedAt: t0}, IfIndex(0)),
+		PutAlertRule(AlertRule{ID: "r-gone", Name: "gone", Metric: "nodered_instance_up", Condition: "<", Severity: "info"}),
+		DeleteAlertRule("r-gone"),
+		PutAlert(Alert{ID: "a-1", RuleID: "r-1", RuleName: "instance down", Severity: "critical", Labels: map[string]string{"name": "orders"},
+			State: "firing", Active: "r-1/abc", Value: 0, Summary: "orders is down", StartsAt: t0,
+			Deliveries: []AlertDelivery{{Event: "firing", Channel: AlertChannel{Type: "webhook", URL: "http://127.0.0.1:9/hook"}, Status: "pending"}}}, IfIndex(0)),
+		SetAlertDelivery("a-1", 0, AlertDelivery{Event: "firing", Channel: AlertChannel{Type: "webhook", URL: "http://127.0.0.1:9/hook"}, Status: "sent", Attempts: 1, At: t0}),
+		PutAlert(Alert{ID: "a-old", RuleID: "r-1", State: "resolved", StartsAt: t0, EndsAt: t0}),
+		DeleteAlerts([]string{"a-old", "a-missing"}),
 	}
 }
 

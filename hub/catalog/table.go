@@ -49,7 +49,7 @@ const (
 var tableOrder = []string{
 	tableRegions, tableSettings, tableUsers, tableInstances, tableDeployments,
 	tableAPITokens, tableEdges, tableEnrollmentTokens, tableHubs, tableAllocations,
-	tableFlows, tableCredentials, tableMoves, tableIndex,
+	tableFlows, tableCredentials, tableMoves, tableAlertRules, tableAlerts, tableIndex,
 }
 
 func schema() *memdb.DBSchema {
@@ -57,7 +57,7 @@ func schema() *memdb.DBSchema {
 		regionsTable(), settingsTable(), usersTable(), instancesTable(),
 		deploymentsTable(), apiTokensTable(), edgesTable(),
 		enrollmentTokensTable(), hubsTable(), allocationsTable(), flowsTable(),
-		credentialsTable(), movesTable(), indexTable(),
+		credentialsTable(), movesTable(), alertRulesTable(), alertsTable(), indexTable(),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, t := range tables {
@@ -139,6 +139,10 @@ func singular(table string) string {
 		return "flows"
 	case tableCredentials:
 		return "credentials"
+	case tableAlertRules:
+		return "alert rule"
+	case tableAlerts:
+		return "alert"
 	}
 	return table[:len(table)-1]
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +50,8 @@ func (o *Orchestrator) update(ctx context.Context, id string, msg string, f func
 	if err != nil {
 		return d, err
 	}
+	prev := d
+	prev.History = slices.Clone(d.History)
 	phase, status := d.Phase, d.Status
 	f(&d)
 	d.UpdatedAt = o.now().UTC()
@@ -61,6 +64,7 @@ func (o *Orchestrator) update(ctx context.Context, id string, msg string, f func
 	}
 	typ := events.DeploymentUpdate
 	if changed {
+		o.observe(prev, d)
 		typ = events.DeploymentPhase
 		o.log.Info("deployment phase", "deployment", id, "phase", d.Phase, "status", d.Status, "message", msg)
 	}
@@ -421,6 +425,7 @@ func (o *Orchestrator) resume(ctx context.Context, d *catalog.Deployment, spec *
 	o.progress(ctx, d.ID, 75)
 	n, err := o.relay.release(ctx, logical.Name, green.Name)
 	spec.Replayed += n
+	o.obs.MessagesReplayed(n)
 	_ = o.putSpec(ctx, d.ID, *spec)
 	if err != nil {
 		return err
@@ -559,6 +564,7 @@ func (o *Orchestrator) rollback(ctx context.Context, d catalog.Deployment, spec 
 			for {
 				n, err := o.relay.release(ctx, logical.Name, blue.Name)
 				spec.Replayed += n
+				o.obs.MessagesReplayed(n)
 				if err == nil || ctx.Err() != nil {
 					break
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/events"
+	"github.com/redforge/controltower/hub/metrics"
 	"github.com/redforge/controltower/nodered"
 )
 
@@ -350,7 +351,18 @@ func (m *Manager) setStatus(ctx context.Context, w catalog.Work, status, msg str
 		if status == StatusRunning {
 			up = 1
 		}
-		m.metrics.InstanceUp.WithLabelValues(w.Row.ID, w.Row.Name, strconv.Itoa(a.Replica)).Set(up)
+		l := metrics.RuntimeLabels(w.Row.ID, w.Row.Name, a.Replica)
+		if status == StatusStopped { // stopped on purpose: not "down"
+			m.metrics.InstanceUp.Delete(l)
+			m.metrics.InstanceCrashLoop.Delete(l)
+		} else {
+			m.metrics.InstanceUp.With(l).Set(up)
+			looping := 0.0
+			if status == StatusCrashLooping {
+				looping = 1
+			}
+			m.metrics.InstanceCrashLoop.With(l).Set(looping)
+		}
 	}
 	if _, err := m.raft.Apply(ctx, catalog.SetAllocationObserved(a.ID, m.cfg.HubID, obs)); err != nil {
 		if errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrNotFound) {

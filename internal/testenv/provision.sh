@@ -27,7 +27,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 IMAGE_RECIPE=$REPO/packaging/nodered/build-local-image.sh
 
 DEB_PACKAGES=(postgresql-15 redis-server mosquitto docker.io qemu-user-static
-	protobuf-compiler chromium iproute2 ca-certificates)
+	protobuf-compiler chromium iproute2 ca-certificates prometheus prometheus-alertmanager)
 
 STEP=setup
 say() { printf '%s\n' "$*"; }
@@ -298,6 +298,26 @@ step_context_redis() {
 	say "context-redis: in $NR_DIR (installed)"
 }
 
+# step_runtime_nodes installs packaging/nodered/runtime (the RedForge
+# runtime package: the workflow timer and LLM usage nodes, issue 17) beside
+# Node-RED, as a copy, so every runtime (and the local image) has them;
+# reused while the installed files equal the repo's.
+step_runtime_nodes() {
+	STEP=runtime-nodes
+	local src=$REPO/packaging/nodered/runtime
+	local dst=$NR_DIR/node_modules/@redforge/node-red-runtime
+	[[ -f $src/package.json ]] || { say "runtime-nodes: none in the repo"; return; }
+	if diff -rq -x node_modules "$src" "$dst" >/dev/null 2>&1; then
+		say "runtime-nodes: in $NR_DIR (reused)"
+		return
+	fi
+	npm install --prefix "$NR_DIR" --install-links "$src" --no-audit --no-fund --loglevel=error \
+		>"$CACHE/npm-runtime-nodes.log" 2>&1 ||
+		{ show_log "$CACHE/npm-runtime-nodes.log" 20; fail "npm install $src (log $CACHE/npm-runtime-nodes.log)"; }
+	cmp -s "$src/package.json" "$dst/package.json" || fail "npm did not install $src into $dst"
+	say "runtime-nodes: in $NR_DIR (installed)"
+}
+
 step_image() {
 	STEP=node-red-image
 	[[ -f $IMAGE_RECIPE ]] || fail "$IMAGE_RECIPE is missing"
@@ -311,7 +331,8 @@ step_tools() {
 	STEP=tools
 	local b
 	for b in /usr/bin/chromium /usr/bin/qemu-aarch64-static /usr/bin/qemu-arm-static \
-		/usr/bin/redis-server /usr/sbin/mosquitto /usr/bin/protoc; do
+		/usr/bin/redis-server /usr/sbin/mosquitto /usr/bin/protoc /usr/bin/prometheus /usr/bin/promtool \
+		/usr/bin/prometheus-alertmanager; do
 		[[ -x $b ]] || fail "$b is missing"
 	done
 	say "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
@@ -320,6 +341,7 @@ step_tools() {
 	redis=$(/usr/bin/redis-server --version | awk '{print $3}')
 	mosq=$({ /usr/sbin/mosquitto -h 2>/dev/null || true; } | awk 'NR==1{print $3}')
 	say "redis: ${redis#v=}, mosquitto: $mosq, protoc: $(/usr/bin/protoc --version | awk '{print $2}')"
+	say "prometheus: $(/usr/bin/prometheus --version 2>&1 | awk 'NR==1{print $3}'), alertmanager: $(/usr/bin/prometheus-alertmanager --version 2>&1 | awk 'NR==1{print $3}')"
 }
 
 step_envfile() {
@@ -338,6 +360,9 @@ step_envfile() {
 		REDFORGE_TEST_QEMU_AARCH64=/usr/bin/qemu-aarch64-static
 		REDFORGE_TEST_QEMU_ARM=/usr/bin/qemu-arm-static
 		REDFORGE_TEST_PROTOC=/usr/bin/protoc
+		REDFORGE_TEST_PROMETHEUS=/usr/bin/prometheus
+		REDFORGE_TEST_PROMTOOL=/usr/bin/promtool
+		REDFORGE_TEST_ALERTMANAGER=/usr/bin/prometheus-alertmanager
 	EOF
 	mv "$tmp" "$ENV_FILE"
 	say "env: $ENV_FILE"
@@ -361,6 +386,7 @@ cmd_up() {
 	step_docker
 	step_nodered
 	step_context_redis
+	step_runtime_nodes
 	step_image
 	step_tools
 	step_envfile
