@@ -21,6 +21,9 @@ const PeerProbeInterval = 2 * time.Second
 type clusterParts struct {
 	fwd    *cluster.HTTPForwarder
 	routes peerRoutes
+	// started is set by openCluster, the last step of Open: a hub that
+	// fails before it leaves the cluster it joined (startup.go).
+	started atomic.Bool
 }
 
 // configureCluster fills the multi-hub settings of the Raft config:
@@ -44,10 +47,12 @@ func (h *Hub) selfInfo() cluster.HubInfo {
 		Advertise: h.runtimeHost()}
 }
 
-// joinCluster runs after the Raft node opened: with --join and no earlier
-// membership it asks the hub at --join to add it, then waits until it has
-// caught up with the leader (a consistent read), so the steps after it see
-// the replicated catalog.
+// joinCluster runs once every listener is bound and every backend open
+// (startup.go): with --join and no earlier membership it asks the hub at
+// --join to add it, then waits until it has caught up with the leader (a
+// consistent read), so the steps after it see the replicated catalog. Both
+// are bounded by --join-timeout. From the join on, a failed start leaves
+// the cluster again (leaveAfterFailedStart).
 func (h *Hub) joinCluster(ctx context.Context) error {
 	h.cl.fwd.Lookup = h.Raft.HubAPI
 	if h.Config.Join == "" {
@@ -65,10 +70,13 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 		})
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.Config.joinTimeout())
+	defer cancel()
 	voter, err := cluster.JoinVia(ctx, h.cl.fwd.Client, h.Config.Join, h.Config.ClusterSecret, h.selfInfo())
 	if err != nil {
 		return fmt.Errorf("join %s: %w", h.Config.Join, err)
 	}
+	h.onClose("leave", h.leaveAfterFailedStart)
 	h.Logger.Info("joined the cluster", "via", h.Config.Join, "voter", voter)
 	for {
 		err := h.Raft.ConsistentRead(ctx)
@@ -77,7 +85,7 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("join %s: catch up with the leader: %w", h.Config.Join, err)
+			return fmt.Errorf("join %s: catch up with the leader within --join-timeout %s: %w", h.Config.Join, h.Config.joinTimeout(), err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -87,6 +95,7 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 // cluster directory (so others can forward to it when it leads) and starts
 // probing the other hubs.
 func (h *Hub) openCluster(context.Context) error {
+	h.cl.started.Store(true)
 	info := h.selfInfo()
 	h.background(func(ctx context.Context) {
 		if err := h.Raft.RegisterSelf(ctx, info); err != nil && ctx.Err() == nil {
