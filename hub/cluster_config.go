@@ -26,8 +26,9 @@ type ClusterConfig struct {
 	// RaftAdvertise is the Raft address other hubs dial; empty: --raft-listen.
 	RaftAdvertise string `json:"raft_advertise"`
 	// ClusterSecret authenticates hub-to-hub calls (join, forwarded writes,
-	// consistent reads). REDFORGE_CLUSTER_SECRET only, never a flag or
-	// file, never logged; required with --join.
+	// consistent reads). REDFORGE_CLUSTER_SECRET, its _FILE or
+	// cluster-secret in --secrets-dir; never a flag, never logged;
+	// required with --join.
 	ClusterSecret string `json:"-"`
 	// Raft timeouts; zero takes hub/cluster's defaults (see regions/DESIGN.md).
 	RaftHeartbeatTimeout time.Duration `json:"raft_heartbeat_timeout"`
