@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +32,7 @@ type clusterParts struct {
 // and the HTTP forwarder (whose Lookup is set once the node exists).
 func (h *Hub) configureCluster(cfg *cluster.Config) {
 	c := h.Config.ClusterConfig
-	cfg.Bootstrap = c.Join == ""
+	cfg.Bootstrap = !h.joins()
 	cfg.AdvertiseAddr = c.RaftAdvertise
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = c.RaftHeartbeatTimeout, c.RaftElectionTimeout, c.RaftLeaseTimeout
 	cfg.MaxVoters, cfg.DeadServerTimeout = c.RaftMaxVoters, c.DeadServerTimeout
@@ -40,6 +41,15 @@ func (h *Hub) configureCluster(cfg *cluster.Config) {
 	}
 	h.cl.fwd = &cluster.HTTPForwarder{Secret: c.ClusterSecret, Client: &http.Client{Timeout: 15 * time.Second}}
 	cfg.Forwarder = h.cl.fwd
+}
+
+// joins reports whether this hub joins a cluster rather than bootstrapping
+// one: --join is set and is not this hub's own --advertise URL. So every
+// pod of a StatefulSet can be given the first pod's URL (packaging/k8s):
+// the first pod bootstraps, the others join it.
+func (h *Hub) joins() bool {
+	c := h.Config.ClusterConfig
+	return c.Join != "" && (c.Advertise == "" || strings.TrimRight(c.Join, "/") != strings.TrimRight(c.Advertise, "/"))
 }
 
 func (h *Hub) selfInfo() cluster.HubInfo {
@@ -55,7 +65,7 @@ func (h *Hub) selfInfo() cluster.HubInfo {
 // the cluster again (leaveAfterFailedStart).
 func (h *Hub) joinCluster(ctx context.Context) error {
 	h.cl.fwd.Lookup = h.Raft.HubAPI
-	if h.Config.Join == "" {
+	if !h.joins() {
 		return nil
 	}
 	if h.Raft.HadState() {

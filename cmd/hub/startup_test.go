@@ -145,3 +145,20 @@ func TestStartupFailureAfterJoinLeaves(t *testing.T) {
 		return nil
 	})
 }
+
+// TestStartupJoinSelfBootstraps: a hub whose --join is its own --advertise
+// URL (every pod of the Kubernetes StatefulSet is given the first pod's
+// URL) bootstraps a cluster, and a second hub joins it.
+func TestStartupJoinSelfBootstraps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-hub process test (-short)")
+	}
+	o := clusterOpts{heartbeat: 500 * time.Millisecond, deadAfter: time.Hour}
+	a := newHubProc(t, "hub-a", "us", "", o)
+	seed := "http://" + a.apiLink.Addr() + "/"
+	a.args = append(a.args, "--join", seed)
+	a.start()
+	b := startHubProc(t, "hub-b", "eu", seed, o)
+	token := a.login(t)
+	waitServers(t, b, token, "hub-a", "hub-b")
+}
