@@ -2,7 +2,7 @@
 // validates against (packaging/k8s/testdata/schemas), in the layout
 // kubeconform reads (kind-group-version.json, standalone, strict), from
 // Kubernetes' own published OpenAPI v2 document, api/openapi-spec/swagger.json
-// of the k8s.io/kubernetes module (make k8s-schemas fetches it through the
+// of the k8s.io/kubernetes module (make kube-schemas fetches it through the
 // Go module proxy). Only the kinds the manifests use are written.
 //
 // A schema is the kind's definition with the definitions it references
@@ -75,7 +75,7 @@ func run(swaggerPath, out, version string) error {
 			return err
 		}
 	}
-	note := fmt.Sprintf("Kubernetes %s: api/openapi-spec/swagger.json of the Go module k8s.io/kubernetes@%s, by packaging/k8s/schemagen (make k8s-schemas)\n", version, version)
+	note := fmt.Sprintf("Kubernetes %s: api/openapi-spec/swagger.json of the Go module k8s.io/kubernetes@%s, by packaging/k8s/schemagen (make kube-schemas)\n", version, version)
 	return os.WriteFile(filepath.Join(out, "VERSION"), []byte(note), 0o644)
 }
 
