@@ -52,12 +52,14 @@ test-env-down: ## stop the shared test servers
 test: test-env console ## provision the test environment, build the console, then run every test against real components
 	cd console && npm test
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	cd packaging && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-vet: ## go vet every package
+vet: ## go vet every package (the packaging module too)
 	$(GO) vet ./...
+	cd packaging && $(GO) vet ./...
 
 check: fmt-check vet lint test ## gofmt check, go vet, staticcheck and the tests
 
@@ -123,12 +125,13 @@ K8S_VERSION ?= v1.37.2
 
 kube-schemas: ## regenerate packaging/k8s/testdata/schemas from Kubernetes' swagger.json (k8s.io/kubernetes from the Go module proxy)
 	dir=$$(cd / && $(GO) mod download -json k8s.io/kubernetes@$(K8S_VERSION) | sed -n 's/.*"Dir": "\(.*\)",/\1/p'); \
-	$(GO) run ./packaging/k8s/schemagen -swagger $$dir/api/openapi-spec/swagger.json -out packaging/k8s/testdata/schemas -version $(K8S_VERSION)
+	cd packaging && $(GO) run ./k8s/schemagen -swagger $$dir/api/openapi-spec/swagger.json -out k8s/testdata/schemas -version $(K8S_VERSION)
 
 STATICCHECK_VERSION ?= v0.8.2
 
 lint: ## staticcheck with the checks staticcheck.conf lists and explains (from the Go module proxy)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	cd packaging && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 audit-console: ## npm audit of the console's production dependencies: fails on a high or critical advisory
 	@cd console && out=$$(npm audit --omit=dev --audit-level=high --json 2>/dev/null); rc=$$?; \
