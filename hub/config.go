@@ -70,9 +70,10 @@ type Config struct {
 	InstancePortMax int `json:"instance_port_max"`
 	// MonitorInterval is how often each instance's health is checked.
 	MonitorInterval time.Duration `json:"monitor_interval"`
-	// AdminPassword is the first admin's password (REDFORGE_ADMIN_PASSWORD
-	// only: never a flag, so it stays out of process listings). Empty: a
-	// random one is generated and printed once.
+	// AdminPassword is the first admin's password (REDFORGE_ADMIN_PASSWORD,
+	// REDFORGE_ADMIN_PASSWORD_FILE or admin-password in --secrets-dir;
+	// never a flag, so it stays out of process listings). Empty: a random
+	// one is generated and printed once.
 	AdminPassword string `json:"-"`
 	// ShutdownTimeout bounds a graceful shutdown after SIGTERM.
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
@@ -145,6 +146,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs := flag.NewFlagSet("redforge-hub", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	configFile := fs.String("config", getenv("REDFORGE_CONFIG"), "optional JSON config file")
+	secretsDir := fs.String("secrets-dir", getenv("REDFORGE_SECRETS_DIR"), "directory with one file per setting, named as the flag (cluster-secret, admin-password, store …), as Docker and Kubernetes mount secrets; each REDFORGE_X can also be read from the file REDFORGE_X_FILE names (secrets.go)")
 	for _, o := range cfg.options() {
 		fs.String(o.name, *o.ptr, o.usage+" (env "+EnvName(o.name)+")")
 	}
@@ -164,6 +166,8 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 			return cfg, err
 		}
 	}
+	secrets := newSecretFiles(getenv, *secretsDir)
+	getenv = secrets.Getenv
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, o := range cfg.options() {
@@ -197,7 +201,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	if err := applyObservability(&cfg, set, getenv); err != nil {
 		return cfg, err
 	}
-	return cfg, nil
+	return cfg, secrets.Err()
 }
 
 func (c *Config) loadFile(path string) error {

@@ -147,6 +147,11 @@ func (h *Hub) Open(ctx context.Context) (err error) {
 		{"coord", h.openCoord},
 		{"raft", h.openRaft},
 		{"broker", h.openBroker},
+		// Every listener is bound and every backend open before the join
+		// (startup.go): a hub that cannot start must not become a voter.
+		{"listen", h.bindHTTP},
+		{"driver", h.openDriver},
+		{"join", h.joinCluster},
 		{"auth", h.openAuth},
 		{"fleet", h.openFleet},
 		{"observability", h.openObservability},
@@ -241,9 +246,6 @@ func (h *Hub) openRaft(ctx context.Context) error {
 		return fmt.Errorf("raft %s: %w", h.Config.RaftListen, err)
 	}
 	h.onClose("raft", h.Raft.Close)
-	if err := h.joinCluster(ctx); err != nil {
-		return err
-	}
 	return nil
 }
 
@@ -316,11 +318,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 			{Name: "broker", Checker: h.Bus},
 		},
 	})
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", h.Config.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", h.Config.Listen, err)
-	}
-	h.ln = ln
+	ln := h.ln // bound by bindHTTP before the join
 	h.apiURL = h.URL()
 	close(h.apiReadyCh())
 	h.httpSrv = &http.Server{
@@ -409,14 +407,9 @@ func (h *Hub) maintainAuth(ctx context.Context) {
 	}
 }
 
-// openFleet picks the fleet driver (docker when its daemon answers and
-// --driver is auto or docker, else process) and starts the manager.
+// openFleet starts the fleet manager on the driver openDriver opened.
 func (h *Hub) openFleet(ctx context.Context) error {
-	drv, err := h.pickDriver(ctx)
-	if err != nil {
-		return err
-	}
-	h.Driver = drv
+	drv := h.Driver // opened by openDriver before the join
 	h.Fleet = fleet.NewManager(fleet.Config{HubID: h.NodeID, Advertise: h.runtimeHost(), MonitorInterval: h.Config.MonitorInterval,
 		MetricsInterval: h.Config.metricsInterval(),
 		PortMin:         h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{

@@ -38,6 +38,8 @@ var routeTable = []routeRule{
 	{"GET", "/api/tokens", "perm", "tokens", "read"},
 	{"POST", "/api/tokens", "perm", "tokens", "create"},
 	{"DELETE", "/api/tokens/:id", "perm", "tokens", "delete"},
+	{"GET", "/api/auth/keys", "perm", "tokens", "read"},
+	{"POST", "/api/auth/keys/rotate", "perm", "tokens", "create"},
 	{"GET", "/api/audit", "perm", "audit", "read"},
 	{"GET", "/api/audit/verify", "perm", "audit", "read"},
 	{"GET", "/api/audit/export", "perm", "audit", "read"},

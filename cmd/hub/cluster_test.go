@@ -80,6 +80,14 @@ type clusterOpts struct {
 // startHubProc starts hub id in region, joining via join when set.
 func startHubProc(t testing.TB, id, region, join string, o clusterOpts) *hubProc {
 	t.Helper()
+	h := newHubProc(t, id, region, join, o)
+	h.start()
+	return h
+}
+
+// newHubProc prepares hub id (ports, links, flags) without starting it.
+func newHubProc(t testing.TB, id, region, join string, o clusterOpts) *hubProc {
+	t.Helper()
 	apiPort, raftPort := testenv.FreePort(t), testenv.FreePort(t)
 	h := &hubProc{t: t, id: id, region: region, api: fmt.Sprintf("http://127.0.0.1:%d", apiPort), env: o.env}
 	h.apiLink = testenv.Proxy(t, fmt.Sprintf("127.0.0.1:%d", apiPort))
@@ -102,7 +110,6 @@ func startHubProc(t testing.TB, id, region, join string, o clusterOpts) *hubProc
 		h.args = append(h.args, "--join", join)
 	}
 	h.args = append(h.args, o.extra...)
-	h.start()
 	return h
 }
 

@@ -47,6 +47,7 @@ func commands() []command {
 		{"deploy", "(FILE | --flows-version N) --instance NAME [--wait]: blue-green deploy, printing its phases", runDeploy},
 		{"rollback", "DEPLOYMENT_ID: roll a deployment back inside its rollback window", runRollback},
 		{"edges", "list|show ID|token [--region R] [--ttl D]|config get ID|config set ID FLOWS_FILE [--settings FILE]", runEdges},
+		{"auth", "keys|rotate-keys: list the JWT signing keys, or add one that new tokens use (old tokens verify until they expire)", runAuth},
 		{"cluster", "status|leave HUB_ID|join --id --region --raft --api (needs REDFORGE_CLUSTER_SECRET)", runCluster},
 		{"version", "print towerctl's version", func(_ context.Context, _ *Client, _ []string, out io.Writer) error {
 			_, err := fmt.Fprintln(out, "towerctl", version)

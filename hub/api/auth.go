@@ -40,6 +40,7 @@ func (s *Server) authRoutes() {
 	s.handle(http.MethodGet, "/api/tokens", Perm(auth.ResourceTokens, auth.ActionRead), s.listTokens)
 	s.handle(http.MethodPost, "/api/tokens", Perm(auth.ResourceTokens, auth.ActionCreate), s.createToken)
 	s.handle(http.MethodDelete, "/api/tokens/:id", Perm(auth.ResourceTokens, auth.ActionDelete), s.revokeToken)
+	s.keyRoutes() // keys.go
 }
 
 // self marks a route any authenticated session may call for itself.

@@ -27,6 +27,7 @@ const (
 	Logout               = "LOGOUT"
 	TokenCreated         = "TOKEN_CREATED"
 	TokenRevoked         = "TOKEN_REVOKED"
+	SigningKeyRotated    = "SIGNING_KEY_ROTATED"
 	EdgeTokenCreated     = "EDGE_TOKEN_CREATED"
 	EdgeEnrolled         = "EDGE_ENROLLED"
 	EdgeConfigUpdated    = "EDGE_CONFIG_UPDATED"
@@ -38,7 +39,7 @@ var Actions = []string{
 	InstanceDestroyed, FlowsDeployed, DeploymentStarted, DeploymentCompleted, DeploymentRolledBack,
 	UserCreated, UserUpdated, UserDeleted, RoleAssigned, PasswordChanged, ConfigUpdated,
 	LoginSucceeded, LoginFailed, Logout, TokenCreated, TokenRevoked, EdgeTokenCreated, EdgeEnrolled,
-	EdgeConfigUpdated,
+	EdgeConfigUpdated, SigningKeyRotated,
 }
 
 var actionRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)

@@ -61,7 +61,6 @@ type Embedded struct {
 	ln     net.Listener
 	nextID atomic.Int64
 	closed atomic.Bool
-	mu     sync.Mutex
 }
 
 var _ Bus = (*Embedded)(nil)

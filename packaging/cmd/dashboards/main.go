@@ -12,7 +12,7 @@ import (
 )
 
 func main() {
-	dir := flag.String("out", "packaging/grafana", "directory to write dashboards/*.json into")
+	dir := flag.String("out", "grafana", "directory to write dashboards/*.json into")
 	flag.Parse()
 	for _, s := range grafana.Specs() {
 		b, err := grafana.JSON(s)
