@@ -176,8 +176,14 @@ func panel(p Panel) (cog.Builder[dashboard.Panel], error) {
 	return nil, fmt.Errorf("panel %q: unknown kind %q", p.Title, p.Kind)
 }
 
-// Build builds one dashboard with the SDK.
+// Build builds one dashboard with the SDK. It builds the classic (v1)
+// dashboard model on purpose: file provisioning in the Grafana releases
+// people run (10-12) reads v1 JSON; the SDK marks it deprecated in favour
+// of v2, which only Grafana 12's new schema reads.
+//
+//lint:ignore SA1019 v1 is what Grafana's file provisioning reads (see above)
 func Build(s Spec) (dashboard.Dashboard, error) {
+	//lint:ignore SA1019 v1 dashboards, see Build
 	b := dashboard.NewDashboardBuilder(s.Title).Uid(s.UID).Description(s.Description).
 		Tags([]string{"redforge"}).Refresh("30s").Time("now-1h", "now").Timezone("browser").
 		Tooltip(dashboard.DashboardCursorSyncCrosshair).
@@ -185,7 +191,7 @@ func Build(s Spec) (dashboard.Dashboard, error) {
 	for _, p := range s.Panels {
 		pb, err := panel(p)
 		if err != nil {
-			return dashboard.Dashboard{}, err
+			return dashboard.Dashboard{}, err //lint:ignore SA1019 v1 dashboards, see Build
 		}
 		b = b.WithPanel(pb)
 	}
