@@ -347,7 +347,7 @@ func (h *Hub) openAuth(ctx context.Context) error {
 		h.Events.Close()
 		return nil
 	})
-	h.Auth = auth.New(auth.Config{Logger: h.Logger.With("component", "auth")}, h.State, h.Raft)
+	h.Auth = auth.New(auth.Config{Logger: h.Logger.With("component", "auth"), Sealer: h.Seal}, h.State, h.Raft)
 	// A hub that just joined may not have the leader's catalog (and so the
 	// key and admin) yet, nor a route to the leader: retry for a while
 	// rather than fail the start.

@@ -35,8 +35,46 @@ const SigningKeyBytes = 32
 // RotateKeys has since replaced still finds its key (retiredKey).
 type signingKey struct {
 	ID        string    `json:"kid"`
-	Key       []byte    `json:"key"`
+	Key       []byte    `json:"key,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// Sealed is the key sealed by the hub (Config.Sealer): with a sealer
+	// the catalog holds only this, never Key.
+	Sealed string `json:"sealed,omitempty"`
+}
+
+// keyContext binds a sealed signing key to its id.
+func keyContext(kid string) string { return "auth/signing_key/" + kid }
+
+// sealed returns k as the catalog keeps it: sealed when there is a sealer.
+func (s *Service) sealed(k signingKey) (signingKey, error) {
+	if s.cfg.Sealer == nil {
+		return k, nil
+	}
+	v, err := s.cfg.Sealer.Seal(keyContext(k.ID), base64.StdEncoding.EncodeToString(k.Key))
+	if err != nil {
+		return k, fmt.Errorf("seal signing key: %w", err)
+	}
+	k.Sealed, k.Key = v, nil
+	return k, nil
+}
+
+// opened returns k with its Key in clear (a key written before sealing is
+// read as it is).
+func (s *Service) opened(k signingKey) (signingKey, error) {
+	if k.Sealed == "" {
+		return k, nil
+	}
+	if s.cfg.Sealer == nil {
+		return k, fmt.Errorf("signing key %s is sealed and this hub has no sealing key", k.ID)
+	}
+	v, err := s.cfg.Sealer.Open(keyContext(k.ID), k.Sealed)
+	if err != nil {
+		return k, fmt.Errorf("open signing key %s: %w", k.ID, err)
+	}
+	if k.Key, err = base64.StdEncoding.DecodeString(v); err != nil {
+		return k, fmt.Errorf("signing key %s: %w", k.ID, err)
+	}
+	return k, nil
 }
 
 // cachedKey is the decoded signing key and the ModifyIndex of the setting
@@ -56,7 +94,10 @@ func (s *Service) EnsureSigningKey(ctx context.Context) error {
 	if err == nil || !errors.Is(err, catalog.ErrNotFound) {
 		return err
 	}
-	k := signingKey{ID: randomString(9), Key: randomBytes(SigningKeyBytes), CreatedAt: s.now().UTC()}
+	k, err := s.sealed(signingKey{ID: randomString(9), Key: randomBytes(SigningKeyBytes), CreatedAt: s.now().UTC()})
+	if err != nil {
+		return err
+	}
 	_, err = apply[catalog.Setting](ctx, s.ap, catalog.PutSetting(settingSigningKey, k, catalog.IfIndex(0)))
 	if err != nil && !errors.Is(err, catalog.ErrConflict) { // conflict: another hub won
 		return fmt.Errorf("ensure signing key: %w", err)
@@ -81,6 +122,9 @@ func (s *Service) signingKey() (signingKey, error) {
 	var k signingKey
 	if err := json.Unmarshal(st.Value, &k); err != nil {
 		return signingKey{}, fmt.Errorf("signing key setting %s does not decode: %v", settingSigningKey, err)
+	}
+	if k, err = s.opened(k); err != nil {
+		return signingKey{}, err
 	}
 	if len(k.Key) < SigningKeyBytes || k.ID == "" {
 		return signingKey{}, fmt.Errorf("signing key setting %s: key shorter than %d bytes or without id", settingSigningKey, SigningKeyBytes)
@@ -141,11 +185,18 @@ func (s *Service) RotateKeys(ctx context.Context) (KeyInfo, error) {
 	now := s.now().UTC()
 	// Keep the old key first: a crash between the two writes leaves it
 	// current and also retired, which is harmless.
-	ret := retiredKey{signingKey: old, RetiredAt: now, Until: now.Add(s.cfg.AccessTTL + s.cfg.Leeway)}
+	oldSealed, err := s.sealed(old)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	ret := retiredKey{signingKey: oldSealed, RetiredAt: now, Until: now.Add(s.cfg.AccessTTL + s.cfg.Leeway)}
 	if _, err := apply[catalog.Setting](ctx, s.ap, catalog.PutSetting(prefixRetiredKey+old.ID, ret)); err != nil {
 		return KeyInfo{}, fmt.Errorf("rotate keys: keep key %s: %w", old.ID, err)
 	}
-	k := signingKey{ID: randomString(9), Key: randomBytes(SigningKeyBytes), CreatedAt: now}
+	k, err := s.sealed(signingKey{ID: randomString(9), Key: randomBytes(SigningKeyBytes), CreatedAt: now})
+	if err != nil {
+		return KeyInfo{}, err
+	}
 	if _, err := apply[catalog.Setting](ctx, s.ap, catalog.PutSetting(settingSigningKey, k, catalog.IfIndex(st.ModifyIndex))); err != nil {
 		return KeyInfo{}, fmt.Errorf("rotate keys: %w", err)
 	}
@@ -190,7 +241,10 @@ func (s *Service) verifyKey(cur signingKey, kid string) ([]byte, error) {
 		return nil, errUnknownKey
 	}
 	var rk retiredKey
-	if err := json.Unmarshal(st.Value, &rk); err != nil || rk.ID != kid || len(rk.Key) < SigningKeyBytes {
+	if err := json.Unmarshal(st.Value, &rk); err != nil || rk.ID != kid {
+		return nil, errUnknownKey
+	}
+	if rk.signingKey, err = s.opened(rk.signingKey); err != nil || len(rk.Key) < SigningKeyBytes {
 		return nil, errUnknownKey
 	}
 	if s.now().After(rk.Until.Add(s.cfg.Leeway)) {

@@ -2,12 +2,15 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/secrets"
 )
 
 func kidOf(t *testing.T, token string) string {
@@ -96,4 +99,47 @@ func TestRotateKeysBeforeSigningKey(t *testing.T) {
 func authErr(s *Service, token string) error {
 	_, err := s.Authenticate(context.Background(), token)
 	return err
+}
+
+// TestSigningKeysSealed: with a sealer the catalog holds the signing keys
+// sealed only (current and retired), and tokens of both still verify on
+// another hub that has the same sealing key; a hub without it cannot use
+// them.
+func TestSigningKeysSealed(t *testing.T) {
+	e := MustEnvWithoutKey(t)
+	seal, err := secrets.FromClusterSecret("sealing-test-cluster-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = New(Config{Now: e.clock.Now, Sealer: seal}, e.state, e.node)
+	if err := e.svc.EnsureSigningKey(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.MustUser(t, "admin", catalog.RoleAdmin, adminPW)
+	before, _ := e.MustLogin(t, "admin", adminPW)
+	if _, err := e.svc.RotateKeys(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := e.MustLogin(t, "admin", adminPW)
+	for _, st := range e.state.Settings() {
+		if st.Key != settingSigningKey && !strings.HasPrefix(st.Key, prefixRetiredKey) {
+			continue
+		}
+		var raw map[string]any
+		json.Unmarshal(st.Value, &raw)
+		if _, clear := raw["key"]; clear || raw["sealed"] == nil {
+			t.Fatalf("setting %s holds the key in clear: %s", st.Key, st.Value)
+		}
+	}
+	same, _ := secrets.FromClusterSecret("sealing-test-cluster-secret")
+	other := New(Config{Now: e.clock.Now, Sealer: same}, e.state, e.node)
+	for _, tok := range []string{before.AccessToken, after.AccessToken} {
+		if _, err := other.Authenticate(ctxT(t), tok); err != nil {
+			t.Fatalf("a hub with the same sealing key refused a token: %v", err)
+		}
+	}
+	wrong, _ := secrets.FromClusterSecret("another-cluster-secret-entirely")
+	if _, err := New(Config{Now: e.clock.Now, Sealer: wrong}, e.state, e.node).Authenticate(ctxT(t), after.AccessToken); err == nil {
+		t.Fatal("a hub with another sealing key accepted a token")
+	}
 }
