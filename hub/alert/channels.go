@@ -22,6 +22,11 @@ import (
 
 // send makes one attempt to deliver a's event d to its channel.
 func (e *Engine) send(ctx context.Context, a catalog.Alert, d catalog.AlertDelivery) error {
+	u, err := openURL(e.d.Sealer, d.Channel.URL)
+	if err != nil {
+		return err
+	}
+	d.Channel.URL = u
 	switch d.Channel.Type {
 	case channelWebhook:
 		return e.post(ctx, d.Channel.URL, webhookPayload(a, d.Event, e.cfg.ExternalURL))

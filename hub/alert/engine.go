@@ -19,6 +19,7 @@ import (
 
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/secrets"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/metrics"
 )
@@ -127,6 +128,30 @@ type Deps struct {
 	// HTTP sends webhook notifications; a client with no timeout of its
 	// own by default (each attempt has Config.SendTimeout).
 	HTTP *http.Client
+	// Sealer opens channel URLs the Service sealed (they carry secrets:
+	// a Slack webhook URL is its own credential).
+	Sealer Sealer
+}
+
+// Sealer seals and opens secrets kept in the catalog (hub/secrets).
+type Sealer interface {
+	Seal(context, plaintext string) (string, error)
+	Open(context, sealed string) (string, error)
+}
+
+// urlContext binds a sealed channel URL to its use.
+const urlContext = "alert/channel-url"
+
+// openURL returns a channel URL in clear: sealed ones are opened, others
+// (written before sealing, or with no sealer) are as stored.
+func openURL(s Sealer, u string) (string, error) {
+	if !secrets.IsSealed(u) {
+		return u, nil
+	}
+	if s == nil {
+		return "", fmt.Errorf("channel URL is sealed and this hub has no sealing key")
+	}
+	return s.Open(urlContext, u)
 }
 
 // Engine evaluates the rules on the leader and delivers notifications.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/secrets"
 	"github.com/redforge/controltower/internal/testenv"
 )
 
@@ -264,4 +265,47 @@ func TestRedact(t *testing.T) {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestChannelURLsSealed: a channel URL (a webhook's own credential) is
+// sealed in the catalog, shown redacted, and still delivered to.
+func TestChannelURLsSealed(t *testing.T) {
+	st := catalog.NewState()
+	ap := &localApplier{s: st}
+	hook := newHook(t)
+	seal, err := secrets.FromClusterSecret("alert-test-cluster-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &Service{Catalog: st, Applier: ap, Sealer: seal}
+	url := hook.srv.URL + "/hook?token=s3cr3t-webhook-token"
+	shown, err := svc.CreateRule(context.Background(), "admin", RuleInput{Name: ptr("sealed"), Metric: ptr("nodered_instance_up"),
+		Condition: ptr("<"), Threshold: ptr(1.0), Severity: ptr("critical"), Channels: &[]catalog.AlertChannel{{Type: "webhook", URL: url}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(shown.Channels[0].URL, "s3cr3t") || !strings.HasPrefix(shown.Channels[0].URL, "http://127.0.0.1") {
+		t.Fatalf("the API shows %q", shown.Channels[0].URL)
+	}
+	for _, r := range st.AlertRules() {
+		if !secrets.IsSealed(r.Channels[0].URL) {
+			t.Fatalf("the catalog holds the channel URL in clear: %q", r.Channels[0].URL)
+		}
+	}
+	src := &scripted{}
+	leader := &atomic.Bool{}
+	leader.Store(true)
+	e := New(Config{SendTimeout: 2 * time.Second, RetryBase: 50 * time.Millisecond}, Deps{Catalog: st, Applier: ap,
+		IsLeader: leader.Load, Source: src, Sealer: seal})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.deliveryLoop(ctx)
+	src.set("nodered_instance_up", Series{Labels: map[string]string{"name": "a"}, Value: 0})
+	e.Evaluate(ctx)
+	testenv.WaitFor(t, 10*time.Second, "the notification at the sealed URL", func() error {
+		if hook.firing.Load() != 1 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
 }

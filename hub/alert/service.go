@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/hub/secrets"
 )
 
 // Service is what the API calls: rule changes (validated, written through
@@ -18,6 +20,9 @@ import (
 type Service struct {
 	Catalog Catalog
 	Applier Applier
+	// Sealer seals channel URLs before they are written, so the catalog
+	// (and the Raft log, snapshots and backups) never holds them in clear.
+	Sealer Sealer
 	// Engine, when set, evaluates at once after a rule change.
 	Engine *Engine
 	Now    func() time.Time
@@ -34,15 +39,48 @@ func (s *Service) now() time.Time {
 func (s *Service) Rules() []catalog.AlertRule {
 	rs := s.Catalog.AlertRules()
 	for i := range rs {
-		rs[i] = RedactRule(rs[i])
+		rs[i] = s.redact(rs[i])
 	}
 	return rs
+}
+
+// redact opens a rule's sealed channel URLs and redacts them for showing.
+func (s *Service) redact(r catalog.AlertRule) catalog.AlertRule {
+	r.Channels = slices.Clone(r.Channels)
+	for i, ch := range r.Channels {
+		if u, err := openURL(s.Sealer, ch.URL); err == nil {
+			ch.URL = u
+		} else {
+			ch.URL = ""
+		}
+		r.Channels[i] = RedactChannel(ch)
+	}
+	return r
+}
+
+// seal seals the channel URLs of r that are not sealed yet.
+func (s *Service) seal(r *catalog.AlertRule) error {
+	if s.Sealer == nil {
+		return nil
+	}
+	r.Channels = slices.Clone(r.Channels)
+	for i, ch := range r.Channels {
+		if ch.URL == "" || secrets.IsSealed(ch.URL) {
+			continue
+		}
+		v, err := s.Sealer.Seal(urlContext, ch.URL)
+		if err != nil {
+			return fmt.Errorf("seal the channel URL: %w", err)
+		}
+		r.Channels[i].URL = v
+	}
+	return nil
 }
 
 // Rule returns one rule, redacted, or catalog.ErrNotFound.
 func (s *Service) Rule(id string) (catalog.AlertRule, error) {
 	r, err := s.Catalog.AlertRule(id)
-	return RedactRule(r), err
+	return s.redact(r), err
 }
 
 // CreateRule validates in and stores a new rule. Errors: *FieldError;
@@ -72,6 +110,9 @@ func (s *Service) UpdateRule(ctx context.Context, id string, in RuleInput) (cata
 }
 
 func (s *Service) put(ctx context.Context, r catalog.AlertRule, opt catalog.PutOption) (catalog.AlertRule, error) {
+	if err := s.seal(&r); err != nil {
+		return catalog.AlertRule{}, err
+	}
 	out, err := s.Applier.Apply(ctx, catalog.PutAlertRule(r, opt))
 	if err != nil {
 		if errors.Is(err, catalog.ErrConflict) {
@@ -85,7 +126,7 @@ func (s *Service) put(ctx context.Context, r catalog.AlertRule, opt catalog.PutO
 	if s.Engine != nil {
 		s.Engine.Kick()
 	}
-	return RedactRule(stored), nil
+	return s.redact(stored), nil
 }
 
 func (s *Service) byName(name string) (catalog.AlertRule, error) {
