@@ -19,9 +19,9 @@ import (
 
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/catalog"
-	"github.com/redforge/controltower/hub/secrets"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/metrics"
+	"github.com/redforge/controltower/hub/secrets"
 )
 
 // Defaults of Config.
