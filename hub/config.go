@@ -61,6 +61,9 @@ type Config struct {
 	// or CIDRs whose X-Forwarded-For/X-Real-IP headers name the client;
 	// empty (the default) trusts none, so the client is the peer address.
 	TrustedProxies string `json:"trusted_proxies"`
+	// LoginClock, when set, is the clock of the per-account login delay
+	// (tests move it instead of waiting); time.Now otherwise.
+	LoginClock func() time.Time `json:"-"`
 	// Demo creates a demo instance with a sample flow when the fleet is
 	// empty (make run sets it).
 	Demo bool `json:"demo"`

@@ -300,6 +300,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		// LoginState keeps the per-account login delay in coord.
 		TrustedProxies: h.Config.TrustedProxyList(),
 		LoginState:     h.Coord,
+		LoginClock:     h.Config.LoginClock,
 
 		// multi-hub (cluster_wiring.go)
 		Cluster:        h.Raft,

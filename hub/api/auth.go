@@ -100,7 +100,11 @@ func (s *Server) allowAccountLogin(c *gin.Context, username string) bool {
 	if s.cfg.LoginState == nil {
 		return true
 	}
-	wait, err := claimLoginAttempt(c.Request.Context(), s.cfg.LoginState, username, time.Now())
+	now := time.Now
+	if s.cfg.LoginClock != nil {
+		now = s.cfg.LoginClock
+	}
+	wait, err := claimLoginAttempt(c.Request.Context(), s.cfg.LoginState, username, now())
 	if err != nil {
 		s.log.Warn("login delay unavailable", logKeyRequestID, c.GetString(ctxRequestID), logKeyError, err)
 		return true

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -69,6 +70,8 @@ type Config struct {
 	// LoginState keeps the per-account login delay (hub/coord); without
 	// it only the per-address login limit applies.
 	LoginState LoginState
+	// LoginClock is the clock of the login delay (tests); time.Now when nil.
+	LoginClock func() time.Time
 	// TrustedProxies are the addresses and CIDRs of reverse proxies whose
 	// X-Forwarded-For and X-Real-IP name the client. Empty: no proxy is
 	// trusted, and the client is the connection's peer address (what the
