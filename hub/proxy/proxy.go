@@ -286,7 +286,13 @@ type retrying struct {
 
 func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 	var lastErr error
-	for i, a := range t.targets {
+	tries := t.targets
+	if len(tries) == 1 {
+		// One replica: a retry goes to it again, on a fresh connection (a
+		// pooled one may have died with a runtime that restarted).
+		tries = []catalog.Allocation{tries[0], tries[0]}
+	}
+	for i, a := range tries {
 		if i > 1 {
 			break // one retry
 		}
