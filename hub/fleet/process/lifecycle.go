@@ -209,6 +209,9 @@ func (d *Driver) reap(id string, cmd *exec.Cmd, c *child) {
 	c.exitCode = exitCode(cmd.ProcessState)
 	close(c.done)
 	err := d.update(id, func(r *record) {
+		if r.PID != c.pid {
+			return // started again since, by another driver on this data dir
+		}
 		r.ExitedPID, r.ExitCode, r.ExitedAt = c.pid, c.exitCode, time.Now().UTC()
 	})
 	if err != nil && !errors.Is(err, fleet.ErrNotFound) {

@@ -56,6 +56,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redforge/controltower/hub/fleet"
@@ -342,10 +343,19 @@ func (d *Driver) save(r record) error {
 	return fleet.WriteFileAtomic(d.recordPath(r.InstanceID), b, 0o600)
 }
 
-// update applies fn to the stored record under fileMu.
+// update applies fn to the stored record under fileMu and an flock on
+// the instance's directory: a driver of a previous hub process that still
+// reaps its child (in tests, two drivers on one data dir) must not write
+// back a record read before this driver's start.
 func (d *Driver) update(id string, fn func(*record)) error {
 	d.fileMu.Lock()
 	defer d.fileMu.Unlock()
+	if fleet.ValidInstanceID(id) {
+		if dir, err := os.Open(d.instanceDir(id)); err == nil {
+			defer dir.Close()
+			_ = syscall.Flock(int(dir.Fd()), syscall.LOCK_EX) // released when dir closes
+		}
+	}
 	r, err := d.load(id)
 	if err != nil {
 		return err
