@@ -64,10 +64,12 @@ func TestDesiredConfigReachesEdgeNodeRED(t *testing.T) {
 	// Version 2 also publishes an audit record through the edge's broker
 	// once deployed: its mqtt-broker node carries no credentials, the
 	// agent hands it the per-flow credential the broker accepts (issue 13.6).
+	// Node-RED's mqtt out drops what it gets before its broker connects,
+	// so the inject repeats every second until one arrives.
 	_, mqttPort, _ := net.SplitHostPort(edge.MQTT)
 	flows := `[{"id":"t1","type":"tab","label":"edge"},{"id":"inj1","type":"inject","z":"t1","name":"desired-v%d","wires":[]}%s]`
 	publisher := `,{"id":"mb1","type":"mqtt-broker","name":"edge","broker":"127.0.0.1","port":"` + mqttPort + `","clientid":"","protocolVersion":"4","keepalive":"60","cleansession":true},` +
-		`{"id":"inj2","type":"inject","z":"t1","once":true,"onceDelay":"0.5","repeat":"","topic":"","payload":"{\"action\":\"edge.flow\",\"resource_type\":\"flow\",\"resource_id\":\"from-node-red\",\"details\":{}}","payloadType":"json","wires":[["mo1"]]},` +
+		`{"id":"inj2","type":"inject","z":"t1","once":true,"onceDelay":"0.5","repeat":"1","topic":"","payload":"{\"action\":\"edge.flow\",\"resource_type\":\"flow\",\"resource_id\":\"from-node-red\",\"details\":{}}","payloadType":"json","wires":[["mo1"]]},` +
 		`{"id":"mo1","type":"mqtt out","z":"t1","broker":"mb1","topic":"redforge/v1/audit","qos":"1","retain":"false","wires":[]}`
 	var last edgesync.EdgeConfig
 	for v := 1; v <= 2; v++ {
