@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,7 @@ const (
 // Refusal and failure reasons, the label values of Stats.Failures.
 const (
 	ReasonNetwork      = "network"      // no hub reachable, timeout, 5xx
+	ReasonBusy         = "hub_busy"     // 429/503 with Retry-After: the hub asked to wait
 	ReasonGap          = "gap"          // hub expected an earlier seq; resumed from it
 	ReasonGapLost      = "gap_lost"     // hub expects a seq the edge no longer has (hub data lost?)
 	ReasonChecksum     = "checksum"     // hub refused a checksum (local corruption)
@@ -61,7 +63,7 @@ const (
 
 // Reasons lists every failure reason.
 func Reasons() []string {
-	return []string{ReasonNetwork, ReasonGap, ReasonGapLost, ReasonChecksum, ReasonInvalid, ReasonUnauthorized, ReasonAckBeyond, ReasonOutbox}
+	return []string{ReasonNetwork, ReasonBusy, ReasonGap, ReasonGapLost, ReasonChecksum, ReasonInvalid, ReasonUnauthorized, ReasonAckBeyond, ReasonOutbox}
 }
 
 // Outbox is what the syncer reads and acks; *outbox.Outbox implements it.
@@ -252,8 +254,13 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 		case err != nil:
 			abandon()
 			backoff = nextBackoff(backoff, s.cfg.MinBackoff, s.cfg.MaxBackoff)
-			log.Warn("sync failed; backing off", "error", err, "backoff", backoff)
-			sleep(ctx, backoff)
+			wait := backoff
+			var be *busyError
+			if errors.As(err, &be) {
+				wait = max(wait, be.retryAfter)
+			}
+			log.Warn("sync failed; backing off", "error", err, "backoff", wait)
+			sleep(ctx, wait)
 		default: // nothing to send
 			backoff = 0
 			after = 0
@@ -407,13 +414,41 @@ type errRefused struct{ reason, msg string }
 
 func (e *errRefused) Error() string { return "hub refused the batch (" + e.reason + "): " + e.msg }
 
+// busyError is a hub's 429 or 503 with a Retry-After: it is alive but
+// asks the edge to wait (too many batches of this edge, or of all edges,
+// being decoded at once).
+type busyError struct {
+	hub        string
+	status     int
+	retryAfter time.Duration
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("%s: status %d, retry after %s", e.hub, e.status, e.retryAfter)
+}
+
+// maxRetryAfter bounds how long a hub's Retry-After holds a stream back.
+const maxRetryAfter = time.Minute
+
 // send POSTs an encoded batch to the hubs in router order until one
-// answers. It returns the ack (which may be a refusal) and the hub.
+// answers. It returns the ack (which may be a refusal) and the hub. When
+// no hub took it and some said they were busy, the error is the busy
+// answer with the longest Retry-After.
 func (s *Syncer) send(ctx context.Context, body []byte, ctype string) (*syncproto.Ack, string, error) {
 	var errs []string
+	var busiest *busyError
 	for _, hub := range s.cfg.Router.Ordered() {
 		start := time.Now()
 		ack, status, err := s.post(ctx, hub, body, ctype)
+		var be *busyError
+		if errors.As(err, &be) {
+			// The hub is up (no failure for the router); try the next.
+			if busiest == nil || be.retryAfter > busiest.retryAfter {
+				busiest = be
+			}
+			errs = append(errs, err.Error())
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, "", ctx.Err()
@@ -435,8 +470,22 @@ func (s *Syncer) send(ctx context.Context, body []byte, ctype string) (*syncprot
 		}
 		errs = append(errs, fmt.Sprintf("%s: status %d", hub, status))
 	}
+	if busiest != nil {
+		s.fail(ReasonBusy)
+		return nil, "", fmt.Errorf("no hub took the batch: %s: %w", strings.Join(errs, "; "), busiest)
+	}
 	s.fail(ReasonNetwork)
 	return nil, "", fmt.Errorf("no hub took the batch: %s", strings.Join(errs, "; "))
+}
+
+// retryAfter parses a Retry-After of delay-seconds, the form the hub
+// sends, bounded by maxRetryAfter; 0 when absent or another form.
+func retryAfter(h http.Header) time.Duration {
+	n, err := strconv.Atoi(h.Get("Retry-After"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, maxRetryAfter)
 }
 
 func (s *Syncer) post(ctx context.Context, hub string, body []byte, ctype string) (*syncproto.Ack, int, error) {
@@ -455,6 +504,9 @@ func (s *Syncer) post(ctx context.Context, hub string, body []byte, ctype string
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, 0, err
+	}
+	if ra := retryAfter(resp.Header); ra > 0 && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		return nil, 0, &busyError{hub: hub, status: resp.StatusCode, retryAfter: ra}
 	}
 	if resp.StatusCode >= 500 {
 		return nil, 0, fmt.Errorf("%s: status %d", hub, resp.StatusCode)

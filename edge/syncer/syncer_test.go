@@ -18,6 +18,7 @@ import (
 
 	"github.com/redforge/controltower/edge/outbox"
 	"github.com/redforge/controltower/edge/syncer"
+	"github.com/redforge/controltower/internal/testenv"
 	"github.com/redforge/controltower/router"
 	"github.com/redforge/controltower/syncproto"
 )
@@ -294,5 +295,61 @@ func TestIncompressibleStreamSentPlain(t *testing.T) {
 	}
 	if len(h.got[outbox.StreamVectors]) != 9 || len(h.got[outbox.StreamAudit]) != 9 {
 		t.Fatalf("hub holds %d vectors and %d audit records, want 9 each", len(h.got[outbox.StreamVectors]), len(h.got[outbox.StreamAudit]))
+	}
+}
+
+// TestBusyHubIsWaitedFor: a hub that answers 429 with Retry-After (too
+// many batches of this edge at once) is alive, not failed: the syncer
+// counts hub_busy (not network), waits at least the Retry-After before
+// sending again (its own backoff is 10 ms here), and then syncs.
+func TestBusyHubIsWaitedFor(t *testing.T) {
+	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
+	var mu sync.Mutex
+	var sent []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == router.HealthPath {
+			return
+		}
+		mu.Lock()
+		sent = append(sent, time.Now())
+		first := len(sent) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":{"code":"too_many_batches"}}`, http.StatusTooManyRequests)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	o := outbox.New(filepath.Join(t.TempDir(), "outbox.db"))
+	if err := o.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	rt, _ := router.New(router.Config{Targets: []string{srv.URL}, FailuresToDown: 1})
+	s := syncer.New(syncer.Config{EdgeID: "e1", Credential: func() string { return "c" }, Outbox: o,
+		Streams: []string{outbox.StreamAudit}, Router: rt, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	appendN(t, o, outbox.StreamAudit, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	testenv.WaitFor(t, 10*time.Second, "the hub to take the batch", func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if n := len(h.got[outbox.StreamAudit]); n != 2 {
+			return fmt.Errorf("hub holds %d of 2", n)
+		}
+		return nil
+	})
+	mu.Lock()
+	gap := sent[1].Sub(sent[0])
+	mu.Unlock()
+	if gap < 900*time.Millisecond {
+		t.Fatalf("sent again %s after a 429 with Retry-After: 1", gap)
+	}
+	if f := s.Stats().Failures; f[syncer.ReasonBusy] != 1 || f[syncer.ReasonNetwork] != 0 {
+		t.Fatalf("failures %v, want one hub_busy and no network", f)
 	}
 }
