@@ -302,12 +302,13 @@ func readLimited(r io.Reader, dst []byte, limit int) ([]byte, error) {
 	}
 }
 
-// Verify checks a batch whole: edge_id and stream set, first_seq ≥ 1,
-// records[i].seq == first_seq+i, arrival times set, every checksum
-// matching its payload or, for a vector sent as its parts, its canonical
-// vector record (else ErrChecksum), vectors packed float32 with
+// Verify checks a batch whole: edge_id set, stream one of Streams,
+// first_seq ≥ 1, records[i].seq == first_seq+i, arrival times set, every
+// checksum matching its payload or, for a vector sent as its parts, its
+// canonical vector record (else ErrChecksum), every payload of the shape
+// its stream requires (CheckPayload), vectors packed float32 with
 // vector_id and metadata only beside a vector. Every failure is a
-// *DecodeError.
+// *DecodeError naming the field.
 func Verify(b *Batch) error {
 	switch {
 	case b.EdgeId == "":
@@ -319,24 +320,40 @@ func Verify(b *Batch) error {
 	case b.FirstSeq > math.MaxInt64-int64(len(b.Records)):
 		return decodeErr(ErrMalformed, "first_seq", "%d overflows with %d records", b.FirstSeq, len(b.Records))
 	}
+	if err := CheckStream(b.Stream); err != nil {
+		return err
+	}
 	var scratch []byte
 	for i, r := range b.Records {
-		field := fmt.Sprintf("records[%d]", i)
-		if want := b.FirstSeq + int64(i); r.Seq != want {
-			return decodeErr(ErrMalformed, field+".seq", "seqs must be contiguous from first_seq %d: got %d, want %d", b.FirstSeq, r.Seq, want)
+		if err := verifyRecord(b, i, r, &scratch); err != nil {
+			return err
 		}
-		if r.ArrivedUnixNanos <= 0 {
-			return decodeErr(ErrMalformed, field+".arrived_unix_nanos", "must be set")
-		}
-		if got := RecordChecksum(r, &scratch); got != r.Checksum {
-			return decodeErr(ErrChecksum, field+".checksum", "seq %d: record CRC-32C is %08x, record says %08x", r.Seq, got, r.Checksum)
-		}
-		if len(r.Vector)%4 != 0 {
-			return decodeErr(ErrMalformed, field+".vector", "%d bytes is not packed float32", len(r.Vector))
-		}
-		if len(r.Vector) == 0 && (r.VectorId != "" || len(r.Metadata) != 0) {
-			return decodeErr(ErrMalformed, field+".vector", "vector_id and metadata need a vector")
-		}
+	}
+	return nil
+}
+
+func verifyRecord(b *Batch, i int, r *Record, scratch *[]byte) error {
+	field := func() string { return fmt.Sprintf("records[%d]", i) }
+	if want := b.FirstSeq + int64(i); r.Seq != want {
+		return decodeErr(ErrMalformed, field()+".seq", "seqs must be contiguous from first_seq %d: got %d, want %d", b.FirstSeq, r.Seq, want)
+	}
+	if r.ArrivedUnixNanos <= 0 {
+		return decodeErr(ErrMalformed, field()+".arrived_unix_nanos", "must be set")
+	}
+	if got := RecordChecksum(r, scratch); got != r.Checksum {
+		return decodeErr(ErrChecksum, field()+".checksum", "seq %d: record CRC-32C is %08x, record says %08x", r.Seq, got, r.Checksum)
+	}
+	if len(r.Vector)%4 != 0 {
+		return decodeErr(ErrMalformed, field()+".vector", "%d bytes is not packed float32", len(r.Vector))
+	}
+	if len(r.Vector) == 0 && (r.VectorId != "" || len(r.Metadata) != 0) {
+		return decodeErr(ErrMalformed, field()+".vector", "vector_id and metadata need a vector")
+	}
+	if err := CheckPayload("", b.Stream, r.Payload, len(r.Vector) > 0); err != nil {
+		var de *DecodeError
+		errors.As(err, &de)
+		de.Field = field() + de.Field
+		return de
 	}
 	return nil
 }

@@ -81,6 +81,57 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// TestStreamAndPayloadChecks: the hub refuses what the edge's broker never
+// stores: a stream outside the five, a payload that is not a JSON object
+// (a vectors record may also be a vector sent as its parts or a
+// well-formed canonical vector record), each naming the field.
+func TestStreamAndPayloadChecks(t *testing.T) {
+	rec := func(seq int64, payload string) *Record {
+		return &Record{Seq: seq, ArrivedUnixNanos: 1, Payload: []byte(payload), Checksum: Checksum([]byte(payload))}
+	}
+	canon := AppendVectorRecord(nil, "v", PackFloat32([]float32{1, 2}), nil)
+	parts := &Record{Seq: 1, ArrivedUnixNanos: 1, VectorId: "v", Vector: PackFloat32([]float32{1, 2})}
+	parts.Checksum = Checksum(canon)
+	for _, tc := range []struct {
+		name, stream string
+		recs         []*Record
+		field        string // "" = accepted
+	}{
+		{"path as stream", "../../x", []*Record{rec(1, `{}`)}, "stream"},
+		{"unknown stream", "vectorz", nil, "stream"},
+		{"not json on audit", StreamAudit, []*Record{rec(1, `{"a":1}`), rec(2, `not json`)}, "records[1].payload"},
+		{"array on metrics", StreamMetrics, []*Record{rec(1, `[1,2]`)}, "records[0].payload"},
+		{"empty on checkpoints", StreamCheckpoints, []*Record{rec(1, ``)}, "records[0].payload"},
+		{"two objects on ai_decisions", StreamAIDecisions, []*Record{rec(1, `{}{}`)}, "records[0].payload"},
+		{"empty without vector on vectors", StreamVectors, []*Record{rec(1, ``)}, "records[0].payload"},
+		{"truncated canonical record", StreamVectors, []*Record{rec(1, string(canon[:len(canon)-2]))}, "records[0].payload"},
+		{"object on audit", StreamAudit, []*Record{rec(1, ` {"a":[1,{"b":null}]} `)}, ""},
+		{"tombstone on vectors", StreamVectors, []*Record{rec(1, `{"redforge_evicted":true}`)}, ""},
+		{"canonical record on vectors", StreamVectors, []*Record{rec(1, string(canon))}, ""},
+		{"parts on vectors", StreamVectors, []*Record{parts}, ""},
+	} {
+		_, err := DecodeBatch(ContentTypeProtobuf, mustMarshal(t, &Batch{EdgeId: "e", Stream: tc.stream, FirstSeq: 1, Records: tc.recs}), Limits{})
+		var de *DecodeError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", tc.name, err)
+		case tc.field != "" && (!errors.As(err, &de) || !errors.Is(err, ErrMalformed) || de.Field != tc.field):
+			t.Errorf("%s: %v, want ErrMalformed on %s", tc.name, err, tc.field)
+		case tc.field != "" && bytes.Contains([]byte(err.Error()), []byte("not json")):
+			t.Errorf("%s: the error quotes the payload: %v", tc.name, err)
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestZipBombRefused compresses 256 MiB of zeros (a few KiB on the wire)
 // and expects ErrTooLarge without the decoder allocating it all.
 func TestZipBombRefused(t *testing.T) {
@@ -195,6 +246,8 @@ func TestWindowBounds(t *testing.T) {
 		for j := range p {
 			p[j] = 'a' + byte(rng.IntN(26))
 		}
+		copy(p, `{"p":"`)
+		copy(p[len(p)-2:], `"}`)
 		big.Records = append(big.Records, &Record{Seq: int64(i + 1), ArrivedUnixNanos: 1, Payload: p, Checksum: Checksum(p)})
 	}
 	body, err := EncodeBatch(big)

@@ -25,22 +25,23 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go)
+
+	"github.com/redforge/controltower/syncproto"
 )
 
-// Stream names. Every record belongs to exactly one stream; each stream has
-// its own sequence.
+// Stream names, those of the sync contract (syncproto.Streams). Every
+// record belongs to exactly one stream; each stream has its own sequence.
 const (
-	StreamVectors     = "vectors"
-	StreamAudit       = "audit"
-	StreamAIDecisions = "ai_decisions"
-	StreamCheckpoints = "checkpoints"
-	StreamMetrics     = "metrics"
+	StreamVectors     = syncproto.StreamVectors
+	StreamAudit       = syncproto.StreamAudit
+	StreamAIDecisions = syncproto.StreamAIDecisions
+	StreamCheckpoints = syncproto.StreamCheckpoints
+	StreamMetrics     = syncproto.StreamMetrics
 )
 
-// DefaultStreams returns the streams an edge keeps, in a stable order.
-func DefaultStreams() []string {
-	return []string{StreamVectors, StreamAudit, StreamAIDecisions, StreamCheckpoints, StreamMetrics}
-}
+// DefaultStreams returns the streams an edge keeps, in a stable order:
+// syncproto.Streams.
+func DefaultStreams() []string { return syncproto.Streams() }
 
 // DefaultEvictable returns the streams that may be evicted under the disk
 // budget: vectors and metrics (re-derivable or sampled data).

@@ -93,7 +93,7 @@ func newSyncer(t *testing.T, hubs ...string) (*syncer.Syncer, *outbox.Outbox) {
 func appendN(t *testing.T, o *outbox.Outbox, stream string, n int) {
 	t.Helper()
 	for i := range n {
-		if _, err := o.Append(context.Background(), stream, []byte(`{"i":`+string(rune('0'+i))+`}`), time.Now()); err != nil {
+		if _, err := o.Append(context.Background(), stream, []byte(fmt.Sprintf(`{"i":%d}`, i)), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -233,7 +233,7 @@ func TestWindowKeepsTwoBatchesInFlight(t *testing.T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i, p := range h.got[outbox.StreamAudit] {
-		if want := `{"i":` + string(rune('0'+i)) + `}`; p != want {
+		if want := fmt.Sprintf(`{"i":%d}`, i); p != want {
 			t.Fatalf("record %d on the hub is %s, want %s", i, p, want)
 		}
 	}

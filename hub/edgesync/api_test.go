@@ -281,3 +281,49 @@ func TestSyncAPIContract(t *testing.T) {
 		t.Fatalf("GET /api/edges with an edge credential: 200")
 	}
 }
+
+// TestSyncRefusesUnknownStreamsAndNonJSON: the hub applies the edge's own
+// checks to what it is sent, on both routes: a stream outside the five
+// ("../../x") and a payload that is not a JSON object refuse the whole
+// batch with a 400 naming the field, and nothing of it is written.
+func TestSyncRefusesUnknownStreamsAndNonJSON(t *testing.T) {
+	th := startHub(t, testenv.Postgres(t))
+	a, _ := enrollHTTP(t, th, th.token(t))
+	url := th.URL() + "/api/sync/batches"
+	for _, tc := range []struct {
+		name  string
+		batch *syncproto.Batch
+		field string
+	}{
+		{"path as stream", batchOf(a.ID, "../../x", 1, `{"a":1}`), "stream"},
+		{"not json on audit", batchOf(a.ID, "audit", 1, `{"a":1}`, `not json`), "records[1].payload"},
+		{"a JSON string on metrics", batchOf(a.ID, "metrics", 1, `"text"`), "records[0].payload"},
+	} {
+		body, _ := syncproto.EncodeBatch(tc.batch)
+		code, resp := call(t, http.MethodPost, url, a.Cred, syncproto.ContentTypeBatchZstd, body)
+		ack := ackOf(t, resp)
+		if code != http.StatusBadRequest || ack.GetRefusal().GetReason() != syncproto.RefusalReason_REFUSAL_REASON_INVALID ||
+			!strings.Contains(ack.GetRefusal().GetMessage(), tc.field+":") {
+			t.Errorf("%s: %d %v, want 400 invalid naming %s", tc.name, code, ack, tc.field)
+		}
+	}
+	vurl := th.URL() + "/api/sync/vectors"
+	for _, tc := range []struct{ name, body, field string }{
+		{"path as stream", `{"stream":"../../x","first_seq":1,"records":[{"seq":1,"payload":{}}]}`, "stream"},
+		{"array on audit", `{"stream":"audit","first_seq":1,"records":[{"seq":1,"payload":{}},{"seq":2,"payload":[1]}]}`, "records[1].payload"},
+		{"no payload on checkpoints", `{"stream":"checkpoints","first_seq":1,"records":[{"seq":1}]}`, "records[0].payload"},
+	} {
+		code, resp := call(t, http.MethodPost, vurl, a.Cred, "application/json", []byte(tc.body))
+		if code != http.StatusBadRequest || !strings.Contains(string(resp), `"field":"`+tc.field+`"`) {
+			t.Errorf("JSON %s: %d %s, want 400 naming %s", tc.name, code, resp, tc.field)
+		}
+	}
+	if wm, err := th.H.Store.Watermarks(t.Context(), a.ID); err != nil || len(wm) != 0 {
+		t.Fatalf("after refusals the edge has watermarks %v (%v), want none", wm, err)
+	}
+	for _, s := range []string{"../../x", "audit", "metrics", "checkpoints"} {
+		if recs, err := th.H.Store.ListEdgeRecords(t.Context(), a.ID, s, 0, 10); err != nil || len(recs) != 0 {
+			t.Fatalf("stream %s holds %d records (%v), want none", s, len(recs), err)
+		}
+	}
+}

@@ -11,7 +11,8 @@ import (
 	"github.com/redforge/controltower/syncproto"
 )
 
-// Ingest commits a decoded, verified batch from edgeID exactly once and
+// Ingest commits a decoded, verified batch (syncproto.Verify: a known
+// stream, payloads of its shape, checksums) from edgeID exactly once and
 // returns the ack. On stream store.AIDecisionsStream each payload that is a
 // valid AI decision is also committed to the ai_decisions table, in the
 // same transaction; one that is not stays in the ledger only (see
@@ -48,6 +49,21 @@ func (s *Service) ingest(ctx context.Context, sb store.Batch) (*syncproto.Ack, e
 		return nil, fmt.Errorf("ingest %s/%s from %d: %w", sb.EdgeID, sb.Stream, sb.FirstSeq, err)
 	}
 	return &syncproto.Ack{Stream: sb.Stream, Result: &syncproto.Ack_DurableWatermark{DurableWatermark: wm}}, nil
+}
+
+// checkJSONBatch applies to a JSON batch the checks syncproto.Verify
+// applies to a protobuf one: a known stream, payloads of its shape.
+func checkJSONBatch(jb JSONBatch) error {
+	err := syncproto.CheckStream(jb.Stream)
+	for i := 0; err == nil && i < len(jb.Records); i++ {
+		r := &jb.Records[i]
+		err = syncproto.CheckPayload(fmt.Sprintf("records[%d]", i), jb.Stream, r.Payload, len(r.Vector) > 0)
+	}
+	var de *syncproto.DecodeError
+	if errors.As(err, &de) {
+		return &store.InvalidError{Field: de.Field, Reason: de.Detail}
+	}
+	return err
 }
 
 func refusal(stream string, reason syncproto.RefusalReason, expected int64, msg string) *syncproto.Ack {
@@ -94,7 +110,13 @@ type JSONRecord struct {
 }
 
 // IngestJSON commits a JSON batch from edgeID with Ingest's semantics.
+// The stream must be one of syncproto.Streams and every payload of the
+// shape its stream requires (syncproto.CheckPayload), else the batch is
+// refused whole with a *store.InvalidError naming the field.
 func (s *Service) IngestJSON(ctx context.Context, edgeID string, jb JSONBatch) (*syncproto.Ack, error) {
+	if err := checkJSONBatch(jb); err != nil {
+		return nil, err
+	}
 	sb := store.Batch{EdgeID: edgeID, Stream: jb.Stream, FirstSeq: jb.FirstSeq, Records: make([]store.Record, len(jb.Records))}
 	now := s.cfg.Now().UTC()
 	for i, r := range jb.Records {

@@ -6,7 +6,9 @@
 //
 // It owns the credential format, the heartbeat throttle, the admission of
 // batch bodies (how many are read and decoded at once, per edge and in
-// total) and the mapping of store outcomes to syncproto acks. It does not
+// total), the checks of the JSON route that syncproto.Verify makes of a
+// protobuf batch (known streams, payloads of their stream's shape) and
+// the mapping of store outcomes to syncproto acks. It does not
 // own HTTP (hub/api), the catalog (it writes through Raft commands) or the
 // records (hub/store).
 package edgesync
