@@ -1,0 +1,192 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/redforge/controltower/hub/store"
+)
+
+var (
+	recordCols = []string{"edge_id", "stream", "seq", "time", "checksum", "payload"}
+	vectorCols = []string{"edge_id", "seq", "vector_id", "dim", "vector", "metadata", "time", "checksum"}
+)
+
+// IngestBatch implements store.Store. One transaction reads the (edge,
+// stream) watermark through an upsert that creates the row if missing and
+// locks it (PostgreSQL: a row lock held to commit, which serializes the
+// stream's batches across every hub sharing the database; SQLite: its
+// single writer), inserts the pending records (with their vectors and AI
+// decisions) with the dialect's bulk insert, and advances the watermark.
+// A gap, or a batch with nothing new, rolls back: nothing is written, not
+// even the watermark row of a fresh stream.
+func (db *DB) IngestBatch(ctx context.Context, b store.Batch) (int64, error) {
+	if err := b.Validate(); err != nil {
+		return 0, err
+	}
+	var wm int64
+	err := db.write(ctx, func(tx *Tx) error {
+		var count int64
+		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO edge_watermarks (edge_id, stream, seq, count, updated_at) VALUES (?1, ?2, 0, 0, ?3)
+			ON CONFLICT (edge_id, stream) DO UPDATE SET seq = edge_watermarks.seq RETURNING seq, count`),
+			b.EdgeID, b.Stream, db.t(db.now())).Scan(&wm, &count); err != nil {
+			return err
+		}
+		if err := b.GapCheck(wm); err != nil {
+			return err
+		}
+		pending := b.Pending(wm)
+		if len(pending) == 0 {
+			return errNothingToDo
+		}
+		if err := db.insertRecords(ctx, tx, &b, pending); err != nil {
+			return err
+		}
+		wm = pending[len(pending)-1].Seq
+		_, err := tx.ExecContext(ctx, db.q("UPDATE edge_watermarks SET seq = ?3, count = ?4, updated_at = ?5 WHERE edge_id = ?1 AND stream = ?2"),
+			b.EdgeID, b.Stream, wm, count+int64(len(pending)), db.t(db.now()))
+		return err
+	})
+	if errors.Is(err, errNothingToDo) {
+		return wm, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ingest batch edge %s stream %s from seq %d: %w", b.EdgeID, b.Stream, b.FirstSeq, err)
+	}
+	return wm, nil
+}
+
+// errNothingToDo rolls back a transaction that must not change anything.
+var errNothingToDo = errors.New("nothing to do")
+
+// insertRecords inserts recs of b: an edge_records row each, except a
+// vector sent as its parts, which is its own record in vectors (see
+// ListEdgeRecords); a vectors row for each vector; an ai_decisions row for
+// each decision.
+func (db *DB) insertRecords(ctx context.Context, tx *Tx, b *store.Batch, recs []store.Record) error {
+	rows := make([][]any, 0, len(recs))
+	var vecs, decisions [][]any
+	for i := range recs {
+		r := &recs[i]
+		t := db.t(r.Time)
+		if d := r.EdgeDecision(b.EdgeID); d != nil {
+			decisions = append(decisions, db.aiRow(d))
+		}
+		var sum any // NULL: the vector of a record kept in edge_records
+		if r.IsVectorRecord() {
+			sum = int64(r.Checksum)
+		} else {
+			rows = append(rows, []any{b.EdgeID, b.Stream, r.Seq, t, int64(r.Checksum), blob(r.Payload)})
+		}
+		if r.HasVector() {
+			vecs = append(vecs, []any{b.EdgeID, r.Seq, r.VectorID, len(r.Vector), r.PackedVector(), jsonArg(r.Metadata), t, sum})
+		}
+	}
+	for _, ins := range []struct {
+		table string
+		cols  []string
+		rows  [][]any
+	}{{"edge_records", recordCols, rows}, {"vectors", vectorCols, vecs}, {"ai_decisions", aiInsertCols, decisions}} {
+		if len(ins.rows) == 0 {
+			continue
+		}
+		if err := db.d.BulkInsert(ctx, tx, ins.table, ins.cols, ins.rows); err != nil {
+			return fmt.Errorf("insert into %s: %w", ins.table, err)
+		}
+	}
+	return nil
+}
+
+// Watermarks implements store.Store.
+func (db *DB) Watermarks(ctx context.Context, edgeID string) (map[string]store.Watermark, error) {
+	if err := store.ValidateEdgeID(edgeID); err != nil {
+		return nil, err
+	}
+	out := make(map[string]store.Watermark)
+	err := db.query(ctx, func(rows *sql.Rows) error {
+		var s string
+		var w store.Watermark
+		if err := rows.Scan(&s, &w.Seq, &w.Count, timeCol{&w.UpdatedAt}); err != nil {
+			return err
+		}
+		out[s] = w
+		return nil
+	}, "SELECT stream, seq, count, updated_at FROM edge_watermarks WHERE edge_id = ?", edgeID)
+	if err != nil {
+		return nil, fmt.Errorf("query watermarks of edge %s: %w", edgeID, err)
+	}
+	return out, nil
+}
+
+// listEdgeRecordsSQL reads a stream's records in seq order: the
+// edge_records rows (with the vector of a legacy vectors record beside
+// its payload) and, on stream vectors, the vectors sent as their parts,
+// which are rows of vectors only (checksum set, no payload: it is rebuilt
+// by store.Record.RebuildVectorPayload).
+const listEdgeRecordsSQL = `SELECT seq, time, checksum, payload, vector_id, vector, metadata FROM (
+		SELECT r.seq, r.time, r.checksum, r.payload, v.vector_id, v.vector, v.metadata
+		FROM edge_records r LEFT JOIN vectors v ON r.stream = 'vectors' AND v.edge_id = r.edge_id AND v.seq = r.seq
+		WHERE r.edge_id = ?1 AND r.stream = ?2 AND r.seq > ?3
+		UNION ALL
+		SELECT v.seq, v.time, v.checksum, NULL, v.vector_id, v.vector, v.metadata
+		FROM vectors v WHERE ?2 = 'vectors' AND v.edge_id = ?1 AND v.seq > ?3 AND v.checksum IS NOT NULL
+	) rec ORDER BY seq LIMIT ?4`
+
+// ListEdgeRecords implements store.Store.
+func (db *DB) ListEdgeRecords(ctx context.Context, edgeID, stream string, afterSeq int64, limit int) ([]store.Record, error) {
+	limit, err := store.ValidateEdgeQuery(edgeID, stream, afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Record
+	err = db.query(ctx, func(rows *sql.Rows) error {
+		var rec store.Record
+		var sum int64
+		var vid sql.NullString
+		var vec []byte
+		if err := rows.Scan(&rec.Seq, timeCol{&rec.Time}, &sum, &rec.Payload, &vid, &vec, jsonCol{&rec.Metadata}); err != nil {
+			return err
+		}
+		rec.Checksum = uint32(sum)
+		if vec != nil {
+			rec.VectorID = vid.String
+			var err error
+			if rec.Vector, err = store.UnpackVector(vec); err != nil {
+				return err
+			}
+		}
+		rec.RebuildVectorPayload()
+		out = append(out, rec)
+		return nil
+	}, listEdgeRecordsSQL, edgeID, stream, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query records of edge %s stream %s: %w", edgeID, stream, err)
+	}
+	return out, nil
+}
+
+// ListVectors implements store.Store.
+func (db *DB) ListVectors(ctx context.Context, edgeID string, afterSeq int64, limit int) ([]store.Vector, error) {
+	limit, err := store.ValidateEdgeQuery(edgeID, store.VectorsStream, afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Vector
+	err = db.query(ctx, func(rows *sql.Rows) error {
+		v := store.Vector{EdgeID: edgeID}
+		var packed []byte
+		if err := rows.Scan(&v.Seq, &v.VectorID, &packed, jsonCol{&v.Metadata}, timeCol{&v.Time}); err != nil {
+			return err
+		}
+		var err error
+		v.Values, err = store.UnpackVector(packed)
+		out = append(out, v)
+		return err
+	}, `SELECT seq, vector_id, vector, metadata, time FROM vectors WHERE edge_id = ? AND seq > ? ORDER BY seq LIMIT ?`, edgeID, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query vectors of edge %s: %w", edgeID, err)
+	}
+	return out, nil
+}
