@@ -104,8 +104,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Record carries (the same as the edge outbox and the hub store compute).
 func Checksum(payload []byte) uint32 { return crc32.Checksum(payload, castagnoli) }
 
-// PackFloat32 encodes v as packed little-endian IEEE 754 float32s; every
-// bit pattern survives.
+// PackFloat32 encodes v as packed little-endian IEEE 754 float32s, the
+// form vectors travel in and the hub stores; every bit pattern (NaN
+// payloads, -0, denormals) survives.
 func PackFloat32(v []float32) []byte {
 	b := make([]byte, 4*len(v))
 	for i, f := range v {
@@ -323,16 +324,15 @@ func Verify(b *Batch) error {
 	if err := CheckStream(b.Stream); err != nil {
 		return err
 	}
-	var scratch []byte
 	for i, r := range b.Records {
-		if err := verifyRecord(b, i, r, &scratch); err != nil {
+		if err := verifyRecord(b, i, r); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func verifyRecord(b *Batch, i int, r *Record, scratch *[]byte) error {
+func verifyRecord(b *Batch, i int, r *Record) error {
 	field := func() string { return fmt.Sprintf("records[%d]", i) }
 	if want := b.FirstSeq + int64(i); r.Seq != want {
 		return decodeErr(ErrMalformed, field()+".seq", "seqs must be contiguous from first_seq %d: got %d, want %d", b.FirstSeq, r.Seq, want)
@@ -340,7 +340,7 @@ func verifyRecord(b *Batch, i int, r *Record, scratch *[]byte) error {
 	if r.ArrivedUnixNanos <= 0 {
 		return decodeErr(ErrMalformed, field()+".arrived_unix_nanos", "must be set")
 	}
-	if got := RecordChecksum(r, scratch); got != r.Checksum {
+	if got := RecordChecksum(r); got != r.Checksum {
 		return decodeErr(ErrChecksum, field()+".checksum", "seq %d: record CRC-32C is %08x, record says %08x", r.Seq, got, r.Checksum)
 	}
 	if len(r.Vector)%4 != 0 {

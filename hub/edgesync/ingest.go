@@ -24,11 +24,7 @@ func (s *Service) Ingest(ctx context.Context, edgeID string, b *syncproto.Batch)
 	if b.GetEdgeId() != edgeID {
 		return nil, fmt.Errorf("edge %q may not write the streams of edge %q: %w", edgeID, b.GetEdgeId(), ErrForbidden)
 	}
-	sb, err := toStoreBatch(b)
-	if err != nil {
-		return refusal(b.GetStream(), syncproto.RefusalReason_REFUSAL_REASON_INVALID, 0, err.Error()), nil
-	}
-	return s.ingest(ctx, sb)
+	return s.ingest(ctx, toStoreBatch(b))
 }
 
 func (s *Service) ingest(ctx context.Context, sb store.Batch) (*syncproto.Ack, error) {
@@ -70,21 +66,15 @@ func refusal(stream string, reason syncproto.RefusalReason, expected int64, msg 
 	return &syncproto.Ack{Stream: stream, Result: &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{Reason: reason, ExpectedSeq: expected, Message: msg}}}
 }
 
-func toStoreBatch(b *syncproto.Batch) (store.Batch, error) {
+// toStoreBatch is b as the store takes it: vectors stay packed, as they
+// travelled (the store keeps them so).
+func toStoreBatch(b *syncproto.Batch) store.Batch {
 	sb := store.Batch{EdgeID: b.EdgeId, Stream: b.Stream, FirstSeq: b.FirstSeq, Records: make([]store.Record, len(b.Records))}
 	for i, r := range b.Records {
-		rec := store.Record{Seq: r.Seq, Time: time.Unix(0, r.ArrivedUnixNanos).UTC(), Checksum: r.Checksum, Payload: r.Payload,
-			VectorID: r.VectorId, Metadata: json.RawMessage(r.Metadata)}
-		if len(r.Vector) > 0 {
-			v, err := syncproto.UnpackFloat32(r.Vector)
-			if err != nil {
-				return sb, fmt.Errorf("records[%d]: %w", i, err)
-			}
-			rec.Vector, rec.Packed = v, r.Vector
-		}
-		sb.Records[i] = rec
+		sb.Records[i] = store.Record{Seq: r.Seq, Time: time.Unix(0, r.ArrivedUnixNanos).UTC(), Checksum: r.Checksum, Payload: r.Payload,
+			Vector: r.Vector, VectorID: r.VectorId, Metadata: json.RawMessage(r.Metadata)}
 	}
-	return sb, nil
+	return sb
 }
 
 // JSONBatch is the body of POST /api/sync/vectors, for scripts: the same
@@ -124,7 +114,10 @@ func (s *Service) IngestJSON(ctx context.Context, edgeID string, jb JSONBatch) (
 		if at.IsZero() {
 			at = now
 		}
-		rec := store.Record{Seq: r.Seq, Time: at, Payload: r.Payload, Vector: r.Vector, VectorID: r.VectorID, Metadata: r.Metadata}
+		rec := store.Record{Seq: r.Seq, Time: at, Payload: r.Payload, VectorID: r.VectorID, Metadata: r.Metadata}
+		if len(r.Vector) > 0 {
+			rec.Vector = syncproto.PackFloat32(r.Vector)
+		}
 		rec.Checksum = rec.Sum()
 		if r.Checksum != nil {
 			rec.Checksum = *r.Checksum

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/syncproto"
 )
 
 var (
@@ -81,7 +82,7 @@ func (db *DB) insertRecords(ctx context.Context, tx *Tx, b *store.Batch, recs []
 			rows = append(rows, []any{b.EdgeID, b.Stream, r.Seq, t, int64(r.Checksum), blob(r.Payload)})
 		}
 		if r.HasVector() {
-			vecs = append(vecs, []any{b.EdgeID, r.Seq, r.VectorID, len(r.Vector), r.PackedVector(), jsonArg(r.Metadata), t, sum})
+			vecs = append(vecs, []any{b.EdgeID, r.Seq, r.VectorID, r.Dim(), r.Vector, jsonArg(r.Metadata), t, sum})
 		}
 	}
 	for _, ins := range []struct {
@@ -145,18 +146,11 @@ func (db *DB) ListEdgeRecords(ctx context.Context, edgeID, stream string, afterS
 		var rec store.Record
 		var sum int64
 		var vid sql.NullString
-		var vec []byte
-		if err := rows.Scan(&rec.Seq, timeCol{&rec.Time}, &sum, &rec.Payload, &vid, &vec, jsonCol{&rec.Metadata}); err != nil {
+		if err := rows.Scan(&rec.Seq, timeCol{&rec.Time}, &sum, &rec.Payload, &vid, &rec.Vector, jsonCol{&rec.Metadata}); err != nil {
 			return err
 		}
 		rec.Checksum = uint32(sum)
-		if vec != nil {
-			rec.VectorID = vid.String
-			var err error
-			if rec.Vector, err = store.UnpackVector(vec); err != nil {
-				return err
-			}
-		}
+		rec.VectorID = vid.String
 		rec.RebuildVectorPayload()
 		out = append(out, rec)
 		return nil
@@ -181,7 +175,7 @@ func (db *DB) ListVectors(ctx context.Context, edgeID string, afterSeq int64, li
 			return err
 		}
 		var err error
-		v.Values, err = store.UnpackVector(packed)
+		v.Values, err = syncproto.UnpackFloat32(packed)
 		out = append(out, v)
 		return err
 	}, `SELECT seq, vector_id, vector, metadata, time FROM vectors WHERE edge_id = ? AND seq > ? ORDER BY seq LIMIT ?`, edgeID, afterSeq, limit)
