@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/proto"
@@ -21,6 +22,18 @@ const (
 	// ContentTypeProtobuf is an uncompressed protobuf message (a Batch in a
 	// request, an Ack or ConfigBundle in a response).
 	ContentTypeProtobuf = "application/x-protobuf"
+)
+
+// Progress of a batch request. An edge that sends ProgressHeader (any
+// value) with a batch gets, while the hub waits for its turn, decodes and
+// commits it, a "102 Processing" informational answer every
+// ProgressInterval before the final one; the edge gives a hub up when a
+// request makes no progress (no bytes either way, no 102) for a few
+// intervals, instead of waiting out a whole request timeout when the hub
+// died silently.
+const (
+	ProgressHeader   = "X-Redforge-Progress"
+	ProgressInterval = time.Second
 )
 
 // Default limits of DecodeBatch.

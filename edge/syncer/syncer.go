@@ -22,6 +22,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +45,9 @@ const (
 	DefaultMaxBackoff      = 30 * time.Second
 	DefaultIdleWait        = 200 * time.Millisecond
 	DefaultRequestTimeout  = 60 * time.Second
+	// DefaultProgressTimeout is how long a batch request may make no
+	// progress before the hub is given up (see Config.ProgressTimeout).
+	DefaultProgressTimeout = 5 * time.Second
 	DefaultMaxInFlight     = 2
 	// BatchPath is the hub route batches are POSTed to.
 	BatchPath = "/api/sync/batches"
@@ -84,6 +89,13 @@ type Config struct {
 	MaxBatchRecords int
 	MaxBatchBytes   int
 	MaxInFlight     int // batches of one stream with the hubs at once (default 2)
+	// ProgressTimeout gives a hub up when a batch request makes no
+	// progress for this long: no request bytes taken by the connection,
+	// no response bytes, and none of the hub's 102 Processing answers
+	// (sent every syncproto.ProgressInterval while it works on a batch).
+	// A hub that dies silently then costs this, not the client's whole
+	// timeout, before the next hub is tried. Default DefaultProgressTimeout.
+	ProgressTimeout time.Duration
 	MinBackoff      time.Duration
 	MaxBackoff      time.Duration
 	IdleWait        time.Duration // pause when a stream is empty
@@ -156,6 +168,9 @@ func New(cfg Config) *Syncer {
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.ProgressTimeout <= 0 {
+		cfg.ProgressTimeout = DefaultProgressTimeout
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = DefaultMaxBackoff
@@ -489,19 +504,29 @@ func retryAfter(h http.Header) time.Duration {
 }
 
 func (s *Syncer) post(ctx context.Context, hub string, body []byte, ctype string) (*syncproto.Ack, int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(hub, "/")+BatchPath, bytes.NewReader(body))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := watch(s.cfg.ProgressTimeout, cancel)
+	defer w.stop()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn:              func(httptrace.GotConnInfo) { w.touch() },
+		WroteHeaders:         w.touch,
+		GotFirstResponseByte: w.touch,
+		Got1xxResponse:       func(int, textproto.MIMEHeader) error { w.touch(); return nil },
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(hub, "/")+BatchPath, &progressReader{bytes.NewReader(body), w})
 	if err != nil {
 		return nil, 0, err
 	}
+	req.ContentLength = int64(len(body))
 	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Accept", syncproto.ContentTypeProtobuf)
+	req.Header.Set(syncproto.ProgressHeader, "1")
 	req.Header.Set("Authorization", "Bearer "+s.cfg.Credential())
-	resp, err := s.cfg.Client.Do(req)
-	if err != nil {
-		return nil, 0, err
+	data, resp, err := s.roundTrip(req, w)
+	if cause := context.Cause(ctx); errors.Is(cause, errNoProgress) {
+		return nil, 0, fmt.Errorf("%s: %w", hub, cause)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -519,6 +544,61 @@ func (s *Syncer) post(ctx context.Context, hub string, body []byte, ctype string
 		return nil, 0, fmt.Errorf("%s: bad ack: %w", hub, err)
 	}
 	return ack, resp.StatusCode, nil
+}
+
+// roundTrip sends req and reads the answer's body (at most 1 MiB), each
+// read counting as progress.
+func (s *Syncer) roundTrip(req *http.Request, w *watchdog) ([]byte, *http.Response, error) {
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(&progressReader{resp.Body, w}, 1<<20))
+	return data, resp, err
+}
+
+// errNoProgress is the cause of a request the watchdog gave up.
+var errNoProgress = errors.New("no progress")
+
+// watchdog cancels a request that made no progress for its timeout.
+type watchdog struct {
+	timeout time.Duration
+	last    atomic.Int64 // unix nanoseconds of the last progress
+	timer   *time.Timer
+}
+
+func watch(timeout time.Duration, cancel context.CancelCauseFunc) *watchdog {
+	w := &watchdog{timeout: timeout}
+	w.touch()
+	w.timer = time.AfterFunc(time.Hour, func() {
+		if idle := time.Duration(time.Now().UnixNano() - w.last.Load()); idle < w.timeout {
+			w.timer.Reset(w.timeout - idle) // progress since: look again when it would be stale
+			return
+		}
+		cancel(fmt.Errorf("%w for %s", errNoProgress, w.timeout))
+	})
+	w.timer.Reset(timeout) // armed only now that w.timer is set
+	return w
+}
+
+// touch records progress now.
+func (w *watchdog) touch() { w.last.Store(time.Now().UnixNano()) }
+
+func (w *watchdog) stop() { w.timer.Stop() }
+
+// progressReader counts every read as progress.
+type progressReader struct {
+	r io.Reader
+	w *watchdog
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.w.touch()
+	}
+	return n, err
 }
 
 // apply releases what the ack covers.

@@ -353,3 +353,57 @@ func TestBusyHubIsWaitedFor(t *testing.T) {
 		t.Fatalf("failures %v, want one hub_busy and no network", f)
 	}
 }
+
+// TestSilentHubGivenUpOnNoProgress: a hub that takes the request and then
+// says nothing is given up after ProgressTimeout (not the client's 60 s),
+// and the batch goes to the next hub; a hub that keeps answering
+// "102 Processing" while it works is waited for past ProgressTimeout.
+func TestSilentHubGivenUpOnNoProgress(t *testing.T) {
+	release := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != router.HealthPath {
+			io.ReadAll(r.Body)
+			<-release // alive at the TCP level, but never answers
+		}
+	}))
+	defer silent.Close()
+	defer close(release) // before Close, which waits for the handler
+	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
+	var progress sync.Map
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != router.HealthPath && r.Header.Get(syncproto.ProgressHeader) != "" {
+			progress.Store(r.URL.Path, true)
+			for range 6 { // 1.2 s of work, 4 × ProgressTimeout, with progress every 200 ms
+				time.Sleep(200 * time.Millisecond) // the hub's work, not synchronisation
+				w.WriteHeader(http.StatusProcessing)
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer slow.Close()
+	o := outbox.New(filepath.Join(t.TempDir(), "outbox.db"))
+	if err := o.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	rt, _ := router.New(router.Config{Targets: []string{silent.URL, slow.URL}})
+	s := syncer.New(syncer.Config{EdgeID: "e1", Credential: func() string { return "c" }, Outbox: o,
+		Streams: []string{outbox.StreamAudit}, Router: rt, ProgressTimeout: 300 * time.Millisecond})
+	appendN(t, o, outbox.StreamAudit, 3)
+	start := time.Now()
+	n, err := s.SyncOnce(context.Background(), outbox.StreamAudit)
+	took := time.Since(start)
+	if err != nil || n != 3 {
+		t.Fatalf("SyncOnce past a silent hub: %d, %v", n, err)
+	}
+	if _, ok := progress.Load(syncer.BatchPath); !ok {
+		t.Fatal("the syncer did not ask for progress answers")
+	}
+	// 300 ms on the silent hub, then 1.2 s on the slow one.
+	if took < 1500*time.Millisecond || took > 10*time.Second {
+		t.Fatalf("SyncOnce took %s, want the silent hub given up after 300 ms and the slow one waited for (1.5 s)", took)
+	}
+	if st := s.Stats(); st.Hub != slow.URL || st.Failures[syncer.ReasonNetwork] != 0 {
+		t.Fatalf("stats %+v: want the slow hub, and the silent one not counted as a whole-sync failure", st)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"google.golang.org/protobuf/proto"
@@ -117,8 +119,21 @@ func writeProto(c *gin.Context, status int, m proto.Message) {
 // (too many batches of this edge at once) or 503 (the hub's decoders are
 // all busy) with a Retry-After.
 func (s *Server) syncBatch(c *gin.Context) {
-	b, err := s.cfg.Sync.ReadBatch(c.Request.Context(), edgeID(c), c.ContentType(), c.Request.Body, c.Request.ContentLength)
-	if err != nil {
+	stop := reportProgress(c)
+	defer stop() // also on a panic, before recovery answers
+	ack, b, err := s.takeBatch(c)
+	stop()
+	if err == nil {
+		writeProto(c, refusalStatus(ack), ack)
+		return
+	}
+	if b != nil && errors.Is(err, edgesync.ErrForbidden) {
+		ack = &syncproto.Ack{Stream: b.Stream, Result: &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{
+			Reason: syncproto.RefusalReason_REFUSAL_REASON_FORBIDDEN, Message: errMessage(err)}}}
+		writeProto(c, http.StatusForbidden, ack)
+		return
+	}
+	if b == nil {
 		var de *syncproto.DecodeError
 		var be *edgesync.BusyError
 		switch {
@@ -132,20 +147,56 @@ func (s *Server) syncBatch(c *gin.Context) {
 		case errors.As(err, &be):
 			c.Header("Retry-After", strconv.Itoa(max(1, int(be.RetryAfter.Seconds()))))
 		}
-		abort(c, err)
-		return
 	}
-	ack, err := s.cfg.Sync.Ingest(c.Request.Context(), edgeID(c), b)
-	if errors.Is(err, edgesync.ErrForbidden) {
-		ack = &syncproto.Ack{Stream: b.Stream, Result: &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{
-			Reason: syncproto.RefusalReason_REFUSAL_REASON_FORBIDDEN, Message: errMessage(err)}}}
-		err = nil
-	}
+	abort(c, err)
+}
+
+// takeBatch reads, decodes and ingests the request's batch. b is nil when
+// the batch was not decoded.
+func (s *Server) takeBatch(c *gin.Context) (ack *syncproto.Ack, b *syncproto.Batch, err error) {
+	b, err = s.cfg.Sync.ReadBatch(c.Request.Context(), edgeID(c), c.ContentType(), c.Request.Body, c.Request.ContentLength)
 	if err != nil {
-		abort(c, err)
-		return
+		return nil, nil, err
 	}
-	writeProto(c, refusalStatus(ack), ack)
+	ack, err = s.cfg.Sync.Ingest(c.Request.Context(), edgeID(c), b)
+	return ack, b, err
+}
+
+// reportProgress sends "102 Processing" every syncproto.ProgressInterval
+// until the returned stop (idempotent) is called, when the edge asked for it
+// (syncproto.ProgressHeader) over HTTP/1.1 without Expect: 100-continue
+// (whose own interim answer net/http writes from the body reader). Only
+// this goroutine writes to the connection until stop returns; the handler
+// touches neither the response nor its headers meanwhile.
+func reportProgress(c *gin.Context) (stop func()) {
+	r := c.Request
+	if r.Header.Get(syncproto.ProgressHeader) == "" || !r.ProtoAtLeast(1, 1) || r.Header.Get("Expect") != "" {
+		return func() {}
+	}
+	var w http.ResponseWriter = c.Writer
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(syncproto.ProgressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				w.WriteHeader(http.StatusProcessing)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-exited }) }
 }
 
 // maxJSONBatchBytes bounds a JSON batch body.

@@ -3,14 +3,21 @@ package edgesync_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/redforge/controltower/hub/edgesync"
 	"github.com/redforge/controltower/hub/store"
 	"github.com/redforge/controltower/internal/testenv"
 	"github.com/redforge/controltower/syncproto"
@@ -326,4 +333,69 @@ func TestSyncRefusesUnknownStreamsAndNonJSON(t *testing.T) {
 			t.Fatalf("stream %s holds %d records (%v), want none", s, len(recs), err)
 		}
 	}
+}
+
+// TestBatchProgressAnswers: while a batch waits for its turn at a real hub
+// (here: its edge's MaxBatchesPerEdge slots are held by uploads that do
+// not finish), an edge that asked for progress (syncproto.ProgressHeader)
+// gets "102 Processing" every second, then its answer once it is taken.
+func TestBatchProgressAnswers(t *testing.T) {
+	th := startHub(t, testenv.Postgres(t))
+	a, _ := enrollHTTP(t, th, th.token(t))
+	url := th.URL() + "/api/sync/batches"
+	var holds []*io.PipeWriter
+	var held sync.WaitGroup
+	for range edgesync.DefaultMaxBatchesPerEdge {
+		pr, pw := io.Pipe()
+		holds = append(holds, pw)
+		req, _ := http.NewRequest(http.MethodPost, url, pr)
+		req.Header.Set("Authorization", "Bearer "+a.Cred)
+		req.Header.Set("Content-Type", syncproto.ContentTypeProtobuf)
+		held.Go(func() {
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		})
+		pw.Write([]byte{0x0a}) // the upload has begun, and stalls
+	}
+	var interim atomic.Int32
+	body, _ := syncproto.EncodeBatch(batchOf(a.ID, "audit", 1, `{"a":1}`))
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, _ textproto.MIMEHeader) error {
+			if code == http.StatusProcessing {
+				interim.Add(1)
+			}
+			return nil
+		},
+	}), http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+a.Cred)
+	req.Header.Set("Content-Type", syncproto.ContentTypeBatchZstd)
+	req.Header.Set(syncproto.ProgressHeader, "1")
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	testenv.WaitFor(t, 8*time.Second, "two 102 Processing answers while the batch waits", func() error {
+		if n := interim.Load(); n < 2 {
+			return fmt.Errorf("%d so far", n)
+		}
+		return nil
+	})
+	for _, pw := range holds {
+		pw.Close()
+	}
+	resp := <-done
+	if resp == nil {
+		t.Fatal("no answer")
+	}
+	defer resp.Body.Close()
+	ack, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || ackOf(t, ack).GetDurableWatermark() != 1 {
+		t.Fatalf("after the wait: %d %v", resp.StatusCode, ackOf(t, ack))
+	}
+	held.Wait()
 }

@@ -35,8 +35,18 @@ type benchEdge struct {
 	s      *syncer.Syncer
 }
 
-func newBenchEdge(b *testing.B, th *testHub) *benchEdge {
+// newBenchEdge opens an edge that syncs to th, through hubs (its router's
+// targets, in preference order) when given.
+func newBenchEdge(b *testing.B, th *testHub, hubs ...string) (e *benchEdge) {
 	b.Helper()
+	if len(hubs) == 0 {
+		hubs = []string{th.URL()}
+	}
+	onSide("edge", func() { e = openBenchEdge(b, th, hubs) })
+	return e
+}
+
+func openBenchEdge(b *testing.B, th *testHub, hubs []string) *benchEdge {
 	o := outbox.New(filepath.Join(b.TempDir(), "outbox.db"))
 	if err := o.Open(context.Background()); err != nil {
 		b.Fatal(err)
@@ -52,7 +62,7 @@ func newBenchEdge(b *testing.B, th *testHub) *benchEdge {
 		b.Fatal(err)
 	}
 	e := &benchEdge{o: o, b: br, edgeID: en.EdgeId}
-	rt, _ := router.New(router.Config{Targets: []string{th.URL()}})
+	rt, _ := router.New(router.Config{Targets: hubs})
 	e.s = syncer.New(syncer.Config{EdgeID: en.EdgeId, Credential: func() string { return en.Credential }, Outbox: o,
 		Streams: outbox.DefaultStreams(), Router: rt, MaxBatchRecords: 1000, IdleWait: 5 * time.Millisecond})
 	return e
@@ -61,7 +71,7 @@ func newBenchEdge(b *testing.B, th *testHub) *benchEdge {
 func (e *benchEdge) startSync() {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})
-	go func() { e.s.Run(ctx); close(e.done) }()
+	onSide("edge", func() { go func() { e.s.Run(ctx); close(e.done) }() })
 }
 
 func (e *benchEdge) stopSync() {
@@ -88,7 +98,8 @@ func waitTotal(b *testing.B, th *testHub, edgeID string, n int64, timeout time.D
 func BenchmarkVectorDrain(b *testing.B) {
 	n := envInt("REDFORGE_BENCH_VECTORS", 100000)
 	for b.Loop() {
-		th := startHub(b, testenv.Postgres(b))
+		dsn := testenv.Postgres(b)
+		th := startBenchHub(b, dsn)
 		e := newBenchEdge(b, th)
 		var payloadBytes atomic.Int64
 		var wg sync.WaitGroup
@@ -138,11 +149,14 @@ func BenchmarkVectorDrain(b *testing.B) {
 		}
 		wg.Wait()
 		filled := time.Since(fill)
+		stopWatch, stopProfile := pgWatch(b, dsn), profileSection(b, "drain")
 		start := time.Now()
 		e.startSync()
 		waitTotal(b, th, e.edgeID, int64(n), 20*time.Minute)
 		el := time.Since(start)
+		stopProfile()
 		e.stopSync()
+		stopWatch()
 		st := e.s.Stats().Streams[outbox.StreamVectors]
 		rate := float64(n) / el.Seconds()
 		vecMB := float64(n) * 768 * 4 / 1e6
@@ -191,7 +205,9 @@ func BenchmarkPeerMosquittoBridge(b *testing.B) {
 		}
 		rows := make(chan []any, 65536)
 		sub := paho.NewClient(paho.NewClientOptions().AddBroker(hubMQ).SetClientID("bridge-sub").SetCleanSession(false).SetOrderMatters(false))
-		if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		var tok paho.Token
+		onSide("bridge", func() { tok = sub.Connect() }) // its goroutines carry the label
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			b.Fatal(tok.Error())
 		}
 		if tok := sub.Subscribe("redforge/v1/#", 1, func(_ paho.Client, m paho.Message) {
@@ -201,7 +217,7 @@ func BenchmarkPeerMosquittoBridge(b *testing.B) {
 		}
 		var stored atomic.Int64
 		copyDone := make(chan struct{})
-		go func() {
+		copyBridge := func() {
 			defer close(copyDone)
 			batch := make([][]any, 0, 2000)
 			flush := func() {
@@ -226,7 +242,8 @@ func BenchmarkPeerMosquittoBridge(b *testing.B) {
 				}
 			}
 			flush()
-		}()
+		}
+		onSide("bridge", func() { go copyBridge() })
 		time.Sleep(500 * time.Millisecond) // let the bridge connect
 		start := time.Now()
 		acked := publishN(b, strings.TrimPrefix(edgeMQ, "tcp://"), n, payload)
@@ -241,15 +258,19 @@ func BenchmarkPeerMosquittoBridge(b *testing.B) {
 		conn.Close(context.Background())
 
 		// (2) Our path, same messages.
-		th := startHub(b, testenv.Postgres(b))
+		dsn = testenv.Postgres(b)
+		th := startBenchHub(b, dsn)
 		e := newBenchEdge(b, th)
 		e.startSync()
+		stopWatch, stopProfile := pgWatch(b, dsn), profileSection(b, "e2e")
 		start = time.Now()
 		ours := publishN(b, e.b.Addr().String(), n, payload)
 		oursPublished := time.Since(start)
 		waitTotal(b, th, e.edgeID, int64(n), 10*time.Minute)
 		oursTotal := time.Since(start)
+		stopProfile()
 		e.stopSync()
+		stopWatch()
 		recs, _ := th.H.Store.ListEdgeRecords(context.Background(), e.edgeID, outbox.StreamMetrics, 0, 1)
 		if len(recs) != 1 || store.Checksum(recs[0].Payload) != recs[0].Checksum {
 			b.Fatal("our path: first record missing or damaged")
@@ -272,32 +293,35 @@ func publishN(b *testing.B, addr string, n int, payload func(int) string) int {
 	var total atomic.Int64
 	var wg sync.WaitGroup
 	for p := range 4 {
-		wg.Go(func() {
-			c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("bpub-%d-%d", p, time.Now().UnixNano())).SetAutoReconnect(false))
-			if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-				b.Error(tok.Error())
-				return
-			}
-			defer c.Disconnect(0)
-			const window = 256
-			toks := make([]paho.Token, 0, n/4+1)
-			for i := p; i < n; i += 4 {
-				if len(toks) >= window {
-					if t := toks[len(toks)-window]; t.WaitTimeout(60*time.Second) && t.Error() == nil {
-						total.Add(1)
-					}
-				}
-				toks = append(toks, c.Publish("redforge/v1/metrics", 1, false, payload(i)))
-			}
-			for _, t := range toks[max(0, len(toks)-window):] {
-				if t.WaitTimeout(60*time.Second) && t.Error() == nil {
-					total.Add(1)
-				}
-			}
-		})
+		onSide("client", func() { wg.Go(func() { publishSome(b, addr, n, p, payload, &total) }) })
 	}
 	wg.Wait()
 	return int(total.Load())
+}
+
+// publishSome is publisher p of publishN: messages p, p+4, … of n.
+func publishSome(b *testing.B, addr string, n, p int, payload func(int) string, total *atomic.Int64) {
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("bpub-%d-%d", p, time.Now().UnixNano())).SetAutoReconnect(false))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Error(tok.Error())
+		return
+	}
+	defer c.Disconnect(0)
+	const window = 256
+	toks := make([]paho.Token, 0, n/4+1)
+	for i := p; i < n; i += 4 {
+		if len(toks) >= window {
+			if t := toks[len(toks)-window]; t.WaitTimeout(60*time.Second) && t.Error() == nil {
+				total.Add(1)
+			}
+		}
+		toks = append(toks, c.Publish("redforge/v1/metrics", 1, false, payload(i)))
+	}
+	for _, t := range toks[max(0, len(toks)-window):] {
+		if t.WaitTimeout(60*time.Second) && t.Error() == nil {
+			total.Add(1)
+		}
+	}
 }
 
 // rawCopyVectors COPYs n random dim-float32 vectors, batch rows a
@@ -324,7 +348,7 @@ func rawCopyVectors(b *testing.B, n, dim, batch int) float64 {
 		for j := range v {
 			v[j] = rng.Float32()*2 - 1
 		}
-		rows[i] = []any{"raw-edge", int64(i + 1), fmt.Sprintf("v%d", i), dim, store.PackVector(v), fmt.Sprintf(`{"i":%d}`, i), now, int64(i)}
+		rows[i] = []any{"raw-edge", int64(i + 1), fmt.Sprintf("v%d", i), dim, syncproto.PackFloat32(v), fmt.Sprintf(`{"i":%d}`, i), now, int64(i)}
 	}
 	cols := []string{"edge_id", "seq", "vector_id", "dim", "vector", "metadata", "time", "checksum"}
 	start := time.Now()
@@ -334,4 +358,63 @@ func rawCopyVectors(b *testing.B, n, dim, batch int) float64 {
 		}
 	}
 	return float64(n) / time.Since(start).Seconds()
+}
+
+// BenchmarkSilentHubSwitch measures how long an edge takes to move its
+// sync to the next hub when the hub it syncs to goes silent: the edge's
+// two hubs are two toxiproxy links, A (preferred) and B, to one real hub;
+// records are appended at a steady rate; link A is blackholed (every byte
+// dropped, connections left open, as when a host dies). Figure: switch_ms,
+// from the blackhole to the first batch acked through B. Each run ends
+// with every appended record on the hub exactly once.
+func BenchmarkSilentHubSwitch(b *testing.B) {
+	for b.Loop() {
+		th := startBenchHub(b, testenv.Postgres(b))
+		linkA, linkB := testenv.Proxy(b, th.cfg.Listen), testenv.Proxy(b, th.cfg.Listen)
+		hubA, hubB := "http://"+linkA.Addr(), "http://"+linkB.Addr()
+		e := newBenchEdge(b, th, hubA, hubB)
+		stop := make(chan struct{})
+		var appended atomic.Int64
+		var producer sync.WaitGroup
+		producer.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := e.o.Append(context.Background(), outbox.StreamMetrics, fmt.Appendf(nil, `{"name":"m","value":%d}`, i), time.Now()); err != nil {
+					b.Error(err)
+					return
+				}
+				appended.Add(1)
+				time.Sleep(time.Millisecond) // the producer's pace, about 1000 records/s
+			}
+		})
+		e.startSync()
+		testenv.WaitFor(b, 30*time.Second, "a batch acked through hub A", func() error {
+			if h := e.s.Stats().Hub; h != hubA {
+				return fmt.Errorf("last hub %q", h)
+			}
+			return nil
+		})
+		restore := linkA.Blackhole()
+		silent := time.Now()
+		var switched time.Duration
+		testenv.WaitFor(b, 3*time.Minute, "a batch acked through hub B", func() error {
+			if h := e.s.Stats().Hub; h != hubB {
+				return fmt.Errorf("last hub %q", h)
+			}
+			switched = time.Since(silent)
+			return nil
+		})
+		close(stop)
+		producer.Wait()
+		waitTotal(b, th, e.edgeID, appended.Load(), time.Minute)
+		e.stopSync()
+		restore()
+		b.ReportMetric(float64(switched.Milliseconds()), "switch_ms")
+		fmt.Printf("silent hub switch: hub A blackholed; first batch acked through hub B %s later (syncer progress timeout %s); %d records on the hub exactly once\n",
+			switched.Round(time.Millisecond), syncer.DefaultProgressTimeout, appended.Load())
+	}
 }
