@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -173,6 +174,20 @@ func (dialect) Lock(ctx context.Context, tx *sqlstore.Tx, l sqlstore.Lock) error
 		_, err = tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", l.Key)
 	}
 	return err
+}
+
+// Retryable reports a unique violation (another transaction committed the
+// same records first), a deadlock or a serialization failure.
+func (dialect) Retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "23505", "40P01", "40001": // unique_violation, deadlock_detected, serialization_failure
+		return true
+	}
+	return false
 }
 
 func (dialect) MigrationsTable() string {

@@ -239,6 +239,9 @@ func (d dialect) BulkInsert(ctx context.Context, tx *sqlstore.Tx, table string, 
 
 func (dialect) Lock(context.Context, *sqlstore.Tx, sqlstore.Lock) error { return nil }
 
+// Retryable is false: with one writer, ingests never run concurrently.
+func (dialect) Retryable(error) bool { return false }
+
 func (dialect) MigrationsTable() string {
 	return `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,

@@ -15,43 +15,34 @@ var (
 	vectorCols = []string{"edge_id", "seq", "vector_id", "dim", "vector", "metadata", "time", "checksum"}
 )
 
-// IngestBatch implements store.Store. One transaction reads the (edge,
-// stream) watermark through an upsert that creates the row if missing and
-// locks it (PostgreSQL: a row lock held to commit, which serializes the
-// stream's batches across every hub sharing the database; SQLite: its
-// single writer), inserts the pending records (with their vectors and AI
-// decisions) with the dialect's bulk insert, and advances the watermark.
-// A gap, or a batch with nothing new, rolls back: nothing is written, not
-// even the watermark row of a fresh stream.
+// IngestBatch implements store.Store. The watermark read, the inserts
+// (records, vectors, AI decisions, with the dialect's bulk insert) and the
+// watermark advance share one transaction that holds the (edge, stream)
+// watermark row locked from the read to the commit (PostgreSQL: a row lock,
+// which serializes the stream's batches across every hub sharing the
+// database; SQLite: its single writer). A gap, or a batch with nothing new,
+// rolls back: nothing is written, not even the watermark row of a fresh
+// stream.
+//
+// A batch that is not a replay (it starts past the committed watermark,
+// read without a lock) is inserted before the row is locked, so that the
+// inserts of an edge's consecutive batches (the syncer keeps two in
+// flight) overlap instead of queueing behind each other's lock; once
+// locked, the batch commits only if it starts exactly at watermark+1, and
+// is rolled back otherwise: a gap, or (when another transaction committed
+// the same records first, or the two deadlocked, Dialect.Retryable) redone
+// the careful way, lock first.
 func (db *DB) IngestBatch(ctx context.Context, b store.Batch) (int64, error) {
 	if err := b.Validate(); err != nil {
 		return 0, err
 	}
 	var wm int64
-	err := db.write(ctx, func(tx *Tx) error {
-		var count int64
-		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO edge_watermarks (edge_id, stream, seq, count, updated_at) VALUES (?1, ?2, 0, 0, ?3)
-			ON CONFLICT (edge_id, stream) DO UPDATE SET seq = edge_watermarks.seq RETURNING seq, count`),
-			b.EdgeID, b.Stream, db.t(db.now())).Scan(&wm, &count); err != nil {
-			return err
+	var err error
+	for attempt := range 3 {
+		wm, err = db.ingest(ctx, &b, attempt == 0)
+		if !errors.Is(err, errLockFirst) && (err == nil || !db.d.Retryable(err) || ctx.Err() != nil) {
+			break
 		}
-		if err := b.GapCheck(wm); err != nil {
-			return err
-		}
-		pending := b.Pending(wm)
-		if len(pending) == 0 {
-			return errNothingToDo
-		}
-		if err := db.insertRecords(ctx, tx, &b, pending); err != nil {
-			return err
-		}
-		wm = pending[len(pending)-1].Seq
-		_, err := tx.ExecContext(ctx, db.q("UPDATE edge_watermarks SET seq = ?3, count = ?4, updated_at = ?5 WHERE edge_id = ?1 AND stream = ?2"),
-			b.EdgeID, b.Stream, wm, count+int64(len(pending)), db.t(db.now()))
-		return err
-	})
-	if errors.Is(err, errNothingToDo) {
-		return wm, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("ingest batch edge %s stream %s from seq %d: %w", b.EdgeID, b.Stream, b.FirstSeq, err)
@@ -61,6 +52,90 @@ func (db *DB) IngestBatch(ctx context.Context, b store.Batch) (int64, error) {
 
 // errNothingToDo rolls back a transaction that must not change anything.
 var errNothingToDo = errors.New("nothing to do")
+
+// errLockFirst rolls back an insert-first attempt that must be redone with
+// the lock taken first.
+var errLockFirst = errors.New("the batch overlaps committed records")
+
+// ingest runs one attempt of IngestBatch: inserting first when ahead is
+// set and the batch is not a replay, locking first otherwise.
+func (db *DB) ingest(ctx context.Context, b *store.Batch, ahead bool) (wm int64, err error) {
+	err = db.write(ctx, func(tx *Tx) error {
+		if ahead && len(b.Records) > 0 {
+			var committed int64
+			err := tx.QueryRowContext(ctx, db.q("SELECT seq FROM edge_watermarks WHERE edge_id = ?1 AND stream = ?2"), b.EdgeID, b.Stream).Scan(&committed)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if b.FirstSeq > committed {
+				return db.insertThenLock(ctx, tx, b, &wm)
+			}
+		}
+		return db.lockThenInsert(ctx, tx, b, &wm)
+	})
+	if errors.Is(err, errNothingToDo) {
+		return wm, nil
+	}
+	return wm, err
+}
+
+// lockWatermark creates the (edge, stream) watermark row if missing and
+// locks it to the end of tx, returning its seq and count.
+func (db *DB) lockWatermark(ctx context.Context, tx *Tx, b *store.Batch) (seq, count int64, err error) {
+	err = tx.QueryRowContext(ctx, db.q(`INSERT INTO edge_watermarks (edge_id, stream, seq, count, updated_at) VALUES (?1, ?2, 0, 0, ?3)
+		ON CONFLICT (edge_id, stream) DO UPDATE SET seq = edge_watermarks.seq RETURNING seq, count`),
+		b.EdgeID, b.Stream, db.t(db.now())).Scan(&seq, &count)
+	return seq, count, err
+}
+
+func (db *DB) advanceWatermark(ctx context.Context, tx *Tx, b *store.Batch, seq, count int64) error {
+	_, err := tx.ExecContext(ctx, db.q("UPDATE edge_watermarks SET seq = ?3, count = ?4, updated_at = ?5 WHERE edge_id = ?1 AND stream = ?2"),
+		b.EdgeID, b.Stream, seq, count, db.t(db.now()))
+	return err
+}
+
+// lockThenInsert locks the watermark, refuses a gap, and inserts what lies
+// above the watermark.
+func (db *DB) lockThenInsert(ctx context.Context, tx *Tx, b *store.Batch, wm *int64) error {
+	seq, count, err := db.lockWatermark(ctx, tx, b)
+	if err != nil {
+		return err
+	}
+	*wm = seq
+	if err := b.GapCheck(seq); err != nil {
+		return err
+	}
+	pending := b.Pending(seq)
+	if len(pending) == 0 {
+		return errNothingToDo
+	}
+	if err := db.insertRecords(ctx, tx, b, pending); err != nil {
+		return err
+	}
+	*wm = pending[len(pending)-1].Seq
+	return db.advanceWatermark(ctx, tx, b, *wm, count+int64(len(pending)))
+}
+
+// insertThenLock inserts the whole batch, then locks the watermark and
+// keeps the inserts only if the batch starts right after it.
+func (db *DB) insertThenLock(ctx context.Context, tx *Tx, b *store.Batch, wm *int64) error {
+	if err := db.insertRecords(ctx, tx, b, b.Records); err != nil {
+		return err
+	}
+	seq, count, err := db.lockWatermark(ctx, tx, b)
+	if err != nil {
+		return err
+	}
+	*wm = seq
+	if err := b.GapCheck(seq); err != nil {
+		return err
+	}
+	if b.FirstSeq <= seq {
+		return errLockFirst
+	}
+	*wm = b.Records[len(b.Records)-1].Seq
+	return db.advanceWatermark(ctx, tx, b, *wm, count+int64(len(b.Records)))
+}
 
 // insertRecords inserts recs of b: an edge_records row each, except a
 // vector sent as its parts, which is its own record in vectors (see

@@ -45,6 +45,10 @@ type Dialect interface {
 	Lock(ctx context.Context, tx *Tx, l Lock) error
 	// MigrationsTable is the DDL that creates schema_migrations if missing.
 	MigrationsTable() string
+	// Retryable reports whether err ended a transaction that may succeed
+	// when run again: a unique violation or a deadlock between
+	// concurrent ingests of one stream (IngestBatch).
+	Retryable(err error) bool
 }
 
 // Lock names a lock of Dialect.Lock: a fixed Key, or a Name hashed by the
