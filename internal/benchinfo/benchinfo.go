@@ -1,0 +1,106 @@
+// Package benchinfo is what the edge benchmarks print so that their figures
+// are never compared as absolutes across machines: the machine (CPU model,
+// cores) and the commit, and each figure as a ratio to a reference
+// measured in the same run, in one line per figure that the bench-edge
+// report (internal/benchinfo/report) turns into a table of medians.
+// Benchmarks and tools only.
+package benchinfo
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/cpuid/v2"
+)
+
+// Machine describes where a benchmark runs.
+type Machine struct {
+	CPU    string // the CPU's brand string
+	Cores  int    // runtime.NumCPU
+	Commit string // REDFORGE_BENCH_COMMIT, or git describe --always --dirty
+}
+
+func (m Machine) String() string {
+	return fmt.Sprintf("cpu=%q cores=%d commit=%s", m.CPU, m.Cores, m.Commit)
+}
+
+var (
+	once    sync.Once
+	machine Machine
+)
+
+// This returns the machine the process runs on.
+func This() Machine {
+	once.Do(func() {
+		machine = Machine{CPU: cpuModel(), Cores: runtime.NumCPU(), Commit: commit()}
+	})
+	return machine
+}
+
+// cpuModel is the CPU's brand string (CPUID, what go test prints as
+// "cpu:"), else the model name in /proc/cpuinfo.
+func cpuModel() string {
+	if name := strings.TrimSpace(cpuid.CPU.BrandName); name != "" {
+		return name
+	}
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func commit() string {
+	if c := os.Getenv("REDFORGE_BENCH_COMMIT"); c != "" {
+		return c
+	}
+	out, err := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=12").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Figure is one result of a benchmark held to a reference measured in the
+// same run: Ratio = Value / Reference, and the goal is Ratio ≥ Goal.
+type Figure struct {
+	Name      string  // e.g. "drain 768-dim vectors"
+	Unit      string  // of Value and Reference, e.g. "records/s"
+	Value     float64 // ours
+	RefName   string  // e.g. "raw COPY"
+	Reference float64
+	Goal      float64 // the least Ratio that meets the goal
+}
+
+// Ratio is Value / Reference.
+func (f Figure) Ratio() float64 { return f.Value / f.Reference }
+
+// Prefix starts every line Report prints; the report tool reads them.
+const Prefix = "benchinfo:"
+
+// Report prints f with the machine, as one line starting with Prefix, and
+// reports the ratio as a benchmark metric.
+func Report(b *testing.B, f Figure) {
+	b.ReportMetric(f.Ratio(), "ratio")
+	verdict := "meets"
+	if f.Ratio() < f.Goal {
+		verdict = "misses"
+	}
+	fmt.Printf("%s figure=%q unit=%q value=%.0f ref=%q reference=%.0f ratio=%.3f goal=%.2f %s\n",
+		Prefix, f.Name, f.Unit, f.Value, f.RefName, f.Reference, f.Ratio(), f.Goal, This())
+	fmt.Printf("%s: %.0f %s against %s %.0f %s: %.2f× (goal ≥ %.2f×, %s) on %s, %d cores, commit %s\n",
+		f.Name, f.Value, f.Unit, f.RefName, f.Reference, f.Unit, f.Ratio(), f.Goal, verdict, This().CPU, This().Cores, This().Commit)
+}
