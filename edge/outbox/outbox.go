@@ -144,6 +144,10 @@ type Outbox struct {
 	// Evictable are the streams whose oldest records may be evicted to
 	// make room under Budget. Default: DefaultEvictable().
 	Evictable []string
+	// TailBytes bounds the payload bytes of the records kept in memory
+	// after their commit, from which Pending reads a stream that is synced
+	// as it is written. 0 keeps no tail. Default: DefaultTailBytes.
+	TailBytes int64
 
 	mu        sync.RWMutex // guards state; held for reading while enqueueing
 	state     int          // stateNew, stateOpen, stateClosed
@@ -155,6 +159,8 @@ type Outbox struct {
 	reqs      chan *request
 	stop      chan struct{}
 	done      chan struct{}
+	tail      *tail
+	evicted   bool // a batch evicted payloads: the tail must forget (writer goroutine only)
 
 	lastErr atomic.Pointer[error] // outcome of the last write batch; nil pointer = ok
 	commits atomic.Int64          // committed write transactions, for tests of group commit
@@ -178,6 +184,7 @@ func New(path string) *Outbox {
 		BusyTimeout:   DefaultBusyTimeout,
 		MaxReaders:    DefaultMaxReaders,
 		Evictable:     DefaultEvictable(),
+		TailBytes:     DefaultTailBytes,
 	}
 }
 
@@ -213,6 +220,7 @@ func (o *Outbox) Open(ctx context.Context) (err error) {
 	for _, s := range o.Streams {
 		o.known[s] = true
 	}
+	o.tail = newTail(o.TailBytes)
 	o.reqs = make(chan *request, o.QueueSize)
 	o.stop = make(chan struct{})
 	o.done = make(chan struct{})
@@ -347,19 +355,26 @@ func (o *Outbox) AppendAsync(ctx context.Context, stream string, payload []byte,
 // returns ErrAckBeyondLast if uptoSeq is above the stream's last assigned
 // seq, ErrUnknownStream, ErrClosed, ctx's error or the commit error.
 func (o *Outbox) Ack(ctx context.Context, stream string, uptoSeq int64) error {
-	r := &request{ctx: ctx, op: opAck, stream: stream, upto: uptoSeq, done: make(chan result, 1)}
-	if res := o.do(ctx, r); res.err != nil {
-		return fmt.Errorf("ack %s up to %d: %w", stream, uptoSeq, res.err)
-	}
-	return nil
+	return o.AckAsync(ctx, stream, uptoSeq)()
 }
 
-// do hands r to the writer and waits for its result.
-func (o *Outbox) do(ctx context.Context, r *request) result {
+// AckAsync is Ack split in two, as AppendAsync is Append: it queues the
+// ack now and returns a function that waits for its commit and returns
+// what Ack would. Requests queued by one goroutine commit in queue order,
+// so a caller can release one batch while it reads the next. The wait
+// function must be called exactly once.
+func (o *Outbox) AckAsync(ctx context.Context, stream string, uptoSeq int64) func() error {
+	r := &request{ctx: ctx, op: opAck, stream: stream, upto: uptoSeq, done: make(chan result, 1)}
+	fail := func(err error) error { return fmt.Errorf("ack %s up to %d: %w", stream, uptoSeq, err) }
 	if err := o.enqueue(ctx, r); err != nil {
-		return result{err: err}
+		return func() error { return fail(err) }
 	}
-	return <-r.done // the writer always answers, also when closing
+	return func() error {
+		if res := <-r.done; res.err != nil { // the writer always answers, also when closing
+			return fail(res.err)
+		}
+		return nil
+	}
 }
 
 func (o *Outbox) enqueue(ctx context.Context, r *request) error {
@@ -380,7 +395,8 @@ func (o *Outbox) enqueue(ctx context.Context, r *request) error {
 }
 
 // Pending returns up to limit records of stream with seq > afterSeq, in seq
-// order. It returns ErrUnknownStream, ErrClosed, or a query error; limit
+// order, from the in-memory tail when it holds them (see TailBytes), else
+// from the database. The records' payloads must not be modified. It returns ErrUnknownStream, ErrClosed, or a query error; limit
 // must be positive.
 func (o *Outbox) Pending(ctx context.Context, stream string, afterSeq int64, limit int) ([]Record, error) {
 	if err := o.readable(stream); err != nil {
@@ -388,6 +404,9 @@ func (o *Outbox) Pending(ctx context.Context, stream string, afterSeq int64, lim
 	}
 	if limit <= 0 {
 		return nil, fmt.Errorf("pending %s: limit %d must be > 0", stream, limit)
+	}
+	if recs, ok := o.tail.read(stream, afterSeq, limit); ok {
+		return recs, nil
 	}
 	no := o.nos[stream]
 	rows, err := o.r.QueryContext(ctx, sqlPending, recordKey(no, min(max(afterSeq, 0), maxSeq)), recordKey(no, maxSeq), limit)

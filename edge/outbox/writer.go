@@ -130,9 +130,41 @@ func (o *Outbox) commit(batch []*request) {
 	}
 	o.lastErr.Store(nil)
 	o.commits.Add(1)
+	o.feedTail(live, results)
 	for i, r := range live {
 		r.done <- results[i]
 	}
+}
+
+// feedTail hands a committed batch to the tail: its appended records
+// (payloads copied: the caller's are not retained) and its acks, in queue
+// order. A batch that evicted payloads resets the tail instead, its own
+// records included (one may already be a tombstone).
+func (o *Outbox) feedTail(batch []*request, results []result) {
+	hold := !o.evicted
+	if o.evicted {
+		o.evicted = false
+		o.tail.reset()
+	}
+	var recs []Record
+	for i, r := range batch {
+		if results[i].err != nil {
+			continue
+		}
+		switch r.op {
+		case opAppend:
+			rec := Record{Stream: r.stream, Seq: results[i].seq, Arrived: time.Unix(0, r.arrived).UTC(), Checksum: r.checksum}
+			if hold && o.TailBytes > 0 {
+				rec.Payload = append([]byte(nil), r.payload...)
+			}
+			recs = append(recs, rec)
+		case opAck:
+			o.tail.add(recs, hold)
+			recs = recs[:0]
+			o.tail.ack(r.stream, r.upto)
+		}
+	}
+	o.tail.add(recs, hold)
 }
 
 type delta struct{ n, bytes int64 }
@@ -339,6 +371,7 @@ func (o *Outbox) evictSome(tx *sql.Tx, st writerState, stream string, need int64
 	}
 	st.evicted[stream] = last
 	st.bytes[stream] -= freed
+	o.evicted = true
 	return freed, int(looked), nil
 }
 

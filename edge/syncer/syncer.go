@@ -72,9 +72,11 @@ func Reasons() []string {
 }
 
 // Outbox is what the syncer reads and acks; *outbox.Outbox implements it.
+// AckAsync queues the release of a stream's records up to a seq and
+// returns the wait for its commit (acks of one stream commit in order).
 type Outbox interface {
 	Pending(ctx context.Context, stream string, afterSeq int64, limit int) ([]outbox.Record, error)
-	Ack(ctx context.Context, stream string, uptoSeq int64) error
+	AckAsync(ctx context.Context, stream string, uptoSeq int64) func() error
 }
 
 // Config configures a Syncer.
@@ -218,11 +220,28 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 	backoff := time.Duration(0)
 	var flights []flight
 	after := int64(0) // last seq handed to a flight; 0: read from the head
+	// releasing is the outbox ack of the last batch the hub took: it
+	// commits while the next batches are read and sent, and is waited for
+	// before the next ack (so a failure surfaces one batch later).
+	var releasing func() error
+	released := func() error {
+		if releasing == nil {
+			return nil
+		}
+		err := releasing()
+		releasing = nil
+		return err
+	}
+	// abandon drops the batches in flight and restarts from the outbox
+	// head, once the last release is committed (else the head would still
+	// hold what the hub has just taken). A failed release only means those
+	// records are sent again, and the hub skips them.
 	abandon := func() {
 		for _, f := range flights {
 			<-f.done
 		}
 		flights, after = nil, 0
+		released()
 	}
 	defer abandon()
 	for ctx.Err() == nil {
@@ -252,8 +271,13 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 				continue
 			}
 			var n int
+			var wait func() error
 			if err = r.err; err == nil {
-				n, err = s.apply(ctx, stream, f.p.b, r.ack, r.hub, len(f.p.body), f.p.raw)
+				err = released()
+			}
+			if err == nil {
+				n, wait, err = s.apply(ctx, stream, f.p.b, r.ack, r.hub, len(f.p.body), f.p.raw)
+				releasing = wait
 			}
 			if err == nil && n != len(f.p.b.Records) {
 				abandon() // only part was released: later batches would leave a hole
@@ -279,6 +303,9 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 		default: // nothing to send
 			backoff = 0
 			after = 0
+			if err := released(); err != nil {
+				log.Warn("releasing synced records failed", "error", err)
+			}
 			sleep(ctx, s.cfg.IdleWait)
 		}
 	}
@@ -332,13 +359,20 @@ func (s *Syncer) prepare(ctx context.Context, stream string, afterSeq int64) (*p
 	return p, nil
 }
 
-// push sends p and applies the ack.
+// push sends p, applies the ack and waits for the release.
 func (s *Syncer) push(ctx context.Context, p *prepared) (int, error) {
 	ack, hub, err := s.send(ctx, p.body, p.ctype)
 	if err != nil {
 		return 0, err
 	}
-	return s.apply(ctx, p.b.Stream, p.b, ack, hub, len(p.body), p.raw)
+	n, wait, err := s.apply(ctx, p.b.Stream, p.b, ack, hub, len(p.body), p.raw)
+	if err == nil && wait != nil {
+		err = wait()
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // nextBackoff doubles prev within [min, max] and applies full jitter in
@@ -601,8 +635,10 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// apply releases what the ack covers.
-func (s *Syncer) apply(ctx context.Context, stream string, b *syncproto.Batch, ack *syncproto.Ack, hub string, wire, raw int) (int, error) {
+// apply releases what the ack covers: it returns how many records it
+// releases and the wait for the outbox's commit of the release (nil when
+// there is nothing to release).
+func (s *Syncer) apply(ctx context.Context, stream string, b *syncproto.Batch, ack *syncproto.Ack, hub string, wire, raw int) (int, func() error, error) {
 	last := b.LastSeq()
 	if r := ack.GetRefusal(); r != nil {
 		switch r.Reason {
@@ -610,25 +646,26 @@ func (s *Syncer) apply(ctx context.Context, stream string, b *syncproto.Batch, a
 			// The hub holds everything below ExpectedSeq: release it here.
 			if r.ExpectedSeq-1 < b.FirstSeq-1 {
 				s.fail(ReasonGapLost)
-				return 0, &errRefused{ReasonGapLost, r.Message}
+				return 0, nil, &errRefused{ReasonGapLost, r.Message}
 			}
 			s.fail(ReasonGap)
 			upto := min(r.ExpectedSeq-1, last)
-			return s.release(ctx, stream, b, upto, upto, hub, wire, raw)
+			n, wait := s.release(ctx, stream, b, upto, upto, hub, wire, raw)
+			return n, wait, nil
 		case syncproto.RefusalReason_REFUSAL_REASON_CHECKSUM:
 			s.fail(ReasonChecksum)
-			return 0, &errRefused{ReasonChecksum, r.Message}
+			return 0, nil, &errRefused{ReasonChecksum, r.Message}
 		case syncproto.RefusalReason_REFUSAL_REASON_FORBIDDEN:
 			s.fail(ReasonUnauthorized)
-			return 0, &errRefused{ReasonUnauthorized, r.Message}
+			return 0, nil, &errRefused{ReasonUnauthorized, r.Message}
 		default:
 			s.fail(ReasonInvalid)
-			return 0, &errRefused{ReasonInvalid, r.Message}
+			return 0, nil, &errRefused{ReasonInvalid, r.Message}
 		}
 	}
 	wm := ack.GetDurableWatermark()
 	if wm < b.FirstSeq-1 {
-		return 0, fmt.Errorf("hub acked watermark %d below the batch start %d", wm, b.FirstSeq)
+		return 0, nil, fmt.Errorf("hub acked watermark %d below the batch start %d", wm, b.FirstSeq)
 	}
 	upto := wm
 	if wm > last {
@@ -636,19 +673,26 @@ func (s *Syncer) apply(ctx context.Context, stream string, b *syncproto.Batch, a
 		// release only what was sent; the rest is confirmed by the next batch.
 		upto = last
 	}
-	return s.release(ctx, stream, b, upto, wm, hub, wire, raw)
+	n, wait := s.release(ctx, stream, b, upto, wm, hub, wire, raw)
+	return n, wait, nil
 }
 
-func (s *Syncer) release(ctx context.Context, stream string, b *syncproto.Batch, upto, wm int64, hub string, wire, raw int) (int, error) {
+// release queues the outbox ack up to upto and counts the batch; the
+// returned wait reports the ack's outcome.
+func (s *Syncer) release(ctx context.Context, stream string, b *syncproto.Batch, upto, wm int64, hub string, wire, raw int) (int, func() error) {
 	n := int(upto - b.FirstSeq + 1)
+	var wait func() error
 	if n > 0 {
-		if err := s.cfg.Outbox.Ack(ctx, stream, upto); err != nil {
-			if errors.Is(err, outbox.ErrAckBeyondLast) {
+		acked := s.cfg.Outbox.AckAsync(ctx, stream, upto)
+		wait = func() error {
+			err := acked()
+			switch {
+			case errors.Is(err, outbox.ErrAckBeyondLast):
 				s.fail(ReasonAckBeyond)
-			} else {
+			case err != nil:
 				s.fail(ReasonOutbox)
 			}
-			return 0, err
+			return err
 		}
 	}
 	s.mu.Lock()
@@ -660,7 +704,7 @@ func (s *Syncer) release(ctx context.Context, stream string, b *syncproto.Batch,
 	st.BytesUncompr += uint64(raw)
 	s.hub = hub
 	s.mu.Unlock()
-	return max(n, 0), nil
+	return max(n, 0), wait
 }
 
 func (s *Syncer) fail(reason string) { s.failures[reason].Add(1) }

@@ -120,6 +120,17 @@ func (s *Service) enterEdge(ctx context.Context, edgeID string) (leave func(), e
 	return func() { <-e.slots; release() }, nil
 }
 
+// BatchesInProgress returns how many batches of edgeID are being read or
+// decoded, or wait for their turn.
+func (s *Service) BatchesInProgress(edgeID string) int {
+	s.admit.mu.Lock()
+	defer s.admit.mu.Unlock()
+	if e := s.admit.edges[edgeID]; e != nil {
+		return e.users
+	}
+	return 0
+}
+
 func busy(scope string, err error) error {
 	if errors.Is(err, errTimeout) {
 		return &BusyError{Scope: scope, RetryAfter: RetryAfter}

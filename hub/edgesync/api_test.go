@@ -358,6 +358,12 @@ func TestBatchProgressAnswers(t *testing.T) {
 		})
 		pw.Write([]byte{0x0a}) // the upload has begun, and stalls
 	}
+	testenv.WaitFor(t, 10*time.Second, "the stalled uploads to hold the edge's slots", func() error {
+		if n := th.H.Sync.BatchesInProgress(a.ID); n != edgesync.DefaultMaxBatchesPerEdge {
+			return fmt.Errorf("%d in progress", n)
+		}
+		return nil
+	})
 	var interim atomic.Int32
 	body, _ := syncproto.EncodeBatch(batchOf(a.ID, "audit", 1, `{"a":1}`))
 	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
