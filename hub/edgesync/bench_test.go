@@ -158,7 +158,13 @@ func BenchmarkVectorDrain(b *testing.B) {
 		stopProfile()
 		e.stopSync()
 		stopWatch()
-		st := e.s.Stats().Streams[outbox.StreamVectors]
+		stats := e.s.Stats()
+		st := stats.Streams[outbox.StreamVectors]
+		for reason, n := range stats.Failures {
+			if n > 0 {
+				fmt.Printf("vector drain: %d sync failures (%s)\n", n, reason)
+			}
+		}
 		rate := float64(n) / el.Seconds()
 		vecMB := float64(n) * 768 * 4 / 1e6
 		b.ReportMetric(rate, "records/s")

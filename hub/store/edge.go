@@ -247,6 +247,9 @@ func ValidateEdgeID(edgeID string) error {
 	return checkRequired("edge_id", edgeID)
 }
 
+// LastSeq is the seq of b's last record, FirstSeq-1 when it has none.
+func (b *Batch) LastSeq() int64 { return b.FirstSeq + int64(len(b.Records)) - 1 }
+
 // GapCheck returns a *GapError if a batch starting at b.FirstSeq cannot
 // follow watermark.
 func (b *Batch) GapCheck(watermark int64) error {

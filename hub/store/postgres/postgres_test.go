@@ -263,3 +263,54 @@ func TestIngestInsertsBeforeWaitingForTheStream(t *testing.T) {
 		t.Fatalf("watermark %+v, want seq 6 count 6", wm["audit"])
 	}
 }
+
+// TestIngestPipelinedBatchesKeepTheirOrder: a small batch sent while the
+// big one before it is still being written (the syncer keeps two in
+// flight) is written at once but takes the watermark only after its
+// predecessor commits, instead of reaching it first and being refused as
+// a gap.
+func TestIngestPipelinedBatchesKeepTheirOrder(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	db := postgres.New(dsn)
+	if err := db.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	batch := func(first int64, n int) store.Batch {
+		b := store.Batch{EdgeID: "e", Stream: "metrics", FirstSeq: first}
+		for i := range n {
+			p := []byte(`{"i":` + strconv.Itoa(int(first)+i) + `,"pad":"` + strings.Repeat("x", 2000) + `"}`)
+			b.Records = append(b.Records, store.Record{Seq: first + int64(i), Time: time.Now(), Payload: p, Checksum: store.Checksum(p)})
+		}
+		return b
+	}
+	watch, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(context.Background())
+	for round := range 3 {
+		first := int64(1 + round*20010)
+		big, small := batch(first, 20000), batch(first+20000, 10)
+		errs := make(chan error, 2)
+		go func() { _, err := db.IngestBatch(context.Background(), big); errs <- err }()
+		testenv.WaitFor(t, 20*time.Second, "the big batch's COPY", func() error {
+			var n int
+			err := watch.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+				AND state = 'active' AND query ILIKE 'copy%edge_records%'`).Scan(&n)
+			if err == nil && n == 0 {
+				err = errors.New("not copying yet")
+			}
+			return err
+		})
+		go func() { _, err := db.IngestBatch(context.Background(), small); errs <- err }()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	if wm, _ := db.Watermarks(t.Context(), "e"); wm["metrics"].Seq != 3*20010 || wm["metrics"].Count != 3*20010 {
+		t.Fatalf("watermark %+v, want %d records", wm["metrics"], 3*20010)
+	}
+}

@@ -50,6 +50,12 @@ func (db *DB) IngestBatch(ctx context.Context, b store.Batch) (int64, error) {
 	return wm, nil
 }
 
+// batchLock is the lock a batch of b's stream ending at seq holds while
+// it is written.
+func batchLock(b *store.Batch, seq int64) Lock {
+	return Lock{Name: fmt.Sprintf("edge_batch/%s/%s/%d", b.EdgeID, b.Stream, seq)}
+}
+
 // errNothingToDo rolls back a transaction that must not change anything.
 var errNothingToDo = errors.New("nothing to do")
 
@@ -117,9 +123,19 @@ func (db *DB) lockThenInsert(ctx context.Context, tx *Tx, b *store.Batch, wm *in
 }
 
 // insertThenLock inserts the whole batch, then locks the watermark and
-// keeps the inserts only if the batch starts right after it.
+// keeps the inserts only if the batch starts right after it. Batches
+// inserted at once take the watermark in seq order: each holds the lock of
+// its last seq from its start (batchLock) and, before the watermark, waits
+// for the lock of the seq before its first, held by its predecessor until
+// that commits; else the one behind, faster to insert, would find a gap.
 func (db *DB) insertThenLock(ctx context.Context, tx *Tx, b *store.Batch, wm *int64) error {
+	if err := db.d.Lock(ctx, tx, batchLock(b, b.LastSeq())); err != nil {
+		return err
+	}
 	if err := db.insertRecords(ctx, tx, b, b.Records); err != nil {
+		return err
+	}
+	if err := db.d.Lock(ctx, tx, batchLock(b, b.FirstSeq-1)); err != nil {
 		return err
 	}
 	seq, count, err := db.lockWatermark(ctx, tx, b)
