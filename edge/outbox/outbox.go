@@ -221,12 +221,35 @@ func (o *Outbox) Open(ctx context.Context) (err error) {
 		o.known[s] = true
 	}
 	o.tail = newTail(o.TailBytes)
+	if err := o.primeTail(ctx); err != nil {
+		return fmt.Errorf("open outbox %s: %w", o.Path, err)
+	}
 	o.reqs = make(chan *request, o.QueueSize)
 	o.stop = make(chan struct{})
 	o.done = make(chan struct{})
 	o.state = stateOpen
 	go o.runWriter()
 	return nil
+}
+
+// primeTail tells the tail every stream's last and acked seqs, so that it
+// answers Pending for a stream with nothing pending (most of them, most
+// of the time: the syncer polls every stream) without a query.
+func (o *Outbox) primeTail(ctx context.Context) error {
+	rows, err := o.w.QueryContext(ctx, "SELECT name, last_seq, acked_seq FROM streams")
+	if err != nil {
+		return fmt.Errorf("read streams: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var last, acked int64
+		if err := rows.Scan(&name, &last, &acked); err != nil {
+			return fmt.Errorf("read streams: %w", err)
+		}
+		o.tail.prime(name, last, acked)
+	}
+	return rows.Err()
 }
 
 func (o *Outbox) validate() error {

@@ -78,7 +78,8 @@ func keySeq(key int64) int64 { return key & maxSeq }
 const (
 	sqlInsert    = `INSERT INTO records (key, arrived, checksum, payload) VALUES (?, ?, ?, ?)`
 	sqlBumpLast  = `UPDATE streams SET last_seq = ?, depth = depth + ?, bytes = bytes + ? WHERE name = ?`
-	sqlAckDelete = `DELETE FROM records WHERE key > ? AND key <= ? RETURNING length(payload)`
+	sqlAckSize   = `SELECT count(*), coalesce(sum(length(payload)), 0) FROM records WHERE key > ? AND key <= ?`
+	sqlAckDelete = `DELETE FROM records WHERE key > ? AND key <= ?`
 	sqlAckBump   = `UPDATE streams SET acked_seq = ?, depth = depth - ?, bytes = bytes - ? WHERE name = ?`
 	sqlPending   = `SELECT key, arrived, checksum, payload FROM records WHERE key > ? AND key <= ? ORDER BY key LIMIT ?`
 	sqlEvictPick = `SELECT key, length(payload) FROM records WHERE key > ? AND key <= ? ORDER BY key LIMIT 256`

@@ -22,11 +22,20 @@ type tail struct {
 // streamTail is one stream's run.
 type streamTail struct {
 	recs  []Record // contiguous seqs, ascending
-	last  int64    // highest seq committed since Open (0: none seen)
-	acked int64    // highest seq acked since Open (0: none seen)
+	last  int64    // highest seq committed
+	acked int64    // highest seq acked
+	known bool     // last is the stream's last committed seq (primed, or a record seen since Open)
 }
 
 func newTail(max int64) *tail { return &tail{max: max, streams: map[string]*streamTail{}} }
+
+// prime sets what the database says of a stream at Open.
+func (t *tail) prime(stream string, last, acked int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.stream(stream)
+	st.last, st.acked, st.known = last, acked, true
+}
 
 func (t *tail) stream(name string) *streamTail {
 	st := t.streams[name]
@@ -48,6 +57,7 @@ func (t *tail) add(recs []Record, hold bool) {
 	defer t.mu.Unlock()
 	for _, r := range recs {
 		st := t.stream(r.Stream)
+		st.known = true
 		if !hold || t.max <= 0 {
 			t.dropFront(st, len(st.recs)) // the run would have a hole
 			st.last = r.Seq
@@ -101,7 +111,9 @@ func (t *tail) reset() {
 // read returns up to limit records of stream with seq > after, and true,
 // when the tail can answer: it holds seq after+1 (after raised to the
 // acked seq, below which nothing is left), or after is at the last
-// committed seq (nothing pending). Otherwise the database must.
+// committed seq (nothing pending). Otherwise the database must. A stream
+// never seen (not in the database at Open, nothing appended since) is
+// left to the database.
 func (t *tail) read(stream string, after int64, limit int) ([]Record, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -110,7 +122,7 @@ func (t *tail) read(stream string, after int64, limit int) ([]Record, bool) {
 		return nil, false
 	}
 	after = max(after, st.acked)
-	if st.last > 0 && after >= st.last {
+	if st.known && after >= st.last {
 		return nil, true
 	}
 	if len(st.recs) == 0 || after+1 < st.recs[0].Seq || after+1 > st.recs[len(st.recs)-1].Seq {

@@ -3,7 +3,6 @@ package outbox
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -256,21 +255,15 @@ func applyAck(tx *sql.Tx, r *request, st writerState, no int64) (refused, err er
 	if r.upto <= st.acked[r.stream] {
 		return nil, nil // already acked: a retried ack is a no-op
 	}
-	// One pass: the delete returns each deleted payload's size.
+	// Two statements, each one step inside SQLite: the sizes (length()
+	// reads a blob's size from its record header, not the blob), then the
+	// delete; a DELETE … RETURNING handed every row to Go.
+	lo, hi := recordKey(no, 0), recordKey(no, r.upto)
 	var n, bytes int64
-	rows, err := tx.Query(sqlAckDelete, recordKey(no, 0), recordKey(no, r.upto))
-	if err != nil {
-		return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
+	if err := tx.QueryRow(sqlAckSize, lo, hi).Scan(&n, &bytes); err != nil {
+		return nil, fmt.Errorf("ack %s: size: %w", r.stream, err)
 	}
-	for rows.Next() {
-		var size int64
-		if err := rows.Scan(&size); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
-		}
-		n, bytes = n+1, bytes+size
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+	if _, err := tx.Exec(sqlAckDelete, lo, hi); err != nil {
 		return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
 	}
 	if _, err := tx.Exec(sqlAckBump, r.upto, n, bytes, r.stream); err != nil {
