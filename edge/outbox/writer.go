@@ -62,6 +62,29 @@ func (o *Outbox) runWriter() {
 	}
 }
 
+// runCheckpointer folds the WAL into the database file every
+// CheckpointInterval in which something was committed, until Close. A
+// failed checkpoint is retried at the next tick; the WAL keeps every
+// commit either way.
+func (o *Outbox) runCheckpointer() {
+	defer close(o.ckDone)
+	t := time.NewTicker(o.CheckpointInterval)
+	defer t.Stop()
+	var done int64
+	for {
+		select {
+		case <-o.stop:
+			return
+		case <-t.C:
+		}
+		if n := o.commits.Load(); n != done {
+			if _, err := o.ck.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err == nil {
+				done = n
+			}
+		}
+	}
+}
+
 // drain commits everything still queued. It runs after Close has stopped
 // new requests from entering the queue.
 func (o *Outbox) drain() {
