@@ -49,6 +49,7 @@ func benchIngest(b *testing.B, n, window int) {
 			b.Fatal(err)
 		}
 		payload := `{"name":"m","value":1,"labels":{"pad":"` + strings.Repeat("x", 1024-40) + `"}}`
+		cpu := benchinfo.CPU()
 		start := time.Now()
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -71,6 +72,7 @@ func benchIngest(b *testing.B, n, window int) {
 		}
 		wg.Wait()
 		el := time.Since(start)
+		cpu = benchinfo.CPU() - cpu
 		st, _ := o.Stats(context.Background())
 		commits := o.Commits()
 		br.Close()
@@ -83,8 +85,8 @@ func benchIngest(b *testing.B, n, window int) {
 		// The ceiling before and after, the mean: a machine getting busier
 		// or quieter during the run favours neither.
 		ceiling := (ceilingBefore + sqliteCeiling(b, n, 1024)) / 2
-		fmt.Printf("edge ingest: %d x 1 KiB QoS 1 records from 4 publishers, %d in flight each, PUBACK after commit: %s, %.0f records/s, %.1f MB/s, %.0f records per commit\n",
-			n, window, el.Round(time.Millisecond), rate, rate*1024/1e6, float64(n)/float64(max(commits, 1)))
+		fmt.Printf("edge ingest: %d x 1 KiB QoS 1 records from 4 publishers, %d in flight each, PUBACK after commit: %s, %.0f records/s, %.1f MB/s, %.0f records per commit, %.1f µs of CPU per record (edge and publishers)\n",
+			n, window, el.Round(time.Millisecond), rate, rate*1024/1e6, float64(n)/float64(max(commits, 1)), float64(cpu.Microseconds())/float64(n))
 		benchinfo.Report(b, benchinfo.Figure{Name: fmt.Sprintf("edge ingest, 1 KiB QoS 1 records, %d in flight per publisher", window), Unit: "records/s",
 			Value: rate, RefName: "SQLite batched-insert ceiling (same disk)", Reference: ceiling, Goal: 0.5})
 	}
@@ -109,6 +111,7 @@ func sqliteCeiling(b *testing.B, n, size int) float64 {
 	}
 	const perTx, perStmt = 1000, 32
 	payload := []byte(strings.Repeat("x", size))
+	cpu := benchinfo.CPU()
 	stmt := "INSERT INTO records (key, arrived, checksum, payload) VALUES (?, ?, ?, ?)" + strings.Repeat(", (?, ?, ?, ?)", perStmt-1)
 	args := make([]any, 0, 4*perStmt)
 	start := time.Now()
@@ -139,5 +142,8 @@ func sqliteCeiling(b *testing.B, n, size int) float64 {
 			break // the last partial statement's rows are not worth a second statement shape
 		}
 	}
-	return float64(done) / time.Since(start).Seconds()
+	el := time.Since(start)
+	fmt.Printf("SQLite batched-insert ceiling: %d rows of %d bytes in %s: %.0f rows/s, %.1f µs of CPU per row\n",
+		done, size, el.Round(time.Millisecond), float64(done)/el.Seconds(), float64((benchinfo.CPU()-cpu).Microseconds())/float64(done))
+	return float64(done) / el.Seconds()
 }

@@ -38,7 +38,7 @@ func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	// Built only when something is logged: With allocates, and this is
 	// the hot path of every record.
 	log := func() *slog.Logger { return h.b.cfg.Logger.With(logKeyClient, cl.ID, logKeyTopic, pk.TopicName) }
-	record := pk.Payload
+	record := pk.Payload // mochi reads each packet into its own buffer, which nothing modifies: the outbox may keep it
 	if stream == outbox.StreamVectors {
 		// Stored, checksummed and sent in its canonical form (see
 		// syncproto.VectorRecordFromJSON); the numbers are parsed once, here.

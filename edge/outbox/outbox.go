@@ -349,7 +349,8 @@ func (o *Outbox) Close() error {
 // It returns only after the transaction holding the record has committed
 // with synchronous=FULL, so a nil error means the record survives a crash
 // or power loss. arrived is when the record reached the edge; it must not
-// be zero. The payload is not retained after Append returns.
+// be zero. The outbox may keep payload (its in-memory tail does, until
+// the record is acked): the caller must not modify it afterwards.
 //
 // ctx bounds only the wait for a place in the write queue and the time
 // before the writer picks the request up; once its transaction has begun,

@@ -158,9 +158,9 @@ func (o *Outbox) commit(batch []*request) {
 	}
 }
 
-// feedTail hands a committed batch to the tail: its appended records
-// (payloads copied: the caller's are not retained) and its acks, in queue
-// order. A batch that evicted payloads resets the tail instead, its own
+// feedTail hands a committed batch to the tail: its appended records (the
+// callers' payloads, which they do not modify, see Append) and its acks, in
+// queue order. A batch that evicted payloads resets the tail instead, its own
 // records included (one may already be a tombstone).
 func (o *Outbox) feedTail(batch []*request, results []result) {
 	hold := !o.evicted
@@ -175,11 +175,8 @@ func (o *Outbox) feedTail(batch []*request, results []result) {
 		}
 		switch r.op {
 		case opAppend:
-			rec := Record{Stream: r.stream, Seq: results[i].seq, Arrived: time.Unix(0, r.arrived).UTC(), Checksum: r.checksum}
-			if hold && o.TailBytes > 0 {
-				rec.Payload = append([]byte(nil), r.payload...)
-			}
-			recs = append(recs, rec)
+			recs = append(recs, Record{Stream: r.stream, Seq: results[i].seq, Arrived: time.Unix(0, r.arrived).UTC(),
+				Payload: r.payload, Checksum: r.checksum})
 		case opAck:
 			o.tail.add(recs, hold)
 			recs = recs[:0]

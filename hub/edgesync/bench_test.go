@@ -154,10 +154,12 @@ func BenchmarkVectorDrain(b *testing.B) {
 		wg.Wait()
 		filled := time.Since(fill)
 		stopWatch, stopProfile := pgWatch(b, dsn), profileSection(b, "drain")
+		cpu := benchinfo.CPU()
 		start := time.Now()
 		e.startSync()
 		waitTotal(b, th, e.edgeID, int64(n), 20*time.Minute)
 		el := time.Since(start)
+		cpu = benchinfo.CPU() - cpu
 		stopProfile()
 		e.stopSync()
 		stopWatch()
@@ -171,9 +173,9 @@ func BenchmarkVectorDrain(b *testing.B) {
 		rate := float64(n) / el.Seconds()
 		vecMB := float64(n) * 768 * 4 / 1e6
 		b.ReportMetric(rate, "records/s")
-		fmt.Printf("vector drain: %d x 768-dim float32 vectors (backlog filled in %s) drained edge→hub into Postgres in %s: %.0f records/s, %.1f MB/s of packed vectors, %.1f MB/s of JSON payload, %.1f MB/s on the wire (%d batches)\n",
+		fmt.Printf("vector drain: %d x 768-dim float32 vectors (backlog filled in %s) drained edge→hub into Postgres in %s: %.0f records/s, %.1f MB/s of packed vectors, %.1f MB/s of JSON payload, %.1f MB/s on the wire (%d batches), %.1f µs of CPU per record (edge and hub, not Postgres)\n",
 			n, filled.Round(time.Millisecond), el.Round(time.Millisecond), rate, vecMB/el.Seconds(),
-			float64(payloadBytes.Load())/1e6/el.Seconds(), float64(st.BytesSent)/1e6/el.Seconds(), st.BatchesSent)
+			float64(payloadBytes.Load())/1e6/el.Seconds(), float64(st.BytesSent)/1e6/el.Seconds(), st.BatchesSent, float64(cpu.Microseconds())/float64(n))
 		th.close()
 		// The reference the drain is held to: the same number of vectors
 		// COPYed straight into the hub's vectors table of a fresh database,
@@ -297,11 +299,13 @@ func runOurs(b *testing.B, n int, payload func(int) string) float64 {
 	e := newBenchEdge(b, th)
 	e.startSync()
 	stopWatch, stopProfile := pgWatch(b, dsn), profileSection(b, "e2e")
+	cpu := benchinfo.CPU()
 	start := time.Now()
 	acked := publishN(b, e.b.Addr().String(), n, payload)
 	published := time.Since(start)
 	waitTotal(b, th, e.edgeID, int64(n), 10*time.Minute)
 	el := time.Since(start)
+	cpu = benchinfo.CPU() - cpu
 	stopProfile()
 	e.stopSync()
 	stopWatch()
@@ -309,8 +313,8 @@ func runOurs(b *testing.B, n int, payload func(int) string) float64 {
 	if len(recs) != 1 || store.Checksum(recs[0].Payload) != recs[0].Checksum {
 		b.Fatal("our path: first record missing or damaged")
 	}
-	fmt.Printf("1 KiB x %d, 4 QoS 1 publishers → Postgres: redforge edge → hub (PUBACK after SQLite commit, exactly-once sync): %d PUBACKed in %s, all %d in Postgres after %s: %.0f msg/s end to end\n",
-		n, acked, published.Round(time.Millisecond), n, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	fmt.Printf("1 KiB x %d, 4 QoS 1 publishers → Postgres: redforge edge → hub (PUBACK after SQLite commit, exactly-once sync): %d PUBACKed in %s, all %d in Postgres after %s: %.0f msg/s end to end, %.1f µs of CPU per record (edge, hub and publishers, not Postgres)\n",
+		n, acked, published.Round(time.Millisecond), n, el.Round(time.Millisecond), float64(n)/el.Seconds(), float64(cpu.Microseconds())/float64(n))
 	return float64(n) / el.Seconds()
 }
 
