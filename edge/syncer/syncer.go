@@ -8,8 +8,13 @@
 // hub says the records are durable.
 //
 // It owns batching, the ack handling, backoff with jitter and hub
-// failover (with router). It does not own enrollment or heartbeats
-// (edge/agent) or the queue itself (edge/outbox).
+// failover (with router): a request that makes no progress for
+// ProgressTimeout (no bytes either way, none of the hub's 102 Processing
+// answers) gives its hub up, and a hub's 429/503 with a Retry-After is
+// waited out without marking the hub down. Each stream keeps MaxInFlight
+// batches with the hubs and releases one (an outbox ack, committed in the
+// background) while it reads and sends the next. It does not own
+// enrollment or heartbeats (edge/agent) or the queue itself (edge/outbox).
 package syncer
 
 import (
