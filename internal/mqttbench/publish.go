@@ -33,6 +33,11 @@ type Publisher struct {
 // Dial connects to addr as clientID (clean session) and returns a
 // Publisher with up to window PUBLISHes unacknowledged (1..65535).
 func Dial(addr, clientID string, window int) (*Publisher, error) {
+	return DialAuth(addr, clientID, "", "", window)
+}
+
+// DialAuth is Dial with a username and password (none when user is "").
+func DialAuth(addr, clientID, user, password string, window int) (*Publisher, error) {
 	if window < 1 || window > 65535 {
 		return nil, fmt.Errorf("mqttbench: window %d is not in 1..65535", window)
 	}
@@ -41,16 +46,27 @@ func Dial(addr, clientID string, window int) (*Publisher, error) {
 		return nil, err
 	}
 	p := &Publisher{conn: conn, w: bufio.NewWriterSize(conn, 64<<10), window: make(chan struct{}, window)}
-	if err := p.connect(clientID); err != nil {
+	if err := p.connect(clientID, user, password); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return p, nil
 }
 
-func (p *Publisher) connect(clientID string) error {
-	body := append([]byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60}, byte(len(clientID)>>8), byte(len(clientID)))
-	body = append(body, clientID...)
+func (p *Publisher) connect(clientID, user, password string) error {
+	flags := byte(0x02) // clean session
+	if user != "" {
+		flags |= 0xc0 // username and password
+	}
+	fields := []string{clientID}
+	if user != "" {
+		fields = append(fields, user, password)
+	}
+	body := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, flags, 0, 60}
+	for _, f := range fields {
+		body = binary.BigEndian.AppendUint16(body, uint16(len(f)))
+		body = append(body, f...)
+	}
 	p.w.Write(appendHeader(nil, 0x10, len(body)))
 	p.w.Write(body)
 	if err := p.w.Flush(); err != nil {
