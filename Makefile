@@ -67,8 +67,18 @@ cross: ## build redforge-edge for linux/arm64 and linux/arm/v7 (static, CGO_ENAB
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/redforge-edge-linux-arm64 ./cmd/edge
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/redforge-edge-linux-armv7 ./cmd/edge
 
-bench: test-env ## run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./...
+EDGE_BENCHES := IngestQoS1|VectorDrain|PeerMosquittoBridge
+BENCH_RUNS ?= 3
+
+bench: bench-edge ## run the benchmarks and print their figures
+	$(GO) test -run '^$$' -bench . -skip '$(EDGE_BENCHES)' -benchtime 1x -count=1 -timeout 30m ./...
+
+.PHONY: bench-edge
+bench-edge: test-env ## edge ingest, drain and end to end, 3 runs each (BENCH_RUNS): medians of their ratios to same-run references, in bench-results/edge.md
+	@mkdir -p bench-results
+	$(GO) test -p 1 -run '^$$' -bench '$(EDGE_BENCHES)' -benchtime 1x -count=$(BENCH_RUNS) -timeout 90m ./edge/broker ./hub/edgesync | tee bench-results/edge-raw.txt
+	$(GO) run ./internal/benchinfo/report < bench-results/edge-raw.txt > bench-results/edge.md
+	@cat bench-results/edge.md
 
 .PHONY: bench-cluster
 bench-cluster: test-env ## multi-hub figures only: leader failover (loopback, 80 ms RTT), writes/s and p99 through 3 hubs, edge hub switch

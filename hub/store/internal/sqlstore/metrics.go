@@ -1,20 +1,18 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/redforge/controltower/hub/store"
-	"github.com/redforge/controltower/hub/store/internal/sqlq"
 )
 
 var metricCols = []string{"time", "source", "name", "labels", "value"}
 
-// AppendMetricSamples implements store.Store, with COPY from CopyThreshold
-// samples.
+// AppendMetricSamples implements store.Store, in one transaction with the
+// dialect's bulk insert.
 func (db *DB) AppendMetricSamples(ctx context.Context, ms []store.MetricSample) error {
 	if err := store.ValidateMetricSamples(ms); err != nil {
 		return err
@@ -24,10 +22,10 @@ func (db *DB) AppendMetricSamples(ctx context.Context, ms []store.MetricSample) 
 	}
 	rows := make([][]any, len(ms))
 	for i, m := range ms {
-		rows[i] = []any{ts(m.Time), m.Source, m.Name, jsonArg(m.Labels), m.Value}
+		rows[i] = []any{db.t(m.Time), m.Source, m.Name, jsonArg(m.Labels), m.Value}
 	}
-	err := db.tx(ctx, func(tx pgx.Tx) error {
-		return db.bulk(ctx, tx, "metric_samples", metricCols, rows)
+	err := db.write(ctx, func(tx *Tx) error {
+		return db.d.BulkInsert(ctx, tx, "metric_samples", metricCols, rows)
 	})
 	if err != nil {
 		return fmt.Errorf("append %d metric samples: %w", len(ms), err)
@@ -40,30 +38,24 @@ func (db *DB) QueryMetricSamples(ctx context.Context, mq store.MetricQuery) ([]s
 	if err := mq.Validate(); err != nil {
 		return nil, err
 	}
-	p, err := db.conn()
-	if err != nil {
-		return nil, err
-	}
 	limit, _ := store.ResolveLimit(mq.Limit)
-	q := sqlq.New(true)
-	q.Eq("source", mq.Source)
-	q.Eq("name", mq.Name)
-	q.Range("time", mq.Start, mq.End, tsAny)
-	rows, err := p.Query(ctx, "SELECT time, source, name, labels, value FROM metric_samples"+q.SQL()+
-		" ORDER BY time, id LIMIT "+q.Arg(limit), q.Args()...)
+	var w where
+	w.eq("source", mq.Source)
+	w.eq("name", mq.Name)
+	w.timeRange("time", mq.Start, mq.End, db.tAny)
+	var out []store.MetricSample
+	err := db.query(ctx, func(rows *sql.Rows) error {
+		var m store.MetricSample
+		if err := rows.Scan(timeCol{&m.Time}, &m.Source, &m.Name, jsonCol{&m.Labels}, &m.Value); err != nil {
+			return err
+		}
+		out = append(out, m)
+		return nil
+	}, "SELECT time, source, name, labels, value FROM metric_samples"+w.sql()+" ORDER BY time, id LIMIT ?", append(w.args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("query metric samples: %w", err)
 	}
-	defer rows.Close()
-	var out []store.MetricSample
-	for rows.Next() {
-		var m store.MetricSample
-		if err := rows.Scan(timeCol{&m.Time}, &m.Source, &m.Name, jsonCol{V: &m.Labels}, &m.Value); err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // PruneMetricSamples implements store.Store.
@@ -71,13 +63,9 @@ func (db *DB) PruneMetricSamples(ctx context.Context, before time.Time) (int64, 
 	if err := store.ValidatePrune(before); err != nil {
 		return 0, err
 	}
-	p, err := db.conn()
-	if err != nil {
-		return 0, err
-	}
-	tag, err := p.Exec(ctx, "DELETE FROM metric_samples WHERE time < $1", ts(before))
+	n, err := db.exec(ctx, "DELETE FROM metric_samples WHERE time < ?", db.t(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune metric samples before %s: %w", before.UTC().Format(time.RFC3339), err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }

@@ -1,19 +1,21 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/redforge/controltower/hub/store"
-	"github.com/redforge/controltower/hub/store/internal/sqlq"
 )
 
 const auditCols = `id, time, user_id, username, action, resource_type, resource_id, details, ip, user_agent, prev_hash, hash`
 
-// AppendAudit implements store.Store. Appends are serialized by the single
-// writer connection and BEGIN IMMEDIATE.
+// AppendAudit implements store.Store. Reading the chain head, hashing and
+// inserting happen in one transaction that holds auditLock (SQLite: its
+// single writer; PostgreSQL: an advisory lock, so reads go on), which
+// serializes appends from every hub sharing the database.
 func (db *DB) AppendAudit(ctx context.Context, rec *store.AuditRecord, hash func(*store.AuditRecord) string) error {
 	if err := rec.Validate(); err != nil {
 		return err
@@ -22,7 +24,10 @@ func (db *DB) AppendAudit(ctx context.Context, rec *store.AuditRecord, hash func
 		return &store.InvalidError{Field: "hash", Reason: "a hash function is required"}
 	}
 	r := *rec
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *Tx) error {
+		if err := db.d.Lock(ctx, tx, auditLock); err != nil {
+			return err
+		}
 		var lastID int64
 		var prev string
 		err := tx.QueryRowContext(ctx, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").Scan(&lastID, &prev)
@@ -32,8 +37,8 @@ func (db *DB) AppendAudit(ctx context.Context, rec *store.AuditRecord, hash func
 		if err := store.ChainAudit(&r, lastID, prev, db.now, hash); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.ID, micros(r.Time), r.UserID, r.Username, r.Action, r.ResourceType, r.ResourceID,
+		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO audit_log (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			r.ID, db.t(r.Time), r.UserID, r.Username, r.Action, r.ResourceType, r.ResourceID,
 			jsonArg(r.Details), r.IP, r.UserAgent, r.PrevHash, r.Hash)
 		return err
 	})
@@ -46,12 +51,12 @@ func (db *DB) AppendAudit(ctx context.Context, rec *store.AuditRecord, hash func
 
 // GetAudit implements store.Store.
 func (db *DB) GetAudit(ctx context.Context, id int64) (store.AuditRecord, error) {
-	r, err := db.reader()
-	if err != nil {
-		return store.AuditRecord{}, err
-	}
 	var rec store.AuditRecord
-	err = scanAudit(r.QueryRowContext(ctx, "SELECT "+auditCols+" FROM audit_log WHERE id = ?", id), &rec)
+	row, err := db.queryRow(ctx, "SELECT "+auditCols+" FROM audit_log WHERE id = ?", id)
+	if err != nil {
+		return rec, err
+	}
+	err = scanAudit(row, &rec)
 	if errors.Is(err, sql.ErrNoRows) {
 		return rec, fmt.Errorf("audit record %d: %w", id, store.ErrNotFound)
 	}
@@ -72,51 +77,40 @@ func (db *DB) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Audit
 	return out, err
 }
 
-// IterateAudit implements store.Store. The rows come from one read
-// transaction, a consistent snapshot.
+// IterateAudit implements store.Store. The rows come from one statement,
+// a consistent snapshot, streamed as fn consumes them.
 func (db *DB) IterateAudit(ctx context.Context, f store.AuditFilter, fn func(store.AuditRecord) error) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
 	limit := f.Limit
 	if limit == 0 {
-		limit = -1 // SQLite: no limit
+		limit = math.MaxInt64 // no limit; both backends take a LIMIT before OFFSET
 	}
 	return db.queryAudit(ctx, f, "ASC", limit, fn)
 }
 
+// queryAudit streams the matching records to fn.
 func (db *DB) queryAudit(ctx context.Context, f store.AuditFilter, order string, limit int, fn func(store.AuditRecord) error) error {
-	r, err := db.reader()
-	if err != nil {
-		return err
-	}
-	q := sqlq.New(false)
-	q.Eq("user_id", f.UserID)
-	q.Eq("action", f.Action)
-	q.Eq("resource_type", f.ResourceType)
-	q.Range("time", f.Start, f.End, microsAny)
-	query := "SELECT " + auditCols + " FROM audit_log" + q.SQL() +
-		" ORDER BY id " + order + " LIMIT " + q.Arg(limit) + " OFFSET " + q.Arg(f.Offset)
-	rows, err := r.QueryContext(ctx, query, q.Args()...)
-	if err != nil {
-		return fmt.Errorf("query audit log: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	var w where
+	w.eq("user_id", f.UserID)
+	w.eq("action", f.Action)
+	w.eq("resource_type", f.ResourceType)
+	w.timeRange("time", f.Start, f.End, db.tAny)
+	err := db.query(ctx, func(rows *sql.Rows) error {
 		var rec store.AuditRecord
 		if err := scanAudit(rows, &rec); err != nil {
 			return err
 		}
-		if err := fn(rec); err != nil {
-			return err
-		}
+		return fn(rec)
+	}, "SELECT "+auditCols+" FROM audit_log"+w.sql()+" ORDER BY id "+order+" LIMIT ? OFFSET ?", append(w.args, limit, f.Offset)...)
+	if err != nil {
+		return fmt.Errorf("query audit log: %w", err)
 	}
-	return rows.Err()
+	return nil
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanAudit(s scanner, r *store.AuditRecord) error {
-	return s.Scan(&r.ID, timeCol{&r.Time}, &r.UserID, &r.Username, &r.Action, &r.ResourceType,
-		&r.ResourceID, jsonCol{V: &r.Details}, &r.IP, &r.UserAgent, &r.PrevHash, &r.Hash)
+func scanAudit(row interface{ Scan(...any) error }, r *store.AuditRecord) error {
+	return row.Scan(&r.ID, timeCol{&r.Time}, &r.UserID, &r.Username, &r.Action, &r.ResourceType,
+		&r.ResourceID, jsonCol{&r.Details}, &r.IP, &r.UserAgent, &r.PrevHash, &r.Hash)
 }
