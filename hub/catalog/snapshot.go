@@ -248,6 +248,8 @@ func restoreRow(w *write, table string, raw json.RawMessage) error {
 		return restoreInto(w, table, raw, checkCredentials)
 	case tableMoves:
 		return restoreInto(w, table, raw, checkMove)
+	case tableSnapshots:
+		return restoreInto(w, table, raw, checkSnapshot)
 	case tableIndex:
 		return restoreIndexRow(w, raw)
 	}
