@@ -298,6 +298,25 @@ step_context_redis() {
 	say "context-redis: in $NR_DIR (installed)"
 }
 
+# step_runtime_plugin installs packaging/nodered/runtime (the RedForge
+# runtime plugin: the control contract for any flow, editor deploy
+# reports) beside Node-RED, as a copy (--install-links), so the local image
+# carries it; reused while the installed files equal the repo's.
+step_runtime_plugin() {
+	STEP=runtime-plugin
+	local src=$REPO/packaging/nodered/runtime
+	local dst=$NR_DIR/node_modules/@redforge/node-red-runtime
+	if [[ -d $dst ]] && diff -rq -x node_modules "$src" "$dst" >/dev/null 2>&1; then
+		say "runtime-plugin: in $NR_DIR (reused)"
+		return
+	fi
+	npm install --prefix "$NR_DIR" --install-links "$src" --no-audit --no-fund --loglevel=error \
+		>"$CACHE/npm-runtime-plugin.log" 2>&1 ||
+		{ show_log "$CACHE/npm-runtime-plugin.log" 20; fail "npm install $src (log $CACHE/npm-runtime-plugin.log)"; }
+	diff -rq -x node_modules "$src" "$dst" >/dev/null || fail "npm did not install $src into $dst"
+	say "runtime-plugin: in $NR_DIR (installed)"
+}
+
 step_image() {
 	STEP=node-red-image
 	[[ -f $IMAGE_RECIPE ]] || fail "$IMAGE_RECIPE is missing"
@@ -361,6 +380,7 @@ cmd_up() {
 	step_docker
 	step_nodered
 	step_context_redis
+	step_runtime_plugin
 	step_image
 	step_tools
 	step_envfile
