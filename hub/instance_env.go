@@ -23,6 +23,20 @@ const (
 	EnvInstanceID = "REDFORGE_INSTANCE_ID"
 )
 
+// Environment the RedForge runtime plugin (packaging/nodered/runtime)
+// reads to speak the control contract on the hub bus; the row id and the
+// editor key are fleet.EnvRowID and fleet.EnvEditorKey (settings.js reads
+// those).
+const (
+	// EnvRow is the catalog row's name: the prefix of its control topics.
+	EnvRow = "REDFORGE_ROW"
+	// EnvBusURL is the hub bus as the runtime reaches it (mqtt://host:port).
+	EnvBusURL = "REDFORGE_BUS_URL"
+	// EnvBusPassword is the row's own bus password (its username is the
+	// row id). The row's flows already hold it in their hub broker node.
+	EnvBusPassword = "REDFORGE_BUS_PASSWORD"
+)
+
 // Node-RED context in Redis (packaging/nodered/context-redis).
 const (
 	// ContextStoreName is the contextStorage store the hub adds when its
@@ -67,6 +81,15 @@ func (h *Hub) decorateInstance(ctx context.Context, inst catalog.Instance, spec 
 		spec.Env[k] = v
 	}
 	spec.Env[EnvHubURL], spec.Env[EnvToken], spec.Env[EnvInstanceID] = h.runtimeAPIURL(), creds.Token, logical.ID
+	spec.Env[EnvRow], spec.Env[fleet.EnvRowID] = inst.Name, inst.ID
+	if addr := h.runtimeBrokerAddr(); addr != "" {
+		spec.Env[EnvBusURL], spec.Env[EnvBusPassword] = "mqtt://"+addr, creds.MQTTPassword
+	}
+	if key, err := h.Auth.EditorPublicKey(); err == nil {
+		spec.Env[fleet.EnvEditorKey] = key
+	} else {
+		return fmt.Errorf("editor key: %w", err)
+	}
 	if h.Config.Redis == "" {
 		return nil
 	}

@@ -208,9 +208,9 @@ type Ack struct {
 }
 
 // control publishes mode to a row's replicas and, when wait > 0, waits
-// for want acks of that mode with no work in flight (one from each
-// replica: every replica of a row subscribes to its control topic). It
-// reports whether they came.
+// for want acks of that mode (one from each replica: every replica of a
+// row subscribes to its control topic; a drain ack counts only with no
+// work in flight). It reports whether they came.
 func (o *Orchestrator) control(ctx context.Context, instance, mode string, wait time.Duration, want int) (bool, error) {
 	acked := make(chan struct{}, 1)
 	if wait > 0 {
@@ -219,7 +219,7 @@ func (o *Orchestrator) control(ctx context.Context, instance, mode string, wait 
 		n := 0
 		unsub, err := o.d.Bus.Subscribe(ctx, AckTopic(instance), 1, func(_ string, payload []byte) {
 			var a Ack
-			if json.Unmarshal(payload, &a) != nil || a.Mode != mode || a.InFlight != 0 {
+			if json.Unmarshal(payload, &a) != nil || a.Mode != mode || (mode == "drain" && a.InFlight != 0) {
 				return
 			}
 			mu.Lock()
@@ -260,7 +260,17 @@ func (o *Orchestrator) control(ctx context.Context, instance, mode string, wait 
 	}
 }
 
-// drain holds the logical instance's input and asks blue to drain.
+// ContractProbe bounds the ping with which DRAIN learns how many of
+// blue's replicas speak the control contract (the RedForge runtime plugin
+// does in every runtime the hub runs, whatever the flows; a flow may
+// implement it itself).
+var ContractProbe = 2 * time.Second
+
+// drain holds the logical instance's input and asks blue to drain. It
+// first pings blue: the replicas that answer speak the control contract,
+// and the drain then waits for an ack from each of them (bounded by the
+// drain timeout, for flows that never become idle); when none answers,
+// nothing would ever ack, so it does not wait at all.
 func (o *Orchestrator) drain(ctx context.Context, d *catalog.Deployment, spec *Spec) error {
 	logical, err := o.d.Catalog.Instance(d.InstanceID)
 	if err != nil {
@@ -273,14 +283,25 @@ func (o *Orchestrator) drain(ctx context.Context, d *catalog.Deployment, spec *S
 	}
 	msg := "blue is not running; nothing to drain"
 	if blue.Observed.Status == fleet.StatusRunning {
-		start := o.now()
-		acked, err := o.control(ctx, blue.Name, "drain", spec.DrainTimeout, o.runningReplicas(blue.ID))
+		running := o.runningReplicas(blue.ID)
+		speakers, err := o.probe(ctx, blue.Name, ContractProbe, running)
 		if err != nil {
 			return failure{err}
 		}
-		msg = fmt.Sprintf("blue acknowledged drain after %s", o.now().Sub(start).Round(time.Millisecond))
-		if !acked {
-			msg = fmt.Sprintf("no drain ack from blue within %s; continuing", spec.DrainTimeout)
+		switch {
+		case speakers == 0:
+			msg = fmt.Sprintf("blue does not speak the control contract (no answer to ping within %s); not waiting for a drain ack", ContractProbe)
+		default:
+			start := o.now()
+			acked, err := o.control(ctx, blue.Name, "drain", spec.DrainTimeout, speakers)
+			if err != nil {
+				return failure{err}
+			}
+			msg = fmt.Sprintf("blue acknowledged drain after %s (%d of %d replicas speak the control contract)",
+				o.now().Sub(start).Round(time.Millisecond), speakers, running)
+			if !acked {
+				msg = fmt.Sprintf("no drain ack from blue within %s; continuing", spec.DrainTimeout)
+			}
 		}
 	}
 	spec.DrainResult = msg
@@ -290,6 +311,54 @@ func (o *Orchestrator) drain(ctx context.Context, d *catalog.Deployment, spec *S
 	o.note(ctx, d.ID, msg)
 	o.progress(ctx, d.ID, 14)
 	return nil
+}
+
+// probe pings a row and returns how many of its replicas answered within
+// wait (distinct replicas; acks that name none count one each), stopping
+// early once want did.
+func (o *Orchestrator) probe(ctx context.Context, instance string, wait time.Duration, want int) (int, error) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	n := 0
+	enough := make(chan struct{}, 1)
+	unsub, err := o.d.Bus.Subscribe(ctx, AckTopic(instance), 1, func(_ string, payload []byte) {
+		var a Ack
+		if json.Unmarshal(payload, &a) != nil || a.Mode != "ping" {
+			return
+		}
+		mu.Lock()
+		if a.Replica == "" || !seen[a.Replica] {
+			seen[a.Replica] = a.Replica != ""
+			n++
+		}
+		done := n >= want
+		mu.Unlock()
+		if done {
+			select {
+			case enough <- struct{}{}:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("subscribe %s: %w", AckTopic(instance), err)
+	}
+	defer unsub()
+	b, _ := json.Marshal(ControlMessage{Mode: "ping"})
+	if err := o.d.Bus.Publish(ctx, ControlTopic(instance), b, 1, false); err != nil {
+		return 0, fmt.Errorf("publish %s: %w", ControlTopic(instance), err)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-enough:
+	case <-t.C:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return min(n, want), nil
 }
 
 // deployGreen creates the green row (a clone of the logical instance's

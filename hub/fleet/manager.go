@@ -425,7 +425,7 @@ func (m *Manager) Client(ctx context.Context, a catalog.Allocation) (*nodered.Cl
 	if err != nil {
 		return nil, err
 	}
-	c, err := nodered.New("http://"+addr, AdminUser, pw)
+	c, err := nodered.New("http://"+addr+AdminRoot, AdminUser, pw)
 	if err != nil {
 		return nil, err
 	}

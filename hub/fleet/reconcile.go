@@ -297,7 +297,7 @@ func (m *Manager) localClient(w catalog.Work, creds Creds) (*nodered.Client, err
 	if port == 0 {
 		return nil, fmt.Errorf("replica %d of %s has no port", w.Alloc.Replica, w.Row.Name)
 	}
-	c, err := nodered.New("http://"+joinHost(m.cfg.BindHost, port), AdminUser, creds.AdminPassword)
+	c, err := nodered.New("http://"+joinHost(m.cfg.BindHost, port)+AdminRoot, AdminUser, creds.AdminPassword)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,33 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
+// AdminRoot is Node-RED's httpAdminRoot in every runtime the hub runs: the
+// editor and the admin API live under it, and the public /i/{name}/ proxy
+// refuses every path below it (404), so /i/{name}/ serves only http in
+// endpoints and static content. The hub's own admin client and the editor
+// proxy (/editor/{name}/) use it.
+const AdminRoot = "/redforge-admin"
+
+// EditorTokenHeader is the request header through which the hub's editor
+// proxy hands Node-RED a token it signed for the hub user
+// (adminAuth.tokenHeader); settings.js checks it (adminAuth.tokens).
+const EditorTokenHeader = "x-redforge-editor"
+
+// Environment variables settings.js and the runtime plugin read.
+const (
+	// EnvEditorKey is the public key (Ed25519, DER SubjectPublicKeyInfo,
+	// base64url) that checks the editor tokens the hub signs.
+	EnvEditorKey = "REDFORGE_EDITOR_KEY"
+	// EnvRowID is the catalog row the runtime serves (editor tokens name
+	// it; the plugin's bus username).
+	EnvRowID = "REDFORGE_ROW_ID"
+)
+
+// RuntimePlugin is the npm package of the RedForge runtime plugin
+// (packaging/nodered/runtime), installed beside Node-RED like the Redis
+// context store; settings.js turns it on.
+const RuntimePlugin = "@redforge/node-red-runtime"
+
 // Files in an instance's user dir written by WriteUserDir.
 const (
 	SettingsFile         = "settings.js"
@@ -37,6 +64,7 @@ var reservedSettings = map[string]bool{
 	"uiHost": true, "uiPort": true, "flowFile": true, "userDir": true,
 	"credentialSecret": true, "adminAuth": true, "httpAdminRoot": true,
 	"httpNodeRoot": true, "httpRoot": true, "https": true, "requireHttps": true,
+	"externalModules": true, "redforgeRuntime": true, "httpAdminMiddleware": true,
 }
 
 // validateExtraSettings refuses reserved keys, values that do not encode
@@ -67,14 +95,22 @@ func validateExtraSettings(extra map[string]any) error {
 var contextModulePattern = regexp.MustCompile(`^@redforge/node-red-context-[a-z0-9-]+$`)
 
 // RenderSettings returns the settings.js of an instance whose HTTP server
-// listens on listenHost:listenPort: flows in flows.json, adminAuth with the
-// spec's AdminUser and the bcrypt hash of AdminPassword (the plaintext is
-// never written), console logging at info, httpNodeRoot "/", telemetry,
-// projects and tours off, the instance's name in the editor's title; then
+// listens on listenHost:listenPort: flows in flows.json, the editor and
+// admin API under AdminRoot (httpNodeRoot "/"), adminAuth with the spec's
+// AdminUser and the bcrypt hash of AdminPassword (the plaintext is never
+// written) plus the hub's editor tokens (adminAuth.tokens checks a token
+// in EditorTokenHeader against the public key in the runtime's
+// EnvEditorKey: signed by the hub, for this row (EnvRowID), unexpired; it
+// names the hub user and carries "*" or "read"), console logging at info
+// with Node-RED's audit log on, the palette closed (nodes are installed by
+// the hub), the RedForge runtime plugin on (redforgeRuntime, and its
+// httpAdminMiddleware when the package resolves), telemetry, projects and
+// tours off, the instance's name in the editor's title; then
 // the top-level keys of ExtraSettings replace these defaults (the keys the
 // hub relies on — uiHost, uiPort, flowFile, userDir, credentialSecret,
 // adminAuth, httpAdminRoot, httpNodeRoot, httpRoot, https, requireHttps —
-// are refused). Every value is JSON-encoded, so names, users and extra
+// and externalModules, redforgeRuntime and httpAdminMiddleware are
+// refused). Every value is JSON-encoded, so names, users and extra
 // settings cannot inject code (env values never enter settings.js). The credential secret is not in the
 // file: settings.js reads it at load time from CredentialSecretFile beside
 // itself (see EnsureCredentialSecret), so it stays stable while settings
@@ -99,19 +135,23 @@ func RenderSettings(spec Spec, listenHost string, listenPort int) ([]byte, error
 		return nil, fmt.Errorf("settings: hash admin password: %w", err)
 	}
 	settings := map[string]any{
-		"uiHost":       listenHost,
-		"uiPort":       listenPort,
-		"flowFile":     FlowFile,
-		"httpNodeRoot": "/",
+		"uiHost":        listenHost,
+		"uiPort":        listenPort,
+		"flowFile":      FlowFile,
+		"httpNodeRoot":  "/",
+		"httpAdminRoot": AdminRoot,
 		"adminAuth": map[string]any{
 			"type": "credentials",
 			"users": []map[string]any{{
 				"username": spec.AdminUser, "password": string(hash), "permissions": "*",
 			}},
+			"tokenHeader": EditorTokenHeader,
 		},
-		"logging":     map[string]any{"console": map[string]any{"level": "info", "metrics": false, "audit": false}},
-		"telemetry":   map[string]any{"enabled": false, "updateNotification": false},
-		"editorTheme": editorTheme(spec.Name),
+		"logging":         map[string]any{"console": map[string]any{"level": "info", "metrics": false, "audit": true}},
+		"telemetry":       map[string]any{"enabled": false, "updateNotification": false},
+		"editorTheme":     editorTheme(spec.Name),
+		"externalModules": map[string]any{"autoInstall": false, "palette": map[string]any{"allowInstall": false, "allowUpload": false}},
+		"redforgeRuntime": map[string]any{"enabled": true, "editorHeader": EditorTokenHeader},
 	}
 	for k, v := range spec.ExtraSettings {
 		settings[k] = v
@@ -137,6 +177,8 @@ func RenderSettings(spec Spec, listenHost string, listenPort int) ([]byte, error
 	// Node-RED's built-in "memory" and "localfilesystem") is loaded from
 	// beside settings.js or from Node-RED's own node_modules.
 	b.WriteString(contextModules)
+	b.WriteString(editorTokens)
+	b.WriteString(runtimePlugin)
 	b.WriteString("module.exports = settings;\n")
 	return b.Bytes(), nil
 }
@@ -153,10 +195,52 @@ const contextModules = `for (const store of Object.values(settings.contextStorag
 }
 `
 
+// editorTokens is the settings.js code of adminAuth.tokens: a token is
+// "rfe1.<payload>.<signature>", base64url, the signature Ed25519 over
+// "rfe1.<payload>" by the hub's editor key, whose public half the runtime
+// has in its environment; the payload {"u","p","row","exp"} names the hub
+// user, its Node-RED permissions ("*" or "read"), the row and the expiry
+// (Unix seconds). Anything else resolves to no user (401). Without the key
+// in the environment no token is accepted.
+const editorTokens = `(function () {
+  const crypto = require("crypto");
+  const pub = process.env.` + EnvEditorKey + ` || "";
+  const row = process.env.` + EnvRowID + ` || "";
+  let key = null;
+  try { key = pub ? crypto.createPublicKey({ key: Buffer.from(pub, "base64url"), format: "der", type: "spki" }) : null; } catch (e) { key = null; }
+  settings.adminAuth.tokens = function (token) {
+    return new Promise(function (resolve) {
+      try {
+        const parts = String(token || "").split(".");
+        if (!key || !row || parts.length !== 3 || parts[0] !== "rfe1") { return resolve(null); }
+        if (!crypto.verify(null, Buffer.from(parts[0] + "." + parts[1]), key, Buffer.from(parts[2], "base64url"))) { return resolve(null); }
+        const c = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8"));
+        if (!c || c.row !== row || typeof c.u !== "string" || !c.u || !(c.p === "*" || c.p === "read") || !(typeof c.exp === "number" && c.exp * 1000 > Date.now())) { return resolve(null); }
+        resolve({ username: c.u, permissions: c.p });
+      } catch (e) { resolve(null); }
+    });
+  };
+})();
+`
+
+// runtimePlugin is the settings.js code that hands the RedForge runtime
+// plugin's admin middleware to Node-RED when the package resolves (from
+// beside settings.js or Node-RED's own node_modules); without it the
+// runtime runs, and the hub finds at its next deployment that the runtime
+// does not speak the control contract.
+const runtimePlugin = `try {
+  const paths = [__dirname].concat(require.main ? [require("path").dirname(require.main.filename)] : []);
+  settings.httpAdminMiddleware = require(require.resolve("` + RuntimePlugin + `", { paths })).adminMiddleware;
+} catch (e) {
+  console.warn("[redforge] the runtime plugin ` + RuntimePlugin + ` is not installed beside Node-RED: " + e.message);
+}
+`
+
 // editorTheme turns off projects and tours and, given the instance's name,
 // shows it in the editor's header and page title.
 func editorTheme(name string) map[string]any {
-	theme := map[string]any{"projects": map[string]any{"enabled": false}, "tours": false}
+	theme := map[string]any{"projects": map[string]any{"enabled": false}, "tours": false,
+		"palette": map[string]any{"editable": false}}
 	if name != "" {
 		theme["page"] = map[string]any{"title": name + " - Node-RED"}
 		theme["header"] = map[string]any{"title": "Node-RED: " + name}
