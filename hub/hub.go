@@ -292,6 +292,10 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Proxy:       h.Proxy,
 		Checkpoints: h.Store,
 
+		// The Node-RED editor through the hub (hub/api/editor.go).
+		Editor:            h.Proxy,
+		RuntimeBrokerAddr: h.runtimeBrokerAddr,
+
 		// Forwarding headers count only from TrustedProxies (empty: none);
 		// LoginState keeps the per-account login delay in coord.
 		TrustedProxies: h.Config.TrustedProxyList(),
@@ -589,9 +593,22 @@ func (h *Hub) checkMQTT(row string, password []byte) bool {
 	return h.Instances != nil && h.Instances.CheckMQTT(row, password)
 }
 
-// renderFlows prepares a row's flows for one of this hub's runtimes.
+// renderFlows prepares a row's flows for one of this hub's runtimes: its
+// names, its bus credentials and the flows' own node credentials.
 func (h *Hub) renderFlows(_ context.Context, w catalog.Work, creds fleet.Creds) ([]json.RawMessage, error) {
-	return deploy.Render(w.Flows.Doc, w.Row, creds, h.runtimeBrokerAddr())
+	nodes, err := deploy.Render(w.Flows.Doc, w.Row, creds, h.runtimeBrokerAddr())
+	if err != nil || w.Flows.Credentials == "" {
+		return nodes, err
+	}
+	logical, err := h.Instances.Logical(w.Row)
+	if err != nil {
+		return nil, err
+	}
+	nodeCreds, err := h.Instances.OpenFlowCredentials(logical.ID, w.Flows.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	return deploy.InjectCredentials(nodes, nodeCreds)
 }
 
 // runtimeBrokerAddr is the bus address as this hub's runtimes reach it:

@@ -86,6 +86,17 @@ var routeTable = []routeRule{
 	{"POST", "/api/deployments/:id/rollback", "perm", "deployments", "update"},
 	{"POST", "/api/checkpoints", "perm", "checkpoints", "create"},
 	{"GET", "/api/checkpoints", "perm", "checkpoints", "read"},
+	// The Node-RED editor through the hub: the handler authenticates (an
+	// editor session cookie or an Authorization header; hub
+	// TestEditorThroughHub), and a runtime's editor deploy report carries
+	// its instance token and a hub-signed editor token.
+	{"POST", "/api/instances/:id/editor", "perm", "instances", "read"},
+	{"POST", "/api/instances/:id/editor/deploys", "public", "", ""},
+	{"GET", "/editor/:name/*path", "public", "", ""},
+	{"HEAD", "/editor/:name/*path", "public", "", ""},
+	{"POST", "/editor/:name/*path", "public", "", ""},
+	{"PUT", "/editor/:name/*path", "public", "", ""},
+	{"DELETE", "/editor/:name/*path", "public", "", ""},
 	{"GET", "/i/:name/*path", "public", "", ""},
 	{"HEAD", "/i/:name/*path", "public", "", ""},
 	{"POST", "/i/:name/*path", "public", "", ""},

@@ -96,6 +96,12 @@ type Config struct {
 	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
 	// cluster secret themselves (events fan-out, in-flight counts).
 	PeerRoutes map[string]http.Handler
+	// Editor serves instances' Node-RED editors (/editor/{name}/,
+	// registered when set, with Users); RuntimeBrokerAddr is the hub bus
+	// as this hub's runtimes reach it (editor deploys are turned back into
+	// documents with it).
+	Editor            EditorProxy
+	RuntimeBrokerAddr func() string
 }
 
 // Store is what the API reads of the data store (metric samples, status
@@ -170,6 +176,7 @@ func (s *Server) routes() {
 	s.clusterRoutes()
 	s.deploymentRoutes()
 	s.checkpointRoutes()
+	s.editorRoutes()
 	s.consoleRoutes()
 }
 

@@ -392,7 +392,7 @@ func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, s
 	sha := catalog.FlowsSHA(spec.Flows)
 	if f, err := o.d.Catalog.InstanceFlows(spec.GreenID); err != nil || f.SHA != sha {
 		_, err := o.d.Applier.Apply(ctx, catalog.PutFlows(catalog.Flows{InstanceID: spec.GreenID, Doc: spec.Flows, SHA: sha,
-			By: d.StartedBy, At: o.now().UTC()}))
+			By: d.StartedBy, At: o.now().UTC(), Credentials: o.greenCredentials(spec)}))
 		if err != nil {
 			return failure{fmt.Errorf("flows of green %s: %w", spec.GreenName, err)}
 		}
@@ -414,6 +414,19 @@ func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, s
 	}
 	o.progress(ctx, d.ID, 49)
 	return nil
+}
+
+// greenCredentials are the node credentials green's flows get: the
+// deployment's own (a snapshot's), else blue's, so what users entered in
+// the editor survives a deployment.
+func (o *Orchestrator) greenCredentials(spec *Spec) string {
+	if spec.Credentials != nil {
+		return *spec.Credentials
+	}
+	if f, err := o.d.Catalog.InstanceFlows(spec.BlueID); err == nil {
+		return f.Credentials
+	}
+	return ""
 }
 
 // replicaWhere describes where a row's replicas run.

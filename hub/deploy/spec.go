@@ -89,6 +89,9 @@ type Spec struct {
 	Replayed       int             `json:"replayed,omitempty"`
 	Checkpoints    int             `json:"checkpoints_replayed,omitempty"` // workflow checkpoints replayed to green in DEPLOY
 	DrainResult    string          `json:"drain_result,omitempty"`
+	// Credentials, when set, are green's sealed node credentials (a
+	// snapshot's); otherwise green gets blue's.
+	Credentials *string `json:"credentials,omitempty"`
 }
 
 // SpecKey is the catalog setting that holds a deployment's Spec.

@@ -246,6 +246,18 @@ func (m *Manager) flowsBehind(w catalog.Work) bool {
 	return t.flowsSHA != w.Flows.SHA
 }
 
+// MarkFlows records that the runtime of an allocation of this hub already
+// runs the flows sha (an editor deploy made them there), so the manager
+// does not deploy them to it again when the row's flows become sha. It
+// does nothing for an allocation this hub does not run.
+func (m *Manager) MarkFlows(allocID, sha string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t := m.tracked[allocID]; t != nil {
+		t.flowsSHA = sha
+	}
+}
+
 // syncFlows deploys the row's flows to the runtime (rendered for it) and
 // records what it runs. It returns the error to record.
 func (m *Manager) syncFlows(ctx context.Context, w catalog.Work, rt Runtime) error {
