@@ -14,6 +14,7 @@ import { fromStatusEvent, mergeTransitions } from '../history';
 import { isUp } from '../fleet';
 import { Confirm, Empty, ErrorBox, HealthBadge, Link, Loading, toast, useAsync } from '../components/ui';
 import { LiveBadge } from './Fleet';
+import { EditorButton } from '../components/EditorButton';
 
 interface Sample {
   time: string;
@@ -114,6 +115,7 @@ export function InstancePage({ id }: { id: string }) {
         <HealthBadge status={current.observed?.status} />
         <LiveBadge state={live} />
         <div class="spacer" />
+        <EditorButton inst={current} />
         {can(perms, 'instances', 'update') && (
           <div class="actions">
             {running ? (
