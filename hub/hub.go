@@ -39,6 +39,7 @@ import (
 	"github.com/redforge/controltower/hub/fleet/process"
 	"github.com/redforge/controltower/hub/instances"
 	"github.com/redforge/controltower/hub/metrics"
+	"github.com/redforge/controltower/hub/nodes"
 	"github.com/redforge/controltower/hub/proxy"
 	"github.com/redforge/controltower/hub/schedule"
 	"github.com/redforge/controltower/hub/secrets"
@@ -75,6 +76,8 @@ type Hub struct {
 	Instances *instances.Service
 	Scheduler *schedule.Scheduler
 	Seal      *secrets.Sealer
+	// Nodes is this hub's cache of instances' node packages.
+	Nodes *nodes.Cache
 
 	// caughtUp is set once this hub's catalog has caught up with the
 	// cluster after the start (fleet.Deps.Ready).
@@ -295,6 +298,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		// The Node-RED editor through the hub (hub/api/editor.go).
 		Editor:            h.Proxy,
 		RuntimeBrokerAddr: h.runtimeBrokerAddr,
+		Nodes:             h.Nodes,
 
 		// Forwarding headers count only from TrustedProxies (empty: none);
 		// LoginState keeps the per-account login delay in coord.
@@ -415,6 +419,8 @@ func (h *Hub) openFleet(ctx context.Context) error {
 		return err
 	}
 	h.Driver = drv
+	h.Nodes = nodes.New(nodes.Config{Dir: filepath.Join(h.Config.DataDir, "nodes"), NPM: h.Config.NPM,
+		Registry: h.Config.NPMRegistry, Fetch: h.fetchPackage, Logger: h.Logger.With("component", "nodes")})
 	h.Fleet = fleet.NewManager(fleet.Config{HubID: h.NodeID, Advertise: h.runtimeHost(), MonitorInterval: h.Config.MonitorInterval,
 		PortMin: h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{
 		Driver: drv, Catalog: h.State, Applier: h.Raft, Credentials: h.Instances, Render: h.renderFlows,

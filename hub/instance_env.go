@@ -2,10 +2,12 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/fleet"
+	"github.com/redforge/controltower/hub/nodes"
 )
 
 // Environment variables the hub gives every Node-RED runtime on top of its
@@ -89,6 +91,19 @@ func (h *Hub) decorateInstance(ctx context.Context, inst catalog.Instance, spec 
 		spec.Env[fleet.EnvEditorKey] = key
 	} else {
 		return fmt.Errorf("editor key: %w", err)
+	}
+	if len(inst.Nodes) > 0 {
+		dir, err := h.Nodes.Prepare(inst.Nodes)
+		if errors.Is(err, nodes.ErrNotReady) {
+			return fmt.Errorf("%w: installing node packages: %v", fleet.ErrNotReady, err)
+		}
+		if err != nil {
+			return err
+		}
+		spec.NodesDir = dir
+		for _, p := range inst.Nodes {
+			spec.Nodes = append(spec.Nodes, p.Name+"@"+p.Version)
+		}
 	}
 	if h.Config.Redis == "" {
 		return nil

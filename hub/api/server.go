@@ -102,6 +102,9 @@ type Config struct {
 	// documents with it).
 	Editor            EditorProxy
 	RuntimeBrokerAddr func() string
+	// Nodes is this hub's node package cache: node package and snapshot
+	// routes are registered when it is set (with Deploy).
+	Nodes NodePackages
 }
 
 // Store is what the API reads of the data store (metric samples, status
@@ -177,6 +180,7 @@ func (s *Server) routes() {
 	s.deploymentRoutes()
 	s.checkpointRoutes()
 	s.editorRoutes()
+	s.nodeRoutes()
 	s.consoleRoutes()
 }
 

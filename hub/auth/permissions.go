@@ -26,6 +26,9 @@ const (
 	ResourceAIDecisions Resource = "ai_decisions"
 	// ResourceCheckpoints are workflow checkpoints posted by instances.
 	ResourceCheckpoints Resource = "checkpoints"
+	// ResourceNodePolicy is the cluster's allow- and deny-lists of the
+	// node packages instances may install (hub/nodes).
+	ResourceNodePolicy Resource = "node_policy"
 )
 
 // Action is what is done to a resource.
@@ -42,7 +45,7 @@ const (
 // Resources lists every resource, in matrix order.
 var Resources = []Resource{
 	ResourceInstances, ResourceDeployments, ResourceEdges, ResourceRegions, ResourceModels,
-	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceReports, ResourceUsers, ResourceTokens,
+	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceNodePolicy, ResourceReports, ResourceUsers, ResourceTokens,
 }
 
 // Actions lists every action, in matrix order.
@@ -72,6 +75,7 @@ var matrix = map[Resource][3]string{
 	ResourceAudit:       {"CRUD", "-R--", "-R--"},
 	ResourceAIDecisions: {"CRUD", "-R--", "-R--"},
 	ResourceCheckpoints: {"CRUD", "-R--", "-R--"},
+	ResourceNodePolicy:  {"CRUD", "-R--", "-R--"},
 	ResourceReports:     {"CRUD", "CR--", "-R--"},
 	ResourceUsers:       {"CRUD", "----", "----"},
 	ResourceTokens:      {"CRUD", "----", "----"},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -380,6 +381,13 @@ func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, s
 		if green.Env == nil {
 			green.Env = map[string]string{}
 		}
+		if spec.Settings != nil {
+			green.Image, green.Resources, green.Env = spec.Settings.Image, spec.Settings.Resources, maps.Clone(spec.Settings.Env)
+			if green.Env == nil {
+				green.Env = map[string]string{}
+			}
+		}
+		green.Nodes = o.greenNodes(spec)
 		green.Env["REDFORGE_INSTANCE"], green.Env["REDFORGE_LOGICAL"] = spec.GreenName, logical.Name
 		green.FlowsVersion = d.ToFlowsVersion
 		green.CreatedAt, green.UpdatedAt = o.now().UTC(), o.now().UTC()
@@ -413,6 +421,18 @@ func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, s
 		return failure{err}
 	}
 	o.progress(ctx, d.ID, 49)
+	return nil
+}
+
+// greenNodes is green's node set: the deployment's own (a node install or
+// a snapshot), else blue's.
+func (o *Orchestrator) greenNodes(spec *Spec) []catalog.NodePackage {
+	if spec.Nodes != nil {
+		return slices.Clone(*spec.Nodes)
+	}
+	if blue, err := o.d.Catalog.Instance(spec.BlueID); err == nil {
+		return blue.Nodes
+	}
 	return nil
 }
 
@@ -536,10 +556,24 @@ func (o *Orchestrator) auditDetails(d *catalog.Deployment, spec *Spec, reason st
 			durations[string(h.Phase)] = end.Sub(h.At).Round(time.Millisecond).String()
 		}
 	}
-	m := map[string]any{"instance_id": d.InstanceID, "from_flows_version": d.FromFlowsVersion,
+	kind := spec.Kind
+	if kind == "" {
+		kind = KindFlows
+	}
+	m := map[string]any{"kind": kind, "instance_id": d.InstanceID, "from_flows_version": d.FromFlowsVersion,
 		"to_flows_version": d.ToFlowsVersion, "blue": spec.BlueID, "green": spec.GreenID,
 		"phase_durations": durations, "total": o.now().Sub(d.StartedAt).Round(time.Millisecond).String(),
 		"replayed_messages": spec.Replayed, "replayed_checkpoints": spec.Checkpoints, "drain": spec.DrainResult}
+	if spec.Note != "" {
+		m["note"] = spec.Note
+	}
+	if spec.Nodes != nil {
+		var ns []string
+		for _, p := range *spec.Nodes {
+			ns = append(ns, p.Name+"@"+p.Version)
+		}
+		m["nodes"] = ns
+	}
 	if reason != "" {
 		m["reason"] = reason
 	}
@@ -559,6 +593,9 @@ func (o *Orchestrator) cleanup(ctx context.Context, d *catalog.Deployment, spec 
 			if err := o.setDesired(ctx, blue.ID, catalog.DesiredStopped); err != nil {
 				return err
 			}
+		}
+		if err := o.keepSettings(ctx, d.InstanceID, spec); err != nil {
+			return err
 		}
 		msg := fmt.Sprintf("blue stopped; kept for %s", spec.RollbackWindow)
 		if spec.RollbackWindow < 0 {
@@ -596,6 +633,24 @@ func (o *Orchestrator) cleanup(ctx context.Context, d *catalog.Deployment, spec 
 		}
 	}
 	_, err = o.update(ctx, d.ID, msg, func(d *catalog.Deployment) { d.Progress = 100 })
+	return err
+}
+
+// keepSettings gives the logical instance the settings a deployment set
+// on green (a snapshot's), once blue is stopped, so later deployments
+// clone them. The logical row is then not live, or stopped, so the
+// change restarts nothing.
+func (o *Orchestrator) keepSettings(ctx context.Context, logicalID string, spec *Spec) error {
+	if spec.Settings == nil {
+		return nil
+	}
+	inst, err := o.d.Catalog.Instance(logicalID)
+	if err != nil {
+		return err
+	}
+	inst.Image, inst.Resources, inst.Env = spec.Settings.Image, spec.Settings.Resources, maps.Clone(spec.Settings.Env)
+	inst.UpdatedAt = o.now().UTC()
+	_, err = o.d.Applier.Apply(ctx, catalog.UpsertInstance(inst))
 	return err
 }
 

@@ -32,6 +32,15 @@ func (m *Manager) reconcileOne(ctx context.Context, w catalog.Work, rt Runtime, 
 		return
 	}
 	spec, err := m.spec(ctx, w)
+	if errors.Is(err, ErrNotReady) {
+		m.mu.Lock()
+		t.nextCheck = m.now().Add(5 * m.cfg.StartingPoll)
+		m.mu.Unlock()
+		if !exists {
+			m.setStatus(ctx, w, StatusCreating, err.Error(), rt)
+		}
+		return
+	}
 	if err != nil {
 		m.setStatus(ctx, w, StatusError, err.Error(), rt)
 		return
@@ -165,7 +174,7 @@ func (m *Manager) spec(ctx context.Context, w catalog.Work) (Spec, error) {
 }
 
 // specHash covers what a running runtime cannot change without a
-// recreate: image, resources and environment (not the port, which the
+// recreate: image, resources, environment, settings and node packages (not the port, which the
 // manager assigns, nor the admin password, fixed for a row).
 func specHash(s Spec) string {
 	b, _ := json.Marshal(struct {
@@ -174,7 +183,8 @@ func specHash(s Spec) string {
 		MemoryMB int
 		Env      map[string]string
 		Extra    map[string]any
-	}{s.Image, s.CPU, s.MemoryMB, s.Env, s.ExtraSettings})
+		Nodes    []string `json:",omitempty"`
+	}{s.Image, s.CPU, s.MemoryMB, s.Env, s.ExtraSettings, s.Nodes})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/redforge/controltower/hub/nodes"
 )
 
 // AdminRoot is Node-RED's httpAdminRoot in every runtime the hub runs: the
@@ -265,9 +267,11 @@ func EnsureCredentialSecret(dir string) error {
 	return WriteFileAtomic(path, []byte(hex.EncodeToString(secret)+"\n"), 0o600)
 }
 
-// WriteUserDir makes userDir if needed, ensures its credential secret and
-// (re)writes its settings.js for listenHost:listenPort. Existing flows are
-// kept.
+// WriteUserDir makes userDir if needed, ensures its credential secret,
+// (re)writes its settings.js for listenHost:listenPort and, given
+// spec.NodesDir, replaces its node_modules with a copy of that tree and
+// lists spec.Nodes in its package.json (Node-RED loads the nodes from
+// there). Existing flows are kept.
 func WriteUserDir(userDir string, spec Spec, listenHost string, listenPort int) error {
 	settings, err := RenderSettings(spec, listenHost, listenPort)
 	if err != nil {
@@ -279,7 +283,37 @@ func WriteUserDir(userDir string, spec Spec, listenHost string, listenPort int) 
 	if err := EnsureCredentialSecret(userDir); err != nil {
 		return err
 	}
+	if err := writeNodes(userDir, spec); err != nil {
+		return err
+	}
 	return WriteFileAtomic(filepath.Join(userDir, SettingsFile), settings, 0o600)
+}
+
+// writeNodes puts the spec's node packages into the user dir, or takes
+// away those of an earlier spec.
+func writeNodes(userDir string, spec Spec) error {
+	modules := filepath.Join(userDir, "node_modules")
+	if spec.NodesDir == "" {
+		if err := os.RemoveAll(modules); err != nil {
+			return fmt.Errorf("user dir: node_modules: %w", err)
+		}
+		return nil
+	}
+	if err := nodes.CopyTree(spec.NodesDir, modules); err != nil {
+		return fmt.Errorf("user dir: install node packages: %w", err)
+	}
+	deps := map[string]string{}
+	for _, p := range spec.Nodes {
+		if i := strings.LastIndex(p, "@"); i > 0 {
+			deps[p[:i]] = p[i+1:]
+		}
+	}
+	b, err := json.MarshalIndent(map[string]any{"name": "node-red-project", "description": "written by RedForge Control Tower: the instance's node packages",
+		"version": "0.0.1", "private": true, "dependencies": deps}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(userDir, "package.json"), b, 0o600)
 }
 
 // WriteFileAtomic writes data to a temp file beside path, syncs it and
