@@ -299,6 +299,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Editor:            h.Proxy,
 		RuntimeBrokerAddr: h.runtimeBrokerAddr,
 		Nodes:             h.Nodes,
+		Snapshots:         h.State,
 
 		// Forwarding headers count only from TrustedProxies (empty: none);
 		// LoginState keeps the per-account login delay in coord.

@@ -105,6 +105,9 @@ type Config struct {
 	// Nodes is this hub's node package cache: node package and snapshot
 	// routes are registered when it is set (with Deploy).
 	Nodes NodePackages
+	// Snapshots reads instance snapshots; their routes are registered when
+	// set (with Deploy).
+	Snapshots SnapshotCatalog
 }
 
 // Store is what the API reads of the data store (metric samples, status
@@ -181,6 +184,7 @@ func (s *Server) routes() {
 	s.checkpointRoutes()
 	s.editorRoutes()
 	s.nodeRoutes()
+	s.snapshotRoutes()
 	s.consoleRoutes()
 }
 
