@@ -112,8 +112,13 @@ try {
   // The OPERATOR renames the change node in the editor's edit tray and
   // deploys.
   {
-    const { ctx, editor } = await openEditor('operator', env('OPERATOR_USER'), env('OPERATOR_PASSWORD'), 'OPERATOR');
+    const { ctx, page, editor } = await openEditor('operator', env('OPERATOR_USER'), env('OPERATOR_PASSWORD'), 'OPERATOR');
     check(await editor.evaluate(() => RED.settings.user && RED.settings.user.username) === env('OPERATOR_USER'), 'the editor names the hub user');
+    // A snapshot from the instance page before the change.
+    await page.getByTestId('nodes-panel').getByText("Only Node-RED's own nodes.").waitFor();
+    await page.getByTestId('snapshot-name').fill('before the editor');
+    await page.getByTestId('snapshot-create').click();
+    await page.getByTestId('snapshots').getByText('before the editor').waitFor();
     await editor.evaluate(() => RED.view.reveal('pf-set'));
     await editor.locator('g.red-ui-flow-node-group#pf-set').dblclick();
     const name = editor.locator('#node-input-name');
@@ -126,6 +131,19 @@ try {
     await editor.locator('.red-ui-notification').filter({ hasText: /Successfully deployed/ }).waitFor();
     await editor.screenshot({ path: join(SHOTS, 'editor-03-deployed.png') });
     log('operator: deployed from the editor');
+    // The snapshot compared with what runs now names exactly the renamed node.
+    await page.bringToFront();
+    const diff = page.getByTestId('snapshot-diff');
+    for (let i = 0; i < 20; i++) {
+      await page.getByTestId('snapshot-compare').first().click();
+      await diff.waitFor();
+      if (/renamed in the editor · change \(name[,)]/.test(await diff.innerText())) break;
+      await page.waitForTimeout(500); // the editor deploy reaches the hub a moment after Node-RED answered
+    }
+    const text = await diff.innerText();
+    check(/0 nodes added, 1 changed, 0 removed/.test(text) && /renamed in the editor · change \(name[,)]/.test(text), `snapshot diff shows the renamed node only: ${text}`);
+    await page.screenshot({ path: join(SHOTS, 'editor-05-snapshot-diff.png'), fullPage: true });
+    log('operator: the snapshot diff names the renamed node');
     await ctx.close();
   }
 
