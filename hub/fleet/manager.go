@@ -184,6 +184,7 @@ type Manager struct {
 	mu      sync.Mutex
 	tracked map[string]*tracked // by allocation id
 	clients map[string]*cachedClient
+	local   map[string]*cachedClient // this hub's runtimes at their bind address (localClient)
 }
 
 // tracked is what the manager remembers of one allocation between rounds.
@@ -253,7 +254,7 @@ func NewManager(cfg Config, d Deps) *Manager {
 	return &Manager{cfg: cfg, driver: d.Driver, state: d.Catalog, raft: d.Applier, creds: d.Credentials,
 		render: d.Render, ready: d.Ready, bus: d.Bus, samples: d.Samples, metrics: d.Metrics, decorate: d.Decorate,
 		log: d.Logger, now: time.Now, kick: make(chan struct{}, 1), tracked: map[string]*tracked{},
-		clients: map[string]*cachedClient{}}
+		clients: map[string]*cachedClient{}, local: map[string]*cachedClient{}}
 }
 
 // Driver returns the driver the manager runs instances with.
@@ -346,6 +347,7 @@ func (m *Manager) forgetGone(wanted map[string]bool, runtimes map[string]Runtime
 		if _, rt := runtimes[id]; !wanted[id] && !rt {
 			delete(m.tracked, id)
 			delete(m.clients, id)
+			delete(m.local, id)
 		}
 	}
 }
@@ -391,6 +393,7 @@ func (m *Manager) removeOrphan(ctx context.Context, id string) {
 	t := m.tracked[id]
 	delete(m.tracked, id)
 	delete(m.clients, id)
+	delete(m.local, id)
 	m.mu.Unlock()
 	if m.metrics != nil && t != nil {
 		m.metrics.ForgetAllocation(t.rowID, id)

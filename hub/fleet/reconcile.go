@@ -310,20 +310,30 @@ func (m *Manager) deployFlows(ctx context.Context, w catalog.Work) error {
 }
 
 // localClient is an admin client for a runtime of this hub, at its bind
-// address.
+// address. It is kept between calls (by allocation), so health checks
+// reuse its Node-RED session instead of logging in (a bcrypt check in the
+// runtime) every time.
 func (m *Manager) localClient(w catalog.Work, creds Creds) (*nodered.Client, error) {
 	t := m.track(w.Alloc.ID)
 	m.mu.Lock()
 	port := t.port
+	cc := m.local[w.Alloc.ID]
 	m.mu.Unlock()
 	if port == 0 {
 		return nil, fmt.Errorf("replica %d of %s has no port", w.Alloc.Replica, w.Row.Name)
 	}
-	c, err := nodered.New("http://"+joinHost(m.cfg.BindHost, port)+AdminRoot, AdminUser, creds.AdminPassword)
+	addr := joinHost(m.cfg.BindHost, port)
+	if cc != nil && cc.addr == addr {
+		return cc.c, nil
+	}
+	c, err := nodered.New("http://"+addr+AdminRoot, AdminUser, creds.AdminPassword)
 	if err != nil {
 		return nil, err
 	}
 	c.Timeout = 10 * time.Second
+	m.mu.Lock()
+	m.local[w.Alloc.ID] = &cachedClient{addr: addr, c: c}
+	m.mu.Unlock()
 	return c, nil
 }
 

@@ -104,7 +104,7 @@ var contextModulePattern = regexp.MustCompile(`^@redforge/node-red-context-[a-z0
 // in EditorTokenHeader against the public key in the runtime's
 // EnvEditorKey: signed by the hub, for this row (EnvRowID), unexpired; it
 // names the hub user and carries "*" or "read"), console logging at info
-// with Node-RED's audit log on, the palette closed (nodes are installed by
+// with Node-RED's audit log of what users do (not the hub's own client), the palette closed (nodes are installed by
 // the hub), the RedForge runtime plugin on (redforgeRuntime, and its
 // httpAdminMiddleware when the package resolves), telemetry, projects and
 // tours off, the instance's name in the editor's title; then
@@ -149,7 +149,7 @@ func RenderSettings(spec Spec, listenHost string, listenPort int) ([]byte, error
 			}},
 			"tokenHeader": EditorTokenHeader,
 		},
-		"logging":         map[string]any{"console": map[string]any{"level": "info", "metrics": false, "audit": true}},
+		"logging":         map[string]any{"console": map[string]any{"level": "info", "metrics": false, "audit": false}},
 		"telemetry":       map[string]any{"enabled": false, "updateNotification": false},
 		"editorTheme":     editorTheme(spec.Name),
 		"externalModules": map[string]any{"autoInstall": false, "palette": map[string]any{"allowInstall": false, "allowUpload": false}},
@@ -180,6 +180,8 @@ func RenderSettings(spec Spec, listenHost string, listenPort int) ([]byte, error
 	// beside settings.js or from Node-RED's own node_modules.
 	b.WriteString(contextModules)
 	b.WriteString(editorTokens)
+	hubUser, _ := json.Marshal(spec.AdminUser)
+	fmt.Fprintf(&b, auditLog, hubUser)
 	b.WriteString(runtimePlugin)
 	b.WriteString("module.exports = settings;\n")
 	return b.Bytes(), nil
@@ -223,6 +225,21 @@ const editorTokens = `(function () {
     });
   };
 })();
+`
+
+// auditLog is the settings.js code of Node-RED's audit log: printed like
+// Node-RED's own console audit lines, leaving out what the hub's own
+// admin client does (its logins and health checks every monitor
+// interval), so what remains is what users did in the editor, each line
+// naming the hub user. The %%s is the hub's admin user, JSON-encoded.
+const auditLog = `settings.logging.redforgeAudit = { level: "off", audit: true, handler: function () {
+  const hub = %s;
+  return function (msg) {
+    if (msg && msg.user && msg.user.username === hub) { return; }
+    if (msg && msg.event === "auth.login" && msg.username === hub) { return; }
+    console.log(new Date().toISOString() + " - [audit] " + JSON.stringify(msg));
+  };
+} };
 `
 
 // runtimePlugin is the settings.js code that hands the RedForge runtime
