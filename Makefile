@@ -38,6 +38,7 @@ nodered: ## install Node-RED 4.1 from npm, the Redis context store and the RedFo
 		npm install --prefix $(NODERED_DIR) --install-links ./packaging/nodered/context-redis --no-audit --no-fund --loglevel=error; fi
 	@if ! diff -rq -x node_modules packaging/nodered/runtime $(NODERED_DIR)/node_modules/@redforge/node-red-runtime >/dev/null 2>&1; then \
 		echo "installing the RedForge runtime plugin into $(NODERED_DIR)"; \
+		rm -rf $(NODERED_DIR)/node_modules/@redforge/node-red-runtime; \
 		npm install --prefix $(NODERED_DIR) --install-links ./packaging/nodered/runtime --no-audit --no-fund --loglevel=error; fi
 
 run: console build nodered ## run a hub on embedded defaults with a demo instance (data in ./data, API on :3000)

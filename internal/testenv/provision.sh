@@ -310,6 +310,8 @@ step_runtime_plugin() {
 		say "runtime-plugin: in $NR_DIR (reused)"
 		return
 	fi
+	# npm keeps a local package of the same version as it is: remove it first.
+	rm -rf "$dst"
 	npm install --prefix "$NR_DIR" --install-links "$src" --no-audit --no-fund --loglevel=error \
 		>"$CACHE/npm-runtime-plugin.log" 2>&1 ||
 		{ show_log "$CACHE/npm-runtime-plugin.log" 20; fail "npm install $src (log $CACHE/npm-runtime-plugin.log)"; }
