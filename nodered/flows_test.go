@@ -65,3 +65,16 @@ func TestDiffFlows(t *testing.T) {
 		t.Errorf("not an array: %v", err)
 	}
 }
+
+// FuzzDiffFlows: any two documents are diffed or refused, never a panic.
+func FuzzDiffFlows(f *testing.F) {
+	f.Add([]byte(`[{"id":"a","type":"inject"}]`), []byte(`[{"id":"a","type":"inject","x":1},{"id":"b","type":"debug"}]`))
+	f.Add([]byte(`[]`), []byte(`{}`))
+	f.Add([]byte(`[{"id":1}]`), []byte(`[null]`))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		d, err := DiffFlows(a, b)
+		if err == nil && (d.Added == nil || d.Changed == nil || d.Removed == nil) {
+			t.Fatal("nil lists")
+		}
+	})
+}

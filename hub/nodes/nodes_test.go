@@ -136,3 +136,20 @@ func TestPolicy(t *testing.T) {
 		t.Errorf("empty policy refuses: %v", err)
 	}
 }
+
+// FuzzReadPackage: any bytes uploaded as a tarball are refused or read,
+// never a panic.
+func FuzzReadPackage(f *testing.F) {
+	f.Add(testenv.NodePackage{Name: "node-red-contrib-a", Version: "1.0.0", Type: "a", Reply: "x"}.Tarball(f))
+	f.Add([]byte("not gzip"))
+	f.Add(testenv.NodePackage{}.TarballWith(f, map[string][]byte{"package/package.json": []byte(`{"name":"x","version":"1.0.0","node-red":{}}`)}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "x.tgz")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if pkg, err := nodes.ReadPackage(p); err == nil && (nodes.CheckName(pkg.Name) != nil || nodes.CheckVersion(pkg.Version) != nil) {
+			t.Fatalf("accepted %+v", pkg)
+		}
+	})
+}
