@@ -47,7 +47,10 @@ const (
 	CmdDeleteMove            CommandType = 29
 	CmdSetHubDraining        CommandType = 30
 	CmdSetInstanceLive       CommandType = 31
-	// 41-50: Node-RED as its users know it (editor, nodes, snapshots).
+)
+
+// 41-50: Node-RED as its users know it (editor, node packages, snapshots).
+const (
 	CmdPutInstanceSnapshot    CommandType = 41
 	CmdDeleteInstanceSnapshot CommandType = 42
 )
@@ -156,37 +159,38 @@ var commandSpecs map[CommandType]commandSpec
 
 func init() {
 	commandSpecs = map[CommandType]commandSpec{
-		CmdUpsertInstance:         spec("upsert_instance", 3, applyUpsertInstance), // v2: replicas; v3: nodes
-		CmdDeleteInstance:         spec("delete_instance", 1, applyDeleteInstance),
-		CmdSetInstanceObserved:    spec("set_instance_observed", 1, applySetInstanceObserved),
-		CmdPutDeployment:          spec("put_deployment", 1, applyPutDeployment),
-		CmdDeleteDeployment:       spec("delete_deployment", 1, applyDeleteDeployment),
-		CmdPutUser:                spec("put_user", 1, applyPutUser),
-		CmdDeleteUser:             spec("delete_user", 1, applyDeleteUser),
-		CmdPutAPIToken:            spec("put_api_token", 1, applyPutAPIToken),
-		CmdRevokeAPIToken:         spec("revoke_api_token", 1, applyRevokeAPIToken),
-		CmdDeleteAPIToken:         spec("delete_api_token", 1, applyDeleteAPIToken),
-		CmdPutEdge:                spec("put_edge", 1, applyPutEdge),
-		CmdDeleteEdge:             spec("delete_edge", 1, applyDeleteEdge),
-		CmdRecordEdgeHeartbeat:    spec("record_edge_heartbeat", 1, applyRecordEdgeHeartbeat),
-		CmdPutEnrollmentToken:     spec("put_enrollment_token", 1, applyPutEnrollmentToken),
-		CmdDeleteEnrollmentToken:  spec("delete_enrollment_token", 1, applyDeleteEnrollmentToken),
-		CmdEnrollEdge:             spec("enroll_edge", 1, applyEnrollEdge),
-		CmdPutRegion:              spec("put_region", 1, applyPutRegion),
-		CmdDeleteRegion:           spec("delete_region", 1, applyDeleteRegion),
-		CmdPutSetting:             spec("put_setting", 1, applyPutSetting),
-		CmdDeleteSetting:          spec("delete_setting", 1, applyDeleteSetting),
-		CmdRegisterHub:            spec("register_hub", 1, applyRegisterHub),
-		CmdSetHubState:            spec("set_hub_state", 1, applySetHubState),
-		CmdDeleteHub:              spec("delete_hub", 1, applyDeleteHub),
-		CmdApplyPlan:              spec("apply_plan", 1, applyPlan),
-		CmdSetAllocationObserved:  spec("set_allocation_observed", 1, applySetAllocationObserved),
-		CmdPutFlows:               spec("put_flows", 2, applyPutFlows), // v2: credentials
-		CmdPutCredentials:         spec("put_credentials", 1, applyPutCredentials),
-		CmdPutMove:                spec("put_move", 1, applyPutMove),
-		CmdDeleteMove:             spec("delete_move", 1, applyDeleteMove),
-		CmdSetHubDraining:         spec("set_hub_draining", 1, applySetHubDraining),
-		CmdSetInstanceLive:        spec("set_instance_live", 1, applySetInstanceLive),
+		CmdUpsertInstance:        spec("upsert_instance", 3, applyUpsertInstance), // v2: replicas; v3: nodes
+		CmdDeleteInstance:        spec("delete_instance", 1, applyDeleteInstance),
+		CmdSetInstanceObserved:   spec("set_instance_observed", 1, applySetInstanceObserved),
+		CmdPutDeployment:         spec("put_deployment", 1, applyPutDeployment),
+		CmdDeleteDeployment:      spec("delete_deployment", 1, applyDeleteDeployment),
+		CmdPutUser:               spec("put_user", 1, applyPutUser),
+		CmdDeleteUser:            spec("delete_user", 1, applyDeleteUser),
+		CmdPutAPIToken:           spec("put_api_token", 1, applyPutAPIToken),
+		CmdRevokeAPIToken:        spec("revoke_api_token", 1, applyRevokeAPIToken),
+		CmdDeleteAPIToken:        spec("delete_api_token", 1, applyDeleteAPIToken),
+		CmdPutEdge:               spec("put_edge", 1, applyPutEdge),
+		CmdDeleteEdge:            spec("delete_edge", 1, applyDeleteEdge),
+		CmdRecordEdgeHeartbeat:   spec("record_edge_heartbeat", 1, applyRecordEdgeHeartbeat),
+		CmdPutEnrollmentToken:    spec("put_enrollment_token", 1, applyPutEnrollmentToken),
+		CmdDeleteEnrollmentToken: spec("delete_enrollment_token", 1, applyDeleteEnrollmentToken),
+		CmdEnrollEdge:            spec("enroll_edge", 1, applyEnrollEdge),
+		CmdPutRegion:             spec("put_region", 1, applyPutRegion),
+		CmdDeleteRegion:          spec("delete_region", 1, applyDeleteRegion),
+		CmdPutSetting:            spec("put_setting", 1, applyPutSetting),
+		CmdDeleteSetting:         spec("delete_setting", 1, applyDeleteSetting),
+		CmdRegisterHub:           spec("register_hub", 1, applyRegisterHub),
+		CmdSetHubState:           spec("set_hub_state", 1, applySetHubState),
+		CmdDeleteHub:             spec("delete_hub", 1, applyDeleteHub),
+		CmdApplyPlan:             spec("apply_plan", 1, applyPlan),
+		CmdSetAllocationObserved: spec("set_allocation_observed", 1, applySetAllocationObserved),
+		CmdPutFlows:              spec("put_flows", 2, applyPutFlows), // v2: credentials
+		CmdPutCredentials:        spec("put_credentials", 1, applyPutCredentials),
+		CmdPutMove:               spec("put_move", 1, applyPutMove),
+		CmdDeleteMove:            spec("delete_move", 1, applyDeleteMove),
+		CmdSetHubDraining:        spec("set_hub_draining", 1, applySetHubDraining),
+		CmdSetInstanceLive:       spec("set_instance_live", 1, applySetInstanceLive),
+
 		CmdPutInstanceSnapshot:    spec("put_instance_snapshot", 1, applyPutInstanceSnapshot),
 		CmdDeleteInstanceSnapshot: spec("delete_instance_snapshot", 1, applyDeleteInstanceSnapshot),
 	}

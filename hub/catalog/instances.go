@@ -71,16 +71,16 @@ type Instance struct {
 	Env  map[string]string `json:"env,omitempty"`
 	// SecretEnv is runtime env like Env, each value sealed by the hub
 	// (hub/secrets); the API returns only its keys.
-	SecretEnv map[string]string `json:"secret_env,omitempty"`
+	SecretEnv    map[string]string `json:"secret_env,omitempty"`
+	FlowsVersion string            `json:"flows_version,omitempty"`
+	Observed     Observed          `json:"observed"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
 	// Nodes are the npm packages of Node-RED nodes installed into every
 	// runtime of the row, before it starts (hub/nodes); a deployment's
 	// green row takes its node set from the live row, or the new one of a
 	// node install.
-	Nodes        []NodePackage `json:"nodes,omitempty"`
-	FlowsVersion string        `json:"flows_version,omitempty"`
-	Observed     Observed      `json:"observed"`
-	CreatedAt    time.Time     `json:"created_at"`
-	UpdatedAt    time.Time     `json:"updated_at"`
+	Nodes []NodePackage `json:"nodes,omitempty"`
 	Indexes
 }
 
