@@ -265,7 +265,7 @@ func (o *Orchestrator) control(ctx context.Context, instance, mode string, wait 
 // blue's replicas speak the control contract (the RedForge runtime plugin
 // does in every runtime the hub runs, whatever the flows; a flow may
 // implement it itself).
-var ContractProbe = 2 * time.Second
+var ContractProbe = 3 * time.Second
 
 // drain holds the logical instance's input and asks blue to drain. It
 // first pings blue: the replicas that answer speak the control contract,
@@ -314,9 +314,9 @@ func (o *Orchestrator) drain(ctx context.Context, d *catalog.Deployment, spec *S
 	return nil
 }
 
-// probe pings a row and returns how many of its replicas answered within
-// wait (distinct replicas; acks that name none count one each), stopping
-// early once want did.
+// probe pings a row (again every half second) and returns how many of
+// its replicas answered within wait (distinct replicas; acks that name
+// none count one each: a flow's own), stopping early once want did.
 func (o *Orchestrator) probe(ctx context.Context, instance string, wait time.Duration, want int) (int, error) {
 	var mu sync.Mutex
 	seen := map[string]bool{}
@@ -345,17 +345,26 @@ func (o *Orchestrator) probe(ctx context.Context, instance string, wait time.Dur
 		return 0, fmt.Errorf("subscribe %s: %w", AckTopic(instance), err)
 	}
 	defer unsub()
+	// A ping sent before a replica subscribed is lost (QoS 1 to nobody):
+	// ping again every half second until every replica answered.
 	b, _ := json.Marshal(ControlMessage{Mode: "ping"})
-	if err := o.d.Bus.Publish(ctx, ControlTopic(instance), b, 1, false); err != nil {
-		return 0, fmt.Errorf("publish %s: %w", ControlTopic(instance), err)
-	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	select {
-	case <-enough:
-	case <-t.C:
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for done := false; !done; {
+		if err := o.d.Bus.Publish(ctx, ControlTopic(instance), b, 1, false); err != nil {
+			return 0, fmt.Errorf("publish %s: %w", ControlTopic(instance), err)
+		}
+		select {
+		case <-enough:
+			done = true
+		case <-t.C:
+			done = true
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-tick.C:
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
