@@ -9,7 +9,7 @@ export REDFORGE_TESTENV ?= $(REDFORGE_CACHE)/run/testenv.env
 TEST_TIMEOUT ?= 14m
 PKGS ?= ./...
 
-.PHONY: help nodered build console console-test run test test-env test-env-status test-env-down check fmt-check vet cross bench clean proto
+.PHONY: help nodered build console console-test run test test-env test-env-status test-env-down check fmt-check vet cross bench clean proto dashboards
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -56,14 +56,16 @@ test-env-down: ## stop the shared test servers
 test: test-env console ## provision the test environment, build the console, then run every test against real components
 	cd console && npm test
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	cd packaging && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-vet: ## go vet every package
+vet: ## go vet every package (the packaging module too)
 	$(GO) vet ./...
+	cd packaging && $(GO) vet ./...
 
-check: fmt-check vet test ## gofmt check, go vet and the tests
+check: fmt-check vet lint test ## gofmt check, go vet, staticcheck and the tests
 
 cross: ## build redforge-edge for linux/arm64 and linux/arm/v7 (static, CGO_ENABLED=0)
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/redforge-edge-linux-arm64 ./cmd/edge
@@ -82,5 +84,82 @@ proto: ## regenerate syncproto's Go code from sync.proto (protoc from Debian, pr
 	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	PATH=$(CURDIR)/bin:$$PATH protoc --proto_path=syncproto --go_out=syncproto --go_opt=paths=source_relative syncproto/sync.proto
 
+dashboards: ## regenerate the Grafana dashboards (packaging/grafana/dashboards/*.json) with Grafana's Go SDK
+	cd packaging && $(GO) run ./cmd/dashboards -out grafana
+
 clean: ## remove build output (not ./data)
 	rm -rf bin
+
+# --- packages (issue 20) -------------------------------------------------
+
+IMAGE_TAG ?= $(VERSION)
+EDGE_PLATFORMS ?= linux/amd64,linux/arm64,linux/arm/v7
+DIST ?= dist
+
+.PHONY: image release kube-schemas lint audit-console vulncheck
+
+image: ## build the hub image (console in a Node stage) and the edge image (buildx: three platforms) from packaging/docker/
+	docker build -f packaging/docker/hub.Dockerfile --build-arg VERSION=$(VERSION) -t redforge/hub:$(IMAGE_TAG) -t redforge/hub:local .
+	@if docker buildx version >/dev/null 2>&1; then \
+		echo "edge: docker buildx for $(EDGE_PLATFORMS) into $(DIST)/redforge-edge-image.oci.tar, and linux/amd64 into the local store"; \
+		mkdir -p $(DIST); \
+		docker buildx build -f packaging/docker/edge.Dockerfile --platform $(EDGE_PLATFORMS) --build-arg VERSION=$(VERSION) \
+			-t redforge/edge:$(IMAGE_TAG) --output type=oci,dest=$(DIST)/redforge-edge-image.oci.tar . && \
+		docker buildx build -f packaging/docker/edge.Dockerfile --platform linux/amd64 --build-arg VERSION=$(VERSION) \
+			-t redforge/edge:$(IMAGE_TAG) -t redforge/edge:local --load . ; \
+	else \
+		echo "edge: no docker buildx: linux/amd64 only with the classic builder (see packaging/docker/edge.Dockerfile for arm64 and armv7)"; \
+		docker build -f packaging/docker/edge.Dockerfile --build-arg VERSION=$(VERSION) -t redforge/edge:$(IMAGE_TAG) -t redforge/edge:local . ; \
+	fi
+
+# name:GOOS/GOARCH[/GOARM] for every binary of a release
+RELEASE_TARGETS ?= hub:linux/amd64 hub:linux/arm64 \
+	edge:linux/amd64 edge:linux/arm64 edge:linux/arm/7 \
+	towerctl:linux/amd64 towerctl:linux/arm64 towerctl:darwin/amd64 towerctl:darwin/arm64
+
+release: console ## every binary for every target (static, CGO_ENABLED=0) with SHA256SUMS in dist/
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for t in $(RELEASE_TARGETS); do \
+		name=$${t%%:*}; plat=$${t#*:}; os=$${plat%%/*}; rest=$${plat#*/}; arch=$${rest%%/*}; arm=""; \
+		case $$rest in */*) arm=$${rest#*/};; esac; \
+		out=$(DIST)/$$( [ $$name = towerctl ] || echo redforge-)$$name-$$os-$$arch$${arm:+v$$arm}; \
+		echo "  $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/$$name; \
+	done
+	cd $(DIST) && sha256sum redforge-* towerctl-* > SHA256SUMS && cat SHA256SUMS
+
+K8S_VERSION ?= v1.37.2
+
+kube-schemas: ## regenerate packaging/k8s/testdata/schemas from Kubernetes' swagger.json (k8s.io/kubernetes from the Go module proxy)
+	dir=$$(cd / && $(GO) mod download -json k8s.io/kubernetes@$(K8S_VERSION) | sed -n 's/.*"Dir": "\(.*\)",/\1/p'); \
+	cd packaging && $(GO) run ./k8s/schemagen -swagger $$dir/api/openapi-spec/swagger.json -out k8s/testdata/schemas -version $(K8S_VERSION)
+
+STATICCHECK_VERSION ?= v0.8.2
+
+lint: ## staticcheck with the checks staticcheck.conf lists and explains (from the Go module proxy)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	cd packaging && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+audit-console: ## npm audit of the console's production dependencies: fails on a high or critical advisory
+	@cd console && out=$$(npm audit --omit=dev --audit-level=high --json 2>/dev/null); rc=$$?; \
+	if [ $$rc -eq 0 ]; then echo "npm audit: no high or critical advisory in the console's production dependencies"; \
+	elif printf '%s' "$$out" | grep -q '"vulnerabilities"'; then npm audit --omit=dev --audit-level=high; exit 1; \
+	else echo "npm audit: NOT CHECKED: the registry answers no advisories here ($$(printf '%s' "$$out" | grep -m1 -o '"message": "[^"]*"'))"; fi
+
+VULN_VERSION ?= v1.9.0
+# The Go vulnerability database as the Go team publishes it in the module
+# golang.org/x/vulndb (data/osv), fetched through the Go module proxy and
+# indexed locally, so govulncheck needs no other network. VULNDB_VERSION=latest
+# takes the newest.
+VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
+VULNDB_DIR ?= $(REDFORGE_CACHE)/vulndb
+
+vulncheck: ## govulncheck against the Go vulnerability database (golang.org/x/vulndb from the module proxy, indexed offline)
+	@set -e; dir=$$(cd / && $(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/.*"Dir": "\(.*\)",/\1/p'); \
+	ver=$$(basename $$dir); \
+	if [ "$$(cat $(VULNDB_DIR)/.source 2>/dev/null)" != "$$ver" ]; then \
+		echo "indexing $$ver into $(VULNDB_DIR)"; rm -rf $(VULNDB_DIR); \
+		$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns $$dir/data/osv -out $(VULNDB_DIR); \
+		echo $$ver > $(VULNDB_DIR)/.source; fi; \
+	echo "govulncheck $(VULN_VERSION) against $$ver"; \
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(VULN_VERSION) -db file://$(VULNDB_DIR) ./...

@@ -26,8 +26,9 @@ type ClusterConfig struct {
 	// RaftAdvertise is the Raft address other hubs dial; empty: --raft-listen.
 	RaftAdvertise string `json:"raft_advertise"`
 	// ClusterSecret authenticates hub-to-hub calls (join, forwarded writes,
-	// consistent reads). REDFORGE_CLUSTER_SECRET only, never a flag or
-	// file, never logged; required with --join.
+	// consistent reads). REDFORGE_CLUSTER_SECRET, its _FILE or
+	// cluster-secret in --secrets-dir; never a flag, never logged;
+	// required with --join.
 	ClusterSecret string `json:"-"`
 	// Raft timeouts; zero takes hub/cluster's defaults (see regions/DESIGN.md).
 	RaftHeartbeatTimeout time.Duration `json:"raft_heartbeat_timeout"`
@@ -39,6 +40,9 @@ type ClusterConfig struct {
 	// DeadServerTimeout is how long the leader keeps an unreachable hub in
 	// the cluster before removing it; negative never removes.
 	DeadServerTimeout time.Duration `json:"dead_server_timeout"`
+	// JoinTimeout bounds a first join and the catch-up with the leader
+	// after it; zero takes DefaultJoinTimeout.
+	JoinTimeout time.Duration `json:"join_timeout"`
 	// Topology is the region layout (package regions); optional.
 	Topology *regions.Topology `json:"topology,omitempty"`
 	// RuntimeHost is the host (name or IP) at which the other hubs reach
@@ -65,6 +69,7 @@ func clusterFlags(fs *flag.FlagSet) func(cfg *Config, set map[string]bool, geten
 		"raft-lease-timeout":     fs.Duration("raft-lease-timeout", 0, "Raft leader lease timeout (default 500ms)"),
 		"dead-server-timeout":    fs.Duration("dead-server-timeout", 0, "remove a hub the leader has not reached for this long (default 1h; negative: never)"),
 		"hub-lost-timeout":       fs.Duration("hub-lost-timeout", 0, "place a hub's replicas elsewhere after the leader has not reached it for this long (default 10s)"),
+		"join-timeout":           fs.Duration("join-timeout", 0, "bound on a first --join and the catch-up after it; a hub that fails to start after joining leaves again (default 5m)"),
 	}
 	voters := fs.Int("raft-max-voters", 0, "most Raft voters, spread over regions (default 5)")
 	return func(cfg *Config, set map[string]bool, getenv func(string) string) error {
@@ -78,7 +83,8 @@ func clusterFlags(fs *flag.FlagSet) func(cfg *Config, set map[string]bool, geten
 			}
 		}
 		dptr := map[string]*time.Duration{"raft-heartbeat-timeout": &c.RaftHeartbeatTimeout, "raft-election-timeout": &c.RaftElectionTimeout,
-			"raft-lease-timeout": &c.RaftLeaseTimeout, "dead-server-timeout": &c.DeadServerTimeout, "hub-lost-timeout": &c.HubLostTimeout}
+			"raft-lease-timeout": &c.RaftLeaseTimeout, "dead-server-timeout": &c.DeadServerTimeout, "hub-lost-timeout": &c.HubLostTimeout,
+			"join-timeout": &c.JoinTimeout}
 		for name, ptr := range dptr {
 			if v := getenv(EnvName(name)); v != "" && !set[name] {
 				d, err := time.ParseDuration(v)
@@ -133,6 +139,9 @@ func (c Config) validateCluster() []error {
 			bad("advertise", "%q is not a URL such as http://10.0.0.1:3000", c.Advertise)
 		}
 	}
+	if c.JoinTimeout < 0 {
+		bad("join-timeout", "must not be negative")
+	}
 	if c.RaftMaxVoters < 0 {
 		bad("raft-max-voters", "must not be negative")
 	}
@@ -161,6 +170,16 @@ func (h *Hub) runtimeHost() string {
 		return u.Hostname()
 	}
 	return "127.0.0.1"
+}
+
+// DefaultJoinTimeout bounds a first join and its catch-up.
+const DefaultJoinTimeout = 5 * time.Minute
+
+func (c ClusterConfig) joinTimeout() time.Duration {
+	if c.JoinTimeout > 0 {
+		return c.JoinTimeout
+	}
+	return DefaultJoinTimeout
 }
 
 // advertiseURL is the API URL other hubs use for this hub.

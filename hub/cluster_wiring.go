@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,9 @@ const PeerProbeInterval = 2 * time.Second
 type clusterParts struct {
 	fwd    *cluster.HTTPForwarder
 	routes peerRoutes
+	// started is set by openCluster, the last step of Open: a hub that
+	// fails before it leaves the cluster it joined (startup.go).
+	started atomic.Bool
 }
 
 // configureCluster fills the multi-hub settings of the Raft config:
@@ -28,7 +32,7 @@ type clusterParts struct {
 // and the HTTP forwarder (whose Lookup is set once the node exists).
 func (h *Hub) configureCluster(cfg *cluster.Config) {
 	c := h.Config.ClusterConfig
-	cfg.Bootstrap = c.Join == ""
+	cfg.Bootstrap = !h.joins()
 	cfg.AdvertiseAddr = c.RaftAdvertise
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = c.RaftHeartbeatTimeout, c.RaftElectionTimeout, c.RaftLeaseTimeout
 	cfg.MaxVoters, cfg.DeadServerTimeout = c.RaftMaxVoters, c.DeadServerTimeout
@@ -39,18 +43,29 @@ func (h *Hub) configureCluster(cfg *cluster.Config) {
 	cfg.Forwarder = h.cl.fwd
 }
 
+// joins reports whether this hub joins a cluster rather than bootstrapping
+// one: --join is set and is not this hub's own --advertise URL. So every
+// pod of a StatefulSet can be given the first pod's URL (packaging/k8s):
+// the first pod bootstraps, the others join it.
+func (h *Hub) joins() bool {
+	c := h.Config.ClusterConfig
+	return c.Join != "" && (c.Advertise == "" || strings.TrimRight(c.Join, "/") != strings.TrimRight(c.Advertise, "/"))
+}
+
 func (h *Hub) selfInfo() cluster.HubInfo {
 	return cluster.HubInfo{ID: h.NodeID, Region: h.Config.Region, API: h.advertiseURL(), Raft: h.Raft.Addr(),
 		Advertise: h.runtimeHost()}
 }
 
-// joinCluster runs after the Raft node opened: with --join and no earlier
-// membership it asks the hub at --join to add it, then waits until it has
-// caught up with the leader (a consistent read), so the steps after it see
-// the replicated catalog.
+// joinCluster runs once every listener is bound and every backend open
+// (startup.go): with --join and no earlier membership it asks the hub at
+// --join to add it, then waits until it has caught up with the leader (a
+// consistent read), so the steps after it see the replicated catalog. Both
+// are bounded by --join-timeout. From the join on, a failed start leaves
+// the cluster again (leaveAfterFailedStart).
 func (h *Hub) joinCluster(ctx context.Context) error {
 	h.cl.fwd.Lookup = h.Raft.HubAPI
-	if h.Config.Join == "" {
+	if !h.joins() {
 		return nil
 	}
 	if h.Raft.HadState() {
@@ -65,10 +80,13 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 		})
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.Config.joinTimeout())
+	defer cancel()
 	voter, err := cluster.JoinVia(ctx, h.cl.fwd.Client, h.Config.Join, h.Config.ClusterSecret, h.selfInfo())
 	if err != nil {
 		return fmt.Errorf("join %s: %w", h.Config.Join, err)
 	}
+	h.onClose("leave", h.leaveAfterFailedStart)
 	h.Logger.Info("joined the cluster", "via", h.Config.Join, "voter", voter)
 	for {
 		err := h.Raft.ConsistentRead(ctx)
@@ -77,7 +95,7 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("join %s: catch up with the leader: %w", h.Config.Join, err)
+			return fmt.Errorf("join %s: catch up with the leader within --join-timeout %s: %w", h.Config.Join, h.Config.joinTimeout(), err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -87,6 +105,7 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 // cluster directory (so others can forward to it when it leads) and starts
 // probing the other hubs.
 func (h *Hub) openCluster(context.Context) error {
+	h.cl.started.Store(true)
 	info := h.selfInfo()
 	h.background(func(ctx context.Context) {
 		if err := h.Raft.RegisterSelf(ctx, info); err != nil && ctx.Err() == nil {

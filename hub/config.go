@@ -66,6 +66,9 @@ type Config struct {
 	// or CIDRs whose X-Forwarded-For/X-Real-IP headers name the client;
 	// empty (the default) trusts none, so the client is the peer address.
 	TrustedProxies string `json:"trusted_proxies"`
+	// LoginClock, when set, is the clock of the per-account login delay
+	// (tests move it instead of waiting); time.Now otherwise.
+	LoginClock func() time.Time `json:"-"`
 	// Demo creates a demo instance with a sample flow when the fleet is
 	// empty (make run sets it).
 	Demo bool `json:"demo"`
@@ -75,15 +78,19 @@ type Config struct {
 	InstancePortMax int `json:"instance_port_max"`
 	// MonitorInterval is how often each instance's health is checked.
 	MonitorInterval time.Duration `json:"monitor_interval"`
-	// AdminPassword is the first admin's password (REDFORGE_ADMIN_PASSWORD
-	// only: never a flag, so it stays out of process listings). Empty: a
-	// random one is generated and printed once.
+	// AdminPassword is the first admin's password (REDFORGE_ADMIN_PASSWORD,
+	// REDFORGE_ADMIN_PASSWORD_FILE or admin-password in --secrets-dir;
+	// never a flag, so it stays out of process listings). Empty: a random
+	// one is generated and printed once.
 	AdminPassword string `json:"-"`
 	// ShutdownTimeout bounds a graceful shutdown after SIGTERM.
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
 	// ClusterConfig: --join, --advertise, Raft timeouts, the topology
 	// (cluster_config.go).
 	ClusterConfig
+	// ObservabilityConfig: Grafana, LLM prices, metric and alert
+	// intervals, the alert mail server (observability_config.go).
+	ObservabilityConfig
 }
 
 // DefaultConfig returns the embedded-defaults configuration.
@@ -149,6 +156,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs := flag.NewFlagSet("redforge-hub", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	configFile := fs.String("config", getenv("REDFORGE_CONFIG"), "optional JSON config file")
+	secretsDir := fs.String("secrets-dir", getenv("REDFORGE_SECRETS_DIR"), "directory with one file per setting, named as the flag (cluster-secret, admin-password, store …), as Docker and Kubernetes mount secrets; each REDFORGE_X can also be read from the file REDFORGE_X_FILE names (secrets.go)")
 	for _, o := range cfg.options() {
 		fs.String(o.name, *o.ptr, o.usage+" (env "+EnvName(o.name)+")")
 	}
@@ -156,6 +164,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	demo := fs.Bool("demo", false, "create a demo instance with a sample flow when the fleet is empty")
 	monitor := fs.Duration("monitor-interval", cfg.MonitorInterval, "instance health check interval (1s or more)")
 	applyCluster := clusterFlags(fs)
+	applyObservability := observabilityFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -167,6 +176,8 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 			return cfg, err
 		}
 	}
+	secrets := newSecretFiles(getenv, *secretsDir)
+	getenv = secrets.Getenv
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, o := range cfg.options() {
@@ -197,7 +208,10 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	if err := applyCluster(&cfg, set, getenv); err != nil {
 		return cfg, err
 	}
-	return cfg, nil
+	if err := applyObservability(&cfg, set, getenv); err != nil {
+		return cfg, err
+	}
+	return cfg, secrets.Err()
 }
 
 func (c *Config) loadFile(path string) error {
@@ -285,6 +299,7 @@ func (c Config) Validate() error {
 		bad("shutdown-timeout", "must be positive")
 	}
 	errs = append(errs, c.validateCluster()...)
+	errs = append(errs, c.validateObservability()...)
 	return errors.Join(errs...)
 }
 

@@ -197,6 +197,24 @@ type loadStats struct {
 	p99Steady, p99During            time.Duration
 }
 
+// settle waits until n more HTTP requests of the load have been answered
+// (a steady state to compare the deployment's latency with, or a tail
+// after it).
+func (l *bgLoad) settle(t testing.TB, n int) {
+	t.Helper()
+	l.mu.Lock()
+	want := len(l.http) + n
+	l.mu.Unlock()
+	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d more answers under load", n), func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if len(l.http) < want {
+			return fmt.Errorf("%d of %d", len(l.http), want)
+		}
+		return nil
+	})
+}
+
 func (l *bgLoad) check(t testing.TB, from, to string) loadStats {
 	t.Helper()
 	l.finish()
@@ -209,10 +227,23 @@ func (l *bgLoad) check(t testing.TB, from, to string) loadStats {
 		}
 		return nil
 	})
-	time.Sleep(500 * time.Millisecond) // let duplicates, if any, arrive
+	// A last message, seq 0, behind every other on the same ordered path:
+	// once its reply is in, a duplicate of an earlier one would be too.
+	if err := l.h.Bus.Publish(context.Background(), "redforge/in/"+l.name+"/load", []byte(`{"seq":0}`), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, "the closing message's reply", func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if n := len(l.outs); n == 0 || l.outs[n-1].Seq != 0 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
 	l.unsubscribe()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.outs = l.outs[:len(l.outs)-1]
 	st := loadStats{sent: int(sent), replies: len(l.outs), requests: len(l.http)}
 	seen := map[int64]int{}
 	for _, o := range l.outs {
@@ -312,7 +343,7 @@ func testBlueGreenDeploy(t *testing.T, driver string) {
 
 	evs := watchDeployments(t, h)
 	load := startLoad(t, h, "bg", 100)
-	time.Sleep(2 * time.Second)
+	load.settle(t, 200)
 	load.from = time.Now()
 	d2 := bgDeploy(t, h, map[string]any{"instance": "bg", "flows": bgFlows(t, "bluegreen-v2.json"),
 		"drain_timeout": "30s", "rollback_window": "5m",
@@ -325,7 +356,7 @@ func testBlueGreenDeploy(t *testing.T, driver string) {
 	if !strings.Contains(fmt.Sprint(d2.History), "blue acknowledged drain") {
 		t.Errorf("blue running the example flows did not ack the drain: %+v", d2.History)
 	}
-	time.Sleep(2 * time.Second)
+	load.settle(t, 200)
 	load.check(t, "v1", "v2")
 	code, body := h.Do(t, "GET", "/api/audit?action=DEPLOYMENT_COMPLETED", h.AdminToken, nil)
 	for _, want := range []string{d2.ID, `"username":"admin"`, "phase_durations", "from_flows_version", "replayed_messages"} {
@@ -336,7 +367,7 @@ func testBlueGreenDeploy(t *testing.T, driver string) {
 
 	t.Run("smoke failure rolls back", func(t *testing.T) {
 		load := startLoad(t, h, "bg", 100)
-		time.Sleep(2 * time.Second)
+		load.settle(t, 200)
 		load.from = time.Now()
 		d3 := bgDeploy(t, h, map[string]any{"instance": "bg", "flows": bgFlows(t, "bluegreen-broken.json"),
 			"drain_timeout": "30s",
@@ -346,13 +377,13 @@ func testBlueGreenDeploy(t *testing.T, driver string) {
 			t.Errorf("broken deployment: %s %q, want rolled_back by the http smoke test", d3.Status, d3.Error)
 		}
 		load.to = time.Now()
-		time.Sleep(time.Second)
+		load.settle(t, 100)
 		load.check(t, "v2", "v2")
 	})
 
 	t.Run("manual rollback", func(t *testing.T) {
 		load := startLoad(t, h, "bg", 100)
-		time.Sleep(2 * time.Second)
+		load.settle(t, 200)
 		var d bgDeployment
 		load.from = time.Now()
 		h.JSON(t, "POST", "/api/deployments/"+d2.ID+"/rollback", nil, 200, &d)
@@ -360,7 +391,7 @@ func testBlueGreenDeploy(t *testing.T, driver string) {
 		if d.Status != "rolled_back" {
 			t.Errorf("after rollback: %s", d.Status)
 		}
-		time.Sleep(2 * time.Second)
+		load.settle(t, 200)
 		load.check(t, "v2", "v1")
 		code, body := h.Do(t, "GET", "/api/audit?action=DEPLOYMENT_ROLLED_BACK", h.AdminToken, nil)
 		if code != 200 || !strings.Contains(string(body), d2.ID) || !strings.Contains(string(body), "rolled back by admin") {

@@ -97,7 +97,8 @@ type Hub struct {
 	httpSrv *http.Server
 	serveCh chan error
 	closers []namedCloser
-	cl      clusterParts // multi-hub wiring (cluster_wiring.go)
+	cl      clusterParts       // multi-hub wiring (cluster_wiring.go)
+	obs     observabilityParts // analytics and alerting (observability.go)
 
 	// apiURL is URL() once listening, for instances; apiReady is closed
 	// then (instance_env.go).
@@ -149,8 +150,14 @@ func (h *Hub) Open(ctx context.Context) (err error) {
 		{"coord", h.openCoord},
 		{"raft", h.openRaft},
 		{"broker", h.openBroker},
+		// Every listener is bound and every backend open before the join
+		// (startup.go): a hub that cannot start must not become a voter.
+		{"listen", h.bindHTTP},
+		{"driver", h.openDriver},
+		{"join", h.joinCluster},
 		{"auth", h.openAuth},
 		{"fleet", h.openFleet},
+		{"observability", h.openObservability},
 		{"http", h.openHTTP},
 		{"cluster", h.openCluster},
 	}
@@ -242,9 +249,6 @@ func (h *Hub) openRaft(ctx context.Context) error {
 		return fmt.Errorf("raft %s: %w", h.Config.RaftListen, err)
 	}
 	h.onClose("raft", h.Raft.Close)
-	if err := h.joinCluster(ctx); err != nil {
-		return err
-	}
 	return nil
 }
 
@@ -256,7 +260,7 @@ func (h *Hub) openBroker(ctx context.Context) error {
 		}
 		h.Bus = ext
 	} else {
-		emb := broker.NewEmbedded(h.Config.MQTTListen, deploy.BrokerAuth{Check: h.checkMQTT}, h.Logger.With("component", "mqtt"))
+		emb := broker.NewEmbedded(h.Config.MQTTListen, deploy.NewBrokerAuth(h.checkMQTT, h.State), h.Logger.With("component", "mqtt"))
 		if err := emb.Open(ctx); err != nil {
 			return fmt.Errorf("mqtt-listen %s: %w", h.Config.MQTTListen, err)
 		}
@@ -305,6 +309,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		// LoginState keeps the per-account login delay in coord.
 		TrustedProxies: h.Config.TrustedProxyList(),
 		LoginState:     h.Coord,
+		LoginClock:     h.Config.LoginClock,
 
 		// multi-hub (cluster_wiring.go)
 		Cluster:        h.Raft,
@@ -312,6 +317,10 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Routes:         &h.cl.routes,
 		Topology:       h.Config.Topology,
 		Moves:          h.Moves,
+		Analytics:      h.obs.analytics,
+		Prices:         h.pricesFunc,
+		GrafanaURL:     h.Config.GrafanaURL,
+		Alerts:         h.obs.alerts,
 		Components: []api.Component{
 			{Name: "raft", Checker: h.Raft},
 			{Name: "store", Checker: h.Store},
@@ -319,11 +328,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 			{Name: "broker", Checker: h.Bus},
 		},
 	})
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", h.Config.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", h.Config.Listen, err)
-	}
-	h.ln = ln
+	ln := h.ln // bound by bindHTTP before the join
 	h.apiURL = h.URL()
 	close(h.apiReadyCh())
 	h.httpSrv = &http.Server{
@@ -352,12 +357,15 @@ func (h *Hub) openAuth(ctx context.Context) error {
 		h.Events.Close()
 		return nil
 	})
-	h.Auth = auth.New(auth.Config{Logger: h.Logger.With("component", "auth")}, h.State, h.Raft)
+	h.Auth = auth.New(auth.Config{Logger: h.Logger.With("component", "auth"), Sealer: h.Seal}, h.State, h.Raft)
 	// A hub that just joined may not have the leader's catalog (and so the
 	// key and admin) yet, nor a route to the leader: retry for a while
 	// rather than fail the start.
 	if err := untilOK(ctx, startupRetry, func() error { return h.Auth.EnsureSigningKey(ctx) }); err != nil {
 		return fmt.Errorf("auth signing key: %w", err)
+	}
+	if err := untilOK(ctx, startupRetry, func() error { return h.Auth.EnsureEditorKey(ctx) }); err != nil {
+		return fmt.Errorf("auth editor key: %w", err)
 	}
 	var created bool
 	var generated string
@@ -412,18 +420,14 @@ func (h *Hub) maintainAuth(ctx context.Context) {
 	}
 }
 
-// openFleet picks the fleet driver (docker when its daemon answers and
-// --driver is auto or docker, else process) and starts the manager.
+// openFleet starts the fleet manager on the driver openDriver opened.
 func (h *Hub) openFleet(ctx context.Context) error {
-	drv, err := h.pickDriver(ctx)
-	if err != nil {
-		return err
-	}
-	h.Driver = drv
+	drv := h.Driver // opened by openDriver before the join
 	h.Nodes = nodes.New(nodes.Config{Dir: filepath.Join(h.Config.DataDir, "nodes"), NPM: h.Config.NPM,
 		Registry: h.Config.NPMRegistry, Fetch: h.fetchPackage, Logger: h.Logger.With("component", "nodes")})
 	h.Fleet = fleet.NewManager(fleet.Config{HubID: h.NodeID, Advertise: h.runtimeHost(), MonitorInterval: h.Config.MonitorInterval,
-		PortMin: h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{
+		MetricsInterval: h.Config.metricsInterval(),
+		PortMin:         h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{
 		Driver: drv, Catalog: h.State, Applier: h.Raft, Credentials: h.Instances, Render: h.renderFlows,
 		Ready: h.caughtUp.Load, Bus: h.Events, Samples: h.Store, Metrics: h.Metrics,
 		Logger:   h.Logger.With("component", "fleet"),
@@ -586,7 +590,7 @@ func (h *Hub) openDeploy() {
 	o := deploy.New(deploy.Config{BrokerAddr: h.brokerAddr, RelaySession: h.relaySession()}, deploy.Deps{
 		Catalog: h.State, Applier: h.Raft, Fleet: h.Fleet, Rows: h.Instances, Bus: h.Bus, Coord: h.Coord, Audit: h.Audit,
 		Events: h.Events, Checkpoints: h.Store, IsLeader: h.Raft.IsLeader, ClusterIdle: h.clusterIdle,
-		Logger: h.Logger.With("component", "deploy"),
+		Logger: h.Logger.With("component", "deploy"), Observer: h.Metrics.Deploy,
 	})
 	h.Proxy = proxy.New(proxyResolver{h.Instances, h.State}, h.locality(), h.Logger.With("component", "proxy"))
 	o.SetProxy(h.Proxy)

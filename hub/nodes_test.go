@@ -182,3 +182,29 @@ func TestNodesInstallOffline(t *testing.T) {
 		t.Errorf("NODES_INSTALLED audit: %d %.300s", code, body)
 	}
 }
+
+// TestNodesInstallDocker: with the docker driver (read-only root, the
+// user dir mounted at /data), an uploaded node package is installed into
+// the container's user dir and its node works in a deployed flow.
+func TestNodesInstallDocker(t *testing.T) {
+	h := hubtest.Start(t, withDriver(t, "docker"), func(c *hub.Config) { c.NPMRegistry = noRegistry })
+	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "dnod"}, 201, nil)
+	h.JSON(t, "PUT", "/api/instances/dnod/flows", plainFlow("v1"), 200, nil)
+	greet := testenv.NodePackage{Name: "node-red-contrib-greet", Version: "1.0.1", Type: "greet", Reply: "hello from a container"}
+	code, up := uploadTarball(t, h, h.AdminToken, greet.Tarball(t))
+	if code != 201 {
+		t.Fatalf("upload = %d %v", code, up)
+	}
+	d := installNode(t, h, "dnod", map[string]any{"name": greet.Name, "version": greet.Version, "tarball": up["sha256"], "rollback_window": "0s"})
+	if d.Status != "succeeded" {
+		t.Fatalf("install deployment: %s %s %s", d.Status, d.Error, d.Smoke)
+	}
+	h.JSON(t, "PUT", "/api/instances/dnod/flows", json.RawMessage(greetFlow), 200, nil)
+	testenv.WaitFor(t, time.Minute, "the uploaded node answering in a container", func() error {
+		code, body, err := get(h.URL + "/i/dnod/greet")
+		if err != nil || code != 200 || !strings.Contains(body, greet.Reply) {
+			return fmt.Errorf("%d %s %v", code, body, err)
+		}
+		return nil
+	})
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/cluster"
+	"github.com/redforge/controltower/hub/coord"
 	"github.com/redforge/controltower/hub/events"
 )
 
@@ -238,6 +239,30 @@ func (h *Hub) sendEvents(ctx context.Context, batch []events.Event) {
 	}
 }
 
+// drainCoordEvents publishes the batches of sub here until it ends or ctx
+// does.
+func (h *Hub) drainCoordEvents(ctx context.Context, sub coord.Subscription) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			var batch []events.Event
+			if json.Unmarshal(m.Data, &batch) != nil {
+				continue
+			}
+			for _, e := range batch {
+				if e.Origin != "" && e.Origin != h.NodeID {
+					h.Events.Publish(e)
+				}
+			}
+		}
+	}
+}
+
 // receiveCoordEvents publishes here the events other hubs sent through
 // coord, resubscribing when the subscription ends (a Redis failover).
 func (h *Hub) receiveCoordEvents(ctx context.Context) {
@@ -251,17 +276,7 @@ func (h *Hub) receiveCoordEvents(ctx context.Context) {
 				continue
 			}
 		}
-		for m := range sub.C() {
-			var batch []events.Event
-			if json.Unmarshal(m.Data, &batch) != nil {
-				continue
-			}
-			for _, e := range batch {
-				if e.Origin != "" && e.Origin != h.NodeID {
-					h.Events.Publish(e)
-				}
-			}
-		}
+		h.drainCoordEvents(ctx, sub)
 		_ = sub.Close()
 	}
 }

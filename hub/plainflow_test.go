@@ -124,9 +124,15 @@ func deploymentTotal(d bgDeployment) (total, drain time.Duration) {
 // requests/s with the default drain timeout (5 min), no longer sits in
 // DRAIN until the timeout: the runtime plugin answers the drain as soon
 // as nothing is in flight. No request fails and the answers switch from
-// v1 to v2.
+// v1 to v2. Run with the process and the docker driver.
 func TestPlainFlowBlueGreen(t *testing.T) {
-	h := hubtest.Start(t)
+	for _, driver := range bgDrivers {
+		t.Run(driver, func(t *testing.T) { testPlainFlowBlueGreen(t, driver) })
+	}
+}
+
+func testPlainFlowBlueGreen(t *testing.T, driver string) {
+	h := hubtest.Start(t, withDriver(t, driver))
 	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "plain"}, 201, nil)
 	h.JSON(t, "PUT", "/api/instances/plain/flows", plainFlow("v1"), 200, nil)
 	testenv.WaitFor(t, time.Minute, "v1 answering through the proxy", func() error {

@@ -15,7 +15,7 @@ import (
 // checks the server against the intended policy, not against itself.
 type routeRule struct {
 	method, path string
-	kind         string // "public", "edge", "self", or "perm"
+	kind         string // "public", "edge", "self", "any" (any principal, scoped tokens too), or "perm"
 	res, act     string // for "perm"
 }
 
@@ -38,6 +38,8 @@ var routeTable = []routeRule{
 	{"GET", "/api/tokens", "perm", "tokens", "read"},
 	{"POST", "/api/tokens", "perm", "tokens", "create"},
 	{"DELETE", "/api/tokens/:id", "perm", "tokens", "delete"},
+	{"GET", "/api/auth/keys", "perm", "tokens", "read"},
+	{"POST", "/api/auth/keys/rotate", "perm", "tokens", "create"},
 	{"GET", "/api/audit", "perm", "audit", "read"},
 	{"GET", "/api/audit/verify", "perm", "audit", "read"},
 	{"GET", "/api/audit/export", "perm", "audit", "read"},
@@ -52,6 +54,10 @@ var routeTable = []routeRule{
 	{"POST", "/api/instances/:id/start", "perm", "instances", "update"},
 	{"POST", "/api/instances/:id/stop", "perm", "instances", "update"},
 	{"POST", "/api/instances/:id/restart", "perm", "instances", "update"},
+	{"POST", "/api/instances/:id/scale", "perm", "instances", "update"},
+	{"GET", "/api/hubs", "perm", "regions", "read"},
+	{"POST", "/api/hubs/:id/drain", "perm", "regions", "update"},
+	{"POST", "/api/hubs/:id/undrain", "perm", "regions", "update"},
 	{"GET", "/api/instances/:id/logs", "perm", "instances", "read"},
 	{"GET", "/api/instances/:id/flows", "perm", "instances", "read"},
 	{"PUT", "/api/instances/:id/flows", "perm", "instances", "update"},
@@ -86,6 +92,20 @@ var routeTable = []routeRule{
 	{"POST", "/api/deployments/:id/rollback", "perm", "deployments", "update"},
 	{"POST", "/api/checkpoints", "perm", "checkpoints", "create"},
 	{"GET", "/api/checkpoints", "perm", "checkpoints", "read"},
+	{"GET", "/api/metrics/prices", "any", "", ""},
+	{"GET", "/api/metrics/dashboards", "perm", "metrics", "read"},
+	{"GET", "/api/metrics/fleet", "perm", "metrics", "read"},
+	{"GET", "/api/metrics/instances/:id", "perm", "instances", "read"},
+	{"GET", "/api/prometheus/targets", "perm", "metrics", "read"},
+	{"GET", "/api/prometheus/runtimes/:alloc/metrics", "perm", "metrics", "read"},
+	{"GET", "/api/alerts/rules", "perm", "alerts", "read"},
+	{"POST", "/api/alerts/rules", "perm", "alerts", "create"},
+	{"GET", "/api/alerts/rules/:id", "perm", "alerts", "read"},
+	{"PATCH", "/api/alerts/rules/:id", "perm", "alerts", "update"},
+	{"DELETE", "/api/alerts/rules/:id", "perm", "alerts", "delete"},
+	{"GET", "/api/alerts/metrics", "perm", "alerts", "read"},
+	{"GET", "/api/alerts", "perm", "alerts", "read"},
+	{"GET", "/api/alerts/history", "perm", "alerts", "read"},
 	// The Node-RED editor through the hub: the handler authenticates (an
 	// editor session cookie or an Authorization header; hub
 	// TestEditorThroughHub), and a runtime's editor deploy report carries
@@ -131,7 +151,7 @@ func allowed(role, res, act string) bool {
 		switch res {
 		case "users", "tokens":
 			return false
-		case "instances", "deployments", "edges":
+		case "instances", "deployments", "edges", "alerts":
 			return act != "delete"
 		case "reports":
 			return act == "create" || act == "read"
@@ -141,6 +161,8 @@ func allowed(role, res, act string) bool {
 		return act == "read" && res != "users" && res != "tokens"
 	case "instance-token":
 		return act == "create" && (res == "ai_decisions" || res == "checkpoints")
+	case "metrics-token":
+		return act == "read" && res == "metrics"
 	}
 	return false
 }
@@ -174,11 +196,16 @@ func testRouteAccess(t *testing.T, h *hubtest.Hub) {
 		Token string `json:"token"`
 	}
 	h.JSON(t, "POST", "/api/tokens", map[string]any{"name": "rbac-inst", "role": "OPERATOR", "scope": "instance", "instance_id": inst.ID}, 201, &tok)
+	var mtok struct {
+		Token string `json:"token"`
+	}
+	h.JSON(t, "POST", "/api/tokens", map[string]any{"name": "prometheus", "role": "VIEWER", "scope": "metrics"}, 201, &mtok)
 	tokens := map[string]string{
 		"ADMIN":          h.AdminToken,
 		"OPERATOR":       h.CreateUser(t, "oper", "OPERATOR"),
 		"VIEWER":         h.CreateUser(t, "viewer", "VIEWER"),
 		"instance-token": tok.Token,
+		"metrics-token":  mtok.Token,
 	}
 	// /api/auth/me lists what each principal may really do: an instance
 	// token only its two permissions, not its role's.
@@ -197,6 +224,9 @@ func testRouteAccess(t *testing.T, h *hubtest.Hub) {
 		}
 		if who == "instance-token" && len(me.Permissions) != 2 {
 			t.Errorf("/api/auth/me as the instance token lists %d permissions, want 2: %s", len(me.Permissions), body)
+		}
+		if who == "metrics-token" && len(me.Permissions) != 1 {
+			t.Errorf("/api/auth/me as the metrics token lists %d permissions, want 1: %s", len(me.Permissions), body)
 		}
 	}
 	for _, r := range routeTable {
@@ -219,7 +249,9 @@ func testRouteAccess(t *testing.T, h *hubtest.Hub) {
 				}
 				continue
 			case "self":
-				ok = who != "instance-token" || r.path == "/api/auth/me"
+				ok = (who != "instance-token" && who != "metrics-token") || r.path == "/api/auth/me"
+			case "any":
+				ok = true
 			default:
 				ok = allowed(who, r.res, r.act)
 			}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/redforge/controltower/edge/broker"
 	"github.com/redforge/controltower/edge/outbox"
 )
@@ -50,7 +52,8 @@ type Main struct {
 	httpServer *http.Server
 	httpLn     net.Listener
 	httpDone   chan error
-	started    bool // Run completed
+	stopNotify func() // stops the systemd watchdog loop (notify.go)
+	started    bool   // Run completed
 }
 
 // NewMain returns a Main with the default configuration.
@@ -144,6 +147,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		"hubs", len(m.Config.Hubs),
 		"token_set", m.Config.Token != "")
 	m.started = true
+	if err := m.startNotify(); err != nil {
+		m.Logger.Warn("notify systemd", logKeyError, err)
+	}
 	return nil
 }
 
@@ -198,6 +204,13 @@ func (m *Main) MQTTAddr() net.Addr {
 // outbox (commits what is queued). It returns every error met.
 func (m *Main) Close() error {
 	var errs []error
+	if m.stopNotify != nil {
+		m.stopNotify()
+		m.stopNotify = nil
+	}
+	if m.started {
+		_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	}
 	if m.httpServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()

@@ -80,6 +80,14 @@ type clusterOpts struct {
 // startHubProc starts hub id in region, joining via join when set.
 func startHubProc(t testing.TB, id, region, join string, o clusterOpts) *hubProc {
 	t.Helper()
+	h := newHubProc(t, id, region, join, o)
+	h.start()
+	return h
+}
+
+// newHubProc prepares hub id (ports, links, flags) without starting it.
+func newHubProc(t testing.TB, id, region, join string, o clusterOpts) *hubProc {
+	t.Helper()
 	apiPort, raftPort := testenv.FreePort(t), testenv.FreePort(t)
 	h := &hubProc{t: t, id: id, region: region, api: fmt.Sprintf("http://127.0.0.1:%d", apiPort), env: o.env}
 	h.apiLink = testenv.Proxy(t, fmt.Sprintf("127.0.0.1:%d", apiPort))
@@ -102,7 +110,6 @@ func startHubProc(t testing.TB, id, region, join string, o clusterOpts) *hubProc
 		h.args = append(h.args, "--join", join)
 	}
 	h.args = append(h.args, o.extra...)
-	h.start()
 	return h
 }
 
@@ -565,96 +572,6 @@ func TestClusterDeadHubRemovedAndRejoins(t *testing.T) {
 		names, _, code := instanceNames(t, gone, token, "?consistent=1")
 		if code != 200 || !names["while-gone"] {
 			return fmt.Errorf("rejoined hub: %d %v", code, names)
-		}
-		return nil
-	})
-}
-
-// TestClusterRegionalFailover: every hub of a region (one here) dies; the
-// leader moves that region's failover instance to another region and
-// records why, leaves the pinned one; when the region returns the
-// instance moves home, and there is still exactly one of it.
-func TestClusterRegionalFailover(t *testing.T) {
-	hubs, token := startCluster(t, clusterOpts{heartbeat: 500 * time.Millisecond, deadAfter: time.Minute})
-	_, followers := leaderOf(t, hubs, token)
-	victim := followers[0]
-	var other *hubProc
-	for _, h := range hubs {
-		if h != victim {
-			other = h
-			break
-		}
-	}
-	ids := map[string]string{}
-	for name, placement := range map[string]string{"fo": "failover", "pin": "pinned"} {
-		code, b, _, err := other.do("POST", "/api/instances", token, map[string]any{"name": name, "region": victim.region, "placement": placement, "desired_state": "stopped"})
-		if err != nil || code != 201 {
-			t.Fatalf("create %s: %d %s %v", name, code, b, err)
-		}
-		var inst struct {
-			ID string `json:"id"`
-		}
-		_ = json.Unmarshal(b, &inst)
-		ids[name] = inst.ID
-	}
-	regionOf := func(name string) (string, error) {
-		code, b, _, err := other.do("GET", "/api/instances/"+ids[name]+"?consistent=1", token, nil)
-		if err != nil || code != 200 {
-			return "", fmt.Errorf("%d %s %v", code, b, err)
-		}
-		var inst struct {
-			Region string `json:"region"`
-		}
-		return inst.Region, json.Unmarshal(b, &inst)
-	}
-	victim.kill()
-	start := time.Now()
-	testenv.WaitFor(t, 40*time.Second, "fo moved out of "+victim.region, func() error {
-		r, err := regionOf("fo")
-		if err != nil || r == victim.region {
-			return fmt.Errorf("region %q %v", r, err)
-		}
-		return nil
-	})
-	moved, _ := regionOf("fo")
-	t.Logf("failover instance moved %s → %s %s after its region died", victim.region, moved, time.Since(start).Round(time.Millisecond))
-	if r, err := regionOf("pin"); err != nil || r != victim.region {
-		t.Fatalf("pinned instance: region %q %v, want %s", r, err, victim.region)
-	}
-	code, b, _, err := other.do("GET", "/api/regions", token, nil)
-	if err != nil || code != 200 || !bytes.Contains(b, []byte(`"reason":"every hub of region `+victim.region)) {
-		t.Fatalf("GET /api/regions lacks the move and its reason: %d %s %v", code, b, err)
-	}
-	victim.start()
-	testenv.WaitFor(t, 40*time.Second, "fo back home", func() error {
-		r, err := regionOf("fo")
-		if err != nil || r != victim.region {
-			return fmt.Errorf("region %q %v", r, err)
-		}
-		return nil
-	})
-	names := 0
-	code, b, _, _ = other.do("GET", "/api/instances?consistent=1", token, nil)
-	var list struct {
-		Instances []struct {
-			Name string `json:"name"`
-		} `json:"instances"`
-	}
-	if code != 200 || json.Unmarshal(b, &list) != nil {
-		t.Fatalf("list: %d %s", code, b)
-	}
-	for _, i := range list.Instances {
-		if i.Name == "fo" {
-			names++
-		}
-	}
-	if names != 1 {
-		t.Fatalf("%d instances named fo after the region returned, want 1", names)
-	}
-	testenv.WaitFor(t, 10*time.Second, "move record cleared", func() error {
-		_, b, _, _ := other.do("GET", "/api/regions", token, nil)
-		if !bytes.Contains(b, []byte(`"moves":[]`)) {
-			return fmt.Errorf("%s", b)
 		}
 		return nil
 	})

@@ -31,7 +31,12 @@ func TestComposeFile(t *testing.T) {
 			Build       map[string]string `yaml:"build"`
 			Environment map[string]string `yaml:"environment"`
 			Volumes     []string          `yaml:"volumes"`
+			Secrets     []string          `yaml:"secrets"`
 		} `yaml:"services"`
+		Secrets map[string]struct {
+			Environment string `yaml:"environment"`
+			File        string `yaml:"file"`
+		} `yaml:"secrets"`
 	}
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
@@ -71,6 +76,22 @@ func TestComposeFile(t *testing.T) {
 		env := map[string]string{}
 		for k, v := range svc.Environment {
 			env[k] = fill(v)
+		}
+		// Compose secrets are files in /run/secrets, named as the secret:
+		// here, files in a temp dir with test values.
+		if dir := env["REDFORGE_SECRETS_DIR"]; dir != "" {
+			if dir != "/run/secrets" {
+				t.Errorf("%s: REDFORGE_SECRETS_DIR %q, want /run/secrets where Compose mounts secrets", name, dir)
+			}
+			env["REDFORGE_SECRETS_DIR"] = t.TempDir()
+			for _, sec := range svc.Secrets {
+				if _, ok := doc.Secrets[sec]; !ok {
+					t.Errorf("%s: secret %s is not declared", name, sec)
+				}
+				if err := os.WriteFile(filepath.Join(env["REDFORGE_SECRETS_DIR"], sec), []byte("compose-test-secret-0123456789\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 		cfg, err := hub.ParseConfig(nil, func(k string) string { return env[k] }, os.Stderr)
 		if err != nil {

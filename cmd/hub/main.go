@@ -82,6 +82,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Ready != nil {
 		close(m.Ready)
 	}
+	stopNotify := notifySystemd(m.Hub.URL(), log) // notify.go
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -89,6 +90,7 @@ func (m *Main) Run(ctx context.Context) error {
 	case serveErr = <-m.Hub.Serving():
 		serveErr = fmt.Errorf("http server stopped: %w", serveErr)
 	}
+	stopNotify()
 	return errors.Join(serveErr, m.Close())
 }
 

@@ -47,6 +47,7 @@ type nsProc struct {
 type nsCluster struct {
 	t     testing.TB
 	net   *testenv.Net
+	bus   string // bus URL as the test reaches it (tcp://127.0.0.1:…)
 	mqtt  string // bus URL as hubs reach it
 	store string // store URL as hubs reach it
 	hubs  []*nsHub
@@ -71,7 +72,8 @@ func newNSCluster(t testing.TB, o nsOpts, regions ...string) *nsCluster {
 	}
 	n := testenv.NewNet(t)
 	c := &nsCluster{t: t, net: n}
-	c.mqtt = "tcp://" + n.Expose(strings.TrimPrefix(testenv.Mosquitto(t), "tcp://")).Addr()
+	c.bus = testenv.Mosquitto(t)
+	c.mqtt = "tcp://" + n.Expose(strings.TrimPrefix(c.bus, "tcp://")).Addr()
 	dsn := testenv.Postgres(t)
 	c.store = exposeDSN(t, n, dsn)
 	var extra []string
@@ -253,6 +255,7 @@ type hubView struct {
 	Draining    bool   `json:"draining"`
 	Leader      bool   `json:"leader"`
 	Allocations int    `json:"allocations"`
+	Running     int    `json:"running"`
 }
 
 func (c *nsCluster) hubsView(via *nsHub) []hubView {
@@ -385,3 +388,6 @@ func (c *nsCluster) waitRunning(via *nsHub, name string, n int, within time.Dura
 
 // hostOf is the hub running a replica.
 func (c *nsCluster) hostOf(r replica) *nsHub { return c.hub(r.Hub) }
+
+// testenvMosquitto is the shared bus as the test reaches it.
+func testenvMosquitto(c *nsCluster) string { return c.bus }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -38,7 +39,7 @@ const edgesUsage = "usage: towerctl edges list | show ID | token [--region R] [-
 
 func runEdges(ctx context.Context, cl *Client, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf(edgesUsage)
+		return errors.New(edgesUsage)
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -124,7 +125,7 @@ func edgesToken(ctx context.Context, cl *Client, args []string, out io.Writer) e
 
 func edgesConfig(ctx context.Context, cl *Client, args []string, out io.Writer) error {
 	if len(args) < 2 {
-		return fmt.Errorf(edgesUsage)
+		return errors.New(edgesUsage)
 	}
 	path := "/api/edges/" + url.PathEscape(args[1]) + "/config"
 	switch args[0] {

@@ -36,12 +36,40 @@ type instance struct {
 		Since     time.Time `json:"since"`
 		Message   string    `json:"message"`
 	} `json:"observed"`
-	CreatedAt time.Time `json:"created_at"`
+	Replicas    int       `json:"replicas"`
+	Allocations []replica `json:"allocations"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// replica is one replica of an instance and where it runs.
+type replica struct {
+	ID      string `json:"id"`
+	Replica int    `json:"replica"`
+	Hub     string `json:"hub"`
+	Region  string `json:"region"`
+	Status  string `json:"status"`
+	Address string `json:"address"`
+	Message string `json:"message"`
+}
+
+// where is a short "2/2 on hub-a, hub-b" of an instance's replicas.
+func (i instance) where() string {
+	running, hubs := 0, []string{}
+	for _, a := range i.Allocations {
+		if a.Status == "running" {
+			running++
+		}
+		hubs = append(hubs, a.Hub)
+	}
+	if len(hubs) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d on %s", running, max(i.Replicas, 1), strings.Join(hubs, ","))
 }
 
 func runInstances(ctx context.Context, cl *Client, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: towerctl instances list|create|show|start|stop|restart|delete|logs|flows")
+		return fmt.Errorf("usage: towerctl instances list|create|show|start|stop|restart|scale|delete|logs|flows")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -74,6 +102,8 @@ func runInstances(ctx context.Context, cl *Client, args []string, out io.Writer)
 		}
 		fmt.Fprintf(out, "%s: deleted\n", rest[0])
 		return nil
+	case "scale":
+		return instancesScale(ctx, cl, rest, out)
 	case "logs":
 		return instancesLogs(ctx, cl, rest, out)
 	case "flows":
@@ -90,10 +120,10 @@ func instancesList(ctx context.Context, cl *Client, out io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tDESIRED\tREGION\tDRIVER\tPORT\tCPU\tMEMORY\tFLOWS\tSINCE")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tDESIRED\tREGION\tREPLICAS\tDRIVER\tCPU\tMEMORY\tFLOWS\tSINCE")
 	for _, i := range resp.Instances {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%g\t%dMB\t%s\t%s\n", i.Name, orDash(i.Observed.Status), i.DesiredState,
-			i.Region, i.Driver, i.Observed.Port, i.Resources.CPU, i.Resources.MemoryMB, orDash(truncate(i.FlowsVersion, 12)), since(i.Observed.Since))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%g\t%dMB\t%s\t%s\n", i.Name, orDash(i.Observed.Status), i.DesiredState,
+			i.Region, i.where(), i.Driver, i.Resources.CPU, i.Resources.MemoryMB, orDash(truncate(i.FlowsVersion, 12)), since(i.Observed.Since))
 	}
 	return tw.Flush()
 }
@@ -106,6 +136,7 @@ func instancesCreate(ctx context.Context, cl *Client, args []string, out io.Writ
 	placement := fs.String("placement", "", "pinned or failover")
 	image := fs.String("image", "", "Docker image (docker driver)")
 	stopped := fs.Bool("stopped", false, "create without starting")
+	replicas := fs.Int("replicas", 0, "runtimes serving the instance, placed on distinct hubs of its region (1-9, default 1)")
 	wait := fs.Bool("wait", false, "wait until the instance is running")
 	var env multiFlag
 	fs.Var(&env, "env", "KEY=VALUE (repeatable)")
@@ -131,6 +162,9 @@ func instancesCreate(ctx context.Context, cl *Client, args []string, out io.Writ
 	}
 	if *stopped {
 		req["desired_state"] = "stopped"
+	}
+	if *replicas != 0 {
+		req["replicas"] = *replicas
 	}
 	if len(env) > 0 {
 		m := map[string]string{}
@@ -163,7 +197,7 @@ func instancesCreate(ctx context.Context, cl *Client, args []string, out io.Writ
 		}
 		switch inst.Observed.Status {
 		case "running":
-			fmt.Fprintf(out, "%s: running on 127.0.0.1:%d\n", inst.Name, inst.Observed.Port)
+			fmt.Fprintf(out, "%s: running (%s)\n", inst.Name, inst.where())
 			return nil
 		case "error", "crash_looping":
 			return fmt.Errorf("%s: %s: %s", inst.Name, inst.Observed.Status, inst.Observed.Message)
@@ -174,6 +208,56 @@ func instancesCreate(ctx context.Context, cl *Client, args []string, out io.Writ
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// instancesScale sets an instance's replica count and, with --wait, waits
+// until that many run.
+func instancesScale(ctx context.Context, cl *Client, args []string, out io.Writer) error {
+	fs := newFlags("instances scale")
+	wait := fs.Bool("wait", false, "wait until every replica runs")
+	var pos []string
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") && len(pos) < 2 {
+		pos, args = append(pos, args[0]), args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pos = append(pos, fs.Args()...)
+	if len(pos) != 2 {
+		return fmt.Errorf("usage: towerctl instances scale NAME REPLICAS [--wait]")
+	}
+	name := pos[0]
+	n, err := strconv.Atoi(pos[1])
+	if err != nil {
+		return fmt.Errorf("replicas %q: want a whole number from 1 to 9", pos[1])
+	}
+	body, _ := json.Marshal(map[string]int{"replicas": n})
+	var inst instance
+	if _, err := cl.api(ctx, http.MethodPost, "/api/instances/"+url.PathEscape(name)+"/scale", bytes.NewReader(body), &inst); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: scaled to %d replicas\n", inst.Name, n)
+	for *wait {
+		if _, err := cl.api(ctx, http.MethodGet, "/api/instances/"+url.PathEscape(name), nil, &inst); err != nil {
+			return err
+		}
+		running := 0
+		for _, a := range inst.Allocations {
+			if a.Status == "running" {
+				running++
+			}
+		}
+		if running == n && len(inst.Allocations) == n {
+			fmt.Fprintf(out, "%s: %s\n", inst.Name, inst.where())
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func instanceGet(ctx context.Context, cl *Client, args []string) (instance, error) {
@@ -189,7 +273,8 @@ func instancesLogs(ctx context.Context, cl *Client, args []string, out io.Writer
 	fs := newFlags("instances logs")
 	tail := fs.Int("tail", 200, "lines from the end")
 	follow := fs.Bool("f", false, "follow")
-	name, err := parseWithName(fs, args, "towerctl instances logs NAME [--tail N] [-f]")
+	rep := fs.Int("replica", -1, "which replica (default: the first)")
+	name, err := parseWithName(fs, args, "towerctl instances logs NAME [--tail N] [--replica N] [-f]")
 	if err != nil {
 		return err
 	}
@@ -197,6 +282,9 @@ func instancesLogs(ctx context.Context, cl *Client, args []string, out io.Writer
 		return err
 	}
 	path := fmt.Sprintf("/api/instances/%s/logs?tail=%d", url.PathEscape(name), *tail)
+	if *rep >= 0 {
+		path += "&replica=" + strconv.Itoa(*rep)
+	}
 	if *follow {
 		path += "&follow=1"
 		cl.http.Timeout = 0

@@ -60,6 +60,19 @@ func TestTowerctlAgainstHub(t *testing.T) {
 	if code, out := run(t, h, session, nil, "instances", "show", "cli-one"); code != 0 || !strings.Contains(out, `"GREETING": "hi"`) {
 		t.Fatalf("show = %d\n%s", code, out)
 	}
+	// Replicas and hubs.
+	if code, out := run(t, h, session, nil, "instances", "scale", "cli-one", "10"); code != 1 || !strings.Contains(out, "replicas") {
+		t.Fatalf("scale to 10 = %d, want 1 naming replicas\n%s", code, out)
+	}
+	if code, out := run(t, h, session, nil, "instances", "scale", "cli-one", "2"); code != 0 || !strings.Contains(out, "scaled to 2") {
+		t.Fatalf("scale = %d\n%s", code, out)
+	}
+	if code, out := run(t, h, session, nil, "hubs", "list"); code != 0 || !strings.Contains(out, h.NodeID) || !strings.Contains(out, "up") {
+		t.Fatalf("hubs list = %d\n%s", code, out)
+	}
+	if code, out := run(t, h, session, nil, "hubs", "drain", h.NodeID); code != 1 || !strings.Contains(out, "last hub of region") {
+		t.Fatalf("draining the only hub with instances = %d, want 1 saying why\n%s", code, out)
+	}
 	if code, out := run(t, h, session, nil, "instances", "delete", "cli-one"); code != 0 {
 		t.Fatalf("delete = %d\n%s", code, out)
 	}

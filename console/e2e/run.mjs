@@ -198,6 +198,17 @@ try {
   await admin.locator('.chart', { hasText: 'CPU' }).locator('.uplot').waitFor({ timeout: 30_000 });
   await admin.locator('pre.logs').filter({ hasText: /\S/ }).waitFor();
   await admin.waitForFunction(() => !/not running|No log output/.test(document.querySelector('pre.logs')?.textContent || ''), null, { timeout: 20_000 });
+  // Replicas: where the runtime runs, and scaling to two.
+  await admin.getByTestId('replica-row').first().waitFor();
+  check((await admin.getByTestId('replica-row').count()) === 1, 'one replica row for a 1-replica instance');
+  await admin.getByTestId('scale-input').fill('2');
+  await admin.getByTestId('scale').click();
+  await admin.waitForFunction(() => document.querySelectorAll('[data-testid=replica-row]').length === 2, null, { timeout: 30_000 });
+  await admin.waitForFunction(() => [...document.querySelectorAll('[data-testid=replica-row]')].every((r) => /healthy|running/i.test(r.textContent || '')), null, { timeout: 90_000 });
+  await shot(admin, '27-instance-replicas', 'instance replicas: two runtimes, the hub each runs on, its address and why it is there; live status over the WebSocket');
+  await admin.getByTestId('scale-input').fill('1');
+  await admin.getByTestId('scale').click();
+  await admin.waitForFunction(() => document.querySelectorAll('[data-testid=replica-row]').length === 1, null, { timeout: 30_000 });
   await shot(admin, '03-instance-admin', 'instance detail: metadata, masked API_TOKEN, health history chart and list from the API, CPU and memory charts (uPlot), logs');
 
   // --- Deployments: blue-green v1 from the form, watch the phases, roll back.
@@ -284,7 +295,9 @@ try {
   }
   await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Regions' }).click();
   await admin.getByTestId('region-card').first().waitFor();
-  await shot(admin, '13-regions', 'regions page: this one-node hub, leader, probe state');
+  await admin.getByTestId('hub-row').first().waitFor();
+  check(/running/.test(await admin.getByTestId('hubs').textContent()), 'the hubs table shows the hub\'s load');
+  await shot(admin, '13-regions', 'regions page: hubs with their state, drain and load (replicas, reserved memory), this one-node hub, leader, probe state');
 
   // --- OPERATOR: runs the fleet, no deletes, no users or tokens.
   const op = await newPage('operator');

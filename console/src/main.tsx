@@ -12,6 +12,8 @@ import { DeploymentsPage, DeploymentPage } from './pages/Deployments';
 import { GovernancePage } from './pages/Governance';
 import { EdgesPage } from './pages/Edges';
 import { RegionsPage } from './pages/Regions';
+import { AnalyticsPage } from './pages/Analytics';
+import { AlertsPage } from './pages/Alerts';
 import { errorMessage } from './api';
 import './styles.css';
 
@@ -62,6 +64,8 @@ function App() {
       {route.name === 'governance' && <GovernancePage tab={route.tab} />}
       {route.name === 'edges' && <EdgesPage />}
       {route.name === 'regions' && <RegionsPage />}
+      {route.name === 'analytics' && <AnalyticsPage />}
+      {route.name === 'alerts' && <AlertsPage />}
       {route.name === 'notfound' && (
         <ErrorBox error={`There is no page at ${route.path}.`} />
       )}
@@ -77,6 +81,8 @@ function Layout({ current, children }: { current: string; children: any }) {
     ['/deployments', 'Deployments', ['deployments', 'deployment'], can(perms, 'deployments', 'read')],
     ['/edges', 'Edges', ['edges'], can(perms, 'edges', 'read')],
     ['/regions', 'Regions', ['regions'], can(perms, 'regions', 'read')],
+    ['/analytics', 'Analytics', ['analytics'], can(perms, 'metrics', 'read')],
+    ['/alerts', 'Alerts', ['alerts'], can(perms, 'alerts', 'read')],
     ['/governance', 'Governance', ['governance'], can(perms, 'audit', 'read')],
   ];
   return (

@@ -11,6 +11,8 @@ export type Route =
   | { name: 'edges' }
   | { name: 'regions' }
   | { name: 'governance'; tab: string }
+  | { name: 'analytics' }
+  | { name: 'alerts' }
   | { name: 'notfound'; path: string };
 
 export const governanceTabs = ['audit', 'ai', 'reports', 'users', 'tokens'] as const;
@@ -32,6 +34,10 @@ export function matchRoute(path: string): Route {
       return { name: 'edges' };
     case 'regions':
       return { name: 'regions' };
+    case 'analytics':
+      return { name: 'analytics' };
+    case 'alerts':
+      return { name: 'alerts' };
     case 'governance':
       return { name: 'governance', tab: (governanceTabs as readonly string[]).includes(b) ? b : 'audit' };
   }

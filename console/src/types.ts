@@ -27,6 +27,43 @@ export interface Instance {
   observed: Observed;
   created_at: string;
   updated_at: string;
+  /** replicas is how many runtimes serve the instance (1 when absent). */
+  replicas?: number;
+  /** live_row is the catalog row serving the instance (its own id or a deployment color's). */
+  live_row?: string;
+  /** allocations: the live row's replicas and where they run. */
+  allocations?: Replica[];
+}
+
+/** Replica is one runtime of an instance, placed on a hub by the scheduler. */
+export interface Replica {
+  id: string;
+  replica: number;
+  hub: string;
+  region?: string;
+  color: string;
+  status: string;
+  address?: string;
+  since?: string;
+  message?: string;
+  reason?: string;
+  stopping?: boolean;
+}
+
+/** Hub is one hub of the cluster as GET /api/hubs shows it. */
+export interface Hub {
+  id: string;
+  region?: string;
+  api?: string;
+  advertise?: string;
+  state: string;
+  since?: string;
+  reason?: string;
+  draining?: boolean;
+  leader: boolean;
+  allocations: number;
+  running: number;
+  reserved_mb: number;
 }
 
 export interface Metrics {

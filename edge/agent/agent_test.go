@@ -37,7 +37,7 @@ func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var req map[string]string
 		json.NewDecoder(r.Body).Decode(&req)
 		if req["token"] != "rfet_good" || h.enrolls > 0 {
-			http.Error(w, `{"error":{"code":"unauthenticated"}}`, 401)
+			http.Error(w, `{"error":{"code":"unauthenticated"}}`, http.StatusUnauthorized)
 			return
 		}
 		h.enrolls++

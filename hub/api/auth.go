@@ -40,6 +40,7 @@ func (s *Server) authRoutes() {
 	s.handle(http.MethodGet, "/api/tokens", Perm(auth.ResourceTokens, auth.ActionRead), s.listTokens)
 	s.handle(http.MethodPost, "/api/tokens", Perm(auth.ResourceTokens, auth.ActionCreate), s.createToken)
 	s.handle(http.MethodDelete, "/api/tokens/:id", Perm(auth.ResourceTokens, auth.ActionDelete), s.revokeToken)
+	s.keyRoutes() // keys.go
 }
 
 // self marks a route any authenticated session may call for itself.
@@ -99,7 +100,11 @@ func (s *Server) allowAccountLogin(c *gin.Context, username string) bool {
 	if s.cfg.LoginState == nil {
 		return true
 	}
-	wait, err := claimLoginAttempt(c.Request.Context(), s.cfg.LoginState, username, time.Now())
+	now := time.Now
+	if s.cfg.LoginClock != nil {
+		now = s.cfg.LoginClock
+	}
+	wait, err := claimLoginAttempt(c.Request.Context(), s.cfg.LoginState, username, now())
 	if err != nil {
 		s.log.Warn("login delay unavailable", logKeyRequestID, c.GetString(ctxRequestID), logKeyError, err)
 		return true

@@ -109,7 +109,11 @@ func (s *Server) createDeployment(c *gin.Context) {
 		"from_flows_version": d.FromFlowsVersion, "to_flows_version": d.ToFlowsVersion,
 		"flows_version": to, "picked_flows_version": version})
 	out := deploymentOut{Deployment: d}
-	all, _ := s.cfg.Deploy.List(d.InstanceID)
+	all, err := s.cfg.Deploy.List(d.InstanceID)
+	if err != nil {
+		abort(c, err)
+		return
+	}
 	s.flowsVersionNumbers(c.Request.Context(), []*deploymentOut{&out}, all)
 	c.JSON(http.StatusCreated, out)
 }
@@ -225,7 +229,11 @@ func (s *Server) getDeployment(c *gin.Context) {
 		return
 	}
 	out := deploymentOut{Deployment: v.Deployment}
-	all, _ := s.cfg.Deploy.List(v.InstanceID)
+	all, err := s.cfg.Deploy.List(v.InstanceID)
+	if err != nil {
+		abort(c, err)
+		return
+	}
 	s.flowsVersionNumbers(c.Request.Context(), []*deploymentOut{&out}, all)
 	c.JSON(http.StatusOK, struct {
 		deploy.View

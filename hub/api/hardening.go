@@ -23,6 +23,10 @@ var RoleRequestsPerMinute = map[catalog.Role]int{
 // InstanceTokenRequestsPerMinute bounds an instance-scoped token.
 const InstanceTokenRequestsPerMinute = 6000
 
+// MetricsTokenRequestsPerMinute bounds a metrics-scoped token, counted on
+// its own: a Prometheus scrapes every hub and runtime target with one.
+const MetricsTokenRequestsPerMinute = 60000
+
 // MaxRequestBytes bounds every request body unless a route sets a larger
 // bound of its own (flows, sync batches).
 const MaxRequestBytes = 32 << 20
@@ -46,8 +50,11 @@ func (s *Server) rateLimit(c *gin.Context) bool {
 	p := principal(c)
 	limit := RoleRequestsPerMinute[p.Role]
 	key := "user:" + p.UserID
-	if p.Scope == "instance" {
+	switch p.Scope {
+	case "instance":
 		limit, key = InstanceTokenRequestsPerMinute, "token:"+p.TokenID
+	case "metrics":
+		limit, key = MetricsTokenRequestsPerMinute, "token:"+p.TokenID
 	}
 	if limit == 0 {
 		return true

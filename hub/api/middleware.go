@@ -100,13 +100,17 @@ func recovery() gin.HandlerFunc {
 }
 
 // securityHeaders sets conservative browser headers on every response.
-func securityHeaders() gin.HandlerFunc {
+func securityHeaders(frameSrc string) gin.HandlerFunc {
+	csp := "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+	if frameSrc != "" { // the console embeds Grafana's dashboards (--grafana-url)
+		csp += "; frame-src 'self' " + frameSrc
+	}
 	return func(c *gin.Context) {
 		h := c.Writer.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+		h.Set("Content-Security-Policy", csp)
 		c.Next()
 	}
 }

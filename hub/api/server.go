@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -69,6 +70,8 @@ type Config struct {
 	// LoginState keeps the per-account login delay (hub/coord); without
 	// it only the per-address login limit applies.
 	LoginState LoginState
+	// LoginClock is the clock of the login delay (tests); time.Now when nil.
+	LoginClock func() time.Time
 	// TrustedProxies are the addresses and CIDRs of reverse proxies whose
 	// X-Forwarded-For and X-Real-IP name the client. Empty: no proxy is
 	// trusted, and the client is the connection's peer address (what the
@@ -96,6 +99,17 @@ type Config struct {
 	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
 	// cluster secret themselves (events fan-out, in-flight counts).
 	PeerRoutes map[string]http.Handler
+
+	// Observability (analytics.go, prometheus.go, alerts.go). Analytics
+	// answers GET /api/metrics/fleet and /api/metrics/instances/:id;
+	// Prices is the LLM price table (GET /api/metrics/prices);
+	// GrafanaURL, when set, is where the console embeds the dashboards
+	// from; Alerts serves alert rules, active alerts and their history.
+	Analytics  Analytics
+	Prices     func() metrics.PriceTable
+	GrafanaURL string
+	Alerts     AlertService
+
 	// Editor serves instances' Node-RED editors (/editor/{name}/,
 	// registered when set, with Users); RuntimeBrokerAddr is the hub bus
 	// as this hub's runtimes reach it (editor deploys are turned back into
@@ -154,7 +168,7 @@ func New(cfg Config) *Server {
 		cfg.Logger.Error("trusted proxies ignored: no forwarding header is trusted", logKeyError, err)
 		_ = e.SetTrustedProxies(nil)
 	}
-	e.Use(requestID(), s.accessLog(), recovery(), securityHeaders(), s.cors(), limitBody(), s.readConsistency())
+	e.Use(requestID(), s.accessLog(), recovery(), securityHeaders(grafanaOrigin(cfg.GrafanaURL)), s.cors(), limitBody(), s.readConsistency())
 	e.NoRoute(func(c *gin.Context) {
 		abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no route " + c.Request.Method + " " + c.Request.URL.Path})
 	})
@@ -182,6 +196,9 @@ func (s *Server) routes() {
 	s.clusterRoutes()
 	s.deploymentRoutes()
 	s.checkpointRoutes()
+	s.analyticsRoutes()
+	s.prometheusRoutes()
+	s.alertRoutes()
 	s.editorRoutes()
 	s.nodeRoutes()
 	s.snapshotRoutes()

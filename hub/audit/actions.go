@@ -27,6 +27,7 @@ const (
 	Logout               = "LOGOUT"
 	TokenCreated         = "TOKEN_CREATED"
 	TokenRevoked         = "TOKEN_REVOKED"
+	SigningKeyRotated    = "SIGNING_KEY_ROTATED"
 	EdgeTokenCreated     = "EDGE_TOKEN_CREATED"
 	EdgeEnrolled         = "EDGE_ENROLLED"
 	EdgeConfigUpdated    = "EDGE_CONFIG_UPDATED"
@@ -47,7 +48,7 @@ var Actions = []string{
 	InstanceDestroyed, FlowsDeployed, DeploymentStarted, DeploymentCompleted, DeploymentRolledBack,
 	UserCreated, UserUpdated, UserDeleted, RoleAssigned, PasswordChanged, ConfigUpdated,
 	LoginSucceeded, LoginFailed, Logout, TokenCreated, TokenRevoked, EdgeTokenCreated, EdgeEnrolled,
-	EdgeConfigUpdated, NodesInstalled, NodesRemoved, NodesUploaded, NodePolicyChanged, SnapshotCreated,
+	EdgeConfigUpdated, SigningKeyRotated, NodesInstalled, NodesRemoved, NodesUploaded, NodePolicyChanged, SnapshotCreated,
 	SnapshotDeleted, SnapshotRolledBack,
 }
 

@@ -97,11 +97,11 @@ func (s *Service) checkNewToken(by Principal, req *NewAPIToken) error {
 		return invalid("role", "must be one of ADMIN, OPERATOR, VIEWER")
 	case RoleRank(req.Role) > RoleRank(by.Role):
 		return forbidden(fmt.Sprintf("a token's role may not exceed its creator's (%s)", by.Role))
-	case req.Scope != ScopeAll && req.Scope != ScopeInstance:
-		return invalid("scope", "must be %q or %q", ScopeAll, ScopeInstance)
+	case req.Scope != ScopeAll && req.Scope != ScopeInstance && req.Scope != ScopeMetrics:
+		return invalid("scope", "must be %q, %q or %q", ScopeAll, ScopeInstance, ScopeMetrics)
 	case req.Scope == ScopeInstance && req.InstanceID == "":
 		return invalid("instance_id", "is required with scope %q", ScopeInstance)
-	case req.Scope == ScopeAll && req.InstanceID != "":
+	case req.Scope != ScopeInstance && req.InstanceID != "":
 		return invalid("instance_id", "is only allowed with scope %q", ScopeInstance)
 	case !utf8.ValidString(req.Name) || utf8.RuneCountInString(req.Name) > MaxTokenNameLength:
 		return invalid("name", "must be UTF-8 text of at most %d characters", MaxTokenNameLength)
@@ -158,7 +158,7 @@ func (s *Service) authenticateAPIToken(tok string) (Principal, error) {
 		return Principal{}, unauthenticated(ReasonRevoked, "api token "+t.ID+" revoked")
 	case !t.ExpiresAt.IsZero() && s.now().After(t.ExpiresAt.Add(s.cfg.Leeway)):
 		return Principal{}, unauthenticated(ReasonExpired, "api token "+t.ID+" expired")
-	case !KnownRole(t.Role) || (t.Scope != "" && t.Scope != ScopeAll && t.Scope != ScopeInstance):
+	case !KnownRole(t.Role) || (t.Scope != "" && t.Scope != ScopeAll && t.Scope != ScopeInstance && t.Scope != ScopeMetrics):
 		return Principal{}, unauthenticated(ReasonMalformed, "api token "+t.ID+" has an unknown role or scope")
 	}
 	p := Principal{Role: t.Role, TokenID: t.ID, Scope: scopeOf(t), InstanceID: t.InstanceID, Kind: KindAPIToken, ExpiresAt: t.ExpiresAt}

@@ -1,9 +1,8 @@
 package auth
 
 import (
+	"context"
 	"crypto/ed25519"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -13,11 +12,13 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/redforge/controltower/hub/catalog"
 )
 
 // The Node-RED editor through the hub (/editor/{name}/) uses two
-// credentials, both derived from the cluster's signing key so that any hub
-// issues and checks them:
+// credentials, both kept in the catalog so that any hub issues and checks
+// them:
 //
 //   - an editor session: an HttpOnly cookie, scoped to one instance's
 //     /editor/{name}/ path, that a console session obtains
@@ -27,7 +28,8 @@ import (
 //     user's role is read afresh.
 //   - an editor token: what the hub hands Node-RED with every proxied
 //     request (SignEditorToken), short-lived and scoped to one catalog
-//     row. It is signed with Ed25519; runtimes hold only the public key
+//     row. It is signed with the cluster's Ed25519 editor key (a sealed
+//     catalog setting, EnsureEditorKey); runtimes hold only the public key
 //     (EditorPublicKey), so a runtime, whose flows are code, cannot mint
 //     one, and a token a runtime shows back to the hub (an editor deploy
 //     report) proves who deployed.
@@ -44,7 +46,6 @@ const (
 	editorAudience = "redforge-editor"
 	// editorTokenPrefix starts every editor token (its format version).
 	editorTokenPrefix = "rfe1"
-	editorKeyInfo     = "redforge editor tokens v1"
 )
 
 // Node-RED permissions an editor token carries.
@@ -134,10 +135,8 @@ func (s *Service) AuthenticateEditorSession(raw, instanceID string) (Principal, 
 		jwt.WithAudience(editorAudience), jwt.WithLeeway(s.cfg.Leeway), jwt.WithIssuedAt(),
 		jwt.WithExpirationRequired(), jwt.WithTimeFunc(s.cfg.Now), jwt.WithStrictDecoding())
 	tok, err := p.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
-		if kid, _ := t.Header["kid"].(string); kid != k.ID {
-			return nil, errUnknownKey
-		}
-		return k.Key, nil
+		kid, _ := t.Header["kid"].(string)
+		return s.verifyKey(k, kid) // the current key or a retired one (keys.go)
 	})
 	if err != nil {
 		return Principal{}, jwtError(tok, err)
@@ -171,17 +170,84 @@ type EditorClaims struct {
 	UserID     string `json:"uid,omitempty"`
 }
 
-// editorKey derives the cluster's Ed25519 editor key from the signing key.
+// settingEditorKey holds the cluster's Ed25519 editor key: its seed,
+// sealed by the hub (Config.Sealer) when it has a sealing key. It is its
+// own key, not derived from the token signing key: runtimes hold its
+// public half in their environment, so a change recreates every runtime,
+// and RotateKeys must not do that.
+const settingEditorKey = "auth/editor_key"
+
+type editorKeySetting struct {
+	Seed      []byte    `json:"seed,omitempty"`
+	Sealed    string    `json:"sealed,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// EnsureEditorKey makes sure the cluster has an editor key, creating a
+// random one when the catalog has none (as EnsureSigningKey does for the
+// signing key; a second hub racing the first keeps the first's).
+func (s *Service) EnsureEditorKey(ctx context.Context) error {
+	_, err := s.editorKey()
+	if err == nil || !errors.Is(err, catalog.ErrNotFound) {
+		return err
+	}
+	k := editorKeySetting{Seed: randomBytes(ed25519.SeedSize), CreatedAt: s.now().UTC()}
+	if s.cfg.Sealer != nil {
+		v, err := s.cfg.Sealer.Seal(settingEditorKey, base64.StdEncoding.EncodeToString(k.Seed))
+		if err != nil {
+			return fmt.Errorf("seal editor key: %w", err)
+		}
+		k.Sealed, k.Seed = v, nil
+	}
+	_, err = apply[catalog.Setting](ctx, s.ap, catalog.PutSetting(settingEditorKey, k, catalog.IfIndex(0)))
+	if err != nil && !errors.Is(err, catalog.ErrConflict) {
+		return fmt.Errorf("ensure editor key: %w", err)
+	}
+	_, err = s.editorKey()
+	return err
+}
+
+// editorKey returns the cluster's editor key. Errors: catalog.ErrNotFound
+// before EnsureEditorKey ran; a key that does not open.
 func (s *Service) editorKey() (ed25519.PrivateKey, error) {
-	k, err := s.signingKey()
+	st, err := s.cat.Setting(settingEditorKey)
 	if err != nil {
-		return nil, s.keyError(err)
+		return nil, fmt.Errorf("editor key: %w", err)
 	}
-	seed, err := hkdf.Key(sha256.New, k.Key, nil, editorKeyInfo, ed25519.SeedSize)
-	if err != nil {
-		return nil, fmt.Errorf("derive editor key: %w", err)
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.edKey.index == st.ModifyIndex && s.edKey.key != nil {
+		return s.edKey.key, nil
 	}
-	return ed25519.NewKeyFromSeed(seed), nil
+	var k editorKeySetting
+	if err := json.Unmarshal(st.Value, &k); err != nil {
+		return nil, fmt.Errorf("editor key setting does not decode: %v", err)
+	}
+	if k.Sealed != "" {
+		if s.cfg.Sealer == nil {
+			return nil, errors.New("the editor key is sealed and this hub has no sealing key")
+		}
+		v, err := s.cfg.Sealer.Open(settingEditorKey, k.Sealed)
+		if err != nil {
+			return nil, fmt.Errorf("open editor key: %w", err)
+		}
+		if k.Seed, err = base64.StdEncoding.DecodeString(v); err != nil {
+			return nil, fmt.Errorf("editor key: %w", err)
+		}
+	}
+	if len(k.Seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("editor key setting: seed of %d bytes, want %d", len(k.Seed), ed25519.SeedSize)
+	}
+	key := ed25519.NewKeyFromSeed(k.Seed)
+	s.edKey = cachedEditorKey{index: st.ModifyIndex, key: key}
+	return key, nil
+}
+
+// cachedEditorKey is the opened editor key and the ModifyIndex of the
+// setting it came from.
+type cachedEditorKey struct {
+	index uint64
+	key   ed25519.PrivateKey
 }
 
 // EditorPublicKey is the public half of the editor key as runtimes take it

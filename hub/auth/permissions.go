@@ -26,6 +26,11 @@ const (
 	ResourceAIDecisions Resource = "ai_decisions"
 	// ResourceCheckpoints are workflow checkpoints posted by instances.
 	ResourceCheckpoints Resource = "checkpoints"
+	// ResourceMetrics is fleet analytics and Prometheus service discovery
+	// (read only; a ScopeMetrics token may do nothing else).
+	ResourceMetrics Resource = "metrics"
+	// ResourceAlerts are alert rules, active alerts and their history.
+	ResourceAlerts Resource = "alerts"
 	// ResourceNodePolicy is the cluster's allow- and deny-lists of the
 	// node packages instances may install (hub/nodes).
 	ResourceNodePolicy Resource = "node_policy"
@@ -45,7 +50,8 @@ const (
 // Resources lists every resource, in matrix order.
 var Resources = []Resource{
 	ResourceInstances, ResourceDeployments, ResourceEdges, ResourceRegions, ResourceModels,
-	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceNodePolicy, ResourceReports, ResourceUsers, ResourceTokens,
+	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceNodePolicy, ResourceReports, ResourceMetrics, ResourceAlerts,
+	ResourceUsers, ResourceTokens,
 }
 
 // Actions lists every action, in matrix order.
@@ -77,6 +83,8 @@ var matrix = map[Resource][3]string{
 	ResourceCheckpoints: {"CRUD", "-R--", "-R--"},
 	ResourceNodePolicy:  {"CRUD", "-R--", "-R--"},
 	ResourceReports:     {"CRUD", "CR--", "-R--"},
+	ResourceMetrics:     {"CRUD", "-R--", "-R--"},
+	ResourceAlerts:      {"CRUD", "CRU-", "-R--"},
 	ResourceUsers:       {"CRUD", "----", "----"},
 	ResourceTokens:      {"CRUD", "----", "----"},
 }
@@ -87,6 +95,13 @@ var matrix = map[Resource][3]string{
 var InstanceScopePermissions = []Permission{
 	{ResourceAIDecisions, ActionCreate},
 	{ResourceCheckpoints, ActionCreate},
+}
+
+// MetricsScopePermissions is everything a ScopeMetrics API token may do,
+// whatever its role: read metrics (Prometheus service discovery, runtime
+// metrics, fleet analytics), the credential a Prometheus server is given.
+var MetricsScopePermissions = []Permission{
+	{ResourceMetrics, ActionRead},
 }
 
 // Permission is one (resource, action) pair.
@@ -133,8 +148,11 @@ func PermissionsOfPrincipal(p Principal) []Permission {
 	if !KnownRole(p.Role) {
 		return nil
 	}
-	if p.Scope == ScopeInstance {
+	switch p.Scope {
+	case ScopeInstance:
 		return append([]Permission(nil), InstanceScopePermissions...)
+	case ScopeMetrics:
+		return append([]Permission(nil), MetricsScopePermissions...)
 	}
 	return PermissionsOf(p.Role)
 }
@@ -195,6 +213,13 @@ func Authorize(p Principal, res Resource, act Action, t Target) error {
 	}
 	if p.Scope == ScopeInstance {
 		return authorizeInstanceScope(p, res, act, t)
+	}
+	if p.Scope == ScopeMetrics {
+		if (Permission{res, act}) == MetricsScopePermissions[0] {
+			return nil
+		}
+		return &ForbiddenError{Role: p.Role, Resource: res, Action: act,
+			Why: "this token is scoped to metrics and may only read metrics"}
 	}
 	if Can(p.Role, res, act) {
 		return nil

@@ -24,6 +24,8 @@ ai_decisions  CRUD  -R--     -R--
 checkpoints   CRUD  -R--     -R--
 node_policy   CRUD  -R--     -R--
 reports       CRUD  CR--     -R--
+metrics       CRUD  -R--     -R--
+alerts        CRUD  CRU-     -R--
 users         CRUD  ----     ----
 tokens        CRUD  ----     ----
 `

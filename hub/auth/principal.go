@@ -24,6 +24,10 @@ const (
 	// ScopeInstance: an API token bound to one instance; it may only do
 	// what InstanceScopePermissions lists, for that instance.
 	ScopeInstance = "instance"
+	// ScopeMetrics: an API token that may only read metrics (what a
+	// Prometheus server scrapes and discovers with); see
+	// MetricsScopePermissions.
+	ScopeMetrics = "metrics"
 )
 
 // maxBearerBytes bounds what Authenticate will parse.

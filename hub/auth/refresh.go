@@ -207,6 +207,9 @@ func (s *Service) sweepable(st catalog.Setting, now time.Time) bool {
 	case strings.HasPrefix(st.Key, prefixRevokedJTI), strings.HasPrefix(st.Key, prefixRevokedSession):
 		var rv revocation
 		return json.Unmarshal(st.Value, &rv) == nil && now.After(rv.Until)
+	case strings.HasPrefix(st.Key, prefixRetiredKey):
+		var rk retiredKey
+		return json.Unmarshal(st.Value, &rk) == nil && now.After(rk.Until)
 	case strings.HasPrefix(st.Key, prefixUserGeneration):
 		_, err := s.cat.User(strings.TrimPrefix(st.Key, prefixUserGeneration))
 		return isNotFound(err)

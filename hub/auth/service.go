@@ -40,8 +40,17 @@ type Applier interface {
 	Apply(ctx context.Context, cmd catalog.Command) (any, error)
 }
 
+// Sealer seals and opens secrets kept in the catalog (hub/secrets).
+type Sealer interface {
+	Seal(context, plaintext string) (string, error)
+	Open(context, sealed string) (string, error)
+}
+
 // Config tunes a Service. Zero fields take the defaults.
 type Config struct {
+	// Sealer, when set, seals the token signing keys in the catalog, so
+	// the Raft log and its snapshots never hold them in clear.
+	Sealer Sealer
 	// Issuer and Audience are written into and required of every access
 	// token. All hubs of a cluster must agree.
 	Issuer   string
@@ -108,6 +117,7 @@ type Service struct {
 
 	keyMu sync.Mutex
 	key   cachedKey
+	edKey cachedEditorKey // the editor key (editor.go)
 }
 
 // New returns a Service reading cat and writing through ap. It does no I/O.

@@ -122,13 +122,14 @@ func (s *Service) keyError(err error) error {
 	return err
 }
 
-// errUnknownKey is returned by the key function for a kid that is not the
-// cluster's key.
+// errUnknownKey is returned by the key function for a kid that is neither
+// the cluster's current key nor a retired key still verifying tokens.
 var errUnknownKey = errors.New("unknown key id")
 
 // verifyAccessToken checks an access token: signature (HS256 only, the
-// cluster key), issuer, audience, exp/nbf/iat with leeway, then the
-// revocation set, the session, the user and the user's session generation.
+// current key or a retired one still verifying), issuer, audience,
+// exp/nbf/iat with leeway, then the revocation set, the session, the user
+// and the user's session generation.
 func (s *Service) verifyAccessToken(raw string) (Principal, error) {
 	k, err := s.signingKey()
 	if err != nil {
@@ -146,10 +147,8 @@ func (s *Service) verifyAccessToken(raw string) (Principal, error) {
 		jwt.WithStrictDecoding(),
 	)
 	tok, err := p.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
-		if kid, _ := t.Header["kid"].(string); kid != k.ID {
-			return nil, errUnknownKey
-		}
-		return k.Key, nil
+		kid, _ := t.Header["kid"].(string)
+		return s.verifyKey(k, kid) // the current key or a retired one (keys.go)
 	})
 	if err != nil {
 		return Principal{}, jwtError(tok, err)

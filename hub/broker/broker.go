@@ -41,6 +41,14 @@ type Authenticator interface {
 	Authenticate(clientID, username string, password []byte) bool
 }
 
+// ACL decides what an authenticated client may read (subscribe) and
+// write (publish). An Authenticator that is also an ACL is asked for every
+// subscription and publish of outside clients; one that is not admits
+// every topic.
+type ACL interface {
+	Allow(username, topic string, write bool) bool
+}
+
 // Embedded runs a mochi-mqtt broker inside the hub process.
 type Embedded struct {
 	// Listen is the TCP address of the broker, e.g. 127.0.0.1:1884.
@@ -53,7 +61,6 @@ type Embedded struct {
 	ln     net.Listener
 	nextID atomic.Int64
 	closed atomic.Bool
-	mu     sync.Mutex
 }
 
 var _ Bus = (*Embedded)(nil)
@@ -73,7 +80,7 @@ func (b *Embedded) Open(ctx context.Context) error {
 		return fmt.Errorf("mqtt listen %s: %w", b.Listen, err)
 	}
 	b.ln = ln
-	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: b.Logger})
+	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(quietEOF{b.Logger.Handler()})})
 	if err := b.srv.AddHook(&authHook{auth: b.Auth}, nil); err != nil {
 		ln.Close()
 		return fmt.Errorf("mqtt auth hook: %w", err)
@@ -141,8 +148,8 @@ func (b *Embedded) Close() error {
 	return b.srv.Close()
 }
 
-// authHook admits the inline client and whatever Auth admits; ACLs are
-// open to authenticated clients for now.
+// authHook admits the inline client (the hub itself) and whatever Auth
+// admits, and checks outside clients' topics against Auth's ACL.
 type authHook struct {
 	mqtt.HookBase
 	auth Authenticator
@@ -161,4 +168,13 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	return h.auth != nil && h.auth.Authenticate(cl.ID, string(pk.Connect.Username), pk.Connect.Password)
 }
 
-func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { return true }
+func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	acl, ok := h.auth.(ACL)
+	if !ok {
+		return h.auth != nil
+	}
+	return acl.Allow(string(cl.Properties.Username), topic, write)
+}

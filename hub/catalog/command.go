@@ -61,7 +61,7 @@ const (
 // complete.
 func ResultTypes() []any {
 	return []any{Instance{}, Deployment{}, Edge{}, EnrollmentToken{}, Region{}, Setting{}, APIToken{}, User{},
-		Hub{}, Allocation{}, Flows{}, Credentials{}, Move{}, InstanceSnapshot{}}
+		Hub{}, Allocation{}, Flows{}, Credentials{}, Move{}, AlertRule{}, Alert{}, InstanceSnapshot{}}
 }
 
 // String returns the command type's name, or its number when unknown.
@@ -190,6 +190,12 @@ func init() {
 		CmdDeleteMove:            spec("delete_move", 1, applyDeleteMove),
 		CmdSetHubDraining:        spec("set_hub_draining", 1, applySetHubDraining),
 		CmdSetInstanceLive:       spec("set_instance_live", 1, applySetInstanceLive),
+		// 51-60: alerting (alerts.go)
+		CmdPutAlertRule:     spec("put_alert_rule", 1, applyPutAlertRule),
+		CmdDeleteAlertRule:  spec("delete_alert_rule", 1, applyDeleteAlertRule),
+		CmdPutAlert:         spec("put_alert", 1, applyPutAlert),
+		CmdSetAlertDelivery: spec("set_alert_delivery", 1, applySetAlertDelivery),
+		CmdDeleteAlerts:     spec("delete_alerts", 1, applyDeleteAlerts),
 
 		CmdPutInstanceSnapshot:    spec("put_instance_snapshot", 1, applyPutInstanceSnapshot),
 		CmdDeleteInstanceSnapshot: spec("delete_instance_snapshot", 1, applyDeleteInstanceSnapshot),

@@ -248,6 +248,10 @@ func restoreRow(w *write, table string, raw json.RawMessage) error {
 		return restoreInto(w, table, raw, checkCredentials)
 	case tableMoves:
 		return restoreInto(w, table, raw, checkMove)
+	case tableAlertRules:
+		return restoreInto(w, table, raw, checkAlertRule)
+	case tableAlerts:
+		return restoreInto(w, table, raw, checkAlert)
 	case tableSnapshots:
 		return restoreInto(w, table, raw, checkSnapshot)
 	case tableIndex:

@@ -50,7 +50,7 @@ const (
 var tableOrder = []string{
 	tableRegions, tableSettings, tableUsers, tableInstances, tableDeployments,
 	tableAPITokens, tableEdges, tableEnrollmentTokens, tableHubs, tableAllocations,
-	tableFlows, tableCredentials, tableMoves, tableSnapshots, tableIndex,
+	tableFlows, tableCredentials, tableMoves, tableAlertRules, tableAlerts, tableSnapshots, tableIndex,
 }
 
 func schema() *memdb.DBSchema {
@@ -58,7 +58,7 @@ func schema() *memdb.DBSchema {
 		regionsTable(), settingsTable(), usersTable(), instancesTable(),
 		deploymentsTable(), apiTokensTable(), edgesTable(),
 		enrollmentTokensTable(), hubsTable(), allocationsTable(), flowsTable(),
-		credentialsTable(), movesTable(), snapshotsTable(), indexTable(),
+		credentialsTable(), movesTable(), alertRulesTable(), alertsTable(), snapshotsTable(), indexTable(),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, t := range tables {
@@ -140,6 +140,10 @@ func singular(table string) string {
 		return "flows"
 	case tableCredentials:
 		return "credentials"
+	case tableAlertRules:
+		return "alert rule"
+	case tableAlerts:
+		return "alert"
 	}
 	return table[:len(table)-1]
 }

@@ -18,6 +18,16 @@ func (n *Node) State() string {
 	return r.State().String()
 }
 
+// Snapshot makes Raft take a snapshot of the catalog now (and compact its
+// log). Errors: not open; raft's (e.g. nothing new to snapshot).
+func (n *Node) Snapshot() error {
+	r, err := n.running()
+	if err != nil {
+		return err
+	}
+	return r.Snapshot().Error()
+}
+
 // IsLeader reports whether this node is the Raft leader now.
 func (n *Node) IsLeader() bool {
 	r, err := n.running()

@@ -104,6 +104,9 @@ type Deps struct {
 	// ClusterIdle, when set, waits until no request proxied through any
 	// other hub to the row is in flight (the local proxy is Proxy).
 	ClusterIdle func(ctx context.Context, rowID string) error
+	// Observer, when set, is told phase durations, outcomes and held and
+	// replayed messages (metrics).
+	Observer Observer
 }
 
 // Orchestrator runs deployments on the Raft leader.
@@ -112,6 +115,7 @@ type Orchestrator struct {
 	d     Deps
 	log   *slog.Logger
 	relay *relay
+	obs   Observer
 	now   func() time.Time
 
 	mu        sync.Mutex
@@ -145,7 +149,12 @@ func New(cfg Config, d Deps) *Orchestrator {
 		d.Events = events.NewBus()
 	}
 	o := &Orchestrator{cfg: cfg, d: d, log: d.Logger, now: time.Now, running: map[string]bool{}}
+	o.obs = d.Observer
+	if o.obs == nil {
+		o.obs = noObserver{}
+	}
 	o.relay = newRelay(d.Bus, d.Coord, o.liveName, d.Logger)
+	o.relay.held = o.obs.MessagesHeld
 	o.relay.pace = o.paceReplay
 	if d.Coord != nil {
 		o.relay.done = d.Coord
@@ -176,14 +185,18 @@ func (o *Orchestrator) Run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		ds, _, changed := o.d.Catalog.WatchDeployments(ctx, "")
+		wctx, cancel := context.WithCancel(ctx)
+		ds, _, changed := o.d.Catalog.WatchDeployments(wctx, "")
 		o.tick(ctx, ds)
 		select {
 		case <-ctx.Done():
-			o.setTerm(false, ctx)
-			return
 		case <-changed:
 		case <-t.C:
+		}
+		cancel() // ends the watch's goroutine
+		if ctx.Err() != nil {
+			o.setTerm(false, ctx)
+			return
 		}
 	}
 }

@@ -50,6 +50,8 @@ func (o *Orchestrator) update(ctx context.Context, id string, msg string, f func
 	if err != nil {
 		return d, err
 	}
+	prev := d
+	prev.History = slices.Clone(d.History)
 	phase, status := d.Phase, d.Status
 	f(&d)
 	d.UpdatedAt = o.now().UTC()
@@ -62,6 +64,7 @@ func (o *Orchestrator) update(ctx context.Context, id string, msg string, f func
 	}
 	typ := events.DeploymentUpdate
 	if changed {
+		o.observe(prev, d)
 		typ = events.DeploymentPhase
 		o.log.Info("deployment phase", "deployment", id, "phase", d.Phase, "status", d.Status, "message", msg)
 	}
@@ -72,7 +75,7 @@ func (o *Orchestrator) update(ctx context.Context, id string, msg string, f func
 
 // note appends a history record (same phase and status) with msg.
 func (o *Orchestrator) note(ctx context.Context, id, msg string) {
-	_, _ = o.update(ctx, id, "", func(d *catalog.Deployment) {
+	o.bestEffort(ctx, id, func(d *catalog.Deployment) {
 		d.History = append(d.History, catalog.PhaseRecord{Phase: d.Phase, Status: d.Status, At: o.now().UTC(), Message: msg})
 	})
 }
@@ -106,11 +109,20 @@ func (o *Orchestrator) runningReplicas(rowID string) int {
 }
 
 func (o *Orchestrator) progress(ctx context.Context, id string, p int) {
-	_, _ = o.update(ctx, id, "", func(d *catalog.Deployment) {
+	o.bestEffort(ctx, id, func(d *catalog.Deployment) {
 		if p > d.Progress {
 			d.Progress = p
 		}
 	})
+}
+
+// bestEffort records a progress figure or a note; one that cannot be
+// written is logged and the deployment goes on (the phase outcomes that
+// matter are written by update and checked).
+func (o *Orchestrator) bestEffort(ctx context.Context, id string, f func(d *catalog.Deployment)) {
+	if _, err := o.update(ctx, id, "", f); err != nil && ctx.Err() == nil {
+		o.log.Warn("record deployment progress", "deployment", id, "error", err)
+	}
 }
 
 // drive runs a deployment from its recorded phase to the end (or until
@@ -122,9 +134,11 @@ func (o *Orchestrator) drive(ctx context.Context, id string) {
 	}
 	spec, err := o.spec(id)
 	if err != nil {
-		_, _ = o.update(ctx, id, err.Error(), func(d *catalog.Deployment) {
+		if _, uerr := o.update(ctx, id, err.Error(), func(d *catalog.Deployment) {
 			d.Status, d.Error, d.FinishedAt = catalog.DeploymentFailed, err.Error(), o.now().UTC()
-		})
+		}); uerr != nil {
+			o.log.Error("record a deployment without a spec as failed", "deployment", id, "error", uerr)
+		}
 		return
 	}
 	start := 0
@@ -532,7 +546,10 @@ func (o *Orchestrator) resume(ctx context.Context, d *catalog.Deployment, spec *
 	o.progress(ctx, d.ID, 75)
 	n, err := o.relay.release(ctx, logical.Name, green.Name)
 	spec.Replayed += n
-	_ = o.putSpec(ctx, d.ID, *spec)
+	o.obs.MessagesReplayed(n)
+	if perr := o.putSpec(ctx, d.ID, *spec); perr != nil && err == nil {
+		err = fmt.Errorf("record %d replayed messages: %w", n, perr)
+	}
 	if err != nil {
 		return err
 	}
@@ -705,6 +722,7 @@ func (o *Orchestrator) rollback(ctx context.Context, d catalog.Deployment, spec 
 			for {
 				n, err := o.relay.release(ctx, logical.Name, blue.Name)
 				spec.Replayed += n
+				o.obs.MessagesReplayed(n)
 				if err == nil || ctx.Err() != nil {
 					break
 				}
@@ -716,12 +734,48 @@ func (o *Orchestrator) rollback(ctx context.Context, d catalog.Deployment, spec 
 			}
 		}
 	}
-	_ = o.putSpec(ctx, d.ID, spec)
+	if err := o.putSpec(ctx, d.ID, spec); err != nil {
+		o.log.Error("rollback: record the spec", "deployment", d.ID, "error", err)
+	}
 	fresh, err := o.update(ctx, d.ID, reason, func(d *catalog.Deployment) {
 		d.Status, d.Error, d.FinishedAt, d.Progress = catalog.DeploymentRolledBack, reason, o.now().UTC(), 100
 	})
-	if err == nil && o.d.Audit != nil {
-		_ = o.d.Audit.Record(ctx, audit.Entry{UserID: spec.UserID, Username: d.StartedBy, Action: audit.DeploymentRolledBack,
-			ResourceType: "deployment", ResourceID: d.ID, Details: o.auditDetails(&fresh, &spec, reason)})
+	if err != nil {
+		o.log.Error("rollback: record the outcome", "deployment", d.ID, "error", err)
+		return
+	}
+	o.auditOrFlag(ctx, d.ID, audit.Entry{UserID: spec.UserID, Username: d.StartedBy, Action: audit.DeploymentRolledBack,
+		ResourceType: "deployment", ResourceID: d.ID, Details: o.auditDetails(&fresh, &spec, reason)})
+}
+
+// auditAttempts bounds the tries of an audit record outside the AUDIT
+// phase (which retries until it succeeds).
+const auditAttempts = 5
+
+// auditOrFlag records e, retrying with backoff; when it cannot, the
+// deployment is flagged (its error and history say the audit record is
+// missing) rather than ending as if it had been audited.
+func (o *Orchestrator) auditOrFlag(ctx context.Context, id string, e audit.Entry) {
+	if o.d.Audit == nil {
+		return
+	}
+	var err error
+	for i, wait := 0, 100*time.Millisecond; i < auditAttempts; i, wait = i+1, 2*wait {
+		if err = o.d.Audit.Record(ctx, e); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			i = auditAttempts
+		case <-time.After(wait):
+		}
+	}
+	msg := fmt.Sprintf("audit record %s could not be written: %v", e.Action, err)
+	o.log.Error("deployment not audited", "deployment", id, "action", e.Action, "error", err)
+	if _, uerr := o.update(context.WithoutCancel(ctx), id, msg, func(d *catalog.Deployment) {
+		d.Error = strings.TrimPrefix(d.Error+"; "+msg, "; ")
+		d.History = append(d.History, catalog.PhaseRecord{Phase: d.Phase, Status: d.Status, At: o.now().UTC(), Message: msg})
+	}); uerr != nil {
+		o.log.Error("flag the unaudited deployment", "deployment", id, "error", uerr)
 	}
 }

@@ -51,6 +51,8 @@ type relay struct {
 	// pace, when set, is called after each replayed batch and returns once
 	// the target has taken it in (see release).
 	pace func(ctx context.Context, target string)
+	// held, when set, is told of each message held (Observer.MessagesHeld).
+	held func(n int)
 
 	mu      sync.Mutex
 	holding map[string]bool
@@ -214,6 +216,8 @@ func (r *relay) handle(ctx context.Context, m inMsg) {
 		b, _ := json.Marshal(heldMsg{Sub: m.sub, Payload: m.payload, Mark: m.mark})
 		if _, err := r.holds.HoldPush(ctx, HoldQueue(m.name), b); err != nil {
 			r.log.Error("hold input message", "instance", m.name, "error", err)
+		} else if r.held != nil {
+			r.held(1)
 		}
 		return
 	}

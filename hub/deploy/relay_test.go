@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/redforge/controltower/hub/broker"
 	"github.com/redforge/controltower/hub/coord/memory"
+	"github.com/redforge/controltower/internal/testenv"
 )
 
 // TestRelayHoldsAndReplaysInOrder publishes a stream of input while the
@@ -56,9 +59,22 @@ func TestRelayHoldsAndReplaysInOrder(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(5 * time.Millisecond)
+	// Hold once blue has some input, and switch once some is held, so the
+	// test goes through all three stages whatever the machine's speed.
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	testenv.WaitFor(t, 10*time.Second, "blue receiving input", func() error {
+		if count() == 0 {
+			return errors.New("nothing yet")
+		}
+		return nil
+	})
 	r.hold("app")
-	time.Sleep(10 * time.Millisecond)
+	testenv.WaitFor(t, 10*time.Second, "input held", func() error {
+		if r.heldCount(ctx, "app") == 0 {
+			return errors.New("nothing held yet")
+		}
+		return nil
+	})
 	mu.Lock()
 	live = "app.green"
 	mu.Unlock()
@@ -67,16 +83,12 @@ func TestRelayHoldsAndReplaysInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		l := len(got)
-		mu.Unlock()
-		if l >= n || time.Now().After(deadline) {
-			break
+	testenv.WaitFor(t, 10*time.Second, "every message delivered", func() error {
+		if l := count(); l < n {
+			return fmt.Errorf("%d of %d", l, n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) != n {

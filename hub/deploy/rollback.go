@@ -82,8 +82,8 @@ func (o *Orchestrator) Rollback(ctx context.Context, id, userID, username string
 	d, err = o.update(ctx, id, reason, func(d *catalog.Deployment) {
 		d.Status, d.Error, d.Progress = catalog.DeploymentRolledBack, reason, 100
 	})
-	if err == nil && o.d.Audit != nil {
-		_ = o.d.Audit.Record(ctx, audit.Entry{UserID: userID, Username: username, Action: audit.DeploymentRolledBack,
+	if err == nil {
+		o.auditOrFlag(ctx, id, audit.Entry{UserID: userID, Username: username, Action: audit.DeploymentRolledBack,
 			ResourceType: "deployment", ResourceID: id, Details: o.auditDetails(&d, &spec, reason)})
 	}
 	return d, err

@@ -75,7 +75,7 @@ func (o *Orchestrator) verify(ctx context.Context, d *catalog.Deployment, spec *
 		}
 		results = append(results, r)
 		raw, _ := json.Marshal(results)
-		_, _ = o.update(ctx, d.ID, "", func(d *catalog.Deployment) {
+		o.bestEffort(ctx, d.ID, func(d *catalog.Deployment) {
 			d.Smoke = raw
 			d.Progress = max(d.Progress, phaseStart[catalog.PhaseVerify]+(i+1)*19/len(tests))
 		})

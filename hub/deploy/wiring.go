@@ -26,7 +26,8 @@ const ClientIDRef = "${" + fleet.EnvClientID + "}"
 // and "${REDFORGE_LOGICAL}" are replaced by the row's and the logical
 // instance's names; every mqtt-broker node whose broker is "redforge-hub"
 // gets the hub bus address (brokerAddr, host:port as runtimes reach it),
-// the row's credentials and the replica's own client id; and every mqtt in
+// the row's credentials, the replica's own client id and a persistent
+// session; and every mqtt in
 // node on such a broker that subscribes to the row's input
 // ("{row}/in/…") subscribes through the shared subscription
 // "$share/{row}/{row}/in/…", so each input message goes to one replica.
@@ -50,6 +51,16 @@ func Render(flows []byte, row catalog.Instance, creds fleet.Creds, brokerAddr st
 			p, _ := strconv.Atoi(port)
 			n["broker"], n["port"] = host, p
 			n["clientid"] = ClientIDRef
+			// A persistent session under the replica's stable client id:
+			// QoS 1 messages the broker sent a replica that died unacked,
+			// or queued for it, are delivered to the replica that takes
+			// its place (same client id, another hub) instead of dropped.
+			n["cleansession"] = false
+			if v, _ := n["protocolVersion"].(string); v == "5" {
+				if _, set := n["sessionExpiry"]; !set {
+					n["sessionExpiry"] = SessionExpiry
+				}
+			}
 			n["credentials"] = map[string]any{"user": row.ID, "password": creds.MQTTPassword}
 			if id, ok := n["id"].(string); ok {
 				hubBrokers[id] = true
@@ -75,6 +86,11 @@ func Render(flows []byte, row catalog.Instance, creds fleet.Creds, brokerAddr st
 	return out, nil
 }
 
+// SessionExpiry (seconds) bounds how long an MQTT 5 broker keeps the
+// session of a replica that is gone; MQTT 3.1.1 sessions last until the
+// broker's own limit (Mosquitto: persistent_client_expiration).
+const SessionExpiry = 3600
+
 // SharedTopic is the shared subscription through which the replicas of a
 // row consume topic: one of them gets each message.
 func SharedTopic(row, topic string) string { return "$share/" + row + "/" + topic }
@@ -84,6 +100,15 @@ func SharedTopic(row, topic string) string { return "$share/" + row + "/" + topi
 type BrokerAuth struct {
 	// Check reports whether password is row's bus password; nil refuses.
 	Check func(row string, password []byte) bool
+	// Topics gives the ACL the rows and their flows (see acl.go); nil
+	// refuses every topic.
+	Topics ACLSource
+	acl    *aclCache
+}
+
+// NewBrokerAuth returns the hub broker's authenticator and ACL.
+func NewBrokerAuth(check func(row string, password []byte) bool, topics ACLSource) BrokerAuth {
+	return BrokerAuth{Check: check, Topics: topics, acl: &aclCache{}}
 }
 
 // Authenticate implements broker.Authenticator.

@@ -1,9 +1,12 @@
-// Package fleet owns the lifecycle of Node-RED instances: the Driver
-// interface that runs one instance (implemented by hub/fleet/docker and
-// hub/fleet/process), the settings.js every instance gets, the leader-only
-// reconciler that moves actual state toward the catalog's desired state, the
-// health monitor and the metrics collector. It does not own desired state
-// (hub/catalog) nor the Node-RED Admin API wire format (nodered).
+// Package fleet owns the lifecycle of the Node-RED runtimes of this hub:
+// the Driver interface that runs one runtime (implemented by
+// hub/fleet/docker and hub/fleet/process), the settings.js every runtime
+// gets, the reconciler that runs exactly the allocations the scheduler
+// placed on this hub (create, adopt after a restart, deploy the row's
+// flows, stop and remove what is no longer placed here), the health
+// monitor and the metrics collector. Every hub runs one. It does not own
+// desired state or placement (hub/catalog, hub/schedule) nor the Node-RED
+// Admin API wire format (nodered). Invariants are in DESIGN.md.
 //
 // Invariant of every Driver: a runtime never runs with the hub's powers,
 // because flows are code. It runs as a non-root user that owns nothing of

@@ -181,15 +181,18 @@ type Manager struct {
 
 	kick chan struct{}
 
-	mu      sync.Mutex
-	tracked map[string]*tracked // by allocation id
-	clients map[string]*cachedClient
-	local   map[string]*cachedClient // this hub's runtimes at their bind address (localClient)
+	mu           sync.Mutex
+	tracked      map[string]*tracked // by allocation id
+	clients      map[string]*cachedClient
+	usageClients map[string]*cachedClient // local clients of scrapeUsage, by allocation id
+	local        map[string]*cachedClient // this hub's runtimes at their bind address (localClient)
 }
 
 // tracked is what the manager remembers of one allocation between rounds.
 type tracked struct {
 	rowID       string
+	rowName     string // for the metric labels of a runtime being removed
+	replica     int
 	status      string
 	message     string
 	since       time.Time
@@ -251,10 +254,15 @@ func NewManager(cfg Config, d Deps) *Manager {
 	if d.Ready == nil {
 		d.Ready = func() bool { return true }
 	}
-	return &Manager{cfg: cfg, driver: d.Driver, state: d.Catalog, raft: d.Applier, creds: d.Credentials,
+	m := &Manager{cfg: cfg, driver: d.Driver, state: d.Catalog, raft: d.Applier, creds: d.Credentials,
 		render: d.Render, ready: d.Ready, bus: d.Bus, samples: d.Samples, metrics: d.Metrics, decorate: d.Decorate,
 		log: d.Logger, now: time.Now, kick: make(chan struct{}, 1), tracked: map[string]*tracked{},
-		clients: map[string]*cachedClient{}, local: map[string]*cachedClient{}}
+		clients: map[string]*cachedClient{}, usageClients: map[string]*cachedClient{},
+		local: map[string]*cachedClient{}}
+	if n, ok := d.Driver.(ExitNotifier); ok {
+		n.NotifyExit(m.exited)
+	}
+	return m
 }
 
 // Driver returns the driver the manager runs instances with.
@@ -314,6 +322,7 @@ func (m *Manager) round(ctx context.Context, work []catalog.Work) time.Duration 
 			t = &tracked{rowID: w.Row.ID, flowsSHA: w.Alloc.Observed.FlowsSHA}
 			m.tracked[w.Alloc.ID] = t
 		}
+		t.rowName, t.replica = w.Row.Name, w.Alloc.Replica
 		if rt, ok := byID[w.Alloc.ID]; ok && rt.Port != 0 {
 			t.port = rt.Port
 		} else if t.port == 0 {
@@ -347,6 +356,7 @@ func (m *Manager) forgetGone(wanted map[string]bool, runtimes map[string]Runtime
 		if _, rt := runtimes[id]; !wanted[id] && !rt {
 			delete(m.tracked, id)
 			delete(m.clients, id)
+			delete(m.usageClients, id)
 			delete(m.local, id)
 		}
 	}
@@ -393,10 +403,11 @@ func (m *Manager) removeOrphan(ctx context.Context, id string) {
 	t := m.tracked[id]
 	delete(m.tracked, id)
 	delete(m.clients, id)
+	delete(m.usageClients, id)
 	delete(m.local, id)
 	m.mu.Unlock()
 	if m.metrics != nil && t != nil {
-		m.metrics.ForgetAllocation(t.rowID, id)
+		m.metrics.ForgetAllocation(t.rowID, t.rowName, t.replica, id)
 	}
 	m.log.Info("removed a runtime whose allocation is not placed on this hub", "allocation", id)
 }

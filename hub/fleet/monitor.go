@@ -3,11 +3,11 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/events"
+	"github.com/redforge/controltower/hub/metrics"
 	"github.com/redforge/controltower/hub/store"
 )
 
@@ -153,6 +153,9 @@ func (m *Manager) restartAfterFailure(ctx context.Context, w catalog.Work, rt Ru
 		m.fail(ctx, w, rt, "restart: "+err.Error())
 		return
 	}
+	if m.metrics != nil {
+		m.metrics.InstanceRestarts.With(metrics.RuntimeLabels(w.Row.ID, w.Row.Name, w.Alloc.Replica)).Inc()
+	}
 	if fresh, err := m.driver.Inspect(ctx, w.Alloc.ID); err == nil {
 		rt = fresh
 	}
@@ -189,15 +192,17 @@ func (m *Manager) collect(ctx context.Context, w catalog.Work) {
 		m.log.Debug("instance stats", "allocation", w.Alloc.ID, "error", err)
 		return
 	}
-	inst, replica := w.Row, strconv.Itoa(w.Alloc.Replica)
+	inst := w.Row
 	if st.At.IsZero() {
 		st.At = m.now()
 	}
 	if m.metrics != nil {
-		m.metrics.InstanceCPU.WithLabelValues(inst.ID, inst.Name, replica).Set(st.CPUPercent)
-		m.metrics.InstanceMemory.WithLabelValues(inst.ID, inst.Name, replica).Set(float64(st.MemoryBytes))
-		m.metrics.InstanceNetRx.WithLabelValues(inst.ID, inst.Name, replica).Set(float64(st.NetRxBytes))
-		m.metrics.InstanceNetTx.WithLabelValues(inst.ID, inst.Name, replica).Set(float64(st.NetTxBytes))
+		l := metrics.RuntimeLabels(inst.ID, inst.Name, w.Alloc.Replica)
+		m.metrics.InstanceCPU.With(l).Set(st.CPUPercent)
+		m.metrics.InstanceMemory.With(l).Set(float64(st.MemoryBytes))
+		m.metrics.InstanceNetRx.With(l).Set(float64(st.NetRxBytes))
+		m.metrics.InstanceNetTx.With(l).Set(float64(st.NetTxBytes))
+		m.scrapeUsage(ctx, w, l)
 	}
 	m.bus.Publish(events.New(events.InstanceMetrics, MetricsEvent{InstanceID: inst.ID, Replica: w.Alloc.Replica, Allocation: w.Alloc.ID, CPUPercent: st.CPUPercent,
 		MemoryBytes: st.MemoryBytes, MemoryLimit: st.MemoryLimitBytes, NetRxBytes: st.NetRxBytes, NetTxBytes: st.NetTxBytes, At: st.At}))

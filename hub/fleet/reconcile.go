@@ -13,6 +13,7 @@ import (
 
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/events"
+	"github.com/redforge/controltower/hub/metrics"
 	"github.com/redforge/controltower/nodered"
 )
 
@@ -326,14 +327,31 @@ func (m *Manager) localClient(w catalog.Work, creds Creds) (*nodered.Client, err
 	if cc != nil && cc.addr == addr {
 		return cc.c, nil
 	}
-	c, err := nodered.New("http://"+addr+AdminRoot, AdminUser, creds.AdminPassword)
+	c, err := m.newLocalClient(w, creds)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.local[w.Alloc.ID] = &cachedClient{addr: addr, c: c}
+	m.mu.Unlock()
+	return c, nil
+}
+
+// newLocalClient is a new admin client for a runtime of this hub, at its
+// bind address and admin root.
+func (m *Manager) newLocalClient(w catalog.Work, creds Creds) (*nodered.Client, error) {
+	t := m.track(w.Alloc.ID)
+	m.mu.Lock()
+	port := t.port
+	m.mu.Unlock()
+	if port == 0 {
+		return nil, fmt.Errorf("replica %d of %s has no port", w.Alloc.Replica, w.Row.Name)
+	}
+	c, err := nodered.New("http://"+joinHost(m.cfg.BindHost, port)+AdminRoot, AdminUser, creds.AdminPassword)
 	if err != nil {
 		return nil, err
 	}
 	c.Timeout = 10 * time.Second
-	m.mu.Lock()
-	m.local[w.Alloc.ID] = &cachedClient{addr: addr, c: c}
-	m.mu.Unlock()
 	return c, nil
 }
 
@@ -382,7 +400,18 @@ func (m *Manager) setStatus(ctx context.Context, w catalog.Work, status, msg str
 		if status == StatusRunning {
 			up = 1
 		}
-		m.metrics.InstanceUp.WithLabelValues(w.Row.ID, w.Row.Name, strconv.Itoa(a.Replica)).Set(up)
+		l := metrics.RuntimeLabels(w.Row.ID, w.Row.Name, a.Replica)
+		if status == StatusStopped { // stopped on purpose: not "down"
+			m.metrics.InstanceUp.Delete(l)
+			m.metrics.InstanceCrashLoop.Delete(l)
+		} else {
+			m.metrics.InstanceUp.With(l).Set(up)
+			looping := 0.0
+			if status == StatusCrashLooping {
+				looping = 1
+			}
+			m.metrics.InstanceCrashLoop.With(l).Set(looping)
+		}
 	}
 	if _, err := m.raft.Apply(ctx, catalog.SetAllocationObserved(a.ID, m.cfg.HubID, obs)); err != nil {
 		if errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrNotFound) {

@@ -11,8 +11,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"errors"
-	"maps"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -336,12 +336,30 @@ func (s *Service) createCredentials(ctx context.Context, row catalog.Instance) (
 	}
 	_, err = s.raft.Apply(ctx, catalog.PutCredentials(c, catalog.IfIndex(0)))
 	if errors.Is(err, catalog.ErrConflict) {
-		return s.cat.InstanceCredentials(row.ID) // another hub made them first
+		return s.awaitCredentials(ctx, row.ID) // another hub made them first
 	}
 	if err != nil {
 		return c, fmt.Errorf("create credentials of %s: %w", row.Name, err)
 	}
 	return c, nil
+}
+
+// awaitCredentials reads a row's credentials that another hub committed
+// and this hub's catalog may not have applied yet.
+func (s *Service) awaitCredentials(ctx context.Context, rowID string) (catalog.Credentials, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		c, err := s.cat.InstanceCredentials(rowID)
+		if err == nil || !errors.Is(err, catalog.ErrNotFound) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return c, fmt.Errorf("credentials of %s, made by another hub, not applied here yet: %w", rowID, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }
 
 // CheckMQTT reports whether password is the hub-bus password of row

@@ -5,11 +5,12 @@
 package metrics
 
 import (
+	"bufio"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 )
 
 // Metrics is the hub's private registry (not the global default, so tests
@@ -23,28 +24,43 @@ type Metrics struct {
 	RaftLeader   prometheus.Gauge         // controltower_raft_is_leader
 	BuildInfo    *prometheus.GaugeVec     // controltower_build_info{version,region}
 
-	InstanceUp     *prometheus.GaugeVec // nodered_instance_up{instance,name,replica}
-	InstanceCPU    *prometheus.GaugeVec // nodered_instance_cpu_usage{instance,name,replica}
-	InstanceMemory *prometheus.GaugeVec // nodered_instance_memory_bytes{instance,name,replica}
-	InstanceNetRx  *prometheus.GaugeVec // nodered_instance_network_receive_bytes{instance,name,replica}
-	InstanceNetTx  *prometheus.GaugeVec // nodered_instance_network_transmit_bytes{instance,name,replica}
+	// Instance series are labelled by RuntimeLabels: instance_id and name
+	// (the logical instance), color (the deployment color row, "" for
+	// the instance's own row) and replica.
+	InstanceUp          *RuntimeVec            // nodered_instance_up
+	InstanceCPU         *RuntimeVec            // nodered_instance_cpu_usage
+	InstanceMemory      *RuntimeVec            // nodered_instance_memory_bytes
+	InstanceNetRx       *RuntimeVec            // nodered_instance_network_receive_bytes
+	InstanceNetTx       *RuntimeVec            // nodered_instance_network_transmit_bytes
+	InstanceCrashLoop   *RuntimeVec            // nodered_instance_crash_looping
+	InstanceRestarts    *RuntimeVec            // nodered_instance_restarts_total
+	RaftHasLeader       prometheus.Gauge       // controltower_raft_has_leader
+	AlertsFiring        *prometheus.GaugeVec   // controltower_alerts_firing{severity}
+	AlertNotifications  *prometheus.CounterVec // controltower_alert_notifications_total{channel,result}
+	AlertEvaluationTime prometheus.Histogram   // controltower_alert_evaluation_duration_seconds
+
+	// Deploy holds the deployment metrics (deploy.go); Runtimes the
+	// workflow and LLM metrics scraped from runtimes (runtime.go).
+	Deploy   *DeployMetrics
+	Runtimes *Runtimes
 }
 
-func instanceGauge(name, help string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"instance", "name", "replica"})
+func instanceGauge(name, help string) *RuntimeVec { return newRuntimeVec(name, help, "gauge") }
+
+func (m *Metrics) instanceVecs() []*RuntimeVec {
+	return []*RuntimeVec{m.InstanceUp, m.InstanceCPU, m.InstanceMemory, m.InstanceNetRx, m.InstanceNetTx,
+		m.InstanceCrashLoop, m.InstanceRestarts}
 }
 
-// ForgetInstance drops every series of a deleted instance.
-func (m *Metrics) ForgetInstance(id string) {
-	for _, g := range []*prometheus.GaugeVec{m.InstanceUp, m.InstanceCPU, m.InstanceMemory, m.InstanceNetRx, m.InstanceNetTx} {
-		g.DeletePartialMatch(prometheus.Labels{"instance": id})
+// ForgetAllocation drops the series of one replica of a row that this
+// hub no longer runs (its allocation id, for the runtime metrics).
+func (m *Metrics) ForgetAllocation(rowID, rowName string, replica int, allocID string) {
+	l := RuntimeLabels(rowID, rowName, replica)
+	for _, v := range m.instanceVecs() {
+		v.Delete(l)
 	}
+	m.Runtimes.Forget(allocID)
 }
-
-// ForgetAllocation drops the series of one replica this hub no longer
-// runs: every replica series of the row on this hub, rebuilt by the next
-// samples of those it still runs.
-func (m *Metrics) ForgetAllocation(rowID, _ string) { m.ForgetInstance(rowID) }
 
 // New registers the hub collectors, the Go runtime and process collectors.
 func New(version, region string) *Metrics {
@@ -78,7 +94,21 @@ func New(version, region string) *Metrics {
 	m.InstanceMemory = instanceGauge("nodered_instance_memory_bytes", "Memory use of the instance.")
 	m.InstanceNetRx = instanceGauge("nodered_instance_network_receive_bytes", "Bytes the instance received.")
 	m.InstanceNetTx = instanceGauge("nodered_instance_network_transmit_bytes", "Bytes the instance sent.")
-	r.MustRegister(m.InstanceUp, m.InstanceCPU, m.InstanceMemory, m.InstanceNetRx, m.InstanceNetTx)
+	m.InstanceCrashLoop = instanceGauge("nodered_instance_crash_looping", "1 when the replica crashed too often and the hub stopped restarting it.")
+	m.InstanceRestarts = newRuntimeVec("nodered_instance_restarts_total",
+		"Restarts of the replica after a failure (an exit or failed health checks), by this hub.", "counter")
+	m.RaftHasLeader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "controltower_raft_has_leader",
+		Help: "1 when this hub knows a Raft leader (itself or another hub)."})
+	m.AlertsFiring = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "controltower_alerts_firing",
+		Help: "Hub-native alerts firing now, by severity (set on the Raft leader, which evaluates them)."}, []string{"severity"})
+	m.AlertNotifications = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "controltower_alert_notifications_total",
+		Help: "Alert notification attempts by channel type and result (sent, retry, failed)."}, []string{"channel", "result"})
+	m.AlertEvaluationTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "controltower_alert_evaluation_duration_seconds",
+		Help: "Time one evaluation of every hub-native alert rule took.", Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5}})
+	m.Deploy = newDeployMetrics()
+	m.Runtimes = NewRuntimes()
+	r.MustRegister(m.RaftHasLeader, m.AlertsFiring, m.AlertNotifications, m.AlertEvaluationTime)
+	m.Deploy.register(r)
 	r.MustRegister(m.HTTPRequests, m.HTTPDuration, m.ComponentUp, m.RaftLeader, m.BuildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -86,7 +116,33 @@ func New(version, region string) *Metrics {
 	return m
 }
 
-// Handler serves the registry in the Prometheus exposition format.
+// Handler serves the registry and the runtime series (Runtimes) in the
+// Prometheus text format. It does not compress: with thousands of
+// runtimes the exposition is tens of megabytes, which gzip would take
+// longer to compress than a LAN takes to carry (Prometheus accepts an
+// uncompressed answer to its gzip request).
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mfs, err := m.Registry.Gather()
+		if err != nil && len(mfs) == 0 {
+			http.Error(w, "gather metrics: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+		bw := bufio.NewWriterSize(w, 256<<10)
+		for _, mf := range mfs {
+			if _, err := expfmt.MetricFamilyToText(bw, mf); err != nil {
+				return
+			}
+		}
+		for _, v := range m.instanceVecs() {
+			if _, err := v.WriteTo(bw); err != nil {
+				return
+			}
+		}
+		if _, err := m.Runtimes.WriteTo(bw); err != nil {
+			return
+		}
+		_ = bw.Flush()
+	})
 }

@@ -164,18 +164,30 @@ var (
 	ErrUnavailable = errors.New("proxy: instance not running")
 )
 
-// Targets returns the addresses of the live row's healthy replicas in
-// the order the proxy tries them (best first), for tests and diagnostics.
+// Targets returns the live row's healthy replicas in the order the proxy
+// tries them (best first); when none is healthy, the unhealthy ones that
+// still run (failing health checks), so a slow runtime still answers.
 func (p *Proxy) Targets(name string) (catalog.Instance, []catalog.Allocation, error) {
 	live, err := p.resolve.Live(name)
 	if err != nil {
 		return live, nil, err
 	}
-	var ready []catalog.Allocation
+	var ready, ailing []catalog.Allocation
 	for _, a := range p.resolve.InstanceAllocations(live.ID) {
-		if a.Observed.Status == "running" && a.Address() != "" && a.Desired != catalog.AllocStop {
-			ready = append(ready, a)
+		if a.Address() == "" || a.Desired == catalog.AllocStop {
+			continue
 		}
+		switch a.Observed.Status {
+		case "running":
+			ready = append(ready, a)
+		case "unhealthy":
+			// Alive but failing its health checks (a slow admin API under
+			// load, say): better than no answer when nothing is healthy.
+			ailing = append(ailing, a)
+		}
+	}
+	if len(ready) == 0 {
+		ready = ailing
 	}
 	p.order(ready)
 	return live, ready, nil
@@ -305,7 +317,13 @@ type retrying struct {
 
 func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 	var lastErr error
-	for i, a := range t.targets {
+	tries := t.targets
+	if len(tries) == 1 {
+		// One replica: a retry goes to it again, on a fresh connection (a
+		// pooled one may have died with a runtime that restarted).
+		tries = []catalog.Allocation{tries[0], tries[0]}
+	}
+	for i, a := range tries {
 		if i > 1 {
 			break // one retry
 		}

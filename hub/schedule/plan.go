@@ -49,11 +49,12 @@ type Output struct {
 
 // Note explains one change of the plan.
 type Note struct {
-	Instance string // row id
-	Name     string
-	Replica  int
-	From, To string // hubs ("" when none)
-	Reason   string
+	Instance string `json:"instance"` // row id
+	Name     string `json:"name"`
+	Replica  int    `json:"replica"`
+	From     string `json:"from,omitempty"` // hubs ("" when none)
+	To       string `json:"to,omitempty"`
+	Reason   string `json:"reason"`
 }
 
 // Empty reports whether Compute found nothing to change.

@@ -241,3 +241,33 @@ func TestPlanIsPure(t *testing.T) {
 		t.Fatalf("same input, different plans: %+v / %+v", a.Plan, c.Plan)
 	}
 }
+
+// BenchmarkCompute is the scheduler's own time to plan 100 instances × 2
+// replicas onto 3 hubs from nothing, and to find nothing to do once
+// placed.
+func BenchmarkCompute(b *testing.B) {
+	w := &world{t: &testing.T{}}
+	for _, h := range []string{"a", "b", "c"} {
+		w.hubs = append(w.hubs, catalog.Hub{ID: h, Region: "us", State: catalog.HubUp})
+	}
+	for i := range 100 {
+		w.insts = append(w.insts, catalog.Instance{ID: fmt.Sprintf("i%03d", i), Name: fmt.Sprintf("n%03d", i), Region: "us", Replicas: 2})
+	}
+	in := w.input()
+	b.Run("place-100x2", func(b *testing.B) {
+		for range b.N {
+			if out := Compute(in); len(out.Plan.Put) != 200 {
+				b.Fatalf("%d placed", len(out.Plan.Put))
+			}
+		}
+	})
+	w.round()
+	placed := w.input()
+	b.Run("steady-100x2", func(b *testing.B) {
+		for range b.N {
+			if out := Compute(placed); !out.Empty() {
+				b.Fatal("a placed fleet is planned again")
+			}
+		}
+	})
+}

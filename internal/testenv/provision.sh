@@ -27,7 +27,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 IMAGE_RECIPE=$REPO/packaging/nodered/build-local-image.sh
 
 DEB_PACKAGES=(postgresql-15 redis-server mosquitto docker.io qemu-user-static
-	protobuf-compiler chromium iproute2 ca-certificates)
+	protobuf-compiler chromium iproute2 ca-certificates prometheus prometheus-alertmanager)
 
 STEP=setup
 say() { printf '%s\n' "$*"; }
@@ -298,25 +298,28 @@ step_context_redis() {
 	say "context-redis: in $NR_DIR (installed)"
 }
 
-# step_runtime_plugin installs packaging/nodered/runtime (the RedForge
-# runtime plugin: the control contract for any flow, editor deploy
-# reports) beside Node-RED, as a copy (--install-links), so the local image
-# carries it; reused while the installed files equal the repo's.
-step_runtime_plugin() {
-	STEP=runtime-plugin
+# step_runtime_package installs packaging/nodered/runtime (the RedForge
+# runtime package: the runtime plugin — the control contract for any flow,
+# editor deploy reports — and the workflow timer and LLM usage nodes of
+# issue 17) beside Node-RED, as a copy (--install-links), so every runtime
+# (and the local image) has it; reused while the installed files equal the
+# repo's.
+step_runtime_package() {
+	STEP=runtime-package
 	local src=$REPO/packaging/nodered/runtime
 	local dst=$NR_DIR/node_modules/@redforge/node-red-runtime
+	[[ -f $src/package.json ]] || { say "runtime-package: none in the repo"; return; }
 	if [[ -d $dst ]] && diff -rq -x node_modules "$src" "$dst" >/dev/null 2>&1; then
-		say "runtime-plugin: in $NR_DIR (reused)"
+		say "runtime-package: in $NR_DIR (reused)"
 		return
 	fi
 	# npm keeps a local package of the same version as it is: remove it first.
 	rm -rf "$dst"
 	npm install --prefix "$NR_DIR" --install-links "$src" --no-audit --no-fund --loglevel=error \
-		>"$CACHE/npm-runtime-plugin.log" 2>&1 ||
-		{ show_log "$CACHE/npm-runtime-plugin.log" 20; fail "npm install $src (log $CACHE/npm-runtime-plugin.log)"; }
+		>"$CACHE/npm-runtime-package.log" 2>&1 ||
+		{ show_log "$CACHE/npm-runtime-package.log" 20; fail "npm install $src (log $CACHE/npm-runtime-package.log)"; }
 	diff -rq -x node_modules "$src" "$dst" >/dev/null || fail "npm did not install $src into $dst"
-	say "runtime-plugin: in $NR_DIR (installed)"
+	say "runtime-package: in $NR_DIR (installed)"
 }
 
 step_image() {
@@ -332,7 +335,8 @@ step_tools() {
 	STEP=tools
 	local b
 	for b in /usr/bin/chromium /usr/bin/qemu-aarch64-static /usr/bin/qemu-arm-static \
-		/usr/bin/redis-server /usr/sbin/mosquitto /usr/bin/protoc; do
+		/usr/bin/redis-server /usr/sbin/mosquitto /usr/bin/protoc /usr/bin/prometheus /usr/bin/promtool \
+		/usr/bin/prometheus-alertmanager; do
 		[[ -x $b ]] || fail "$b is missing"
 	done
 	say "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
@@ -341,6 +345,7 @@ step_tools() {
 	redis=$(/usr/bin/redis-server --version | awk '{print $3}')
 	mosq=$({ /usr/sbin/mosquitto -h 2>/dev/null || true; } | awk 'NR==1{print $3}')
 	say "redis: ${redis#v=}, mosquitto: $mosq, protoc: $(/usr/bin/protoc --version | awk '{print $2}')"
+	say "prometheus: $(/usr/bin/prometheus --version 2>&1 | awk 'NR==1{print $3}'), alertmanager: $(/usr/bin/prometheus-alertmanager --version 2>&1 | awk 'NR==1{print $3}')"
 }
 
 step_envfile() {
@@ -359,6 +364,9 @@ step_envfile() {
 		REDFORGE_TEST_QEMU_AARCH64=/usr/bin/qemu-aarch64-static
 		REDFORGE_TEST_QEMU_ARM=/usr/bin/qemu-arm-static
 		REDFORGE_TEST_PROTOC=/usr/bin/protoc
+		REDFORGE_TEST_PROMETHEUS=/usr/bin/prometheus
+		REDFORGE_TEST_PROMTOOL=/usr/bin/promtool
+		REDFORGE_TEST_ALERTMANAGER=/usr/bin/prometheus-alertmanager
 	EOF
 	mv "$tmp" "$ENV_FILE"
 	say "env: $ENV_FILE"
@@ -382,7 +390,7 @@ cmd_up() {
 	step_docker
 	step_nodered
 	step_context_redis
-	step_runtime_plugin
+	step_runtime_package
 	step_image
 	step_tools
 	step_envfile

@@ -12,6 +12,8 @@ import { Chart } from '../components/Chart';
 import { StatusChart } from '../components/StatusChart';
 import { fromStatusEvent, mergeTransitions } from '../history';
 import { isUp } from '../fleet';
+import { applyStatusEvent } from '../replicas';
+import { Replicas } from '../components/Replicas';
 import { Confirm, Empty, ErrorBox, HealthBadge, Link, Loading, toast, useAsync } from '../components/ui';
 import { LiveBadge } from './Fleet';
 import { EditorButton } from '../components/EditorButton';
@@ -63,17 +65,25 @@ export function InstancePage({ id }: { id: string }) {
     loadHistory();
   }, [current?.id]);
 
-  const live = useEvents(['instance.status', 'instance.metrics'], (e: HubEvent) => {
+  const live = useEvents(['instance.status', 'instance.metrics', 'instance.placement'], (e: HubEvent) => {
     if (!current) return;
+    if (e.type === 'instance.placement') {
+      if (e.data?.instance === current.id || e.data?.instance === current.live_row) inst.reload();
+      return;
+    }
     if (e.type === 'instance.status') {
       setHistory((h) => {
         const t = fromStatusEvent(current, h, e);
         return t ? mergeTransitions(h, [t]) : h;
       });
     }
-    if (e.data?.instance_id !== current.id) return;
+    if (e.data?.instance_id !== current.id && e.data?.instance_id !== current.live_row) return;
     if (e.type === 'instance.status') {
-      inst.set({ ...current, observed: { ...current.observed, status: e.data.status, message: e.data.message, since: e.data.since, port: e.data.port ?? current.observed.port } });
+      if (e.data.allocation && !(current.allocations ?? []).some((a) => a.id === e.data.allocation)) {
+        inst.reload(); // a replica placed since the page loaded
+        return;
+      }
+      inst.set(applyStatusEvent(current, e));
     } else {
       const t = Date.parse(e.data.at || e.time) / 1000;
       setCpu((d) => append(d, t, e.data.cpu_percent));
@@ -148,6 +158,7 @@ export function InstancePage({ id }: { id: string }) {
         )}
       </div>
       {current.observed?.message && <p class="notice">{current.observed.message}</p>}
+      <Replicas inst={current} canScale={can(perms, 'instances', 'update')} onChange={inst.set} />
       <div class="two-col">
         <div class="card">
           <h2>Details</h2>
@@ -163,10 +174,7 @@ export function InstancePage({ id }: { id: string }) {
               {current.region || '—'} ({current.placement || 'pinned'})
             </dd>
             <dt>Runtime</dt>
-            <dd>
-              {current.driver || '—'} {current.observed?.runtime_id ? <span class="mono">{current.observed.runtime_id.slice(0, 12)}</span> : null}
-              {current.observed?.port ? ` on port ${current.observed.port}` : ''}
-            </dd>
+            <dd>{current.driver || '—'}</dd>
             <dt>Image / version</dt>
             <dd>{[current.image, current.node_red_version].filter(Boolean).join(' · ') || 'default Node-RED'}</dd>
             <dt>Resources</dt>

@@ -1,8 +1,10 @@
 // Regions: the cluster's regions with their hubs, leader and probe state,
 // and the RTT matrix between hubs; refreshed every 10 s.
 import { useEffect } from 'preact/hooks';
-import { get } from '../api';
+import { get, getPermissions } from '../api';
+import { can } from '../session';
 import { Empty, ErrorBox, Loading, StatusBadge, useAsync } from '../components/ui';
+import { Hubs } from '../components/Hubs';
 
 interface RegionHub {
   id: string;
@@ -33,6 +35,7 @@ export function RegionsPage() {
       <div class="page-head">
         <h1>Regions</h1>
       </div>
+      <Hubs canDrain={can(getPermissions(), 'regions', 'update')} />
       {r.error ? (
         <ErrorBox error={r.error} retry={r.reload} />
       ) : !data ? (

@@ -82,8 +82,9 @@ type Driver struct {
 
 	locks sync.Map // instance id → *sync.Mutex
 
-	mu      sync.Mutex
-	samples map[string]cpuSample // last CPU sample per instance, for CPUPercent
+	mu         sync.Mutex
+	samples    map[string]cpuSample // last CPU sample per instance, for CPUPercent
+	stopEvents context.CancelFunc   // ends NotifyExit's event stream
 }
 
 var _ fleet.Driver = (*Driver)(nil)
@@ -167,6 +168,11 @@ func (d *Driver) host() string {
 
 // Close closes the connection to the daemon. Containers keep running.
 func (d *Driver) Close() error {
+	d.mu.Lock()
+	if d.stopEvents != nil {
+		d.stopEvents()
+	}
+	d.mu.Unlock()
 	if d.cli == nil {
 		return nil
 	}

@@ -70,10 +70,10 @@ func createToHealthy(d fleet.Driver, spec fleet.Spec) (tHTTP, tHealthy time.Dura
 	defer cancel()
 	t0 := time.Now()
 	if _, err := d.Create(ctx, spec); err != nil {
-		return 0, 0, fmt.Errorf("Create: %w", err)
+		return 0, 0, fmt.Errorf("create: %w", err)
 	}
 	if err := d.Start(ctx, spec.InstanceID); err != nil {
-		return 0, 0, fmt.Errorf("Start: %w", err)
+		return 0, 0, fmt.Errorf("start: %w", err)
 	}
 	err = poll(ctx, func() error {
 		code, _, err := get(adminURL(spec.Port) + "/")

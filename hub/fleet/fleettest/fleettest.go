@@ -70,6 +70,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("InvalidSpec", func(t *testing.T) { testInvalidSpec(t, h) })
 	t.Run("ListIsPerHub", func(t *testing.T) { testListIsPerHub(t, h) })
 	t.Run("Adoption", func(t *testing.T) { testAdoption(t, h) })
+	t.Run("ExitNotify", func(t *testing.T) { testExitNotify(t, h) })
 }
 
 // NewHubID returns a random hub id, so tests sharing a dockerd or data dir

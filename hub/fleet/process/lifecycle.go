@@ -215,6 +215,22 @@ func (d *Driver) reap(id string, cmd *exec.Cmd, c *child) {
 		d.log.Warn("record instance exit", "instance", id, "pid", c.pid, "error", err)
 	}
 	d.log.Info("instance exited", "instance", id, "pid", c.pid, "exit_code", c.exitCode)
+	d.mu.Lock()
+	notify := d.onExit
+	d.mu.Unlock()
+	if notify != nil {
+		notify(id)
+	}
+}
+
+// NotifyExit implements fleet.ExitNotifier: fn is called with the id of
+// every runtime this driver started once it has exited and its exit is
+// recorded. A runtime adopted from a previous hub process is not this
+// process's child; its exit is seen by polling (List) only.
+func (d *Driver) NotifyExit(fn func(instanceID string)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.onExit = fn
 }
 
 // exitCode is the process's exit status, or 128+signal when a signal

@@ -128,8 +128,9 @@ type Driver struct {
 	locks sync.Map // instance id → *sync.Mutex: one operation per instance at a time
 
 	mu       sync.Mutex
-	children map[string]*child     // processes this Driver started and reaps, by instance id
-	samples  map[string]procSample // last CPU reading per instance, for CPUPercent
+	onExit   func(instanceID string) // NotifyExit's callback, or nil
+	children map[string]*child       // processes this Driver started and reaps, by instance id
+	samples  map[string]procSample   // last CPU reading per instance, for CPUPercent
 
 	fileMu   sync.Mutex // read-modify-write of runtime.json files
 	rotateMu sync.Mutex // one log rotation at a time
