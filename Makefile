@@ -28,7 +28,7 @@ console-test: console ## the console's unit tests (vitest) and browser tests (pl
 
 NODERED_DIR := $(REDFORGE_CACHE)/node-red
 
-nodered: ## install Node-RED 4.1 from npm and the Redis context store into the cache (for the process driver)
+nodered: ## install Node-RED 4.1 from npm, the Redis context store and the RedForge runtime plugin into the cache (for the process driver)
 	@if ! grep -qs '"version": "4\.1\.' $(NODERED_DIR)/node_modules/node-red/package.json; then \
 		echo "installing Node-RED 4.1 into $(NODERED_DIR)"; \
 		npm install --prefix $(NODERED_DIR) node-red@4.1 --no-audit --no-fund --loglevel=error; fi
@@ -36,6 +36,10 @@ nodered: ## install Node-RED 4.1 from npm and the Redis context store into the c
 		! cmp -s packaging/nodered/context-redis/package.json $(NODERED_DIR)/node_modules/@redforge/node-red-context-redis/package.json; then \
 		echo "installing the Redis context store into $(NODERED_DIR)"; \
 		npm install --prefix $(NODERED_DIR) --install-links ./packaging/nodered/context-redis --no-audit --no-fund --loglevel=error; fi
+	@if ! diff -rq -x node_modules packaging/nodered/runtime $(NODERED_DIR)/node_modules/@redforge/node-red-runtime >/dev/null 2>&1; then \
+		echo "installing the RedForge runtime plugin into $(NODERED_DIR)"; \
+		rm -rf $(NODERED_DIR)/node_modules/@redforge/node-red-runtime; \
+		npm install --prefix $(NODERED_DIR) --install-links ./packaging/nodered/runtime --no-audit --no-fund --loglevel=error; fi
 
 run: console build nodered ## run a hub on embedded defaults with a demo instance (data in ./data, API on :3000)
 	./bin/redforge-hub --data-dir ./data --node-red $(NODERED_DIR)/node_modules/node-red/red.js --demo

@@ -50,6 +50,11 @@ type Config struct {
 	Region     string `json:"region"`
 	// NodeRED is the red.js of the Node-RED the process driver runs.
 	NodeRED string `json:"node_red"`
+	// NPM and NPMRegistry install instances' node packages (hub/nodes):
+	// the npm binary (default: npm in PATH) and the registry (default:
+	// npm's own configuration).
+	NPM         string `json:"npm"`
+	NPMRegistry string `json:"npm_registry"`
 	// DockerHost, DockerNetwork and Image configure the docker driver.
 	DockerHost    string `json:"docker_host"`
 	DockerNetwork string `json:"docker_network"`
@@ -128,6 +133,8 @@ func (c *Config) options() []option {
 		{"node-id", "Raft node id (default: derived from the raft address)", &c.NodeID},
 		{"region", "region this hub belongs to", &c.Region},
 		{"node-red", "red.js of Node-RED for the process driver (default: found in the npm cache or ./node_modules)", &c.NodeRED},
+		{"npm", "npm binary the hub installs instances' node packages with (default: npm in PATH)", &c.NPM},
+		{"npm-registry", "npm registry node packages are installed from (default: npm's own configuration)", &c.NPMRegistry},
 		{"docker-host", "Docker daemon for the docker driver (default: DOCKER_HOST or the standard socket)", &c.DockerHost},
 		{"docker-network", "docker driver networking: bridge (ports published on 127.0.0.1) or host", &c.DockerNetwork},
 		{"image", "Node-RED image for the docker driver", &c.Image},

@@ -39,6 +39,7 @@ import (
 	"github.com/redforge/controltower/hub/fleet/process"
 	"github.com/redforge/controltower/hub/instances"
 	"github.com/redforge/controltower/hub/metrics"
+	"github.com/redforge/controltower/hub/nodes"
 	"github.com/redforge/controltower/hub/proxy"
 	"github.com/redforge/controltower/hub/schedule"
 	"github.com/redforge/controltower/hub/secrets"
@@ -75,6 +76,8 @@ type Hub struct {
 	Instances *instances.Service
 	Scheduler *schedule.Scheduler
 	Seal      *secrets.Sealer
+	// Nodes is this hub's cache of instances' node packages.
+	Nodes *nodes.Cache
 
 	// caughtUp is set once this hub's catalog has caught up with the
 	// cluster after the start (fleet.Deps.Ready).
@@ -296,6 +299,12 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Proxy:       h.Proxy,
 		Checkpoints: h.Store,
 
+		// The Node-RED editor through the hub (hub/api/editor.go).
+		Editor:            h.Proxy,
+		RuntimeBrokerAddr: h.runtimeBrokerAddr,
+		Nodes:             h.Nodes,
+		Snapshots:         h.State,
+
 		// Forwarding headers count only from TrustedProxies (empty: none);
 		// LoginState keeps the per-account login delay in coord.
 		TrustedProxies: h.Config.TrustedProxyList(),
@@ -355,6 +364,9 @@ func (h *Hub) openAuth(ctx context.Context) error {
 	if err := untilOK(ctx, startupRetry, func() error { return h.Auth.EnsureSigningKey(ctx) }); err != nil {
 		return fmt.Errorf("auth signing key: %w", err)
 	}
+	if err := untilOK(ctx, startupRetry, func() error { return h.Auth.EnsureEditorKey(ctx) }); err != nil {
+		return fmt.Errorf("auth editor key: %w", err)
+	}
 	var created bool
 	var generated string
 	err := untilOK(ctx, startupRetry, func() (err error) {
@@ -411,6 +423,8 @@ func (h *Hub) maintainAuth(ctx context.Context) {
 // openFleet starts the fleet manager on the driver openDriver opened.
 func (h *Hub) openFleet(ctx context.Context) error {
 	drv := h.Driver // opened by openDriver before the join
+	h.Nodes = nodes.New(nodes.Config{Dir: filepath.Join(h.Config.DataDir, "nodes"), NPM: h.Config.NPM,
+		Registry: h.Config.NPMRegistry, Fetch: h.fetchPackage, Logger: h.Logger.With("component", "nodes")})
 	h.Fleet = fleet.NewManager(fleet.Config{HubID: h.NodeID, Advertise: h.runtimeHost(), MonitorInterval: h.Config.MonitorInterval,
 		MetricsInterval: h.Config.metricsInterval(),
 		PortMin:         h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{
@@ -590,9 +604,22 @@ func (h *Hub) checkMQTT(row string, password []byte) bool {
 	return h.Instances != nil && h.Instances.CheckMQTT(row, password)
 }
 
-// renderFlows prepares a row's flows for one of this hub's runtimes.
+// renderFlows prepares a row's flows for one of this hub's runtimes: its
+// names, its bus credentials and the flows' own node credentials.
 func (h *Hub) renderFlows(_ context.Context, w catalog.Work, creds fleet.Creds) ([]json.RawMessage, error) {
-	return deploy.Render(w.Flows.Doc, w.Row, creds, h.runtimeBrokerAddr())
+	nodes, err := deploy.Render(w.Flows.Doc, w.Row, creds, h.runtimeBrokerAddr())
+	if err != nil || w.Flows.Credentials == "" {
+		return nodes, err
+	}
+	logical, err := h.Instances.Logical(w.Row)
+	if err != nil {
+		return nil, err
+	}
+	nodeCreds, err := h.Instances.OpenFlowCredentials(logical.ID, w.Flows.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	return deploy.InjectCredentials(nodes, nodeCreds)
 }
 
 // runtimeBrokerAddr is the bus address as this hub's runtimes reach it:

@@ -106,6 +106,30 @@ var routeTable = []routeRule{
 	{"GET", "/api/alerts/metrics", "perm", "alerts", "read"},
 	{"GET", "/api/alerts", "perm", "alerts", "read"},
 	{"GET", "/api/alerts/history", "perm", "alerts", "read"},
+	// The Node-RED editor through the hub: the handler authenticates (an
+	// editor session cookie or an Authorization header; hub
+	// TestEditorThroughHub), and a runtime's editor deploy report carries
+	// its instance token and a hub-signed editor token.
+	{"POST", "/api/instances/:id/editor", "perm", "instances", "read"},
+	{"POST", "/api/instances/:id/editor/deploys", "public", "", ""},
+	{"GET", "/editor/:name/*path", "public", "", ""},
+	{"HEAD", "/editor/:name/*path", "public", "", ""},
+	{"POST", "/editor/:name/*path", "public", "", ""},
+	{"PUT", "/editor/:name/*path", "public", "", ""},
+	{"DELETE", "/editor/:name/*path", "public", "", ""},
+	// Node packages and snapshots of instances.
+	{"GET", "/api/instances/:id/nodes", "perm", "instances", "read"},
+	{"POST", "/api/instances/:id/nodes", "perm", "instances", "update"},
+	{"DELETE", "/api/instances/:id/nodes", "perm", "instances", "update"},
+	{"POST", "/api/nodes/tarballs", "perm", "instances", "update"},
+	{"GET", "/api/nodes/policy", "perm", "node_policy", "read"},
+	{"PUT", "/api/nodes/policy", "perm", "node_policy", "update"},
+	{"GET", "/api/instances/:id/snapshots", "perm", "instances", "read"},
+	{"POST", "/api/instances/:id/snapshots", "perm", "instances", "update"},
+	{"GET", "/api/instances/:id/snapshots/:sid", "perm", "instances", "read"},
+	{"DELETE", "/api/instances/:id/snapshots/:sid", "perm", "instances", "update"},
+	{"GET", "/api/instances/:id/snapshots/:sid/compare", "perm", "instances", "read"},
+	{"POST", "/api/instances/:id/snapshots/:sid/rollback", "perm", "instances", "update"},
 	{"GET", "/i/:name/*path", "public", "", ""},
 	{"HEAD", "/i/:name/*path", "public", "", ""},
 	{"POST", "/i/:name/*path", "public", "", ""},

@@ -109,6 +109,19 @@ type Config struct {
 	Prices     func() metrics.PriceTable
 	GrafanaURL string
 	Alerts     AlertService
+
+	// Editor serves instances' Node-RED editors (/editor/{name}/,
+	// registered when set, with Users); RuntimeBrokerAddr is the hub bus
+	// as this hub's runtimes reach it (editor deploys are turned back into
+	// documents with it).
+	Editor            EditorProxy
+	RuntimeBrokerAddr func() string
+	// Nodes is this hub's node package cache: node package and snapshot
+	// routes are registered when it is set (with Deploy).
+	Nodes NodePackages
+	// Snapshots reads instance snapshots; their routes are registered when
+	// set (with Deploy).
+	Snapshots SnapshotCatalog
 }
 
 // Store is what the API reads of the data store (metric samples, status
@@ -186,6 +199,9 @@ func (s *Server) routes() {
 	s.analyticsRoutes()
 	s.prometheusRoutes()
 	s.alertRoutes()
+	s.editorRoutes()
+	s.nodeRoutes()
+	s.snapshotRoutes()
 	s.consoleRoutes()
 }
 

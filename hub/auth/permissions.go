@@ -31,6 +31,9 @@ const (
 	ResourceMetrics Resource = "metrics"
 	// ResourceAlerts are alert rules, active alerts and their history.
 	ResourceAlerts Resource = "alerts"
+	// ResourceNodePolicy is the cluster's allow- and deny-lists of the
+	// node packages instances may install (hub/nodes).
+	ResourceNodePolicy Resource = "node_policy"
 )
 
 // Action is what is done to a resource.
@@ -47,7 +50,7 @@ const (
 // Resources lists every resource, in matrix order.
 var Resources = []Resource{
 	ResourceInstances, ResourceDeployments, ResourceEdges, ResourceRegions, ResourceModels,
-	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceReports, ResourceMetrics, ResourceAlerts,
+	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceNodePolicy, ResourceReports, ResourceMetrics, ResourceAlerts,
 	ResourceUsers, ResourceTokens,
 }
 
@@ -78,6 +81,7 @@ var matrix = map[Resource][3]string{
 	ResourceAudit:       {"CRUD", "-R--", "-R--"},
 	ResourceAIDecisions: {"CRUD", "-R--", "-R--"},
 	ResourceCheckpoints: {"CRUD", "-R--", "-R--"},
+	ResourceNodePolicy:  {"CRUD", "-R--", "-R--"},
 	ResourceReports:     {"CRUD", "CR--", "-R--"},
 	ResourceMetrics:     {"CRUD", "-R--", "-R--"},
 	ResourceAlerts:      {"CRUD", "CRU-", "-R--"},

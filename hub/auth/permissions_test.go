@@ -22,6 +22,7 @@ models        CRUD  -R--     -R--
 audit         CRUD  -R--     -R--
 ai_decisions  CRUD  -R--     -R--
 checkpoints   CRUD  -R--     -R--
+node_policy   CRUD  -R--     -R--
 reports       CRUD  CR--     -R--
 metrics       CRUD  -R--     -R--
 alerts        CRUD  CRU-     -R--

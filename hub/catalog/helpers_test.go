@@ -89,6 +89,7 @@ func fixtureCommands() []Command {
 	}
 	inst2 := inst
 	inst2.FlowsVersion, inst2.UpdatedAt = "v2", t0.Add(time.Hour)
+	inst2.Nodes = []NodePackage{{Name: "@acme/nodes", Version: "2.0.1", Source: NodeSourceUpload, SHA256: "ab12", Hub: "hub-a"}}
 	dep := Deployment{
 		ID: "d-1", InstanceID: "i-1", Strategy: "blue_green", Phase: PhaseVerify, Status: DeploymentRunning,
 		Progress: 60, FromFlowsVersion: "v1", ToFlowsVersion: "v2", StartedBy: "u-1", StartedAt: t0, UpdatedAt: t0,
@@ -133,7 +134,7 @@ func fixtureCommands() []Command {
 		}}),
 		ApplyPlan(Plan{Delete: []string{"i-1-c"}}),
 		SetAllocationObserved("i-1-a", "hub-a", AllocObserved{Status: "running", RuntimeID: "4242", Host: "10.0.0.1", Port: 18800, Since: t0, FlowsSHA: FlowsSHA([]byte(`[]`))}),
-		PutFlows(Flows{InstanceID: "i-1", Doc: json.RawMessage(`[]`), SHA: FlowsSHA([]byte(`[]`)), Version: 1, By: "admin", At: t0}),
+		PutFlows(Flows{InstanceID: "i-1", Doc: json.RawMessage(`[]`), SHA: FlowsSHA([]byte(`[]`)), Version: 1, By: "admin", At: t0, Credentials: "sealed-f"}),
 		PutCredentials(Credentials{InstanceID: "i-1", AdminPassword: "sealed-a", MQTTPassword: "sealed-m", Token: "sealed-t"}, IfIndex(0)),
 		PutMove(Move{Instance: "i-2", Name: "billing", Home: "eu-west", To: "us-east", At: t0, Reason: "region down"}),
 		PutMove(Move{Instance: "i-1", Name: "orders", Home: "eu-west", To: "us-east", At: t0, Reason: "region down"}),
@@ -150,6 +151,11 @@ func fixtureCommands() []Command {
 		SetAlertDelivery("a-1", 0, AlertDelivery{Event: "firing", Channel: AlertChannel{Type: "webhook", URL: "http://127.0.0.1:9/hook"}, Status: "sent", Attempts: 1, At: t0}),
 		PutAlert(Alert{ID: "a-old", RuleID: "r-1", State: "resolved", StartsAt: t0, EndsAt: t0}),
 		DeleteAlerts([]string{"a-old", "a-missing"}),
+		PutInstanceSnapshot(InstanceSnapshot{ID: "s-1", InstanceID: "i-1", Name: "before the sale", Flows: json.RawMessage(`[]`),
+			FlowsSHA: FlowsSHA([]byte(`[]`)), Credentials: "sealed-c", Settings: json.RawMessage(`{"env":{"TZ":"UTC"}}`),
+			Nodes: []NodePackage{{Name: "node-red-contrib-x", Version: "1.0.0", Source: NodeSourceRegistry}}, CreatedBy: "admin", CreatedAt: t0}),
+		PutInstanceSnapshot(InstanceSnapshot{ID: "s-2", InstanceID: "i-1", Name: "gone", Flows: json.RawMessage(`[]`), FlowsSHA: FlowsSHA([]byte(`[]`)), CreatedAt: t0}),
+		DeleteInstanceSnapshot("s-2"),
 	}
 }
 

@@ -252,6 +252,8 @@ func restoreRow(w *write, table string, raw json.RawMessage) error {
 		return restoreInto(w, table, raw, checkAlertRule)
 	case tableAlerts:
 		return restoreInto(w, table, raw, checkAlert)
+	case tableSnapshots:
+		return restoreInto(w, table, raw, checkSnapshot)
 	case tableIndex:
 		return restoreIndexRow(w, raw)
 	}

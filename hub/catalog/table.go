@@ -43,13 +43,14 @@ const (
 	tableFlows            = "flows"
 	tableCredentials      = "credentials"
 	tableMoves            = "moves"
+	tableSnapshots        = "snapshots"
 	tableIndex            = "index"
 )
 
 var tableOrder = []string{
 	tableRegions, tableSettings, tableUsers, tableInstances, tableDeployments,
 	tableAPITokens, tableEdges, tableEnrollmentTokens, tableHubs, tableAllocations,
-	tableFlows, tableCredentials, tableMoves, tableAlertRules, tableAlerts, tableIndex,
+	tableFlows, tableCredentials, tableMoves, tableAlertRules, tableAlerts, tableSnapshots, tableIndex,
 }
 
 func schema() *memdb.DBSchema {
@@ -57,7 +58,7 @@ func schema() *memdb.DBSchema {
 		regionsTable(), settingsTable(), usersTable(), instancesTable(),
 		deploymentsTable(), apiTokensTable(), edgesTable(),
 		enrollmentTokensTable(), hubsTable(), allocationsTable(), flowsTable(),
-		credentialsTable(), movesTable(), alertRulesTable(), alertsTable(), indexTable(),
+		credentialsTable(), movesTable(), alertRulesTable(), alertsTable(), snapshotsTable(), indexTable(),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, t := range tables {

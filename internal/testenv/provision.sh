@@ -298,24 +298,28 @@ step_context_redis() {
 	say "context-redis: in $NR_DIR (installed)"
 }
 
-# step_runtime_nodes installs packaging/nodered/runtime (the RedForge
-# runtime package: the workflow timer and LLM usage nodes, issue 17) beside
-# Node-RED, as a copy, so every runtime (and the local image) has them;
-# reused while the installed files equal the repo's.
-step_runtime_nodes() {
-	STEP=runtime-nodes
+# step_runtime_package installs packaging/nodered/runtime (the RedForge
+# runtime package: the runtime plugin — the control contract for any flow,
+# editor deploy reports — and the workflow timer and LLM usage nodes of
+# issue 17) beside Node-RED, as a copy (--install-links), so every runtime
+# (and the local image) has it; reused while the installed files equal the
+# repo's.
+step_runtime_package() {
+	STEP=runtime-package
 	local src=$REPO/packaging/nodered/runtime
 	local dst=$NR_DIR/node_modules/@redforge/node-red-runtime
-	[[ -f $src/package.json ]] || { say "runtime-nodes: none in the repo"; return; }
-	if diff -rq -x node_modules "$src" "$dst" >/dev/null 2>&1; then
-		say "runtime-nodes: in $NR_DIR (reused)"
+	[[ -f $src/package.json ]] || { say "runtime-package: none in the repo"; return; }
+	if [[ -d $dst ]] && diff -rq -x node_modules "$src" "$dst" >/dev/null 2>&1; then
+		say "runtime-package: in $NR_DIR (reused)"
 		return
 	fi
+	# npm keeps a local package of the same version as it is: remove it first.
+	rm -rf "$dst"
 	npm install --prefix "$NR_DIR" --install-links "$src" --no-audit --no-fund --loglevel=error \
-		>"$CACHE/npm-runtime-nodes.log" 2>&1 ||
-		{ show_log "$CACHE/npm-runtime-nodes.log" 20; fail "npm install $src (log $CACHE/npm-runtime-nodes.log)"; }
-	cmp -s "$src/package.json" "$dst/package.json" || fail "npm did not install $src into $dst"
-	say "runtime-nodes: in $NR_DIR (installed)"
+		>"$CACHE/npm-runtime-package.log" 2>&1 ||
+		{ show_log "$CACHE/npm-runtime-package.log" 20; fail "npm install $src (log $CACHE/npm-runtime-package.log)"; }
+	diff -rq -x node_modules "$src" "$dst" >/dev/null || fail "npm did not install $src into $dst"
+	say "runtime-package: in $NR_DIR (installed)"
 }
 
 step_image() {
@@ -386,7 +390,7 @@ cmd_up() {
 	step_docker
 	step_nodered
 	step_context_redis
-	step_runtime_nodes
+	step_runtime_package
 	step_image
 	step_tools
 	step_envfile

@@ -16,6 +16,9 @@ import { applyStatusEvent } from '../replicas';
 import { Replicas } from '../components/Replicas';
 import { Confirm, Empty, ErrorBox, HealthBadge, Link, Loading, toast, useAsync } from '../components/ui';
 import { LiveBadge } from './Fleet';
+import { EditorButton } from '../components/EditorButton';
+import { NodesPanel } from '../components/NodesPanel';
+import { SnapshotsPanel } from '../components/SnapshotsPanel';
 
 interface Sample {
   time: string;
@@ -124,6 +127,7 @@ export function InstancePage({ id }: { id: string }) {
         <HealthBadge status={current.observed?.status} />
         <LiveBadge state={live} />
         <div class="spacer" />
+        <EditorButton inst={current} />
         {can(perms, 'instances', 'update') && (
           <div class="actions">
             {running ? (
@@ -235,6 +239,10 @@ export function InstancePage({ id }: { id: string }) {
         <div class="card">
           {mem[0].length === 0 ? <Empty>No memory samples in the last hour yet.</Empty> : <Chart title="Memory (last hour)" series={[{ label: 'Memory', colour: '#b48cff', format: (v) => fmtBytes(v) }]} data={mem} />}
         </div>
+      </div>
+      <div class="two-col">
+        <NodesPanel inst={current} />
+        <SnapshotsPanel inst={current} />
       </div>
       <Logs inst={current} />
       {confirm && (
