@@ -25,6 +25,7 @@ import (
 	"github.com/redforge/controltower/hub/api"
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/backup"
 	"github.com/redforge/controltower/hub/broker"
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/cluster"
@@ -75,6 +76,9 @@ type Hub struct {
 	Instances *instances.Service
 	Scheduler *schedule.Scheduler
 	Seal      *secrets.Sealer
+
+	// Backups makes, verifies and prunes backups (backups.go).
+	Backups *backup.Service
 
 	// caughtUp is set once this hub's catalog has caught up with the
 	// cluster after the start (fleet.Deps.Ready).
@@ -271,6 +275,9 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 	h.Sync = edgesync.New(edgesync.Config{Catalog: h.State, Raft: h.Raft, Store: h.Store,
 		Logger: h.Logger.With("component", "sync")})
 	h.openDeploy()
+	if err := h.openBackups(); err != nil {
+		return err
+	}
 	h.API = api.New(api.Config{
 		Sync:        h.Sync,
 		EdgeAuth:    h.Sync,
@@ -295,6 +302,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Deploy:      h.Deploy,
 		Proxy:       h.Proxy,
 		Checkpoints: h.Store,
+		Backups:     h.Backups,
 
 		// Forwarding headers count only from TrustedProxies (empty: none);
 		// LoginState keeps the per-account login delay in coord.
@@ -430,6 +438,9 @@ func (h *Hub) openFleet(ctx context.Context) error {
 }
 
 func (h *Hub) pickDriver(ctx context.Context) (fleet.Driver, error) {
+	if h.Config.scratch {
+		return scratchDriver{}, nil // a backup verification copy (backups.go)
+	}
 	dataDir, err := filepath.Abs(h.Config.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data-dir: %w", err)
@@ -581,7 +592,9 @@ func (h *Hub) openDeploy() {
 	h.Proxy = proxy.New(proxyResolver{h.Instances, h.State}, h.locality(), h.Logger.With("component", "proxy"))
 	o.SetProxy(h.Proxy)
 	h.Deploy = o
-	h.background(o.Run)
+	if !h.Config.scratch { // a verification copy must not drive the real runtimes
+		h.background(o.Run)
+	}
 }
 
 // checkMQTT admits a runtime to the embedded broker with its row's own

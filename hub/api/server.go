@@ -96,6 +96,9 @@ type Config struct {
 	// /i/{name}/ (hub/proxy). Their routes are registered when set.
 	Deploy Deployer
 	Proxy  DataProxy
+	// Backups makes, lists, verifies and prunes backups (hub/backup);
+	// its routes are registered when set.
+	Backups Backups
 	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
 	// cluster secret themselves (events fan-out, in-flight counts).
 	PeerRoutes map[string]http.Handler
@@ -186,6 +189,7 @@ func (s *Server) routes() {
 	s.analyticsRoutes()
 	s.prometheusRoutes()
 	s.alertRoutes()
+	s.backupRoutes()
 	s.consoleRoutes()
 }
 

@@ -31,6 +31,10 @@ const (
 	ResourceMetrics Resource = "metrics"
 	// ResourceAlerts are alert rules, active alerts and their history.
 	ResourceAlerts Resource = "alerts"
+	// ResourceBackups are backups, restores' verification, configuration
+	// export and import: ADMIN only (an archive holds every secret sealed
+	// and every password hash).
+	ResourceBackups Resource = "backups"
 )
 
 // Action is what is done to a resource.
@@ -48,7 +52,7 @@ const (
 var Resources = []Resource{
 	ResourceInstances, ResourceDeployments, ResourceEdges, ResourceRegions, ResourceModels,
 	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceReports, ResourceMetrics, ResourceAlerts,
-	ResourceUsers, ResourceTokens,
+	ResourceUsers, ResourceTokens, ResourceBackups,
 }
 
 // Actions lists every action, in matrix order.
@@ -83,6 +87,7 @@ var matrix = map[Resource][3]string{
 	ResourceAlerts:      {"CRUD", "CRU-", "-R--"},
 	ResourceUsers:       {"CRUD", "----", "----"},
 	ResourceTokens:      {"CRUD", "----", "----"},
+	ResourceBackups:     {"CRUD", "----", "----"},
 }
 
 // InstanceScopePermissions is everything an instance-scoped API token may

@@ -248,11 +248,11 @@ func (a *archiveReader) next() (string, io.Reader, error) {
 		return "", nil, fmt.Errorf("%w: truncated: the archive ends without %s", ErrCorrupt, entryManifest)
 	}
 	if err != nil {
-		after := "the start"
+		where := "the first entry"
 		if len(a.seen) > 0 {
-			after = a.seen[len(a.seen)-1].Name
+			where = "the entry after " + a.seen[len(a.seen)-1].Name
 		}
-		return "", nil, fmt.Errorf("%w: after %s: %v", ErrCorrupt, after, err)
+		return "", nil, fmt.Errorf("%w: reading %s: %v", ErrCorrupt, where, err)
 	}
 	if hdr.Typeflag != tar.TypeReg || !validEntryName(hdr.Name) {
 		return "", nil, fmt.Errorf("%w: unexpected entry %q", ErrCorrupt, hdr.Name)

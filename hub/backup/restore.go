@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"filippo.io/age"
@@ -27,7 +25,8 @@ type Target struct {
 	// NodeIDFiles are the files that hold the hub's node id.
 	NodeIDFiles []string
 	// NodeID and RaftAddr are the restored hub's Raft identity: a one-node
-	// configuration that others join.
+	// configuration that others join. An empty NodeID takes the id of the
+	// hub that made the archive, so its allocations come back in place.
 	NodeID, RaftAddr string
 	// StoreKind is StoreSQLite or StorePostgres; StorePath the SQLite file
 	// or the PostgreSQL DSN.
@@ -166,6 +165,9 @@ func restoreFrom(ctx context.Context, src io.Reader, t Target, tmp string) (*Man
 	if t.StoreKind != m.StoreKind {
 		return nil, fmt.Errorf("%w: the archive holds a %s store, the target is %s; restore it into a %s store", ErrFormat, m.StoreKind, t.StoreKind, m.StoreKind)
 	}
+	if t.NodeID == "" {
+		t.NodeID = m.HubID
+	}
 	if err := writeRaft(st, t); err != nil {
 		return nil, err
 	}
@@ -263,7 +265,9 @@ func writeRaft(st *staged, t Target) error {
 	}
 	index := max(st.manifest.CatalogIndex, 1)
 	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(t.NodeID), Address: raft.ServerAddress(t.RaftAddr)}}}
-	sink, err := snaps.Create(raft.SnapshotVersionMax, index, 1, conf, index, nil)
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(t.RaftAddr)) // encodes the peers only
+	defer trans.Close()
+	sink, err := snaps.Create(raft.SnapshotVersionMax, index, 1, conf, index, trans)
 	if err != nil {
 		return fmt.Errorf("backup: raft snapshot: %w", err)
 	}
@@ -278,11 +282,4 @@ func writeRaft(st *staged, t Target) error {
 		return fmt.Errorf("backup: raft snapshot: %w", err)
 	}
 	return sink.Close()
-}
-
-// readManifestOnly is for tests and tools: the manifest of a staged dir.
-func (s *staged) String() string {
-	var b bytes.Buffer
-	b.WriteString(s.manifest.ID + " index " + strconv.FormatUint(s.manifest.CatalogIndex, 10))
-	return b.String()
 }
