@@ -163,8 +163,8 @@ func PreparePITR(ctx context.Context, objs Objects, o PITROptions) (time.Time, e
 		return time.Time{}, err
 	}
 	for _, k := range keys {
-		if !strings.HasPrefix(k, bestPrefix) {
-			continue
+		if !strings.HasPrefix(k, bestPrefix) || !(strings.HasSuffix(k, ".tar") || strings.HasSuffix(k, ".tar.gz")) {
+			continue // backup_manifest stays beside the tars (pg_verifybackup)
 		}
 		dst := o.DataDir
 		if path.Base(k) == "pg_wal.tar.gz" {
@@ -175,7 +175,7 @@ func PreparePITR(ctx context.Context, objs Objects, o PITROptions) (time.Time, e
 		}
 	}
 	conf := fmt.Sprintf("\n# Written by towerctl backup pitr: replay the archived WAL to the target, then promote.\nrestore_command = '%s'\nrecovery_target_time = '%s'\nrecovery_target_action = 'promote'\n",
-		strings.ReplaceAll(o.RestoreCommand, "'", "''"), o.To.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
+		strings.ReplaceAll(o.RestoreCommand, "'", "''"), o.To.UTC().Format("2006-01-02 15:04:05.999999-07:00"))
 	f, err := os.OpenFile(filepath.Join(o.DataDir, "postgresql.auto.conf"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return time.Time{}, err
