@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/redforge/controltower/hub/api"
 	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/backup"
 	"github.com/redforge/controltower/hub/catalog"
@@ -67,6 +68,11 @@ func (h *Hub) openBackups() error {
 	if c.scratch {
 		return nil
 	}
+	if c.FlowsGit {
+		h.FlowsGit = backup.NewGitMirror(backup.GitConfig{Dir: filepath.Join(h.Config.DataDir, "flows-git"), Remote: c.FlowsGitRemote,
+			Logger: h.Logger.With("component", "flows-git")}, h.State, h.Store, h.Raft.IsLeader)
+		h.background(h.FlowsGit.Run)
+	}
 	bs, _ := backup.ParseSchedule(c.BackupSchedule)
 	vs, _ := backup.ParseSchedule(c.BackupVerifySchedule)
 	if bs != nil || vs != nil {
@@ -74,6 +80,14 @@ func (h *Hub) openBackups() error {
 		h.background(s.Run)
 	}
 	return nil
+}
+
+// flowsGit is the API's view of the mirror (nil when it is off).
+func (h *Hub) flowsGit() api.FlowsGit {
+	if h.FlowsGit == nil {
+		return nil
+	}
+	return h.FlowsGit
 }
 
 // RestoreTarget returns where a restore rebuilds a hub configured as cfg:

@@ -77,8 +77,10 @@ type Hub struct {
 	Scheduler *schedule.Scheduler
 	Seal      *secrets.Sealer
 
-	// Backups makes, verifies and prunes backups (backups.go).
-	Backups *backup.Service
+	// Backups makes, verifies and prunes backups; FlowsGit mirrors every
+	// deployed flows version into Git (backups.go).
+	Backups  *backup.Service
+	FlowsGit *backup.GitMirror
 
 	// caughtUp is set once this hub's catalog has caught up with the
 	// cluster after the start (fleet.Deps.Ready).
@@ -303,6 +305,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Proxy:       h.Proxy,
 		Checkpoints: h.Store,
 		Backups:     h.Backups,
+		FlowsGit:    h.flowsGit(),
 
 		// Forwarding headers count only from TrustedProxies (empty: none);
 		// LoginState keeps the per-account login delay in coord.

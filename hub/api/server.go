@@ -99,6 +99,9 @@ type Config struct {
 	// Backups makes, lists, verifies and prunes backups (hub/backup);
 	// its routes are registered when set.
 	Backups Backups
+	// FlowsGit is the flows mirror in Git: GET /api/flows/git and POST
+	// /api/flows/restore (registered when set).
+	FlowsGit FlowsGit
 	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
 	// cluster secret themselves (events fan-out, in-flight counts).
 	PeerRoutes map[string]http.Handler
@@ -190,6 +193,7 @@ func (s *Server) routes() {
 	s.prometheusRoutes()
 	s.alertRoutes()
 	s.backupRoutes()
+	s.flowsGitRoutes()
 	s.consoleRoutes()
 }
 
