@@ -306,6 +306,8 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Checkpoints: h.Store,
 		Backups:     h.Backups,
 		FlowsGit:    h.flowsGit(),
+		// configuration export and import (hub/backup)
+		ConfigCatalog: h.State,
 
 		// Forwarding headers count only from TrustedProxies (empty: none);
 		// LoginState keeps the per-account login delay in coord.

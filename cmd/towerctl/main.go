@@ -49,6 +49,7 @@ func commands() []command {
 		{"edges", "list|show ID|token [--region R] [--ttl D]|config get ID|config set ID FLOWS_FILE [--settings FILE]", runEdges},
 		{"auth", "keys|rotate-keys: list the JWT signing keys, or add one that new tokens use (old tokens verify until they expire)", runAuth},
 		{"cluster", "status|leave HUB_ID|join --id --region --raft --api (needs REDFORGE_CLUSTER_SECRET)", runCluster},
+		{"config", "export [--out FILE] | import FILE [--dry-run]: users, roles, tokens' metadata, regions, placement", runConfig},
 		{"flows", "restore --instance NAME --tag T [--wait]: redeploy a version from the flows Git mirror blue-green | git", runFlows},
 		{"backup", "create|list|verify NAME|prune [--dry-run]|pitr --to TIME --pgdata DIR|basebackup|wal-push|wal-fetch (--dest)", runBackup},
 		{"version", "print towerctl's version", func(_ context.Context, _ *Client, _ []string, out io.Writer) error {

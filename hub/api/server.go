@@ -15,6 +15,7 @@ import (
 
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/backup"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/metrics"
 	"github.com/redforge/controltower/hub/store"
@@ -102,6 +103,9 @@ type Config struct {
 	// FlowsGit is the flows mirror in Git: GET /api/flows/git and POST
 	// /api/flows/restore (registered when set).
 	FlowsGit FlowsGit
+	// ConfigCatalog serves configuration export and import (GET
+	// /api/config/export, POST /api/config/import), registered when set.
+	ConfigCatalog backup.ConfigCatalog
 	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
 	// cluster secret themselves (events fan-out, in-flight counts).
 	PeerRoutes map[string]http.Handler
@@ -194,6 +198,7 @@ func (s *Server) routes() {
 	s.alertRoutes()
 	s.backupRoutes()
 	s.flowsGitRoutes()
+	s.configRoutes()
 	s.consoleRoutes()
 }
 
