@@ -82,6 +82,16 @@ func (h *Hub) openBackups() error {
 	return nil
 }
 
+// storeCheck is the store-integrity health check (hub/backup.StoreCheck):
+// a truncated SQLite file or a dropped PostgreSQL table.
+func (h *Hub) storeCheck() *backup.StoreCheck {
+	kind, _ := StoreKind(h.Config.Store)
+	c := &backup.StoreCheck{Kind: kind, Path: h.storeTarget()}
+	_ = c.Ping(h.bgCtx()) // the baseline: the tables there at the start
+	h.onClose("store-integrity", c.Close)
+	return c
+}
+
 // flowsGit is the API's view of the mirror (nil when it is off).
 func (h *Hub) flowsGit() api.FlowsGit {
 	if h.FlowsGit == nil {

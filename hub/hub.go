@@ -328,6 +328,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Components: []api.Component{
 			{Name: "raft", Checker: h.Raft},
 			{Name: "store", Checker: h.Store},
+			{Name: "store-integrity", Checker: h.storeCheck()},
 			{Name: "coord", Checker: h.Coord},
 			{Name: "broker", Checker: h.Bus},
 		},

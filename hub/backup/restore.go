@@ -283,3 +283,29 @@ func writeRaft(st *staged, t Target) error {
 	}
 	return sink.Close()
 }
+
+// ReadArchive reads and checks the whole archive from src (every
+// checksum, the manifest, the catalog snapshot and store copy read back)
+// without restoring it, and returns its manifest and catalog. tmpDir
+// holds the staged entries meanwhile.
+func ReadArchive(ctx context.Context, src io.Reader, ids []age.Identity, tmpDir string) (*Manifest, *catalog.State, error) {
+	dir, err := os.MkdirTemp(tmpDir, ".read-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
+	st, err := stage(ctx, src, ids, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := os.Open(st.path(entryCatalog))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	cat := catalog.NewState()
+	if err := cat.Restore(f); err != nil {
+		return nil, nil, err
+	}
+	return st.manifest, cat, nil
+}
