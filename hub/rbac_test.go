@@ -106,6 +106,14 @@ var routeTable = []routeRule{
 	{"GET", "/api/alerts/metrics", "perm", "alerts", "read"},
 	{"GET", "/api/alerts", "perm", "alerts", "read"},
 	{"GET", "/api/alerts/history", "perm", "alerts", "read"},
+	{"POST", "/api/backups", "perm", "backups", "create"},
+	{"GET", "/api/backups", "perm", "backups", "read"},
+	{"POST", "/api/backups/:name/verify", "perm", "backups", "update"},
+	{"POST", "/api/backups/prune", "perm", "backups", "delete"},
+	{"GET", "/api/config/export", "perm", "backups", "read"},
+	{"POST", "/api/config/import", "perm", "backups", "create"},
+	{"GET", "/api/flows/git", "perm", "backups", "read"},
+	{"POST", "/api/flows/restore", "perm", "deployments", "create"},
 	{"GET", "/i/:name/*path", "public", "", ""},
 	{"HEAD", "/i/:name/*path", "public", "", ""},
 	{"POST", "/i/:name/*path", "public", "", ""},
@@ -125,7 +133,7 @@ func allowed(role, res, act string) bool {
 		return true
 	case "OPERATOR":
 		switch res {
-		case "users", "tokens":
+		case "users", "tokens", "backups":
 			return false
 		case "instances", "deployments", "edges", "alerts":
 			return act != "delete"
@@ -134,7 +142,7 @@ func allowed(role, res, act string) bool {
 		}
 		return act == "read"
 	case "VIEWER":
-		return act == "read" && res != "users" && res != "tokens"
+		return act == "read" && res != "users" && res != "tokens" && res != "backups"
 	case "instance-token":
 		return act == "create" && (res == "ai_decisions" || res == "checkpoints")
 	case "metrics-token":
