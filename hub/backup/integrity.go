@@ -3,7 +3,9 @@ package backup
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sync"
@@ -54,6 +56,9 @@ func (c *StoreCheck) Ping(ctx context.Context) error {
 }
 
 func (c *StoreCheck) sqlite(ctx context.Context) ([]string, error) {
+	if err := checkSQLiteHeader(c.Path); err != nil {
+		return nil, err
+	}
 	if c.db == nil {
 		db, err := sql.Open("sqlite", sqliteDSN(c.Path, "&_pragma=query_only(1)"))
 		if err != nil {
@@ -61,20 +66,6 @@ func (c *StoreCheck) sqlite(ctx context.Context) ([]string, error) {
 		}
 		db.SetMaxOpenConns(1)
 		c.db = db
-	}
-	fi, err := os.Stat(c.Path)
-	if err != nil {
-		return nil, fmt.Errorf("store damaged: %w", err)
-	}
-	var pages, size int64
-	if err := c.db.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
-		return nil, fmt.Errorf("store damaged: %s: %w", c.Path, err)
-	}
-	if err := c.db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
-		return nil, fmt.Errorf("store damaged: %s: %w", c.Path, err)
-	}
-	if wal, err := os.Stat(c.Path + "-wal"); (err != nil || wal.Size() == 0) && fi.Size() < pages*size {
-		return nil, fmt.Errorf("store damaged: %s is %d bytes, its header counts %d pages of %d (truncated; restore from the last backup: see docs/dr.md)", c.Path, fi.Size(), pages, size)
 	}
 	rows, err := c.db.QueryContext(ctx, "SELECT name FROM sqlite_schema WHERE type = 'table'")
 	if err != nil {
@@ -90,6 +81,38 @@ func (c *StoreCheck) sqlite(ctx context.Context) ([]string, error) {
 		out = append(out, t)
 	}
 	return out, rows.Err()
+}
+
+// checkSQLiteHeader compares the file's size with the database size its
+// header records (when the header says that size is valid): a file cut
+// short is damaged whatever its WAL holds.
+func checkSQLiteHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("store damaged: %w", err)
+	}
+	defer f.Close()
+	var hdr [100]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return fmt.Errorf("store damaged: %s: header: %v", path, err)
+	}
+	if string(hdr[:16]) != "SQLite format 3\x00" {
+		return fmt.Errorf("store damaged: %s is not an SQLite database (bad header)", path)
+	}
+	pageSize := int64(binary.BigEndian.Uint16(hdr[16:18]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	pages := int64(binary.BigEndian.Uint32(hdr[28:32]))
+	changes, validFor := binary.BigEndian.Uint32(hdr[24:28]), binary.BigEndian.Uint32(hdr[92:96])
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if changes == validFor && fi.Size() < pages*pageSize {
+		return fmt.Errorf("store damaged: %s is %d bytes, its header counts %d pages of %d (truncated; restore from the last backup: see docs/dr.md)", path, fi.Size(), pages, pageSize)
+	}
+	return nil
 }
 
 func (c *StoreCheck) postgres(ctx context.Context) ([]string, error) {
