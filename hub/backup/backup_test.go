@@ -207,3 +207,42 @@ func TestRetentionOverAYear(t *testing.T) {
 		}
 	}
 }
+
+func TestRestoreRefusesNewerFormat(t *testing.T) {
+	var buf bytes.Buffer
+	aw, err := newArchiveWriter(&buf, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Header{Format: FormatVersion + 1, ID: "redforge-x", HubVersion: "v9.0.0", StoreKind: StoreSQLite}
+	if err := aw.addJSON(entryHeader, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := aw.finish(&Manifest{Header: h}); err != nil {
+		t.Fatal(err)
+	}
+	tg := target(t, "k1")
+	_, err = Restore(context.Background(), &buf, tg)
+	want := "the archive is format 2, this hub reads up to format 1; restore it with hub v9.0.0 or newer"
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("restore of a newer format: %v", err)
+	}
+}
+
+// FuzzOpenArchive feeds arbitrary bytes to the archive reader: it must
+// refuse them with an error, never panic nor write outside its dir.
+func FuzzOpenArchive(f *testing.F) {
+	var buf bytes.Buffer
+	aw, _ := newArchiveWriter(&buf, nil, time.Unix(0, 0))
+	h := Header{Format: FormatVersion, ID: "redforge-x", StoreKind: StoreSQLite}
+	_ = aw.addJSON(entryHeader, h)
+	_ = aw.addBytes(entryCatalog, []byte("not a snapshot"))
+	_ = aw.finish(&Manifest{Header: h})
+	f.Add(buf.Bytes())
+	f.Add([]byte(ageMagic + "\n"))
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		_, _ = stage(context.Background(), bytes.NewReader(b), nil, dir)
+	})
+}
