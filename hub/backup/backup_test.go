@@ -175,6 +175,17 @@ func TestRetentionOverAYear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A follower's scheduler makes nothing: the leader's runs once per cluster.
+	follower := &Scheduler{Backup: sched, Service: svc, IsLeader: func() bool { return false }}
+	for ; now.Before(time.Date(2026, 1, 4, 0, 0, 0, 0, time.UTC)); now = now.Add(time.Hour) {
+		if err := follower.Tick(ctx, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if objs, _ := dest.List(ctx); len(objs) != 0 {
+		t.Fatalf("a follower made %d backups", len(objs))
+	}
+	now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := &Scheduler{Backup: sched, Service: svc, IsLeader: func() bool { return true }}
 	end := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 	for ; now.Before(end); now = now.Add(time.Hour) {
