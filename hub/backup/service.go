@@ -316,6 +316,9 @@ type VerifyResult struct {
 func (s *Service) Verify(ctx context.Context, name string) (*VerifyResult, error) {
 	start := s.cfg.Now()
 	res, err := s.verify(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil, err // nothing was verified
+	}
 	s.stats.recordVerify(start, s.cfg.Now(), err)
 	if err != nil {
 		s.cfg.Logger.Error("backup verification failed", "name", name, "error", err)
