@@ -68,6 +68,11 @@ func (h *Hub) openBackups() error {
 	if c.scratch {
 		return nil
 	}
+	h.background(func(ctx context.Context) {
+		if err := h.Backups.Seed(ctx); err != nil {
+			h.Logger.Warn("list backups", "dest", dest.String(), "error", err)
+		}
+	})
 	if c.FlowsGit {
 		h.FlowsGit = backup.NewGitMirror(backup.GitConfig{Dir: filepath.Join(h.Config.DataDir, "flows-git"), Remote: c.FlowsGitRemote,
 			Logger: h.Logger.With("component", "flows-git")}, h.State, h.Store, h.Raft.IsLeader)

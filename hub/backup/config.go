@@ -1,7 +1,9 @@
 package backup
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,9 +34,22 @@ type ConfigDoc struct {
 	Tokens     []ConfigToken     `json:"api_tokens"`
 	Regions    []ConfigRegion    `json:"regions"`
 	Placement  []ConfigPlacement `json:"placement"`
-	// AlertRules is the hook for hub/alert's rules: exported and imported
-	// by a ConfigSection registered when they exist; kept as given.
-	AlertRules []any `json:"alert_rules,omitempty"`
+	AlertRules []ConfigAlertRule `json:"alert_rules"`
+}
+
+// ConfigAlertRule is an alert rule (hub/alert), matched by name on import.
+type ConfigAlertRule struct {
+	ID          string                 `json:"id"`
+	Name        string                 `json:"name"`
+	Description string                 `json:"description,omitempty"`
+	Metric      string                 `json:"metric"`
+	Match       map[string]string      `json:"match,omitempty"`
+	Condition   string                 `json:"condition"`
+	Threshold   float64                `json:"threshold"`
+	For         time.Duration          `json:"for"`
+	Severity    string                 `json:"severity"`
+	Channels    []catalog.AlertChannel `json:"channels"`
+	Disabled    bool                   `json:"disabled,omitempty"`
 }
 
 // ConfigUser is a user with its password hash.
@@ -93,13 +108,19 @@ type ConfigCatalog interface {
 	Instances() []catalog.Instance
 	Instance(id string) (catalog.Instance, error)
 	InstanceByName(name string) (catalog.Instance, error)
+	AlertRules() []catalog.AlertRule
 }
 
 // ExportConfig returns the catalog's configuration; perms lists each
 // role's permissions (auth's matrix).
 func ExportConfig(cat ConfigCatalog, perms map[catalog.Role][]string, version string, now time.Time) ConfigDoc {
 	d := ConfigDoc{Format: ConfigFormat, ExportedAt: now.UTC(), HubVersion: version,
-		Users: []ConfigUser{}, Roles: []ConfigRole{}, Tokens: []ConfigToken{}, Regions: []ConfigRegion{}, Placement: []ConfigPlacement{}}
+		Users: []ConfigUser{}, Roles: []ConfigRole{}, Tokens: []ConfigToken{}, Regions: []ConfigRegion{}, Placement: []ConfigPlacement{},
+		AlertRules: []ConfigAlertRule{}}
+	for _, r := range cat.AlertRules() {
+		d.AlertRules = append(d.AlertRules, ConfigAlertRule{ID: r.ID, Name: r.Name, Description: r.Description, Metric: r.Metric,
+			Match: r.Match, Condition: r.Condition, Threshold: r.Threshold, For: r.For, Severity: r.Severity, Channels: r.Channels, Disabled: r.Disabled})
+	}
 	for _, u := range cat.Users() {
 		d.Users = append(d.Users, ConfigUser{ID: u.ID, Username: u.Username, Email: u.Email, PasswordHash: u.PasswordHash, Role: u.Role, Disabled: u.Disabled})
 	}
@@ -166,7 +187,48 @@ func Plan(cat ConfigCatalog, doc ConfigDoc, newID func() string) ([]Change, erro
 	for _, p := range doc.Placement {
 		out = append(out, planPlacement(cat, p))
 	}
+	for _, r := range doc.AlertRules {
+		c, err := planAlertRule(cat, r, newID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
 	return out, nil
+}
+
+func planAlertRule(cat ConfigCatalog, r ConfigAlertRule, newID func() string) (Change, error) {
+	c := Change{Kind: "alert_rule", Key: r.Name}
+	if r.Name == "" || r.Metric == "" || r.Condition == "" || r.Severity == "" {
+		return c, fmt.Errorf("alert_rules: %q needs a name, metric, condition and severity", r.Name)
+	}
+	now := time.Now().UTC()
+	row := catalog.AlertRule{ID: r.ID, Name: r.Name, Description: r.Description, Metric: r.Metric, Match: r.Match, Condition: r.Condition,
+		Threshold: r.Threshold, For: r.For, Severity: r.Severity, Channels: r.Channels, Disabled: r.Disabled, CreatedAt: now, UpdatedAt: now}
+	for _, have := range cat.AlertRules() {
+		if have.Name != r.Name {
+			continue
+		}
+		same := ConfigAlertRule{ID: r.ID, Name: have.Name, Description: have.Description, Metric: have.Metric, Match: have.Match,
+			Condition: have.Condition, Threshold: have.Threshold, For: have.For, Severity: have.Severity, Channels: have.Channels, Disabled: have.Disabled}
+		a, _ := json.Marshal(same)
+		b, _ := json.Marshal(r)
+		if bytes.Equal(a, b) {
+			c.Action = "unchanged"
+			return c, nil
+		}
+		row.ID, row.CreatedBy, row.CreatedAt, row.Indexes = have.ID, have.CreatedBy, have.CreatedAt, have.Indexes
+		c.Action, c.cmd = "update", catalog.PutAlertRule(row, catalog.IfIndex(have.ModifyIndex))
+		return c, nil
+	}
+	for _, have := range cat.AlertRules() {
+		if have.ID == row.ID || row.ID == "" {
+			row.ID = newID()
+			break
+		}
+	}
+	c.Action, c.cmd = "create", catalog.PutAlertRule(row, catalog.IfIndex(0))
+	return c, nil
 }
 
 func planUser(cat ConfigCatalog, u ConfigUser, roles []catalog.Role, newID func() string) (Change, string, error) {

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -107,3 +108,19 @@ func (s *Stats) Status() Status {
 
 // Stats returns the service's metrics and status.
 func (s *Service) Stats() *Stats { return s.stats }
+
+// Seed sets the last-success metric from the newest archive at the
+// destination, so that every hub reports the cluster's newest backup (the
+// leader makes them; a new leader starts from what is there).
+func (s *Service) Seed(ctx context.Context) error {
+	objs, err := s.cfg.Dest.List(ctx)
+	if err != nil || len(objs) == 0 {
+		return err
+	}
+	s.stats.mu.Lock()
+	defer s.stats.mu.Unlock()
+	if objs[0].Time.After(s.stats.last.LastSuccess) {
+		s.stats.lastSuccess.Set(float64(objs[0].Time.UnixNano()) / 1e9)
+	}
+	return nil
+}
