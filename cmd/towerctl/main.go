@@ -1,5 +1,8 @@
 // Command towerctl is the operator CLI of RedForge Control Tower. It
-// speaks only the hub's public REST API.
+// speaks only the hub's public REST API, but for the PostgreSQL
+// point-in-time recovery subcommands (backup basebackup|wal-push|wal-fetch|
+// pitr, pitr.go), which a database server and an operator run against the
+// backup destination while the hub's database may be down.
 package main
 
 import (
