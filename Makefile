@@ -88,6 +88,10 @@ bench-edge: test-env ## edge ingest, drain and end to end, 3 runs each (BENCH_RU
 bench-cluster: test-env ## multi-hub figures only: leader failover (loopback, 80 ms RTT), writes/s and p99 through 3 hubs, edge hub switch
 	$(GO) test -run '^$$' -bench 'BenchmarkCluster' -benchtime 1x -count=1 -timeout 10m ./cmd/hub
 
+.PHONY: bench-backup
+bench-backup: test-env ## backup figures only: backup and restore time and archive size (1,000 instances, 1M audit records, 1M vectors) on SQLite and PostgreSQL beside pg_dump/pg_restore
+	$(GO) test -run '^$$' -bench 'BenchmarkBackupRestore' -benchtime 1x -count=1 -timeout 30m ./hub/backup
+
 PROTOC_GEN_GO_VERSION ?= v1.36.12
 
 proto: ## regenerate syncproto's Go code from sync.proto (protoc from Debian, protoc-gen-go from the module proxy)

@@ -105,6 +105,9 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 // cluster directory (so others can forward to it when it leads) and starts
 // probing the other hubs.
 func (h *Hub) openCluster(context.Context) error {
+	if h.Config.scratch {
+		return nil // a backup verification copy has no peers (backups.go)
+	}
 	h.cl.started.Store(true)
 	info := h.selfInfo()
 	h.background(func(ctx context.Context) {

@@ -91,6 +91,8 @@ type Config struct {
 	// ObservabilityConfig: Grafana, LLM prices, metric and alert
 	// intervals, the alert mail server (observability_config.go).
 	ObservabilityConfig
+	// BackupConfig: --backup-*, --flows-git-remote (backup_config.go).
+	BackupConfig
 }
 
 // DefaultConfig returns the embedded-defaults configuration.
@@ -109,6 +111,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: DefaultShutdown,
 		DockerNetwork:   DefaultNetwork,
 		MonitorInterval: DefaultMonitor,
+		BackupConfig:    defaultBackupConfig(),
 	}
 }
 
@@ -165,6 +168,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	monitor := fs.Duration("monitor-interval", cfg.MonitorInterval, "instance health check interval (1s or more)")
 	applyCluster := clusterFlags(fs)
 	applyObservability := observabilityFlags(fs)
+	applyBackup := backupFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -209,6 +213,9 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		return cfg, err
 	}
 	if err := applyObservability(&cfg, set, getenv); err != nil {
+		return cfg, err
+	}
+	if err := applyBackup(&cfg, set, getenv); err != nil {
 		return cfg, err
 	}
 	return cfg, secrets.Err()
@@ -300,6 +307,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateCluster()...)
 	errs = append(errs, c.validateObservability()...)
+	errs = append(errs, c.validateBackup()...)
 	return errors.Join(errs...)
 }
 

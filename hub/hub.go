@@ -25,6 +25,7 @@ import (
 	"github.com/redforge/controltower/hub/api"
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/backup"
 	"github.com/redforge/controltower/hub/broker"
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/cluster"
@@ -78,6 +79,11 @@ type Hub struct {
 	Seal      *secrets.Sealer
 	// Nodes is this hub's cache of instances' node packages.
 	Nodes *nodes.Cache
+
+	// Backups makes, verifies and prunes backups; FlowsGit mirrors every
+	// deployed flows version into Git (backups.go).
+	Backups  *backup.Service
+	FlowsGit *backup.GitMirror
 
 	// caughtUp is set once this hub's catalog has caught up with the
 	// cluster after the start (fleet.Deps.Ready).
@@ -274,6 +280,9 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 	h.Sync = edgesync.New(edgesync.Config{Catalog: h.State, Raft: h.Raft, Store: h.Store,
 		Logger: h.Logger.With("component", "sync")})
 	h.openDeploy()
+	if err := h.openBackups(); err != nil {
+		return err
+	}
 	h.API = api.New(api.Config{
 		Sync:        h.Sync,
 		EdgeAuth:    h.Sync,
@@ -298,6 +307,10 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Deploy:      h.Deploy,
 		Proxy:       h.Proxy,
 		Checkpoints: h.Store,
+		Backups:     h.Backups,
+		FlowsGit:    h.flowsGit(),
+		// configuration export and import (hub/backup)
+		ConfigCatalog: h.State,
 
 		// The Node-RED editor through the hub (hub/api/editor.go).
 		Editor:            h.Proxy,
@@ -324,6 +337,7 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Components: []api.Component{
 			{Name: "raft", Checker: h.Raft},
 			{Name: "store", Checker: h.Store},
+			{Name: "store-integrity", Checker: h.storeCheck()},
 			{Name: "coord", Checker: h.Coord},
 			{Name: "broker", Checker: h.Bus},
 		},
@@ -444,6 +458,9 @@ func (h *Hub) openFleet(ctx context.Context) error {
 }
 
 func (h *Hub) pickDriver(ctx context.Context) (fleet.Driver, error) {
+	if h.Config.scratch {
+		return scratchDriver{}, nil // a backup verification copy (backups.go)
+	}
 	dataDir, err := filepath.Abs(h.Config.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data-dir: %w", err)
@@ -595,7 +612,9 @@ func (h *Hub) openDeploy() {
 	h.Proxy = proxy.New(proxyResolver{h.Instances, h.State}, h.locality(), h.Logger.With("component", "proxy"))
 	o.SetProxy(h.Proxy)
 	h.Deploy = o
-	h.background(o.Run)
+	if !h.Config.scratch { // a verification copy must not drive the real runtimes
+		h.background(o.Run)
+	}
 }
 
 // checkMQTT admits a runtime to the embedded broker with its row's own

@@ -130,6 +130,14 @@ var routeTable = []routeRule{
 	{"DELETE", "/api/instances/:id/snapshots/:sid", "perm", "instances", "update"},
 	{"GET", "/api/instances/:id/snapshots/:sid/compare", "perm", "instances", "read"},
 	{"POST", "/api/instances/:id/snapshots/:sid/rollback", "perm", "instances", "update"},
+	{"POST", "/api/backups", "perm", "backups", "create"},
+	{"GET", "/api/backups", "perm", "backups", "read"},
+	{"POST", "/api/backups/:name/verify", "perm", "backups", "update"},
+	{"POST", "/api/backups/prune", "perm", "backups", "delete"},
+	{"GET", "/api/config/export", "perm", "backups", "read"},
+	{"POST", "/api/config/import", "perm", "backups", "create"},
+	{"GET", "/api/flows/git", "perm", "backups", "read"},
+	{"POST", "/api/flows/restore", "perm", "deployments", "create"},
 	{"GET", "/i/:name/*path", "public", "", ""},
 	{"HEAD", "/i/:name/*path", "public", "", ""},
 	{"POST", "/i/:name/*path", "public", "", ""},
@@ -149,7 +157,7 @@ func allowed(role, res, act string) bool {
 		return true
 	case "OPERATOR":
 		switch res {
-		case "users", "tokens":
+		case "users", "tokens", "backups":
 			return false
 		case "instances", "deployments", "edges", "alerts":
 			return act != "delete"
@@ -158,7 +166,7 @@ func allowed(role, res, act string) bool {
 		}
 		return act == "read"
 	case "VIEWER":
-		return act == "read" && res != "users" && res != "tokens"
+		return act == "read" && res != "users" && res != "tokens" && res != "backups"
 	case "instance-token":
 		return act == "create" && (res == "ai_decisions" || res == "checkpoints")
 	case "metrics-token":

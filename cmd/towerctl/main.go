@@ -1,5 +1,8 @@
 // Command towerctl is the operator CLI of RedForge Control Tower. It
-// speaks only the hub's public REST API.
+// speaks only the hub's public REST API, but for the PostgreSQL
+// point-in-time recovery subcommands (backup basebackup|wal-push|wal-fetch|
+// pitr, pitr.go), which a database server and an operator run against the
+// backup destination while the hub's database may be down.
 package main
 
 import (
@@ -51,6 +54,9 @@ func commands() []command {
 		{"cluster", "status|leave HUB_ID|join --id --region --raft --api (needs REDFORGE_CLUSTER_SECRET)", runCluster},
 		{"nodes", "list NAME|install NAME (PKG@VERSION|--tarball FILE)|remove NAME PKG|policy [set --allow --deny]: node packages, blue-green", runNodes},
 		{"snapshots", "list NAME|create NAME --name T|show|compare NAME ID [--with ID]|rollback NAME ID [--wait]|delete", runSnapshots},
+		{"config", "export [--out FILE] | import FILE [--dry-run]: users, roles, tokens' metadata, regions, placement", runConfig},
+		{"flows", "restore --instance NAME --tag T [--wait]: redeploy a version from the flows Git mirror blue-green | git", runFlows},
+		{"backup", "create|list|verify NAME|prune [--dry-run]|pitr --to TIME --pgdata DIR|basebackup|wal-push|wal-fetch (--dest)", runBackup},
 		{"version", "print towerctl's version", func(_ context.Context, _ *Client, _ []string, out io.Writer) error {
 			_, err := fmt.Fprintln(out, "towerctl", version)
 			return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/backup"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/metrics"
 	"github.com/redforge/controltower/hub/store"
@@ -96,6 +97,15 @@ type Config struct {
 	// /i/{name}/ (hub/proxy). Their routes are registered when set.
 	Deploy Deployer
 	Proxy  DataProxy
+	// Backups makes, lists, verifies and prunes backups (hub/backup);
+	// its routes are registered when set.
+	Backups Backups
+	// FlowsGit is the flows mirror in Git: GET /api/flows/git and POST
+	// /api/flows/restore (registered when set).
+	FlowsGit FlowsGit
+	// ConfigCatalog serves configuration export and import (GET
+	// /api/config/export, POST /api/config/import), registered when set.
+	ConfigCatalog backup.ConfigCatalog
 	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
 	// cluster secret themselves (events fan-out, in-flight counts).
 	PeerRoutes map[string]http.Handler
@@ -202,6 +212,9 @@ func (s *Server) routes() {
 	s.editorRoutes()
 	s.nodeRoutes()
 	s.snapshotRoutes()
+	s.backupRoutes()
+	s.flowsGitRoutes()
+	s.configRoutes()
 	s.consoleRoutes()
 }
 

@@ -34,6 +34,10 @@ const (
 	// ResourceNodePolicy is the cluster's allow- and deny-lists of the
 	// node packages instances may install (hub/nodes).
 	ResourceNodePolicy Resource = "node_policy"
+	// ResourceBackups are backups, restores' verification, configuration
+	// export and import: ADMIN only (an archive holds every secret sealed
+	// and every password hash).
+	ResourceBackups Resource = "backups"
 )
 
 // Action is what is done to a resource.
@@ -51,7 +55,7 @@ const (
 var Resources = []Resource{
 	ResourceInstances, ResourceDeployments, ResourceEdges, ResourceRegions, ResourceModels,
 	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceNodePolicy, ResourceReports, ResourceMetrics, ResourceAlerts,
-	ResourceUsers, ResourceTokens,
+	ResourceUsers, ResourceTokens, ResourceBackups,
 }
 
 // Actions lists every action, in matrix order.
@@ -87,6 +91,7 @@ var matrix = map[Resource][3]string{
 	ResourceAlerts:      {"CRUD", "CRU-", "-R--"},
 	ResourceUsers:       {"CRUD", "----", "----"},
 	ResourceTokens:      {"CRUD", "----", "----"},
+	ResourceBackups:     {"CRUD", "----", "----"},
 }
 
 // InstanceScopePermissions is everything an instance-scoped API token may

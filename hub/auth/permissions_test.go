@@ -28,6 +28,7 @@ metrics       CRUD  -R--     -R--
 alerts        CRUD  CRU-     -R--
 users         CRUD  ----     ----
 tokens        CRUD  ----     ----
+backups       CRUD  ----     ----
 `
 
 func renderMatrix() string {
@@ -90,7 +91,7 @@ func TestPermissionMatrix(t *testing.T) {
 			t.Errorf("Can(%s, %s, %s) = %v, want %v", c.role, c.res, c.act, got, c.want)
 		}
 	}
-	if len(PermissionsOf(catalog.RoleViewer)) != len(Resources)-2 {
+	if len(PermissionsOf(catalog.RoleViewer)) != len(Resources)-3 { // not users, tokens, backups
 		t.Errorf("PermissionsOf(VIEWER) = %v", PermissionsOf(catalog.RoleViewer))
 	}
 }
