@@ -43,13 +43,20 @@ const (
 	tableFlows            = "flows"
 	tableCredentials      = "credentials"
 	tableMoves            = "moves"
+	tableLLMProviders     = "llm_providers"
+	tableModels           = "models"
+	tableLLMRoutes        = "llm_routes"
+	tableLLMBudgets       = "llm_budgets"
+	tableBenchmarks       = "benchmarks"
 	tableIndex            = "index"
 )
 
 var tableOrder = []string{
 	tableRegions, tableSettings, tableUsers, tableInstances, tableDeployments,
 	tableAPITokens, tableEdges, tableEnrollmentTokens, tableHubs, tableAllocations,
-	tableFlows, tableCredentials, tableMoves, tableIndex,
+	tableFlows, tableCredentials, tableMoves,
+	tableLLMProviders, tableModels, tableLLMRoutes, tableLLMBudgets, tableBenchmarks,
+	tableIndex,
 }
 
 func schema() *memdb.DBSchema {
@@ -58,6 +65,7 @@ func schema() *memdb.DBSchema {
 		deploymentsTable(), apiTokensTable(), edgesTable(),
 		enrollmentTokensTable(), hubsTable(), allocationsTable(), flowsTable(),
 		credentialsTable(), movesTable(), indexTable(),
+		llmProvidersTable(), modelsTable(), llmRoutesTable(), llmBudgetsTable(), benchmarksTable(),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, t := range tables {
@@ -139,6 +147,12 @@ func singular(table string) string {
 		return "flows"
 	case tableCredentials:
 		return "credentials"
+	case tableLLMProviders:
+		return "llm provider"
+	case tableLLMRoutes:
+		return "llm route"
+	case tableLLMBudgets:
+		return "llm budget"
 	}
 	return table[:len(table)-1]
 }
