@@ -154,7 +154,7 @@ func (s *Server) oaiChat(w http.ResponseWriter, r *http.Request) {
 		finish = "length"
 	}
 	usage := map[string]any{"prompt_tokens": Tokens(prompt), "completion_tokens": Tokens(answer),
-		"total_tokens": Tokens(prompt) + Tokens(answer),
+		"total_tokens":              Tokens(prompt) + Tokens(answer),
 		"prompt_tokens_details":     map[string]any{"cached_tokens": 0, "audio_tokens": 0},
 		"completion_tokens_details": map[string]any{"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
 	id, created := s.requestID("chatcmpl-"), time.Now().Unix()
