@@ -142,6 +142,9 @@ func (st *ollamaStream) Recv() (Chunk, error) {
 		}
 		var r ollamaChatResponse
 		if err := json.Unmarshal(line, &r); err != nil {
+			if rerr := st.sc.Err(); rerr != nil {
+				return Chunk{}, transportError(st.p.id, rerr) // a line cut by a read error (ErrTooLarge)
+			}
 			return Chunk{}, transportError(st.p.id, fmt.Errorf("decode stream line: %w", err))
 		}
 		if r.Error != "" {
