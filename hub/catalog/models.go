@@ -317,8 +317,9 @@ func applyDeleteLLMBudget(w *write, b keyBody) (any, error) {
 }
 
 // PutBenchmark returns the command that records a benchmark run (started,
-// then finished with its results). Errors: ErrInvalid without an id.
-func PutBenchmark(b Benchmark) Command { return newPut(CmdPutBenchmark, b, nil) }
+// then finished with its results). Errors: ErrInvalid without an id;
+// ErrConflict when an IfIndex check fails.
+func PutBenchmark(b Benchmark, opts ...PutOption) Command { return newPut(CmdPutBenchmark, b, opts) }
 
 func applyPutBenchmark(w *write, b putBody[Benchmark]) (any, error) {
 	return putRow(w, tableBenchmarks, &b.Row, b.IfIndex, checkBenchmark)

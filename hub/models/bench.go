@@ -81,18 +81,59 @@ type Applier interface {
 	Apply(ctx context.Context, cmd catalog.Command) (any, error)
 }
 
+// MaxRunningBenchmarks bounds the benchmarks one hub runs at once.
+const MaxRunningBenchmarks = 2
+
+// ErrBusy is returned by StartBenchmark when MaxRunningBenchmarks run.
+var ErrBusy = errors.New("too many benchmarks running on this hub; wait for one to finish")
+
+// StartBenchmark records run id as running and runs it in the background
+// (until the gateway stops). Errors: ErrBusy; the Applier's errors.
+func (g *Gateway) StartBenchmark(ap Applier, id string, spec BenchSpec) error {
+	g.mu.Lock()
+	ctx := g.runCtx
+	if ctx == nil || ctx.Err() != nil {
+		g.mu.Unlock()
+		return errors.New("the gateway is not running")
+	}
+	if g.benches >= MaxRunningBenchmarks {
+		g.mu.Unlock()
+		return ErrBusy
+	}
+	g.benches++
+	g.bg.Add(1)
+	g.mu.Unlock()
+	started := make(chan error, 1)
+	go func() {
+		defer g.bg.Done()
+		defer func() { g.mu.Lock(); g.benches--; g.mu.Unlock() }()
+		if _, err := g.runBenchmark(ctx, ap, id, spec, started); err != nil {
+			g.log.Warn("benchmark failed", "benchmark", id, "error", err)
+		}
+	}()
+	return <-started
+}
+
 // RunBenchmark runs spec through the gateway (each query to each model by
 // name, at most Concurrency at a time), records the run as row id in the
 // catalog (running, then done or failed, with results and
 // recommendations) and sets each model's quality to its accuracy. It
 // blocks until the run ends.
 func (g *Gateway) RunBenchmark(ctx context.Context, ap Applier, id string, spec BenchSpec) (catalog.Benchmark, error) {
+	return g.runBenchmark(ctx, ap, id, spec, make(chan error, 1))
+}
+
+// runBenchmark is RunBenchmark; started gets the outcome of recording
+// the run as running.
+func (g *Gateway) runBenchmark(ctx context.Context, ap Applier, id string, spec BenchSpec, started chan<- error) (catalog.Benchmark, error) {
 	row := catalog.Benchmark{ID: id, Dataset: spec.Dataset.Name, Models: spec.Models, Scorer: spec.Scorer,
 		Concurrency: spec.Concurrency, MaxP95MS: spec.MaxP95MS, Status: "running", Hub: g.cfg.HubID,
 		StartedBy: spec.StartedBy, StartedAt: g.now().UTC()}
-	if _, err := ap.Apply(ctx, catalog.PutBenchmark(row)); err != nil {
+	if _, err := ap.Apply(ctx, catalog.PutBenchmark(row, catalog.IfIndex(0))); err != nil {
+		started <- err
 		return row, fmt.Errorf("record benchmark %s: %w", id, err)
 	}
+	started <- nil
 	results, err := g.bench(ctx, id, spec)
 	row.FinishedAt = g.now().UTC()
 	if err != nil {

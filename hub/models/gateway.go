@@ -59,6 +59,9 @@ type Gateway struct {
 
 	mu        sync.Mutex
 	providers map[string]cachedProvider
+	runCtx    context.Context // set by Run; benchmarks run under it
+	benches   int             // benchmarks running on this hub
+	bg        sync.WaitGroup
 }
 
 type cachedProvider struct {
@@ -98,6 +101,10 @@ func (g *Gateway) Spend() *Spend { return g.spend }
 // Run writes decisions and publishes this hub's figures until ctx ends,
 // then flushes what is queued.
 func (g *Gateway) Run(ctx context.Context) {
+	g.mu.Lock()
+	g.runCtx = ctx
+	g.mu.Unlock()
+	defer g.bg.Wait()
 	var wg sync.WaitGroup
 	wg.Go(func() { g.publish(ctx) })
 	g.rec.run(ctx)

@@ -398,3 +398,22 @@ func TestPlanRefusals(t *testing.T) {
 		t.Fatalf("no default route: %v", err)
 	}
 }
+
+// TestKeyNeverInErrors: an upstream that echoes the key it was given
+// (as OpenAI's 401 does) has it scrubbed before the error goes anywhere.
+func TestKeyNeverInErrors(t *testing.T) {
+	s := llmtest.Start(t, llmtest.OpenAI)
+	const key = "sk-live-secret-key-0123456789"
+	p, err := NewProvider(catalog.LLMProvider{ID: "p", Kind: KindOpenAI, BaseURL: s.URL}, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Chat(context.Background(), ChatRequest{Model: "m", Messages: []Message{{Role: "user", Content: "hi"}}})
+	var pe *ProviderError
+	if !errors.As(err, &pe) || pe.Status != 401 {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "[REDACTED]") {
+		t.Fatalf("error shows the key: %v", err)
+	}
+}

@@ -274,13 +274,79 @@ func NewProvider(p catalog.LLMProvider, apiKey string, hc *http.Client) (Provide
 	if hc == nil {
 		hc = NewHTTPClient()
 	}
+	var pr Provider
 	switch p.Kind {
 	case KindOllama:
-		return newOllama(p.ID, p.BaseURL, apiKey, hc), nil
+		pr = newOllama(p.ID, p.BaseURL, apiKey, hc)
 	case KindOpenAI:
-		return newOpenAI(p.ID, p.BaseURL, apiKey, hc), nil
+		pr = newOpenAI(p.ID, p.BaseURL, apiKey, hc)
 	case KindAnthropic:
-		return newAnthropic(p.ID, p.BaseURL, apiKey, hc), nil
+		pr = newAnthropic(p.ID, p.BaseURL, apiKey, hc)
+	default:
+		return nil, fmt.Errorf("provider %s: unknown kind %q (want one of %s)", p.ID, p.Kind, strings.Join(ProviderKinds, ", "))
 	}
-	return nil, fmt.Errorf("provider %s: unknown kind %q (want one of %s)", p.ID, p.Kind, strings.Join(ProviderKinds, ", "))
+	if len(apiKey) < 4 {
+		return pr, nil
+	}
+	return scrubbed{pr, apiKey}, nil
+}
+
+// scrubbed removes the API key from every error a provider returns: an
+// upstream may echo the key it was given (OpenAI's "Incorrect API key
+// provided: …"), and errors reach logs, the decision log and clients.
+type scrubbed struct {
+	Provider
+	key string
+}
+
+func (s scrubbed) scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *ProviderError
+	if errors.As(err, &pe) {
+		c := *pe
+		c.Message = strings.ReplaceAll(c.Message, s.key, "[REDACTED]")
+		return &c
+	}
+	if strings.Contains(err.Error(), s.key) {
+		return errors.New(strings.ReplaceAll(err.Error(), s.key, "[REDACTED]"))
+	}
+	return err
+}
+
+func (s scrubbed) Chat(ctx context.Context, req ChatRequest) (ChatResponse, error) {
+	r, err := s.Provider.Chat(ctx, req)
+	return r, s.scrub(err)
+}
+
+func (s scrubbed) Stream(ctx context.Context, req ChatRequest) (Stream, error) {
+	st, err := s.Provider.Stream(ctx, req)
+	if err != nil {
+		return nil, s.scrub(err)
+	}
+	return scrubbedStream{st, s}, nil
+}
+
+func (s scrubbed) Embed(ctx context.Context, req EmbedRequest) (EmbedResponse, error) {
+	r, err := s.Provider.Embed(ctx, req)
+	return r, s.scrub(err)
+}
+
+func (s scrubbed) CountTokens(ctx context.Context, req ChatRequest) (int64, error) {
+	n, err := s.Provider.CountTokens(ctx, req)
+	return n, s.scrub(err)
+}
+
+type scrubbedStream struct {
+	Stream
+	s scrubbed
+}
+
+func (st scrubbedStream) Recv() (Chunk, error) {
+	c, err := st.Stream.Recv()
+	if err == io.EOF {
+		return c, err
+	}
+	return c, st.s.scrub(err)
 }

@@ -87,7 +87,9 @@ func (s *Server) oaiAuth(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("x-ratelimit-remaining-tokens", "1999000")
 	w.Header().Set("x-ratelimit-reset-tokens", "30ms")
 	if s.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+s.APIKey {
-		oaiError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "", "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.")
+		// Like the real API, the message names the key it was given.
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		oaiError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "", "Incorrect API key provided: "+got+". You can find your API key at https://platform.openai.com/account/api-keys.")
 		return false
 	}
 	return true
