@@ -39,6 +39,7 @@ import (
 	"github.com/redforge/controltower/hub/fleet/process"
 	"github.com/redforge/controltower/hub/instances"
 	"github.com/redforge/controltower/hub/metrics"
+	"github.com/redforge/controltower/hub/models"
 	"github.com/redforge/controltower/hub/proxy"
 	"github.com/redforge/controltower/hub/schedule"
 	"github.com/redforge/controltower/hub/secrets"
@@ -68,6 +69,7 @@ type Hub struct {
 	Deploy  *deploy.Orchestrator // blue-green deployments
 	Proxy   *proxy.Proxy         // /i/{name}/ data plane
 	Driver  fleet.Driver
+	Models  *models.Gateway // the LLM gateway and model registry (models_wiring.go)
 
 	// Instances owns instance rows and runtime credentials; Scheduler
 	// places replicas (acting on the leader); Seal seals the catalog's
@@ -267,6 +269,9 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 	h.Sync = edgesync.New(edgesync.Config{Catalog: h.State, Raft: h.Raft, Store: h.Store,
 		Logger: h.Logger.With("component", "sync")})
 	h.openDeploy()
+	if err := h.openModels(); err != nil {
+		return fmt.Errorf("models: %w", err)
+	}
 	h.API = api.New(api.Config{
 		Sync:        h.Sync,
 		EdgeAuth:    h.Sync,
@@ -291,6 +296,8 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Deploy:      h.Deploy,
 		Proxy:       h.Proxy,
 		Checkpoints: h.Store,
+		// model marketplace (models_wiring.go)
+		Models: h.Models, ModelCatalog: h.State, Sealer: h.Seal,
 
 		// Forwarding headers count only from TrustedProxies (empty: none);
 		// LoginState keeps the per-account login delay in coord.

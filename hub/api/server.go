@@ -96,6 +96,12 @@ type Config struct {
 	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
 	// cluster secret themselves (events fan-out, in-flight counts).
 	PeerRoutes map[string]http.Handler
+	// Models serves the LLM gateway (/v1/*) and the model registry
+	// (/api/models, /api/routes/llm) over ModelCatalog; Sealer seals
+	// provider keys. Registered when Models and ModelCatalog are set.
+	Models       Models
+	ModelCatalog ModelCatalog
+	Sealer       Sealer
 }
 
 // Store is what the API reads of the data store (metric samples, status
@@ -170,6 +176,7 @@ func (s *Server) routes() {
 	s.clusterRoutes()
 	s.deploymentRoutes()
 	s.checkpointRoutes()
+	s.modelRoutes()
 	s.consoleRoutes()
 }
 

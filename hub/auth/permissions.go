@@ -26,6 +26,9 @@ const (
 	ResourceAIDecisions Resource = "ai_decisions"
 	// ResourceCheckpoints are workflow checkpoints posted by instances.
 	ResourceCheckpoints Resource = "checkpoints"
+	// ResourceLLM is the LLM gateway (/v1/*): create is a call, read the
+	// model list. The registry behind it is ResourceModels.
+	ResourceLLM Resource = "llm"
 )
 
 // Action is what is done to a resource.
@@ -43,6 +46,7 @@ const (
 var Resources = []Resource{
 	ResourceInstances, ResourceDeployments, ResourceEdges, ResourceRegions, ResourceModels,
 	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceReports, ResourceUsers, ResourceTokens,
+	ResourceLLM,
 }
 
 // Actions lists every action, in matrix order.
@@ -75,14 +79,17 @@ var matrix = map[Resource][3]string{
 	ResourceReports:     {"CRUD", "CR--", "-R--"},
 	ResourceUsers:       {"CRUD", "----", "----"},
 	ResourceTokens:      {"CRUD", "----", "----"},
+	ResourceLLM:         {"CRUD", "-R--", "-R--"},
 }
 
 // InstanceScopePermissions is everything an instance-scoped API token may
 // do, whatever its role, and only for its own instance: post AI decisions
-// and workflow checkpoints.
+// and workflow checkpoints, and call the LLM gateway (as itself).
 var InstanceScopePermissions = []Permission{
 	{ResourceAIDecisions, ActionCreate},
 	{ResourceCheckpoints, ActionCreate},
+	{ResourceLLM, ActionCreate},
+	{ResourceLLM, ActionRead},
 }
 
 // Permission is one (resource, action) pair.
@@ -210,7 +217,7 @@ func authorizeInstanceScope(p Principal, res Resource, act Action, t Target) err
 	switch {
 	case !allowed:
 		return &ForbiddenError{Role: p.Role, Resource: res, Action: act,
-			Why: fmt.Sprintf("this token is scoped to instance %s and may only post AI decisions and checkpoints", p.InstanceID)}
+			Why: fmt.Sprintf("this token is scoped to instance %s and may only post AI decisions and checkpoints and call the LLM gateway", p.InstanceID)}
 	case t.InstanceID != "" && t.InstanceID != p.InstanceID:
 		return &ForbiddenError{Role: p.Role, Resource: res, Action: act,
 			Why: fmt.Sprintf("this token is scoped to instance %s, not %s", p.InstanceID, t.InstanceID)}
