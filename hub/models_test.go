@@ -367,3 +367,93 @@ func gunzipSnapshot(t *testing.T, b []byte) string {
 	}
 	return string(out)
 }
+
+// askFlow answers GET /ask?q=… by calling the hub's LLM gateway from a
+// function node and an http request node, with the runtime's own
+// REDFORGE_HUB_URL and REDFORGE_TOKEN: no provider key in the flow.
+const askFlow = `[
+ {"id":"tab1","type":"tab","label":"ask"},
+ {"id":"in1","type":"http in","z":"tab1","url":"/ask","method":"get","wires":[["fn1"]]},
+ {"id":"fn1","type":"function","z":"tab1","outputs":1,"wires":[["req1"]],
+  "func":"const q = msg.req.query.q || 'hello';\nmsg.url = env.get('REDFORGE_HUB_URL') + '/v1/chat/completions';\nmsg.method = 'POST';\nmsg.headers = {'Authorization': 'Bearer ' + env.get('REDFORGE_TOKEN'), 'Content-Type': 'application/json', 'X-Redforge-Flow': 'ask-flow', 'X-Redforge-Priority': 'normal'};\nmsg.payload = {model: 'default', messages: [{role: 'user', content: q}]};\nreturn msg;"},
+ {"id":"req1","type":"http request","z":"tab1","method":"use","ret":"obj","url":"","wires":[["fn2"]]},
+ {"id":"fn2","type":"function","z":"tab1","outputs":1,"wires":[["out1"]],
+  "func":"const p = msg.payload || {};\nmsg.headers = {};\nmsg.payload = {status: msg.statusCode, model: p.model, answer: p.choices ? p.choices[0].message.content : p, tokens: p.usage ? p.usage.total_tokens : 0};\nreturn msg;"},
+ {"id":"out1","type":"http response","z":"tab1","statusCode":"200","wires":[]}
+]`
+
+// TestNodeREDFlowCallsGateway: a real Node-RED flow calls the gateway
+// with its instance token; the call is routed, logged in the AI-decision
+// log with tokens and cost, and counted in the metrics.
+func TestNodeREDFlowCallsGateway(t *testing.T) {
+	h := hubtest.Start(t)
+	modelsSetup(t, h, "sk-flow-test-key-0000")
+	h.JSON(t, "PUT", "/api/routes/llm/default", map[string]any{"policy": "fixed", "candidates": []string{"gpt", "llama3.2"}}, 200, nil)
+	var inst struct {
+		ID       string `json:"id"`
+		Observed struct {
+			Status string `json:"status"`
+			Port   int    `json:"port"`
+		} `json:"observed"`
+	}
+	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "agent"}, 201, &inst)
+	testenv.WaitFor(t, 120*time.Second, "instance running", func() error {
+		h.JSON(t, "GET", "/api/instances/agent", nil, 200, &inst)
+		if inst.Observed.Status != "running" || inst.Observed.Port == 0 {
+			return fmt.Errorf("status %s", inst.Observed.Status)
+		}
+		return nil
+	})
+	h.JSON(t, "PUT", "/api/instances/agent/flows", []byte(askFlow), 200, nil)
+	var answer struct {
+		Status int    `json:"status"`
+		Model  string `json:"model"`
+		Answer string `json:"answer"`
+		Tokens int64  `json:"tokens"`
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/ask?q=what+is+the+weather", inst.Observed.Port)
+	testenv.WaitFor(t, 30*time.Second, "the flow answers through the gateway", func() error {
+		resp, err := http.Get(url)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(b, &answer); err != nil || answer.Status != 200 {
+			return fmt.Errorf("GET /ask = %d %s", resp.StatusCode, b)
+		}
+		return nil
+	})
+	if answer.Model != "gpt:v1" || !strings.Contains(answer.Answer, "what is the weather") || answer.Tokens == 0 {
+		t.Fatalf("flow got %+v", answer)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the flow's call in the decision log", func() error {
+		var ds struct {
+			Decisions []struct {
+				InstanceID string          `json:"instance_id"`
+				FlowName   string          `json:"flow_name"`
+				Model      string          `json:"model"`
+				TokensUsed int64           `json:"tokens_used"`
+				Metadata   json.RawMessage `json:"metadata"`
+			} `json:"decisions"`
+		}
+		h.JSON(t, "GET", "/api/audit/ai_decisions?instance_id="+inst.ID, nil, 200, &ds)
+		if len(ds.Decisions) == 0 {
+			return errors.New("none yet")
+		}
+		d := ds.Decisions[0]
+		var m struct {
+			Route   string  `json:"route"`
+			CostUSD float64 `json:"cost_usd"`
+		}
+		_ = json.Unmarshal(d.Metadata, &m)
+		if d.FlowName != "ask-flow" || d.Model != "gpt:v1" || d.TokensUsed == 0 || m.Route != "default" || m.CostUSD <= 0 {
+			return fmt.Errorf("decision %+v %s", d, d.Metadata)
+		}
+		return nil
+	})
+	_, body := h.Do(t, "GET", "/metrics", "", nil)
+	if !strings.Contains(string(body), `agent_llm_tokens_used_total{model="gpt:v1",source="gateway",type="completion"}`) {
+		t.Fatalf("/metrics lacks the flow's tokens")
+	}
+}
