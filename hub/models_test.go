@@ -61,7 +61,7 @@ func modelsSetup(t *testing.T, h *hubtest.Hub, cloudKey string) (local, cloud *l
 }
 
 // instanceToken makes an instance and its instance-scoped token.
-func instanceToken(t *testing.T, h *hubtest.Hub, name string) (id, token string) {
+func instanceToken(t testing.TB, h *hubtest.Hub, name string) (id, token string) {
 	t.Helper()
 	var inst struct {
 		ID string `json:"id"`

@@ -48,6 +48,8 @@ func commands() []command {
 		{"rollback", "DEPLOYMENT_ID: roll a deployment back inside its rollback window", runRollback},
 		{"edges", "list|show ID|token [--region R] [--ttl D]|config get ID|config set ID FLOWS_FILE [--settings FILE]", runEdges},
 		{"cluster", "status|leave HUB_ID|join --id --region --raft --api (needs REDFORGE_CLUSTER_SECRET)", runCluster},
+		{"models", "list|add NAME:VERSION|show NAME|rollback NAME|bench DATASET --models a,b|providers list|set ID", runModels},
+		{"routes", "llm set NAME --policy P --candidates a,b|llm show [NAME]", runRoutes},
 		{"version", "print towerctl's version", func(_ context.Context, _ *Client, _ []string, out io.Writer) error {
 			_, err := fmt.Fprintln(out, "towerctl", version)
 			return err
