@@ -11,6 +11,7 @@ import { InstancePage } from './pages/Instance';
 import { DeploymentsPage, DeploymentPage } from './pages/Deployments';
 import { GovernancePage } from './pages/Governance';
 import { EdgesPage } from './pages/Edges';
+import { ModelsPage } from './pages/Models';
 import { RegionsPage } from './pages/Regions';
 import { errorMessage } from './api';
 import './styles.css';
@@ -62,6 +63,7 @@ function App() {
       {route.name === 'governance' && <GovernancePage tab={route.tab} />}
       {route.name === 'edges' && <EdgesPage />}
       {route.name === 'regions' && <RegionsPage />}
+      {route.name === 'models' && <ModelsPage />}
       {route.name === 'notfound' && (
         <ErrorBox error={`There is no page at ${route.path}.`} />
       )}
@@ -77,6 +79,7 @@ function Layout({ current, children }: { current: string; children: any }) {
     ['/deployments', 'Deployments', ['deployments', 'deployment'], can(perms, 'deployments', 'read')],
     ['/edges', 'Edges', ['edges'], can(perms, 'edges', 'read')],
     ['/regions', 'Regions', ['regions'], can(perms, 'regions', 'read')],
+    ['/models', 'Models', ['models'], can(perms, 'models', 'read')],
     ['/governance', 'Governance', ['governance'], can(perms, 'audit', 'read')],
   ];
   return (

@@ -10,6 +10,7 @@ export type Route =
   | { name: 'deployment'; id: string }
   | { name: 'edges' }
   | { name: 'regions' }
+  | { name: 'models' }
   | { name: 'governance'; tab: string }
   | { name: 'notfound'; path: string };
 
@@ -32,6 +33,8 @@ export function matchRoute(path: string): Route {
       return { name: 'edges' };
     case 'regions':
       return { name: 'regions' };
+    case 'models':
+      return { name: 'models' };
     case 'governance':
       return { name: 'governance', tab: (governanceTabs as readonly string[]).includes(b) ? b : 'audit' };
   }
