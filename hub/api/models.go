@@ -105,26 +105,42 @@ func (s *Server) modelRoutes() {
 	read, create := Perm(auth.ResourceModels, auth.ActionRead), Perm(auth.ResourceModels, auth.ActionCreate)
 	update, del := Perm(auth.ResourceModels, auth.ActionUpdate), Perm(auth.ResourceModels, auth.ActionDelete)
 	s.handle(http.MethodGet, "/api/models", read, s.listModels)
-	s.handle(http.MethodPost, "/api/models", create, s.createModel)
+	s.handle(http.MethodPost, "/api/models", create, s.catchUp, s.createModel)
 	s.handle(http.MethodGet, "/api/models/:id", read, s.getModel)
-	s.handle(http.MethodPatch, "/api/models/:id", update, s.patchModel)
-	s.handle(http.MethodDelete, "/api/models/:id", del, s.deleteModel)
-	s.handle(http.MethodPost, "/api/models/:id/rollback", update, s.rollbackModel)
+	s.handle(http.MethodPatch, "/api/models/:id", update, s.catchUp, s.patchModel)
+	s.handle(http.MethodDelete, "/api/models/:id", del, s.catchUp, s.deleteModel)
+	s.handle(http.MethodPost, "/api/models/:id/rollback", update, s.catchUp, s.rollbackModel)
 	s.handle(http.MethodGet, "/api/models/providers", read, s.listProviders)
-	s.handle(http.MethodPut, "/api/models/providers/:id", update, s.putProvider)
-	s.handle(http.MethodDelete, "/api/models/providers/:id", del, s.deleteProvider)
+	s.handle(http.MethodPut, "/api/models/providers/:id", update, s.catchUp, s.putProvider)
+	s.handle(http.MethodDelete, "/api/models/providers/:id", del, s.catchUp, s.deleteProvider)
 	s.handle(http.MethodGet, "/api/models/budgets", read, s.listBudgets)
-	s.handle(http.MethodPut, "/api/models/budgets/:id", update, s.putBudget)
-	s.handle(http.MethodDelete, "/api/models/budgets/:id", del, s.deleteBudget)
+	s.handle(http.MethodPut, "/api/models/budgets/:id", update, s.catchUp, s.putBudget)
+	s.handle(http.MethodDelete, "/api/models/budgets/:id", del, s.catchUp, s.deleteBudget)
 	s.handle(http.MethodGet, "/api/models/usage", read, s.modelUsage)
 	s.handle(http.MethodGet, "/api/models/benchmarks", read, s.listBenchmarks)
-	s.handle(http.MethodPost, "/api/models/benchmarks", create, s.startBenchmark)
+	s.handle(http.MethodPost, "/api/models/benchmarks", create, s.catchUp, s.startBenchmark)
 	s.handle(http.MethodGet, "/api/models/benchmarks/:id", read, s.getBenchmark)
 	s.handle(http.MethodGet, "/api/routes/llm", read, s.listLLMRoutes)
 	s.handle(http.MethodGet, "/api/routes/llm/:name", read, s.getLLMRoute)
-	s.handle(http.MethodPut, "/api/routes/llm/:name", update, s.putLLMRoute)
-	s.handle(http.MethodDelete, "/api/routes/llm/:name", del, s.deleteLLMRoute)
+	s.handle(http.MethodPut, "/api/routes/llm/:name", update, s.catchUp, s.putLLMRoute)
+	s.handle(http.MethodDelete, "/api/routes/llm/:name", del, s.catchUp, s.deleteLLMRoute)
 	s.gatewayRoutes()
+}
+
+// catchUp makes this hub's catalog hold everything committed before a
+// registry write is checked (a consistent read through the leader), so a
+// write through one hub that refers to a row just written through another
+// (a model's provider, a route's candidates) is checked against it.
+// Registry writes are rare; the barrier costs one round trip to the leader.
+func (s *Server) catchUp(c *gin.Context) {
+	if s.cfg.Cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), ConsistentReadTimeout)
+	defer cancel()
+	if err := s.cfg.Cluster.ConsistentRead(ctx); err != nil {
+		abort(c, err)
+	}
 }
 
 // --- providers ---

@@ -152,10 +152,11 @@ type Call struct {
 
 // Attempt is one provider call of a routed call.
 type Attempt struct {
-	Model     string  `json:"model"`
-	Error     string  `json:"error,omitempty"`
-	Status    int     `json:"status,omitempty"`
-	LatencyMS float64 `json:"latency_ms"`
+	Model      string        `json:"model"`
+	Error      string        `json:"error,omitempty"`
+	Status     int           `json:"status,omitempty"`
+	LatencyMS  float64       `json:"latency_ms"`
+	retryAfter time.Duration // the provider's Retry-After, if it sent one
 }
 
 // Result is a routed call's outcome.
@@ -305,7 +306,7 @@ func (g *Gateway) failed(m catalog.Model, lat time.Duration, err error) Attempt 
 	a := Attempt{Model: m.ID, Error: err.Error(), LatencyMS: ms(lat)}
 	var pe *ProviderError
 	if errors.As(err, &pe) {
-		a.Status = pe.Status
+		a.Status, a.retryAfter = pe.Status, pe.RetryAfter
 	}
 	g.log.Info("llm attempt failed", "model", m.ID, "error", a.Error, "latency_ms", a.LatencyMS)
 	return a
@@ -319,6 +320,12 @@ func (g *Gateway) chainFailed(ctx context.Context, c Call, res *Result, start ti
 	ce := &ChainError{Attempts: res.Attempts, Deadline: ctx.Err() != nil, RateLimited: len(res.Attempts) > 0}
 	for _, a := range res.Attempts {
 		ce.RateLimited = ce.RateLimited && a.Status == http.StatusTooManyRequests
+		if a.retryAfter > 0 && (ce.RetryAfter == 0 || a.retryAfter < ce.RetryAfter) {
+			ce.RetryAfter = a.retryAfter
+		}
+	}
+	if !ce.RateLimited {
+		ce.RetryAfter = 0
 	}
 	if len(res.Attempts) == 0 {
 		ce.Deadline = true

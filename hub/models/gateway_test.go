@@ -417,3 +417,21 @@ func TestKeyNeverInErrors(t *testing.T) {
 		t.Fatalf("error shows the key: %v", err)
 	}
 }
+
+// TestAllRateLimited: when every candidate answers 429 the call is
+// rate-limited too, with the shortest Retry-After of the providers.
+func TestAllRateLimited(t *testing.T) {
+	e := newEnv(t)
+	a := llmtest.Start(t, llmtest.OpenAI, llmtest.WithBehavior(llmtest.Behavior{RateLimitRate: 1, RetryAfter: 3 * time.Second}))
+	b := llmtest.Start(t, llmtest.Anthropic, llmtest.WithBehavior(llmtest.Behavior{RateLimitRate: 1, RetryAfter: 2 * time.Second}))
+	e.provider("a", a)
+	e.provider("b", b)
+	e.model("ma", "a", "x", 0, 0)
+	e.model("mb", "b", "y", 0, 0)
+	e.route(catalog.LLMRoute{Name: "r", Policy: PolicyFixed, Candidates: []string{"ma", "mb"}})
+	_, err := e.g.Chat(context.Background(), Call{Model: "r", Chat: chat("hi")})
+	var ce *ChainError
+	if !errors.As(err, &ce) || !ce.RateLimited || ce.RetryAfter != 2*time.Second || len(ce.Attempts) != 2 {
+		t.Fatalf("err = %v (%+v)", err, ce)
+	}
+}
