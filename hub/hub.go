@@ -40,6 +40,7 @@ import (
 	"github.com/redforge/controltower/hub/fleet/process"
 	"github.com/redforge/controltower/hub/instances"
 	"github.com/redforge/controltower/hub/metrics"
+	"github.com/redforge/controltower/hub/models"
 	"github.com/redforge/controltower/hub/nodes"
 	"github.com/redforge/controltower/hub/proxy"
 	"github.com/redforge/controltower/hub/schedule"
@@ -70,6 +71,7 @@ type Hub struct {
 	Deploy  *deploy.Orchestrator // blue-green deployments
 	Proxy   *proxy.Proxy         // /i/{name}/ data plane
 	Driver  fleet.Driver
+	Models  *models.Gateway // the LLM gateway and model registry (models_wiring.go)
 
 	// Instances owns instance rows and runtime credentials; Scheduler
 	// places replicas (acting on the leader); Seal seals the catalog's
@@ -283,6 +285,9 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 	if err := h.openBackups(); err != nil {
 		return err
 	}
+	if err := h.openModels(); err != nil {
+		return fmt.Errorf("models: %w", err)
+	}
 	h.API = api.New(api.Config{
 		Sync:        h.Sync,
 		EdgeAuth:    h.Sync,
@@ -317,6 +322,8 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		RuntimeBrokerAddr: h.runtimeBrokerAddr,
 		Nodes:             h.Nodes,
 		Snapshots:         h.State,
+		// model marketplace (models_wiring.go)
+		Models: h.Models, ModelCatalog: h.State, Sealer: h.Seal,
 
 		// Forwarding headers count only from TrustedProxies (empty: none);
 		// LoginState keeps the per-account login delay in coord.

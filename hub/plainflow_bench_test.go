@@ -2,9 +2,7 @@ package hub_test
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"runtime"
+	"github.com/redforge/controltower/internal/benchinfo"
 	"slices"
 	"strings"
 	"testing"
@@ -13,26 +11,6 @@ import (
 	"github.com/redforge/controltower/internal/hubtest"
 	"github.com/redforge/controltower/internal/testenv"
 )
-
-// benchMachine names the machine and the commit a benchmark ran on.
-func benchMachine() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "model name") {
-				if _, v, ok := strings.Cut(l, ":"); ok {
-					model = strings.TrimSpace(v)
-				}
-				break
-			}
-		}
-	}
-	commit := "unknown"
-	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
-		commit = strings.TrimSpace(string(out))
-	}
-	return fmt.Sprintf("%s, %d cores, commit %s", model, runtime.NumCPU(), commit)
-}
 
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
@@ -100,7 +78,7 @@ func BenchmarkPlainFlowBlueGreen(b *testing.B) {
 			"  plain flow, default drain timeout: total %s (DRAIN %s), %d of %d requests failed\n"+
 			"  contract flow (reference):         total %s (DRAIN %s), %d of %d requests failed\n"+
 			"  plain / contract total: %.2f×; before the runtime plugin the plain flow waited the drain timeout (5m0s) in DRAIN\n",
-			benchMachine(), pt.Round(time.Millisecond), median(pDrain).Round(time.Millisecond), pFailed, pReq,
+			benchinfo.This().String(), pt.Round(time.Millisecond), median(pDrain).Round(time.Millisecond), pFailed, pReq,
 			ct.Round(time.Millisecond), median(cDrain).Round(time.Millisecond), cFailed, cReq, pt.Seconds()/ct.Seconds())
 	}
 }

@@ -57,6 +57,8 @@ func commands() []command {
 		{"config", "export [--out FILE] | import FILE [--dry-run]: users, roles, tokens' metadata, regions, placement", runConfig},
 		{"flows", "restore --instance NAME --tag T [--wait]: redeploy a version from the flows Git mirror blue-green | git", runFlows},
 		{"backup", "create|list|verify NAME|prune [--dry-run]|pitr --to TIME --pgdata DIR|basebackup|wal-push|wal-fetch (--dest)", runBackup},
+		{"models", "list|add NAME:VERSION|show NAME|rollback NAME|bench DATASET --models a,b|providers list|set ID", runModels},
+		{"routes", "llm set NAME --policy P --candidates a,b|llm show [NAME]", runRoutes},
 		{"version", "print towerctl's version", func(_ context.Context, _ *Client, _ []string, out io.Writer) error {
 			_, err := fmt.Fprintln(out, "towerctl", version)
 			return err

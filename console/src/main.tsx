@@ -11,6 +11,7 @@ import { InstancePage } from './pages/Instance';
 import { DeploymentsPage, DeploymentPage } from './pages/Deployments';
 import { GovernancePage } from './pages/Governance';
 import { EdgesPage } from './pages/Edges';
+import { ModelsPage } from './pages/Models';
 import { RegionsPage } from './pages/Regions';
 import { AnalyticsPage } from './pages/Analytics';
 import { AlertsPage } from './pages/Alerts';
@@ -66,6 +67,7 @@ function App() {
       {route.name === 'regions' && <RegionsPage />}
       {route.name === 'analytics' && <AnalyticsPage />}
       {route.name === 'alerts' && <AlertsPage />}
+      {route.name === 'models' && <ModelsPage />}
       {route.name === 'notfound' && (
         <ErrorBox error={`There is no page at ${route.path}.`} />
       )}
@@ -83,6 +85,7 @@ function Layout({ current, children }: { current: string; children: any }) {
     ['/regions', 'Regions', ['regions'], can(perms, 'regions', 'read')],
     ['/analytics', 'Analytics', ['analytics'], can(perms, 'metrics', 'read')],
     ['/alerts', 'Alerts', ['alerts'], can(perms, 'alerts', 'read')],
+    ['/models', 'Models', ['models'], can(perms, 'models', 'read')],
     ['/governance', 'Governance', ['governance'], can(perms, 'audit', 'read')],
   ];
   return (

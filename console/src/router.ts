@@ -10,6 +10,7 @@ export type Route =
   | { name: 'deployment'; id: string }
   | { name: 'edges' }
   | { name: 'regions' }
+  | { name: 'models' }
   | { name: 'governance'; tab: string }
   | { name: 'analytics' }
   | { name: 'alerts' }
@@ -38,6 +39,8 @@ export function matchRoute(path: string): Route {
       return { name: 'analytics' };
     case 'alerts':
       return { name: 'alerts' };
+    case 'models':
+      return { name: 'models' };
     case 'governance':
       return { name: 'governance', tab: (governanceTabs as readonly string[]).includes(b) ? b : 'audit' };
   }

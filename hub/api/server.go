@@ -132,6 +132,12 @@ type Config struct {
 	// Snapshots reads instance snapshots; their routes are registered when
 	// set (with Deploy).
 	Snapshots SnapshotCatalog
+	// Models serves the LLM gateway (/v1/*) and the model registry
+	// (/api/models, /api/routes/llm) over ModelCatalog; Sealer seals
+	// provider keys. Registered when Models and ModelCatalog are set.
+	Models       Models
+	ModelCatalog ModelCatalog
+	Sealer       Sealer
 }
 
 // Store is what the API reads of the data store (metric samples, status
@@ -215,6 +221,7 @@ func (s *Server) routes() {
 	s.backupRoutes()
 	s.flowsGitRoutes()
 	s.configRoutes()
+	s.modelRoutes()
 	s.consoleRoutes()
 }
 

@@ -38,6 +38,9 @@ const (
 	// export and import: ADMIN only (an archive holds every secret sealed
 	// and every password hash).
 	ResourceBackups Resource = "backups"
+	// ResourceLLM is the LLM gateway (/v1/*): create is a call, read the
+	// model list. The registry behind it is ResourceModels.
+	ResourceLLM Resource = "llm"
 )
 
 // Action is what is done to a resource.
@@ -55,7 +58,7 @@ const (
 var Resources = []Resource{
 	ResourceInstances, ResourceDeployments, ResourceEdges, ResourceRegions, ResourceModels,
 	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceNodePolicy, ResourceReports, ResourceMetrics, ResourceAlerts,
-	ResourceUsers, ResourceTokens, ResourceBackups,
+	ResourceUsers, ResourceTokens, ResourceBackups, ResourceLLM,
 }
 
 // Actions lists every action, in matrix order.
@@ -92,14 +95,17 @@ var matrix = map[Resource][3]string{
 	ResourceUsers:       {"CRUD", "----", "----"},
 	ResourceTokens:      {"CRUD", "----", "----"},
 	ResourceBackups:     {"CRUD", "----", "----"},
+	ResourceLLM:         {"CRUD", "-R--", "-R--"},
 }
 
 // InstanceScopePermissions is everything an instance-scoped API token may
 // do, whatever its role, and only for its own instance: post AI decisions
-// and workflow checkpoints.
+// and workflow checkpoints, and call the LLM gateway (as itself).
 var InstanceScopePermissions = []Permission{
 	{ResourceAIDecisions, ActionCreate},
 	{ResourceCheckpoints, ActionCreate},
+	{ResourceLLM, ActionCreate},
+	{ResourceLLM, ActionRead},
 }
 
 // MetricsScopePermissions is everything a ScopeMetrics API token may do,
@@ -244,7 +250,7 @@ func authorizeInstanceScope(p Principal, res Resource, act Action, t Target) err
 	switch {
 	case !allowed:
 		return &ForbiddenError{Role: p.Role, Resource: res, Action: act,
-			Why: fmt.Sprintf("this token is scoped to instance %s and may only post AI decisions and checkpoints", p.InstanceID)}
+			Why: fmt.Sprintf("this token is scoped to instance %s and may only post AI decisions and checkpoints and call the LLM gateway", p.InstanceID)}
 	case t.InstanceID != "" && t.InstanceID != p.InstanceID:
 		return &ForbiddenError{Role: p.Role, Resource: res, Action: act,
 			Why: fmt.Sprintf("this token is scoped to instance %s, not %s", p.InstanceID, t.InstanceID)}

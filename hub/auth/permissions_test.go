@@ -29,6 +29,7 @@ alerts        CRUD  CRU-     -R--
 users         CRUD  ----     ----
 tokens        CRUD  ----     ----
 backups       CRUD  ----     ----
+llm           CRUD  -R--     -R--
 `
 
 func renderMatrix() string {
@@ -173,7 +174,7 @@ func TestPermissionsOfPrincipalMatchAuthorize(t *testing.T) {
 		}
 	}
 	inst := PermissionsOfPrincipal(principals[3])
-	if len(inst) != 2 {
-		t.Errorf("an instance token lists %d permissions, want 2: %v", len(inst), inst)
+	if len(inst) != 4 { // AI decisions, checkpoints, LLM gateway call and model list
+		t.Errorf("an instance token lists %d permissions, want 4: %v", len(inst), inst)
 	}
 }

@@ -47,6 +47,17 @@ const (
 	CmdDeleteMove            CommandType = 29
 	CmdSetHubDraining        CommandType = 30
 	CmdSetInstanceLive       CommandType = 31
+	// 71-80: the model marketplace (hub/models).
+	CmdPutLLMProvider    CommandType = 71
+	CmdDeleteLLMProvider CommandType = 72
+	CmdPutModel          CommandType = 73
+	CmdDeleteModel       CommandType = 74
+	CmdPutLLMRoute       CommandType = 75
+	CmdDeleteLLMRoute    CommandType = 76
+	CmdPutLLMBudget      CommandType = 77
+	CmdDeleteLLMBudget   CommandType = 78
+	CmdPutBenchmark      CommandType = 79
+	CmdDeleteBenchmark   CommandType = 80
 )
 
 // 41-50: Node-RED as its users know it (editor, node packages, snapshots).
@@ -61,7 +72,8 @@ const (
 // complete.
 func ResultTypes() []any {
 	return []any{Instance{}, Deployment{}, Edge{}, EnrollmentToken{}, Region{}, Setting{}, APIToken{}, User{},
-		Hub{}, Allocation{}, Flows{}, Credentials{}, Move{}, AlertRule{}, Alert{}, InstanceSnapshot{}}
+		Hub{}, Allocation{}, Flows{}, Credentials{}, Move{}, AlertRule{}, Alert{}, InstanceSnapshot{},
+		LLMProvider{}, Model{}, LLMRoute{}, LLMBudget{}, Benchmark{}}
 }
 
 // String returns the command type's name, or its number when unknown.
@@ -199,6 +211,16 @@ func init() {
 
 		CmdPutInstanceSnapshot:    spec("put_instance_snapshot", 1, applyPutInstanceSnapshot),
 		CmdDeleteInstanceSnapshot: spec("delete_instance_snapshot", 1, applyDeleteInstanceSnapshot),
+		CmdPutLLMProvider:         spec("put_llm_provider", 1, applyPutLLMProvider),
+		CmdDeleteLLMProvider:      spec("delete_llm_provider", 1, applyDeleteLLMProvider),
+		CmdPutModel:               spec("put_model", 1, applyPutModel),
+		CmdDeleteModel:            spec("delete_model", 1, applyDeleteModel),
+		CmdPutLLMRoute:            spec("put_llm_route", 1, applyPutLLMRoute),
+		CmdDeleteLLMRoute:         spec("delete_llm_route", 1, applyDeleteLLMRoute),
+		CmdPutLLMBudget:           spec("put_llm_budget", 1, applyPutLLMBudget),
+		CmdDeleteLLMBudget:        spec("delete_llm_budget", 1, applyDeleteLLMBudget),
+		CmdPutBenchmark:           spec("put_benchmark", 1, applyPutBenchmark),
+		CmdDeleteBenchmark:        spec("delete_benchmark", 1, applyDeleteBenchmark),
 	}
 }
 

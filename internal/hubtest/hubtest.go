@@ -33,6 +33,18 @@ type Hub struct {
 // config first. The hub is closed at cleanup.
 func Start(tb testing.TB, opts ...func(*hub.Config)) *Hub {
 	tb.Helper()
+	return start(tb, slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})), opts...)
+}
+
+// StartLogged is Start with every log line of the hub, debug included,
+// written to w (for tests that check what the hub logs).
+func StartLogged(tb testing.TB, w io.Writer, opts ...func(*hub.Config)) *Hub {
+	tb.Helper()
+	return start(tb, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
+}
+
+func start(tb testing.TB, log *slog.Logger, opts ...func(*hub.Config)) *Hub {
+	tb.Helper()
 	cfg := hub.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = tb.TempDir()
@@ -49,7 +61,6 @@ func Start(tb testing.TB, opts ...func(*hub.Config)) *Hub {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	h := hub.New(cfg, "test", log)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
