@@ -14,8 +14,7 @@ import { fromStatusEvent, mergeTransitions } from '../history';
 import { isUp } from '../fleet';
 import { applyStatusEvent } from '../replicas';
 import { Replicas } from '../components/Replicas';
-import { Confirm, Empty, ErrorBox, HealthBadge, Link, Loading, toast, useAsync } from '../components/ui';
-import { LiveBadge } from './Fleet';
+import { Confirm, Empty, ErrorBox, HealthBadge, LiveBadge, Link, Loading, toast, useAsync } from '../components/ui';
 
 interface Sample {
   time: string;
@@ -105,7 +104,7 @@ export function InstancePage({ id }: { id: string }) {
     try {
       await del(`/api/instances/${current.id}`);
       toast('ok', `${current.name} destroyed`);
-      navigate('/');
+      navigate('/instances');
     } catch (e) {
       toast('error', errorMessage(e));
     }
@@ -117,8 +116,8 @@ export function InstancePage({ id }: { id: string }) {
   return (
     <section>
       <div class="page-head">
-        <Link href="/" class="back">
-          ← Fleet
+        <Link href="/instances" class="back">
+          ← Instances
         </Link>
         <h1>{current.name}</h1>
         <HealthBadge status={current.observed?.status} />
