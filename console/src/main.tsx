@@ -6,10 +6,10 @@ import { can } from './session';
 import { matchRoute, navigate, useLocation } from './router';
 import { Link, Loading, Toasts, ErrorBox } from './components/ui';
 import { LoginPage } from './pages/Login';
-import { FleetPage } from './pages/Fleet';
+import { InstancesPage } from './pages/Instances';
 import { InstancePage } from './pages/Instance';
 import { DeploymentsPage, DeploymentPage } from './pages/Deployments';
-import { GovernancePage } from './pages/Governance';
+import { GovernancePage } from './pages/governance/Governance';
 import { EdgesPage } from './pages/Edges';
 import { ModelsPage } from './pages/Models';
 import { RegionsPage } from './pages/Regions';
@@ -29,6 +29,11 @@ function App() {
   const route = matchRoute(path);
 
   useEffect(() => {
+    if (route.name === 'redirect') navigate(route.to + location.search + location.hash, true);
+  }, [path]);
+
+  useEffect(() => {
+    if (route.name === 'redirect') return;
     if (!session && route.name !== 'login') {
       const back = path === '/' ? '' : '?next=' + encodeURIComponent(path + location.search);
       navigate('/login' + back, true);
@@ -47,6 +52,7 @@ function App() {
     if (!session) setReady(false);
   }, [session]);
 
+  if (route.name === 'redirect') return null;
   if (!session || route.name === 'login') {
     return (
       <>
@@ -58,7 +64,7 @@ function App() {
   if (!ready) return bootError ? <ErrorBox error={bootError} /> : <Loading what="Loading your session" />;
   return (
     <Layout current={route.name}>
-      {route.name === 'fleet' && <FleetPage />}
+      {route.name === 'instances' && <InstancesPage />}
       {route.name === 'instance' && <InstancePage id={route.id} />}
       {route.name === 'deployments' && <DeploymentsPage />}
       {route.name === 'deployment' && <DeploymentPage id={route.id} />}
@@ -79,14 +85,14 @@ function Layout({ current, children }: { current: string; children: any }) {
   const s = getSession()!;
   const perms = getPermissions();
   const items: [string, string, string[], boolean][] = [
-    ['/', 'Fleet', ['fleet', 'instance'], can(perms, 'instances', 'read')],
+    ['/instances', 'Instances', ['instances', 'instance'], can(perms, 'instances', 'read')],
     ['/deployments', 'Deployments', ['deployments', 'deployment'], can(perms, 'deployments', 'read')],
     ['/edges', 'Edges', ['edges'], can(perms, 'edges', 'read')],
     ['/regions', 'Regions', ['regions'], can(perms, 'regions', 'read')],
     ['/analytics', 'Analytics', ['analytics'], can(perms, 'metrics', 'read')],
     ['/alerts', 'Alerts', ['alerts'], can(perms, 'alerts', 'read')],
     ['/models', 'Models', ['models'], can(perms, 'models', 'read')],
-    ['/governance', 'Governance', ['governance'], can(perms, 'audit', 'read')],
+    ['/audit', 'Governance', ['governance'], can(perms, 'audit', 'read')],
   ];
   return (
     <div class="shell">

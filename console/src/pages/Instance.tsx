@@ -14,8 +14,7 @@ import { fromStatusEvent, mergeTransitions } from '../history';
 import { isUp } from '../fleet';
 import { applyStatusEvent } from '../replicas';
 import { Replicas } from '../components/Replicas';
-import { Confirm, Empty, ErrorBox, HealthBadge, Link, Loading, toast, useAsync } from '../components/ui';
-import { LiveBadge } from './Fleet';
+import { Confirm, Empty, ErrorBox, HealthBadge, LiveBadge, Link, Loading, toast, useAsync } from '../components/ui';
 import { EditorButton } from '../components/EditorButton';
 import { NodesPanel } from '../components/NodesPanel';
 import { SnapshotsPanel } from '../components/SnapshotsPanel';
@@ -108,7 +107,7 @@ export function InstancePage({ id }: { id: string }) {
     try {
       await del(`/api/instances/${current.id}`);
       toast('ok', `${current.name} destroyed`);
-      navigate('/');
+      navigate('/instances');
     } catch (e) {
       toast('error', errorMessage(e));
     }
@@ -120,8 +119,8 @@ export function InstancePage({ id }: { id: string }) {
   return (
     <section>
       <div class="page-head">
-        <Link href="/" class="back">
-          ← Fleet
+        <Link href="/instances" class="back">
+          ← Instances
         </Link>
         <h1>{current.name}</h1>
         <HealthBadge status={current.observed?.status} />

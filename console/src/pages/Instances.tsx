@@ -1,5 +1,6 @@
-// The fleet: every instance as a card with its health, CPU and memory,
-// live from /api/ws; filters, search, quick actions and a create form.
+// Instances (GET /api/instances): every instance as a card with its health,
+// CPU and memory, live from /api/ws; filters, search, quick actions and a
+// create form.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { errorMessage, get, getPermissions, post } from '../api';
 import { applyEvent, isUp, cpuFraction, emptyFleet, filterInstances, memoryFraction, regionsOf, replaceAll, upsert, type FleetFilter, type FleetState } from '../fleet';
@@ -7,10 +8,10 @@ import { fmtAgo, fmtBytes, fmtPercent, parseEnv } from '../format';
 import { navigate } from '../router';
 import { can } from '../session';
 import type { Instance, Metrics } from '../types';
-import { useEvents, type LiveState } from '../ws';
-import { Bar, Empty, ErrorBox, HealthBadge, Link, Loading, toast } from '../components/ui';
+import { useEvents } from '../ws';
+import { Bar, Empty, ErrorBox, HealthBadge, LiveBadge, Link, Loading, toast } from '../components/ui';
 
-export function FleetPage() {
+export function InstancesPage() {
   const [fleet, setFleet] = useState<FleetState>(emptyFleet);
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState('');
@@ -42,7 +43,7 @@ export function FleetPage() {
   return (
     <section>
       <div class="page-head">
-        <h1>Fleet</h1>
+        <h1>Instances</h1>
         <LiveBadge state={live} />
         <div class="spacer" />
         {can(perms, 'instances', 'create') && (
@@ -97,15 +98,6 @@ export function FleetPage() {
         </div>
       )}
     </section>
-  );
-}
-
-export function LiveBadge({ state }: { state: LiveState }) {
-  const text = state === 'live' ? 'Live' : state === 'connecting' ? 'Connecting…' : 'Reconnecting…';
-  return (
-    <span class={'live live-' + state} data-testid="live" title="Updates from /api/ws">
-      <span class="live-dot" aria-hidden="true" /> {text}
-    </span>
   );
 }
 
