@@ -72,8 +72,12 @@ type Config struct {
 	// most every HeartbeatInterval/2 unless the applied version changed.
 	HeartbeatInterval time.Duration
 	TokenTTL          time.Duration
-	Now               func() time.Time
-	Logger            *slog.Logger
+	// CAPin, when set, is appended to every enrollment token
+	// (syncproto.TokenWithPin): the edge then accepts only a hub whose
+	// certificate chains to that CA.
+	CAPin  string
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Service is the hub's edge sync service. New does no I/O; it is safe for
