@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -39,8 +38,9 @@ func (h *Hub) configureCluster(cfg *cluster.Config) {
 	if c.Topology != nil {
 		cfg.Regions = len(c.Topology.Regions)
 	}
-	h.cl.fwd = &cluster.HTTPForwarder{Secret: c.ClusterSecret, Client: &http.Client{Timeout: 15 * time.Second}}
+	h.cl.fwd = &cluster.HTTPForwarder{Secret: c.ClusterSecret, Client: h.peerHTTP(15 * time.Second)}
 	cfg.Forwarder = h.cl.fwd
+	cfg.TLS = h.raftTLS()
 }
 
 // joins reports whether this hub joins a cluster rather than bootstrapping
@@ -169,7 +169,8 @@ func (h *Hub) probePeers(ctx context.Context) {
 	}
 	r := h.cl.routes.cur.Load()
 	if r == nil || !slices.Equal(r.targets, targets) {
-		rt, err := router.New(router.Config{Targets: targets, Interval: PeerProbeInterval, Timeout: time.Second})
+		rt, err := router.New(router.Config{Targets: targets, Interval: PeerProbeInterval, Timeout: time.Second,
+			Prober: &router.HTTPProber{Client: h.peerHTTP(time.Second)}})
 		if err != nil {
 			h.Logger.Warn("peer router", "error", err)
 			return

@@ -93,6 +93,8 @@ type Config struct {
 	ObservabilityConfig
 	// BackupConfig: --backup-*, --flows-git-remote (backup_config.go).
 	BackupConfig
+	// TLSConfig: HTTPS, ACME, hub-to-hub mutual TLS, MQTTS (tls_config.go).
+	TLSConfig
 }
 
 // DefaultConfig returns the embedded-defaults configuration.
@@ -123,7 +125,7 @@ type option struct {
 }
 
 func (c *Config) options() []option {
-	return []option{
+	return append([]option{
 		{"listen", "HTTP listen address for the API, console and metrics", &c.Listen},
 		{"data-dir", "directory for Raft state and the embedded SQLite store", &c.DataDir},
 		{"store", "data store: empty for SQLite in the data dir, a file path, or postgres://…", &c.Store},
@@ -143,7 +145,7 @@ func (c *Config) options() []option {
 		{"image", "Node-RED image for the docker driver", &c.Image},
 		{"cors-origins", "comma-separated browser origins allowed to call the API (default: same origin only)", &c.CORSOrigins},
 		{"trusted-proxies", "comma-separated reverse proxy IPs or CIDRs whose X-Forwarded-For is trusted (default: none; the peer address is the client)", &c.TrustedProxies},
-	}
+	}, c.tlsOptions()...)
 }
 
 // EnvName returns the environment variable that sets flag name.
@@ -308,6 +310,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateCluster()...)
 	errs = append(errs, c.validateObservability()...)
 	errs = append(errs, c.validateBackup()...)
+	errs = append(errs, c.validateTLS()...)
 	return errors.Join(errs...)
 }
 

@@ -101,7 +101,9 @@ type Hub struct {
 	bgDone sync.WaitGroup
 	Sync   *edgesync.Service // edge sync and enrollment
 
-	ln      net.Listener
+	ln      net.Listener // the bound API listener
+	srvLn   net.Listener // ln, in TLS when HTTPS is on (tls.go)
+	tlsp    tlsParts     // certificates and hub-to-hub transport (tls.go)
 	httpSrv *http.Server
 	serveCh chan error
 	closers []namedCloser
@@ -153,6 +155,7 @@ func (h *Hub) Open(ctx context.Context) (err error) {
 		name string
 		open func(context.Context) error
 	}{
+		{"tls", h.openTLS},
 		{"secrets", h.openSecrets},
 		{"store", h.openStore},
 		{"coord", h.openCoord},
@@ -204,7 +207,6 @@ func (h *Hub) openSecrets(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("secrets key: %w", err)
 	}
-	h.peerClient = &http.Client{Timeout: 5 * time.Second}
 	return nil
 }
 
@@ -234,6 +236,10 @@ func (h *Hub) openCoord(ctx context.Context) error {
 		h.Coord = memory.New()
 	} else {
 		c := coordredis.New(h.Config.Redis)
+		var err error
+		if c.RootCAs, err = h.redisCAs(); err != nil {
+			return err
+		}
 		if err := c.Open(ctx); err != nil {
 			return fmt.Errorf("redis %s: %w", Redact(h.Config.Redis), err)
 		}
@@ -260,7 +266,7 @@ func (h *Hub) openRaft(ctx context.Context) error {
 	return nil
 }
 
-func (h *Hub) openBroker(ctx context.Context) error {
+func (h *Hub) openBroker(ctx context.Context) (err error) {
 	if h.Config.MQTT != "" {
 		ext := broker.NewExternal(h.Config.MQTT, "redforge-hub-"+h.NodeID)
 		if err := ext.Open(ctx); err != nil {
@@ -269,6 +275,10 @@ func (h *Hub) openBroker(ctx context.Context) error {
 		h.Bus = ext
 	} else {
 		emb := broker.NewEmbedded(h.Config.MQTTListen, deploy.NewBrokerAuth(h.checkMQTT, h.State), h.Logger.With("component", "mqtt"))
+		if emb.TLS, err = h.mqttTLS(); err != nil {
+			return err
+		}
+		emb.TLSListen = h.Config.MQTTTLSListen
 		if err := emb.Open(ctx); err != nil {
 			return fmt.Errorf("mqtt-listen %s: %w", h.Config.MQTTListen, err)
 		}
@@ -280,7 +290,7 @@ func (h *Hub) openBroker(ctx context.Context) error {
 
 func (h *Hub) openHTTP(ctx context.Context) error {
 	h.Sync = edgesync.New(edgesync.Config{Catalog: h.State, Raft: h.Raft, Store: h.Store,
-		Logger: h.Logger.With("component", "sync")})
+		Logger: h.Logger.With("component", "sync"), CAPin: h.CAPin()})
 	h.openDeploy()
 	if err := h.openBackups(); err != nil {
 		return err
@@ -333,7 +343,8 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 
 		// multi-hub (cluster_wiring.go)
 		Cluster:        h.Raft,
-		ClusterHandler: cluster.Handler(h.Raft, h.Config.ClusterSecret),
+		ClusterHandler: h.requirePeer(cluster.Handler(h.Raft, h.Config.ClusterSecret)),
+		PeerClient:     h.peerHTTP(0),
 		Routes:         &h.cl.routes,
 		Topology:       h.Config.Topology,
 		Moves:          h.Moves,
@@ -349,11 +360,11 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 			{Name: "broker", Checker: h.Bus},
 		},
 	})
-	ln := h.ln // bound by bindHTTP before the join
+	ln := h.srvLn // bound by bindHTTP before the join
 	h.apiURL = h.URL()
 	close(h.apiReadyCh())
 	h.httpSrv = &http.Server{
-		Handler:           h.API.Handler(),
+		Handler:           withHSTS(h.API.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(h.Logger.Handler(), slog.LevelWarn),
@@ -564,7 +575,15 @@ func (h *Hub) URL() string {
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return h.scheme() + "://" + net.JoinHostPort(host, port)
+}
+
+// scheme is https when the API serves HTTPS, else http.
+func (h *Hub) scheme() string {
+	if h.Config.TLSOn() {
+		return "https"
+	}
+	return "http"
 }
 
 // Serving returns a channel that yields the HTTP server's error if it stops

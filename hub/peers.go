@@ -37,13 +37,13 @@ func (h *Hub) peerRoutes() map[string]http.Handler {
 		return nil
 	}
 	guard := func(f http.HandlerFunc) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		return h.requirePeer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !cluster.SecretOK(r.Header.Get(cluster.SecretHeader), h.Config.ClusterSecret) {
 				http.Error(w, `{"error":{"code":"unauthenticated","message":"hub-to-hub call without the right cluster secret"}}`, http.StatusUnauthorized)
 				return
 			}
 			f(w, r)
-		})
+		}))
 	}
 	return map[string]http.Handler{
 		PathPeerEvents: guard(func(w http.ResponseWriter, r *http.Request) {

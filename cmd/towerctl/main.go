@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -51,7 +52,7 @@ func commands() []command {
 		{"rollback", "DEPLOYMENT_ID: roll a deployment back inside its rollback window", runRollback},
 		{"edges", "list|show ID|token [--region R] [--ttl D]|config get ID|config set ID FLOWS_FILE [--settings FILE]", runEdges},
 		{"auth", "keys|rotate-keys: list the JWT signing keys, or add one that new tokens use (old tokens verify until they expire)", runAuth},
-		{"cluster", "status|leave HUB_ID|join --id --region --raft --api (needs REDFORGE_CLUSTER_SECRET)", runCluster},
+		{"cluster", "status|leave HUB_ID|join --id --region --raft --api (needs REDFORGE_CLUSTER_SECRET)|ca init|ca issue --name HUB --host H,… (the cluster CA's files)", runCluster},
 		{"nodes", "list NAME|install NAME (PKG@VERSION|--tarball FILE)|remove NAME PKG|policy [set --allow --deny]: node packages, blue-green", runNodes},
 		{"snapshots", "list NAME|create NAME --name T|show|compare NAME ID [--with ID]|rollback NAME ID [--wait]|delete", runSnapshots},
 		{"config", "export [--out FILE] | import FILE [--dry-run]: users, roles, tokens' metadata, regions, placement", runConfig},
@@ -80,6 +81,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.SetOutput(stderr)
 	hubURL := fs.String("hub", firstNonEmpty(getenv("REDFORGE_HUB"), DefaultHub), "hub URL (env REDFORGE_HUB)")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
+	caFile := fs.String("ca", getenv("REDFORGE_HUB_CA"), "PEM CA file the hub's HTTPS certificate is checked with (a private CA such as the cluster CA; env REDFORGE_HUB_CA; default: system roots)")
 	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -100,6 +102,14 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err != nil {
 			fmt.Fprintln(stderr, "towerctl:", err)
 			return 2
+		}
+		tc, err := tlsClientConfig(*caFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "towerctl:", err)
+			return 2
+		}
+		if tc != nil {
+			cl.http.Transport = &http.Transport{TLSClientConfig: tc}
 		}
 		cl.sessionFile, cl.getenv, cl.stdin = sessionPath(getenv), getenv, stdin
 		if err := c.run(ctx, cl, fs.Args()[1:], stdout); err != nil {

@@ -109,6 +109,10 @@ type Config struct {
 	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
 	// cluster secret themselves (events fan-out, in-flight counts).
 	PeerRoutes map[string]http.Handler
+	// PeerClient calls other hubs (forwarded log reads, the regions' RTT
+	// matrix): mutual TLS with the cluster CA when configured. Nil: a
+	// plain client.
+	PeerClient *http.Client
 
 	// Observability (analytics.go, prometheus.go, alerts.go). Analytics
 	// answers GET /api/metrics/fleet and /api/metrics/instances/:id;

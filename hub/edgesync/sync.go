@@ -76,6 +76,10 @@ type Config struct {
 	// most every HeartbeatInterval/2 unless the applied version changed.
 	HeartbeatInterval time.Duration
 	TokenTTL          time.Duration
+	// CAPin, when set, is appended to every enrollment token
+	// (syncproto.TokenWithPin): the edge then accepts only a hub whose
+	// certificate chains to that CA.
+	CAPin string
 	// MaxBatchesPerEdge, MaxDecodes and AdmitWait bound the batches
 	// ReadBatch reads and decodes at once (defaults
 	// DefaultMaxBatchesPerEdge, DefaultMaxDecodes, DefaultAdmitWait).

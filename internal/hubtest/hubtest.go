@@ -6,6 +6,8 @@ package hubtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub"
+	"github.com/redforge/controltower/hub/pki"
 	"github.com/redforge/controltower/internal/testenv"
 )
 
@@ -26,7 +29,10 @@ type Hub struct {
 	*hub.Hub
 	URL        string
 	AdminToken string
-	tb         testing.TB
+	// Client sends Do's requests: it trusts the hub's CA when HTTPS is on
+	// (the cluster CA and the certificates of --tls-cert's chain).
+	Client *http.Client
+	tb     testing.TB
 }
 
 // Start opens a hub on private ports in a temp data dir; opts adjust the
@@ -67,7 +73,10 @@ func start(tb testing.TB, log *slog.Logger, opts ...func(*hub.Config)) *Hub {
 	if err := h.Open(ctx); err != nil {
 		tb.Fatalf("hubtest: open hub: %v", err)
 	}
-	th := &Hub{Hub: h, URL: h.URL(), tb: tb}
+	th := &Hub{Hub: h, URL: h.URL(), tb: tb, Client: &http.Client{Timeout: 60 * time.Second}}
+	if cfg.TLSOn() {
+		th.Client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: trustedRoots(tb, cfg)}}
+	}
 	tb.Cleanup(func() {
 		if err := h.Close(); err != nil {
 			tb.Errorf("hubtest: close hub: %v", err)
@@ -149,7 +158,11 @@ func (h *Hub) Do(tb testing.TB, method, path, token string, body any) (int, []by
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	c := h.Client
+	if c == nil {
+		c = &http.Client{Timeout: 60 * time.Second}
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		tb.Fatalf("hubtest: %s %s: %v", method, path, err)
 	}
@@ -185,4 +198,24 @@ func WithBackend(tb testing.TB, backend string) func(*hub.Config) {
 			c.Store = testenv.Postgres(tb)
 		}
 	}
+}
+
+// trustedRoots are the certificates of the cluster CA file and of the
+// --tls-cert chain: what a client of a test hub on HTTPS trusts.
+func trustedRoots(tb testing.TB, cfg hub.Config) *x509.CertPool {
+	tb.Helper()
+	pool := x509.NewCertPool()
+	for _, f := range []string{cfg.ClusterCA, cfg.TLSCert} {
+		if f == "" {
+			continue
+		}
+		certs, err := pki.ReadCerts(f)
+		if err != nil {
+			tb.Fatalf("hubtest: %v", err)
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+	}
+	return pool
 }
