@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redforge/controltower/hub/store"
@@ -66,7 +65,6 @@ type recorder struct {
 	log   *slog.Logger
 	ch    chan pending
 	done  chan struct{}
-	once  sync.Once
 }
 
 func newRecorder(dec Decisions, spend *Spend, log *slog.Logger) *recorder {

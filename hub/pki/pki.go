@@ -220,7 +220,8 @@ func writeAtomic(path string, b []byte, mode os.FileMode) error {
 		return fmt.Errorf("pki: write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err == nil {
+	err = tmp.Chmod(mode)
+	if err == nil {
 		_, err = tmp.Write(b)
 	}
 	if err == nil {
