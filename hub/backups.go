@@ -172,6 +172,28 @@ func (s scratchHubs) Target(ctx context.Context, _ *backup.Manifest) (backup.Tar
 	return t, cleanup, nil
 }
 
+// shareKeyFile gives a scratch hub this hub's secrets key at path, as
+// `redforge-hub restore --secrets-key` does, when this hub seals with the
+// key file of its data dir (with a cluster secret the scratch hub derives
+// the same key itself). Without it the scratch hub would make a key of its
+// own and could open nothing the archive holds sealed.
+func (h *Hub) shareKeyFile(path string) error {
+	if h.Config.ClusterSecret != "" {
+		return nil
+	}
+	if _, err := os.Stat(path); err == nil {
+		return nil // the archive carried its key
+	}
+	b, err := os.ReadFile(filepath.Join(h.Config.DataDir, secrets.KeyFile))
+	if err != nil {
+		return fmt.Errorf("this hub's secrets key for the restored hub: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
 // scratchConfig is the configuration of a verification hub on dataDir:
 // private ports on loopback, this hub's secrets, nothing scheduled.
 func (h *Hub) scratchConfig(dataDir string) Config {
@@ -239,6 +261,9 @@ func (s scratchHubs) Check(ctx context.Context, t backup.Target, m *backup.Manif
 	cfg := s.h.scratchConfig(t.DataDir)
 	if t.StoreKind == backup.StorePostgres {
 		cfg.Store = t.StorePath
+	}
+	if err := s.h.shareKeyFile(t.KeyFile); err != nil {
+		return err
 	}
 	sh := New(cfg, s.h.Version, s.h.Logger.With("component", "backup-verify"))
 	octx, cancel := context.WithTimeout(ctx, 2*time.Minute)
