@@ -187,8 +187,29 @@ func PortRange(width int) (lo, hi int) {
 	return lo, lo + width - 1
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort() (int, error) { return freePortOn("127.0.0.1") }
+
+// Ports FreePort hands out: below PortRange's (and the production Node-RED
+// range, 18800-19799) and below the kernel's ephemeral ports. A port picked
+// by binding :0 comes from the ephemeral range, where any outgoing
+// connection on the machine may take it as its local port between the
+// pick and the server's bind ("address already in use" on a loaded
+// machine); nothing takes a port down here unasked.
+const freeLo, freeHi = 10000, 18000
+
+// freePortOn returns a port of host's that was free a moment ago, chosen at
+// random from [freeLo, freeHi); it falls back to one the kernel picks.
+func freePortOn(host string) (int, error) {
+	for range 64 {
+		port := freeLo + rand.IntN(freeHi-freeLo)
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}

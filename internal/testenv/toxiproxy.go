@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strconv"
 	"testing"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -34,7 +35,13 @@ func Proxy(tb testing.TB, upstream string) *Link {
 func ProxyOn(tb testing.TB, host, upstream string) *Link {
 	tb.Helper()
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	p := toxiproxy.NewProxy(srv, "link", net.JoinHostPort(host, "0"), upstream)
+	port, err := freePortOn(host)
+	if err != nil {
+		tb.Fatalf("testenv: a port for the proxy to %s: %v", upstream, err)
+	}
+	// A fixed port below the ephemeral range, so that Restore can listen
+	// on it again (an outgoing connection may have taken an ephemeral one).
+	p := toxiproxy.NewProxy(srv, "link", net.JoinHostPort(host, strconv.Itoa(port)), upstream)
 	if err := p.Start(); err != nil {
 		tb.Fatalf("testenv: start proxy to %s: %v", upstream, err)
 	}
