@@ -157,7 +157,7 @@ try {
 
   // --- Fleet, empty, then create an instance and see it turn healthy live.
   await admin.getByText('No instances yet').waitFor();
-  for (const nav of ['Fleet', 'Deployments', 'Edges', 'Regions', 'Governance']) {
+  for (const nav of ['Instances', 'Deployments', 'Edges', 'Regions', 'Governance']) {
     check(await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: nav }).isVisible(), `ADMIN sees the ${nav} page link`);
   }
   await admin.evaluate(() => (window.__noReload = true));
@@ -307,7 +307,7 @@ try {
   check(await op.getByTestId('new-instance').isVisible(), 'OPERATOR sees New instance');
   check(await opCard.getByRole('button', { name: 'Deploy' }).isVisible(), 'OPERATOR sees Deploy');
   // OPERATOR creates an instance; the ADMIN's open fleet page follows live.
-  await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Fleet' }).click();
+  await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Instances' }).click();
   await admin.evaluate(() => (window.__noReload = true));
   await op.getByTestId('new-instance').click();
   await op.getByLabel('Name', { exact: true }).fill('e2e-beta');
@@ -364,7 +364,7 @@ try {
 
   // --- Phone width: the same pages fit without sideways scrolling.
   await admin.setViewportSize(PHONE);
-  await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Fleet' }).click();
+  await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Instances' }).click();
   await card.waitFor();
   await noHorizontalScroll(admin, 'fleet');
   await shot(admin, '17-fleet-phone', 'fleet at 390 px (phone)');
@@ -387,20 +387,20 @@ try {
   await shot(kb, '20-login-phone', 'the login page at 390 px');
 
   // --- Destroy with confirmation (ADMIN).
-  await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Fleet' }).click();
+  await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Instances' }).click();
   await card.getByRole('link', { name: 'e2e-alpha' }).click();
   await admin.getByTestId('destroy').click();
   check(await admin.getByTestId('confirm').isDisabled(), 'Destroy needs the name typed first');
   await admin.getByTestId('confirm-text').fill('e2e-alpha');
   await shot(admin, '21-destroy-confirm', 'destroy confirmation: type the instance name');
   await admin.getByTestId('confirm').click();
-  await admin.waitForURL((u) => u.pathname === '/');
+  await admin.waitForURL((u) => u.pathname === '/instances');
   await admin.locator('[data-testid=instance-card][data-name="e2e-beta"]').waitFor();
   check((await card.count()) === 0, 'the destroyed instance is gone from the fleet, the other stays');
 
   // --- Sessions: an expired access token is refreshed without the user
   // noticing; when the refresh fails too, the login page says why.
-  await op.goto('/governance');
+  await op.goto('/audit');
   await op.getByTestId('audit-table').waitFor();
   await op.evaluate(() => {
     const s = JSON.parse(sessionStorage.getItem('redforge.session'));
@@ -419,7 +419,7 @@ try {
   });
   expected401 = 2; // GET /api/auth/me, then POST /api/auth/refresh
   await op.reload();
-  await op.waitForURL(/\/login\?next=%2Fgovernance/);
+  await op.waitForURL(/\/login\?next=%2Faudit/);
   await op.getByText('Your session has ended. Log in again.').waitFor();
   check(expected401 === 0, 'the session ended after one refused refresh');
   await shot(op, '22-session-ended', 'the login page after the session ended (refresh refused), keeping the page to return to');

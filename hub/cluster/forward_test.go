@@ -27,6 +27,10 @@ func openHTTPNode(t *testing.T, id, region string, bootstrap bool, tweak func(*C
 	t.Helper()
 	cfg := testConfig(t, id, t.TempDir())
 	cfg.Bootstrap = bootstrap
+	// Elections are fast here (300 ms timeouts) but may take seconds on a
+	// loaded machine; a follower rides one out for PingGrace, which the
+	// default (3 election timeouts) would make under a second.
+	cfg.PingGrace = 10 * time.Second
 	fwd := &HTTPForwarder{Secret: testSecret, Client: &http.Client{Timeout: 5 * time.Second}}
 	cfg.Forwarder = fwd
 	if tweak != nil {
