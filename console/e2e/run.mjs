@@ -264,7 +264,7 @@ try {
   const [js] = await Promise.all([admin.waitForEvent('download'), admin.getByTestId('export-json').click()]);
   const doc = JSON.parse(readFileSync(await js.path(), 'utf8'));
   check(doc.records?.length > 0 && doc.records.every((r) => r.action === 'INSTANCE_CREATED'), 'the JSON export holds the filtered records');
-  await admin.getByTestId('tab-ai').click();
+  await admin.getByTestId('tab-ai_decisions').click();
   await admin.getByText('No AI decisions recorded').waitFor();
   await admin.getByTestId('tab-reports').click();
   const [pdf] = await Promise.all([admin.waitForEvent('download'), admin.getByRole('button', { name: 'Generate and download' }).click()]);
