@@ -55,7 +55,7 @@ func TestEmbeddedMQTTS(t *testing.T) {
 	defer unsub()
 
 	opts := func(user, pass string, cfg *tls.Config) *paho.ClientOptions {
-		return paho.NewClientOptions().AddBroker("ssl://"+b.TLSAddr()).SetClientID("c-"+user).SetTLSConfig(cfg).
+		return paho.NewClientOptions().AddBroker("ssl://" + b.TLSAddr()).SetClientID("c-" + user).SetTLSConfig(cfg).
 			SetUsername(user).SetPassword(pass).SetConnectTimeout(5 * time.Second).SetAutoReconnect(false)
 	}
 	trusting := func(cert *tls.Certificate) *tls.Config {
@@ -112,7 +112,7 @@ func TestEmbeddedMQTTS(t *testing.T) {
 	if err := try(opts("inst-1", "secret", &tls.Config{RootCAs: x509.NewCertPool()})); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("client without the CA: %v, want a certificate error", err)
 	}
-	plain := paho.NewClientOptions().AddBroker("tcp://"+b.TLSAddr()).SetClientID("plain").
+	plain := paho.NewClientOptions().AddBroker("tcp://" + b.TLSAddr()).SetClientID("plain").
 		SetUsername("inst-1").SetPassword("secret").SetConnectTimeout(5 * time.Second).SetAutoReconnect(false)
 	if err := try(plain); err == nil {
 		t.Error("plain MQTT connected on the MQTTS port")
