@@ -70,8 +70,9 @@ func startMITM(t *testing.T, upstream string, upstreamCA *x509.Certificate, chai
 // An edge enrolled with a token that pins the hub's CA reaches the hub over
 // HTTPS and keeps the pin for later starts; a man in the middle with a
 // certificate from another CA (even with the real CA certificate appended)
-// gets nothing, not even the token; a pinned token with an http:// hub is
-// refused at start.
+// gets nothing, not even the token, also after a restart without the
+// token; a hub with a public certificate answers the edge with its cluster
+// one; a pinned token with an http:// hub is refused at start.
 func TestEnrollmentPinsHubCA(t *testing.T) {
 	ca, err := pki.NewCA("cluster CA", time.Hour)
 	if err != nil {
@@ -133,6 +134,50 @@ func TestEnrollmentPinsHubCA(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "edge seen by the hub", func() error {
 		code, b := h.Do(t, "GET", "/api/edges/"+e.EdgeID(), h.AdminToken, nil)
 		if code != 200 || !strings.Contains(string(b), `"last_heartbeat"`) {
+			return io.EOF
+		}
+		return nil
+	})
+
+	// Restarted without the token, the edge keeps the pin: a man in the
+	// middle still gets nothing.
+	dataDir := e.Config.DataDir
+	e.Close()
+	m0 := startMITM(t, h.URL, ca.Cert)
+	logs = &testenv.Buffer{}
+	e = MustRunMain(t, logs, "--data-dir", dataDir, "--hub", m0.url, "--heartbeat-interval", "1s")
+	testenv.WaitFor(t, 30*time.Second, "the restarted edge refuses the man in the middle", func() error {
+		if !strings.Contains(logs.String(), "not from the CA the enrollment token pins") {
+			return io.EOF
+		}
+		return nil
+	})
+	if m0.seen.Load() != 0 {
+		t.Fatalf("%d requests of the restarted edge reached the man in the middle", m0.seen.Load())
+	}
+	e.Close()
+
+	// A hub whose API has a public certificate (another CA) answers an
+	// edge with its cluster certificate, which the pin accepts.
+	pub, err := pki.NewCA("public CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubCert, pubKey := filepath.Join(dir, "public.crt"), filepath.Join(dir, "public.key")
+	if _, err := pub.IssueFiles("public", []string{"127.0.0.1"}, time.Hour, pubCert, pubKey); err != nil {
+		t.Fatal(err)
+	}
+	h2 := hubtest.Start(t, func(c *hub.Config) {
+		c.ClusterCA, c.ClusterCert, c.ClusterKey = caFile, certFile, keyFile
+		c.TLSCert, c.TLSKey = pubCert, pubKey
+	})
+	var tok2 struct {
+		Token string `json:"token"`
+	}
+	h2.JSON(t, "POST", "/api/edges/tokens", map[string]any{}, 201, &tok2)
+	e2 := MustRunMain(t, &testenv.Buffer{}, "--hub", h2.URL, "--token", tok2.Token)
+	testenv.WaitFor(t, 30*time.Second, "edge enrolled with a hub with a public certificate", func() error {
+		if e2.EdgeID() == "" {
 			return io.EOF
 		}
 		return nil
