@@ -41,8 +41,8 @@ nodered: ## install Node-RED 4.1 from npm, the Redis context store and the RedFo
 		rm -rf $(NODERED_DIR)/node_modules/@redforge/node-red-runtime; \
 		npm install --prefix $(NODERED_DIR) --install-links ./packaging/nodered/runtime --no-audit --no-fund --loglevel=error; fi
 
-run: console build nodered ## run a hub on embedded defaults with a demo instance (data in ./data, API on :3000)
-	./bin/redforge-hub --data-dir ./data --node-red $(NODERED_DIR)/node_modules/node-red/red.js --demo
+run: console build nodered ## run a hub on embedded defaults with a demo instance (data in ./data, plain HTTP API on 127.0.0.1:3000)
+	./bin/redforge-hub --listen 127.0.0.1:3000 --data-dir ./data --node-red $(NODERED_DIR)/node_modules/node-red/red.js --demo
 
 test-env: ## provision PostgreSQL, Redis, Mosquitto, dockerd, Node-RED, Chromium, qemu (idempotent)
 	bash internal/testenv/provision.sh up

@@ -197,10 +197,15 @@ func withHSTS(next http.Handler) http.Handler {
 }
 
 // listenTLS wraps the bound API listener in TLS when HTTPS is on, and
-// starts the plain redirect listener (--http-redirect-listen).
+// starts the plain redirect listener (--http-redirect-listen). Plain HTTP
+// is meant for loopback (make run, tests): on another address it warns.
 func (h *Hub) listenTLS(ctx context.Context, ln net.Listener) (net.Listener, error) {
 	cfg := h.serverTLS()
 	if cfg == nil {
+		if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+			h.Logger.Warn("the API serves plain HTTP on an address other hosts can reach: passwords and tokens cross the network in clear; use --tls-cert/--tls-key, --acme-domains or --cluster-cert, or a TLS proxy in front",
+				"listen", ln.Addr().String())
+		}
 		return ln, nil
 	}
 	if addr := h.Config.HTTPRedirectListen; addr != "" {

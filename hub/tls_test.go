@@ -176,3 +176,15 @@ func TestHTTPSRefusesBadFiles(t *testing.T) {
 		})
 	}
 }
+
+// Plain HTTP is for loopback (make run, tests): on an address other hosts
+// reach, the hub warns that credentials cross the network in clear.
+func TestPlainHTTPWarnsOffLoopback(t *testing.T) {
+	for listen, warn := range map[string]bool{"127.0.0.1:0": false, "0.0.0.0:0": true} {
+		logs := &testenv.Buffer{}
+		hubtest.StartLogged(t, logs, func(c *hub.Config) { c.Listen = listen })
+		if got := strings.Contains(logs.String(), "plain HTTP on an address other hosts can reach"); got != warn {
+			t.Errorf("--listen %s: warned %v, want %v", listen, got, warn)
+		}
+	}
+}

@@ -50,6 +50,14 @@ type Config struct {
 	MQTTUsers          string
 	MQTTAdmin          string
 	MQTTAllowAnonymous bool
+
+	// MQTTS: a TLS listener beside MQTTListen with the certificate and key
+	// files (re-read when they change), and the CA that client
+	// certificates are checked with when a client presents one.
+	MQTTTLSListen string
+	MQTTTLSCert   string
+	MQTTTLSKey    string
+	MQTTClientCA  string
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -109,6 +117,10 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.MQTTAdmin, "mqtt-admin", c.MQTTAdmin, "user of --mqtt-users who may subscribe to the record streams and to wildcards (default: nobody)")
 	fs.BoolVar(&c.MQTTAllowAnonymous, "mqtt-allow-anonymous", c.MQTTAllowAnonymous, "open mode: any local MQTT client connects without credentials and reads every topic but $SYS (warned at start and in /healthz)")
 	fs.Int64Var(&c.DiskBudget, "disk-budget", c.DiskBudget, "outbox payload budget in bytes shared by all streams (0: none); audit and ai_decisions are refused when full, vectors and metrics evicted oldest-first")
+	fs.StringVar(&c.MQTTTLSListen, "mqtt-tls-listen", c.MQTTTLSListen, "MQTTS listen address (needs --mqtt-tls-cert and --mqtt-tls-key); clients authenticate as on --mqtt-listen")
+	fs.StringVar(&c.MQTTTLSCert, "mqtt-tls-cert", c.MQTTTLSCert, "PEM certificate (chain) of the MQTTS listener; re-read when it changes")
+	fs.StringVar(&c.MQTTTLSKey, "mqtt-tls-key", c.MQTTTLSKey, "PEM private key of --mqtt-tls-cert")
+	fs.StringVar(&c.MQTTClientCA, "mqtt-client-ca", c.MQTTClientCA, "PEM CA that MQTTS client certificates are checked with (clients may also connect without one)")
 	return fs
 }
 
@@ -172,6 +184,16 @@ func (c Config) Validate() error {
 	}
 	if c.MQTTAllowAnonymous && c.MQTTUsers != "" {
 		add("mqtt-allow-anonymous", "cannot be combined with --mqtt-users: the open mode checks no credentials")
+	}
+	if c.MQTTTLSListen != "" {
+		if err := checkListen(c.MQTTTLSListen); err != nil {
+			add("mqtt-tls-listen", "%v", err)
+		}
+		if c.MQTTTLSCert == "" || c.MQTTTLSKey == "" {
+			add("mqtt-tls-listen", "needs --mqtt-tls-cert and --mqtt-tls-key")
+		}
+	} else if c.MQTTTLSCert != "" || c.MQTTTLSKey != "" || c.MQTTClientCA != "" {
+		add("mqtt-tls-listen", "required with --mqtt-tls-cert, --mqtt-tls-key or --mqtt-client-ca")
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		add("log-level", "%v", err)

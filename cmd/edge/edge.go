@@ -124,11 +124,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	mqttTLS, err := m.mqttTLS()
+	if err != nil {
+		return err
+	}
 	m.Broker = broker.New(broker.Config{
-		Listen: m.Config.MQTTListen,
-		Outbox: m.Outbox,
-		Auth:   auth,
-		Logger: m.Logger.With(logKeyComponent, "broker"),
+		Listen:    m.Config.MQTTListen,
+		TLSListen: m.Config.MQTTTLSListen,
+		TLS:       mqttTLS,
+		Outbox:    m.Outbox,
+		Auth:      auth,
+		Logger:    m.Logger.With(logKeyComponent, "broker"),
 	})
 	if err := m.Broker.Open(ctx); err != nil {
 		return err

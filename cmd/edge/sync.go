@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,14 +36,25 @@ func (m *Main) startHubLink() error {
 	if len(m.Config.Hubs) == 0 {
 		return nil
 	}
-	rt, err := router.New(router.Config{Targets: m.Config.Hubs})
+	pin, err := hubPin(m.Config.DataDir, m.Config.Token.Reveal())
+	if err != nil {
+		return err
+	}
+	for _, h := range m.Config.Hubs {
+		if pin != "" && !strings.HasPrefix(h, "https://") {
+			return fmt.Errorf("hub: %q: the hubs' CA is pinned (enrollment token); reach them at https://", redactURL(h))
+		}
+	}
+	transport := hubTransport(pin)
+	rt, err := router.New(router.Config{Targets: m.Config.Hubs,
+		Prober: &router.HTTPProber{Client: &http.Client{Timeout: router.DefaultTimeout, Transport: transport}}})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &hubLink{cancel: cancel}
 	m.link = l
-	client := &http.Client{Timeout: syncer.DefaultRequestTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 90 * time.Second}}
+	client := &http.Client{Timeout: syncer.DefaultRequestTimeout, Transport: transport}
 	log := m.Logger.With(logKeyComponent, "sync")
 	l.wg.Go(func() { rt.Run(ctx) })
 	l.wg.Go(func() {

@@ -34,6 +34,7 @@ type nsHub struct {
 	args   []string
 	cmd    *nsProc
 	logs   *testenv.Buffer
+	client *http.Client // default nsClient (plain HTTP)
 	mu     sync.Mutex
 }
 
@@ -206,7 +207,11 @@ func (h *nsHub) call(method, path, token string, body any) (int, []byte, error) 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := nsClient.Do(req)
+	client := nsClient
+	if h.client != nil {
+		client = h.client
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -47,7 +47,7 @@ func runBackup(ctx context.Context, cl *Client, args []string, out io.Writer) er
 		return errors.New("usage: towerctl backup create | list | verify NAME | prune [--dry-run] | pitr --to TIME … | basebackup … | wal-push … | wal-fetch …")
 	}
 	long := *cl
-	long.http = &http.Client{Timeout: backupTimeout}
+	long.http = &http.Client{Timeout: backupTimeout, Transport: cl.http.Transport} // --ca applies here too
 	switch args[0] {
 	case "create":
 		var resp struct {

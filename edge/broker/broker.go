@@ -53,6 +53,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -123,6 +124,11 @@ type Config struct {
 	// Listen is the TCP address for MQTT. Default: DefaultListen. Use
 	// "127.0.0.1:0" for a free port and read it back with Addr.
 	Listen string
+	// TLSListen, when set with TLS, adds an MQTTS listener (TCP with TLS)
+	// beside Listen; clients authenticate on it as on the plain one, and a
+	// client certificate, when TLS asks for one, is checked on top.
+	TLSListen string
+	TLS       *tls.Config
 	// Topics maps an exact topic name (no wildcards) to an outbox stream.
 	// Default: DefaultTopics().
 	Topics map[string]string
@@ -158,6 +164,7 @@ type Broker struct {
 	state  int // 0 new, 1 open, 2 closed
 	server *mqtt.Server
 	ln     net.Listener
+	tlsLn  net.Listener
 	ctx    context.Context // canceled by Close; parent of every Append
 	cancel context.CancelFunc
 }
@@ -237,6 +244,17 @@ func (b *Broker) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mqtt listen %s: %w", b.cfg.Listen, err)
 	}
+	var tlsLn net.Listener
+	if b.cfg.TLSListen != "" {
+		if b.cfg.TLS == nil {
+			ln.Close()
+			return errors.New("broker: TLSListen needs TLS (a certificate)")
+		}
+		if tlsLn, err = new(net.ListenConfig).Listen(ctx, "tcp", b.cfg.TLSListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("mqtts listen %s: %w", b.cfg.TLSListen, err)
+		}
+	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = b.cfg.MaxPacketSize
 	// mochi logs whole packets: packetSafeHandler keeps payloads out.
@@ -247,16 +265,25 @@ func (b *Broker) Open(ctx context.Context) error {
 		server.AddHook(&outboxHook{b: b}, nil),
 		server.AddListener(listeners.NewNet("mqtt", ln)),
 	)
+	if err == nil && tlsLn != nil {
+		err = server.AddListener(listeners.NewNet("mqtts", tls.NewListener(tlsLn, b.cfg.TLS)))
+	}
 	if err == nil {
 		err = server.Serve() // starts goroutines and returns
 	}
 	if err != nil {
 		ln.Close()
+		if tlsLn != nil {
+			tlsLn.Close()
+		}
 		return fmt.Errorf("start mqtt broker: %w", err)
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.server, b.ln, b.state = server, ln, 1
+	b.server, b.ln, b.tlsLn, b.state = server, ln, tlsLn, 1
 	b.cfg.Logger.Info("mqtt broker listening", logKeyAddr, ln.Addr().String())
+	if tlsLn != nil {
+		b.cfg.Logger.Info("mqtts listening", logKeyAddr, tlsLn.Addr().String())
+	}
 	return nil
 }
 
@@ -268,6 +295,16 @@ func (b *Broker) Addr() net.Addr {
 		return nil
 	}
 	return b.ln.Addr()
+}
+
+// TLSAddr returns the bound MQTTS address, or nil without one.
+func (b *Broker) TLSAddr() net.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tlsLn == nil {
+		return nil
+	}
+	return b.tlsLn.Addr()
 }
 
 // Health returns nil while the broker is serving, ErrClosed otherwise.

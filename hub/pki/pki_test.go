@@ -2,10 +2,12 @@ package pki
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -260,5 +262,33 @@ func TestClusterMutualTLS(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("a client without a certificate was admitted")
+	}
+}
+
+// A write that fails (a full disk) is an error, and the file it was to
+// replace is left as it was, never half-written.
+func TestWriteFailsOnFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("needs a small tmpfs (root): %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	ca, err := NewCA("full-disk CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "bundle.crt")
+	if err := WriteCerts(path, ca.Cert); err != nil {
+		t.Fatal(err)
+	}
+	many := make([]*x509.Certificate, 40) // ~20 KB of PEM: more than the disk holds
+	for i := range many {
+		many[i] = ca.Cert
+	}
+	if err := WriteCerts(path, many...); err == nil {
+		t.Fatal("WriteCerts on a full disk returned no error")
+	}
+	if certs, err := ReadCerts(path); err != nil || len(certs) != 1 {
+		t.Fatalf("the previous file: %d certificates, %v; want it untouched", len(certs), err)
 	}
 }

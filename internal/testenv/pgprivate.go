@@ -50,6 +50,16 @@ func PGBin(tb testing.TB) string {
 // listener; trust authentication on loopback) and stops it at cleanup.
 func PrivatePostgres(tb testing.TB, conf string) *PGServer {
 	tb.Helper()
+	s := initPostgres(tb)
+	s.Configure(conf)
+	s.Start()
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// initPostgres initialises a cluster (initdb) on a free port, not started.
+func initPostgres(tb testing.TB) *PGServer {
+	tb.Helper()
 	bin := PGBin(tb)
 	root := PostgresUserDir(tb)
 	s := &PGServer{Bin: bin, Root: root, DataDir: filepath.Join(root, "pgdata"), tb: tb}
@@ -61,9 +71,6 @@ func PrivatePostgres(tb testing.TB, conf string) *PGServer {
 		tb.Fatal(err)
 	}
 	s.Port = port
-	s.Configure(conf)
-	s.Start()
-	tb.Cleanup(s.Stop)
 	s.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	return s
 }
