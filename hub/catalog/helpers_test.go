@@ -95,7 +95,7 @@ func fixtureCommands() []Command {
 		History: []PhaseRecord{{Phase: PhaseDrain, Status: DeploymentRunning, At: t0}, {Phase: PhaseDeploy, Status: DeploymentRunning, At: t0, Message: "green up"}},
 		Smoke:   json.RawMessage(`{"health":"ok","flows":3}`),
 	}
-	return []Command{
+	base := []Command{
 		PutRegion(Region{Name: "eu-west", Hubs: []string{"hub-a:3000", "hub-b:3000"}}),
 		PutRegion(Region{Name: "us-east"}),
 		PutSetting("retention_days", 30),
@@ -151,6 +151,7 @@ func fixtureCommands() []Command {
 		PutAlert(Alert{ID: "a-old", RuleID: "r-1", State: "resolved", StartsAt: t0, EndsAt: t0}),
 		DeleteAlerts([]string{"a-old", "a-missing"}),
 	}
+	return append(base, onceSettingsCommands(uint64(len(base)))...)
 }
 
 // fixture returns an applier whose state holds fixtureCommands.

@@ -167,10 +167,8 @@ func readSnapshot(r io.Reader) (*store, error) {
 	if got := appliedIndex(tx); got != meta.Index {
 		return nil, fmt.Errorf("%w: header says index %d, index table says %d", ErrCorruptSnapshot, meta.Index, got)
 	}
-	if version < 2 {
-		if err := upgradeLegacySettings(&write{tx: tx, index: meta.Index}); err != nil {
-			return nil, fmt.Errorf("%w: format %d: %v", ErrCorruptSnapshot, version, err)
-		}
+	if err := upgradeLegacySettings(&write{tx: tx, index: meta.Index}); err != nil {
+		return nil, fmt.Errorf("%w: format %d: %v", ErrCorruptSnapshot, version, err)
 	}
 	tx.Commit()
 	return st, nil
@@ -252,6 +250,20 @@ func restoreRow(w *write, table string, raw json.RawMessage) error {
 		return restoreInto(w, table, raw, checkAlertRule)
 	case tableAlerts:
 		return restoreInto(w, table, raw, checkAlert)
+	case tableSigningKeys:
+		return restoreInto(w, table, raw, checkSigningKey)
+	case tableRefreshTokens:
+		return restoreInto(w, table, raw, checkRefreshToken)
+	case tableRevokedTokens, tableRevokedSessions:
+		return restoreInto(w, table, raw, checkRevocation)
+	case tableSessionGenerations:
+		return restoreInto(w, table, raw, checkSessionGeneration)
+	case tableDeploymentSpecs:
+		return restoreInto(w, table, raw, checkDeploymentSpec)
+	case tableAuditAnchors:
+		return restoreInto(w, table, raw, checkAuditAnchor)
+	case tableEdgeConfigs:
+		return restoreInto(w, table, raw, checkEdgeConfig)
 	case tableIndex:
 		return restoreIndexRow(w, raw)
 	}

@@ -43,13 +43,25 @@ const (
 	tableFlows            = "flows"
 	tableCredentials      = "credentials"
 	tableMoves            = "moves"
-	tableIndex            = "index"
+	// Once settings: authstate.go, specs.go, anchors.go, edgeconfigs.go.
+	tableSigningKeys        = "signing_keys"
+	tableRefreshTokens      = "refresh_tokens"
+	tableRevokedTokens      = "revoked_tokens"
+	tableRevokedSessions    = "revoked_sessions"
+	tableSessionGenerations = "session_generations"
+	tableDeploymentSpecs    = "deployment_specs"
+	tableAuditAnchors       = "audit_anchors"
+	tableEdgeConfigs        = "edge_configs"
+	tableIndex              = "index"
 )
 
 var tableOrder = []string{
 	tableRegions, tableSettings, tableUsers, tableInstances, tableDeployments,
 	tableAPITokens, tableEdges, tableEnrollmentTokens, tableHubs, tableAllocations,
-	tableFlows, tableCredentials, tableMoves, tableAlertRules, tableAlerts, tableIndex,
+	tableFlows, tableCredentials, tableMoves, tableAlertRules, tableAlerts,
+	tableSigningKeys, tableRefreshTokens, tableRevokedTokens, tableRevokedSessions,
+	tableSessionGenerations, tableDeploymentSpecs, tableAuditAnchors, tableEdgeConfigs,
+	tableIndex,
 }
 
 func schema() *memdb.DBSchema {
@@ -58,6 +70,9 @@ func schema() *memdb.DBSchema {
 		deploymentsTable(), apiTokensTable(), edgesTable(),
 		enrollmentTokensTable(), hubsTable(), allocationsTable(), flowsTable(),
 		credentialsTable(), movesTable(), alertRulesTable(), alertsTable(), indexTable(),
+		signingKeysTable(), refreshTokensTable(), revocationsTable(tableRevokedTokens),
+		revocationsTable(tableRevokedSessions), sessionGenerationsTable(),
+		deploymentSpecsTable(), auditAnchorsTable(), edgeConfigsTable(),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, t := range tables {
