@@ -52,13 +52,20 @@ const (
 	tableDeploymentSpecs    = "deployment_specs"
 	tableAuditAnchors       = "audit_anchors"
 	tableEdgeConfigs        = "edge_configs"
+	tableSnapshots          = "snapshots"
+	tableLLMProviders       = "llm_providers"
+	tableModels             = "models"
+	tableLLMRoutes          = "llm_routes"
+	tableLLMBudgets         = "llm_budgets"
+	tableBenchmarks         = "benchmarks"
 	tableIndex              = "index"
 )
 
 var tableOrder = []string{
 	tableRegions, tableSettings, tableUsers, tableInstances, tableDeployments,
 	tableAPITokens, tableEdges, tableEnrollmentTokens, tableHubs, tableAllocations,
-	tableFlows, tableCredentials, tableMoves, tableAlertRules, tableAlerts,
+	tableFlows, tableCredentials, tableMoves, tableAlertRules, tableAlerts, tableSnapshots,
+	tableLLMProviders, tableModels, tableLLMRoutes, tableLLMBudgets, tableBenchmarks,
 	tableSigningKeys, tableRefreshTokens, tableRevokedTokens, tableRevokedSessions,
 	tableSessionGenerations, tableDeploymentSpecs, tableAuditAnchors, tableEdgeConfigs,
 	tableIndex,
@@ -69,7 +76,8 @@ func schema() *memdb.DBSchema {
 		regionsTable(), settingsTable(), usersTable(), instancesTable(),
 		deploymentsTable(), apiTokensTable(), edgesTable(),
 		enrollmentTokensTable(), hubsTable(), allocationsTable(), flowsTable(),
-		credentialsTable(), movesTable(), alertRulesTable(), alertsTable(), indexTable(),
+		credentialsTable(), movesTable(), alertRulesTable(), alertsTable(), snapshotsTable(), indexTable(),
+		llmProvidersTable(), modelsTable(), llmRoutesTable(), llmBudgetsTable(), benchmarksTable(),
 		signingKeysTable(), refreshTokensTable(), revocationsTable(tableRevokedTokens),
 		revocationsTable(tableRevokedSessions), sessionGenerationsTable(),
 		deploymentSpecsTable(), auditAnchorsTable(), edgeConfigsTable(),
@@ -158,6 +166,12 @@ func singular(table string) string {
 		return "alert rule"
 	case tableAlerts:
 		return "alert"
+	case tableLLMProviders:
+		return "llm provider"
+	case tableLLMRoutes:
+		return "llm route"
+	case tableLLMBudgets:
+		return "llm budget"
 	}
 	return table[:len(table)-1]
 }
