@@ -144,11 +144,12 @@ func TestSweepDropsExpiredSessionState(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := func() int {
-		n := 0
-		for _, s := range e.state.Settings() {
-			if strings.HasPrefix(s.Key, SettingPrefix) && s.Key != settingSigningKey {
-				n++
-			}
+		n := len(e.state.RefreshTokens())
+		if _, err := e.state.TokenRevoked(p.TokenID); err == nil {
+			n++
+		}
+		if _, err := e.state.SessionRevoked(p.SessionID); err == nil {
+			n++
 		}
 		return n
 	}
@@ -164,7 +165,7 @@ func TestSweepDropsExpiredSessionState(t *testing.T) {
 	if n, err := e.svc.Sweep(ctx); err != nil || n != 3 || count() != 0 {
 		t.Fatalf("Sweep after refresh TTL = %d, %v, %d left", n, err, count())
 	}
-	if _, err := e.state.Setting(settingSigningKey); err != nil {
+	if _, err := e.state.SigningKey(); err != nil {
 		t.Fatal("Sweep removed the signing key")
 	}
 	_, _, err := e.svc.Refresh(ctx, toks2.RefreshToken)
