@@ -28,7 +28,12 @@ import (
 // encodes to the same bytes.
 const (
 	snapshotMagic   = "RFCATSNP"
-	snapshotVersion = 2
+	// snapshotVersion 3 has the tables of the state kept in settings
+	// before (authstate.go, specs.go, anchors.go, edgeconfigs.go); a
+	// format-2 hub refuses it with ErrSnapshotVersion instead of failing
+	// on an unknown table. Formats 1 and 2 restore, their settings moved
+	// into the tables (legacy.go).
+	snapshotVersion = 3
 )
 
 // knownTables reports whether tables, as a snapshot header lists them,
