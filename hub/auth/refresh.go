@@ -123,10 +123,15 @@ func (s *Service) RevokeUserSessions(ctx context.Context, userID string) error {
 // revocations past their Until (after which everything they revoke has
 // expired anyway), retired signing keys past their verification window,
 // and the session generation of deleted users. Run it on the leader now
-// and then (hourly is plenty). It returns how many rows it deleted.
+// and then (hourly is plenty); when nothing has expired it commits
+// nothing. It returns how many rows it deleted.
 // Errors: the Applier's.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	n, err := apply[catalog.AuthReaped](ctx, s.ap, catalog.ReapAuth(s.now().Add(-s.cfg.Leeway).UTC()))
+	at := s.now().Add(-s.cfg.Leeway).UTC()
+	if !s.cat.AuthReapable(at) {
+		return 0, nil // nothing expired: no command
+	}
+	n, err := apply[catalog.AuthReaped](ctx, s.ap, catalog.ReapAuth(at))
 	if err != nil {
 		return 0, fmt.Errorf("sweep session state: %w", err)
 	}

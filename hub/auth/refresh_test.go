@@ -153,9 +153,12 @@ func TestSweepDropsExpiredSessionState(t *testing.T) {
 		}
 		return n
 	}
-	before := count() // 2 refresh records, 1 revoked jti, 1 revoked session
+	before, index := count(), e.state.Index() // 2 refresh records, 1 revoked jti, 1 revoked session
 	if n, err := e.svc.Sweep(ctx); err != nil || n != 0 || before != 4 {
 		t.Fatalf("early Sweep = %d, %v (state entries %d, want 4)", n, err, before)
+	}
+	if e.state.Index() != index {
+		t.Fatalf("a Sweep with nothing to reap committed a command (index %d, was %d)", e.state.Index(), index)
 	}
 	e.clock.Advance(DefaultAccessTTL + time.Minute)
 	if n, err := e.svc.Sweep(ctx); err != nil || n != 1 {

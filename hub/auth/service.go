@@ -38,6 +38,7 @@ type Catalog interface {
 	TokenRevoked(jti string) (catalog.Revocation, error)
 	SessionRevoked(sid string) (catalog.Revocation, error)
 	SessionGeneration(userID string) catalog.SessionGeneration
+	AuthReapable(at time.Time) bool
 }
 
 // Applier commits catalog commands. *cluster.Node satisfies it; on a

@@ -416,6 +416,36 @@ func applyReapAuth(w *write, b reapBody) (any, error) {
 	return n, nil
 }
 
+// AuthReapable reports whether ReapAuth(at) would delete anything, so that
+// a sweep with nothing to do commits no command. It reads the first row of
+// each time index and the session generations (one per user).
+func (s *State) AuthReapable(at time.Time) bool {
+	tx := s.read(nil)
+	earliest := func(table, index string, of func(any) time.Time) bool {
+		obj, err := tx.LowerBound(table, index, time.Time{})
+		mustBeOK(err)
+		for o := obj.Next(); o != nil; o = obj.Next() {
+			if k, ok := o.(*SigningKey); ok && k.Current {
+				continue // the current key has no verify_until: it sorts first
+			}
+			return of(o).Before(at)
+		}
+		return false
+	}
+	if earliest(tableRefreshTokens, "expires", func(o any) time.Time { return o.(*RefreshToken).ExpiresAt }) ||
+		earliest(tableRevokedTokens, "until", func(o any) time.Time { return o.(*Revocation).Until }) ||
+		earliest(tableRevokedSessions, "until", func(o any) time.Time { return o.(*Revocation).Until }) ||
+		earliest(tableSigningKeys, "verify_until", func(o any) time.Time { return o.(*SigningKey).VerifyUntil }) {
+		return true
+	}
+	for _, g := range list[SessionGeneration](tx, nil, tableSessionGenerations, "id") {
+		if first[User](tx, nil, tableUsers, "id", g.UserID) == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // deleteUserSessions deletes a deleted user's refresh tokens and session
 // generation (its access tokens fail on the missing user anyway).
 func deleteUserSessions(w *write, userID string) {

@@ -80,8 +80,17 @@ func TestReapAuth(t *testing.T) {
 	if g := a.s.SessionGeneration("u-3"); g.Generation != 0 {
 		t.Fatalf("a deleted user's generation survived: %+v", g)
 	}
+	if a.s.AuthReapable(t0.Add(2 * time.Hour)) {
+		t.Fatal("AuthReapable before anything expired")
+	}
+	if !a.s.AuthReapable(t0.Add(2*time.Hour + time.Nanosecond)) {
+		t.Fatal("AuthReapable misses the retired key k-1 past its window")
+	}
 	// A generation of a user that is gone (as older hubs left them).
 	a.must(PutSetting("auth/user_generation/u-gone", map[string]any{"generation": 3, "at": t0}))
+	if !a.s.AuthReapable(t0) {
+		t.Fatal("AuthReapable misses the generation of a deleted user")
+	}
 	n := a.must(ReapAuth(t0.Add(25 * time.Hour))).(AuthReaped)
 	want := AuthReaped{RefreshTokens: 1, SigningKeys: 1, Generations: 1} // r1, k-1, u-gone (jti-1 went in the fixture, s-9 lasts 48h)
 	if n != want {
@@ -89,6 +98,9 @@ func TestReapAuth(t *testing.T) {
 	}
 	if _, err := a.s.RefreshToken("r-late"); err != nil {
 		t.Fatalf("an unexpired refresh token was reaped: %v", err)
+	}
+	if a.s.AuthReapable(t0.Add(25*time.Hour)) || !a.s.AuthReapable(t0.Add(48*time.Hour+time.Second)) {
+		t.Fatal("AuthReapable after the reap: want nothing until s-9's revocation ends")
 	}
 	if _, err := a.s.SessionRevoked("s-9"); err != nil {
 		t.Fatalf("an unexpired revocation was reaped: %v", err)
