@@ -27,7 +27,7 @@ import (
 // caught on restore. The output is deterministic: the same state always
 // encodes to the same bytes.
 const (
-	snapshotMagic   = "RFCATSNP"
+	snapshotMagic = "RFCATSNP"
 	// snapshotVersion 3 has the tables of the state kept in settings
 	// before (authstate.go, specs.go, anchors.go, edgeconfigs.go); a
 	// format-2 hub refuses it with ErrSnapshotVersion instead of failing
