@@ -96,7 +96,7 @@ func TestDeploymentResumesAfterHubRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 10*time.Second, "new hub leads", func() error {
-		if h2.Raft.State() != "Leader" {
+		if !h2.Raft.IsLeader() {
 			return fmt.Errorf("raft %s", h2.Raft.State())
 		}
 		return nil

@@ -22,6 +22,7 @@ import (
 
 	"github.com/redforge/controltower/edge/broker"
 	"github.com/redforge/controltower/edge/outbox"
+	"github.com/redforge/controltower/internal/testenv"
 	"github.com/redforge/controltower/syncproto"
 )
 
@@ -117,22 +118,6 @@ func mustPublish(tb testing.TB, c paho.Client, topic string, qos byte, payload s
 	}
 }
 
-// waitFor polls cond until it returns nil or the deadline passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func payloads(tb testing.TB, o *outbox.Outbox, stream string) []string {
 	tb.Helper()
 	recs, err := o.Pending(context.Background(), stream, 0, 1000)
@@ -220,10 +205,10 @@ func TestRefusesNonObjectPayloads(t *testing.T) {
 	var toks []paho.Token
 	for i, p := range bad {
 		toks = append(toks, c.Publish(topicAudit, 1, false, p))
-		waitFor(t, 10*time.Second, "refusal of "+p, refusedIs(b, broker.ReasonNotJSONObject, uint64(i+1)))
+		testenv.WaitFor(t, 10*time.Second, "refusal of "+p, refusedIs(b, broker.ReasonNotJSONObject, uint64(i+1)))
 	}
 	c.Publish(topicMetrics, 0, false, "qos0 garbage")
-	waitFor(t, 10*time.Second, "qos0 refusal", refusedIs(b, broker.ReasonNotJSONObject, uint64(len(bad)+1)))
+	testenv.WaitFor(t, 10*time.Second, "qos0 refusal", refusedIs(b, broker.ReasonNotJSONObject, uint64(len(bad)+1)))
 
 	mustPublish(t, c, topicAudit, 1, " {\"ok\":true}\n")
 	for i, tok := range toks {
@@ -252,7 +237,7 @@ func TestOutboxFailureIsNeverAcked(t *testing.T) {
 	o.Close()
 
 	tok := c.Publish(topicAudit, 1, false, `{"n":1}`)
-	waitFor(t, 10*time.Second, "outbox refusal", refusedIs(b, broker.ReasonOutbox, 1))
+	testenv.WaitFor(t, 10*time.Second, "outbox refusal", refusedIs(b, broker.ReasonOutbox, 1))
 	mustPublish(t, c, "site/other", 1, "not a record topic") // passes through, acked after the refusal
 	if done(tok) {
 		t.Fatalf("publish acknowledged although the outbox is closed (err %v)", tok.Error())
@@ -301,7 +286,7 @@ func TestRecordsStillReachSubscribers(t *testing.T) {
 	pub := MustPaho(t, b, "pub")
 	mustPublish(t, pub, "site/other", 1, "anything")
 	pub.Publish(topicMetrics, 0, false, `{"cpu":0.5}`)
-	waitFor(t, 10*time.Second, "both messages delivered", func() error {
+	testenv.WaitFor(t, 10*time.Second, "both messages delivered", func() error {
 		if n := got.Load(); n != 2 {
 			return fmt.Errorf("%d delivered", n)
 		}

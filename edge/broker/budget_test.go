@@ -11,6 +11,7 @@ import (
 
 	"github.com/redforge/controltower/edge/broker"
 	"github.com/redforge/controltower/edge/outbox"
+	"github.com/redforge/controltower/internal/testenv"
 )
 
 // TestDiskBudget fills a 64 KiB outbox budget: audit publishes are then
@@ -46,7 +47,7 @@ func TestDiskBudget(t *testing.T) {
 	if tok.WaitTimeout(500 * time.Millisecond) {
 		t.Fatalf("3.1.1 audit publish on a full budget was acknowledged (err %v)", tok.Error())
 	}
-	waitFor(t, 5*time.Second, "quota refusals counted", refusedIs(b, broker.ReasonQuota, 2))
+	testenv.WaitFor(t, 5*time.Second, "quota refusals counted", refusedIs(b, broker.ReasonQuota, 2))
 	st, err := o.Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)

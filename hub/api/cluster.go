@@ -22,7 +22,7 @@ const StaleHeader = "X-Redforge-Stale-Ms"
 // ClusterNode is what the API needs of the hub's Raft node.
 type ClusterNode interface {
 	ID() string
-	State() string
+	State() cluster.RaftState
 	Leader() (id, addr string)
 	Servers() ([]cluster.Server, error)
 	Hubs() map[string]cluster.HubInfo
@@ -101,14 +101,14 @@ type ServerInfo struct {
 
 // ClusterStatus is the body of GET /api/cluster.
 type ClusterStatus struct {
-	NodeID      string       `json:"node_id"`
-	Region      string       `json:"region"`
-	State       string       `json:"state"`
-	LeaderID    string       `json:"leader_id"`
-	StalenessMS int64        `json:"staleness_ms"`
-	Term        string       `json:"term,omitempty"`
-	AppliedIdx  string       `json:"applied_index,omitempty"`
-	Servers     []ServerInfo `json:"servers"`
+	NodeID      string            `json:"node_id"`
+	Region      string            `json:"region"`
+	State       cluster.RaftState `json:"state"`
+	LeaderID    string            `json:"leader_id"`
+	StalenessMS int64             `json:"staleness_ms"`
+	Term        string            `json:"term,omitempty"`
+	AppliedIdx  string            `json:"applied_index,omitempty"`
+	Servers     []ServerInfo      `json:"servers"`
 }
 
 func (s *Server) clusterStatus() (ClusterStatus, error) {

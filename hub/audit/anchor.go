@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -29,12 +28,9 @@ type Anchors interface {
 	SaveAnchor(ctx context.Context, a Anchor) error
 }
 
-// AnchorSetting is the catalog setting that holds the anchor.
-const AnchorSetting = "audit/anchor"
-
-// SettingReader reads catalog settings (*catalog.State).
-type SettingReader interface {
-	Setting(key string) (catalog.Setting, error)
+// AnchorReader reads the anchor from the catalog (*catalog.State).
+type AnchorReader interface {
+	AuditAnchor(chain string) (catalog.AuditAnchor, error)
 }
 
 // Applier commits catalog commands (*cluster.Node).
@@ -42,50 +38,40 @@ type Applier interface {
 	Apply(ctx context.Context, cmd catalog.Command) (any, error)
 }
 
-// CatalogAnchors keeps the anchor in the catalog setting AnchorSetting.
+// CatalogAnchors keeps the anchor in the catalog's audit anchors, as the
+// chain catalog.AuditChain.
 type CatalogAnchors struct {
-	Catalog SettingReader
+	Catalog AnchorReader
 	Applier Applier
 }
 
 // LoadAnchor implements Anchors.
 func (c CatalogAnchors) LoadAnchor() (Anchor, bool, error) {
-	a, _, ok, err := c.load()
-	return a, ok, err
-}
-
-func (c CatalogAnchors) load() (Anchor, uint64, bool, error) {
-	st, err := c.Catalog.Setting(AnchorSetting)
+	row, err := c.Catalog.AuditAnchor(catalog.AuditChain)
 	if errors.Is(err, catalog.ErrNotFound) {
-		return Anchor{}, 0, false, nil
+		return Anchor{}, false, nil
 	}
 	if err != nil {
-		return Anchor{}, 0, false, err
+		return Anchor{}, false, err
 	}
-	var a Anchor
-	if err := json.Unmarshal(st.Value, &a); err != nil {
-		return Anchor{}, 0, false, fmt.Errorf("audit anchor setting does not decode: %v", err)
-	}
-	return a, st.ModifyIndex, true, nil
+	return Anchor{ID: row.RecordID, Hash: row.Hash, Time: row.Time}, true, nil
 }
 
-// SaveAnchor implements Anchors: a compare-and-set that keeps the highest
-// anchor when hubs race.
+// SaveAnchor implements Anchors. The catalog refuses to move the anchor
+// back (catalog.ErrConflict), so when hubs race the highest anchor stays
+// and a lower one is not an error.
 func (c CatalogAnchors) SaveAnchor(ctx context.Context, a Anchor) error {
-	for attempt := 0; attempt < 5; attempt++ {
-		old, index, ok, err := c.load()
-		if err != nil {
-			return err
-		}
-		if ok && old.ID >= a.ID {
-			return nil
-		}
-		_, err = c.Applier.Apply(ctx, catalog.PutSetting(AnchorSetting, a, catalog.IfIndex(index)))
-		if !errors.Is(err, catalog.ErrConflict) {
-			return err
+	old, ok, err := c.LoadAnchor()
+	if err != nil || ok && old.ID >= a.ID {
+		return err
+	}
+	_, err = c.Applier.Apply(ctx, catalog.PutAuditAnchor(catalog.AuditAnchor{Chain: catalog.AuditChain, RecordID: a.ID, Hash: a.Hash, Time: a.Time}))
+	if errors.Is(err, catalog.ErrConflict) {
+		if old, ok, lerr := c.LoadAnchor(); lerr == nil && ok && old.ID >= a.ID {
+			return nil // a higher anchor won the race
 		}
 	}
-	return fmt.Errorf("save audit anchor: too much contention: %w", catalog.ErrConflict)
+	return err
 }
 
 // Anchor verifies the records appended since the last anchor (they must

@@ -68,3 +68,14 @@ func TestHashVector(t *testing.T) {
 // hashVector was computed by testdata/verify_export.py, an independent
 // implementation of DESIGN.md.
 const hashVector = "v1:631e1b12c0b215873db245865ea057f826310e0755c7ab0330852be592724460"
+
+// TestIsRedactedKey: the redacted names are matched in any case, and
+// only those.
+func TestIsRedactedKey(t *testing.T) {
+	for name, want := range map[string]bool{"password": true, "Refresh_Token": true, "AUTHORIZATION": true,
+		"name": false, "token_count": false, "": false} {
+		if got := audit.IsRedactedKey(name); got != want {
+			t.Errorf("IsRedactedKey(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -26,23 +26,21 @@ const (
 )
 
 // Redacted replaces the value of a details member whose name (in any
-// case) is one of RedactedKeys.
+// case) is a redacted key (IsRedactedKey).
 const Redacted = "[REDACTED]"
 
-// RedactedKeys are details member names whose values Record never stores,
-// at any depth: a safety net, since callers must not pass secrets at all.
-var RedactedKeys = []string{
-	"password", "current_password", "new_password", "old_password", "secret", "client_secret",
-	"token", "access_token", "refresh_token", "api_token", "authorization", "cookie", "private_key",
+// redactSet holds the details member names whose values Record never
+// stores, at any depth: a safety net, since callers must not pass secrets
+// at all. It is fixed at build time; IsRedactedKey reads it.
+var redactSet = map[string]bool{
+	"password": true, "current_password": true, "new_password": true, "old_password": true,
+	"secret": true, "client_secret": true, "token": true, "access_token": true, "refresh_token": true,
+	"api_token": true, "authorization": true, "cookie": true, "private_key": true,
 }
 
-var redactSet = func() map[string]bool {
-	m := map[string]bool{}
-	for _, k := range RedactedKeys {
-		m[k] = true
-	}
-	return m
-}()
+// IsRedactedKey reports whether Record replaces the value of a details
+// member named name (in any case) with Redacted.
+func IsRedactedKey(name string) bool { return redactSet[strings.ToLower(name)] }
 
 // Store is what the package needs of the data store; store.Store
 // satisfies it.
@@ -94,7 +92,7 @@ type Entry struct {
 	ResourceID   string
 	// Details is encoded as JSON (a json.RawMessage or []byte is taken as
 	// JSON text); nil and JSON null mean none. Secrets must not be passed;
-	// members named in RedactedKeys are replaced by "[REDACTED]" anyway.
+	// members with a redacted name (IsRedactedKey) are replaced by "[REDACTED]" anyway.
 	Details   any
 	IP        string
 	UserAgent string

@@ -5,10 +5,10 @@
 // matrix (Can, Authorize).
 //
 // State lives in the Raft catalog (hub/catalog), so every hub of a cluster
-// verifies the tokens of every other: users and API tokens in their
-// tables, and in settings under "auth/" the signing key, refresh token
-// records (by SHA-256), the revocation set (revoked access token ids and
-// sessions) and each user's session generation. Reads go through the
+// verifies the tokens of every other, each kind in its own table: users,
+// API tokens, signing keys, refresh token records (by SHA-256), the
+// revocation sets (revoked access token ids and sessions) and each user's
+// session generation. Reads go through the
 // consumer-owned Catalog interface (*catalog.State), writes through
 // Applier (*cluster.Node). Secrets are never stored, logged or returned
 // after creation: passwords are bcrypt hashes, refresh and API tokens

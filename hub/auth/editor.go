@@ -147,7 +147,7 @@ func (s *Service) AuthenticateEditorSession(raw, instanceID string) (Principal, 
 	if c.Subject == "" || c.SessionID == "" {
 		return Principal{}, unauthenticated(ReasonMalformed, "editor session lacks sub or sid")
 	}
-	if revoked, err := s.hasSetting(prefixRevokedSession + c.SessionID); err != nil || revoked {
+	if isRevoked, err := revoked(s.cat.SessionRevoked(c.SessionID)); err != nil || isRevoked {
 		return Principal{}, errOr(err, unauthenticated(ReasonRevoked, "session "+c.SessionID+" revoked"))
 	}
 	u, err := s.activeUser(c.Subject)

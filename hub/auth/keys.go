@@ -4,70 +4,56 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
 )
 
-// Catalog setting keys used by this package. Everything under "auth/" is
-// secret or security state: hub/api must never return these settings.
-const (
-	settingSigningKey    = "auth/signing_key"
-	prefixRefresh        = "auth/refresh/"         // + SHA-256 hex of a refresh token
-	prefixRevokedJTI     = "auth/revoked_jti/"     // + access token jti
-	prefixRevokedSession = "auth/revoked_session/" // + session id
-	prefixUserGeneration = "auth/user_generation/" // + user id
-	prefixRetiredKey     = "auth/retired_key/"     // + kid of a signing key RotateKeys replaced
-	// SettingPrefix is the prefix of every setting this package owns.
-	SettingPrefix = "auth/"
-)
-
 // SigningKeyBytes is the size of the HS256 signing key.
 const SigningKeyBytes = 32
 
-// signingKey is the value of the auth/signing_key setting: the key new
-// access tokens are signed with. Key is base64 in JSON. The key ID (kid)
-// is written into every token's header, so a token signed with a key that
-// RotateKeys has since replaced still finds its key (retiredKey).
+// signingKey is a signing key in clear: the key new access tokens are
+// signed with, or a retired one. The catalog keeps it as a
+// catalog.SigningKey, sealed when the hub has a sealer (Config.Sealer).
+// The key ID (kid) is written into every token's header, so a token signed
+// with a key that RotateKeys has since replaced still finds its key.
 type signingKey struct {
-	ID        string    `json:"kid"`
-	Key       []byte    `json:"key,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	// Sealed is the key sealed by the hub (Config.Sealer): with a sealer
-	// the catalog holds only this, never Key.
-	Sealed string `json:"sealed,omitempty"`
+	ID        string
+	Key       []byte
+	CreatedAt time.Time
 }
 
 // keyContext binds a sealed signing key to its id.
 func keyContext(kid string) string { return "auth/signing_key/" + kid }
 
 // sealed returns k as the catalog keeps it: sealed when there is a sealer.
-func (s *Service) sealed(k signingKey) (signingKey, error) {
+func (s *Service) sealed(k signingKey) (catalog.SigningKey, error) {
+	row := catalog.SigningKey{ID: k.ID, CreatedAt: k.CreatedAt}
 	if s.cfg.Sealer == nil {
-		return k, nil
+		row.Key = k.Key
+		return row, nil
 	}
 	v, err := s.cfg.Sealer.Seal(keyContext(k.ID), base64.StdEncoding.EncodeToString(k.Key))
 	if err != nil {
-		return k, fmt.Errorf("seal signing key: %w", err)
+		return row, fmt.Errorf("seal signing key: %w", err)
 	}
-	k.Sealed, k.Key = v, nil
-	return k, nil
+	row.Sealed = v
+	return row, nil
 }
 
-// opened returns k with its Key in clear (a key written before sealing is
-// read as it is).
-func (s *Service) opened(k signingKey) (signingKey, error) {
-	if k.Sealed == "" {
+// opened returns the key of a catalog row in clear (a key written before
+// sealing is read as it is).
+func (s *Service) opened(row catalog.SigningKey) (signingKey, error) {
+	k := signingKey{ID: row.ID, Key: row.Key, CreatedAt: row.CreatedAt}
+	if row.Sealed == "" {
 		return k, nil
 	}
 	if s.cfg.Sealer == nil {
 		return k, fmt.Errorf("signing key %s is sealed and this hub has no sealing key", k.ID)
 	}
-	v, err := s.cfg.Sealer.Open(keyContext(k.ID), k.Sealed)
+	v, err := s.cfg.Sealer.Open(keyContext(k.ID), row.Sealed)
 	if err != nil {
 		return k, fmt.Errorf("open signing key %s: %w", k.ID, err)
 	}
@@ -77,8 +63,8 @@ func (s *Service) opened(k signingKey) (signingKey, error) {
 	return k, nil
 }
 
-// cachedKey is the decoded signing key and the ModifyIndex of the setting
-// it was decoded from.
+// cachedKey is the opened current signing key and the ModifyIndex of the
+// row it was opened from.
 type cachedKey struct {
 	index uint64
 	key   signingKey
@@ -98,7 +84,7 @@ func (s *Service) EnsureSigningKey(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = apply[catalog.Setting](ctx, s.ap, catalog.PutSetting(settingSigningKey, k, catalog.IfIndex(0)))
+	_, err = apply[catalog.SigningKey](ctx, s.ap, catalog.InitSigningKey(k))
 	if err != nil && !errors.Is(err, catalog.ErrConflict) { // conflict: another hub won
 		return fmt.Errorf("ensure signing key: %w", err)
 	}
@@ -106,30 +92,27 @@ func (s *Service) EnsureSigningKey(ctx context.Context) error {
 	return err
 }
 
-// signingKey returns the cluster's signing key, decoding the setting again
-// only when it changed. Errors: catalog.ErrNotFound before
-// EnsureSigningKey ran; a corrupt setting.
+// signingKey returns the cluster's current signing key, opening the row
+// again only when it changed. Errors: catalog.ErrNotFound before
+// EnsureSigningKey ran; a key that does not open.
 func (s *Service) signingKey() (signingKey, error) {
-	st, err := s.cat.Setting(settingSigningKey)
+	row, err := s.cat.SigningKey()
 	if err != nil {
 		return signingKey{}, fmt.Errorf("signing key: %w", err)
 	}
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
-	if s.key.index == st.ModifyIndex && s.key.index != 0 {
+	if s.key.index == row.ModifyIndex && s.key.index != 0 && s.key.key.ID == row.ID {
 		return s.key.key, nil
 	}
-	var k signingKey
-	if err := json.Unmarshal(st.Value, &k); err != nil {
-		return signingKey{}, fmt.Errorf("signing key setting %s does not decode: %v", settingSigningKey, err)
-	}
-	if k, err = s.opened(k); err != nil {
+	k, err := s.opened(row)
+	if err != nil {
 		return signingKey{}, err
 	}
 	if len(k.Key) < SigningKeyBytes || k.ID == "" {
-		return signingKey{}, fmt.Errorf("signing key setting %s: key shorter than %d bytes or without id", settingSigningKey, SigningKeyBytes)
+		return signingKey{}, fmt.Errorf("signing key %q: key shorter than %d bytes or without id", k.ID, SigningKeyBytes)
 	}
-	s.key = cachedKey{index: st.ModifyIndex, key: k}
+	s.key = cachedKey{index: row.ModifyIndex, key: k}
 	return k, nil
 }
 
@@ -143,15 +126,6 @@ func randomBytes(n int) []byte {
 // randomString returns n random bytes as unpadded base64url.
 func randomString(n int) string {
 	return base64.RawURLEncoding.EncodeToString(randomBytes(n))
-}
-
-// retiredKey is the value of an auth/retired_key/<kid> setting: a signing
-// key RotateKeys replaced, kept to verify the access tokens it signed
-// until the last of them has expired (Until), then swept.
-type retiredKey struct {
-	signingKey
-	RetiredAt time.Time `json:"retired_at"`
-	Until     time.Time `json:"until"`
 }
 
 // KeyInfo describes a signing key without its secret.
@@ -174,33 +148,23 @@ type KeyInfo struct {
 // catalog.ErrConflict when a concurrent rotation won (the key was rotated:
 // retry only if another key is wanted); the Applier's errors.
 func (s *Service) RotateKeys(ctx context.Context) (KeyInfo, error) {
-	st, err := s.cat.Setting(settingSigningKey)
+	cur, err := s.cat.SigningKey()
 	if err != nil {
 		return KeyInfo{}, s.keyError(fmt.Errorf("signing key: %w", err))
 	}
-	old, err := s.signingKey()
-	if err != nil {
+	if _, err := s.signingKey(); err != nil {
 		return KeyInfo{}, s.keyError(err)
 	}
 	now := s.now().UTC()
-	// Keep the old key first: a crash between the two writes leaves it
-	// current and also retired, which is harmless.
-	oldSealed, err := s.sealed(old)
-	if err != nil {
-		return KeyInfo{}, err
-	}
-	ret := retiredKey{signingKey: oldSealed, RetiredAt: now, Until: now.Add(s.cfg.AccessTTL + s.cfg.Leeway)}
-	if _, err := apply[catalog.Setting](ctx, s.ap, catalog.PutSetting(prefixRetiredKey+old.ID, ret)); err != nil {
-		return KeyInfo{}, fmt.Errorf("rotate keys: keep key %s: %w", old.ID, err)
-	}
 	k, err := s.sealed(signingKey{ID: randomString(9), Key: randomBytes(SigningKeyBytes), CreatedAt: now})
 	if err != nil {
 		return KeyInfo{}, err
 	}
-	if _, err := apply[catalog.Setting](ctx, s.ap, catalog.PutSetting(settingSigningKey, k, catalog.IfIndex(st.ModifyIndex))); err != nil {
+	until := now.Add(s.cfg.AccessTTL + s.cfg.Leeway)
+	if _, err := apply[catalog.SigningKey](ctx, s.ap, catalog.RotateSigningKey(k, cur.ModifyIndex, now, until)); err != nil {
 		return KeyInfo{}, fmt.Errorf("rotate keys: %w", err)
 	}
-	s.log.Info("signing key rotated", "kid", k.ID, "retired_kid", old.ID, "verify_until", ret.Until)
+	s.log.Info("signing key rotated", "kid", k.ID, "retired_kid", cur.ID, "verify_until", until)
 	return KeyInfo{ID: k.ID, CreatedAt: now, Current: true}, nil
 }
 
@@ -213,22 +177,18 @@ func (s *Service) SigningKeys() ([]KeyInfo, error) {
 		return nil, s.keyError(err)
 	}
 	out := []KeyInfo{{ID: cur.ID, CreatedAt: cur.CreatedAt, Current: true}}
-	for _, st := range s.cat.Settings() {
-		if !strings.HasPrefix(st.Key, prefixRetiredKey) {
+	for _, k := range s.cat.SigningKeys() {
+		if k.Current || k.ID == cur.ID {
 			continue
 		}
-		var rk retiredKey
-		if json.Unmarshal(st.Value, &rk) != nil || rk.ID == cur.ID {
-			continue
-		}
-		out = append(out, KeyInfo{ID: rk.ID, CreatedAt: rk.CreatedAt, RetiredAt: &rk.RetiredAt, VerifyUntil: &rk.Until})
+		out = append(out, KeyInfo{ID: k.ID, CreatedAt: k.CreatedAt, RetiredAt: &k.RetiredAt, VerifyUntil: &k.VerifyUntil})
 	}
 	return out, nil
 }
 
 // verifyKey returns the key that verifies a token with key id kid: the
-// current key, or a retired one until its Until (plus Leeway). Anything
-// else is errUnknownKey.
+// current key, or a retired one until its VerifyUntil (plus Leeway).
+// Anything else is errUnknownKey.
 func (s *Service) verifyKey(cur signingKey, kid string) ([]byte, error) {
 	if kid == cur.ID {
 		return cur.Key, nil
@@ -236,19 +196,16 @@ func (s *Service) verifyKey(cur signingKey, kid string) ([]byte, error) {
 	if kid == "" {
 		return nil, errUnknownKey
 	}
-	st, err := s.cat.Setting(prefixRetiredKey + kid)
-	if err != nil {
+	row, err := s.cat.SigningKeyByID(kid)
+	if err != nil || row.Current || row.VerifyUntil.IsZero() {
 		return nil, errUnknownKey
 	}
-	var rk retiredKey
-	if err := json.Unmarshal(st.Value, &rk); err != nil || rk.ID != kid {
+	if s.now().After(row.VerifyUntil.Add(s.cfg.Leeway)) {
 		return nil, errUnknownKey
 	}
-	if rk.signingKey, err = s.opened(rk.signingKey); err != nil || len(rk.Key) < SigningKeyBytes {
+	k, err := s.opened(row)
+	if err != nil || len(k.Key) < SigningKeyBytes {
 		return nil, errUnknownKey
 	}
-	if s.now().After(rk.Until.Add(s.cfg.Leeway)) {
-		return nil, errUnknownKey
-	}
-	return rk.Key, nil
+	return k.Key, nil
 }

@@ -2,8 +2,6 @@ package auth
 
 import (
 	"context"
-	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
@@ -82,7 +80,7 @@ func TestRotateKeys(t *testing.T) {
 	if n, err := e.svc.Sweep(ctxT(t)); err != nil || n == 0 {
 		t.Fatalf("sweep: %d %v", n, err)
 	}
-	if _, err := e.state.Setting(prefixRetiredKey + oldKey.ID); err == nil {
+	if _, err := e.state.SigningKeyByID(oldKey.ID); err == nil {
 		t.Error("Sweep kept the retired key past its window")
 	}
 	if keys, _ := e.svc.SigningKeys(); len(keys) != 1 || keys[0].ID != info.ID {
@@ -121,14 +119,13 @@ func TestSigningKeysSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	after, _ := e.MustLogin(t, "admin", adminPW)
-	for _, st := range e.state.Settings() {
-		if st.Key != settingSigningKey && !strings.HasPrefix(st.Key, prefixRetiredKey) {
-			continue
-		}
-		var raw map[string]any
-		json.Unmarshal(st.Value, &raw)
-		if _, clear := raw["key"]; clear || raw["sealed"] == nil {
-			t.Fatalf("setting %s holds the key in clear: %s", st.Key, st.Value)
+	keys := e.state.SigningKeys()
+	if len(keys) != 2 {
+		t.Fatalf("signing keys after a rotation: %d, want 2", len(keys))
+	}
+	for _, k := range keys {
+		if len(k.Key) != 0 || k.Sealed == "" {
+			t.Fatalf("signing key %s is kept in clear (key %d bytes, sealed %q)", k.ID, len(k.Key), k.Sealed)
 		}
 	}
 	same, _ := secrets.FromClusterSecret("sealing-test-cluster-secret")

@@ -144,17 +144,21 @@ func TestSweepDropsExpiredSessionState(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := func() int {
-		n := 0
-		for _, s := range e.state.Settings() {
-			if strings.HasPrefix(s.Key, SettingPrefix) && s.Key != settingSigningKey {
-				n++
-			}
+		n := len(e.state.RefreshTokens())
+		if _, err := e.state.TokenRevoked(p.TokenID); err == nil {
+			n++
+		}
+		if _, err := e.state.SessionRevoked(p.SessionID); err == nil {
+			n++
 		}
 		return n
 	}
-	before := count() // 2 refresh records, 1 revoked jti, 1 revoked session
+	before, index := count(), e.state.Index() // 2 refresh records, 1 revoked jti, 1 revoked session
 	if n, err := e.svc.Sweep(ctx); err != nil || n != 0 || before != 4 {
 		t.Fatalf("early Sweep = %d, %v (state entries %d, want 4)", n, err, before)
+	}
+	if e.state.Index() != index {
+		t.Fatalf("a Sweep with nothing to reap committed a command (index %d, was %d)", e.state.Index(), index)
 	}
 	e.clock.Advance(DefaultAccessTTL + time.Minute)
 	if n, err := e.svc.Sweep(ctx); err != nil || n != 1 {
@@ -164,7 +168,7 @@ func TestSweepDropsExpiredSessionState(t *testing.T) {
 	if n, err := e.svc.Sweep(ctx); err != nil || n != 3 || count() != 0 {
 		t.Fatalf("Sweep after refresh TTL = %d, %v, %d left", n, err, count())
 	}
-	if _, err := e.state.Setting(settingSigningKey); err != nil {
+	if _, err := e.state.SigningKey(); err != nil {
 		t.Fatal("Sweep removed the signing key")
 	}
 	_, _, err := e.svc.Refresh(ctx, toks2.RefreshToken)

@@ -31,7 +31,14 @@ type Catalog interface {
 	APITokenByHash(hash string) (catalog.APIToken, error)
 	APITokens() []catalog.APIToken
 	Setting(key string) (catalog.Setting, error)
-	Settings() []catalog.Setting
+	SigningKey() (catalog.SigningKey, error)
+	SigningKeyByID(kid string) (catalog.SigningKey, error)
+	SigningKeys() []catalog.SigningKey
+	RefreshToken(hash string) (catalog.RefreshToken, error)
+	TokenRevoked(jti string) (catalog.Revocation, error)
+	SessionRevoked(sid string) (catalog.Revocation, error)
+	SessionGeneration(userID string) catalog.SessionGeneration
+	AuthReapable(at time.Time) bool
 }
 
 // Applier commits catalog commands. *cluster.Node satisfies it; on a

@@ -172,12 +172,12 @@ func (s *Service) verifyAccessToken(raw string) (Principal, error) {
 
 // checkNotRevoked refuses a token whose jti or session was revoked.
 func (s *Service) checkNotRevoked(c accessClaims) error {
-	revoked, err := s.hasSetting(prefixRevokedJTI + c.ID)
-	if err != nil || revoked {
+	isRevoked, err := revoked(s.cat.TokenRevoked(c.ID))
+	if err != nil || isRevoked {
 		return errOr(err, unauthenticated(ReasonRevoked, "access token revoked (logout)"))
 	}
-	revoked, err = s.hasSetting(prefixRevokedSession + c.SessionID)
-	if err != nil || revoked {
+	isRevoked, err = revoked(s.cat.SessionRevoked(c.SessionID))
+	if err != nil || isRevoked {
 		return errOr(err, unauthenticated(ReasonRevoked, "session "+c.SessionID+" revoked"))
 	}
 	return nil
@@ -226,12 +226,12 @@ func jwtError(tok *jwt.Token, err error) error {
 // too old or revoked, user disabled or gone, sessions revoked by a
 // password change); the Applier's errors.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, Principal, error) {
-	key, st, rec, err := s.lookupRefresh(refreshToken)
+	rec, err := s.lookupRefresh(refreshToken)
 	if err != nil {
 		return Tokens{}, Principal{}, err
 	}
 	now := s.now()
-	if revoked, err := s.hasSetting(prefixRevokedSession + rec.SessionID); err != nil || revoked {
+	if isRevoked, err := revoked(s.cat.SessionRevoked(rec.SessionID)); err != nil || isRevoked {
 		return Tokens{}, Principal{}, errOr(err, unauthenticated(ReasonRevoked, "session "+rec.SessionID+" revoked"))
 	}
 	if !rec.UsedAt.IsZero() {
@@ -246,7 +246,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, Pri
 	}
 	used := rec
 	used.UsedAt = now.UTC()
-	_, err = apply[catalog.Setting](ctx, s.ap, catalog.PutSetting(key, used, catalog.IfIndex(st.ModifyIndex)))
+	_, err = apply[catalog.RefreshToken](ctx, s.ap, catalog.PutRefreshToken(used, catalog.IfIndex(rec.ModifyIndex)))
 	if errors.Is(err, catalog.ErrConflict) { // used concurrently: also a reuse
 		return Tokens{}, Principal{}, s.reused(ctx, rec)
 	}
@@ -294,11 +294,11 @@ func (s *Service) Logout(ctx context.Context, p Principal) error {
 	if p.ExpiresAt.IsZero() {
 		until = s.now().Add(s.cfg.AccessTTL + s.cfg.Leeway)
 	}
-	rv := revocation{At: s.now().UTC(), Until: until.UTC(), Reason: "logout"}
-	if _, err := s.ap.Apply(ctx, catalog.PutSetting(prefixRevokedJTI+p.TokenID, rv)); err != nil {
-		return fmt.Errorf("logout: %w", err)
+	rv := catalog.Revocations{
+		Tokens:   []catalog.Revocation{{ID: p.TokenID, At: s.now().UTC(), Until: until.UTC(), Reason: "logout"}},
+		Sessions: []catalog.Revocation{s.sessionRevocation(p.SessionID, "logout")},
 	}
-	if err := s.revokeSession(ctx, p.SessionID, "logout"); err != nil {
+	if _, err := s.ap.Apply(ctx, catalog.Revoke(rv)); err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
 	return nil

@@ -46,7 +46,7 @@ type GitCatalog interface {
 	WatchFlows(ctx context.Context) ([]catalog.Flows, <-chan struct{})
 	Deployments(instanceID string) []catalog.Deployment
 	Edges() []catalog.Edge
-	Setting(key string) (catalog.Setting, error)
+	EdgeConfig(edgeID string) (catalog.EdgeConfig, error)
 	TableIndex(table string) uint64
 }
 
@@ -264,15 +264,7 @@ type pending struct {
 	inst    *store.FlowsVersion
 	name    string
 	edge    *catalog.Edge
-	edgeCfg *edgeConfig
-}
-
-type edgeConfig struct {
-	Version   uint64          `json:"version"`
-	Flows     json.RawMessage `json:"flows"`
-	Settings  json.RawMessage `json:"settings,omitempty"`
-	UpdatedBy string          `json:"updated_by,omitempty"`
-	UpdatedAt time.Time       `json:"updated_at"`
+	edgeCfg *catalog.EdgeConfig
 }
 
 // commitNew commits, oldest first, what the repository lacks.
@@ -301,12 +293,8 @@ func (g *GitMirror) commitNew(ctx context.Context) (int, error) {
 		}
 	}
 	for _, e := range g.cat.Edges() {
-		st, err := g.cat.Setting("edges/config/" + e.ID)
-		if err != nil {
-			continue
-		}
-		var c edgeConfig
-		if json.Unmarshal(st.Value, &c) != nil || c.Version <= g.state.Edges[e.ID] {
+		c, err := g.cat.EdgeConfig(e.ID)
+		if err != nil || c.Version <= g.state.Edges[e.ID] {
 			continue
 		}
 		e := e

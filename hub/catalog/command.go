@@ -47,6 +47,17 @@ const (
 	CmdDeleteMove            CommandType = 29
 	CmdSetHubDraining        CommandType = 30
 	CmdSetInstanceLive       CommandType = 31
+	// 32-40: session, deployment spec, audit anchor and edge config state
+	// (authstate.go, specs.go, anchors.go, edgeconfigs.go), once settings.
+	CmdInitSigningKey        CommandType = 32
+	CmdRotateSigningKey      CommandType = 33
+	CmdPutRefreshToken       CommandType = 34
+	CmdRevoke                CommandType = 35
+	CmdBumpSessionGeneration CommandType = 36
+	CmdReapAuth              CommandType = 37
+	CmdPutDeploymentSpec     CommandType = 38
+	CmdPutAuditAnchor        CommandType = 39
+	CmdPutEdgeConfig         CommandType = 40
 	// 71-80: the model marketplace (hub/models).
 	CmdPutLLMProvider    CommandType = 71
 	CmdDeleteLLMProvider CommandType = 72
@@ -73,7 +84,8 @@ const (
 func ResultTypes() []any {
 	return []any{Instance{}, Deployment{}, Edge{}, EnrollmentToken{}, Region{}, Setting{}, APIToken{}, User{},
 		Hub{}, Allocation{}, Flows{}, Credentials{}, Move{}, AlertRule{}, Alert{}, InstanceSnapshot{},
-		LLMProvider{}, Model{}, LLMRoute{}, LLMBudget{}, Benchmark{}}
+		LLMProvider{}, Model{}, LLMRoute{}, LLMBudget{}, Benchmark{},
+		SigningKey{}, RefreshToken{}, SessionGeneration{}, AuthReaped{}, DeploymentSpec{}, AuditAnchor{}, EdgeConfig{}}
 }
 
 // String returns the command type's name, or its number when unknown.
@@ -202,6 +214,16 @@ func init() {
 		CmdDeleteMove:            spec("delete_move", 1, applyDeleteMove),
 		CmdSetHubDraining:        spec("set_hub_draining", 1, applySetHubDraining),
 		CmdSetInstanceLive:       spec("set_instance_live", 1, applySetInstanceLive),
+		// 32-40: once settings (authstate.go, specs.go, anchors.go, edgeconfigs.go)
+		CmdInitSigningKey:        spec("init_signing_key", 1, applyInitSigningKey),
+		CmdRotateSigningKey:      spec("rotate_signing_key", 1, applyRotateSigningKey),
+		CmdPutRefreshToken:       spec("put_refresh_token", 1, applyPutRefreshToken),
+		CmdRevoke:                spec("revoke", 1, applyRevoke),
+		CmdBumpSessionGeneration: spec("bump_session_generation", 1, applyBumpSessionGeneration),
+		CmdReapAuth:              spec("reap_auth", 1, applyReapAuth),
+		CmdPutDeploymentSpec:     spec("put_deployment_spec", 1, applyPutDeploymentSpec),
+		CmdPutAuditAnchor:        spec("put_audit_anchor", 1, applyPutAuditAnchor),
+		CmdPutEdgeConfig:         spec("put_edge_config", 1, applyPutEdgeConfig),
 		// 51-60: alerting (alerts.go)
 		CmdPutAlertRule:     spec("put_alert_rule", 1, applyPutAlertRule),
 		CmdDeleteAlertRule:  spec("delete_alert_rule", 1, applyDeleteAlertRule),

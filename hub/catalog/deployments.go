@@ -124,6 +124,7 @@ func applyDeleteDeployment(w *write, b keyBody) (any, error) {
 		return nil, fmt.Errorf("delete deployment %q: %w", b.Key, ErrNotFound)
 	}
 	w.remove(tableDeployments, d)
+	deleteDeploymentSpec(w, b.Key)
 	return nil, nil
 }
 

@@ -103,6 +103,7 @@ func applyDeleteEdge(w *write, b keyBody) (any, error) {
 		return nil, fmt.Errorf("delete edge %q: %w", b.Key, ErrNotFound)
 	}
 	w.remove(tableEdges, e)
+	deleteEdgeConfig(w, b.Key)
 	return nil, nil
 }
 

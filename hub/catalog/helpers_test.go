@@ -96,7 +96,7 @@ func fixtureCommands() []Command {
 		History: []PhaseRecord{{Phase: PhaseDrain, Status: DeploymentRunning, At: t0}, {Phase: PhaseDeploy, Status: DeploymentRunning, At: t0, Message: "green up"}},
 		Smoke:   json.RawMessage(`{"health":"ok","flows":3}`),
 	}
-	return []Command{
+	base := []Command{
 		PutRegion(Region{Name: "eu-west", Hubs: []string{"hub-a:3000", "hub-b:3000"}}),
 		PutRegion(Region{Name: "us-east"}),
 		PutSetting("retention_days", 30),
@@ -177,6 +177,7 @@ func fixtureCommands() []Command {
 		PutLLMProvider(LLMProvider{ID: "spare", Kind: "anthropic", BaseURL: "https://api.example", CreatedAt: t0, UpdatedAt: t0}),
 		DeleteLLMProvider("spare"),
 	}
+	return append(base, onceSettingsCommands(uint64(len(base)))...)
 }
 
 // fixture returns an applier whose state holds fixtureCommands.

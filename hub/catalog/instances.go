@@ -210,6 +210,7 @@ func applyDeleteInstance(w *write, b keyBody) (any, error) {
 	for _, d := range list[Deployment](w.tx, nil, tableDeployments, "instance", b.Key) {
 		w.remove(tableDeployments, &d)
 	}
+	deleteInstanceSpecs(w, b.Key)
 	for _, t := range list[APIToken](w.tx, nil, tableAPITokens, "instance", b.Key) {
 		w.remove(tableAPITokens, &t)
 	}

@@ -51,6 +51,9 @@ func PutSetting(key string, val any, opts ...PutOption) Command {
 }
 
 func applyPutSetting(w *write, b putBody[Setting]) (any, error) {
+	if isLegacyKey(b.Row.Key) {
+		return putLegacy(w, b)
+	}
 	s := &b.Row
 	old := first[Setting](w.tx, nil, tableSettings, "id", s.Key)
 	if err := checkIfIndex(old, b.IfIndex); err != nil {
@@ -68,6 +71,9 @@ func DeleteSetting(key string) Command {
 }
 
 func applyDeleteSetting(w *write, b keyBody) (any, error) {
+	if isLegacyKey(b.Key) {
+		return deleteLegacy(w, b.Key)
+	}
 	s := first[Setting](w.tx, nil, tableSettings, "id", b.Key)
 	if s == nil {
 		return nil, fmt.Errorf("delete setting %q: %w", b.Key, ErrNotFound)

@@ -27,8 +27,13 @@ import (
 // caught on restore. The output is deterministic: the same state always
 // encodes to the same bytes.
 const (
-	snapshotMagic   = "RFCATSNP"
-	snapshotVersion = 2
+	snapshotMagic = "RFCATSNP"
+	// snapshotVersion 3 has the tables of the state kept in settings
+	// before (authstate.go, specs.go, anchors.go, edgeconfigs.go); a
+	// format-2 hub refuses it with ErrSnapshotVersion instead of failing
+	// on an unknown table. Formats 1 and 2 restore, their settings moved
+	// into the tables (legacy.go).
+	snapshotVersion = 3
 )
 
 // knownTables reports whether tables, as a snapshot header lists them,
@@ -167,10 +172,8 @@ func readSnapshot(r io.Reader) (*store, error) {
 	if got := appliedIndex(tx); got != meta.Index {
 		return nil, fmt.Errorf("%w: header says index %d, index table says %d", ErrCorruptSnapshot, meta.Index, got)
 	}
-	if version < 2 {
-		if err := upgradeLegacySettings(&write{tx: tx, index: meta.Index}); err != nil {
-			return nil, fmt.Errorf("%w: format %d: %v", ErrCorruptSnapshot, version, err)
-		}
+	if err := upgradeLegacySettings(&write{tx: tx, index: meta.Index}); err != nil {
+		return nil, fmt.Errorf("%w: format %d: %v", ErrCorruptSnapshot, version, err)
 	}
 	tx.Commit()
 	return st, nil
@@ -252,6 +255,20 @@ func restoreRow(w *write, table string, raw json.RawMessage) error {
 		return restoreInto(w, table, raw, checkAlertRule)
 	case tableAlerts:
 		return restoreInto(w, table, raw, checkAlert)
+	case tableSigningKeys:
+		return restoreInto(w, table, raw, checkSigningKey)
+	case tableRefreshTokens:
+		return restoreInto(w, table, raw, checkRefreshToken)
+	case tableRevokedTokens, tableRevokedSessions:
+		return restoreInto(w, table, raw, checkRevocation)
+	case tableSessionGenerations:
+		return restoreInto(w, table, raw, checkSessionGeneration)
+	case tableDeploymentSpecs:
+		return restoreInto(w, table, raw, checkDeploymentSpec)
+	case tableAuditAnchors:
+		return restoreInto(w, table, raw, checkAuditAnchor)
+	case tableEdgeConfigs:
+		return restoreInto(w, table, raw, checkEdgeConfig)
 	case tableSnapshots:
 		return restoreInto(w, table, raw, checkSnapshot)
 	case tableLLMProviders:

@@ -43,13 +43,22 @@ const (
 	tableFlows            = "flows"
 	tableCredentials      = "credentials"
 	tableMoves            = "moves"
-	tableSnapshots        = "snapshots"
-	tableLLMProviders     = "llm_providers"
-	tableModels           = "models"
-	tableLLMRoutes        = "llm_routes"
-	tableLLMBudgets       = "llm_budgets"
-	tableBenchmarks       = "benchmarks"
-	tableIndex            = "index"
+	// Once settings: authstate.go, specs.go, anchors.go, edgeconfigs.go.
+	tableSigningKeys        = "signing_keys"
+	tableRefreshTokens      = "refresh_tokens"
+	tableRevokedTokens      = "revoked_tokens"
+	tableRevokedSessions    = "revoked_sessions"
+	tableSessionGenerations = "session_generations"
+	tableDeploymentSpecs    = "deployment_specs"
+	tableAuditAnchors       = "audit_anchors"
+	tableEdgeConfigs        = "edge_configs"
+	tableSnapshots          = "snapshots"
+	tableLLMProviders       = "llm_providers"
+	tableModels             = "models"
+	tableLLMRoutes          = "llm_routes"
+	tableLLMBudgets         = "llm_budgets"
+	tableBenchmarks         = "benchmarks"
+	tableIndex              = "index"
 )
 
 var tableOrder = []string{
@@ -57,6 +66,8 @@ var tableOrder = []string{
 	tableAPITokens, tableEdges, tableEnrollmentTokens, tableHubs, tableAllocations,
 	tableFlows, tableCredentials, tableMoves, tableAlertRules, tableAlerts, tableSnapshots,
 	tableLLMProviders, tableModels, tableLLMRoutes, tableLLMBudgets, tableBenchmarks,
+	tableSigningKeys, tableRefreshTokens, tableRevokedTokens, tableRevokedSessions,
+	tableSessionGenerations, tableDeploymentSpecs, tableAuditAnchors, tableEdgeConfigs,
 	tableIndex,
 }
 
@@ -67,6 +78,9 @@ func schema() *memdb.DBSchema {
 		enrollmentTokensTable(), hubsTable(), allocationsTable(), flowsTable(),
 		credentialsTable(), movesTable(), alertRulesTable(), alertsTable(), snapshotsTable(), indexTable(),
 		llmProvidersTable(), modelsTable(), llmRoutesTable(), llmBudgetsTable(), benchmarksTable(),
+		signingKeysTable(), refreshTokensTable(), revocationsTable(tableRevokedTokens),
+		revocationsTable(tableRevokedSessions), sessionGenerationsTable(),
+		deploymentSpecsTable(), auditAnchorsTable(), edgeConfigsTable(),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, t := range tables {

@@ -87,6 +87,7 @@ func applyDeleteUser(w *write, b keyBody) (any, error) {
 	for _, t := range list[APIToken](w.tx, nil, tableAPITokens, "created_by", b.Key) {
 		w.remove(tableAPITokens, &t)
 	}
+	deleteUserSessions(w, b.Key)
 	w.remove(tableUsers, u)
 	return nil, nil
 }

@@ -74,7 +74,7 @@ func (n *Node) forward(ctx context.Context, r *raft.Raft, cmd catalog.Command) (
 		v, err = n.cfg.Forwarder.Forward(ctx, id, addr, cmd)
 		return err
 	})
-	if err != nil && errors.Is(err, ErrNotLeader) && n.State() == raft.Leader.String() {
+	if err != nil && errors.Is(err, ErrNotLeader) && n.IsLeader() {
 		return n.apply(ctx, cmd, false)
 	}
 	if err != nil {
@@ -142,7 +142,7 @@ func (n *Node) followerRead(ctx context.Context, r *raft.Raft) error {
 		idx, err = ri.ReadIndex(ctx, id, addr)
 		return err
 	})
-	if err != nil && errors.Is(err, ErrNotLeader) && n.State() == raft.Leader.String() {
+	if err != nil && errors.Is(err, ErrNotLeader) && n.IsLeader() {
 		return n.ConsistentRead(ctx)
 	}
 	if err != nil {

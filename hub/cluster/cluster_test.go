@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/internal/testenv"
 )
 
 // forwardTo is an in-process Forwarder: it applies on the given node.
@@ -43,7 +44,7 @@ func TestThreeNodes(t *testing.T) {
 	nodes := map[string]*Node{"n1": n1, "n2": n2, "n3": n3}
 	states := map[string]*catalog.State{"n1": s1, "n2": s2, "n3": s3}
 
-	if n2.State() == "Leader" || n3.State() == "Leader" {
+	if n2.IsLeader() || n3.IsLeader() {
 		t.Fatal("an unjoined node claims leadership")
 	}
 	ctx := ctxT(t)
@@ -72,7 +73,7 @@ func TestThreeNodes(t *testing.T) {
 	// A write on the leader reaches every follower.
 	mustApply(t, n1, catalog.UpsertInstance(instance(1)))
 	for id, s := range states {
-		waitFor(t, 10*time.Second, "i-1 on "+id, hasInstance(s, "i-1"))
+		testenv.WaitFor(t, 10*time.Second, "i-1 on "+id, hasInstance(s, "i-1"))
 	}
 
 	// A follower refuses writes and consistent reads, naming the leader.
@@ -101,7 +102,7 @@ func TestThreeNodes(t *testing.T) {
 	if len(fwd.calls) != 1 || fwd.calls[0] != "n1@"+n1.Addr() {
 		t.Fatalf("forwarder calls = %v", fwd.calls)
 	}
-	waitFor(t, 10*time.Second, "i-3 on n3", hasInstance(s3, "i-3"))
+	testenv.WaitFor(t, 10*time.Second, "i-3 on n3", hasInstance(s3, "i-3"))
 
 	// Kill the leader: a new one is elected and accepts writes.
 	if err := n1.Close(); err != nil {
@@ -109,11 +110,11 @@ func TestThreeNodes(t *testing.T) {
 	}
 	var leader, follower *Node
 	var followerState *catalog.State
-	waitFor(t, 15*time.Second, "a new leader", func() error {
+	testenv.WaitFor(t, 15*time.Second, "a new leader", func() error {
 		switch {
-		case n2.State() == "Leader":
+		case n2.IsLeader():
 			leader, follower, followerState = n2, n3, s3
-		case n3.State() == "Leader":
+		case n3.IsLeader():
 			leader, follower, followerState = n3, n2, s2
 		default:
 			return fmt.Errorf("n2 is %s, n3 is %s", n2.State(), n3.State())
@@ -121,8 +122,8 @@ func TestThreeNodes(t *testing.T) {
 		return nil
 	})
 	mustApply(t, leader, catalog.UpsertInstance(instance(4)))
-	waitFor(t, 10*time.Second, "i-4 on the follower", hasInstance(followerState, "i-4"))
-	waitFor(t, 10*time.Second, "the follower to learn the new leader", func() error {
+	testenv.WaitFor(t, 10*time.Second, "i-4 on the follower", hasInstance(followerState, "i-4"))
+	testenv.WaitFor(t, 10*time.Second, "the follower to learn the new leader", func() error {
 		if id, _ := follower.Leader(); id != leader.ID() {
 			return fmt.Errorf("follower's leader is %q", id)
 		}
@@ -149,7 +150,7 @@ func TestThreeNodes(t *testing.T) {
 	if err := follower.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the last node to report no leader", func() error {
+	testenv.WaitFor(t, 15*time.Second, "the last node to report no leader", func() error {
 		err := leader.Ping(ctx)
 		if !errors.Is(err, ErrNoLeader) {
 			return fmt.Errorf("Ping = %v", err)
@@ -176,7 +177,7 @@ func TestRemovedFollower(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustApply(t, n1, catalog.UpsertInstance(instance(1)))
-	waitFor(t, 10*time.Second, "i-1 on the nonvoter", hasInstance(s2, "i-1"))
+	testenv.WaitFor(t, 10*time.Second, "i-1 on the nonvoter", hasInstance(s2, "i-1"))
 	if err := n2.Ping(ctx); err != nil {
 		t.Fatalf("Ping on the nonvoter: %v", err)
 	}
@@ -186,7 +187,7 @@ func TestRemovedFollower(t *testing.T) {
 	if servers, _ := n1.Servers(); len(servers) != 1 || servers[0].ID != "n1" {
 		t.Fatalf("Servers() after remove = %+v", servers)
 	}
-	waitFor(t, 10*time.Second, "the removed node to report no leader", func() error {
+	testenv.WaitFor(t, 10*time.Second, "the removed node to report no leader", func() error {
 		if err := n2.Ping(ctx); !errors.Is(err, ErrNoLeader) {
 			return fmt.Errorf("Ping = %v, state %s", err, n2.State())
 		}

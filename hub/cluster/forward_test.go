@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/internal/testenv"
 )
 
 const testSecret = "test-cluster-secret-0123456789"
@@ -67,11 +68,11 @@ func TestHTTPForwarding(t *testing.T) {
 		t.Fatalf("join n2 via the leader: voter=%v err=%v", voter, err)
 	}
 	// n3 joins through a follower, which forwards the join to the leader.
-	waitFor(t, 10*time.Second, "n2 knows the leader", func() error { return n2.Ping(ctx) })
+	testenv.WaitFor(t, 10*time.Second, "n2 knows the leader", func() error { return n2.Ping(ctx) })
 	if voter, err := JoinVia(ctx, http.DefaultClient, n2.srv.URL, testSecret, n3.info); err != nil || !voter {
 		t.Fatalf("join n3 via a follower: voter=%v err=%v", voter, err)
 	}
-	waitFor(t, 10*time.Second, "directory on n3", func() error {
+	testenv.WaitFor(t, 10*time.Second, "directory on n3", func() error {
 		if len(n3.Hubs()) != 3 {
 			return errors.New("directory incomplete")
 		}
@@ -111,7 +112,7 @@ func TestHTTPForwarding(t *testing.T) {
 		t.Fatalf("write through a follower after the leader died: %v", err)
 	}
 	t.Logf("failover: first write through a surviving hub %s after the kill", time.Since(start).Round(time.Millisecond))
-	waitFor(t, 15*time.Second, "dead n1 removed", func() error {
+	testenv.WaitFor(t, 15*time.Second, "dead n1 removed", func() error {
 		for _, n := range []*httpNode{n2, n3} {
 			srv, err := n.Servers()
 			if err != nil {

@@ -43,22 +43,6 @@ func openNode(tb testing.TB, cfg Config) (*Node, *catalog.State) {
 	return n, state
 }
 
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("waiting for %s: %v after %s", what, err, timeout)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval, not synchronisation
-	}
-}
-
 func ctxT(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	tb.Cleanup(cancel)

@@ -49,7 +49,7 @@ func (n *Node) JoinHub(ctx context.Context, h HubInfo) (voter bool, err error) {
 	}
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
-	if n.State() != "Leader" {
+	if !n.IsLeader() {
 		mf, ok := n.cfg.Forwarder.(MembershipForwarder)
 		if !ok {
 			r, err := n.running()
@@ -64,7 +64,7 @@ func (n *Node) JoinHub(ctx context.Context, h HubInfo) (voter bool, err error) {
 			res, err = mf.ForwardJoin(ctx, id, h)
 			return err
 		})
-		if err == nil || !errors.Is(err, ErrNotLeader) || n.State() != "Leader" {
+		if err == nil || !errors.Is(err, ErrNotLeader) || !n.IsLeader() {
 			return res.Voter, err
 		}
 	}
@@ -94,7 +94,7 @@ func (n *Node) JoinHub(ctx context.Context, h HubInfo) (voter bool, err error) {
 func (n *Node) RemoveHub(ctx context.Context, id string) error {
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
-	if n.State() != "Leader" {
+	if !n.IsLeader() {
 		if mf, ok := n.cfg.Forwarder.(MembershipForwarder); ok {
 			return n.retryForward(ctx, n.cfg.PingGrace, func(leader, _ string) error {
 				return mf.ForwardRemove(ctx, leader, id)

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/internal/testenv"
 	"go.etcd.io/bbolt"
 )
 
@@ -47,7 +48,7 @@ func TestSingleNodeBootstrap(t *testing.T) {
 	cfg.Bootstrap = true
 	n, state := openNode(t, cfg)
 
-	if got := n.State(); got != "Leader" {
+	if got := n.State(); got != Leader {
 		t.Fatalf("State() = %q, want Leader", got)
 	}
 	if id, addr := n.Leader(); id != "solo" || addr != n.Addr() || addr == "" {
@@ -276,7 +277,7 @@ func TestPingReportsNoLeader(t *testing.T) {
 	if err := n.raft.AddVoter("ghost", "127.0.0.1:1", 0, 0).Error(); err != nil && !errors.Is(err, raft.ErrLeadershipLost) {
 		t.Logf("add ghost voter: %v", err) // cannot commit without the ghost; the leader steps down
 	}
-	waitFor(t, 15*time.Second, "Ping to report no leader", func() error {
+	testenv.WaitFor(t, 15*time.Second, "Ping to report no leader", func() error {
 		if err := n.Ping(ctxT(t)); !errors.Is(err, ErrNoLeader) {
 			return errors.New("Ping still healthy")
 		}

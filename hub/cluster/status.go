@@ -8,14 +8,27 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// State returns the node's raft state: "Leader", "Follower", "Candidate" or
-// "Shutdown" (also when not open).
-func (n *Node) State() string {
+// RaftState is a node's Raft state. Its values are raft's names, as the
+// API shows them ("state" of GET /api/cluster).
+type RaftState string
+
+// Raft states.
+const (
+	Leader    RaftState = "Leader"
+	Follower  RaftState = "Follower"
+	Candidate RaftState = "Candidate"
+	// Shutdown is also the state of a node that is not open.
+	Shutdown RaftState = "Shutdown"
+)
+
+// State returns the node's Raft state (Shutdown when not open). To ask
+// whether the node leads, use IsLeader.
+func (n *Node) State() RaftState {
 	r, err := n.running()
 	if err != nil {
-		return raft.Shutdown.String()
+		return Shutdown
 	}
-	return r.State().String()
+	return RaftState(r.State().String())
 }
 
 // Snapshot makes Raft take a snapshot of the catalog now (and compact its

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,7 @@ type Catalog interface {
 	Deployment(id string) (catalog.Deployment, error)
 	Deployments(instanceID string) []catalog.Deployment
 	WatchDeployments(ctx context.Context, instanceID string) ([]catalog.Deployment, uint64, <-chan struct{})
-	SettingValue(key string, v any) error
+	DeploymentSpec(deploymentID string) (catalog.DeploymentSpec, error)
 }
 
 // Applier writes to the control plane (the Raft node).
@@ -347,7 +348,7 @@ func (o *Orchestrator) Start(ctx context.Context, req Request) (catalog.Deployme
 	spec := Spec{Flows: req.Flows, DrainTimeout: req.DrainTimeout, RollbackWindow: req.RollbackWindow,
 		Smoke: req.Smoke, BlueID: live.ID, GreenID: inst.ID + "-" + short, GreenName: inst.Name + "." + short,
 		UserID: req.UserID, Nodes: req.Nodes, Credentials: req.Credentials, Settings: req.Settings, Kind: req.Kind, Note: req.Note}
-	if _, err := o.d.Applier.Apply(ctx, catalog.PutSetting(SpecKey(id), spec)); err != nil {
+	if err := o.writeSpec(ctx, catalog.DeploymentSpec{DeploymentID: id, InstanceID: inst.ID}, spec); err != nil {
 		return catalog.Deployment{}, fmt.Errorf("record deployment spec: %w", err)
 	}
 	now := o.now().UTC()
@@ -391,8 +392,7 @@ func (o *Orchestrator) Get(ctx context.Context, id string) (View, error) {
 			v.InFlight = o.d.Proxy.InFlight(inst.Name)
 		}
 	}
-	var spec Spec
-	if err := o.d.Catalog.SettingValue(SpecKey(id), &spec); err == nil {
+	if spec, err := o.spec(id); err == nil {
 		v.Blue, v.Green, v.Checkpoints = spec.BlueID, spec.GreenID, spec.Checkpoints
 	}
 	return v, nil
@@ -412,14 +412,33 @@ func (o *Orchestrator) List(instance string) ([]catalog.Deployment, error) {
 
 func (o *Orchestrator) spec(id string) (Spec, error) {
 	var s Spec
-	if err := o.d.Catalog.SettingValue(SpecKey(id), &s); err != nil {
+	row, err := o.d.Catalog.DeploymentSpec(id)
+	if err == nil {
+		err = json.Unmarshal(row.Spec, &s)
+	}
+	if err != nil {
 		return s, fmt.Errorf("deployment %s spec: %w", id, err)
 	}
 	return s, nil
 }
 
+// putSpec replaces the stored spec of deployment id with s.
 func (o *Orchestrator) putSpec(ctx context.Context, id string, s Spec) error {
-	_, err := o.d.Applier.Apply(ctx, catalog.PutSetting(SpecKey(id), s))
+	row, err := o.d.Catalog.DeploymentSpec(id)
+	if err != nil {
+		return fmt.Errorf("deployment %s spec: %w", id, err)
+	}
+	return o.writeSpec(ctx, row, s)
+}
+
+// writeSpec stores s as the spec in row (catalog.PutDeploymentSpec).
+func (o *Orchestrator) writeSpec(ctx context.Context, row catalog.DeploymentSpec, s Spec) error {
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("deployment %s spec: %w", row.DeploymentID, err)
+	}
+	row.Spec = raw
+	_, err = o.d.Applier.Apply(ctx, catalog.PutDeploymentSpec(row))
 	return err
 }
 

@@ -104,7 +104,8 @@ type Settings struct {
 }
 
 // Spec is what a deployment needs beyond its catalog row; it is kept in
-// the catalog setting SpecKey(id) so that any leader can resume it.
+// the catalog's deployment specs (catalog.DeploymentSpec) so that any
+// leader can resume it.
 type Spec struct {
 	Flows          json.RawMessage `json:"flows"`
 	DrainTimeout   time.Duration   `json:"drain_timeout"`
@@ -127,9 +128,6 @@ type Spec struct {
 	Kind     string                 `json:"kind,omitempty"`
 	Note     string                 `json:"note,omitempty"`
 }
-
-// SpecKey is the catalog setting that holds a deployment's Spec.
-func SpecKey(deploymentID string) string { return "deploy/spec/" + deploymentID }
 
 // FlowsVersion names a flows document: the first 12 hex digits of its
 // SHA-256.

@@ -13,7 +13,9 @@ import (
 
 // EdgeConfig is an edge's desired config: the flows its local Node-RED
 // runs and free-form settings, under a version that increases with every
-// change. The agent on the edge pulls it (GET /api/sync/config/:edge_id),
+// change. The catalog keeps it as a catalog.EdgeConfig, one replicated
+// write per change, versioned by compare-and-set on the row's modify
+// index. The agent on the edge pulls it (GET /api/sync/config/:edge_id),
 // applies it and reports the version it applied in its heartbeat.
 type EdgeConfig struct {
 	Version   uint64          `json:"version"`
@@ -23,23 +25,15 @@ type EdgeConfig struct {
 	UpdatedAt time.Time       `json:"updated_at,omitzero"`
 }
 
-// configKey is the catalog setting that holds an edge's EdgeConfig: one
-// replicated write per change, versioned by compare-and-set on the
-// setting's modify index.
-func configKey(edgeID string) string { return "edges/config/" + edgeID }
-
-// desired returns edgeID's stored config and the setting's modify index;
+// desired returns edgeID's stored config and its row's modify index;
 // catalog.ErrNotFound when none was set.
 func (s *Service) desired(edgeID string) (EdgeConfig, uint64, error) {
-	st, err := s.cfg.Catalog.Setting(configKey(edgeID))
+	row, err := s.cfg.Catalog.EdgeConfig(edgeID)
 	if err != nil {
 		return EdgeConfig{}, 0, err
 	}
-	var c EdgeConfig
-	if err := json.Unmarshal(st.Value, &c); err != nil {
-		return EdgeConfig{}, 0, fmt.Errorf("desired config of edge %s: %w", edgeID, err)
-	}
-	return c, st.ModifyIndex, nil
+	return EdgeConfig{Version: row.Version, Flows: row.Flows, Settings: row.Settings,
+		UpdatedBy: row.UpdatedBy, UpdatedAt: row.UpdatedAt}, row.ModifyIndex, nil
 }
 
 // DesiredConfig returns edgeID's desired config; version 0 with no flows
@@ -79,7 +73,9 @@ func (s *Service) SetConfig(ctx context.Context, edgeID string, flows, settings 
 		}
 		c := EdgeConfig{Version: max(old.Version, e.DesiredConfigVersion) + 1, Flows: flows, Settings: settings,
 			UpdatedBy: by, UpdatedAt: s.cfg.Now().UTC()}
-		_, err = s.cfg.Raft.Apply(ctx, catalog.PutSetting(configKey(edgeID), c, catalog.IfIndex(index)))
+		row := catalog.EdgeConfig{EdgeID: edgeID, Version: c.Version, Flows: c.Flows, Settings: c.Settings,
+			UpdatedBy: c.UpdatedBy, UpdatedAt: c.UpdatedAt}
+		_, err = s.cfg.Raft.Apply(ctx, catalog.PutEdgeConfig(row, catalog.IfIndex(index)))
 		if errors.Is(err, catalog.ErrConflict) && attempt < 10 {
 			continue // another change landed first: take the next version
 		}

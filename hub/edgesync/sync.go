@@ -52,7 +52,7 @@ var (
 type Catalog interface {
 	Edge(id string) (catalog.Edge, error)
 	Edges() []catalog.Edge
-	Setting(key string) (catalog.Setting, error)
+	EdgeConfig(edgeID string) (catalog.EdgeConfig, error)
 }
 
 // Applier commits catalog commands through Raft; *cluster.Node implements it.
