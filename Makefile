@@ -28,7 +28,7 @@ console-test: console ## the console's unit tests (vitest) and browser tests (pl
 
 NODERED_DIR := $(REDFORGE_CACHE)/node-red
 
-nodered: ## install Node-RED 4.1 from npm and the Redis context store into the cache (for the process driver)
+nodered: ## install Node-RED 4.1 from npm, the Redis context store and the RedForge runtime plugin into the cache (for the process driver)
 	@if ! grep -qs '"version": "4\.1\.' $(NODERED_DIR)/node_modules/node-red/package.json; then \
 		echo "installing Node-RED 4.1 into $(NODERED_DIR)"; \
 		npm install --prefix $(NODERED_DIR) node-red@4.1 --no-audit --no-fund --loglevel=error; fi
@@ -36,6 +36,10 @@ nodered: ## install Node-RED 4.1 from npm and the Redis context store into the c
 		! cmp -s packaging/nodered/context-redis/package.json $(NODERED_DIR)/node_modules/@redforge/node-red-context-redis/package.json; then \
 		echo "installing the Redis context store into $(NODERED_DIR)"; \
 		npm install --prefix $(NODERED_DIR) --install-links ./packaging/nodered/context-redis --no-audit --no-fund --loglevel=error; fi
+	@if ! diff -rq -x node_modules packaging/nodered/runtime $(NODERED_DIR)/node_modules/@redforge/node-red-runtime >/dev/null 2>&1; then \
+		echo "installing the RedForge runtime plugin into $(NODERED_DIR)"; \
+		rm -rf $(NODERED_DIR)/node_modules/@redforge/node-red-runtime; \
+		npm install --prefix $(NODERED_DIR) --install-links ./packaging/nodered/runtime --no-audit --no-fund --loglevel=error; fi
 
 run: console build nodered ## run a hub on embedded defaults with a demo instance (data in ./data, API on :3000)
 	./bin/redforge-hub --data-dir ./data --node-red $(NODERED_DIR)/node_modules/node-red/red.js --demo
@@ -67,12 +71,26 @@ cross: ## build redforge-edge for linux/arm64 and linux/arm/v7 (static, CGO_ENAB
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/redforge-edge-linux-arm64 ./cmd/edge
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/redforge-edge-linux-armv7 ./cmd/edge
 
-bench: test-env ## run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./...
+EDGE_BENCHES := IngestQoS1|VectorDrain|PeerMosquittoBridge
+BENCH_RUNS ?= 3
+
+bench: bench-edge ## run the benchmarks and print their figures
+	$(GO) test -run '^$$' -bench . -skip '$(EDGE_BENCHES)' -benchtime 1x -count=1 -timeout 30m ./...
+
+.PHONY: bench-edge
+bench-edge: test-env ## edge ingest, drain and end to end, 3 runs each (BENCH_RUNS): medians of their ratios to same-run references, in bench-results/edge.md
+	@mkdir -p bench-results
+	$(GO) test -p 1 -run '^$$' -bench '$(EDGE_BENCHES)' -benchtime 1x -count=$(BENCH_RUNS) -timeout 90m ./edge/broker ./hub/edgesync | tee bench-results/edge-raw.txt
+	$(GO) run ./internal/benchinfo/report < bench-results/edge-raw.txt > bench-results/edge.md
+	@cat bench-results/edge.md
 
 .PHONY: bench-cluster
 bench-cluster: test-env ## multi-hub figures only: leader failover (loopback, 80 ms RTT), writes/s and p99 through 3 hubs, edge hub switch
 	$(GO) test -run '^$$' -bench 'BenchmarkCluster' -benchtime 1x -count=1 -timeout 10m ./cmd/hub
+
+.PHONY: bench-backup
+bench-backup: test-env ## backup figures only: backup and restore time and archive size (1,000 instances, 1M audit records, 1M vectors) on SQLite and PostgreSQL beside pg_dump/pg_restore
+	$(GO) test -run '^$$' -bench 'BenchmarkBackupRestore' -benchtime 1x -count=1 -timeout 30m ./hub/backup
 
 PROTOC_GEN_GO_VERSION ?= v1.36.12
 

@@ -8,5 +8,5 @@ export default defineConfig({
   plugins: [preact()],
   build: { outDir: 'dist', emptyOutDir: true, assetsDir: 'assets', sourcemap: false },
   server: { proxy: { '/api': { target: 'http://127.0.0.1:3000', ws: true } } },
-  test: { environment: 'node', include: ['src/**/*.test.ts'] },
+  test: { environment: 'node', include: ['src/**/*.test.ts', 'src/**/*.test.tsx'] },
 });

@@ -194,5 +194,5 @@ func (h *Hub) advertiseURL() string {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return h.scheme() + "://" + net.JoinHostPort(host, port)
 }

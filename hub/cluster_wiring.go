@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -39,8 +38,9 @@ func (h *Hub) configureCluster(cfg *cluster.Config) {
 	if c.Topology != nil {
 		cfg.Regions = len(c.Topology.Regions)
 	}
-	h.cl.fwd = &cluster.HTTPForwarder{Secret: c.ClusterSecret, Client: &http.Client{Timeout: 15 * time.Second}}
+	h.cl.fwd = &cluster.HTTPForwarder{Secret: c.ClusterSecret, Client: h.peerHTTP(15 * time.Second)}
 	cfg.Forwarder = h.cl.fwd
+	cfg.TLS = h.raftTLS()
 }
 
 // joins reports whether this hub joins a cluster rather than bootstrapping
@@ -105,6 +105,9 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 // cluster directory (so others can forward to it when it leads) and starts
 // probing the other hubs.
 func (h *Hub) openCluster(context.Context) error {
+	if h.Config.scratch {
+		return nil // a backup verification copy has no peers (backups.go)
+	}
 	h.cl.started.Store(true)
 	info := h.selfInfo()
 	h.background(func(ctx context.Context) {
@@ -166,7 +169,8 @@ func (h *Hub) probePeers(ctx context.Context) {
 	}
 	r := h.cl.routes.cur.Load()
 	if r == nil || !slices.Equal(r.targets, targets) {
-		rt, err := router.New(router.Config{Targets: targets, Interval: PeerProbeInterval, Timeout: time.Second})
+		rt, err := router.New(router.Config{Targets: targets, Interval: PeerProbeInterval, Timeout: time.Second,
+			Prober: &router.HTTPProber{Client: h.peerHTTP(time.Second)}})
 		if err != nil {
 			h.Logger.Warn("peer router", "error", err)
 			return

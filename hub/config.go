@@ -50,6 +50,11 @@ type Config struct {
 	Region     string `json:"region"`
 	// NodeRED is the red.js of the Node-RED the process driver runs.
 	NodeRED string `json:"node_red"`
+	// NPM and NPMRegistry install instances' node packages (hub/nodes):
+	// the npm binary (default: npm in PATH) and the registry (default:
+	// npm's own configuration).
+	NPM         string `json:"npm"`
+	NPMRegistry string `json:"npm_registry"`
 	// DockerHost, DockerNetwork and Image configure the docker driver.
 	DockerHost    string `json:"docker_host"`
 	DockerNetwork string `json:"docker_network"`
@@ -86,6 +91,10 @@ type Config struct {
 	// ObservabilityConfig: Grafana, LLM prices, metric and alert
 	// intervals, the alert mail server (observability_config.go).
 	ObservabilityConfig
+	// BackupConfig: --backup-*, --flows-git-remote (backup_config.go).
+	BackupConfig
+	// TLSConfig: HTTPS, ACME, hub-to-hub mutual TLS, MQTTS (tls_config.go).
+	TLSConfig
 }
 
 // DefaultConfig returns the embedded-defaults configuration.
@@ -104,6 +113,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: DefaultShutdown,
 		DockerNetwork:   DefaultNetwork,
 		MonitorInterval: DefaultMonitor,
+		BackupConfig:    defaultBackupConfig(),
 	}
 }
 
@@ -115,7 +125,7 @@ type option struct {
 }
 
 func (c *Config) options() []option {
-	return []option{
+	return append([]option{
 		{"listen", "HTTP listen address for the API, console and metrics", &c.Listen},
 		{"data-dir", "directory for Raft state and the embedded SQLite store", &c.DataDir},
 		{"store", "data store: empty for SQLite in the data dir, a file path, or postgres://…", &c.Store},
@@ -128,12 +138,14 @@ func (c *Config) options() []option {
 		{"node-id", "Raft node id (default: derived from the raft address)", &c.NodeID},
 		{"region", "region this hub belongs to", &c.Region},
 		{"node-red", "red.js of Node-RED for the process driver (default: found in the npm cache or ./node_modules)", &c.NodeRED},
+		{"npm", "npm binary the hub installs instances' node packages with (default: npm in PATH)", &c.NPM},
+		{"npm-registry", "npm registry node packages are installed from (default: npm's own configuration)", &c.NPMRegistry},
 		{"docker-host", "Docker daemon for the docker driver (default: DOCKER_HOST or the standard socket)", &c.DockerHost},
 		{"docker-network", "docker driver networking: bridge (ports published on 127.0.0.1) or host", &c.DockerNetwork},
 		{"image", "Node-RED image for the docker driver", &c.Image},
 		{"cors-origins", "comma-separated browser origins allowed to call the API (default: same origin only)", &c.CORSOrigins},
 		{"trusted-proxies", "comma-separated reverse proxy IPs or CIDRs whose X-Forwarded-For is trusted (default: none; the peer address is the client)", &c.TrustedProxies},
-	}
+	}, c.tlsOptions()...)
 }
 
 // EnvName returns the environment variable that sets flag name.
@@ -158,6 +170,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	monitor := fs.Duration("monitor-interval", cfg.MonitorInterval, "instance health check interval (1s or more)")
 	applyCluster := clusterFlags(fs)
 	applyObservability := observabilityFlags(fs)
+	applyBackup := backupFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -202,6 +215,9 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		return cfg, err
 	}
 	if err := applyObservability(&cfg, set, getenv); err != nil {
+		return cfg, err
+	}
+	if err := applyBackup(&cfg, set, getenv); err != nil {
 		return cfg, err
 	}
 	return cfg, secrets.Err()
@@ -293,6 +309,8 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateCluster()...)
 	errs = append(errs, c.validateObservability()...)
+	errs = append(errs, c.validateBackup()...)
+	errs = append(errs, c.validateTLS()...)
 	return errors.Join(errs...)
 }
 

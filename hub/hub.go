@@ -25,6 +25,7 @@ import (
 	"github.com/redforge/controltower/hub/api"
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/backup"
 	"github.com/redforge/controltower/hub/broker"
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/cluster"
@@ -39,6 +40,8 @@ import (
 	"github.com/redforge/controltower/hub/fleet/process"
 	"github.com/redforge/controltower/hub/instances"
 	"github.com/redforge/controltower/hub/metrics"
+	"github.com/redforge/controltower/hub/models"
+	"github.com/redforge/controltower/hub/nodes"
 	"github.com/redforge/controltower/hub/proxy"
 	"github.com/redforge/controltower/hub/schedule"
 	"github.com/redforge/controltower/hub/secrets"
@@ -68,6 +71,7 @@ type Hub struct {
 	Deploy  *deploy.Orchestrator // blue-green deployments
 	Proxy   *proxy.Proxy         // /i/{name}/ data plane
 	Driver  fleet.Driver
+	Models  *models.Gateway // the LLM gateway and model registry (models_wiring.go)
 
 	// Instances owns instance rows and runtime credentials; Scheduler
 	// places replicas (acting on the leader); Seal seals the catalog's
@@ -75,6 +79,13 @@ type Hub struct {
 	Instances *instances.Service
 	Scheduler *schedule.Scheduler
 	Seal      *secrets.Sealer
+	// Nodes is this hub's cache of instances' node packages.
+	Nodes *nodes.Cache
+
+	// Backups makes, verifies and prunes backups; FlowsGit mirrors every
+	// deployed flows version into Git (backups.go).
+	Backups  *backup.Service
+	FlowsGit *backup.GitMirror
 
 	// caughtUp is set once this hub's catalog has caught up with the
 	// cluster after the start (fleet.Deps.Ready).
@@ -90,7 +101,9 @@ type Hub struct {
 	bgDone sync.WaitGroup
 	Sync   *edgesync.Service // edge sync and enrollment
 
-	ln      net.Listener
+	ln      net.Listener // the bound API listener
+	srvLn   net.Listener // ln, in TLS when HTTPS is on (tls.go)
+	tlsp    tlsParts     // certificates and hub-to-hub transport (tls.go)
 	httpSrv *http.Server
 	serveCh chan error
 	closers []namedCloser
@@ -142,6 +155,7 @@ func (h *Hub) Open(ctx context.Context) (err error) {
 		name string
 		open func(context.Context) error
 	}{
+		{"tls", h.openTLS},
 		{"secrets", h.openSecrets},
 		{"store", h.openStore},
 		{"coord", h.openCoord},
@@ -193,7 +207,6 @@ func (h *Hub) openSecrets(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("secrets key: %w", err)
 	}
-	h.peerClient = &http.Client{Timeout: 5 * time.Second}
 	return nil
 }
 
@@ -223,6 +236,10 @@ func (h *Hub) openCoord(ctx context.Context) error {
 		h.Coord = memory.New()
 	} else {
 		c := coordredis.New(h.Config.Redis)
+		var err error
+		if c.RootCAs, err = h.redisCAs(); err != nil {
+			return err
+		}
 		if err := c.Open(ctx); err != nil {
 			return fmt.Errorf("redis %s: %w", Redact(h.Config.Redis), err)
 		}
@@ -249,7 +266,7 @@ func (h *Hub) openRaft(ctx context.Context) error {
 	return nil
 }
 
-func (h *Hub) openBroker(ctx context.Context) error {
+func (h *Hub) openBroker(ctx context.Context) (err error) {
 	if h.Config.MQTT != "" {
 		ext := broker.NewExternal(h.Config.MQTT, "redforge-hub-"+h.NodeID)
 		if err := ext.Open(ctx); err != nil {
@@ -258,6 +275,10 @@ func (h *Hub) openBroker(ctx context.Context) error {
 		h.Bus = ext
 	} else {
 		emb := broker.NewEmbedded(h.Config.MQTTListen, deploy.NewBrokerAuth(h.checkMQTT, h.State), h.Logger.With("component", "mqtt"))
+		if emb.TLS, err = h.mqttTLS(); err != nil {
+			return err
+		}
+		emb.TLSListen = h.Config.MQTTTLSListen
 		if err := emb.Open(ctx); err != nil {
 			return fmt.Errorf("mqtt-listen %s: %w", h.Config.MQTTListen, err)
 		}
@@ -269,8 +290,14 @@ func (h *Hub) openBroker(ctx context.Context) error {
 
 func (h *Hub) openHTTP(ctx context.Context) error {
 	h.Sync = edgesync.New(edgesync.Config{Catalog: h.State, Raft: h.Raft, Store: h.Store,
-		Logger: h.Logger.With("component", "sync")})
+		Logger: h.Logger.With("component", "sync"), CAPin: h.CAPin()})
 	h.openDeploy()
+	if err := h.openBackups(); err != nil {
+		return err
+	}
+	if err := h.openModels(); err != nil {
+		return fmt.Errorf("models: %w", err)
+	}
 	h.API = api.New(api.Config{
 		Sync:        h.Sync,
 		EdgeAuth:    h.Sync,
@@ -295,6 +322,18 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Deploy:      h.Deploy,
 		Proxy:       h.Proxy,
 		Checkpoints: h.Store,
+		Backups:     h.Backups,
+		FlowsGit:    h.flowsGit(),
+		// configuration export and import (hub/backup)
+		ConfigCatalog: h.State,
+
+		// The Node-RED editor through the hub (hub/api/editor.go).
+		Editor:            h.Proxy,
+		RuntimeBrokerAddr: h.runtimeBrokerAddr,
+		Nodes:             h.Nodes,
+		Snapshots:         h.State,
+		// model marketplace (models_wiring.go)
+		Models: h.Models, ModelCatalog: h.State, Sealer: h.Seal,
 
 		// Forwarding headers count only from TrustedProxies (empty: none);
 		// LoginState keeps the per-account login delay in coord.
@@ -304,7 +343,8 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 
 		// multi-hub (cluster_wiring.go)
 		Cluster:        h.Raft,
-		ClusterHandler: cluster.Handler(h.Raft, h.Config.ClusterSecret),
+		ClusterHandler: h.requirePeer(cluster.Handler(h.Raft, h.Config.ClusterSecret)),
+		PeerClient:     h.peerHTTP(0),
 		Routes:         &h.cl.routes,
 		Topology:       h.Config.Topology,
 		Moves:          h.Moves,
@@ -315,15 +355,16 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Components: []api.Component{
 			{Name: "raft", Checker: h.Raft},
 			{Name: "store", Checker: h.Store},
+			{Name: "store-integrity", Checker: h.storeCheck()},
 			{Name: "coord", Checker: h.Coord},
 			{Name: "broker", Checker: h.Bus},
 		},
 	})
-	ln := h.ln // bound by bindHTTP before the join
+	ln := h.srvLn // bound by bindHTTP before the join
 	h.apiURL = h.URL()
 	close(h.apiReadyCh())
 	h.httpSrv = &http.Server{
-		Handler:           h.API.Handler(),
+		Handler:           withHSTS(h.API.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(h.Logger.Handler(), slog.LevelWarn),
@@ -354,6 +395,9 @@ func (h *Hub) openAuth(ctx context.Context) error {
 	// rather than fail the start.
 	if err := untilOK(ctx, startupRetry, func() error { return h.Auth.EnsureSigningKey(ctx) }); err != nil {
 		return fmt.Errorf("auth signing key: %w", err)
+	}
+	if err := untilOK(ctx, startupRetry, func() error { return h.Auth.EnsureEditorKey(ctx) }); err != nil {
+		return fmt.Errorf("auth editor key: %w", err)
 	}
 	var created bool
 	var generated string
@@ -411,6 +455,8 @@ func (h *Hub) maintainAuth(ctx context.Context) {
 // openFleet starts the fleet manager on the driver openDriver opened.
 func (h *Hub) openFleet(ctx context.Context) error {
 	drv := h.Driver // opened by openDriver before the join
+	h.Nodes = nodes.New(nodes.Config{Dir: filepath.Join(h.Config.DataDir, "nodes"), NPM: h.Config.NPM,
+		Registry: h.Config.NPMRegistry, Fetch: h.fetchPackage, Logger: h.Logger.With("component", "nodes")})
 	h.Fleet = fleet.NewManager(fleet.Config{HubID: h.NodeID, Advertise: h.runtimeHost(), MonitorInterval: h.Config.MonitorInterval,
 		MetricsInterval: h.Config.metricsInterval(),
 		PortMin:         h.Config.InstancePortMin, PortMax: h.Config.InstancePortMax}, fleet.Deps{
@@ -430,6 +476,9 @@ func (h *Hub) openFleet(ctx context.Context) error {
 }
 
 func (h *Hub) pickDriver(ctx context.Context) (fleet.Driver, error) {
+	if h.Config.scratch {
+		return scratchDriver{}, nil // a backup verification copy (backups.go)
+	}
 	dataDir, err := filepath.Abs(h.Config.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data-dir: %w", err)
@@ -526,7 +575,15 @@ func (h *Hub) URL() string {
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return h.scheme() + "://" + net.JoinHostPort(host, port)
+}
+
+// scheme is https when the API serves HTTPS, else http.
+func (h *Hub) scheme() string {
+	if h.Config.TLSOn() {
+		return "https"
+	}
+	return "http"
 }
 
 // Serving returns a channel that yields the HTTP server's error if it stops
@@ -581,7 +638,9 @@ func (h *Hub) openDeploy() {
 	h.Proxy = proxy.New(proxyResolver{h.Instances, h.State}, h.locality(), h.Logger.With("component", "proxy"))
 	o.SetProxy(h.Proxy)
 	h.Deploy = o
-	h.background(o.Run)
+	if !h.Config.scratch { // a verification copy must not drive the real runtimes
+		h.background(o.Run)
+	}
 }
 
 // checkMQTT admits a runtime to the embedded broker with its row's own
@@ -590,9 +649,22 @@ func (h *Hub) checkMQTT(row string, password []byte) bool {
 	return h.Instances != nil && h.Instances.CheckMQTT(row, password)
 }
 
-// renderFlows prepares a row's flows for one of this hub's runtimes.
+// renderFlows prepares a row's flows for one of this hub's runtimes: its
+// names, its bus credentials and the flows' own node credentials.
 func (h *Hub) renderFlows(_ context.Context, w catalog.Work, creds fleet.Creds) ([]json.RawMessage, error) {
-	return deploy.Render(w.Flows.Doc, w.Row, creds, h.runtimeBrokerAddr())
+	nodes, err := deploy.Render(w.Flows.Doc, w.Row, creds, h.runtimeBrokerAddr())
+	if err != nil || w.Flows.Credentials == "" {
+		return nodes, err
+	}
+	logical, err := h.Instances.Logical(w.Row)
+	if err != nil {
+		return nil, err
+	}
+	nodeCreds, err := h.Instances.OpenFlowCredentials(logical.ID, w.Flows.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	return deploy.InjectCredentials(nodes, nodeCreds)
 }
 
 // runtimeBrokerAddr is the bus address as this hub's runtimes reach it:

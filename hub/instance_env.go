@@ -2,10 +2,12 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/hub/fleet"
+	"github.com/redforge/controltower/hub/nodes"
 )
 
 // Environment variables the hub gives every Node-RED runtime on top of its
@@ -21,6 +23,20 @@ const (
 	// EnvInstanceID is the logical instance's id (checkpoints are kept
 	// under it).
 	EnvInstanceID = "REDFORGE_INSTANCE_ID"
+)
+
+// Environment the RedForge runtime plugin (packaging/nodered/runtime)
+// reads to speak the control contract on the hub bus; the row id and the
+// editor key are fleet.EnvRowID and fleet.EnvEditorKey (settings.js reads
+// those).
+const (
+	// EnvRow is the catalog row's name: the prefix of its control topics.
+	EnvRow = "REDFORGE_ROW"
+	// EnvBusURL is the hub bus as the runtime reaches it (mqtt://host:port).
+	EnvBusURL = "REDFORGE_BUS_URL"
+	// EnvBusPassword is the row's own bus password (its username is the
+	// row id). The row's flows already hold it in their hub broker node.
+	EnvBusPassword = "REDFORGE_BUS_PASSWORD"
 )
 
 // Node-RED context in Redis (packaging/nodered/context-redis).
@@ -67,6 +83,28 @@ func (h *Hub) decorateInstance(ctx context.Context, inst catalog.Instance, spec 
 		spec.Env[k] = v
 	}
 	spec.Env[EnvHubURL], spec.Env[EnvToken], spec.Env[EnvInstanceID] = h.runtimeAPIURL(), creds.Token, logical.ID
+	spec.Env[EnvRow], spec.Env[fleet.EnvRowID] = inst.Name, inst.ID
+	if addr := h.runtimeBrokerAddr(); addr != "" {
+		spec.Env[EnvBusURL], spec.Env[EnvBusPassword] = "mqtt://"+addr, creds.MQTTPassword
+	}
+	if key, err := h.Auth.EditorPublicKey(); err == nil {
+		spec.Env[fleet.EnvEditorKey] = key
+	} else {
+		return fmt.Errorf("editor key: %w", err)
+	}
+	if len(inst.Nodes) > 0 {
+		dir, err := h.Nodes.Prepare(inst.Nodes)
+		if errors.Is(err, nodes.ErrNotReady) {
+			return fmt.Errorf("%w: installing node packages: %v", fleet.ErrNotReady, err)
+		}
+		if err != nil {
+			return err
+		}
+		spec.NodesDir = dir
+		for _, p := range inst.Nodes {
+			spec.Nodes = append(spec.Nodes, p.Name+"@"+p.Version)
+		}
+	}
 	if h.Config.Redis == "" {
 		return nil
 	}

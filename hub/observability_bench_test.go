@@ -96,7 +96,7 @@ func BenchmarkFleetAnalytics(b *testing.B) {
 			fmt.Printf("/api/metrics/fleet on %s, a day of samples for 100 instances (%d rows, loaded in %s): p99 %s for 1h (goal < 20 ms), %s for 24h; "+
 				"reference GET /api/auth/me p99 %s, ratio %.1f; %s\n",
 				backend, rows, loaded.Round(time.Second), p99.Round(10*time.Microsecond), p99day.Round(10*time.Microsecond),
-				p99ref.Round(10*time.Microsecond), float64(p99)/float64(p99ref), benchinfo.Machine())
+				p99ref.Round(10*time.Microsecond), float64(p99)/float64(p99ref), benchinfo.This())
 		}
 	}
 }
@@ -198,7 +198,7 @@ scrape_configs:
 		fmt.Printf("kill → alert delivered (monitor at its default %s): hub-native %s (median of 3: %v; goal < 10 s); "+
 			"Prometheus + Alertmanager from the first of the kills that left it crash looping: %s (ratio %.0f); %s\n",
 			fleet.DefaultMonitorInterval, hubMedian.Round(time.Millisecond), hubTimes, promAt.Sub(first).Round(time.Second),
-			float64(promAt.Sub(first))/float64(max(hubMedian, time.Millisecond)), benchinfo.Machine())
+			float64(promAt.Sub(first))/float64(max(hubMedian, time.Millisecond)), benchinfo.This())
 	}
 }
 

@@ -23,6 +23,9 @@ const (
 	// PathPeerInFlight answers how many requests this hub's proxy has in
 	// flight to a row.
 	PathPeerInFlight = "/api/cluster/peer/inflight"
+	// PathPeerPackage serves a node package tarball uploaded to this hub
+	// (hub/nodes) to the other hubs.
+	PathPeerPackage = "/api/cluster/peer/package"
 	// eventsChannel is the coord pub/sub channel events travel on between
 	// hubs when coordination is Redis.
 	eventsChannel = "redforge:events"
@@ -34,13 +37,13 @@ func (h *Hub) peerRoutes() map[string]http.Handler {
 		return nil
 	}
 	guard := func(f http.HandlerFunc) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		return h.requirePeer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !cluster.SecretOK(r.Header.Get(cluster.SecretHeader), h.Config.ClusterSecret) {
 				http.Error(w, `{"error":{"code":"unauthenticated","message":"hub-to-hub call without the right cluster secret"}}`, http.StatusUnauthorized)
 				return
 			}
 			f(w, r)
-		})
+		}))
 	}
 	return map[string]http.Handler{
 		PathPeerEvents: guard(func(w http.ResponseWriter, r *http.Request) {
@@ -67,7 +70,51 @@ func (h *Hub) peerRoutes() map[string]http.Handler {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(map[string]int64{"in_flight": h.Proxy.RowInFlight(req.Row)})
 		}),
+		PathPeerPackage: guard(func(w http.ResponseWriter, r *http.Request) {
+			var req struct {
+				SHA256 string `json:"sha256"`
+			}
+			if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+				http.Error(w, `want {"sha256":…}`, http.StatusBadRequest)
+				return
+			}
+			f, err := h.Nodes.Open(req.SHA256)
+			if err != nil {
+				http.Error(w, "no such package tarball on this hub", http.StatusNotFound)
+				return
+			}
+			defer f.Close()
+			w.Header().Set("Content-Type", "application/gzip")
+			_, _ = io.Copy(w, f)
+		}),
 	}
+}
+
+// fetchPackage gets a node package tarball uploaded to another hub.
+func (h *Hub) fetchPackage(ctx context.Context, hubID, sha string) (io.ReadCloser, error) {
+	if h.Config.ClusterSecret == "" {
+		return nil, fmt.Errorf("hub %s is not reachable: this hub has no cluster secret", hubID)
+	}
+	hu, err := h.State.Hub(hubID)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(map[string]string{"sha256": sha})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(hu.API, "/")+PathPeerPackage, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(cluster.SecretHeader, h.Config.ClusterSecret)
+	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("hub %s: HTTP %d", hubID, resp.StatusCode)
+	}
+	return resp.Body, nil
 }
 
 // peerPost posts body to path on hub hu with the cluster secret and

@@ -106,6 +106,61 @@ var routeTable = []routeRule{
 	{"GET", "/api/alerts/metrics", "perm", "alerts", "read"},
 	{"GET", "/api/alerts", "perm", "alerts", "read"},
 	{"GET", "/api/alerts/history", "perm", "alerts", "read"},
+	// The Node-RED editor through the hub: the handler authenticates (an
+	// editor session cookie or an Authorization header; hub
+	// TestEditorThroughHub), and a runtime's editor deploy report carries
+	// its instance token and a hub-signed editor token.
+	{"POST", "/api/instances/:id/editor", "perm", "instances", "read"},
+	{"POST", "/api/instances/:id/editor/deploys", "public", "", ""},
+	{"GET", "/editor/:name/*path", "public", "", ""},
+	{"HEAD", "/editor/:name/*path", "public", "", ""},
+	{"POST", "/editor/:name/*path", "public", "", ""},
+	{"PUT", "/editor/:name/*path", "public", "", ""},
+	{"DELETE", "/editor/:name/*path", "public", "", ""},
+	// Node packages and snapshots of instances.
+	{"GET", "/api/instances/:id/nodes", "perm", "instances", "read"},
+	{"POST", "/api/instances/:id/nodes", "perm", "instances", "update"},
+	{"DELETE", "/api/instances/:id/nodes", "perm", "instances", "update"},
+	{"POST", "/api/nodes/tarballs", "perm", "instances", "update"},
+	{"GET", "/api/nodes/policy", "perm", "node_policy", "read"},
+	{"PUT", "/api/nodes/policy", "perm", "node_policy", "update"},
+	{"GET", "/api/instances/:id/snapshots", "perm", "instances", "read"},
+	{"POST", "/api/instances/:id/snapshots", "perm", "instances", "update"},
+	{"GET", "/api/instances/:id/snapshots/:sid", "perm", "instances", "read"},
+	{"DELETE", "/api/instances/:id/snapshots/:sid", "perm", "instances", "update"},
+	{"GET", "/api/instances/:id/snapshots/:sid/compare", "perm", "instances", "read"},
+	{"POST", "/api/instances/:id/snapshots/:sid/rollback", "perm", "instances", "update"},
+	{"POST", "/api/backups", "perm", "backups", "create"},
+	{"GET", "/api/backups", "perm", "backups", "read"},
+	{"POST", "/api/backups/:name/verify", "perm", "backups", "update"},
+	{"POST", "/api/backups/prune", "perm", "backups", "delete"},
+	{"GET", "/api/config/export", "perm", "backups", "read"},
+	{"POST", "/api/config/import", "perm", "backups", "create"},
+	{"GET", "/api/flows/git", "perm", "backups", "read"},
+	{"POST", "/api/flows/restore", "perm", "deployments", "create"},
+	{"GET", "/api/models", "perm", "models", "read"},
+	{"POST", "/api/models", "perm", "models", "create"},
+	{"GET", "/api/models/:id", "perm", "models", "read"},
+	{"PATCH", "/api/models/:id", "perm", "models", "update"},
+	{"DELETE", "/api/models/:id", "perm", "models", "delete"},
+	{"POST", "/api/models/:id/rollback", "perm", "models", "update"},
+	{"GET", "/api/models/providers", "perm", "models", "read"},
+	{"PUT", "/api/models/providers/:id", "perm", "models", "update"},
+	{"DELETE", "/api/models/providers/:id", "perm", "models", "delete"},
+	{"GET", "/api/models/budgets", "perm", "models", "read"},
+	{"PUT", "/api/models/budgets/:id", "perm", "models", "update"},
+	{"DELETE", "/api/models/budgets/:id", "perm", "models", "delete"},
+	{"GET", "/api/models/usage", "perm", "models", "read"},
+	{"GET", "/api/models/benchmarks", "perm", "models", "read"},
+	{"POST", "/api/models/benchmarks", "perm", "models", "create"},
+	{"GET", "/api/models/benchmarks/:id", "perm", "models", "read"},
+	{"GET", "/api/routes/llm", "perm", "models", "read"},
+	{"GET", "/api/routes/llm/:name", "perm", "models", "read"},
+	{"PUT", "/api/routes/llm/:name", "perm", "models", "update"},
+	{"DELETE", "/api/routes/llm/:name", "perm", "models", "delete"},
+	{"POST", "/v1/chat/completions", "perm", "llm", "create"},
+	{"POST", "/v1/embeddings", "perm", "llm", "create"},
+	{"GET", "/v1/models", "perm", "llm", "read"},
 	{"GET", "/i/:name/*path", "public", "", ""},
 	{"HEAD", "/i/:name/*path", "public", "", ""},
 	{"POST", "/i/:name/*path", "public", "", ""},
@@ -125,7 +180,7 @@ func allowed(role, res, act string) bool {
 		return true
 	case "OPERATOR":
 		switch res {
-		case "users", "tokens":
+		case "users", "tokens", "backups":
 			return false
 		case "instances", "deployments", "edges", "alerts":
 			return act != "delete"
@@ -134,9 +189,9 @@ func allowed(role, res, act string) bool {
 		}
 		return act == "read"
 	case "VIEWER":
-		return act == "read" && res != "users" && res != "tokens"
+		return act == "read" && res != "users" && res != "tokens" && res != "backups"
 	case "instance-token":
-		return act == "create" && (res == "ai_decisions" || res == "checkpoints")
+		return act == "create" && (res == "ai_decisions" || res == "checkpoints" || res == "llm") || act == "read" && res == "llm"
 	case "metrics-token":
 		return act == "read" && res == "metrics"
 	}
@@ -198,8 +253,8 @@ func testRouteAccess(t *testing.T, h *hubtest.Hub) {
 				t.Errorf("/api/auth/me as %s lists %s %s, which it may not do", who, p.Action, p.Resource)
 			}
 		}
-		if who == "instance-token" && len(me.Permissions) != 2 {
-			t.Errorf("/api/auth/me as the instance token lists %d permissions, want 2: %s", len(me.Permissions), body)
+		if who == "instance-token" && len(me.Permissions) != 4 {
+			t.Errorf("/api/auth/me as the instance token lists %d permissions, want 4: %s", len(me.Permissions), body)
 		}
 		if who == "metrics-token" && len(me.Permissions) != 1 {
 			t.Errorf("/api/auth/me as the metrics token lists %d permissions, want 1: %s", len(me.Permissions), body)

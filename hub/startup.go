@@ -39,7 +39,8 @@ func (h *Hub) bindHTTP(ctx context.Context) error {
 		}
 		return nil
 	})
-	return nil
+	h.srvLn, err = h.listenTLS(ctx, ln)
+	return err
 }
 
 // openDriver opens the fleet driver (docker when its daemon answers and

@@ -109,6 +109,46 @@ func (c *Client) DeployFlows(ctx context.Context, flows []json.RawMessage, rev s
 	return out.Rev, nil
 }
 
+// NodeSet is one set of node types a runtime has loaded (GET /nodes): a
+// module's file. Err says why it did not load.
+type NodeSet struct {
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Module  string   `json:"module"`
+	Version string   `json:"version"`
+	Types   []string `json:"types"`
+	Enabled bool     `json:"enabled"`
+	// Err is why the set did not load (a string or an error object, as
+	// Node-RED has it).
+	Err json.RawMessage `json:"err,omitempty"`
+}
+
+// Error returns why the set did not load, or "".
+func (n NodeSet) Error() string {
+	if len(n.Err) == 0 || string(n.Err) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(n.Err, &s) == nil {
+		return s
+	}
+	var o struct {
+		Message string `json:"message"`
+		Code    string `json:"code"`
+	}
+	if json.Unmarshal(n.Err, &o) == nil && o.Message != "" {
+		return o.Message
+	}
+	return string(n.Err)
+}
+
+// Nodes lists the node sets the runtime has (GET /nodes).
+func (c *Client) Nodes(ctx context.Context) ([]NodeSet, error) {
+	var sets []NodeSet
+	err := c.call(ctx, http.MethodGet, "/nodes", nil, nil, &sets)
+	return sets, err
+}
+
 // Settings returns the runtime settings the Admin API exposes (version,
 // httpNodeRoot, context stores…).
 func (c *Client) Settings(ctx context.Context) (map[string]any, error) {

@@ -1,12 +1,15 @@
 package syncproto
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/proto"
@@ -21,13 +24,27 @@ const (
 	ContentTypeProtobuf = "application/x-protobuf"
 )
 
+// Progress of a batch request. An edge that sends ProgressHeader (any
+// value) with a batch gets, while the hub waits for its turn, decodes and
+// commits it, a "102 Processing" informational answer every
+// ProgressInterval before the final one; the edge gives a hub up when a
+// request makes no progress (no bytes either way, no 102) for a few
+// intervals, instead of waiting out a whole request timeout when the hub
+// died silently.
+const (
+	ProgressHeader   = "X-Redforge-Progress"
+	ProgressInterval = time.Second
+)
+
 // Default limits of DecodeBatch.
 const (
 	// DefaultMaxBodyBytes bounds the body as received (compressed or not).
 	DefaultMaxBodyBytes = 32 << 20
 	// DefaultMaxDecodedBytes bounds the protobuf after decompression, so a
-	// small zstd frame cannot expand into a huge allocation.
-	DefaultMaxDecodedBytes = 128 << 20
+	// small zstd frame cannot expand into a huge allocation. An edge's
+	// batch is at most its syncer's MaxBatchBytes (8 MiB) plus one record
+	// (an MQTT packet, at most 1 MiB), well inside it.
+	DefaultMaxDecodedBytes = 32 << 20
 	// DefaultMaxRecords bounds the records of one batch.
 	DefaultMaxRecords = 100_000
 )
@@ -100,8 +117,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Record carries (the same as the edge outbox and the hub store compute).
 func Checksum(payload []byte) uint32 { return crc32.Checksum(payload, castagnoli) }
 
-// PackFloat32 encodes v as packed little-endian IEEE 754 float32s; every
-// bit pattern survives.
+// PackFloat32 encodes v as packed little-endian IEEE 754 float32s, the
+// form vectors travel in and the hub stores; every bit pattern (NaN
+// payloads, -0, denormals) survives.
 func PackFloat32(v []float32) []byte {
 	b := make([]byte, 4*len(v))
 	for i, f := range v {
@@ -123,11 +141,23 @@ func UnpackFloat32(b []byte) ([]float32, error) {
 	return v, nil
 }
 
+// MaxWindowBytes bounds the zstd window a batch may use, which is the
+// history the decoder must hold. It is the window of the edge's encoder
+// (klauspost/compress's default, 8 MiB): a frame of up to that size is
+// one segment whose window is its content size; a larger one uses an
+// 8 MiB window.
+const MaxWindowBytes = 8 << 20
+
 var (
 	encOnce sync.Once
 	encoder *zstd.Encoder
-	decPool sync.Pool // of *zstd.Decoder
+	decPool sync.Pool // of *zstd.Decoder, streaming, concurrency 1
+	bufPool sync.Pool // of *[]byte, decompressed bodies
 )
+
+// maxPooledBuf is the largest decompression buffer kept for reuse: a
+// typical batch fits, a refused bomb's buffer is left to the collector.
+const maxPooledBuf = 16 << 20
 
 func zstdEncoder() *zstd.Encoder {
 	encOnce.Do(func() {
@@ -155,6 +185,13 @@ func Compress(raw []byte) []byte {
 // DecodeBatch decodes a batch body of the given content type
 // (ContentTypeBatchZstd or ContentTypeProtobuf) under lim and checks it
 // with Verify. Every failure is a *DecodeError.
+//
+// A zstd body is decompressed as a stream, never trusting the sizes its
+// frame header claims: the decoder holds at most a MaxWindowBytes window,
+// and the output grows only as bytes are produced, up to
+// lim.MaxDecodedBytes, at which point decoding stops with ErrTooLarge. So
+// one call allocates at most about MaxWindowBytes + 1.5 × MaxDecodedBytes,
+// whatever the body expands to.
 func DecodeBatch(contentType string, body []byte, lim Limits) (*Batch, error) {
 	lim = lim.withDefaults()
 	if len(body) > lim.MaxBodyBytes {
@@ -163,10 +200,13 @@ func DecodeBatch(contentType string, body []byte, lim Limits) (*Batch, error) {
 	raw := body
 	switch contentType {
 	case ContentTypeBatchZstd:
+		bp := getBuf()
+		defer putBuf(bp)
 		var err error
-		if raw, err = decompress(body, lim.MaxDecodedBytes); err != nil {
+		if *bp, err = decompress(body, (*bp)[:0], lim.MaxDecodedBytes); err != nil {
 			return nil, err
 		}
+		raw = *bp
 	case ContentTypeProtobuf:
 		if len(raw) > lim.MaxDecodedBytes {
 			return nil, decodeErr(ErrTooLarge, "", "body is %d bytes, limit %d", len(raw), lim.MaxDecodedBytes)
@@ -175,6 +215,7 @@ func DecodeBatch(contentType string, body []byte, lim Limits) (*Batch, error) {
 		return nil, decodeErr(ErrMalformed, "", "content type %q; send %s or %s", contentType, ContentTypeBatchZstd, ContentTypeProtobuf)
 	}
 	b := &Batch{}
+	// Unmarshal copies bytes fields, so the buffer can go back to the pool.
 	if err := proto.Unmarshal(raw, b); err != nil {
 		return nil, decodeErr(ErrMalformed, "", "not a protobuf Batch: %v", err)
 	}
@@ -187,38 +228,101 @@ func DecodeBatch(contentType string, body []byte, lim Limits) (*Batch, error) {
 	return b, nil
 }
 
-func decompress(body []byte, maxDecoded int) ([]byte, error) {
-	d, _ := decPool.Get().(*zstd.Decoder)
-	if d == nil {
-		var err error
-		// WithDecoderMaxMemory bounds DecodeAll's output whatever the frame
-		// header claims; a bomb fails with ErrDecoderSizeExceeded.
-		d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxMemory(uint64(DefaultMaxDecodedBytes)))
-		if err != nil {
-			return nil, fmt.Errorf("zstd decoder: %w", err)
-		}
+func getBuf() *[]byte {
+	if bp, ok := bufPool.Get().(*[]byte); ok {
+		return bp
 	}
-	defer decPool.Put(d)
-	out, err := d.DecodeAll(body, nil)
-	if err != nil {
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-			return nil, decodeErr(ErrTooLarge, "", "decompressed size passes the limit")
-		}
-		return nil, decodeErr(ErrMalformed, "", "not zstd: %v", err)
-	}
-	if len(out) > maxDecoded {
-		return nil, decodeErr(ErrTooLarge, "", "decompressed to %d bytes, limit %d", len(out), maxDecoded)
-	}
-	return out, nil
+	return new([]byte)
 }
 
-// Verify checks a batch whole: edge_id and stream set, first_seq ≥ 1,
-// records[i].seq == first_seq+i, arrival times set, every checksum
-// matching its payload or, for a vector sent as its parts, its canonical
-// vector record (else ErrChecksum), vectors packed float32 with
+func putBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledBuf {
+		bufPool.Put(bp)
+	}
+}
+
+func zstdDecoder() (*zstd.Decoder, error) {
+	if d, ok := decPool.Get().(*zstd.Decoder); ok {
+		return d, nil
+	}
+	// Concurrency 1 decodes synchronously in Read, block by block, into a
+	// history of at most MaxWindowBytes (a one-segment frame's window is
+	// its content size, held to the same bound).
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(MaxWindowBytes))
+	if err != nil {
+		return nil, fmt.Errorf("zstd decoder: %w", err)
+	}
+	return d, nil
+}
+
+// decompress appends the decompression of body to dst, refusing with
+// ErrTooLarge as soon as the output passes maxDecoded bytes.
+func decompress(body, dst []byte, maxDecoded int) ([]byte, error) {
+	d, err := zstdDecoder()
+	if err != nil {
+		return dst, err
+	}
+	defer func() {
+		_ = d.Reset(nil) // drop the reference to body
+		decPool.Put(d)
+	}()
+	if err := d.Reset(bytes.NewReader(body)); err != nil {
+		return dst, decodeErr(ErrMalformed, "", "not zstd: %v", err)
+	}
+	dst, err = readLimited(d, dst, maxDecoded)
+	switch {
+	case errors.Is(err, errLimit):
+		return dst, decodeErr(ErrTooLarge, "", "decompresses to more than %d bytes", maxDecoded)
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded):
+		return dst, decodeErr(ErrTooLarge, "", "zstd window passes %d bytes", MaxWindowBytes)
+	case err != nil:
+		return dst, decodeErr(ErrMalformed, "", "not zstd: %v", err)
+	}
+	return dst, nil
+}
+
+var errLimit = errors.New("read limit")
+
+// readLimited appends what r yields to dst until EOF, growing dst only as
+// bytes arrive (doubling, capped at limit+1 so one byte too many is seen);
+// it returns errLimit once more than limit bytes were read.
+func readLimited(r io.Reader, dst []byte, limit int) ([]byte, error) {
+	const minGrow = 64 << 10
+	for {
+		if len(dst) == cap(dst) {
+			if len(dst) > limit {
+				return dst, errLimit
+			}
+			n := max(2*cap(dst), minGrow)
+			if n >= limit {
+				n = limit + 1 // the last step: room for the limit and the byte that passes it
+			}
+			grown := make([]byte, len(dst), n)
+			copy(grown, dst)
+			dst = grown
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if len(dst) > limit {
+			return dst, errLimit
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+}
+
+// Verify checks a batch whole: edge_id set, stream one of Streams,
+// first_seq ≥ 1, records[i].seq == first_seq+i, arrival times set, every
+// checksum matching its payload or, for a vector sent as its parts, its
+// canonical vector record (else ErrChecksum), every payload of the shape
+// its stream requires (CheckPayload), vectors packed float32 with
 // vector_id and metadata only beside a vector. Every failure is a
-// *DecodeError.
+// *DecodeError naming the field.
 func Verify(b *Batch) error {
 	switch {
 	case b.EdgeId == "":
@@ -230,24 +334,39 @@ func Verify(b *Batch) error {
 	case b.FirstSeq > math.MaxInt64-int64(len(b.Records)):
 		return decodeErr(ErrMalformed, "first_seq", "%d overflows with %d records", b.FirstSeq, len(b.Records))
 	}
-	var scratch []byte
+	if err := CheckStream(b.Stream); err != nil {
+		return err
+	}
 	for i, r := range b.Records {
-		field := fmt.Sprintf("records[%d]", i)
-		if want := b.FirstSeq + int64(i); r.Seq != want {
-			return decodeErr(ErrMalformed, field+".seq", "seqs must be contiguous from first_seq %d: got %d, want %d", b.FirstSeq, r.Seq, want)
+		if err := verifyRecord(b, i, r); err != nil {
+			return err
 		}
-		if r.ArrivedUnixNanos <= 0 {
-			return decodeErr(ErrMalformed, field+".arrived_unix_nanos", "must be set")
-		}
-		if got := RecordChecksum(r, &scratch); got != r.Checksum {
-			return decodeErr(ErrChecksum, field+".checksum", "seq %d: record CRC-32C is %08x, record says %08x", r.Seq, got, r.Checksum)
-		}
-		if len(r.Vector)%4 != 0 {
-			return decodeErr(ErrMalformed, field+".vector", "%d bytes is not packed float32", len(r.Vector))
-		}
-		if len(r.Vector) == 0 && (r.VectorId != "" || len(r.Metadata) != 0) {
-			return decodeErr(ErrMalformed, field+".vector", "vector_id and metadata need a vector")
-		}
+	}
+	return nil
+}
+
+func verifyRecord(b *Batch, i int, r *Record) error {
+	field := func() string { return fmt.Sprintf("records[%d]", i) }
+	if want := b.FirstSeq + int64(i); r.Seq != want {
+		return decodeErr(ErrMalformed, field()+".seq", "seqs must be contiguous from first_seq %d: got %d, want %d", b.FirstSeq, r.Seq, want)
+	}
+	if r.ArrivedUnixNanos <= 0 {
+		return decodeErr(ErrMalformed, field()+".arrived_unix_nanos", "must be set")
+	}
+	if got := RecordChecksum(r); got != r.Checksum {
+		return decodeErr(ErrChecksum, field()+".checksum", "seq %d: record CRC-32C is %08x, record says %08x", r.Seq, got, r.Checksum)
+	}
+	if len(r.Vector)%4 != 0 {
+		return decodeErr(ErrMalformed, field()+".vector", "%d bytes is not packed float32", len(r.Vector))
+	}
+	if len(r.Vector) == 0 && (r.VectorId != "" || len(r.Metadata) != 0) {
+		return decodeErr(ErrMalformed, field()+".vector", "vector_id and metadata need a vector")
+	}
+	if err := CheckPayload("", b.Stream, r.Payload, len(r.Vector) > 0); err != nil {
+		var de *DecodeError
+		errors.As(err, &de)
+		de.Field = field() + de.Field
+		return de
 	}
 	return nil
 }

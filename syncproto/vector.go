@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"slices"
 	"strconv"
@@ -89,13 +90,25 @@ func SplitVectorRecord(b []byte) (id string, packed, metadata []byte, ok bool) {
 	return string(rawID), packed, metadata, true
 }
 
+// VectorRecordChecksum returns Checksum(AppendVectorRecord(nil, id,
+// packed, metadata)) without building the record.
+func VectorRecordChecksum(id string, packed, metadata []byte) uint32 {
+	var head [len(vectorMagic) + 2*binary.MaxVarintLen64]byte
+	h := binary.AppendUvarint(append(head[:0], vectorMagic...), uint64(len(id)))
+	sum := crc32.Update(0, castagnoli, h)
+	sum = crc32.Update(sum, castagnoli, unsafe.Slice(unsafe.StringData(id), len(id)))
+	sum = crc32.Update(sum, castagnoli, binary.AppendUvarint(head[:0], uint64(len(packed)/4)))
+	sum = crc32.Update(sum, castagnoli, packed)
+	sum = crc32.Update(sum, castagnoli, binary.AppendUvarint(head[:0], uint64(len(metadata))))
+	return crc32.Update(sum, castagnoli, metadata)
+}
+
 // RecordChecksum returns the checksum r must carry: the CRC-32C of its
 // payload, or, for a vectors record sent as its parts (vector set,
-// payload empty), of its canonical vector record. scratch is reused.
-func RecordChecksum(r *Record, scratch *[]byte) uint32 {
+// payload empty), of its canonical vector record.
+func RecordChecksum(r *Record) uint32 {
 	if len(r.Payload) == 0 && len(r.Vector) > 0 {
-		*scratch = AppendVectorRecord((*scratch)[:0], r.VectorId, r.Vector, r.Metadata)
-		return Checksum(*scratch)
+		return VectorRecordChecksum(r.VectorId, r.Vector, r.Metadata)
 	}
 	return Checksum(r.Payload)
 }

@@ -258,3 +258,18 @@ func TestPackJSONFloats(t *testing.T) {
 		}
 	}
 }
+
+func TestVectorRecordChecksum(t *testing.T) {
+	long := strings.Repeat("i", 300) // a two-byte length
+	for _, c := range []struct {
+		id   string
+		vec  []float32
+		meta string
+	}{{"a", []float32{1, -2}, `{"k":1}`}, {long, make([]float32, 200), ""}, {"", nil, ""}} {
+		packed := PackFloat32(c.vec)
+		want := Checksum(AppendVectorRecord(nil, c.id, packed, []byte(c.meta)))
+		if got := VectorRecordChecksum(c.id, packed, []byte(c.meta)); got != want {
+			t.Errorf("VectorRecordChecksum(%.8q, %d floats, %q) = %08x, want %08x", c.id, len(c.vec), c.meta, got, want)
+		}
+	}
+}

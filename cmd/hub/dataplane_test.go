@@ -260,6 +260,7 @@ func TestRegionLossFailoverAndBack(t *testing.T) {
 	}()
 	euDown.Store(true)
 	eu.kill()
+	lost := time.Now()
 	var away instanceView
 	testenv.WaitFor(t, 2*time.Minute, "roamer running in us", func() error {
 		away = c.waitRunning(us, "roamer", 1, time.Minute)
@@ -271,6 +272,7 @@ func TestRegionLossFailoverAndBack(t *testing.T) {
 	if _, err := who(us, "roamer"); err != nil {
 		t.Fatalf("roamer does not serve from us: %v", err)
 	}
+	t.Logf("region loss: roamer serving from us %v after the eu host died (RTO for docs/dr.md; RPO 0: its flows are in the catalog)", time.Since(lost).Round(100*time.Millisecond))
 	var regions struct {
 		Moves []struct {
 			Name, Home, To, Reason string

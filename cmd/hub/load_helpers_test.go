@@ -38,7 +38,7 @@ func loadAvg() string {
 // benchmark.
 func benchHeader(b *testing.B, what string) {
 	b.Helper()
-	fmt.Printf("%s: %s; load average %s\n", what, benchinfo.Machine(), loadAvg())
+	fmt.Printf("%s: %s; load average %s\n", what, benchinfo.This(), loadAvg())
 }
 
 // envInts reads a comma-separated list of positive integers from the

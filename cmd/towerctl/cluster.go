@@ -39,9 +39,11 @@ type clusterStatus struct {
 // runCluster is towerctl cluster status|leave ID|join --id … .
 func runCluster(ctx context.Context, cl *Client, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: towerctl cluster status | leave HUB_ID | join --id ID --region R --raft HOST:PORT --api URL")
+		return errors.New("usage: towerctl cluster status | leave HUB_ID | join --id ID --region R --raft HOST:PORT --api URL | ca init|issue")
 	}
 	switch args[0] {
+	case "ca":
+		return runClusterCA(ctx, args[1:], out)
 	case "status":
 		return clusterStatusCmd(ctx, cl, out)
 	case "leave":
@@ -56,7 +58,7 @@ func runCluster(ctx context.Context, cl *Client, args []string, out io.Writer) e
 	case "join":
 		return clusterJoinCmd(ctx, cl, args[1:], out)
 	}
-	return fmt.Errorf("unknown subcommand %q: want status, leave or join", args[0])
+	return fmt.Errorf("unknown subcommand %q: want status, leave, join or ca", args[0])
 }
 
 func clusterStatusCmd(ctx context.Context, cl *Client, out io.Writer) error {

@@ -1,5 +1,8 @@
 // Command towerctl is the operator CLI of RedForge Control Tower. It
-// speaks only the hub's public REST API.
+// speaks only the hub's public REST API, but for the PostgreSQL
+// point-in-time recovery subcommands (backup basebackup|wal-push|wal-fetch|
+// pitr, pitr.go), which a database server and an operator run against the
+// backup destination while the hub's database may be down.
 package main
 
 import (
@@ -8,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -49,7 +53,14 @@ func commands() []command {
 		{"rollback", "DEPLOYMENT_ID: roll a deployment back inside its rollback window", runRollback},
 		{"edges", "list|show ID|token [--region R] [--ttl D]|config get ID|config set ID FLOWS_FILE [--settings FILE]", runEdges},
 		{"auth", "keys|rotate-keys: list the JWT signing keys, or add one that new tokens use (old tokens verify until they expire)", runAuth},
-		{"cluster", "status|leave HUB_ID|join --id --region --raft --api (needs REDFORGE_CLUSTER_SECRET)", runCluster},
+		{"cluster", "status|leave HUB_ID|join --id --region --raft --api (needs REDFORGE_CLUSTER_SECRET)|ca init|ca issue --name HUB --host H,… (the cluster CA's files)", runCluster},
+		{"nodes", "list NAME|install NAME (PKG@VERSION|--tarball FILE)|remove NAME PKG|policy [set --allow --deny]: node packages, blue-green", runNodes},
+		{"snapshots", "list NAME|create NAME --name T|show|compare NAME ID [--with ID]|rollback NAME ID [--wait]|delete", runSnapshots},
+		{"config", "export [--out FILE] | import FILE [--dry-run]: users, roles, tokens' metadata, regions, placement", runConfig},
+		{"flows", "restore --instance NAME --tag T [--wait]: redeploy a version from the flows Git mirror blue-green | git", runFlows},
+		{"backup", "create|list|verify NAME|prune [--dry-run]|pitr --to TIME --pgdata DIR|basebackup|wal-push|wal-fetch (--dest)", runBackup},
+		{"models", "list|add NAME:VERSION|show NAME|rollback NAME|bench DATASET --models a,b|providers list|set ID", runModels},
+		{"routes", "llm set NAME --policy P --candidates a,b|llm show [NAME]", runRoutes},
 		{"version", "print towerctl's version", func(_ context.Context, _ *Client, _ []string, out io.Writer) error {
 			_, err := fmt.Fprintln(out, "towerctl", version)
 			return err
@@ -71,6 +82,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.SetOutput(stderr)
 	hubURL := fs.String("hub", firstNonEmpty(getenv("REDFORGE_HUB"), DefaultHub), "hub URL (env REDFORGE_HUB)")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
+	caFile := fs.String("ca", getenv("REDFORGE_HUB_CA"), "PEM CA file the hub's HTTPS certificate is checked with (a private CA such as the cluster CA; env REDFORGE_HUB_CA; default: system roots)")
 	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -91,6 +103,14 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err != nil {
 			fmt.Fprintln(stderr, "towerctl:", err)
 			return 2
+		}
+		tc, err := tlsClientConfig(*caFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "towerctl:", err)
+			return 2
+		}
+		if tc != nil {
+			cl.http.Transport = &http.Transport{TLSClientConfig: tc}
 		}
 		cl.sessionFile, cl.getenv, cl.stdin = sessionPath(getenv), getenv, stdin
 		if err := c.run(ctx, cl, fs.Args()[1:], stdout); err != nil {

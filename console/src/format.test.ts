@@ -64,7 +64,7 @@ describe('format', () => {
   });
 });
 
-import { xRange } from './components/Chart';
+import { xRange } from './components/TimePlot';
 describe('chart axis', () => {
   it('spans at least the window up to now', () => {
     expect(xRange(1000, 1000, 5000, 3600)).toEqual([1000, 5000]);

@@ -6,11 +6,12 @@ import { can } from './session';
 import { matchRoute, navigate, useLocation } from './router';
 import { Link, Loading, Toasts, ErrorBox } from './components/ui';
 import { LoginPage } from './pages/Login';
-import { FleetPage } from './pages/Fleet';
+import { InstancesPage } from './pages/Instances';
 import { InstancePage } from './pages/Instance';
 import { DeploymentsPage, DeploymentPage } from './pages/Deployments';
-import { GovernancePage } from './pages/Governance';
+import { GovernancePage } from './pages/governance/Governance';
 import { EdgesPage } from './pages/Edges';
+import { ModelsPage } from './pages/Models';
 import { RegionsPage } from './pages/Regions';
 import { AnalyticsPage } from './pages/Analytics';
 import { AlertsPage } from './pages/Alerts';
@@ -28,6 +29,11 @@ function App() {
   const route = matchRoute(path);
 
   useEffect(() => {
+    if (route.name === 'redirect') navigate(route.to + location.search + location.hash, true);
+  }, [path]);
+
+  useEffect(() => {
+    if (route.name === 'redirect') return;
     if (!session && route.name !== 'login') {
       const back = path === '/' ? '' : '?next=' + encodeURIComponent(path + location.search);
       navigate('/login' + back, true);
@@ -46,6 +52,7 @@ function App() {
     if (!session) setReady(false);
   }, [session]);
 
+  if (route.name === 'redirect') return null;
   if (!session || route.name === 'login') {
     return (
       <>
@@ -57,7 +64,7 @@ function App() {
   if (!ready) return bootError ? <ErrorBox error={bootError} /> : <Loading what="Loading your session" />;
   return (
     <Layout current={route.name}>
-      {route.name === 'fleet' && <FleetPage />}
+      {route.name === 'instances' && <InstancesPage />}
       {route.name === 'instance' && <InstancePage id={route.id} />}
       {route.name === 'deployments' && <DeploymentsPage />}
       {route.name === 'deployment' && <DeploymentPage id={route.id} />}
@@ -66,6 +73,7 @@ function App() {
       {route.name === 'regions' && <RegionsPage />}
       {route.name === 'analytics' && <AnalyticsPage />}
       {route.name === 'alerts' && <AlertsPage />}
+      {route.name === 'models' && <ModelsPage />}
       {route.name === 'notfound' && (
         <ErrorBox error={`There is no page at ${route.path}.`} />
       )}
@@ -77,13 +85,14 @@ function Layout({ current, children }: { current: string; children: any }) {
   const s = getSession()!;
   const perms = getPermissions();
   const items: [string, string, string[], boolean][] = [
-    ['/', 'Fleet', ['fleet', 'instance'], can(perms, 'instances', 'read')],
+    ['/instances', 'Instances', ['instances', 'instance'], can(perms, 'instances', 'read')],
     ['/deployments', 'Deployments', ['deployments', 'deployment'], can(perms, 'deployments', 'read')],
     ['/edges', 'Edges', ['edges'], can(perms, 'edges', 'read')],
     ['/regions', 'Regions', ['regions'], can(perms, 'regions', 'read')],
     ['/analytics', 'Analytics', ['analytics'], can(perms, 'metrics', 'read')],
     ['/alerts', 'Alerts', ['alerts'], can(perms, 'alerts', 'read')],
-    ['/governance', 'Governance', ['governance'], can(perms, 'audit', 'read')],
+    ['/models', 'Models', ['models'], can(perms, 'models', 'read')],
+    ['/audit', 'Governance', ['governance'], can(perms, 'audit', 'read')],
   ];
   return (
     <div class="shell">

@@ -1,21 +1,38 @@
-// A small history router: the console's pages by path. matchRoute is pure
-// (router.test.ts); navigate and useRoute bind it to the browser.
+// A small history router: the console's pages by path, named as the API
+// names what they show (/instances for /api/instances, /users for
+// /api/users …). Former paths answer with a redirect, so bookmarks still
+// land. matchRoute is pure (router.test.ts); navigate and useLocation bind
+// it to the browser.
 import { useEffect, useState } from 'preact/hooks';
 
 export type Route =
   | { name: 'login' }
-  | { name: 'fleet' }
+  | { name: 'instances' }
   | { name: 'instance'; id: string }
   | { name: 'deployments' }
   | { name: 'deployment'; id: string }
   | { name: 'edges' }
   | { name: 'regions' }
+  | { name: 'models' }
   | { name: 'governance'; tab: string }
   | { name: 'analytics' }
   | { name: 'alerts' }
+  | { name: 'redirect'; to: string }
   | { name: 'notfound'; path: string };
 
-export const governanceTabs = ['audit', 'ai', 'reports', 'users', 'tokens'] as const;
+/** governancePaths are the governance pages by the API resource each shows. */
+export const governancePaths = {
+  audit: '/audit',
+  ai_decisions: '/audit/ai_decisions',
+  reports: '/reports',
+  users: '/users',
+  tokens: '/tokens',
+} as const;
+
+export type GovernanceTab = keyof typeof governancePaths;
+
+/** formerTabs maps the tabs of the former /governance/{tab} pages to the pages that replaced them. */
+const formerTabs: Record<string, GovernanceTab> = { audit: 'audit', ai: 'ai_decisions', reports: 'reports', users: 'users', tokens: 'tokens' };
 
 /** matchRoute maps a path to a page. */
 export function matchRoute(path: string): Route {
@@ -23,11 +40,11 @@ export function matchRoute(path: string): Route {
   const [a, b] = parts;
   switch (a) {
     case undefined:
-      return { name: 'fleet' };
+      return { name: 'redirect', to: '/instances' };
     case 'login':
       return { name: 'login' };
     case 'instances':
-      return b ? { name: 'instance', id: b } : { name: 'fleet' };
+      return b ? { name: 'instance', id: b } : { name: 'instances' };
     case 'deployments':
       return b ? { name: 'deployment', id: b } : { name: 'deployments' };
     case 'edges':
@@ -38,8 +55,19 @@ export function matchRoute(path: string): Route {
       return { name: 'analytics' };
     case 'alerts':
       return { name: 'alerts' };
+    case 'models':
+      return { name: 'models' };
     case 'governance':
-      return { name: 'governance', tab: (governanceTabs as readonly string[]).includes(b) ? b : 'audit' };
+      return { name: 'redirect', to: governancePaths[Object.hasOwn(formerTabs, b) ? formerTabs[b] : 'audit'] };
+    case 'audit':
+      if (parts.length === 1) return { name: 'governance', tab: 'audit' };
+      if (parts.length === 2 && b === 'ai_decisions') return { name: 'governance', tab: 'ai_decisions' };
+      break;
+    case 'reports':
+    case 'users':
+    case 'tokens':
+      if (parts.length === 1) return { name: 'governance', tab: a };
+      break;
   }
   return { name: 'notfound', path };
 }

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { can, expiresSoon, parseSession } from './session';
-import { matchRoute } from './router';
 import { backoff, wsURL } from './ws';
 
 describe('session', () => {
@@ -22,21 +21,6 @@ describe('session', () => {
     expect(can(perms, 'instances', 'read')).toBe(true);
     expect(can(perms, 'instances', 'update')).toBe(false);
     expect(can(undefined, 'instances', 'read')).toBe(false);
-  });
-});
-
-describe('router', () => {
-  it('maps paths to pages', () => {
-    expect(matchRoute('/')).toEqual({ name: 'fleet' });
-    expect(matchRoute('/login')).toEqual({ name: 'login' });
-    expect(matchRoute('/instances/abc')).toEqual({ name: 'instance', id: 'abc' });
-    expect(matchRoute('/instances/')).toEqual({ name: 'fleet' });
-    expect(matchRoute('/deployments')).toEqual({ name: 'deployments' });
-    expect(matchRoute('/deployments/d1')).toEqual({ name: 'deployment', id: 'd1' });
-    expect(matchRoute('/governance')).toEqual({ name: 'governance', tab: 'audit' });
-    expect(matchRoute('/governance/tokens')).toEqual({ name: 'governance', tab: 'tokens' });
-    expect(matchRoute('/governance/bogus')).toEqual({ name: 'governance', tab: 'audit' });
-    expect(matchRoute('/nope')).toEqual({ name: 'notfound', path: '/nope' });
   });
 });
 

@@ -46,3 +46,6 @@ export function expiresSoon(s: Session, now: number = Date.now(), skewMs = 30_00
 export function can(perms: Permission[] | undefined, resource: string, action: string): boolean {
   return !!perms?.some((p) => p.resource === resource && p.action === action);
 }
+
+/** roles are the roles a user or an API token can have, most powerful first. */
+export const roles: Role[] = ['ADMIN', 'OPERATOR', 'VIEWER'];

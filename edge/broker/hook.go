@@ -43,7 +43,7 @@ func (h *outboxHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	log := func() *slog.Logger {
 		return h.b.cfg.Logger.With(logKeyClient, cl.ID, logKeyTopic, pk.TopicName, payloadAttr(logKeyPayload, pk.Payload))
 	}
-	record := pk.Payload
+	record := pk.Payload // mochi reads each packet into its own buffer, which nothing modifies: the outbox may keep it
 	if stream == outbox.StreamVectors {
 		// Stored, checksummed and sent in its canonical form (see
 		// syncproto.VectorRecordFromJSON); the numbers are parsed once, here.

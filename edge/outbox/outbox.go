@@ -25,22 +25,23 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go)
+
+	"github.com/redforge/controltower/syncproto"
 )
 
-// Stream names. Every record belongs to exactly one stream; each stream has
-// its own sequence.
+// Stream names, those of the sync contract (syncproto.Streams). Every
+// record belongs to exactly one stream; each stream has its own sequence.
 const (
-	StreamVectors     = "vectors"
-	StreamAudit       = "audit"
-	StreamAIDecisions = "ai_decisions"
-	StreamCheckpoints = "checkpoints"
-	StreamMetrics     = "metrics"
+	StreamVectors     = syncproto.StreamVectors
+	StreamAudit       = syncproto.StreamAudit
+	StreamAIDecisions = syncproto.StreamAIDecisions
+	StreamCheckpoints = syncproto.StreamCheckpoints
+	StreamMetrics     = syncproto.StreamMetrics
 )
 
-// DefaultStreams returns the streams an edge keeps, in a stable order.
-func DefaultStreams() []string {
-	return []string{StreamVectors, StreamAudit, StreamAIDecisions, StreamCheckpoints, StreamMetrics}
-}
+// DefaultStreams returns the streams an edge keeps, in a stable order:
+// syncproto.Streams.
+func DefaultStreams() []string { return syncproto.Streams() }
 
 // DefaultEvictable returns the streams that may be evicted under the disk
 // budget: vectors and metrics (re-derivable or sampled data).
@@ -63,6 +64,9 @@ const (
 	DefaultBusyTimeout = 5 * time.Second
 	// DefaultMaxReaders bounds the read-only connection pool.
 	DefaultMaxReaders = 4
+	// DefaultCheckpointInterval is how often the WAL is folded back into
+	// the database file when something was committed.
+	DefaultCheckpointInterval = 100 * time.Millisecond
 )
 
 // Errors returned by the outbox. Callers compare with errors.Is.
@@ -143,17 +147,34 @@ type Outbox struct {
 	// Evictable are the streams whose oldest records may be evicted to
 	// make room under Budget. Default: DefaultEvictable().
 	Evictable []string
+	// CheckpointInterval is how often a background goroutine folds the
+	// WAL back into the database file (a PASSIVE checkpoint: it waits for
+	// no one and no one waits for it) when something was committed since.
+	// SQLite's own automatic checkpoint ran inside the commit that passed
+	// 1000 WAL pages, a fifth of the writer's CPU, before the PUBACKs of
+	// that commit; now the writer's checkpoint (at walAutoCheckpoint
+	// pages) only finishes what this one left. Default:
+	// DefaultCheckpointInterval.
+	CheckpointInterval time.Duration
+	// TailBytes bounds the payload bytes of the records kept in memory
+	// after their commit, from which Pending reads a stream that is synced
+	// as it is written. 0 keeps no tail. Default: DefaultTailBytes.
+	TailBytes int64
 
 	mu        sync.RWMutex // guards state; held for reading while enqueueing
 	state     int          // stateNew, stateOpen, stateClosed
 	w         *sql.DB      // one connection; used only by the writer goroutine
 	r         *sql.DB      // read-only pool
+	ck        *sql.DB      // one connection; used only by the checkpointer goroutine
 	known     map[string]bool
 	nos       map[string]int64 // every stream's number in record keys (see schema.go); fixed after Open
 	evictable map[string]bool
 	reqs      chan *request
 	stop      chan struct{}
 	done      chan struct{}
+	ckDone    chan struct{}
+	tail      *tail
+	evicted   bool // a batch evicted payloads: the tail must forget (writer goroutine only)
 
 	lastErr atomic.Pointer[error] // outcome of the last write batch; nil pointer = ok
 	commits atomic.Int64          // committed write transactions, for tests of group commit
@@ -177,6 +198,9 @@ func New(path string) *Outbox {
 		BusyTimeout:   DefaultBusyTimeout,
 		MaxReaders:    DefaultMaxReaders,
 		Evictable:     DefaultEvictable(),
+		TailBytes:     DefaultTailBytes,
+
+		CheckpointInterval: DefaultCheckpointInterval,
 	}
 }
 
@@ -212,12 +236,38 @@ func (o *Outbox) Open(ctx context.Context) (err error) {
 	for _, s := range o.Streams {
 		o.known[s] = true
 	}
+	o.tail = newTail(o.TailBytes)
+	if err := o.primeTail(ctx); err != nil {
+		return fmt.Errorf("open outbox %s: %w", o.Path, err)
+	}
 	o.reqs = make(chan *request, o.QueueSize)
 	o.stop = make(chan struct{})
 	o.done = make(chan struct{})
+	o.ckDone = make(chan struct{})
 	o.state = stateOpen
 	go o.runWriter()
+	go o.runCheckpointer()
 	return nil
+}
+
+// primeTail tells the tail every stream's last and acked seqs, so that it
+// answers Pending for a stream with nothing pending (most of them, most
+// of the time: the syncer polls every stream) without a query.
+func (o *Outbox) primeTail(ctx context.Context) error {
+	rows, err := o.w.QueryContext(ctx, "SELECT name, last_seq, acked_seq FROM streams")
+	if err != nil {
+		return fmt.Errorf("read streams: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var last, acked int64
+		if err := rows.Scan(&name, &last, &acked); err != nil {
+			return fmt.Errorf("read streams: %w", err)
+		}
+		o.tail.prime(name, last, acked)
+	}
+	return rows.Err()
 }
 
 func (o *Outbox) validate() error {
@@ -251,6 +301,9 @@ func (o *Outbox) validate() error {
 	if o.Budget < 0 {
 		problems = append(problems, fmt.Sprintf("Budget %d must be >= 0", o.Budget))
 	}
+	if o.CheckpointInterval <= 0 {
+		problems = append(problems, fmt.Sprintf("CheckpointInterval %s must be > 0", o.CheckpointInterval))
+	}
 	if o.MaxReaders < 1 {
 		problems = append(problems, fmt.Sprintf("MaxReaders %d must be >= 1", o.MaxReaders))
 	}
@@ -279,6 +332,7 @@ func (o *Outbox) Close() error {
 
 	close(o.stop)
 	<-o.done
+	<-o.ckDone
 	var errs []error
 	// Fold the WAL back into the main file so a copy of outbox.db alone is complete.
 	if _, err := o.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
@@ -295,7 +349,8 @@ func (o *Outbox) Close() error {
 // It returns only after the transaction holding the record has committed
 // with synchronous=FULL, so a nil error means the record survives a crash
 // or power loss. arrived is when the record reached the edge; it must not
-// be zero. The payload is not retained after Append returns.
+// be zero. The outbox may keep payload (its in-memory tail does, until
+// the record is acked): the caller must not modify it afterwards.
 //
 // ctx bounds only the wait for a place in the write queue and the time
 // before the writer picks the request up; once its transaction has begun,
@@ -346,19 +401,26 @@ func (o *Outbox) AppendAsync(ctx context.Context, stream string, payload []byte,
 // returns ErrAckBeyondLast if uptoSeq is above the stream's last assigned
 // seq, ErrUnknownStream, ErrClosed, ctx's error or the commit error.
 func (o *Outbox) Ack(ctx context.Context, stream string, uptoSeq int64) error {
-	r := &request{ctx: ctx, op: opAck, stream: stream, upto: uptoSeq, done: make(chan result, 1)}
-	if res := o.do(ctx, r); res.err != nil {
-		return fmt.Errorf("ack %s up to %d: %w", stream, uptoSeq, res.err)
-	}
-	return nil
+	return o.AckAsync(ctx, stream, uptoSeq)()
 }
 
-// do hands r to the writer and waits for its result.
-func (o *Outbox) do(ctx context.Context, r *request) result {
+// AckAsync is Ack split in two, as AppendAsync is Append: it queues the
+// ack now and returns a function that waits for its commit and returns
+// what Ack would. Requests queued by one goroutine commit in queue order,
+// so a caller can release one batch while it reads the next. The wait
+// function must be called exactly once.
+func (o *Outbox) AckAsync(ctx context.Context, stream string, uptoSeq int64) func() error {
+	r := &request{ctx: ctx, op: opAck, stream: stream, upto: uptoSeq, done: make(chan result, 1)}
+	fail := func(err error) error { return fmt.Errorf("ack %s up to %d: %w", stream, uptoSeq, err) }
 	if err := o.enqueue(ctx, r); err != nil {
-		return result{err: err}
+		return func() error { return fail(err) }
 	}
-	return <-r.done // the writer always answers, also when closing
+	return func() error {
+		if res := <-r.done; res.err != nil { // the writer always answers, also when closing
+			return fail(res.err)
+		}
+		return nil
+	}
 }
 
 func (o *Outbox) enqueue(ctx context.Context, r *request) error {
@@ -379,7 +441,8 @@ func (o *Outbox) enqueue(ctx context.Context, r *request) error {
 }
 
 // Pending returns up to limit records of stream with seq > afterSeq, in seq
-// order. It returns ErrUnknownStream, ErrClosed, or a query error; limit
+// order, from the in-memory tail when it holds them (see TailBytes), else
+// from the database. The records' payloads must not be modified. It returns ErrUnknownStream, ErrClosed, or a query error; limit
 // must be positive.
 func (o *Outbox) Pending(ctx context.Context, stream string, afterSeq int64, limit int) ([]Record, error) {
 	if err := o.readable(stream); err != nil {
@@ -387,6 +450,9 @@ func (o *Outbox) Pending(ctx context.Context, stream string, afterSeq int64, lim
 	}
 	if limit <= 0 {
 		return nil, fmt.Errorf("pending %s: limit %d must be > 0", stream, limit)
+	}
+	if recs, ok := o.tail.read(stream, afterSeq, limit); ok {
+		return recs, nil
 	}
 	no := o.nos[stream]
 	rows, err := o.r.QueryContext(ctx, sqlPending, recordKey(no, min(max(afterSeq, 0), maxSeq)), recordKey(no, maxSeq), limit)

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -413,4 +415,48 @@ func TestCloseCommitsQueuedAppends(t *testing.T) {
 	if !slices.Equal(seqs(recs), seqRange(1, int64(len(recs)))) {
 		t.Fatalf("seqs have gaps after close: %d records", len(recs))
 	}
+}
+
+// TestWALStaysBounded: under a continuous stream of group commits (four
+// appenders keeping 256 records in flight each) with reads between them,
+// the checkpoints, which now run beside the writer, still let the WAL
+// start over: it stays near walAutoCheckpoint pages instead of growing
+// with everything ever written (a checkpoint beside a busy writer never
+// reaches the WAL's end on its own).
+func TestWALStaysBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	o := MustOpen(t, path)
+	payload := bytes.Repeat([]byte("x"), 1024)
+	const n = 80000 // about 80 MB of WAL frames: the WAL must start over twice
+	var wg sync.WaitGroup
+	var largest atomic.Int64
+	for w := range 4 {
+		wg.Go(func() {
+			waits := make([]func() (int64, error), 0, 256)
+			for i := 0; i < n/4; i++ {
+				if len(waits) == cap(waits) {
+					if _, err := waits[0](); err != nil {
+						t.Error(err)
+						return
+					}
+					waits = waits[1:]
+				}
+				waits = append(waits, o.AppendAsync(context.Background(), StreamMetrics, payload, time.Now()))
+				if w == 0 && i%1000 == 0 {
+					o.Pending(context.Background(), StreamMetrics, 0, 100)
+					if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > largest.Load() {
+						largest.Store(fi.Size())
+					}
+				}
+			}
+			for _, wait := range waits {
+				wait()
+			}
+		})
+	}
+	wg.Wait()
+	if limit := int64(48 << 20); largest.Load() > limit { // walAutoCheckpoint's 32 MiB, and the commits while it runs
+		t.Fatalf("the WAL grew to %d MiB writing %d MiB, want at most %d MiB", largest.Load()>>20, n>>10, limit>>20)
+	}
+	t.Logf("largest WAL %d MiB while %d MiB of records were written", largest.Load()>>20, n>>10)
 }

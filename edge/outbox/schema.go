@@ -78,7 +78,8 @@ func keySeq(key int64) int64 { return key & maxSeq }
 const (
 	sqlInsert    = `INSERT INTO records (key, arrived, checksum, payload) VALUES (?, ?, ?, ?)`
 	sqlBumpLast  = `UPDATE streams SET last_seq = ?, depth = depth + ?, bytes = bytes + ? WHERE name = ?`
-	sqlAckDelete = `DELETE FROM records WHERE key > ? AND key <= ? RETURNING length(payload)`
+	sqlAckSize   = `SELECT count(*), coalesce(sum(length(payload)), 0) FROM records WHERE key > ? AND key <= ?`
+	sqlAckDelete = `DELETE FROM records WHERE key > ? AND key <= ?`
 	sqlAckBump   = `UPDATE streams SET acked_seq = ?, depth = depth - ?, bytes = bytes - ? WHERE name = ?`
 	sqlPending   = `SELECT key, arrived, checksum, payload FROM records WHERE key > ? AND key <= ? ORDER BY key LIMIT ?`
 	sqlEvictPick = `SELECT key, length(payload) FROM records WHERE key > ? AND key <= ? ORDER BY key LIMIT 256`
@@ -89,6 +90,15 @@ const (
 			ORDER BY r.key LIMIT 1)
 		FROM streams s`
 )
+
+// walAutoCheckpoint is the WAL size, in pages, at which the writer's
+// commit checkpoints (SQLite's default is 1000). The background
+// checkpointer has copied most of those pages by then, so the writer only
+// finishes the rest, and, with no writer adding frames meanwhile, brings
+// the checkpoint to the end of the WAL, which lets the next commit restart
+// it from the beginning: a checkpoint that runs beside a busy writer never
+// reaches the end, and the WAL would grow for ever.
+const walAutoCheckpoint = 8192
 
 // mmapSize is how much of the file each connection reads through mmap
 // instead of read(2) into its page cache: Pending's payload reads were
@@ -110,7 +120,11 @@ func (o *Outbox) dsn(readOnly bool) string {
 		q = append(q, "_pragma=query_only(1)")
 	} else {
 		// journal_mode is persistent in the file; setting it on the writer is enough.
-		q = append(q, "_pragma=journal_mode(WAL)", "_txlock=immediate")
+		// The checkpointer goroutine folds the WAL into the file off the
+		// commit path; the writer's own checkpoint, at walAutoCheckpoint
+		// pages, finishes what is left and lets the WAL start over (see
+		// Outbox.CheckpointInterval).
+		q = append(q, "_pragma=journal_mode(WAL)", "_txlock=immediate", fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", walAutoCheckpoint))
 	}
 	// A plain file name (no "file:" URI) keeps SQLite from decoding '%' in
 	// the path; the driver strips the query before opening.
@@ -137,6 +151,15 @@ func (o *Outbox) openDBs(ctx context.Context) error {
 	r.SetMaxOpenConns(o.MaxReaders)
 	r.SetMaxIdleConns(o.MaxReaders)
 	o.r = r
+	// The checkpointer's own connection: not query_only, and not the
+	// writer's, so a checkpoint never holds a commit up.
+	ck, err := sql.Open("sqlite", o.Path+"?"+fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=synchronous(FULL)&_pragma=mmap_size(%d)", o.BusyTimeout.Milliseconds(), mmapSize))
+	if err != nil {
+		return err
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetMaxIdleConns(1)
+	o.ck = ck
 	return nil
 }
 
@@ -262,6 +285,9 @@ func loadWriterState(ctx context.Context, tx *sql.Tx) (writerState, error) {
 
 func (o *Outbox) closeDBs() error {
 	var errs []error
+	if o.ck != nil {
+		errs = append(errs, o.ck.Close())
+	}
 	if o.r != nil {
 		errs = append(errs, o.r.Close())
 	}

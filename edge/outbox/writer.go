@@ -3,7 +3,6 @@ package outbox
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -59,6 +58,29 @@ func (o *Outbox) runWriter() {
 		case <-o.stop:
 			o.drain()
 			return
+		}
+	}
+}
+
+// runCheckpointer folds the WAL into the database file every
+// CheckpointInterval in which something was committed, until Close. A
+// failed checkpoint is retried at the next tick; the WAL keeps every
+// commit either way.
+func (o *Outbox) runCheckpointer() {
+	defer close(o.ckDone)
+	t := time.NewTicker(o.CheckpointInterval)
+	defer t.Stop()
+	var done int64
+	for {
+		select {
+		case <-o.stop:
+			return
+		case <-t.C:
+		}
+		if n := o.commits.Load(); n != done {
+			if _, err := o.ck.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err == nil {
+				done = n
+			}
 		}
 	}
 }
@@ -130,9 +152,38 @@ func (o *Outbox) commit(batch []*request) {
 	}
 	o.lastErr.Store(nil)
 	o.commits.Add(1)
+	o.feedTail(live, results)
 	for i, r := range live {
 		r.done <- results[i]
 	}
+}
+
+// feedTail hands a committed batch to the tail: its appended records (the
+// callers' payloads, which they do not modify, see Append) and its acks, in
+// queue order. A batch that evicted payloads resets the tail instead, its own
+// records included (one may already be a tombstone).
+func (o *Outbox) feedTail(batch []*request, results []result) {
+	hold := !o.evicted
+	if o.evicted {
+		o.evicted = false
+		o.tail.reset()
+	}
+	var recs []Record
+	for i, r := range batch {
+		if results[i].err != nil {
+			continue
+		}
+		switch r.op {
+		case opAppend:
+			recs = append(recs, Record{Stream: r.stream, Seq: results[i].seq, Arrived: time.Unix(0, r.arrived).UTC(),
+				Payload: r.payload, Checksum: r.checksum})
+		case opAck:
+			o.tail.add(recs, hold)
+			recs = recs[:0]
+			o.tail.ack(r.stream, r.upto)
+		}
+	}
+	o.tail.add(recs, hold)
 }
 
 type delta struct{ n, bytes int64 }
@@ -224,21 +275,15 @@ func applyAck(tx *sql.Tx, r *request, st writerState, no int64) (refused, err er
 	if r.upto <= st.acked[r.stream] {
 		return nil, nil // already acked: a retried ack is a no-op
 	}
-	// One pass: the delete returns each deleted payload's size.
+	// Two statements, each one step inside SQLite: the sizes (length()
+	// reads a blob's size from its record header, not the blob), then the
+	// delete; a DELETE … RETURNING handed every row to Go.
+	lo, hi := recordKey(no, 0), recordKey(no, r.upto)
 	var n, bytes int64
-	rows, err := tx.Query(sqlAckDelete, recordKey(no, 0), recordKey(no, r.upto))
-	if err != nil {
-		return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
+	if err := tx.QueryRow(sqlAckSize, lo, hi).Scan(&n, &bytes); err != nil {
+		return nil, fmt.Errorf("ack %s: size: %w", r.stream, err)
 	}
-	for rows.Next() {
-		var size int64
-		if err := rows.Scan(&size); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
-		}
-		n, bytes = n+1, bytes+size
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+	if _, err := tx.Exec(sqlAckDelete, lo, hi); err != nil {
 		return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
 	}
 	if _, err := tx.Exec(sqlAckBump, r.upto, n, bytes, r.stream); err != nil {
@@ -339,6 +384,7 @@ func (o *Outbox) evictSome(tx *sql.Tx, st writerState, stream string, need int64
 	}
 	st.evicted[stream] = last
 	st.bytes[stream] -= freed
+	o.evicted = true
 	return freed, int(looked), nil
 }
 

@@ -8,8 +8,13 @@
 // hub says the records are durable.
 //
 // It owns batching, the ack handling, backoff with jitter and hub
-// failover (with router). It does not own enrollment or heartbeats
-// (edge/agent) or the queue itself (edge/outbox).
+// failover (with router): a request that makes no progress for
+// ProgressTimeout (no bytes either way, none of the hub's 102 Processing
+// answers) gives its hub up, and a hub's 429/503 with a Retry-After is
+// waited out without marking the hub down. Each stream keeps MaxInFlight
+// batches with the hubs and releases one (an outbox ack, committed in the
+// background) while it reads and sends the next. It does not own
+// enrollment or heartbeats (edge/agent) or the queue itself (edge/outbox).
 package syncer
 
 import (
@@ -22,6 +27,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +50,9 @@ const (
 	DefaultMaxBackoff      = 30 * time.Second
 	DefaultIdleWait        = 200 * time.Millisecond
 	DefaultRequestTimeout  = 60 * time.Second
+	// DefaultProgressTimeout is how long a batch request may make no
+	// progress before the hub is given up (see Config.ProgressTimeout).
+	DefaultProgressTimeout = 5 * time.Second
 	DefaultMaxInFlight     = 2
 	// BatchPath is the hub route batches are POSTed to.
 	BatchPath = "/api/sync/batches"
@@ -50,6 +61,7 @@ const (
 // Refusal and failure reasons, the label values of Stats.Failures.
 const (
 	ReasonNetwork      = "network"      // no hub reachable, timeout, 5xx
+	ReasonBusy         = "hub_busy"     // 429/503 with Retry-After: the hub asked to wait
 	ReasonGap          = "gap"          // hub expected an earlier seq; resumed from it
 	ReasonGapLost      = "gap_lost"     // hub expects a seq the edge no longer has (hub data lost?)
 	ReasonChecksum     = "checksum"     // hub refused a checksum (local corruption)
@@ -61,13 +73,15 @@ const (
 
 // Reasons lists every failure reason.
 func Reasons() []string {
-	return []string{ReasonNetwork, ReasonGap, ReasonGapLost, ReasonChecksum, ReasonInvalid, ReasonUnauthorized, ReasonAckBeyond, ReasonOutbox}
+	return []string{ReasonNetwork, ReasonBusy, ReasonGap, ReasonGapLost, ReasonChecksum, ReasonInvalid, ReasonUnauthorized, ReasonAckBeyond, ReasonOutbox}
 }
 
 // Outbox is what the syncer reads and acks; *outbox.Outbox implements it.
+// AckAsync queues the release of a stream's records up to a seq and
+// returns the wait for its commit (acks of one stream commit in order).
 type Outbox interface {
 	Pending(ctx context.Context, stream string, afterSeq int64, limit int) ([]outbox.Record, error)
-	Ack(ctx context.Context, stream string, uptoSeq int64) error
+	AckAsync(ctx context.Context, stream string, uptoSeq int64) func() error
 }
 
 // Config configures a Syncer.
@@ -82,6 +96,13 @@ type Config struct {
 	MaxBatchRecords int
 	MaxBatchBytes   int
 	MaxInFlight     int // batches of one stream with the hubs at once (default 2)
+	// ProgressTimeout gives a hub up when a batch request makes no
+	// progress for this long: no request bytes taken by the connection,
+	// no response bytes, and none of the hub's 102 Processing answers
+	// (sent every syncproto.ProgressInterval while it works on a batch).
+	// A hub that dies silently then costs this, not the client's whole
+	// timeout, before the next hub is tried. Default DefaultProgressTimeout.
+	ProgressTimeout time.Duration
 	MinBackoff      time.Duration
 	MaxBackoff      time.Duration
 	IdleWait        time.Duration // pause when a stream is empty
@@ -155,6 +176,9 @@ func New(cfg Config) *Syncer {
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = DefaultMinBackoff
 	}
+	if cfg.ProgressTimeout <= 0 {
+		cfg.ProgressTimeout = DefaultProgressTimeout
+	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = DefaultMaxBackoff
 	}
@@ -201,11 +225,28 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 	backoff := time.Duration(0)
 	var flights []flight
 	after := int64(0) // last seq handed to a flight; 0: read from the head
+	// releasing is the outbox ack of the last batch the hub took: it
+	// commits while the next batches are read and sent, and is waited for
+	// before the next ack (so a failure surfaces one batch later).
+	var releasing func() error
+	released := func() error {
+		if releasing == nil {
+			return nil
+		}
+		err := releasing()
+		releasing = nil
+		return err
+	}
+	// abandon drops the batches in flight and restarts from the outbox
+	// head, once the last release is committed (else the head would still
+	// hold what the hub has just taken). A failed release only means those
+	// records are sent again, and the hub skips them.
 	abandon := func() {
 		for _, f := range flights {
 			<-f.done
 		}
 		flights, after = nil, 0
+		released()
 	}
 	defer abandon()
 	for ctx.Err() == nil {
@@ -235,8 +276,13 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 				continue
 			}
 			var n int
+			var wait func() error
 			if err = r.err; err == nil {
-				n, err = s.apply(ctx, stream, f.p.b, r.ack, r.hub, len(f.p.body), f.p.raw)
+				err = released()
+			}
+			if err == nil {
+				n, wait, err = s.apply(ctx, stream, f.p.b, r.ack, r.hub, len(f.p.body), f.p.raw)
+				releasing = wait
 			}
 			if err == nil && n != len(f.p.b.Records) {
 				abandon() // only part was released: later batches would leave a hole
@@ -252,11 +298,19 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 		case err != nil:
 			abandon()
 			backoff = nextBackoff(backoff, s.cfg.MinBackoff, s.cfg.MaxBackoff)
-			log.Warn("sync failed; backing off", "error", err, "backoff", backoff)
-			sleep(ctx, backoff)
+			wait := backoff
+			var be *busyError
+			if errors.As(err, &be) {
+				wait = max(wait, be.retryAfter)
+			}
+			log.Warn("sync failed; backing off", "error", err, "backoff", wait)
+			sleep(ctx, wait)
 		default: // nothing to send
 			backoff = 0
 			after = 0
+			if err := released(); err != nil {
+				log.Warn("releasing synced records failed", "error", err)
+			}
 			sleep(ctx, s.cfg.IdleWait)
 		}
 	}
@@ -310,13 +364,20 @@ func (s *Syncer) prepare(ctx context.Context, stream string, afterSeq int64) (*p
 	return p, nil
 }
 
-// push sends p and applies the ack.
+// push sends p, applies the ack and waits for the release.
 func (s *Syncer) push(ctx context.Context, p *prepared) (int, error) {
 	ack, hub, err := s.send(ctx, p.body, p.ctype)
 	if err != nil {
 		return 0, err
 	}
-	return s.apply(ctx, p.b.Stream, p.b, ack, hub, len(p.body), p.raw)
+	n, wait, err := s.apply(ctx, p.b.Stream, p.b, ack, hub, len(p.body), p.raw)
+	if err == nil && wait != nil {
+		err = wait()
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // nextBackoff doubles prev within [min, max] and applies full jitter in
@@ -407,13 +468,41 @@ type errRefused struct{ reason, msg string }
 
 func (e *errRefused) Error() string { return "hub refused the batch (" + e.reason + "): " + e.msg }
 
+// busyError is a hub's 429 or 503 with a Retry-After: it is alive but
+// asks the edge to wait (too many batches of this edge, or of all edges,
+// being decoded at once).
+type busyError struct {
+	hub        string
+	status     int
+	retryAfter time.Duration
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("%s: status %d, retry after %s", e.hub, e.status, e.retryAfter)
+}
+
+// maxRetryAfter bounds how long a hub's Retry-After holds a stream back.
+const maxRetryAfter = time.Minute
+
 // send POSTs an encoded batch to the hubs in router order until one
-// answers. It returns the ack (which may be a refusal) and the hub.
+// answers. It returns the ack (which may be a refusal) and the hub. When
+// no hub took it and some said they were busy, the error is the busy
+// answer with the longest Retry-After.
 func (s *Syncer) send(ctx context.Context, body []byte, ctype string) (*syncproto.Ack, string, error) {
 	var errs []string
+	var busiest *busyError
 	for _, hub := range s.cfg.Router.Ordered() {
 		start := time.Now()
 		ack, status, err := s.post(ctx, hub, body, ctype)
+		var be *busyError
+		if errors.As(err, &be) {
+			// The hub is up (no failure for the router); try the next.
+			if busiest == nil || be.retryAfter > busiest.retryAfter {
+				busiest = be
+			}
+			errs = append(errs, err.Error())
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, "", ctx.Err()
@@ -435,26 +524,53 @@ func (s *Syncer) send(ctx context.Context, body []byte, ctype string) (*syncprot
 		}
 		errs = append(errs, fmt.Sprintf("%s: status %d", hub, status))
 	}
+	if busiest != nil {
+		s.fail(ReasonBusy)
+		return nil, "", fmt.Errorf("no hub took the batch: %s: %w", strings.Join(errs, "; "), busiest)
+	}
 	s.fail(ReasonNetwork)
 	return nil, "", fmt.Errorf("no hub took the batch: %s", strings.Join(errs, "; "))
 }
 
+// retryAfter parses a Retry-After of delay-seconds, the form the hub
+// sends, bounded by maxRetryAfter; 0 when absent or another form.
+func retryAfter(h http.Header) time.Duration {
+	n, err := strconv.Atoi(h.Get("Retry-After"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, maxRetryAfter)
+}
+
 func (s *Syncer) post(ctx context.Context, hub string, body []byte, ctype string) (*syncproto.Ack, int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(hub, "/")+BatchPath, bytes.NewReader(body))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := watch(s.cfg.ProgressTimeout, cancel)
+	defer w.stop()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn:              func(httptrace.GotConnInfo) { w.touch() },
+		WroteHeaders:         w.touch,
+		GotFirstResponseByte: w.touch,
+		Got1xxResponse:       func(int, textproto.MIMEHeader) error { w.touch(); return nil },
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(hub, "/")+BatchPath, &progressReader{bytes.NewReader(body), w})
 	if err != nil {
 		return nil, 0, err
 	}
+	req.ContentLength = int64(len(body))
 	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Accept", syncproto.ContentTypeProtobuf)
+	req.Header.Set(syncproto.ProgressHeader, "1")
 	req.Header.Set("Authorization", "Bearer "+s.cfg.Credential())
-	resp, err := s.cfg.Client.Do(req)
+	data, resp, err := s.roundTrip(req, w)
+	if cause := context.Cause(ctx); errors.Is(cause, errNoProgress) {
+		return nil, 0, fmt.Errorf("%s: %w", hub, cause)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, 0, err
+	if ra := retryAfter(resp.Header); ra > 0 && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		return nil, 0, &busyError{hub: hub, status: resp.StatusCode, retryAfter: ra}
 	}
 	if resp.StatusCode >= 500 {
 		return nil, 0, fmt.Errorf("%s: status %d", hub, resp.StatusCode)
@@ -469,8 +585,65 @@ func (s *Syncer) post(ctx context.Context, hub string, body []byte, ctype string
 	return ack, resp.StatusCode, nil
 }
 
-// apply releases what the ack covers.
-func (s *Syncer) apply(ctx context.Context, stream string, b *syncproto.Batch, ack *syncproto.Ack, hub string, wire, raw int) (int, error) {
+// roundTrip sends req and reads the answer's body (at most 1 MiB), each
+// read counting as progress.
+func (s *Syncer) roundTrip(req *http.Request, w *watchdog) ([]byte, *http.Response, error) {
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(&progressReader{resp.Body, w}, 1<<20))
+	return data, resp, err
+}
+
+// errNoProgress is the cause of a request the watchdog gave up.
+var errNoProgress = errors.New("no progress")
+
+// watchdog cancels a request that made no progress for its timeout.
+type watchdog struct {
+	timeout time.Duration
+	last    atomic.Int64 // unix nanoseconds of the last progress
+	timer   *time.Timer
+}
+
+func watch(timeout time.Duration, cancel context.CancelCauseFunc) *watchdog {
+	w := &watchdog{timeout: timeout}
+	w.touch()
+	w.timer = time.AfterFunc(time.Hour, func() {
+		if idle := time.Duration(time.Now().UnixNano() - w.last.Load()); idle < w.timeout {
+			w.timer.Reset(w.timeout - idle) // progress since: look again when it would be stale
+			return
+		}
+		cancel(fmt.Errorf("%w for %s", errNoProgress, w.timeout))
+	})
+	w.timer.Reset(timeout) // armed only now that w.timer is set
+	return w
+}
+
+// touch records progress now.
+func (w *watchdog) touch() { w.last.Store(time.Now().UnixNano()) }
+
+func (w *watchdog) stop() { w.timer.Stop() }
+
+// progressReader counts every read as progress.
+type progressReader struct {
+	r io.Reader
+	w *watchdog
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.w.touch()
+	}
+	return n, err
+}
+
+// apply releases what the ack covers: it returns how many records it
+// releases and the wait for the outbox's commit of the release (nil when
+// there is nothing to release).
+func (s *Syncer) apply(ctx context.Context, stream string, b *syncproto.Batch, ack *syncproto.Ack, hub string, wire, raw int) (int, func() error, error) {
 	last := b.LastSeq()
 	if r := ack.GetRefusal(); r != nil {
 		switch r.Reason {
@@ -478,25 +651,26 @@ func (s *Syncer) apply(ctx context.Context, stream string, b *syncproto.Batch, a
 			// The hub holds everything below ExpectedSeq: release it here.
 			if r.ExpectedSeq-1 < b.FirstSeq-1 {
 				s.fail(ReasonGapLost)
-				return 0, &errRefused{ReasonGapLost, r.Message}
+				return 0, nil, &errRefused{ReasonGapLost, r.Message}
 			}
 			s.fail(ReasonGap)
 			upto := min(r.ExpectedSeq-1, last)
-			return s.release(ctx, stream, b, upto, upto, hub, wire, raw)
+			n, wait := s.release(ctx, stream, b, upto, upto, hub, wire, raw)
+			return n, wait, nil
 		case syncproto.RefusalReason_REFUSAL_REASON_CHECKSUM:
 			s.fail(ReasonChecksum)
-			return 0, &errRefused{ReasonChecksum, r.Message}
+			return 0, nil, &errRefused{ReasonChecksum, r.Message}
 		case syncproto.RefusalReason_REFUSAL_REASON_FORBIDDEN:
 			s.fail(ReasonUnauthorized)
-			return 0, &errRefused{ReasonUnauthorized, r.Message}
+			return 0, nil, &errRefused{ReasonUnauthorized, r.Message}
 		default:
 			s.fail(ReasonInvalid)
-			return 0, &errRefused{ReasonInvalid, r.Message}
+			return 0, nil, &errRefused{ReasonInvalid, r.Message}
 		}
 	}
 	wm := ack.GetDurableWatermark()
 	if wm < b.FirstSeq-1 {
-		return 0, fmt.Errorf("hub acked watermark %d below the batch start %d", wm, b.FirstSeq)
+		return 0, nil, fmt.Errorf("hub acked watermark %d below the batch start %d", wm, b.FirstSeq)
 	}
 	upto := wm
 	if wm > last {
@@ -504,19 +678,26 @@ func (s *Syncer) apply(ctx context.Context, stream string, b *syncproto.Batch, a
 		// release only what was sent; the rest is confirmed by the next batch.
 		upto = last
 	}
-	return s.release(ctx, stream, b, upto, wm, hub, wire, raw)
+	n, wait := s.release(ctx, stream, b, upto, wm, hub, wire, raw)
+	return n, wait, nil
 }
 
-func (s *Syncer) release(ctx context.Context, stream string, b *syncproto.Batch, upto, wm int64, hub string, wire, raw int) (int, error) {
+// release queues the outbox ack up to upto and counts the batch; the
+// returned wait reports the ack's outcome.
+func (s *Syncer) release(ctx context.Context, stream string, b *syncproto.Batch, upto, wm int64, hub string, wire, raw int) (int, func() error) {
 	n := int(upto - b.FirstSeq + 1)
+	var wait func() error
 	if n > 0 {
-		if err := s.cfg.Outbox.Ack(ctx, stream, upto); err != nil {
-			if errors.Is(err, outbox.ErrAckBeyondLast) {
+		acked := s.cfg.Outbox.AckAsync(ctx, stream, upto)
+		wait = func() error {
+			err := acked()
+			switch {
+			case errors.Is(err, outbox.ErrAckBeyondLast):
 				s.fail(ReasonAckBeyond)
-			} else {
+			case err != nil:
 				s.fail(ReasonOutbox)
 			}
-			return 0, err
+			return err
 		}
 	}
 	s.mu.Lock()
@@ -528,7 +709,7 @@ func (s *Syncer) release(ctx context.Context, stream string, b *syncproto.Batch,
 	st.BytesUncompr += uint64(raw)
 	s.hub = hub
 	s.mu.Unlock()
-	return max(n, 0), nil
+	return max(n, 0), wait
 }
 
 func (s *Syncer) fail(reason string) { s.failures[reason].Add(1) }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/redforge/controltower/edge/outbox"
 	"github.com/redforge/controltower/edge/syncer"
+	"github.com/redforge/controltower/internal/testenv"
 	"github.com/redforge/controltower/router"
 	"github.com/redforge/controltower/syncproto"
 )
@@ -92,7 +93,7 @@ func newSyncer(t *testing.T, hubs ...string) (*syncer.Syncer, *outbox.Outbox) {
 func appendN(t *testing.T, o *outbox.Outbox, stream string, n int) {
 	t.Helper()
 	for i := range n {
-		if _, err := o.Append(context.Background(), stream, []byte(`{"i":`+string(rune('0'+i))+`}`), time.Now()); err != nil {
+		if _, err := o.Append(context.Background(), stream, []byte(fmt.Sprintf(`{"i":%d}`, i)), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -232,7 +233,7 @@ func TestWindowKeepsTwoBatchesInFlight(t *testing.T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i, p := range h.got[outbox.StreamAudit] {
-		if want := `{"i":` + string(rune('0'+i)) + `}`; p != want {
+		if want := fmt.Sprintf(`{"i":%d}`, i); p != want {
 			t.Fatalf("record %d on the hub is %s, want %s", i, p, want)
 		}
 	}
@@ -294,5 +295,115 @@ func TestIncompressibleStreamSentPlain(t *testing.T) {
 	}
 	if len(h.got[outbox.StreamVectors]) != 9 || len(h.got[outbox.StreamAudit]) != 9 {
 		t.Fatalf("hub holds %d vectors and %d audit records, want 9 each", len(h.got[outbox.StreamVectors]), len(h.got[outbox.StreamAudit]))
+	}
+}
+
+// TestBusyHubIsWaitedFor: a hub that answers 429 with Retry-After (too
+// many batches of this edge at once) is alive, not failed: the syncer
+// counts hub_busy (not network), waits at least the Retry-After before
+// sending again (its own backoff is 10 ms here), and then syncs.
+func TestBusyHubIsWaitedFor(t *testing.T) {
+	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
+	var mu sync.Mutex
+	var sent []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == router.HealthPath {
+			return
+		}
+		mu.Lock()
+		sent = append(sent, time.Now())
+		first := len(sent) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":{"code":"too_many_batches"}}`, http.StatusTooManyRequests)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	o := outbox.New(filepath.Join(t.TempDir(), "outbox.db"))
+	if err := o.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	rt, _ := router.New(router.Config{Targets: []string{srv.URL}, FailuresToDown: 1})
+	s := syncer.New(syncer.Config{EdgeID: "e1", Credential: func() string { return "c" }, Outbox: o,
+		Streams: []string{outbox.StreamAudit}, Router: rt, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	appendN(t, o, outbox.StreamAudit, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	testenv.WaitFor(t, 10*time.Second, "the hub to take the batch", func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if n := len(h.got[outbox.StreamAudit]); n != 2 {
+			return fmt.Errorf("hub holds %d of 2", n)
+		}
+		return nil
+	})
+	mu.Lock()
+	gap := sent[1].Sub(sent[0])
+	mu.Unlock()
+	if gap < 900*time.Millisecond {
+		t.Fatalf("sent again %s after a 429 with Retry-After: 1", gap)
+	}
+	if f := s.Stats().Failures; f[syncer.ReasonBusy] != 1 || f[syncer.ReasonNetwork] != 0 {
+		t.Fatalf("failures %v, want one hub_busy and no network", f)
+	}
+}
+
+// TestSilentHubGivenUpOnNoProgress: a hub that takes the request and then
+// says nothing is given up after ProgressTimeout (not the client's 60 s),
+// and the batch goes to the next hub; a hub that keeps answering
+// "102 Processing" while it works is waited for past ProgressTimeout.
+func TestSilentHubGivenUpOnNoProgress(t *testing.T) {
+	release := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != router.HealthPath {
+			io.ReadAll(r.Body)
+			<-release // alive at the TCP level, but never answers
+		}
+	}))
+	defer silent.Close()
+	defer close(release) // before Close, which waits for the handler
+	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
+	var progress sync.Map
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != router.HealthPath && r.Header.Get(syncproto.ProgressHeader) != "" {
+			progress.Store(r.URL.Path, true)
+			for range 6 { // 1.2 s of work, 4 × ProgressTimeout, with progress every 200 ms
+				time.Sleep(200 * time.Millisecond) // the hub's work, not synchronisation
+				w.WriteHeader(http.StatusProcessing)
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer slow.Close()
+	o := outbox.New(filepath.Join(t.TempDir(), "outbox.db"))
+	if err := o.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	rt, _ := router.New(router.Config{Targets: []string{silent.URL, slow.URL}})
+	s := syncer.New(syncer.Config{EdgeID: "e1", Credential: func() string { return "c" }, Outbox: o,
+		Streams: []string{outbox.StreamAudit}, Router: rt, ProgressTimeout: 300 * time.Millisecond})
+	appendN(t, o, outbox.StreamAudit, 3)
+	start := time.Now()
+	n, err := s.SyncOnce(context.Background(), outbox.StreamAudit)
+	took := time.Since(start)
+	if err != nil || n != 3 {
+		t.Fatalf("SyncOnce past a silent hub: %d, %v", n, err)
+	}
+	if _, ok := progress.Load(syncer.BatchPath); !ok {
+		t.Fatal("the syncer did not ask for progress answers")
+	}
+	// 300 ms on the silent hub, then 1.2 s on the slow one.
+	if took < 1500*time.Millisecond || took > 10*time.Second {
+		t.Fatalf("SyncOnce took %s, want the silent hub given up after 300 ms and the slow one waited for (1.5 s)", took)
+	}
+	if st := s.Stats(); st.Hub != slow.URL || st.Failures[syncer.ReasonNetwork] != 0 {
+		t.Fatalf("stats %+v: want the slow hub, and the silent one not counted as a whole-sync failure", st)
 	}
 }

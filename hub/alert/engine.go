@@ -426,7 +426,7 @@ func (e *Engine) resolve(ctx context.Context, a catalog.Alert, value float64, wh
 
 // announce publishes an alert event and audits it.
 func (e *Engine) announce(ctx context.Context, typ, action string, a catalog.Alert) {
-	e.d.Events.Publish(events.New(typ, RedactAlert(a)))
+	e.d.Events.Publish(events.New(typ, RedactAlert(e.d.Sealer, a)))
 	if e.d.Audit != nil {
 		err := e.d.Audit.Record(ctx, audit.Entry{Username: "system", Action: action, ResourceType: "alert", ResourceID: a.ID,
 			Details: map[string]any{"rule_id": a.RuleID, "rule": a.RuleName, "severity": a.Severity, "labels": a.Labels, "value": a.Value, "summary": a.Summary}})

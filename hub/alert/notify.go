@@ -116,7 +116,7 @@ func (e *Engine) deliver(ctx context.Context, a catalog.Alert, i int, d catalog.
 	}
 	if err != nil {
 		e.log.Warn("alert notification failed", "alert", a.ID, "rule", a.RuleName, "channel", d.Channel.Type,
-			"target", Redact(d.Channel.URL), "attempt", d.Attempts, "status", d.Status, "error", safeError(err))
+			"target", shownURL(e.d.Sealer, d.Channel.URL), "attempt", d.Attempts, "status", d.Status, "error", safeError(err))
 	}
 	if _, err := e.d.Applier.Apply(ctx, catalog.SetAlertDelivery(a.ID, i, d)); err != nil {
 		e.log.Warn("record alert delivery", "alert", a.ID, "error", err)

@@ -261,28 +261,40 @@ func Redact(raw string) string {
 	return out
 }
 
-// RedactRule returns r with its channel URLs redacted (RedactChannel).
-func RedactRule(r catalog.AlertRule) catalog.AlertRule {
+// RedactRule returns r with its channel URLs opened (when sealed) and
+// redacted for showing.
+func RedactRule(s Sealer, r catalog.AlertRule) catalog.AlertRule {
 	r.Channels = slices.Clone(r.Channels)
 	for i := range r.Channels {
-		r.Channels[i] = RedactChannel(r.Channels[i])
+		r.Channels[i] = RedactChannel(s, r.Channels[i])
 	}
 	return r
 }
 
-// RedactChannel redacts ch's URL.
-func RedactChannel(ch catalog.AlertChannel) catalog.AlertChannel {
+// RedactChannel returns ch with its URL opened (when sealed) and redacted.
+func RedactChannel(s Sealer, ch catalog.AlertChannel) catalog.AlertChannel {
 	if ch.URL != "" {
-		ch.URL = Redact(ch.URL)
+		ch.URL = shownURL(s, ch.URL)
 	}
 	return ch
 }
 
+// shownURL is the redacted form of a channel URL as stored: a sealed URL
+// is opened first (redacting the sealed text itself shows nothing); one
+// that cannot be opened shows as "…".
+func shownURL(s Sealer, u string) string {
+	clear, err := openURL(s, u)
+	if err != nil {
+		return "…"
+	}
+	return Redact(clear)
+}
+
 // RedactAlert returns a with the channel URLs of its deliveries redacted.
-func RedactAlert(a catalog.Alert) catalog.Alert {
+func RedactAlert(s Sealer, a catalog.Alert) catalog.Alert {
 	a.Deliveries = slices.Clone(a.Deliveries)
 	for i := range a.Deliveries {
-		a.Deliveries[i].Channel = RedactChannel(a.Deliveries[i].Channel)
+		a.Deliveries[i].Channel = RedactChannel(s, a.Deliveries[i].Channel)
 	}
 	return a
 }

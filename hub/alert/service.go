@@ -46,16 +46,7 @@ func (s *Service) Rules() []catalog.AlertRule {
 
 // redact opens a rule's sealed channel URLs and redacts them for showing.
 func (s *Service) redact(r catalog.AlertRule) catalog.AlertRule {
-	r.Channels = slices.Clone(r.Channels)
-	for i, ch := range r.Channels {
-		if u, err := openURL(s.Sealer, ch.URL); err == nil {
-			ch.URL = u
-		} else {
-			ch.URL = ""
-		}
-		r.Channels[i] = RedactChannel(ch)
-	}
-	return r
+	return RedactRule(s.Sealer, r)
 }
 
 // seal seals the channel URLs of r that are not sealed yet.
@@ -155,7 +146,7 @@ func (s *Service) Active() []catalog.Alert {
 	var out []catalog.Alert
 	for _, a := range s.Catalog.Alerts() {
 		if a.State == StateFiring {
-			out = append(out, RedactAlert(a))
+			out = append(out, RedactAlert(s.Sealer, a))
 		}
 	}
 	return out
@@ -172,7 +163,7 @@ func (s *Service) History(limit int, ruleID string) []catalog.Alert {
 		if len(out) == limit {
 			break
 		}
-		out = append(out, RedactAlert(a))
+		out = append(out, RedactAlert(s.Sealer, a))
 	}
 	return out
 }

@@ -29,14 +29,14 @@ func (s *Server) consoleRoutes() {
 }
 
 // isConsolePage reports whether r is a browser navigation to a console
-// page: a GET outside /api/, /i/ and /metrics for a path without a file
+// page: a GET outside /api/, /i/, /editor/ and /metrics for a path without a file
 // extension.
 func isConsolePage(r *http.Request) bool {
 	p := r.URL.Path
 	if r.Method != http.MethodGet {
 		return false
 	}
-	for _, prefix := range []string{"/api/", "/i/", "/metrics"} {
+	for _, prefix := range []string{"/api/", "/i/", "/editor/", "/metrics"} {
 		if strings.HasPrefix(p, prefix) || p+"/" == prefix {
 			return false
 		}

@@ -65,6 +65,8 @@ func mapCatalog(err error) *Error {
 
 func mapCluster(err error) *Error {
 	switch {
+	case errors.Is(err, cluster.ErrCertRefused):
+		return &Error{Status: http.StatusBadGateway, Code: "peer_certificate_refused", Message: "this hub and the control-plane leader do not trust each other's certificates (--cluster-ca, --cluster-cert); the change was not forwarded"}
 	case errors.Is(err, cluster.ErrOutcomeUnknown) && errors.Is(err, cluster.ErrLeaderUnreachable):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "outcome_unknown", Message: "the connection to the leader broke while forwarding the change; read back before retrying"}
 	case errors.Is(err, cluster.ErrLeaderUnreachable):

@@ -145,7 +145,7 @@ func (s *Server) forwardToHub(c *gin.Context, id, extraQuery string) {
 		return
 	}
 	req.Header.Set("Authorization", c.GetHeader("Authorization"))
-	resp, err := (&http.Client{Timeout: 0, Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}}).Do(req)
+	resp, err := s.peerClient().Do(req)
 	if err != nil {
 		abort(c, &Error{Status: http.StatusBadGateway, Code: "hub_unreachable", Message: fmt.Sprintf("hub %s (running the replica) did not answer: %v", id, err)})
 		return
@@ -173,4 +173,13 @@ func (s *Server) forwardToHub(c *gin.Context, id, extraQuery string) {
 			return
 		}
 	}
+}
+
+// peerClient is the client for calls to other hubs; a forwarded answer
+// streams, so it has no overall timeout (the request's context bounds it).
+func (s *Server) peerClient() *http.Client {
+	if s.cfg.PeerClient != nil {
+		return s.cfg.PeerClient
+	}
+	return &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}}
 }

@@ -36,6 +36,9 @@ type Fleet interface {
 	Driver() fleet.Driver
 	// HubID is this hub.
 	HubID() string
+	// MarkFlows records that a runtime of this hub already runs the flows
+	// sha (an editor deploy made them there).
+	MarkFlows(allocID, sha string)
 }
 
 // Rows is the instance service (hub/instances): the one writer of
@@ -46,6 +49,14 @@ type Rows interface {
 	Scale(ctx context.Context, id string, n int) (catalog.Instance, error)
 	Delete(ctx context.Context, id string) error
 	Live(ref string) (catalog.Instance, error)
+	// Logical is the logical instance a row serves.
+	Logical(row catalog.Instance) (catalog.Instance, error)
+	// RuntimeCredentials are a row's runtime secrets in clear.
+	RuntimeCredentials(ctx context.Context, row catalog.Instance) (fleet.Creds, error)
+	// SealFlowCredentials and OpenFlowCredentials seal a logical
+	// instance's flows' node credentials for the catalog.
+	SealFlowCredentials(logicalID string, creds instances.FlowCredentials) (string, error)
+	OpenFlowCredentials(logicalID, sealed string) (instances.FlowCredentials, error)
 }
 
 // Catalog is what the API reads of the control-plane state.
@@ -778,8 +789,9 @@ func (s *Server) putFlows(c *gin.Context) {
 	if curErr == nil {
 		opt = append(opt, catalog.IfIndex(cur.ModifyIndex))
 	}
+	// The flows' node credentials (entered in the editor) stay.
 	if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.PutFlows(catalog.Flows{InstanceID: inst.ID, Doc: canonical,
-		SHA: sha, Version: version, By: p.Username, At: time.Now().UTC()}, opt...)); err != nil {
+		SHA: sha, Version: version, By: p.Username, At: time.Now().UTC(), Credentials: cur.Credentials}, opt...)); err != nil {
 		if errors.Is(err, catalog.ErrConflict) {
 			abort(c, &Error{Status: http.StatusConflict, Code: "conflict", Message: "another deploy of this instance's flows got in first; retry"})
 			return

@@ -131,7 +131,7 @@ func (s *Server) rttRows(ctx context.Context, authz string, self ClusterStatus) 
 				return
 			}
 			req.Header.Set("Authorization", authz)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := s.peerClient().Do(req)
 			if err != nil {
 				return
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
+	"github.com/redforge/controltower/hub/backup"
 	"github.com/redforge/controltower/hub/events"
 	"github.com/redforge/controltower/hub/metrics"
 	"github.com/redforge/controltower/hub/store"
@@ -96,9 +97,22 @@ type Config struct {
 	// /i/{name}/ (hub/proxy). Their routes are registered when set.
 	Deploy Deployer
 	Proxy  DataProxy
+	// Backups makes, lists, verifies and prunes backups (hub/backup);
+	// its routes are registered when set.
+	Backups Backups
+	// FlowsGit is the flows mirror in Git: GET /api/flows/git and POST
+	// /api/flows/restore (registered when set).
+	FlowsGit FlowsGit
+	// ConfigCatalog serves configuration export and import (GET
+	// /api/config/export, POST /api/config/import), registered when set.
+	ConfigCatalog backup.ConfigCatalog
 	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
 	// cluster secret themselves (events fan-out, in-flight counts).
 	PeerRoutes map[string]http.Handler
+	// PeerClient calls other hubs (forwarded log reads, the regions' RTT
+	// matrix): mutual TLS with the cluster CA when configured. Nil: a
+	// plain client.
+	PeerClient *http.Client
 
 	// Observability (analytics.go, prometheus.go, alerts.go). Analytics
 	// answers GET /api/metrics/fleet and /api/metrics/instances/:id;
@@ -109,6 +123,25 @@ type Config struct {
 	Prices     func() metrics.PriceTable
 	GrafanaURL string
 	Alerts     AlertService
+
+	// Editor serves instances' Node-RED editors (/editor/{name}/,
+	// registered when set, with Users); RuntimeBrokerAddr is the hub bus
+	// as this hub's runtimes reach it (editor deploys are turned back into
+	// documents with it).
+	Editor            EditorProxy
+	RuntimeBrokerAddr func() string
+	// Nodes is this hub's node package cache: node package and snapshot
+	// routes are registered when it is set (with Deploy).
+	Nodes NodePackages
+	// Snapshots reads instance snapshots; their routes are registered when
+	// set (with Deploy).
+	Snapshots SnapshotCatalog
+	// Models serves the LLM gateway (/v1/*) and the model registry
+	// (/api/models, /api/routes/llm) over ModelCatalog; Sealer seals
+	// provider keys. Registered when Models and ModelCatalog are set.
+	Models       Models
+	ModelCatalog ModelCatalog
+	Sealer       Sealer
 }
 
 // Store is what the API reads of the data store (metric samples, status
@@ -186,6 +219,13 @@ func (s *Server) routes() {
 	s.analyticsRoutes()
 	s.prometheusRoutes()
 	s.alertRoutes()
+	s.editorRoutes()
+	s.nodeRoutes()
+	s.snapshotRoutes()
+	s.backupRoutes()
+	s.flowsGitRoutes()
+	s.configRoutes()
+	s.modelRoutes()
 	s.consoleRoutes()
 }
 

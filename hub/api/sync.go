@@ -1,14 +1,15 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"google.golang.org/protobuf/proto"
@@ -21,6 +22,7 @@ import (
 type SyncService interface {
 	CreateToken(ctx context.Context, req edgesync.TokenRequest, createdBy string) (edgesync.NewToken, error)
 	Enroll(ctx context.Context, req *syncproto.EnrollRequest) (*syncproto.EnrollResponse, error)
+	ReadBatch(ctx context.Context, edgeID, contentType string, body io.Reader, contentLength int64) (*syncproto.Batch, error)
 	Ingest(ctx context.Context, edgeID string, b *syncproto.Batch) (*syncproto.Ack, error)
 	IngestJSON(ctx context.Context, edgeID string, b edgesync.JSONBatch) (*syncproto.Ack, error)
 	ConfigBundle(ctx context.Context, edgeID string) (*syncproto.ConfigBundle, error)
@@ -41,6 +43,13 @@ func mapSync(err error) *Error {
 		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: errMessage(err)}
 	case errors.Is(err, edgesync.ErrInvalid):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_argument", Message: errMessage(err)}
+	}
+	var be *edgesync.BusyError
+	if errors.As(err, &be) {
+		if be.Scope == "edge" {
+			return &Error{Status: http.StatusTooManyRequests, Code: "too_many_batches", Message: be.Error()}
+		}
+		return &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: be.Error()}
 	}
 	var de *syncproto.DecodeError
 	if errors.As(err, &de) {
@@ -106,62 +115,93 @@ func writeProto(c *gin.Context, status int, m proto.Message) {
 // syncBatch takes a protobuf batch (zstd or plain) and answers with a
 // protobuf Ack: 200 with the durable watermark; 409 with a gap refusal and
 // the expected seq; 400 for a checksum or schema refusal (nothing
-// written); 403 for another edge's stream; 413 past the size limits.
+// written); 403 for another edge's stream; 413 past the size limits; 429
+// (too many batches of this edge at once) or 503 (the hub's decoders are
+// all busy) with a Retry-After.
 func (s *Server) syncBatch(c *gin.Context) {
 	if ct := c.ContentType(); ct != syncproto.ContentTypeBatchZstd && ct != syncproto.ContentTypeProtobuf {
 		abort(c, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 			Message: "send the batch as " + syncproto.ContentTypeBatchZstd + " or " + syncproto.ContentTypeProtobuf + " (JSON batches go to /api/sync/vectors)"})
 		return
 	}
-	buf, err := readBatchBody(c)
-	if err != nil {
-		abort(c, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the batch is larger than the hub accepts; send smaller batches"})
+	stop := reportProgress(c)
+	defer stop() // also on a panic, before recovery answers
+	ack, b, err := s.takeBatch(c)
+	stop()
+	if err == nil {
+		writeProto(c, refusalStatus(ack), ack)
 		return
 	}
-	b, err := syncproto.DecodeBatch(c.ContentType(), buf.Bytes(), syncproto.Limits{})
-	batchBodies.Put(buf) // the decoded batch holds copies, not the body
-	if err != nil {
+	if b != nil && errors.Is(err, edgesync.ErrForbidden) {
+		ack = &syncproto.Ack{Stream: b.Stream, Result: &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{
+			Reason: syncproto.RefusalReason_REFUSAL_REASON_FORBIDDEN, Message: errMessage(err)}}}
+		writeProto(c, http.StatusForbidden, ack)
+		return
+	}
+	if b == nil {
 		var de *syncproto.DecodeError
-		if errors.As(err, &de) && !errors.Is(err, syncproto.ErrTooLarge) {
+		var be *edgesync.BusyError
+		switch {
+		case errors.As(err, &de) && errors.Is(err, syncproto.ErrTooLarge):
+			err = &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+				Message: "the batch is larger than the hub accepts (" + de.Error() + "); send smaller batches"}
+		case errors.As(err, &de):
 			ack := &syncproto.Ack{Result: &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{Reason: de.Reason(), Message: de.Error()}}}
 			writeProto(c, http.StatusBadRequest, ack)
 			return
+		case errors.As(err, &be):
+			c.Header("Retry-After", strconv.Itoa(max(1, int(be.RetryAfter.Seconds()))))
 		}
-		abort(c, err)
-		return
 	}
-	ack, err := s.cfg.Sync.Ingest(c.Request.Context(), edgeID(c), b)
-	if errors.Is(err, edgesync.ErrForbidden) {
-		ack = &syncproto.Ack{Stream: b.Stream, Result: &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{
-			Reason: syncproto.RefusalReason_REFUSAL_REASON_FORBIDDEN, Message: errMessage(err)}}}
-		err = nil
-	}
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	writeProto(c, refusalStatus(ack), ack)
+	abort(c, err)
 }
 
-// batchBodies are the buffers batch bodies are read into: a batch of
-// vectors is megabytes, and growing a fresh buffer for each (io.ReadAll)
-// cost the hub more than decoding it.
-var batchBodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// takeBatch reads, decodes and ingests the request's batch. b is nil when
+// the batch was not decoded.
+func (s *Server) takeBatch(c *gin.Context) (ack *syncproto.Ack, b *syncproto.Batch, err error) {
+	b, err = s.cfg.Sync.ReadBatch(c.Request.Context(), edgeID(c), c.ContentType(), c.Request.Body, c.Request.ContentLength)
+	if err != nil {
+		return nil, nil, err
+	}
+	ack, err = s.cfg.Sync.Ingest(c.Request.Context(), edgeID(c), b)
+	return ack, b, err
+}
 
-// readBatchBody reads the request body, at most
-// syncproto.DefaultMaxBodyBytes, into a buffer of batchBodies sized from
-// Content-Length. The caller puts the buffer back.
-func readBatchBody(c *gin.Context) (*bytes.Buffer, error) {
-	buf := batchBodies.Get().(*bytes.Buffer)
-	buf.Reset()
-	if n := c.Request.ContentLength; n > 0 && n <= syncproto.DefaultMaxBodyBytes {
-		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead spare to see EOF without growing
+// reportProgress sends "102 Processing" every syncproto.ProgressInterval
+// until the returned stop (idempotent) is called, when the edge asked for it
+// (syncproto.ProgressHeader) over HTTP/1.1 without Expect: 100-continue
+// (whose own interim answer net/http writes from the body reader). Only
+// this goroutine writes to the connection until stop returns; the handler
+// touches neither the response nor its headers meanwhile.
+func reportProgress(c *gin.Context) (stop func()) {
+	r := c.Request
+	if r.Header.Get(syncproto.ProgressHeader) == "" || !r.ProtoAtLeast(1, 1) || r.Header.Get("Expect") != "" {
+		return func() {}
 	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, syncproto.DefaultMaxBodyBytes)); err != nil {
-		batchBodies.Put(buf)
-		return nil, err
+	var w http.ResponseWriter = c.Writer
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
 	}
-	return buf, nil
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(syncproto.ProgressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				w.WriteHeader(http.StatusProcessing)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-exited }) }
 }
 
 // maxJSONBatchBytes bounds a JSON batch body.

@@ -31,6 +31,15 @@ const (
 	EdgeTokenCreated     = "EDGE_TOKEN_CREATED"
 	EdgeEnrolled         = "EDGE_ENROLLED"
 	EdgeConfigUpdated    = "EDGE_CONFIG_UPDATED"
+	// Node packages and snapshots of instances (hub/api nodes.go,
+	// snapshots.go).
+	NodesInstalled     = "NODES_INSTALLED"
+	NodesRemoved       = "NODES_REMOVED"
+	NodesUploaded      = "NODES_UPLOADED"
+	NodePolicyChanged  = "NODE_POLICY_CHANGED"
+	SnapshotCreated    = "SNAPSHOT_CREATED"
+	SnapshotDeleted    = "SNAPSHOT_DELETED"
+	SnapshotRolledBack = "SNAPSHOT_ROLLED_BACK"
 )
 
 // Actions lists every action constant, for documentation and UI filters.
@@ -39,7 +48,8 @@ var Actions = []string{
 	InstanceDestroyed, FlowsDeployed, DeploymentStarted, DeploymentCompleted, DeploymentRolledBack,
 	UserCreated, UserUpdated, UserDeleted, RoleAssigned, PasswordChanged, ConfigUpdated,
 	LoginSucceeded, LoginFailed, Logout, TokenCreated, TokenRevoked, EdgeTokenCreated, EdgeEnrolled,
-	EdgeConfigUpdated, SigningKeyRotated,
+	EdgeConfigUpdated, SigningKeyRotated, NodesInstalled, NodesRemoved, NodesUploaded, NodePolicyChanged, SnapshotCreated,
+	SnapshotDeleted, SnapshotRolledBack,
 }
 
 var actionRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)

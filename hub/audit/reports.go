@@ -36,7 +36,8 @@ var reportActions = map[ReportType][]string{
 	ReportHIPAAAccess: {LoginSucceeded, LoginFailed, Logout, TokenCreated, TokenRevoked, PasswordChanged, RoleAssigned},
 	ReportSOC2Change: {InstanceCreated, InstanceUpdated, InstanceStarted, InstanceStopped, InstanceRestarted, InstanceDestroyed,
 		FlowsDeployed, DeploymentStarted, DeploymentCompleted, DeploymentRolledBack, ConfigUpdated,
-		UserCreated, UserUpdated, UserDeleted, RoleAssigned, TokenCreated, TokenRevoked, EdgeTokenCreated, EdgeEnrolled},
+		UserCreated, UserUpdated, UserDeleted, RoleAssigned, TokenCreated, TokenRevoked, EdgeTokenCreated, EdgeEnrolled,
+		NodesInstalled, NodesRemoved, NodePolicyChanged, SnapshotRolledBack},
 	ReportGDPRAccess: {UserCreated, UserUpdated, UserDeleted, RoleAssigned, PasswordChanged, LoginSucceeded, LoginFailed, Logout},
 }
 

@@ -31,6 +31,16 @@ const (
 	ResourceMetrics Resource = "metrics"
 	// ResourceAlerts are alert rules, active alerts and their history.
 	ResourceAlerts Resource = "alerts"
+	// ResourceNodePolicy is the cluster's allow- and deny-lists of the
+	// node packages instances may install (hub/nodes).
+	ResourceNodePolicy Resource = "node_policy"
+	// ResourceBackups are backups, restores' verification, configuration
+	// export and import: ADMIN only (an archive holds every secret sealed
+	// and every password hash).
+	ResourceBackups Resource = "backups"
+	// ResourceLLM is the LLM gateway (/v1/*): create is a call, read the
+	// model list. The registry behind it is ResourceModels.
+	ResourceLLM Resource = "llm"
 )
 
 // Action is what is done to a resource.
@@ -47,8 +57,8 @@ const (
 // Resources lists every resource, in matrix order.
 var Resources = []Resource{
 	ResourceInstances, ResourceDeployments, ResourceEdges, ResourceRegions, ResourceModels,
-	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceReports, ResourceMetrics, ResourceAlerts,
-	ResourceUsers, ResourceTokens,
+	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceNodePolicy, ResourceReports, ResourceMetrics, ResourceAlerts,
+	ResourceUsers, ResourceTokens, ResourceBackups, ResourceLLM,
 }
 
 // Actions lists every action, in matrix order.
@@ -78,19 +88,24 @@ var matrix = map[Resource][3]string{
 	ResourceAudit:       {"CRUD", "-R--", "-R--"},
 	ResourceAIDecisions: {"CRUD", "-R--", "-R--"},
 	ResourceCheckpoints: {"CRUD", "-R--", "-R--"},
+	ResourceNodePolicy:  {"CRUD", "-R--", "-R--"},
 	ResourceReports:     {"CRUD", "CR--", "-R--"},
 	ResourceMetrics:     {"CRUD", "-R--", "-R--"},
 	ResourceAlerts:      {"CRUD", "CRU-", "-R--"},
 	ResourceUsers:       {"CRUD", "----", "----"},
 	ResourceTokens:      {"CRUD", "----", "----"},
+	ResourceBackups:     {"CRUD", "----", "----"},
+	ResourceLLM:         {"CRUD", "-R--", "-R--"},
 }
 
 // InstanceScopePermissions is everything an instance-scoped API token may
 // do, whatever its role, and only for its own instance: post AI decisions
-// and workflow checkpoints.
+// and workflow checkpoints, and call the LLM gateway (as itself).
 var InstanceScopePermissions = []Permission{
 	{ResourceAIDecisions, ActionCreate},
 	{ResourceCheckpoints, ActionCreate},
+	{ResourceLLM, ActionCreate},
+	{ResourceLLM, ActionRead},
 }
 
 // MetricsScopePermissions is everything a ScopeMetrics API token may do,
@@ -235,7 +250,7 @@ func authorizeInstanceScope(p Principal, res Resource, act Action, t Target) err
 	switch {
 	case !allowed:
 		return &ForbiddenError{Role: p.Role, Resource: res, Action: act,
-			Why: fmt.Sprintf("this token is scoped to instance %s and may only post AI decisions and checkpoints", p.InstanceID)}
+			Why: fmt.Sprintf("this token is scoped to instance %s and may only post AI decisions and checkpoints and call the LLM gateway", p.InstanceID)}
 	case t.InstanceID != "" && t.InstanceID != p.InstanceID:
 		return &ForbiddenError{Role: p.Role, Resource: res, Action: act,
 			Why: fmt.Sprintf("this token is scoped to instance %s, not %s", p.InstanceID, t.InstanceID)}

@@ -22,11 +22,14 @@ models        CRUD  -R--     -R--
 audit         CRUD  -R--     -R--
 ai_decisions  CRUD  -R--     -R--
 checkpoints   CRUD  -R--     -R--
+node_policy   CRUD  -R--     -R--
 reports       CRUD  CR--     -R--
 metrics       CRUD  -R--     -R--
 alerts        CRUD  CRU-     -R--
 users         CRUD  ----     ----
 tokens        CRUD  ----     ----
+backups       CRUD  ----     ----
+llm           CRUD  -R--     -R--
 `
 
 func renderMatrix() string {
@@ -89,7 +92,7 @@ func TestPermissionMatrix(t *testing.T) {
 			t.Errorf("Can(%s, %s, %s) = %v, want %v", c.role, c.res, c.act, got, c.want)
 		}
 	}
-	if len(PermissionsOf(catalog.RoleViewer)) != len(Resources)-2 {
+	if len(PermissionsOf(catalog.RoleViewer)) != len(Resources)-3 { // not users, tokens, backups
 		t.Errorf("PermissionsOf(VIEWER) = %v", PermissionsOf(catalog.RoleViewer))
 	}
 }
@@ -171,7 +174,7 @@ func TestPermissionsOfPrincipalMatchAuthorize(t *testing.T) {
 		}
 	}
 	inst := PermissionsOfPrincipal(principals[3])
-	if len(inst) != 2 {
-		t.Errorf("an instance token lists %d permissions, want 2: %v", len(inst), inst)
+	if len(inst) != 4 { // AI decisions, checkpoints, LLM gateway call and model list
+		t.Errorf("an instance token lists %d permissions, want 4: %v", len(inst), inst)
 	}
 }

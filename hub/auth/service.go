@@ -117,6 +117,7 @@ type Service struct {
 
 	keyMu sync.Mutex
 	key   cachedKey
+	edKey cachedEditorKey // the editor key (editor.go)
 }
 
 // New returns a Service reading cat and writing through ap. It does no I/O.

@@ -7,6 +7,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,9 +57,15 @@ type Embedded struct {
 	// Auth authenticates outside clients; nil refuses them all.
 	Auth   Authenticator
 	Logger *slog.Logger
+	// TLSListen, when set with TLS, adds an MQTTS listener; clients
+	// authenticate on it as on the plain one (a client certificate, when
+	// TLS asks for one, is checked on top).
+	TLSListen string
+	TLS       *tls.Config
 
 	srv    *mqtt.Server
 	ln     net.Listener
+	tlsLn  net.Listener
 	nextID atomic.Int64
 	closed atomic.Bool
 }
@@ -89,6 +96,19 @@ func (b *Embedded) Open(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("mqtt listener: %w", err)
 	}
+	if b.TLSListen != "" && b.TLS != nil {
+		tln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", b.TLSListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("mqtt-tls-listen %s: %w", b.TLSListen, err)
+		}
+		b.tlsLn = tln
+		if err := b.srv.AddListener(listeners.NewNet("hub-tls", tls.NewListener(tln, b.TLS))); err != nil {
+			ln.Close()
+			tln.Close()
+			return fmt.Errorf("mqtts listener: %w", err)
+		}
+	}
 	if err := b.srv.Serve(); err != nil {
 		ln.Close()
 		return fmt.Errorf("mqtt serve: %w", err)
@@ -102,6 +122,14 @@ func (b *Embedded) Addr() string {
 		return ""
 	}
 	return b.ln.Addr().String()
+}
+
+// TLSAddr is the bound MQTTS address, "" without one.
+func (b *Embedded) TLSAddr() string {
+	if b.tlsLn == nil {
+		return ""
+	}
+	return b.tlsLn.Addr().String()
 }
 
 // Publish injects a message as the hub's inline client.

@@ -47,6 +47,23 @@ const (
 	CmdDeleteMove            CommandType = 29
 	CmdSetHubDraining        CommandType = 30
 	CmdSetInstanceLive       CommandType = 31
+	// 71-80: the model marketplace (hub/models).
+	CmdPutLLMProvider    CommandType = 71
+	CmdDeleteLLMProvider CommandType = 72
+	CmdPutModel          CommandType = 73
+	CmdDeleteModel       CommandType = 74
+	CmdPutLLMRoute       CommandType = 75
+	CmdDeleteLLMRoute    CommandType = 76
+	CmdPutLLMBudget      CommandType = 77
+	CmdDeleteLLMBudget   CommandType = 78
+	CmdPutBenchmark      CommandType = 79
+	CmdDeleteBenchmark   CommandType = 80
+)
+
+// 41-50: Node-RED as its users know it (editor, node packages, snapshots).
+const (
+	CmdPutInstanceSnapshot    CommandType = 41
+	CmdDeleteInstanceSnapshot CommandType = 42
 )
 
 // ResultTypes returns a zero value of every type an applied command
@@ -55,7 +72,8 @@ const (
 // complete.
 func ResultTypes() []any {
 	return []any{Instance{}, Deployment{}, Edge{}, EnrollmentToken{}, Region{}, Setting{}, APIToken{}, User{},
-		Hub{}, Allocation{}, Flows{}, Credentials{}, Move{}, AlertRule{}, Alert{}}
+		Hub{}, Allocation{}, Flows{}, Credentials{}, Move{}, AlertRule{}, Alert{}, InstanceSnapshot{},
+		LLMProvider{}, Model{}, LLMRoute{}, LLMBudget{}, Benchmark{}}
 }
 
 // String returns the command type's name, or its number when unknown.
@@ -153,7 +171,7 @@ var commandSpecs map[CommandType]commandSpec
 
 func init() {
 	commandSpecs = map[CommandType]commandSpec{
-		CmdUpsertInstance:        spec("upsert_instance", 2, applyUpsertInstance), // v2: replicas
+		CmdUpsertInstance:        spec("upsert_instance", 3, applyUpsertInstance), // v2: replicas; v3: nodes
 		CmdDeleteInstance:        spec("delete_instance", 1, applyDeleteInstance),
 		CmdSetInstanceObserved:   spec("set_instance_observed", 1, applySetInstanceObserved),
 		CmdPutDeployment:         spec("put_deployment", 1, applyPutDeployment),
@@ -178,7 +196,7 @@ func init() {
 		CmdDeleteHub:             spec("delete_hub", 1, applyDeleteHub),
 		CmdApplyPlan:             spec("apply_plan", 1, applyPlan),
 		CmdSetAllocationObserved: spec("set_allocation_observed", 1, applySetAllocationObserved),
-		CmdPutFlows:              spec("put_flows", 1, applyPutFlows),
+		CmdPutFlows:              spec("put_flows", 2, applyPutFlows), // v2: credentials
 		CmdPutCredentials:        spec("put_credentials", 1, applyPutCredentials),
 		CmdPutMove:               spec("put_move", 1, applyPutMove),
 		CmdDeleteMove:            spec("delete_move", 1, applyDeleteMove),
@@ -190,6 +208,19 @@ func init() {
 		CmdPutAlert:         spec("put_alert", 1, applyPutAlert),
 		CmdSetAlertDelivery: spec("set_alert_delivery", 1, applySetAlertDelivery),
 		CmdDeleteAlerts:     spec("delete_alerts", 1, applyDeleteAlerts),
+
+		CmdPutInstanceSnapshot:    spec("put_instance_snapshot", 1, applyPutInstanceSnapshot),
+		CmdDeleteInstanceSnapshot: spec("delete_instance_snapshot", 1, applyDeleteInstanceSnapshot),
+		CmdPutLLMProvider:         spec("put_llm_provider", 1, applyPutLLMProvider),
+		CmdDeleteLLMProvider:      spec("delete_llm_provider", 1, applyDeleteLLMProvider),
+		CmdPutModel:               spec("put_model", 1, applyPutModel),
+		CmdDeleteModel:            spec("delete_model", 1, applyDeleteModel),
+		CmdPutLLMRoute:            spec("put_llm_route", 1, applyPutLLMRoute),
+		CmdDeleteLLMRoute:         spec("delete_llm_route", 1, applyDeleteLLMRoute),
+		CmdPutLLMBudget:           spec("put_llm_budget", 1, applyPutLLMBudget),
+		CmdDeleteLLMBudget:        spec("delete_llm_budget", 1, applyDeleteLLMBudget),
+		CmdPutBenchmark:           spec("put_benchmark", 1, applyPutBenchmark),
+		CmdDeleteBenchmark:        spec("delete_benchmark", 1, applyDeleteBenchmark),
 	}
 }
 

@@ -25,6 +25,11 @@ type Flows struct {
 	Version    int64           `json:"version,omitempty"` // the store's flows version number, when recorded
 	By         string          `json:"by,omitempty"`      // who deployed it
 	At         time.Time       `json:"at"`
+	// Credentials are the flows' node credentials (what users entered in
+	// the editor: passwords, API keys), sealed by the hub as one JSON
+	// object {node id: {field: value}} (hub/instances); the hub gives them
+	// to every runtime it deploys the flows to. Empty: none.
+	Credentials string `json:"credentials,omitempty"`
 	Indexes
 }
 

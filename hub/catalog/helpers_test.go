@@ -89,6 +89,7 @@ func fixtureCommands() []Command {
 	}
 	inst2 := inst
 	inst2.FlowsVersion, inst2.UpdatedAt = "v2", t0.Add(time.Hour)
+	inst2.Nodes = []NodePackage{{Name: "@acme/nodes", Version: "2.0.1", Source: NodeSourceUpload, SHA256: "ab12", Hub: "hub-a"}}
 	dep := Deployment{
 		ID: "d-1", InstanceID: "i-1", Strategy: "blue_green", Phase: PhaseVerify, Status: DeploymentRunning,
 		Progress: 60, FromFlowsVersion: "v1", ToFlowsVersion: "v2", StartedBy: "u-1", StartedAt: t0, UpdatedAt: t0,
@@ -133,7 +134,7 @@ func fixtureCommands() []Command {
 		}}),
 		ApplyPlan(Plan{Delete: []string{"i-1-c"}}),
 		SetAllocationObserved("i-1-a", "hub-a", AllocObserved{Status: "running", RuntimeID: "4242", Host: "10.0.0.1", Port: 18800, Since: t0, FlowsSHA: FlowsSHA([]byte(`[]`))}),
-		PutFlows(Flows{InstanceID: "i-1", Doc: json.RawMessage(`[]`), SHA: FlowsSHA([]byte(`[]`)), Version: 1, By: "admin", At: t0}),
+		PutFlows(Flows{InstanceID: "i-1", Doc: json.RawMessage(`[]`), SHA: FlowsSHA([]byte(`[]`)), Version: 1, By: "admin", At: t0, Credentials: "sealed-f"}),
 		PutCredentials(Credentials{InstanceID: "i-1", AdminPassword: "sealed-a", MQTTPassword: "sealed-m", Token: "sealed-t"}, IfIndex(0)),
 		PutMove(Move{Instance: "i-2", Name: "billing", Home: "eu-west", To: "us-east", At: t0, Reason: "region down"}),
 		PutMove(Move{Instance: "i-1", Name: "orders", Home: "eu-west", To: "us-east", At: t0, Reason: "region down"}),
@@ -150,6 +151,31 @@ func fixtureCommands() []Command {
 		SetAlertDelivery("a-1", 0, AlertDelivery{Event: "firing", Channel: AlertChannel{Type: "webhook", URL: "http://127.0.0.1:9/hook"}, Status: "sent", Attempts: 1, At: t0}),
 		PutAlert(Alert{ID: "a-old", RuleID: "r-1", State: "resolved", StartsAt: t0, EndsAt: t0}),
 		DeleteAlerts([]string{"a-old", "a-missing"}),
+		PutInstanceSnapshot(InstanceSnapshot{ID: "s-1", InstanceID: "i-1", Name: "before the sale", Flows: json.RawMessage(`[]`),
+			FlowsSHA: FlowsSHA([]byte(`[]`)), Credentials: "sealed-c", Settings: json.RawMessage(`{"env":{"TZ":"UTC"}}`),
+			Nodes: []NodePackage{{Name: "node-red-contrib-x", Version: "1.0.0", Source: NodeSourceRegistry}}, CreatedBy: "admin", CreatedAt: t0}),
+		PutInstanceSnapshot(InstanceSnapshot{ID: "s-2", InstanceID: "i-1", Name: "gone", Flows: json.RawMessage(`[]`), FlowsSHA: FlowsSHA([]byte(`[]`)), CreatedAt: t0}),
+		DeleteInstanceSnapshot("s-2"),
+		PutLLMProvider(LLMProvider{ID: "local", Kind: "ollama", BaseURL: "http://127.0.0.1:11434", CreatedAt: t0, UpdatedAt: t0}),
+		PutLLMProvider(LLMProvider{ID: "openai", Kind: "openai", BaseURL: "https://api.example", APIKey: "rfs1:sealed", CreatedAt: t0, UpdatedAt: t0}),
+		PutModel(Model{ID: "llama3.2:v1", Name: "llama3.2", Version: "v1", Provider: "local", Upstream: "llama3.2:3b", Kind: "chat", Status: "active", Current: true, CreatedAt: t0, UpdatedAt: t0}),
+		PutModel(Model{ID: "llama3.2:v2", Name: "llama3.2", Version: "v2", Provider: "local", Upstream: "llama3.2:3b-q8", Kind: "chat", Status: "active", Current: true, Previous: "llama3.2:v1", CreatedAt: t0, UpdatedAt: t0}),
+		PutModel(Model{ID: "gpt:v1", Name: "gpt", Version: "v1", Provider: "openai", Upstream: "gpt-4o-mini", Kind: "chat", InputPrice: 0.15, OutputPrice: 0.6, Status: "active", Quality: 0.9, QualityBenchmark: "b-1", CreatedAt: t0, UpdatedAt: t0}),
+		PutModel(Model{ID: "gone:v1", Name: "gone", Version: "v1", Provider: "openai", Kind: "chat", CreatedAt: t0, UpdatedAt: t0}),
+		DeleteModel("gone:v1"),
+		PutLLMRoute(LLMRoute{Name: "default", Policy: "cheapest_sla", Candidates: []string{"llama3.2", "gpt:v1"}, MaxP95MS: 500, WindowMS: 30000, CreatedAt: t0, UpdatedAt: t0}),
+		PutLLMRoute(LLMRoute{Name: "gone", Policy: "fixed", Candidates: []string{"gpt"}, CreatedAt: t0, UpdatedAt: t0}),
+		DeleteLLMRoute("gone"),
+		PutLLMBudget(LLMBudget{ID: "instance:i-1", DailyUSD: 5, Action: "downgrade", DowngradeTo: "llama3.2", UpdatedAt: t0}),
+		PutLLMBudget(LLMBudget{ID: "route:gone", DailyUSD: 1, Action: "refuse", UpdatedAt: t0}),
+		DeleteLLMBudget("route:gone"),
+		PutBenchmark(Benchmark{ID: "b-1", Dataset: "sample", Models: []string{"gpt:v1"}, Scorer: "contains", Concurrency: 4, Status: "done", StartedAt: t0, FinishedAt: t0.Add(time.Minute),
+			Results:         []BenchmarkResult{{Model: "gpt:v1", Queries: 100, Correct: 90, Accuracy: 0.9, P50MS: 10, P95MS: 20, P99MS: 30, CostUSD: 0.01}},
+			Recommendations: []Recommendation{{Kind: "best_quality", Model: "gpt:v1", Why: "highest accuracy"}}}),
+		PutBenchmark(Benchmark{ID: "b-gone", Dataset: "sample", Status: "failed", StartedAt: t0}),
+		DeleteBenchmark("b-gone"),
+		PutLLMProvider(LLMProvider{ID: "spare", Kind: "anthropic", BaseURL: "https://api.example", CreatedAt: t0, UpdatedAt: t0}),
+		DeleteLLMProvider("spare"),
 	}
 }
 

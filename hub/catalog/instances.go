@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -75,6 +76,11 @@ type Instance struct {
 	Observed     Observed          `json:"observed"`
 	CreatedAt    time.Time         `json:"created_at"`
 	UpdatedAt    time.Time         `json:"updated_at"`
+	// Nodes are the npm packages of Node-RED nodes installed into every
+	// runtime of the row, before it starts (hub/nodes); a deployment's
+	// green row takes its node set from the live row, or the new one of a
+	// node install.
+	Nodes []NodePackage `json:"nodes,omitempty"`
 	Indexes
 }
 
@@ -88,7 +94,29 @@ func (i *Instance) clone() *Instance {
 	c := *i
 	c.Env = maps.Clone(i.Env)
 	c.SecretEnv = maps.Clone(i.SecretEnv)
+	c.Nodes = slices.Clone(i.Nodes)
 	return &c
+}
+
+// Sources of a NodePackage.
+const (
+	// NodeSourceRegistry: every hub fetches the package from the npm
+	// registry it reaches.
+	NodeSourceRegistry = "registry"
+	// NodeSourceUpload: a tarball uploaded to a hub (for sites without a
+	// registry); the other hubs fetch it from that hub.
+	NodeSourceUpload = "upload"
+)
+
+// NodePackage is one npm package of Node-RED nodes an instance runs.
+type NodePackage struct {
+	Name    string `json:"name"`    // npm name, e.g. node-red-contrib-foo or @scope/bar
+	Version string `json:"version"` // an exact version
+	Source  string `json:"source"`  // NodeSourceRegistry or NodeSourceUpload
+	// SHA256 is the hex SHA-256 of an uploaded tarball, which names it.
+	SHA256 string `json:"sha256,omitempty"`
+	// Hub is the hub an uploaded tarball was uploaded to.
+	Hub string `json:"hub,omitempty"`
 }
 
 func instancesTable() *memdb.TableSchema {
@@ -187,6 +215,9 @@ func applyDeleteInstance(w *write, b keyBody) (any, error) {
 	}
 	for _, a := range list[Allocation](w.tx, nil, tableAllocations, "instance", b.Key) {
 		w.remove(tableAllocations, &a)
+	}
+	for _, sn := range list[InstanceSnapshot](w.tx, nil, tableSnapshots, "instance", b.Key) {
+		w.remove(tableSnapshots, &sn)
 	}
 	for _, t := range []string{tableFlows, tableCredentials, tableMoves} {
 		if obj, err := w.tx.First(t, "id", b.Key); err == nil && obj != nil {

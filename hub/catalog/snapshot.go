@@ -252,6 +252,18 @@ func restoreRow(w *write, table string, raw json.RawMessage) error {
 		return restoreInto(w, table, raw, checkAlertRule)
 	case tableAlerts:
 		return restoreInto(w, table, raw, checkAlert)
+	case tableSnapshots:
+		return restoreInto(w, table, raw, checkSnapshot)
+	case tableLLMProviders:
+		return restoreInto(w, table, raw, checkLLMProvider)
+	case tableModels:
+		return restoreInto(w, table, raw, checkModel)
+	case tableLLMRoutes:
+		return restoreInto(w, table, raw, checkLLMRoute)
+	case tableLLMBudgets:
+		return restoreInto(w, table, raw, checkLLMBudget)
+	case tableBenchmarks:
+		return restoreInto(w, table, raw, checkBenchmark)
 	case tableIndex:
 		return restoreIndexRow(w, raw)
 	}

@@ -289,6 +289,10 @@ func TestDeletesCascade(t *testing.T) {
 	if _, err := a.s.Deployment("d-2"); err != nil {
 		t.Fatalf("another instance's deployment went too: %v", err)
 	}
+	if got := a.s.InstanceSnapshots("i-1"); len(got) != 0 {
+		t.Fatalf("snapshots of a deleted instance remain: %+v", got)
+	}
+	a.fails(PutInstanceSnapshot(InstanceSnapshot{ID: "s-9", InstanceID: "i-1", Name: "x", Flows: []byte(`[]`), FlowsSHA: FlowsSHA([]byte(`[]`))}), ErrNotFound)
 	a.must(DeleteUser("u-1"))
 	if got := a.s.APITokensByUser("u-1"); len(got) != 0 {
 		t.Fatalf("tokens of a deleted user remain: %+v", got)

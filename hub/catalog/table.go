@@ -43,13 +43,21 @@ const (
 	tableFlows            = "flows"
 	tableCredentials      = "credentials"
 	tableMoves            = "moves"
+	tableSnapshots        = "snapshots"
+	tableLLMProviders     = "llm_providers"
+	tableModels           = "models"
+	tableLLMRoutes        = "llm_routes"
+	tableLLMBudgets       = "llm_budgets"
+	tableBenchmarks       = "benchmarks"
 	tableIndex            = "index"
 )
 
 var tableOrder = []string{
 	tableRegions, tableSettings, tableUsers, tableInstances, tableDeployments,
 	tableAPITokens, tableEdges, tableEnrollmentTokens, tableHubs, tableAllocations,
-	tableFlows, tableCredentials, tableMoves, tableAlertRules, tableAlerts, tableIndex,
+	tableFlows, tableCredentials, tableMoves, tableAlertRules, tableAlerts, tableSnapshots,
+	tableLLMProviders, tableModels, tableLLMRoutes, tableLLMBudgets, tableBenchmarks,
+	tableIndex,
 }
 
 func schema() *memdb.DBSchema {
@@ -57,7 +65,8 @@ func schema() *memdb.DBSchema {
 		regionsTable(), settingsTable(), usersTable(), instancesTable(),
 		deploymentsTable(), apiTokensTable(), edgesTable(),
 		enrollmentTokensTable(), hubsTable(), allocationsTable(), flowsTable(),
-		credentialsTable(), movesTable(), alertRulesTable(), alertsTable(), indexTable(),
+		credentialsTable(), movesTable(), alertRulesTable(), alertsTable(), snapshotsTable(), indexTable(),
+		llmProvidersTable(), modelsTable(), llmRoutesTable(), llmBudgetsTable(), benchmarksTable(),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, t := range tables {
@@ -143,6 +152,12 @@ func singular(table string) string {
 		return "alert rule"
 	case tableAlerts:
 		return "alert"
+	case tableLLMProviders:
+		return "llm provider"
+	case tableLLMRoutes:
+		return "llm route"
+	case tableLLMBudgets:
+		return "llm budget"
 	}
 	return table[:len(table)-1]
 }

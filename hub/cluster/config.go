@@ -83,6 +83,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Forwarder, when set, is handed writes that reach a follower.
 	Forwarder Forwarder
+	// TLS, when set, puts the Raft transport on mutual TLS (tls.go).
+	TLS *TransportTLS
 }
 
 // DefaultConfig returns a Config with every default filled in.

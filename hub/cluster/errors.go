@@ -29,6 +29,10 @@ var (
 	// ErrUnauthorized reports a cluster call with a missing or wrong
 	// cluster secret.
 	ErrUnauthorized = errors.New("wrong or missing cluster secret")
+	// ErrCertRefused reports a hub-to-hub TLS handshake that failed on a
+	// certificate: the other hub's is not from this hub's cluster CA (or
+	// does not name its address), or it refused this hub's.
+	ErrCertRefused = errors.New("hub certificate refused (is it from the cluster CA, and does it name the address?)")
 )
 
 // NotLeaderError is returned by a follower. LeaderID and LeaderAddr are

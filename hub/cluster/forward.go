@@ -3,6 +3,8 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,6 +133,9 @@ func PostCluster(ctx context.Context, c *http.Client, base, secret, path, ctype 
 	req.Header.Set(SecretHeader, secret)
 	resp, err := c.Do(req)
 	if err != nil {
+		if tlsRefused(err) {
+			return fmt.Errorf("%s%s: %w: %v", base, path, ErrCertRefused, err)
+		}
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
 			return fmt.Errorf("%w: %v", ErrLeaderUnreachable, err)
@@ -151,6 +156,17 @@ func PostCluster(ctx context.Context, c *http.Client, base, secret, path, ctype 
 		return fmt.Errorf("%s%s: decode answer: %w", base, path, err)
 	}
 	return nil
+}
+
+// tlsRefused reports whether err is a TLS handshake that a certificate
+// failed: the peer's certificate is not from the trusted CA, or the peer
+// refused this hub's. Retrying cannot help.
+func tlsRefused(err error) bool {
+	var verr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var uerr x509.UnknownAuthorityError
+	var herr x509.HostnameError
+	return errors.As(err, &verr) || errors.As(err, &alert) || errors.As(err, &uerr) || errors.As(err, &herr)
 }
 
 // retryForward calls f with the current leader until it gives an answer

@@ -128,7 +128,7 @@ func (n *Node) RegisterSelf(ctx context.Context, h HubInfo) error {
 
 // JoinVia asks the hub at base (any member: a follower forwards to the
 // leader) to add h, retrying refused or unanswered attempts every 500 ms
-// until ctx ends. A wrong secret fails at once. It reports whether h
+// until ctx ends. A wrong secret or a refused certificate fails at once. It reports whether h
 // joined as a voter.
 func JoinVia(ctx context.Context, c *http.Client, base, secret string, h HubInfo) (bool, error) {
 	body, _ := json.Marshal(h)
@@ -138,7 +138,7 @@ func JoinVia(ctx context.Context, c *http.Client, base, secret string, h HubInfo
 		if err == nil {
 			_, err = res.Result.Decode()
 		}
-		if err == nil || errors.Is(err, ErrUnauthorized) {
+		if err == nil || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrCertRefused) {
 			return res.Voter, err
 		}
 		select {

@@ -166,6 +166,9 @@ func (n *Node) newTransport(hl *hclogAdapter) (*raft.NetworkTransport, error) {
 		}
 		advertise = a
 	}
+	if n.cfg.TLS != nil {
+		return newTLSTransport(n.cfg.BindAddr, advertise, n.cfg.TLS, hl)
+	}
 	t, err := raft.NewTCPTransportWithLogger(n.cfg.BindAddr, advertise, DefaultMaxPool, DefaultTransportTimeout, hl.Named("transport"))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft transport on %s: %w (set AdvertiseAddr when binding to all interfaces)", n.cfg.BindAddr, err)

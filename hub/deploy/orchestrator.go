@@ -346,7 +346,7 @@ func (o *Orchestrator) Start(ctx context.Context, req Request) (catalog.Deployme
 	short := strings.ReplaceAll(id, "-", "")[:8]
 	spec := Spec{Flows: req.Flows, DrainTimeout: req.DrainTimeout, RollbackWindow: req.RollbackWindow,
 		Smoke: req.Smoke, BlueID: live.ID, GreenID: inst.ID + "-" + short, GreenName: inst.Name + "." + short,
-		UserID: req.UserID}
+		UserID: req.UserID, Nodes: req.Nodes, Credentials: req.Credentials, Settings: req.Settings, Kind: req.Kind, Note: req.Note}
 	if _, err := o.d.Applier.Apply(ctx, catalog.PutSetting(SpecKey(id), spec)); err != nil {
 		return catalog.Deployment{}, fmt.Errorf("record deployment spec: %w", err)
 	}

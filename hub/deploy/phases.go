@@ -223,9 +223,9 @@ type Ack struct {
 }
 
 // control publishes mode to a row's replicas and, when wait > 0, waits
-// for want acks of that mode with no work in flight (one from each
-// replica: every replica of a row subscribes to its control topic). It
-// reports whether they came.
+// for want acks of that mode (one from each replica: every replica of a
+// row subscribes to its control topic; a drain ack counts only with no
+// work in flight). It reports whether they came.
 func (o *Orchestrator) control(ctx context.Context, instance, mode string, wait time.Duration, want int) (bool, error) {
 	acked := make(chan struct{}, 1)
 	if wait > 0 {
@@ -234,7 +234,7 @@ func (o *Orchestrator) control(ctx context.Context, instance, mode string, wait 
 		n := 0
 		unsub, err := o.d.Bus.Subscribe(ctx, AckTopic(instance), 1, func(_ string, payload []byte) {
 			var a Ack
-			if json.Unmarshal(payload, &a) != nil || a.Mode != mode || a.InFlight != 0 {
+			if json.Unmarshal(payload, &a) != nil || a.Mode != mode || (mode == "drain" && a.InFlight != 0) {
 				return
 			}
 			mu.Lock()
@@ -275,7 +275,17 @@ func (o *Orchestrator) control(ctx context.Context, instance, mode string, wait 
 	}
 }
 
-// drain holds the logical instance's input and asks blue to drain.
+// ContractProbe bounds the ping with which DRAIN learns how many of
+// blue's replicas speak the control contract (the RedForge runtime plugin
+// does in every runtime the hub runs, whatever the flows; a flow may
+// implement it itself).
+var ContractProbe = 3 * time.Second
+
+// drain holds the logical instance's input and asks blue to drain. It
+// first pings blue: the replicas that answer speak the control contract,
+// and the drain then waits for an ack from each of them (bounded by the
+// drain timeout, for flows that never become idle); when none answers,
+// nothing would ever ack, so it does not wait at all.
 func (o *Orchestrator) drain(ctx context.Context, d *catalog.Deployment, spec *Spec) error {
 	logical, err := o.d.Catalog.Instance(d.InstanceID)
 	if err != nil {
@@ -288,14 +298,25 @@ func (o *Orchestrator) drain(ctx context.Context, d *catalog.Deployment, spec *S
 	}
 	msg := "blue is not running; nothing to drain"
 	if blue.Observed.Status == fleet.StatusRunning {
-		start := o.now()
-		acked, err := o.control(ctx, blue.Name, "drain", spec.DrainTimeout, o.runningReplicas(blue.ID))
+		running := o.runningReplicas(blue.ID)
+		speakers, err := o.probe(ctx, blue.Name, ContractProbe, running)
 		if err != nil {
 			return failure{err}
 		}
-		msg = fmt.Sprintf("blue acknowledged drain after %s", o.now().Sub(start).Round(time.Millisecond))
-		if !acked {
-			msg = fmt.Sprintf("no drain ack from blue within %s; continuing", spec.DrainTimeout)
+		switch {
+		case speakers == 0:
+			msg = fmt.Sprintf("blue does not speak the control contract (no answer to ping within %s); not waiting for a drain ack", ContractProbe)
+		default:
+			start := o.now()
+			acked, err := o.control(ctx, blue.Name, "drain", spec.DrainTimeout, speakers)
+			if err != nil {
+				return failure{err}
+			}
+			msg = fmt.Sprintf("blue acknowledged drain after %s (%d of %d replicas speak the control contract)",
+				o.now().Sub(start).Round(time.Millisecond), speakers, running)
+			if !acked {
+				msg = fmt.Sprintf("no drain ack from blue within %s; continuing", spec.DrainTimeout)
+			}
 		}
 	}
 	spec.DrainResult = msg
@@ -305,6 +326,63 @@ func (o *Orchestrator) drain(ctx context.Context, d *catalog.Deployment, spec *S
 	o.note(ctx, d.ID, msg)
 	o.progress(ctx, d.ID, 14)
 	return nil
+}
+
+// probe pings a row (again every half second) and returns how many of
+// its replicas answered within wait (distinct replicas; acks that name
+// none count one each: a flow's own), stopping early once want did.
+func (o *Orchestrator) probe(ctx context.Context, instance string, wait time.Duration, want int) (int, error) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	n := 0
+	enough := make(chan struct{}, 1)
+	unsub, err := o.d.Bus.Subscribe(ctx, AckTopic(instance), 1, func(_ string, payload []byte) {
+		var a Ack
+		if json.Unmarshal(payload, &a) != nil || a.Mode != "ping" {
+			return
+		}
+		mu.Lock()
+		if a.Replica == "" || !seen[a.Replica] {
+			seen[a.Replica] = a.Replica != ""
+			n++
+		}
+		done := n >= want
+		mu.Unlock()
+		if done {
+			select {
+			case enough <- struct{}{}:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("subscribe %s: %w", AckTopic(instance), err)
+	}
+	defer unsub()
+	// A ping sent before a replica subscribed is lost (QoS 1 to nobody):
+	// ping again every half second until every replica answered.
+	b, _ := json.Marshal(ControlMessage{Mode: "ping"})
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for done := false; !done; {
+		if err := o.d.Bus.Publish(ctx, ControlTopic(instance), b, 1, false); err != nil {
+			return 0, fmt.Errorf("publish %s: %w", ControlTopic(instance), err)
+		}
+		select {
+		case <-enough:
+			done = true
+		case <-t.C:
+			done = true
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return min(n, want), nil
 }
 
 // deployGreen creates the green row (a clone of the logical instance's
@@ -326,6 +404,13 @@ func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, s
 		if green.Env == nil {
 			green.Env = map[string]string{}
 		}
+		if spec.Settings != nil {
+			green.Image, green.Resources, green.Env = spec.Settings.Image, spec.Settings.Resources, maps.Clone(spec.Settings.Env)
+			if green.Env == nil {
+				green.Env = map[string]string{}
+			}
+		}
+		green.Nodes = o.greenNodes(spec)
 		green.Env["REDFORGE_INSTANCE"], green.Env["REDFORGE_LOGICAL"] = spec.GreenName, logical.Name
 		green.FlowsVersion = d.ToFlowsVersion
 		green.CreatedAt, green.UpdatedAt = o.now().UTC(), o.now().UTC()
@@ -338,7 +423,7 @@ func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, s
 	sha := catalog.FlowsSHA(spec.Flows)
 	if f, err := o.d.Catalog.InstanceFlows(spec.GreenID); err != nil || f.SHA != sha {
 		_, err := o.d.Applier.Apply(ctx, catalog.PutFlows(catalog.Flows{InstanceID: spec.GreenID, Doc: spec.Flows, SHA: sha,
-			By: d.StartedBy, At: o.now().UTC()}))
+			By: d.StartedBy, At: o.now().UTC(), Credentials: o.greenCredentials(spec)}))
 		if err != nil {
 			return failure{fmt.Errorf("flows of green %s: %w", spec.GreenName, err)}
 		}
@@ -360,6 +445,31 @@ func (o *Orchestrator) deployGreen(ctx context.Context, d *catalog.Deployment, s
 	}
 	o.progress(ctx, d.ID, 49)
 	return nil
+}
+
+// greenNodes is green's node set: the deployment's own (a node install or
+// a snapshot), else blue's.
+func (o *Orchestrator) greenNodes(spec *Spec) []catalog.NodePackage {
+	if spec.Nodes != nil {
+		return slices.Clone(*spec.Nodes)
+	}
+	if blue, err := o.d.Catalog.Instance(spec.BlueID); err == nil {
+		return blue.Nodes
+	}
+	return nil
+}
+
+// greenCredentials are the node credentials green's flows get: the
+// deployment's own (a snapshot's), else blue's, so what users entered in
+// the editor survives a deployment.
+func (o *Orchestrator) greenCredentials(spec *Spec) string {
+	if spec.Credentials != nil {
+		return *spec.Credentials
+	}
+	if f, err := o.d.Catalog.InstanceFlows(spec.BlueID); err == nil {
+		return f.Credentials
+	}
+	return ""
 }
 
 // replicaWhere describes where a row's replicas run.
@@ -472,10 +582,24 @@ func (o *Orchestrator) auditDetails(d *catalog.Deployment, spec *Spec, reason st
 			durations[string(h.Phase)] = end.Sub(h.At).Round(time.Millisecond).String()
 		}
 	}
-	m := map[string]any{"instance_id": d.InstanceID, "from_flows_version": d.FromFlowsVersion,
+	kind := spec.Kind
+	if kind == "" {
+		kind = KindFlows
+	}
+	m := map[string]any{"kind": kind, "instance_id": d.InstanceID, "from_flows_version": d.FromFlowsVersion,
 		"to_flows_version": d.ToFlowsVersion, "blue": spec.BlueID, "green": spec.GreenID,
 		"phase_durations": durations, "total": o.now().Sub(d.StartedAt).Round(time.Millisecond).String(),
 		"replayed_messages": spec.Replayed, "replayed_checkpoints": spec.Checkpoints, "drain": spec.DrainResult}
+	if spec.Note != "" {
+		m["note"] = spec.Note
+	}
+	if spec.Nodes != nil {
+		var ns []string
+		for _, p := range *spec.Nodes {
+			ns = append(ns, p.Name+"@"+p.Version)
+		}
+		m["nodes"] = ns
+	}
 	if reason != "" {
 		m["reason"] = reason
 	}
@@ -495,6 +619,9 @@ func (o *Orchestrator) cleanup(ctx context.Context, d *catalog.Deployment, spec 
 			if err := o.setDesired(ctx, blue.ID, catalog.DesiredStopped); err != nil {
 				return err
 			}
+		}
+		if err := o.keepSettings(ctx, d.InstanceID, spec); err != nil {
+			return err
 		}
 		msg := fmt.Sprintf("blue stopped; kept for %s", spec.RollbackWindow)
 		if spec.RollbackWindow < 0 {
@@ -532,6 +659,24 @@ func (o *Orchestrator) cleanup(ctx context.Context, d *catalog.Deployment, spec 
 		}
 	}
 	_, err = o.update(ctx, d.ID, msg, func(d *catalog.Deployment) { d.Progress = 100 })
+	return err
+}
+
+// keepSettings gives the logical instance the settings a deployment set
+// on green (a snapshot's), once blue is stopped, so later deployments
+// clone them. The logical row is then not live, or stopped, so the
+// change restarts nothing.
+func (o *Orchestrator) keepSettings(ctx context.Context, logicalID string, spec *Spec) error {
+	if spec.Settings == nil {
+		return nil
+	}
+	inst, err := o.d.Catalog.Instance(logicalID)
+	if err != nil {
+		return err
+	}
+	inst.Image, inst.Resources, inst.Env = spec.Settings.Image, spec.Settings.Resources, maps.Clone(spec.Settings.Env)
+	inst.UpdatedAt = o.now().UTC()
+	_, err = o.d.Applier.Apply(ctx, catalog.UpsertInstance(inst))
 	return err
 }
 

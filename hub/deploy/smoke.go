@@ -32,6 +32,13 @@ func (o *Orchestrator) verify(ctx context.Context, d *catalog.Deployment, spec *
 			})
 		}},
 	}
+	if len(green.Nodes) > 0 {
+		tests = append(tests, test{"nodes", func(ctx context.Context) error {
+			return o.eachReplica(ctx, green, func(ctx context.Context, a catalog.Allocation) error {
+				return o.smokeNodes(ctx, a, green.Nodes)
+			})
+		}})
+	}
 	if spec.Smoke.HTTP != nil {
 		tests = append(tests, test{"http", func(ctx context.Context) error {
 			return o.eachReplica(ctx, green, func(ctx context.Context, a catalog.Allocation) error {
@@ -118,6 +125,38 @@ func (o *Orchestrator) smokeFlows(ctx context.Context, a catalog.Allocation, sha
 	}
 	if len(f.Flows) == 0 {
 		return fmt.Errorf("its runtime holds no flows")
+	}
+	return nil
+}
+
+// smokeNodes checks that the replica loaded every node package of its
+// node set, without error.
+func (o *Orchestrator) smokeNodes(ctx context.Context, a catalog.Allocation, pkgs []catalog.NodePackage) error {
+	c, err := o.d.Fleet.Client(ctx, a)
+	if err != nil {
+		return err
+	}
+	sets, err := c.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range pkgs {
+		found := false
+		for _, s := range sets {
+			if s.Module != p.Name {
+				continue
+			}
+			found = true
+			if e := s.Error(); e != "" {
+				return fmt.Errorf("node package %s@%s did not load: %s", p.Name, p.Version, e)
+			}
+			if s.Version != "" && s.Version != p.Version {
+				return fmt.Errorf("node package %s runs version %s, want %s", p.Name, s.Version, p.Version)
+			}
+		}
+		if !found {
+			return fmt.Errorf("node package %s@%s is not installed in the runtime", p.Name, p.Version)
+		}
 	}
 	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"time"
+
+	"github.com/redforge/controltower/hub/catalog"
 )
 
 // Defaults for a deployment's tunables.
@@ -72,6 +74,33 @@ type Request struct {
 	Smoke          SmokeOptions
 	UserID         string
 	Username       string
+	// Nodes, when set, is green's node set (a node install or removal, a
+	// snapshot); otherwise green runs blue's.
+	Nodes *[]catalog.NodePackage
+	// Credentials, when set, are green's sealed flow credentials (a
+	// snapshot's); otherwise green gets blue's.
+	Credentials *string
+	// Settings, when set, are green's settings (a snapshot's); the logical
+	// instance keeps them once the deployment succeeds.
+	Settings *Settings
+	// Kind says what the deployment changes (KindFlows when empty) and
+	// Note sums it up for the audit log.
+	Kind, Note string
+}
+
+// Kinds of deployment.
+const (
+	KindFlows    = "flows"
+	KindNodes    = "nodes"
+	KindSnapshot = "snapshot"
+)
+
+// Settings are the instance settings a deployment may set on green: its
+// image, resources and environment.
+type Settings struct {
+	Image     string            `json:"image,omitempty"`
+	Resources catalog.Resources `json:"resources"`
+	Env       map[string]string `json:"env,omitempty"`
 }
 
 // Spec is what a deployment needs beyond its catalog row; it is kept in
@@ -89,6 +118,14 @@ type Spec struct {
 	Replayed       int             `json:"replayed,omitempty"`
 	Checkpoints    int             `json:"checkpoints_replayed,omitempty"` // workflow checkpoints replayed to green in DEPLOY
 	DrainResult    string          `json:"drain_result,omitempty"`
+	// Credentials, when set, are green's sealed node credentials (a
+	// snapshot's); otherwise green gets blue's.
+	Credentials *string `json:"credentials,omitempty"`
+	// Nodes, Settings, Kind and Note: see Request.
+	Nodes    *[]catalog.NodePackage `json:"nodes,omitempty"`
+	Settings *Settings              `json:"settings,omitempty"`
+	Kind     string                 `json:"kind,omitempty"`
+	Note     string                 `json:"note,omitempty"`
 }
 
 // SpecKey is the catalog setting that holds a deployment's Spec.

@@ -3,14 +3,21 @@ package edgesync_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/redforge/controltower/hub/edgesync"
 	"github.com/redforge/controltower/hub/store"
 	"github.com/redforge/controltower/internal/testenv"
 	"github.com/redforge/controltower/syncproto"
@@ -280,4 +287,121 @@ func TestSyncAPIContract(t *testing.T) {
 	if code, _ := call(t, http.MethodGet, th.URL()+"/api/edges", a.Cred, "", nil); code == 200 {
 		t.Fatalf("GET /api/edges with an edge credential: 200")
 	}
+}
+
+// TestSyncRefusesUnknownStreamsAndNonJSON: the hub applies the edge's own
+// checks to what it is sent, on both routes: a stream outside the five
+// ("../../x") and a payload that is not a JSON object refuse the whole
+// batch with a 400 naming the field, and nothing of it is written.
+func TestSyncRefusesUnknownStreamsAndNonJSON(t *testing.T) {
+	th := startHub(t, testenv.Postgres(t))
+	a, _ := enrollHTTP(t, th, th.token(t))
+	url := th.URL() + "/api/sync/batches"
+	for _, tc := range []struct {
+		name  string
+		batch *syncproto.Batch
+		field string
+	}{
+		{"path as stream", batchOf(a.ID, "../../x", 1, `{"a":1}`), "stream"},
+		{"not json on audit", batchOf(a.ID, "audit", 1, `{"a":1}`, `not json`), "records[1].payload"},
+		{"a JSON string on metrics", batchOf(a.ID, "metrics", 1, `"text"`), "records[0].payload"},
+	} {
+		body, _ := syncproto.EncodeBatch(tc.batch)
+		code, resp := call(t, http.MethodPost, url, a.Cred, syncproto.ContentTypeBatchZstd, body)
+		ack := ackOf(t, resp)
+		if code != http.StatusBadRequest || ack.GetRefusal().GetReason() != syncproto.RefusalReason_REFUSAL_REASON_INVALID ||
+			!strings.Contains(ack.GetRefusal().GetMessage(), tc.field+":") {
+			t.Errorf("%s: %d %v, want 400 invalid naming %s", tc.name, code, ack, tc.field)
+		}
+	}
+	vurl := th.URL() + "/api/sync/vectors"
+	for _, tc := range []struct{ name, body, field string }{
+		{"path as stream", `{"stream":"../../x","first_seq":1,"records":[{"seq":1,"payload":{}}]}`, "stream"},
+		{"array on audit", `{"stream":"audit","first_seq":1,"records":[{"seq":1,"payload":{}},{"seq":2,"payload":[1]}]}`, "records[1].payload"},
+		{"no payload on checkpoints", `{"stream":"checkpoints","first_seq":1,"records":[{"seq":1}]}`, "records[0].payload"},
+	} {
+		code, resp := call(t, http.MethodPost, vurl, a.Cred, "application/json", []byte(tc.body))
+		if code != http.StatusBadRequest || !strings.Contains(string(resp), `"field":"`+tc.field+`"`) {
+			t.Errorf("JSON %s: %d %s, want 400 naming %s", tc.name, code, resp, tc.field)
+		}
+	}
+	if wm, err := th.H.Store.Watermarks(t.Context(), a.ID); err != nil || len(wm) != 0 {
+		t.Fatalf("after refusals the edge has watermarks %v (%v), want none", wm, err)
+	}
+	for _, s := range []string{"../../x", "audit", "metrics", "checkpoints"} {
+		if recs, err := th.H.Store.ListEdgeRecords(t.Context(), a.ID, s, 0, 10); err != nil || len(recs) != 0 {
+			t.Fatalf("stream %s holds %d records (%v), want none", s, len(recs), err)
+		}
+	}
+}
+
+// TestBatchProgressAnswers: while a batch waits for its turn at a real hub
+// (here: its edge's MaxBatchesPerEdge slots are held by uploads that do
+// not finish), an edge that asked for progress (syncproto.ProgressHeader)
+// gets "102 Processing" every second, then its answer once it is taken.
+func TestBatchProgressAnswers(t *testing.T) {
+	th := startHub(t, testenv.Postgres(t))
+	a, _ := enrollHTTP(t, th, th.token(t))
+	url := th.URL() + "/api/sync/batches"
+	var holds []*io.PipeWriter
+	var held sync.WaitGroup
+	for range edgesync.DefaultMaxBatchesPerEdge {
+		pr, pw := io.Pipe()
+		holds = append(holds, pw)
+		req, _ := http.NewRequest(http.MethodPost, url, pr)
+		req.Header.Set("Authorization", "Bearer "+a.Cred)
+		req.Header.Set("Content-Type", syncproto.ContentTypeProtobuf)
+		held.Go(func() {
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		})
+		pw.Write([]byte{0x0a}) // the upload has begun, and stalls
+	}
+	testenv.WaitFor(t, 10*time.Second, "the stalled uploads to hold the edge's slots", func() error {
+		if n := th.H.Sync.BatchesInProgress(a.ID); n != edgesync.DefaultMaxBatchesPerEdge {
+			return fmt.Errorf("%d in progress", n)
+		}
+		return nil
+	})
+	var interim atomic.Int32
+	body, _ := syncproto.EncodeBatch(batchOf(a.ID, "audit", 1, `{"a":1}`))
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, _ textproto.MIMEHeader) error {
+			if code == http.StatusProcessing {
+				interim.Add(1)
+			}
+			return nil
+		},
+	}), http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+a.Cred)
+	req.Header.Set("Content-Type", syncproto.ContentTypeBatchZstd)
+	req.Header.Set(syncproto.ProgressHeader, "1")
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	testenv.WaitFor(t, 8*time.Second, "two 102 Processing answers while the batch waits", func() error {
+		if n := interim.Load(); n < 2 {
+			return fmt.Errorf("%d so far", n)
+		}
+		return nil
+	})
+	for _, pw := range holds {
+		pw.Close()
+	}
+	resp := <-done
+	if resp == nil {
+		t.Fatal("no answer")
+	}
+	defer resp.Body.Close()
+	ack, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || ackOf(t, ack).GetDurableWatermark() != 1 {
+		t.Fatalf("after the wait: %d %v", resp.StatusCode, ackOf(t, ack))
+	}
+	held.Wait()
 }

@@ -49,7 +49,7 @@ func (s *Service) CreateToken(ctx context.Context, req TokenRequest, createdBy s
 	if ttl <= 0 || ttl > MaxTokenTTL {
 		return NewToken{}, fmt.Errorf("ttl_seconds must be between 1 and %d: %w", int64(MaxTokenTTL/time.Second), ErrInvalid)
 	}
-	tok := tokenPrefix + randomString(32)
+	tok := syncproto.TokenWithPin(tokenPrefix+randomString(32), s.cfg.CAPin)
 	now := s.cfg.Now().UTC()
 	t := catalog.EnrollmentToken{Hash: hashSecret(tok), Region: req.Region, CreatedBy: createdBy, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	if _, err := s.cfg.Raft.Apply(ctx, catalog.PutEnrollmentToken(t)); err != nil {

@@ -11,7 +11,8 @@ import (
 	"github.com/redforge/controltower/syncproto"
 )
 
-// Ingest commits a decoded, verified batch from edgeID exactly once and
+// Ingest commits a decoded, verified batch (syncproto.Verify: a known
+// stream, payloads of its shape, checksums) from edgeID exactly once and
 // returns the ack. On stream store.AIDecisionsStream each payload that is a
 // valid AI decision is also committed to the ai_decisions table, in the
 // same transaction; one that is not stays in the ledger only (see
@@ -23,11 +24,7 @@ func (s *Service) Ingest(ctx context.Context, edgeID string, b *syncproto.Batch)
 	if b.GetEdgeId() != edgeID {
 		return nil, fmt.Errorf("edge %q may not write the streams of edge %q: %w", edgeID, b.GetEdgeId(), ErrForbidden)
 	}
-	sb, err := toStoreBatch(b)
-	if err != nil {
-		return refusal(b.GetStream(), syncproto.RefusalReason_REFUSAL_REASON_INVALID, 0, err.Error()), nil
-	}
-	return s.ingest(ctx, sb)
+	return s.ingest(ctx, toStoreBatch(b))
 }
 
 func (s *Service) ingest(ctx context.Context, sb store.Batch) (*syncproto.Ack, error) {
@@ -50,25 +47,34 @@ func (s *Service) ingest(ctx context.Context, sb store.Batch) (*syncproto.Ack, e
 	return &syncproto.Ack{Stream: sb.Stream, Result: &syncproto.Ack_DurableWatermark{DurableWatermark: wm}}, nil
 }
 
+// checkJSONBatch applies to a JSON batch the checks syncproto.Verify
+// applies to a protobuf one: a known stream, payloads of its shape.
+func checkJSONBatch(jb JSONBatch) error {
+	err := syncproto.CheckStream(jb.Stream)
+	for i := 0; err == nil && i < len(jb.Records); i++ {
+		r := &jb.Records[i]
+		err = syncproto.CheckPayload(fmt.Sprintf("records[%d]", i), jb.Stream, r.Payload, len(r.Vector) > 0)
+	}
+	var de *syncproto.DecodeError
+	if errors.As(err, &de) {
+		return &store.InvalidError{Field: de.Field, Reason: de.Detail}
+	}
+	return err
+}
+
 func refusal(stream string, reason syncproto.RefusalReason, expected int64, msg string) *syncproto.Ack {
 	return &syncproto.Ack{Stream: stream, Result: &syncproto.Ack_Refusal{Refusal: &syncproto.Refusal{Reason: reason, ExpectedSeq: expected, Message: msg}}}
 }
 
-func toStoreBatch(b *syncproto.Batch) (store.Batch, error) {
+// toStoreBatch is b as the store takes it: vectors stay packed, as they
+// travelled (the store keeps them so).
+func toStoreBatch(b *syncproto.Batch) store.Batch {
 	sb := store.Batch{EdgeID: b.EdgeId, Stream: b.Stream, FirstSeq: b.FirstSeq, Records: make([]store.Record, len(b.Records))}
 	for i, r := range b.Records {
-		rec := store.Record{Seq: r.Seq, Time: time.Unix(0, r.ArrivedUnixNanos).UTC(), Checksum: r.Checksum, Payload: r.Payload,
-			VectorID: r.VectorId, Metadata: json.RawMessage(r.Metadata)}
-		if len(r.Vector) > 0 {
-			v, err := syncproto.UnpackFloat32(r.Vector)
-			if err != nil {
-				return sb, fmt.Errorf("records[%d]: %w", i, err)
-			}
-			rec.Vector, rec.Packed = v, r.Vector
-		}
-		sb.Records[i] = rec
+		sb.Records[i] = store.Record{Seq: r.Seq, Time: time.Unix(0, r.ArrivedUnixNanos).UTC(), Checksum: r.Checksum, Payload: r.Payload,
+			Vector: r.Vector, VectorID: r.VectorId, Metadata: json.RawMessage(r.Metadata)}
 	}
-	return sb, nil
+	return sb
 }
 
 // JSONBatch is the body of POST /api/sync/vectors, for scripts: the same
@@ -94,7 +100,13 @@ type JSONRecord struct {
 }
 
 // IngestJSON commits a JSON batch from edgeID with Ingest's semantics.
+// The stream must be one of syncproto.Streams and every payload of the
+// shape its stream requires (syncproto.CheckPayload), else the batch is
+// refused whole with a *store.InvalidError naming the field.
 func (s *Service) IngestJSON(ctx context.Context, edgeID string, jb JSONBatch) (*syncproto.Ack, error) {
+	if err := checkJSONBatch(jb); err != nil {
+		return nil, err
+	}
 	sb := store.Batch{EdgeID: edgeID, Stream: jb.Stream, FirstSeq: jb.FirstSeq, Records: make([]store.Record, len(jb.Records))}
 	now := s.cfg.Now().UTC()
 	for i, r := range jb.Records {
@@ -102,7 +114,10 @@ func (s *Service) IngestJSON(ctx context.Context, edgeID string, jb JSONBatch) (
 		if at.IsZero() {
 			at = now
 		}
-		rec := store.Record{Seq: r.Seq, Time: at, Payload: r.Payload, Vector: r.Vector, VectorID: r.VectorID, Metadata: r.Metadata}
+		rec := store.Record{Seq: r.Seq, Time: at, Payload: r.Payload, VectorID: r.VectorID, Metadata: r.Metadata}
+		if len(r.Vector) > 0 {
+			rec.Vector = syncproto.PackFloat32(r.Vector)
+		}
 		rec.Checksum = rec.Sum()
 		if r.Checksum != nil {
 			rec.Checksum = *r.Checksum

@@ -1,12 +1,16 @@
-// Package sync is the hub side of edge sync: enrollment tokens and edge
+// Package edgesync is the hub side of edge sync: enrollment tokens and edge
 // credentials, edge authentication, exactly-once batch ingest (through
 // store.Store.IngestBatch, with the AI decisions of stream ai_decisions
 // decoded so they land in the ai_decisions table in the same transaction),
 // heartbeats and the desired config bundle.
 //
-// It owns the credential format, the heartbeat throttle and the mapping of
-// store outcomes to syncproto acks. It does not own HTTP (hub/api), the
-// catalog (it writes through Raft commands) or the records (hub/store).
+// It owns the credential format, the heartbeat throttle, the admission of
+// batch bodies (how many are read and decoded at once, per edge and in
+// total), the checks of the JSON route that syncproto.Verify makes of a
+// protobuf batch (known streams, payloads of their stream's shape) and
+// the mapping of store outcomes to syncproto acks. It does not
+// own HTTP (hub/api), the catalog (it writes through Raft commands) or the
+// records (hub/store).
 package edgesync
 
 import (
@@ -72,6 +76,16 @@ type Config struct {
 	// most every HeartbeatInterval/2 unless the applied version changed.
 	HeartbeatInterval time.Duration
 	TokenTTL          time.Duration
+	// CAPin, when set, is appended to every enrollment token
+	// (syncproto.TokenWithPin): the edge then accepts only a hub whose
+	// certificate chains to that CA.
+	CAPin string
+	// MaxBatchesPerEdge, MaxDecodes and AdmitWait bound the batches
+	// ReadBatch reads and decodes at once (defaults
+	// DefaultMaxBatchesPerEdge, DefaultMaxDecodes, DefaultAdmitWait).
+	MaxBatchesPerEdge int
+	MaxDecodes        int
+	AdmitWait         time.Duration
 	Now               func() time.Time
 	Logger            *slog.Logger
 }
@@ -83,6 +97,8 @@ type Service struct {
 
 	mu     gosync.Mutex
 	lastHB map[string]heartbeatMark // by edge: what was last written to Raft
+
+	admit admission
 }
 
 type heartbeatMark struct {
@@ -104,7 +120,18 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, lastHB: map[string]heartbeatMark{}}
+	if cfg.MaxBatchesPerEdge <= 0 {
+		cfg.MaxBatchesPerEdge = DefaultMaxBatchesPerEdge
+	}
+	if cfg.MaxDecodes <= 0 {
+		cfg.MaxDecodes = DefaultMaxDecodes
+	}
+	if cfg.AdmitWait <= 0 {
+		cfg.AdmitWait = DefaultAdmitWait
+	}
+	s := &Service{cfg: cfg, lastHB: map[string]heartbeatMark{}}
+	s.admit.init(cfg.MaxDecodes)
+	return s
 }
 
 // Log keys.

@@ -44,6 +44,11 @@ type Spec struct {
 	AdminUser        string            // adminAuth user the hub uses (always set)
 	AdminPassword    string            // plaintext, given by the hub; the driver writes only its bcrypt hash into settings
 	ExtraSettings    map[string]any    // merged into settings.js module.exports (e.g. contextStorage later); JSON-encodable
+	// Nodes are the node packages ("name@version") the runtime gets, and
+	// NodesDir the node_modules tree (hub/nodes) that Create copies into
+	// the user dir before the runtime starts.
+	Nodes    []string
+	NodesDir string
 }
 
 // State is the observed state of a runtime.
@@ -133,6 +138,10 @@ var (
 	ErrNotFound    = errors.New("fleet: instance not found")
 	ErrExists      = errors.New("fleet: instance already exists")
 	ErrInvalidSpec = errors.New("fleet: invalid instance spec")
+	// ErrNotReady is what Deps.Decorate returns while something the
+	// runtime needs is being prepared (its node packages installing): the
+	// allocation stays "creating" and the manager asks again shortly.
+	ErrNotReady = errors.New("fleet: not ready yet")
 )
 
 // SpecError says which field of a Spec is invalid and why. It unwraps to

@@ -185,6 +185,7 @@ type Manager struct {
 	tracked      map[string]*tracked // by allocation id
 	clients      map[string]*cachedClient
 	usageClients map[string]*cachedClient // local clients of scrapeUsage, by allocation id
+	local        map[string]*cachedClient // this hub's runtimes at their bind address (localClient)
 }
 
 // tracked is what the manager remembers of one allocation between rounds.
@@ -256,7 +257,8 @@ func NewManager(cfg Config, d Deps) *Manager {
 	m := &Manager{cfg: cfg, driver: d.Driver, state: d.Catalog, raft: d.Applier, creds: d.Credentials,
 		render: d.Render, ready: d.Ready, bus: d.Bus, samples: d.Samples, metrics: d.Metrics, decorate: d.Decorate,
 		log: d.Logger, now: time.Now, kick: make(chan struct{}, 1), tracked: map[string]*tracked{},
-		clients: map[string]*cachedClient{}, usageClients: map[string]*cachedClient{}}
+		clients: map[string]*cachedClient{}, usageClients: map[string]*cachedClient{},
+		local: map[string]*cachedClient{}}
 	if n, ok := d.Driver.(ExitNotifier); ok {
 		n.NotifyExit(m.exited)
 	}
@@ -355,6 +357,7 @@ func (m *Manager) forgetGone(wanted map[string]bool, runtimes map[string]Runtime
 			delete(m.tracked, id)
 			delete(m.clients, id)
 			delete(m.usageClients, id)
+			delete(m.local, id)
 		}
 	}
 }
@@ -401,6 +404,7 @@ func (m *Manager) removeOrphan(ctx context.Context, id string) {
 	delete(m.tracked, id)
 	delete(m.clients, id)
 	delete(m.usageClients, id)
+	delete(m.local, id)
 	m.mu.Unlock()
 	if m.metrics != nil && t != nil {
 		m.metrics.ForgetAllocation(t.rowID, t.rowName, t.replica, id)
@@ -435,7 +439,7 @@ func (m *Manager) Client(ctx context.Context, a catalog.Allocation) (*nodered.Cl
 	if err != nil {
 		return nil, err
 	}
-	c, err := nodered.New("http://"+addr, AdminUser, pw)
+	c, err := nodered.New("http://"+addr+AdminRoot, AdminUser, pw)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,15 @@ func (m *Manager) reconcileOne(ctx context.Context, w catalog.Work, rt Runtime, 
 		return
 	}
 	spec, err := m.spec(ctx, w)
+	if errors.Is(err, ErrNotReady) {
+		m.mu.Lock()
+		t.nextCheck = m.now().Add(5 * m.cfg.StartingPoll)
+		m.mu.Unlock()
+		if !exists {
+			m.setStatus(ctx, w, StatusCreating, err.Error(), rt)
+		}
+		return
+	}
 	if err != nil {
 		m.setStatus(ctx, w, StatusError, err.Error(), rt)
 		return
@@ -166,7 +175,7 @@ func (m *Manager) spec(ctx context.Context, w catalog.Work) (Spec, error) {
 }
 
 // specHash covers what a running runtime cannot change without a
-// recreate: image, resources and environment (not the port, which the
+// recreate: image, resources, environment, settings and node packages (not the port, which the
 // manager assigns, nor the admin password, fixed for a row).
 func specHash(s Spec) string {
 	b, _ := json.Marshal(struct {
@@ -175,7 +184,8 @@ func specHash(s Spec) string {
 		MemoryMB int
 		Env      map[string]string
 		Extra    map[string]any
-	}{s.Image, s.CPU, s.MemoryMB, s.Env, s.ExtraSettings})
+		Nodes    []string `json:",omitempty"`
+	}{s.Image, s.CPU, s.MemoryMB, s.Env, s.ExtraSettings, s.Nodes})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }
@@ -247,6 +257,18 @@ func (m *Manager) flowsBehind(w catalog.Work) bool {
 	return t.flowsSHA != w.Flows.SHA
 }
 
+// MarkFlows records that the runtime of an allocation of this hub already
+// runs the flows sha (an editor deploy made them there), so the manager
+// does not deploy them to it again when the row's flows become sha. It
+// does nothing for an allocation this hub does not run.
+func (m *Manager) MarkFlows(allocID, sha string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t := m.tracked[allocID]; t != nil {
+		t.flowsSHA = sha
+	}
+}
+
 // syncFlows deploys the row's flows to the runtime (rendered for it) and
 // records what it runs. It returns the error to record.
 func (m *Manager) syncFlows(ctx context.Context, w catalog.Work, rt Runtime) error {
@@ -289,8 +311,35 @@ func (m *Manager) deployFlows(ctx context.Context, w catalog.Work) error {
 }
 
 // localClient is an admin client for a runtime of this hub, at its bind
-// address.
+// address. It is kept between calls (by allocation), so health checks
+// reuse its Node-RED session instead of logging in (a bcrypt check in the
+// runtime) every time.
 func (m *Manager) localClient(w catalog.Work, creds Creds) (*nodered.Client, error) {
+	t := m.track(w.Alloc.ID)
+	m.mu.Lock()
+	port := t.port
+	cc := m.local[w.Alloc.ID]
+	m.mu.Unlock()
+	if port == 0 {
+		return nil, fmt.Errorf("replica %d of %s has no port", w.Alloc.Replica, w.Row.Name)
+	}
+	addr := joinHost(m.cfg.BindHost, port)
+	if cc != nil && cc.addr == addr {
+		return cc.c, nil
+	}
+	c, err := m.newLocalClient(w, creds)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.local[w.Alloc.ID] = &cachedClient{addr: addr, c: c}
+	m.mu.Unlock()
+	return c, nil
+}
+
+// newLocalClient is a new admin client for a runtime of this hub, at its
+// bind address and admin root.
+func (m *Manager) newLocalClient(w catalog.Work, creds Creds) (*nodered.Client, error) {
 	t := m.track(w.Alloc.ID)
 	m.mu.Lock()
 	port := t.port
@@ -298,7 +347,7 @@ func (m *Manager) localClient(w catalog.Work, creds Creds) (*nodered.Client, err
 	if port == 0 {
 		return nil, fmt.Errorf("replica %d of %s has no port", w.Alloc.Replica, w.Row.Name)
 	}
-	c, err := nodered.New("http://"+joinHost(m.cfg.BindHost, port), AdminUser, creds.AdminPassword)
+	c, err := nodered.New("http://"+joinHost(m.cfg.BindHost, port)+AdminRoot, AdminUser, creds.AdminPassword)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func (m *Manager) usageClient(ctx context.Context, w catalog.Work) (*nodered.Cli
 	if err != nil {
 		return nil, err
 	}
-	c, err := m.localClient(w, creds)
+	c, err := m.newLocalClient(w, creds)
 	if err != nil {
 		return nil, err
 	}

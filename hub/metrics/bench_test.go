@@ -91,6 +91,6 @@ func BenchmarkMetricsScrape(b *testing.B) {
 		fmt.Printf("/metrics with 1,000 instances × 10 flows (%d lines, %.1f MB): %s (goal < 50 ms; asked for gzip: %s, served plain); "+
 			"reference, the same bytes pre-rendered: %s, ratio %.2f; %s\n",
 			bytes.Count(pre.Bytes(), []byte("\n")), float64(size)/1e6, plain.Round(100*time.Microsecond), gz.Round(100*time.Microsecond),
-			refd.Round(100*time.Microsecond), float64(plain)/float64(refd), benchinfo.Machine())
+			refd.Round(100*time.Microsecond), float64(plain)/float64(refd), benchinfo.This())
 	}
 }

@@ -7,7 +7,10 @@
 // (an idempotent method, or a body not yet sent). During a blue-green
 // switch new requests wait (up to HoldTimeout) instead of failing, and
 // requests in flight to a row are counted so the old color is stopped only
-// once it is idle. It does not decide which color is live (hub/deploy)
+// once it is idle. Node-RED's editor and admin API are not part of the
+// data plane: every path under fleet.AdminRoot answers 404 here (the
+// editor is served behind hub authentication, see ServeEditor). It does
+// not decide which color is live (hub/deploy)
 // nor where replicas run (hub/schedule), nor authenticate (the route is
 // public, like Node-RED's own http-in endpoints; see hub/deploy/DESIGN.md).
 package proxy
@@ -24,6 +27,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +35,7 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
+	rfleet "github.com/redforge/controltower/hub/fleet"
 )
 
 // DefaultHoldTimeout bounds how long a request waits during a switch.
@@ -224,9 +229,37 @@ func (p *Proxy) order(as []catalog.Allocation) {
 	})
 }
 
+// CleanPath is rest as the proxy forwards it: rooted, without dot
+// segments or repeated slashes, keeping a trailing slash.
+func CleanPath(rest string) string {
+	if !strings.HasPrefix(rest, "/") {
+		rest = "/" + rest
+	}
+	c := path.Clean(rest)
+	if strings.HasSuffix(rest, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// IsAdminPath reports whether a cleaned path is Node-RED's editor or admin
+// API (fleet.AdminRoot or below it; Express matches paths without regard
+// to case).
+func IsAdminPath(clean string) bool {
+	lc := strings.ToLower(clean)
+	root := strings.ToLower(rfleet.AdminRoot)
+	return lc == root || strings.HasPrefix(lc, root+"/")
+}
+
 // Serve proxies r to a healthy replica of the live row of name; rest is
-// the path below /i/{name} ("/" when empty).
+// the path below /i/{name} ("/" when empty). A path under the runtimes'
+// admin root answers 404 without reaching a runtime.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, name, rest string) {
+	rest = CleanPath(rest)
+	if IsAdminPath(rest) {
+		http.NotFound(w, r)
+		return
+	}
 	if err := p.waitGate(r.Context(), name); err != nil {
 		http.Error(w, "instance switch in progress; retry", http.StatusServiceUnavailable)
 		return
@@ -254,9 +287,6 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, name, rest string)
 			p.mu.Unlock()
 		}
 	}()
-	if !strings.HasPrefix(rest, "/") {
-		rest = "/" + rest
-	}
 	rt := &retrying{p: p, targets: targets}
 	rp := &httputil.ReverseProxy{
 		Transport:     rt,
@@ -266,6 +296,7 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, name, rest string)
 			pr.Out.URL.Path, pr.Out.URL.RawPath = rest, ""
 			pr.SetXForwarded()
 			pr.Out.Header.Del("Authorization") // hub credentials never reach an instance
+			pr.Out.Header.Del(rfleet.EditorTokenHeader)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			p.log.Warn("proxy error", "instance", name, "tried", rt.tried, "error", err)

@@ -264,3 +264,22 @@ func TestRetryOnAnotherReplica(t *testing.T) {
 }
 
 func errf(format string, a ...any) error { return fmt.Errorf(format, a...) }
+
+// TestAdminPaths: what the proxy takes for Node-RED's admin root, however
+// the path is spelled, and what it forwards.
+func TestAdminPaths(t *testing.T) {
+	for in, admin := range map[string]bool{
+		"/redforge-admin": true, "/redforge-admin/": true, "/redforge-admin/flows": true, "/REDFORGE-ADMIN/flows": true,
+		"/x/../redforge-admin/auth/token": true, "//redforge-admin/settings": true, "redforge-admin/comms": true,
+		"/./redforge-admin": true, "/hello": false, "/redforge-administrator": false, "/": false, "/a/redforge-admin": false,
+	} {
+		if got := IsAdminPath(CleanPath(in)); got != admin {
+			t.Errorf("IsAdminPath(CleanPath(%q)) = %v, want %v", in, got, admin)
+		}
+	}
+	for in, want := range map[string]string{"": "/", "/a/": "/a/", "a//b/../c": "/a/c", "/a/./b/": "/a/b/"} {
+		if got := CleanPath(in); got != want {
+			t.Errorf("CleanPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
@@ -39,9 +38,11 @@ type Batch struct {
 // the store verifies it for every record of a batch and refuses the whole
 // batch with ErrChecksum on a mismatch. Vector, VectorID and Metadata are
 // only meaningful on VectorsStream: a record there with a non-empty Vector
-// is also stored as a Vector. VectorID or Metadata without a Vector, or a
-// Vector on another stream, is ErrInvalid (the store never drops fields
-// silently).
+// is also stored as a Vector. Vector is packed little-endian IEEE 754
+// float32s (syncproto.PackFloat32's encoding), the form the edge sends and
+// the store keeps, so nothing is unpacked on the way in. VectorID or
+// Metadata without a Vector, or a Vector on another stream, is ErrInvalid
+// (the store never drops fields silently).
 //
 // Decision is only meaningful on AIDecisionsStream: a record there with a
 // Decision also adds it to the ai_decisions table, in the same transaction
@@ -55,11 +56,7 @@ type Record struct {
 	Time     time.Time
 	Checksum uint32
 	Payload  []byte // an empty payload may be returned as nil
-	Vector   []float32
-	// Packed optionally carries PackVector(Vector) when the caller has it
-	// (hub/edgesync receives vectors packed), so the store does not pack again;
-	// it is used only if its length matches Vector.
-	Packed   []byte
+	Vector   []byte // packed float32s; Dim values
 	VectorID string
 	Metadata json.RawMessage
 	Decision *AIDecision
@@ -89,29 +86,6 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Record carries.
 func Checksum(payload []byte) uint32 {
 	return crc32.Checksum(payload, castagnoli)
-}
-
-// PackVector encodes v as packed little-endian IEEE 754 float32s, the form
-// the store keeps. Every bit pattern (NaN payloads, -0, denormals) survives.
-func PackVector(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, f := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
-	}
-	return b
-}
-
-// UnpackVector decodes PackVector's encoding. It fails if len(b) is not a
-// multiple of 4.
-func UnpackVector(b []byte) ([]float32, error) {
-	if len(b)%4 != 0 {
-		return nil, fmt.Errorf("store: packed vector has %d bytes, not a multiple of 4", len(b))
-	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v, nil
 }
 
 // Validate checks b whole, before anything is written: EdgeID and Stream
@@ -198,8 +172,11 @@ func (r *Record) validateVector(stream string) error {
 	if stream != VectorsStream {
 		return invalid("vector", "only records of stream %q carry vectors", VectorsStream)
 	}
-	if len(r.Vector) > MaxVectorDim {
-		return invalid("vector", "dimension %d exceeds %d", len(r.Vector), MaxVectorDim)
+	if len(r.Vector)%4 != 0 {
+		return invalid("vector", "%d bytes are not packed float32s", len(r.Vector))
+	}
+	if r.Dim() > MaxVectorDim {
+		return invalid("vector", "dimension %d exceeds %d", r.Dim(), MaxVectorDim)
 	}
 	if err := checkText("vector_id", r.VectorID); err != nil {
 		return err
@@ -210,6 +187,17 @@ func (r *Record) validateVector(stream string) error {
 // HasVector reports whether r is stored with a vector.
 func (r *Record) HasVector() bool { return len(r.Vector) > 0 }
 
+// Dim is the dimension of r's vector, 0 without one.
+func (r *Record) Dim() int { return len(r.Vector) / 4 }
+
+// Values unpacks r's vector (syncproto.UnpackFloat32), nil without one.
+func (r *Record) Values() ([]float32, error) {
+	if len(r.Vector) == 0 {
+		return nil, nil
+	}
+	return syncproto.UnpackFloat32(r.Vector)
+}
+
 // IsVectorRecord reports whether r is a vector sent as its parts: a
 // Vector and an empty Payload. Its Checksum covers its canonical vector
 // record (syncproto.AppendVectorRecord of VectorID, the packed Vector and
@@ -217,25 +205,16 @@ func (r *Record) HasVector() bool { return len(r.Vector) > 0 }
 // ListEdgeRecords returns the canonical record rebuilt as Payload.
 func (r *Record) IsVectorRecord() bool { return len(r.Payload) == 0 && len(r.Vector) > 0 }
 
-// PackedVector returns PackVector(r.Vector), reusing Packed when it fits.
-func (r *Record) PackedVector() []byte {
-	if len(r.Packed) == 4*len(r.Vector) && r.Packed != nil {
-		return r.Packed
-	}
-	return PackVector(r.Vector)
-}
-
 // CanonicalVector returns r's canonical vector record.
 func (r *Record) CanonicalVector() []byte {
-	packed := r.PackedVector()
-	return syncproto.AppendVectorRecord(make([]byte, 0, syncproto.VectorRecordSize(r.VectorID, packed, r.Metadata)), r.VectorID, packed, r.Metadata)
+	return syncproto.AppendVectorRecord(make([]byte, 0, syncproto.VectorRecordSize(r.VectorID, r.Vector, r.Metadata)), r.VectorID, r.Vector, r.Metadata)
 }
 
 // Sum returns the checksum r must carry: the CRC-32C of its Payload, or of
 // its canonical vector record when it IsVectorRecord.
 func (r *Record) Sum() uint32 {
 	if r.IsVectorRecord() {
-		return Checksum(r.CanonicalVector())
+		return syncproto.VectorRecordChecksum(r.VectorID, r.Vector, r.Metadata)
 	}
 	return Checksum(r.Payload)
 }
@@ -267,6 +246,9 @@ func ValidateEdgeQuery(edgeID, stream string, afterSeq int64, limit int) (int, e
 func ValidateEdgeID(edgeID string) error {
 	return checkRequired("edge_id", edgeID)
 }
+
+// LastSeq is the seq of b's last record, FirstSeq-1 when it has none.
+func (b *Batch) LastSeq() int64 { return b.FirstSeq + int64(len(b.Records)) - 1 }
 
 // GapCheck returns a *GapError if a batch starting at b.FirstSeq cannot
 // follow watermark.

@@ -6,6 +6,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/redforge/controltower/syncproto"
 )
 
 func TestGapErrorMatches(t *testing.T) {
@@ -41,22 +43,26 @@ func TestPending(t *testing.T) {
 	}
 }
 
-func TestPackVectorKeepsBits(t *testing.T) {
+func TestRecordVector(t *testing.T) {
 	in := []float32{math.Float32frombits(0x7f800001), float32(math.Copysign(0, -1)), math.Float32frombits(1)}
-	out, err := UnpackVector(PackVector(in))
-	if err != nil {
-		t.Fatal(err)
+	r := Record{Vector: syncproto.PackFloat32(in)}
+	out, err := r.Values()
+	if err != nil || r.Dim() != 3 || !r.HasVector() {
+		t.Fatalf("Values %v, Dim %d: %v", out, r.Dim(), err)
 	}
 	for i := range in {
 		if math.Float32bits(in[i]) != math.Float32bits(out[i]) {
 			t.Fatalf("value %d: %08x became %08x", i, math.Float32bits(in[i]), math.Float32bits(out[i]))
 		}
 	}
-	if b := PackVector([]float32{1}); b[3] != 0x3f || b[0] != 0 {
-		t.Fatalf("PackVector(1) = % x, want little-endian 00 00 80 3f", b)
+	if r := (Record{Vector: []byte{1, 2, 3}}); r.Dim() != 0 {
+		if _, err := r.Values(); err == nil {
+			t.Fatal("Values of 3 bytes succeeded")
+		}
 	}
-	if _, err := UnpackVector([]byte{1, 2, 3}); err == nil {
-		t.Fatal("UnpackVector of 3 bytes succeeded")
+	r = Record{VectorID: "v", Vector: syncproto.PackFloat32(in), Metadata: []byte(`{"a":1}`)}
+	if r.Sum() != Checksum(r.CanonicalVector()) {
+		t.Fatal("Sum of a vector record is not the CRC-32C of its canonical record")
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 // Streams are the edge's record streams.
-var Streams = []string{"vectors", "audit", "ai_decisions", "checkpoints", "metrics"}
+var Streams = syncproto.Streams()
 
 // Published is a record a publisher sent and had PUBACKed.
 type Published struct {

@@ -6,6 +6,8 @@ package hubtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub"
+	"github.com/redforge/controltower/hub/pki"
 	"github.com/redforge/controltower/internal/testenv"
 )
 
@@ -26,12 +29,27 @@ type Hub struct {
 	*hub.Hub
 	URL        string
 	AdminToken string
-	tb         testing.TB
+	// Client sends Do's requests: it trusts the hub's CA when HTTPS is on
+	// (the cluster CA and the certificates of --tls-cert's chain).
+	Client *http.Client
+	tb     testing.TB
 }
 
 // Start opens a hub on private ports in a temp data dir; opts adjust the
 // config first. The hub is closed at cleanup.
 func Start(tb testing.TB, opts ...func(*hub.Config)) *Hub {
+	tb.Helper()
+	return start(tb, slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})), opts...)
+}
+
+// StartLogged is Start with every log line of the hub, debug included,
+// written to w (for tests that check what the hub logs).
+func StartLogged(tb testing.TB, w io.Writer, opts ...func(*hub.Config)) *Hub {
+	tb.Helper()
+	return start(tb, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
+}
+
+func start(tb testing.TB, log *slog.Logger, opts ...func(*hub.Config)) *Hub {
 	tb.Helper()
 	cfg := hub.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -49,14 +67,16 @@ func Start(tb testing.TB, opts ...func(*hub.Config)) *Hub {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	h := hub.New(cfg, "test", log)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := h.Open(ctx); err != nil {
 		tb.Fatalf("hubtest: open hub: %v", err)
 	}
-	th := &Hub{Hub: h, URL: h.URL(), tb: tb}
+	th := &Hub{Hub: h, URL: h.URL(), tb: tb, Client: &http.Client{Timeout: 60 * time.Second}}
+	if cfg.TLSOn() {
+		th.Client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: trustedRoots(tb, cfg)}}
+	}
 	tb.Cleanup(func() {
 		if err := h.Close(); err != nil {
 			tb.Errorf("hubtest: close hub: %v", err)
@@ -138,7 +158,11 @@ func (h *Hub) Do(tb testing.TB, method, path, token string, body any) (int, []by
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	c := h.Client
+	if c == nil {
+		c = &http.Client{Timeout: 60 * time.Second}
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		tb.Fatalf("hubtest: %s %s: %v", method, path, err)
 	}
@@ -174,4 +198,24 @@ func WithBackend(tb testing.TB, backend string) func(*hub.Config) {
 			c.Store = testenv.Postgres(tb)
 		}
 	}
+}
+
+// trustedRoots are the certificates of the cluster CA file and of the
+// --tls-cert chain: what a client of a test hub on HTTPS trusts.
+func trustedRoots(tb testing.TB, cfg hub.Config) *x509.CertPool {
+	tb.Helper()
+	pool := x509.NewCertPool()
+	for _, f := range []string{cfg.ClusterCA, cfg.TLSCert} {
+		if f == "" {
+			continue
+		}
+		certs, err := pki.ReadCerts(f)
+		if err != nil {
+			tb.Fatalf("hubtest: %v", err)
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+	}
+	return pool
 }

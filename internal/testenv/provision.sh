@@ -27,7 +27,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 IMAGE_RECIPE=$REPO/packaging/nodered/build-local-image.sh
 
 DEB_PACKAGES=(postgresql-15 redis-server mosquitto docker.io qemu-user-static
-	protobuf-compiler chromium iproute2 ca-certificates prometheus prometheus-alertmanager)
+	protobuf-compiler chromium iproute2 ca-certificates prometheus prometheus-alertmanager git)
 
 STEP=setup
 say() { printf '%s\n' "$*"; }
@@ -298,24 +298,28 @@ step_context_redis() {
 	say "context-redis: in $NR_DIR (installed)"
 }
 
-# step_runtime_nodes installs packaging/nodered/runtime (the RedForge
-# runtime package: the workflow timer and LLM usage nodes, issue 17) beside
-# Node-RED, as a copy, so every runtime (and the local image) has them;
-# reused while the installed files equal the repo's.
-step_runtime_nodes() {
-	STEP=runtime-nodes
+# step_runtime_package installs packaging/nodered/runtime (the RedForge
+# runtime package: the runtime plugin — the control contract for any flow,
+# editor deploy reports — and the workflow timer and LLM usage nodes of
+# issue 17) beside Node-RED, as a copy (--install-links), so every runtime
+# (and the local image) has it; reused while the installed files equal the
+# repo's.
+step_runtime_package() {
+	STEP=runtime-package
 	local src=$REPO/packaging/nodered/runtime
 	local dst=$NR_DIR/node_modules/@redforge/node-red-runtime
-	[[ -f $src/package.json ]] || { say "runtime-nodes: none in the repo"; return; }
-	if diff -rq -x node_modules "$src" "$dst" >/dev/null 2>&1; then
-		say "runtime-nodes: in $NR_DIR (reused)"
+	[[ -f $src/package.json ]] || { say "runtime-package: none in the repo"; return; }
+	if [[ -d $dst ]] && diff -rq -x node_modules "$src" "$dst" >/dev/null 2>&1; then
+		say "runtime-package: in $NR_DIR (reused)"
 		return
 	fi
+	# npm keeps a local package of the same version as it is: remove it first.
+	rm -rf "$dst"
 	npm install --prefix "$NR_DIR" --install-links "$src" --no-audit --no-fund --loglevel=error \
-		>"$CACHE/npm-runtime-nodes.log" 2>&1 ||
-		{ show_log "$CACHE/npm-runtime-nodes.log" 20; fail "npm install $src (log $CACHE/npm-runtime-nodes.log)"; }
-	cmp -s "$src/package.json" "$dst/package.json" || fail "npm did not install $src into $dst"
-	say "runtime-nodes: in $NR_DIR (installed)"
+		>"$CACHE/npm-runtime-package.log" 2>&1 ||
+		{ show_log "$CACHE/npm-runtime-package.log" 20; fail "npm install $src (log $CACHE/npm-runtime-package.log)"; }
+	diff -rq -x node_modules "$src" "$dst" >/dev/null || fail "npm did not install $src into $dst"
+	say "runtime-package: in $NR_DIR (installed)"
 }
 
 step_image() {
@@ -344,6 +348,30 @@ step_tools() {
 	say "prometheus: $(/usr/bin/prometheus --version 2>&1 | awk 'NR==1{print $3}'), alertmanager: $(/usr/bin/prometheus-alertmanager --version 2>&1 | awk 'NR==1{print $3}')"
 }
 
+# SeaweedFS (the S3-compatible server of the backup tests) is built from
+# its Go module at a pinned version; its go.mod has replace directives, so
+# `go install mod@version` refuses it and it is built inside the module.
+WEED_MODULE=github.com/seaweedfs/seaweedfs
+WEED_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+WEED_BIN=$CACHE/bin/weed-$WEED_VERSION
+
+step_weed() {
+	STEP=seaweedfs
+	if [[ -x $WEED_BIN ]]; then
+		say "seaweedfs: $WEED_BIN (reused)"
+		return
+	fi
+	command -v go >/dev/null || fail "go not found (needed to build SeaweedFS)"
+	local dir
+	dir=$(go mod download -json "$WEED_MODULE@$WEED_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[[ -d $dir ]] || fail "go mod download $WEED_MODULE@$WEED_VERSION gave no directory"
+	mkdir -p "$CACHE/bin"
+	(cd "$dir" && go build -o "$WEED_BIN.tmp" ./weed) >"$CACHE/weed-build.log" 2>&1 ||
+		{ show_log "$CACHE/weed-build.log" 20; fail "go build $WEED_MODULE/weed (log $CACHE/weed-build.log)"; }
+	mv "$WEED_BIN.tmp" "$WEED_BIN"
+	say "seaweedfs: built $WEED_BIN"
+}
+
 step_envfile() {
 	STEP=env-file
 	local tmp=$ENV_FILE.tmp.$$
@@ -363,6 +391,8 @@ step_envfile() {
 		REDFORGE_TEST_PROMETHEUS=/usr/bin/prometheus
 		REDFORGE_TEST_PROMTOOL=/usr/bin/promtool
 		REDFORGE_TEST_ALERTMANAGER=/usr/bin/prometheus-alertmanager
+		REDFORGE_TEST_PG_BIN=$PG_BIN
+		REDFORGE_TEST_WEED=$WEED_BIN
 	EOF
 	mv "$tmp" "$ENV_FILE"
 	say "env: $ENV_FILE"
@@ -386,9 +416,10 @@ cmd_up() {
 	step_docker
 	step_nodered
 	step_context_redis
-	step_runtime_nodes
+	step_runtime_package
 	step_image
 	step_tools
+	step_weed
 	step_envfile
 	STEP=done
 	say "testenv: up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"

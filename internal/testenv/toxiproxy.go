@@ -78,6 +78,28 @@ func (l *Link) Latency(ms, jitterMS int64) (remove func()) {
 	}
 }
 
+// Blackhole makes the link silent, as when the host behind it dies without
+// closing anything: connections (established and new) stay open and every
+// byte in both directions is dropped, until the returned restore is called.
+func (l *Link) Blackhole() (restore func()) {
+	l.tb.Helper()
+	var names []string
+	for _, dir := range []string{"downstream", "upstream"} {
+		l.n++
+		name := fmt.Sprintf("blackhole-%d", l.n)
+		attrs := &toxics.TimeoutToxic{Timeout: 0} // 0: never close, drop everything
+		if _, err := l.proxy.Toxics.AddToxicJson(toxicJSON(l.tb, name, "timeout", dir, attrs)); err != nil {
+			l.tb.Fatalf("testenv: add blackhole: %v", err)
+		}
+		names = append(names, name)
+	}
+	return func() {
+		for _, n := range names {
+			_ = l.proxy.Toxics.RemoveToxic(context.Background(), n)
+		}
+	}
+}
+
 func toxicJSON(tb testing.TB, name, typ, stream string, attrs any) *bytes.Reader {
 	b, err := json.Marshal(map[string]any{"name": name, "type": typ, "stream": stream, "toxicity": 1.0, "attributes": attrs})
 	if err != nil {

@@ -8,7 +8,8 @@
 #
 # NODE_RED_PREFIX is an `npm install --prefix` directory holding node-red
 # (and, from make nodered / provision.sh, @redforge/node-red-context-redis,
-# the Redis context store: the image carries the whole prefix).
+# the Redis context store, and @redforge/node-red-runtime, the runtime
+# plugin: the image carries the whole prefix).
 # The image carries the label redforge.recipe=<hash of this script, the node
 # binary and the Node-RED lockfile>; when an image with that label exists the
 # build is skipped. A new or rebuilt image is verified by running it with host
@@ -39,8 +40,10 @@ recipe_hash=$(
 		echo "$NODE $("$NODE" --version)"
 		stat -c '%s %Y' "$NODE"
 		cat "$NR_PREFIX/package-lock.json" 2>/dev/null || echo "$nr_version"
-		# Local packages (the Redis context store) change without a lockfile change.
-		cat "$NR_PREFIX"/node_modules/@redforge/*/*.js "$NR_PREFIX"/node_modules/@redforge/*/package.json 2>/dev/null || true
+		# Local packages (the Redis context store, the runtime plugin) change
+		# without a lockfile change.
+		find "$NR_PREFIX"/node_modules/@redforge -type f \( -name '*.js' -o -name '*.html' -o -name package.json \) \
+			-not -path '*/@redforge/*/node_modules/*' 2>/dev/null | LC_ALL=C sort | xargs -r cat || true
 	} | sha256sum | cut -c1-16
 )
 

@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { onLinkClick } from '../router';
 import { health, healthLabel } from '../fleet';
 import { errorMessage } from '../api';
+import type { LiveState } from '../ws';
 
 export function Link(props: { href: string; class?: string; children: ComponentChildren; title?: string; 'data-testid'?: string }) {
   return (
@@ -41,6 +42,16 @@ const statusColour: Record<string, string> = {
 
 export function StatusBadge({ status }: { status?: string }) {
   return <span class={'badge badge-' + (statusColour[status || ''] || 'grey')}>{(status || 'unknown').replace(/_/g, ' ')}</span>;
+}
+
+/** LiveBadge shows the state of a page's /api/ws connection. */
+export function LiveBadge({ state }: { state: LiveState }) {
+  const text = state === 'live' ? 'Live' : state === 'connecting' ? 'Connecting…' : 'Reconnecting…';
+  return (
+    <span class={'live live-' + state} data-testid="live" title="Updates from /api/ws">
+      <span class="live-dot" aria-hidden="true" /> {text}
+    </span>
+  );
 }
 
 export function Bar({ label, fraction, text }: { label: string; fraction?: number; text: string }) {

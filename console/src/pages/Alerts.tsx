@@ -7,8 +7,8 @@ import { channelTarget, deliverySummary, emptyRule, fmtFor, labelText, ruleBody,
 import { fmtAgo, fmtTime } from '../format';
 import { can } from '../session';
 import { useEvents } from '../ws';
-import { Confirm, Empty, ErrorBox, Loading, toast, useAsync } from '../components/ui';
-import { LiveBadge } from './Fleet';
+import { Confirm, LiveBadge, toast, useAsync } from '../components/ui';
+import { AsyncTable, AsyncView } from '../components/AsyncTable';
 
 interface Catalog {
   metrics: MetricInfo[];
@@ -43,109 +43,68 @@ export function AlertsPage() {
       </div>
       <div class="card" data-testid="active-alerts">
         <h2>Firing now</h2>
-        {active.error ? (
-          <ErrorBox error={active.error} retry={active.reload} />
-        ) : !active.data ? (
-          <Loading what="Loading alerts" />
-        ) : !active.data.length ? (
-          <Empty>No alert is firing.</Empty>
-        ) : (
-          <ul class="alert-list">
-            {active.data.map((a) => (
-              <li class={'alert-item sev-' + a.severity} data-testid="active-alert">
-                <span class={'badge ' + sevBadge(a.severity)}>{a.severity}</span> <strong>{a.rule_name}</strong>{' '}
-                <span class="mono muted">{labelText(a.labels)}</span>
-                <div class="muted">
-                  since {fmtTime(a.starts_at)} ({fmtAgo(a.starts_at)}) · value {Number(a.value.toPrecision(4))} · notifications: {deliverySummary(a.deliveries)}
-                </div>
-              </li>
-            ))}
-          </ul>
-        )}
+        <AsyncView state={active} what="alerts" empty="No alert is firing." isEmpty={(l) => l.length === 0}>
+          {(alerts) => (
+            <ul class="alert-list">
+              {alerts.map((a) => (
+                <li class={'alert-item sev-' + a.severity} data-testid="active-alert">
+                  <span class={'badge ' + sevBadge(a.severity)}>{a.severity}</span> <strong>{a.rule_name}</strong>{' '}
+                  <span class="mono muted">{labelText(a.labels)}</span>
+                  <div class="muted">
+                    since {fmtTime(a.starts_at)} ({fmtAgo(a.starts_at)}) · value {Number(a.value.toPrecision(4))} · notifications: {deliverySummary(a.deliveries)}
+                  </div>
+                </li>
+              ))}
+            </ul>
+          )}
+        </AsyncView>
       </div>
       {can(perms, 'alerts', 'create') && catalog.data && <RuleFormCard catalog={catalog.data} onCreated={rules.reload} />}
       <div class="card">
         <h2>Rules</h2>
-        {rules.error ? (
-          <ErrorBox error={rules.error} retry={rules.reload} />
-        ) : !rules.data ? (
-          <Loading what="Loading rules" />
-        ) : !rules.data.length ? (
-          <Empty>No alert rules yet.</Empty>
-        ) : (
-          <div class="table-wrap">
-            <table class="table" data-testid="rules-table">
-              <thead>
-                <tr>
-                  <th>Name</th>
-                  <th>Condition</th>
-                  <th>For</th>
-                  <th>Severity</th>
-                  <th>Channels</th>
-                  <th>State</th>
-                  <th />
-                </tr>
-              </thead>
-              <tbody>
-                {rules.data.map((r) => (
-                  <RuleRow rule={r} onChange={rules.reload} />
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <AsyncTable
+          state={rules}
+          what="rules"
+          empty="No alert rules yet."
+          testid="rules-table"
+          head={['Name', 'Condition', 'For', 'Severity', 'Channels', 'State', '']}
+          row={(r) => <RuleRow rule={r} onChange={rules.reload} />}
+        />
       </div>
       <div class="card">
         <h2>History</h2>
-        {history.error ? (
-          <ErrorBox error={history.error} retry={history.reload} />
-        ) : !history.data ? (
-          <Loading what="Loading history" />
-        ) : !history.data.length ? (
-          <Empty>No alert has fired yet.</Empty>
-        ) : (
-          <div class="table-wrap">
-            <table class="table" data-testid="history-table">
-              <thead>
-                <tr>
-                  <th>Started</th>
-                  <th>Rule</th>
-                  <th>Series</th>
-                  <th>State</th>
-                  <th>Resolved</th>
-                  <th>Notifications</th>
-                </tr>
-              </thead>
-              <tbody>
-                {history.data.map((a) => (
-                  <tr>
-                    <td>{fmtTime(a.starts_at)}</td>
-                    <td>{a.rule_name}</td>
-                    <td class="mono">{labelText(a.labels)}</td>
-                    <td>
-                      <span class={'badge ' + (a.state === 'firing' ? sevBadge(a.severity) : 'badge-green')}>{a.state}</span>
-                    </td>
-                    <td>{a.ends_at ? fmtTime(a.ends_at) : '—'}</td>
-                    <td>
-                      <details>
-                        <summary>{deliverySummary(a.deliveries)}</summary>
-                        <ul class="deliveries">
-                          {(a.deliveries ?? []).map((d) => (
-                            <li>
-                              {d.event} → {d.channel.type} <span class="mono">{channelTarget(d.channel)}</span>: {d.status}
-                              {d.attempts > 1 ? ` after ${d.attempts} attempts` : ''}
-                              {d.last_error ? <span class="muted"> ({d.last_error})</span> : null}
-                            </li>
-                          ))}
-                        </ul>
-                      </details>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <AsyncTable
+          state={history}
+          what="history"
+          empty="No alert has fired yet."
+          testid="history-table"
+          head={['Started', 'Rule', 'Series', 'State', 'Resolved', 'Notifications']}
+          row={(a) => (
+            <tr>
+              <td>{fmtTime(a.starts_at)}</td>
+              <td>{a.rule_name}</td>
+              <td class="mono">{labelText(a.labels)}</td>
+              <td>
+                <span class={'badge ' + (a.state === 'firing' ? sevBadge(a.severity) : 'badge-green')}>{a.state}</span>
+              </td>
+              <td>{a.ends_at ? fmtTime(a.ends_at) : '—'}</td>
+              <td>
+                <details>
+                  <summary>{deliverySummary(a.deliveries)}</summary>
+                  <ul class="deliveries">
+                    {(a.deliveries ?? []).map((d) => (
+                      <li>
+                        {d.event} → {d.channel.type} <span class="mono">{channelTarget(d.channel)}</span>: {d.status}
+                        {d.attempts > 1 ? ` after ${d.attempts} attempts` : ''}
+                        {d.last_error ? <span class="muted"> ({d.last_error})</span> : null}
+                      </li>
+                    ))}
+                  </ul>
+                </details>
+              </td>
+            </tr>
+          )}
+        />
       </div>
     </section>
   );

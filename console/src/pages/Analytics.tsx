@@ -8,7 +8,8 @@ import { dashboardURL, errorRate, fmtCount, fmtSeconds, fmtUSD, latency, through
 import { fmtPercent } from '../format';
 import { useLocation, navigate } from '../router';
 import { Chart } from '../components/Chart';
-import { Empty, ErrorBox, Loading, useAsync } from '../components/ui';
+import { Empty, ErrorBox, useAsync } from '../components/ui';
+import { AsyncView, Table } from '../components/AsyncTable';
 
 const windowSeconds: Record<string, number> = { '15m': 900, '1h': 3600, '6h': 21600, '24h': 86400, '7d': 604800 };
 
@@ -21,7 +22,6 @@ export function AnalyticsPage() {
     const t = setInterval(() => stats.reload(), 15_000);
     return () => clearInterval(t);
   }, [win]);
-  const s = stats.data;
   return (
     <section>
       <div class="page-head">
@@ -36,74 +36,68 @@ export function AnalyticsPage() {
           </select>
         </label>
       </div>
-      {stats.error ? (
-        <ErrorBox error={stats.error} retry={stats.reload} />
-      ) : !s ? (
-        <Loading what="Loading fleet analytics" />
-      ) : (
-        <>
-          <div class="kpis" data-testid="analytics-kpis">
-            <Kpi label="Instances" value={`${s.instances.healthy} / ${s.instances.total}`} sub={s.instances.unhealthy ? `${s.instances.unhealthy} unhealthy` : 'healthy / total'} warn={s.instances.unhealthy > 0} />
-            <Kpi label="Workflows" value={fmtCount(s.workflows.runs)} sub={`${s.workflows.per_minute.toFixed(1)} per minute`} testid="kpi-runs" />
-            <Kpi label="Active now" value={fmtCount(s.workflows.active)} sub="in flight" />
-            <Kpi label="Error rate" value={fmtPercent(s.workflows.error_rate * 100)} sub={`${fmtCount(s.workflows.errors)} errors`} warn={s.workflows.error_rate > 0.05} testid="kpi-errors" />
-            <Kpi label="Latency p50 / p95 / p99" value={`${fmtSeconds(s.workflows.p50_seconds)} · ${fmtSeconds(s.workflows.p95_seconds)} · ${fmtSeconds(s.workflows.p99_seconds)}`} sub={`average ${fmtSeconds(s.workflows.avg_seconds)}`} />
-            <Kpi label="LLM tokens" value={fmtCount(s.llm.tokens)} sub={`${s.llm.by_model.length} models`} />
-            <Kpi label="Estimated cost" value={fmtUSD(s.llm.cost_usd)} sub={`over ${s.window}`} testid="kpi-cost" />
-          </div>
-          {s.workflows.runs === 0 && s.llm.tokens === 0 && (
-            <Empty>No workflow or LLM metrics in this window yet: flows report them through the RedForge workflow and LLM usage nodes.</Empty>
-          )}
-          <div class="chart-grid">
-            <div class="card">
-              <Chart key={"t" + win} title="Throughput (workflows per minute)" window={windowSeconds[win]} data={throughput(s.series, s.step)}
-                series={[{ label: 'workflows/min', colour: '#4aa3ff', format: (v) => v.toFixed(1) }, { label: 'errors/min', colour: '#f85149', format: (v) => v.toFixed(1) }]} />
-            </div>
-            <div class="card">
-              <Chart key={"e" + win} title="Error rate" window={windowSeconds[win]} data={errorRate(s.series)} series={[{ label: 'errors per run', colour: '#f85149', format: (v) => fmtPercent(v * 100) }]} />
-            </div>
-            <div class="card">
-              <Chart key={"l" + win} title="Latency percentiles" window={windowSeconds[win]} data={latency(s.series)}
-                series={[{ label: 'p50', colour: '#3fb950', format: fmtSeconds }, { label: 'p95', colour: '#d29922', format: fmtSeconds }, { label: 'p99', colour: '#f85149', format: fmtSeconds }]} />
-            </div>
-            <div class="card">
-              <h2>Tokens and cost by model</h2>
-              {!s.llm.by_model.length ? (
-                <Empty>No LLM calls in this window.</Empty>
-              ) : (
-                <div class="table-wrap">
-                  <table class="table" data-testid="models-table">
-                    <thead>
-                      <tr>
-                        <th>Model</th>
-                        <th class="num">Calls</th>
-                        <th class="num">Tokens</th>
-                        <th class="num">Cost</th>
-                        <th>Share</th>
-                      </tr>
-                    </thead>
-                    <tbody>
-                      {s.llm.by_model.map((m) => (
-                        <tr>
-                          <td class="mono">{m.model}</td>
-                          <td class="num">{fmtCount(m.requests)}</td>
-                          <td class="num">{fmtCount(m.tokens)}</td>
-                          <td class="num">{fmtUSD(m.cost_usd)}</td>
-                          <td>
-                            <span class="share" style={{ width: `${Math.round((100 * m.tokens) / Math.max(s.llm.tokens, 1))}%` }} />
-                          </td>
-                        </tr>
-                      ))}
-                    </tbody>
-                  </table>
-                </div>
-              )}
-            </div>
-          </div>
-        </>
-      )}
+      <AsyncView state={stats} what="fleet analytics">
+        {(s) => <Overview s={s} win={win} />}
+      </AsyncView>
       <Dashboards data={dashboards.data} error={dashboards.error} win={win} />
     </section>
+  );
+}
+
+/** Overview is the fleet's numbers over the window win, its charts and its LLM tokens and cost by model. */
+function Overview({ s, win }: { s: FleetStats; win: string }) {
+  const empty = 'No samples in this window yet.';
+  return (
+    <>
+      <div class="kpis" data-testid="analytics-kpis">
+        <Kpi label="Instances" value={`${s.instances.healthy} / ${s.instances.total}`} sub={s.instances.unhealthy ? `${s.instances.unhealthy} unhealthy` : 'healthy / total'} warn={s.instances.unhealthy > 0} />
+        <Kpi label="Workflows" value={fmtCount(s.workflows.runs)} sub={`${s.workflows.per_minute.toFixed(1)} per minute`} testid="kpi-runs" />
+        <Kpi label="Active now" value={fmtCount(s.workflows.active)} sub="in flight" />
+        <Kpi label="Error rate" value={fmtPercent(s.workflows.error_rate * 100)} sub={`${fmtCount(s.workflows.errors)} errors`} warn={s.workflows.error_rate > 0.05} testid="kpi-errors" />
+        <Kpi label="Latency p50 / p95 / p99" value={`${fmtSeconds(s.workflows.p50_seconds)} · ${fmtSeconds(s.workflows.p95_seconds)} · ${fmtSeconds(s.workflows.p99_seconds)}`} sub={`average ${fmtSeconds(s.workflows.avg_seconds)}`} />
+        <Kpi label="LLM tokens" value={fmtCount(s.llm.tokens)} sub={`${s.llm.by_model.length} models`} />
+        <Kpi label="Estimated cost" value={fmtUSD(s.llm.cost_usd)} sub={`over ${s.window}`} testid="kpi-cost" />
+      </div>
+      {s.workflows.runs === 0 && s.llm.tokens === 0 && (
+        <Empty>No workflow or LLM metrics in this window yet: flows report them through the RedForge workflow and LLM usage nodes.</Empty>
+      )}
+      <div class="chart-grid">
+        <div class="card">
+          <Chart key={'t' + win} title="Throughput (workflows per minute)" window={windowSeconds[win]} data={throughput(s.series, s.step)} empty={empty}
+            series={[{ label: 'workflows/min', colour: '#4aa3ff', format: (v) => v.toFixed(1) }, { label: 'errors/min', colour: '#f85149', format: (v) => v.toFixed(1) }]} />
+        </div>
+        <div class="card">
+          <Chart key={'e' + win} title="Error rate" window={windowSeconds[win]} data={errorRate(s.series)} empty={empty} series={[{ label: 'errors per run', colour: '#f85149', format: (v) => fmtPercent(v * 100) }]} />
+        </div>
+        <div class="card">
+          <Chart key={'l' + win} title="Latency percentiles" window={windowSeconds[win]} data={latency(s.series)} empty={empty}
+            series={[{ label: 'p50', colour: '#3fb950', format: fmtSeconds }, { label: 'p95', colour: '#d29922', format: fmtSeconds }, { label: 'p99', colour: '#f85149', format: fmtSeconds }]} />
+        </div>
+        <div class="card">
+          <h2>Tokens and cost by model</h2>
+          {!s.llm.by_model.length ? (
+            <Empty>No LLM calls in this window.</Empty>
+          ) : (
+            <Table
+              testid="models-table"
+              head={['Model', { label: 'Calls', class: 'num' }, { label: 'Tokens', class: 'num' }, { label: 'Cost', class: 'num' }, 'Share']}
+              rows={s.llm.by_model}
+              row={(m) => (
+                <tr>
+                  <td class="mono">{m.model}</td>
+                  <td class="num">{fmtCount(m.requests)}</td>
+                  <td class="num">{fmtCount(m.tokens)}</td>
+                  <td class="num">{fmtUSD(m.cost_usd)}</td>
+                  <td>
+                    <span class="share" style={{ width: `${Math.round((100 * m.tokens) / Math.max(s.llm.tokens, 1))}%` }} />
+                  </td>
+                </tr>
+              )}
+            />
+          )}
+        </div>
+      </div>
+    </>
   );
 }
 

@@ -9,8 +9,8 @@ import { can } from '../session';
 import type { Deployment, FlowsVersion, HubEvent, Instance } from '../types';
 import { versionLabel } from '../history';
 import { useEvents } from '../ws';
-import { Confirm, Empty, ErrorBox, Link, Loading, StatusBadge, toast, useAsync } from '../components/ui';
-import { LiveBadge } from './Fleet';
+import { Confirm, Empty, ErrorBox, LiveBadge, Link, Loading, StatusBadge, toast, useAsync } from '../components/ui';
+import { AsyncTable } from '../components/AsyncTable';
 
 function useInstances() {
   return useAsync((signal) => get<{ instances: Instance[] }>('/api/instances', signal).then((r) => r.instances ?? []), []);
@@ -32,48 +32,30 @@ export function DeploymentsPage() {
       {can(perms, 'deployments', 'create') && <DeployForm instances={instances.data ?? []} preselect={query.get('instance') || ''} />}
       <div class="card">
         <h2>History</h2>
-        {list.error ? (
-          <ErrorBox error={list.error} retry={list.reload} />
-        ) : list.loading && !list.data ? (
-          <Loading what="Loading deployments" />
-        ) : !list.data?.length ? (
-          <Empty>No deployments yet.</Empty>
-        ) : (
-          <div class="table-wrap">
-            <table class="table" data-testid="deployments-table">
-              <thead>
-                <tr>
-                  <th>Started</th>
-                  <th>Instance</th>
-                  <th>Status</th>
-                  <th>Phase</th>
-                  <th>Duration</th>
-                  <th>By</th>
-                  <th>Flows</th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.data.map((d) => (
-                  <tr>
-                    <td>
-                      <Link href={`/deployments/${d.id}`}>{fmtTime(d.started_at)}</Link>
-                    </td>
-                    <td>{names[d.instance_id] || shortID(d.instance_id)}</td>
-                    <td>
-                      <StatusBadge status={d.status} />
-                    </td>
-                    <td>{d.phase || '—'}</td>
-                    <td>{fmtDuration(between(d.started_at, d.finished_at))}</td>
-                    <td>{d.started_by || '—'}</td>
-                    <td class="mono" data-testid="deployment-flows">
-                      {flowsPair(d)}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <AsyncTable
+          state={list}
+          what="deployments"
+          empty="No deployments yet."
+          testid="deployments-table"
+          head={['Started', 'Instance', 'Status', 'Phase', 'Duration', 'By', 'Flows']}
+          row={(d) => (
+            <tr>
+              <td>
+                <Link href={`/deployments/${d.id}`}>{fmtTime(d.started_at)}</Link>
+              </td>
+              <td>{names[d.instance_id] || shortID(d.instance_id)}</td>
+              <td>
+                <StatusBadge status={d.status} />
+              </td>
+              <td>{d.phase || '—'}</td>
+              <td>{fmtDuration(between(d.started_at, d.finished_at))}</td>
+              <td>{d.started_by || '—'}</td>
+              <td class="mono" data-testid="deployment-flows">
+                {flowsPair(d)}
+              </td>
+            </tr>
+          )}
+        />
       </div>
     </section>
   );

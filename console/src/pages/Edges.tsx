@@ -6,7 +6,8 @@ import { errorMessage, get, getPermissions, post } from '../api';
 import { fmtAgo, fmtBytes, fmtTime } from '../format';
 import { backlogRows, configBehind, configVersion, fmtAge, oldestUnsynced, type StreamBacklog } from '../edges';
 import { can } from '../session';
-import { Empty, ErrorBox, Loading, StatusBadge, toast, useAsync } from '../components/ui';
+import { StatusBadge, toast, useAsync } from '../components/ui';
+import { AsyncTable } from '../components/AsyncTable';
 
 interface Watermark {
   seq: number;
@@ -63,79 +64,60 @@ export function EdgesPage() {
         </div>
       )}
       <div class="card">
-        {edges.error ? (
-          <ErrorBox error={edges.error} retry={edges.reload} />
-        ) : edges.loading && !edges.data ? (
-          <Loading what="Loading edges" />
-        ) : !edges.data?.length ? (
-          <Empty>No edges enrolled. Create an enrollment token and start redforge-edge with it.</Empty>
-        ) : (
-          <div class="table-wrap">
-            <table class="table" data-testid="edges-table">
-              <thead>
-                <tr>
-                  <th>Edge</th>
-                  <th>Region</th>
-                  <th>State</th>
-                  <th>Last heartbeat</th>
-                  <th>Config (applied / desired)</th>
-                  <th>Backlog on the edge</th>
-                  <th>Oldest unsynced</th>
-                  <th>Streams (synced seq, last sync)</th>
-                </tr>
-              </thead>
-              <tbody>
-                {edges.data.map((e) => (
-                  <tr>
-                    <td>{e.name}</td>
-                    <td>{e.region || '—'}</td>
-                    <td>
-                      <StatusBadge status={e.state} />
-                    </td>
-                    <td title={fmtTime(e.last_heartbeat)}>{fmtAgo(e.last_heartbeat)}</td>
-                    <td class={configBehind(e.applied_config_version, e.desired_config_version) ? 'warn' : ''} data-testid="edge-config">
-                      {configVersion(e.applied_config_version)} / {configVersion(e.desired_config_version)}
-                    </td>
-                    <td data-testid="edge-backlog">
-                      {e.backlog == null ? (
-                        <span class="muted">not reported</span>
-                      ) : backlogRows(e.backlog).length === 0 ? (
-                        'empty'
-                      ) : (
-                        <div class="backlog">
-                          {backlogRows(e.backlog).map((b) => (
-                            <>
-                              <span class="mono">{b.stream}</span>
-                              <span>
-                                {b.depth} rec · {fmtBytes(b.bytes)}
-                                {b.evicted ? <span class="warn"> · {b.evicted} evicted</span> : null}
-                              </span>
-                              <span class="muted" title={`reported ${fmtTime(b.reported_at)}`}>
-                                {b.depth > 0 ? fmtAge(b.oldest_unsynced_seconds) : '—'}
-                              </span>
-                            </>
-                          ))}
-                        </div>
-                      )}
-                    </td>
-                    <td data-testid="edge-oldest" class={(oldestUnsynced(e.backlog) ?? 0) > 300 ? 'warn' : ''}>
-                      {e.backlog == null ? '—' : fmtAge(oldestUnsynced(e.backlog))}
-                    </td>
-                    <td>
-                      {Object.entries(e.streams ?? {}).length === 0
-                        ? '—'
-                        : Object.entries(e.streams ?? {}).map(([name, w]) => (
-                            <div class="stream">
-                              <span class="mono">{name}</span> #{w.seq} · {fmtAgo(w.updated_at)}
-                            </div>
-                          ))}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <AsyncTable
+          state={edges}
+          what="edges"
+          empty="No edges enrolled. Create an enrollment token and start redforge-edge with it."
+          testid="edges-table"
+          head={['Edge', 'Region', 'State', 'Last heartbeat', 'Config (applied / desired)', 'Backlog on the edge', 'Oldest unsynced', 'Streams (synced seq, last sync)']}
+          row={(e) => (
+            <tr>
+              <td>{e.name}</td>
+              <td>{e.region || '—'}</td>
+              <td>
+                <StatusBadge status={e.state} />
+              </td>
+              <td title={fmtTime(e.last_heartbeat)}>{fmtAgo(e.last_heartbeat)}</td>
+              <td class={configBehind(e.applied_config_version, e.desired_config_version) ? 'warn' : ''} data-testid="edge-config">
+                {configVersion(e.applied_config_version)} / {configVersion(e.desired_config_version)}
+              </td>
+              <td data-testid="edge-backlog">
+                {e.backlog == null ? (
+                  <span class="muted">not reported</span>
+                ) : backlogRows(e.backlog).length === 0 ? (
+                  'empty'
+                ) : (
+                  <div class="backlog">
+                    {backlogRows(e.backlog).map((b) => (
+                      <>
+                        <span class="mono">{b.stream}</span>
+                        <span>
+                          {b.depth} rec · {fmtBytes(b.bytes)}
+                          {b.evicted ? <span class="warn"> · {b.evicted} evicted</span> : null}
+                        </span>
+                        <span class="muted" title={`reported ${fmtTime(b.reported_at)}`}>
+                          {b.depth > 0 ? fmtAge(b.oldest_unsynced_seconds) : '—'}
+                        </span>
+                      </>
+                    ))}
+                  </div>
+                )}
+              </td>
+              <td data-testid="edge-oldest" class={(oldestUnsynced(e.backlog) ?? 0) > 300 ? 'warn' : ''}>
+                {e.backlog == null ? '—' : fmtAge(oldestUnsynced(e.backlog))}
+              </td>
+              <td>
+                {Object.entries(e.streams ?? {}).length === 0
+                  ? '—'
+                  : Object.entries(e.streams ?? {}).map(([name, w]) => (
+                      <div class="stream">
+                        <span class="mono">{name}</span> #{w.seq} · {fmtAgo(w.updated_at)}
+                      </div>
+                    ))}
+              </td>
+            </tr>
+          )}
+        />
         <p class="muted small">Backlog is what each edge reported in its last heartbeat (records and bytes waiting per stream, and how long the oldest has waited); the streams column is what the hub has received (the synced watermark).</p>
       </div>
     </section>

@@ -14,8 +14,10 @@ import { fromStatusEvent, mergeTransitions } from '../history';
 import { isUp } from '../fleet';
 import { applyStatusEvent } from '../replicas';
 import { Replicas } from '../components/Replicas';
-import { Confirm, Empty, ErrorBox, HealthBadge, Link, Loading, toast, useAsync } from '../components/ui';
-import { LiveBadge } from './Fleet';
+import { Confirm, Empty, ErrorBox, HealthBadge, LiveBadge, Link, Loading, toast, useAsync } from '../components/ui';
+import { EditorButton } from '../components/EditorButton';
+import { NodesPanel } from '../components/NodesPanel';
+import { SnapshotsPanel } from '../components/SnapshotsPanel';
 
 interface Sample {
   time: string;
@@ -105,7 +107,7 @@ export function InstancePage({ id }: { id: string }) {
     try {
       await del(`/api/instances/${current.id}`);
       toast('ok', `${current.name} destroyed`);
-      navigate('/');
+      navigate('/instances');
     } catch (e) {
       toast('error', errorMessage(e));
     }
@@ -117,13 +119,14 @@ export function InstancePage({ id }: { id: string }) {
   return (
     <section>
       <div class="page-head">
-        <Link href="/" class="back">
-          ← Fleet
+        <Link href="/instances" class="back">
+          ← Instances
         </Link>
         <h1>{current.name}</h1>
         <HealthBadge status={current.observed?.status} />
         <LiveBadge state={live} />
         <div class="spacer" />
+        <EditorButton inst={current} />
         {can(perms, 'instances', 'update') && (
           <div class="actions">
             {running ? (
@@ -235,6 +238,10 @@ export function InstancePage({ id }: { id: string }) {
         <div class="card">
           {mem[0].length === 0 ? <Empty>No memory samples in the last hour yet.</Empty> : <Chart title="Memory (last hour)" series={[{ label: 'Memory', colour: '#b48cff', format: (v) => fmtBytes(v) }]} data={mem} />}
         </div>
+      </div>
+      <div class="two-col">
+        <NodesPanel inst={current} />
+        <SnapshotsPanel inst={current} />
       </div>
       <Logs inst={current} />
       {confirm && (

@@ -17,6 +17,8 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
@@ -63,6 +65,11 @@ type Coord struct {
 	// after a ping is ended with an error.
 	HealthCheckInterval time.Duration
 
+	// RootCAs, when set, verifies the server's certificate for a rediss://
+	// URL instead of the system roots (a private CA). The host name of the
+	// URL must be in the certificate.
+	RootCAs *x509.CertPool
+
 	mu     sync.Mutex
 	client *goredis.Client
 	closed bool
@@ -106,6 +113,12 @@ func (c *Coord) Open(ctx context.Context) error {
 		opt.MaxRetries = -1
 	}
 	opt.ContextTimeoutEnabled = true
+	if opt.TLSConfig != nil {
+		opt.TLSConfig.MinVersion = tls.VersionTLS12
+		if c.RootCAs != nil {
+			opt.TLSConfig.RootCAs = c.RootCAs
+		}
+	}
 	client := goredis.NewClient(opt)
 	if err := c.ping(ctx, client); err != nil {
 		client.Close()

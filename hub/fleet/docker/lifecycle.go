@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -78,6 +79,18 @@ func (d *Driver) writeUserDir(spec fleet.Spec) error {
 	}
 	for _, p := range []string{dir, filepath.Join(dir, fleet.SettingsFile), filepath.Join(dir, fleet.CredentialSecretFile)} {
 		if err := os.Chown(p, ContainerUID, ContainerUID); err != nil {
+			return fmt.Errorf("user dir: %w", err)
+		}
+	}
+	// The node packages the hub copied in (fleet.Spec.NodesDir).
+	for _, name := range []string{"node_modules", "package.json"} {
+		err := filepath.WalkDir(filepath.Join(dir, name), func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, ContainerUID, ContainerUID)
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("user dir: %w", err)
 		}
 	}

@@ -76,7 +76,7 @@ func createToHealthy(d fleet.Driver, spec fleet.Spec) (tHTTP, tHealthy time.Dura
 		return 0, 0, fmt.Errorf("start: %w", err)
 	}
 	err = poll(ctx, func() error {
-		code, _, err := get(baseURL(spec.Port) + "/")
+		code, _, err := get(adminURL(spec.Port) + "/")
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("GET / = %d", code)
 		}

@@ -119,6 +119,9 @@ func ctxT(tb testing.TB) context.Context {
 
 func baseURL(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) }
 
+// adminURL is where a runtime's editor and admin API answer.
+func adminURL(port int) string { return baseURL(port) + fleet.AdminRoot }
+
 // Client returns a Node-RED Admin API client logged in as the spec's admin.
 func Client(tb testing.TB, spec fleet.Spec) *nodered.Client {
 	tb.Helper()
@@ -130,7 +133,7 @@ func Client(tb testing.TB, spec fleet.Spec) *nodered.Client {
 }
 
 func newClient(spec fleet.Spec) (*nodered.Client, error) {
-	return nodered.New(baseURL(spec.Port), spec.AdminUser, spec.AdminPassword)
+	return nodered.New(adminURL(spec.Port), spec.AdminUser, spec.AdminPassword)
 }
 
 // WaitHealthy waits until the instance answers /settings with the admin

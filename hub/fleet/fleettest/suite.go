@@ -145,11 +145,11 @@ func testLifecycle(t *testing.T, h Harness) {
 func checkAdminAuth(t *testing.T, spec fleet.Spec) {
 	t.Helper()
 	ctx := ctxT(t)
-	anon, _ := nodered.New(baseURL(spec.Port), "", "")
+	anon, _ := nodered.New(adminURL(spec.Port), "", "")
 	if _, err := anon.GetFlows(ctx); !errors.Is(err, nodered.ErrUnauthorized) {
 		t.Errorf("GetFlows without credentials: %v, want ErrUnauthorized", err)
 	}
-	wrong, _ := nodered.New(baseURL(spec.Port), spec.AdminUser, spec.AdminPassword+"x")
+	wrong, _ := nodered.New(adminURL(spec.Port), spec.AdminUser, spec.AdminPassword+"x")
 	if _, err := wrong.GetFlows(ctx); !errors.Is(err, nodered.ErrUnauthorized) {
 		t.Errorf("GetFlows with a wrong password: %v, want ErrUnauthorized", err)
 	}

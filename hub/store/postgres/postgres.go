@@ -1,26 +1,36 @@
-// Package postgres implements store.Store on PostgreSQL (pgx/v5 pgxpool):
-// the store of a multi-hub deployment, one logical database shared by the
-// hubs.
+// Package postgres implements store.Store on PostgreSQL: the store of a
+// multi-hub deployment, one logical database shared by the hubs. The
+// queries are the shared implementation's (hub/store/internal/sqlstore),
+// run through database/sql with pgx's stdlib driver; this package opens the
+// pool and supplies the PostgreSQL dialect: "$n" placeholders,
+// timestamptz, COPY (pgx's CopyFrom on the transaction's own connection)
+// for bulk inserts, and advisory locks.
 //
 // Appends that must be serialized across every hub take database locks,
 // not process locks: an audit append holds a transaction-scoped advisory
-// lock (readers go on), an edge batch locks its watermark row.
-// Large batches are written with COPY. It does not own the schema of any
-// other hub data.
+// lock (readers go on), an edge batch locks its watermark row. It does not
+// own the schema of any other hub data.
 package postgres
 
 import (
 	"context"
+	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/redforge/controltower/hub/store"
-	"github.com/redforge/controltower/hub/store/internal/sqlq"
+	"github.com/redforge/controltower/hub/store/internal/sqlstore"
 )
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
 
 var _ store.Store = (*DB)(nil)
 
@@ -52,7 +62,9 @@ type DB struct {
 	// a time, watermark updates, migrations).
 	Now func() time.Time
 
-	pool *pgxpool.Pool
+	*sqlstore.DB // the queries; nil until Open
+
+	pool *sql.DB
 }
 
 // New returns a DB for dsn. It does no I/O.
@@ -70,33 +82,38 @@ func New(dsn string) *DB {
 // not parse, if the server cannot be reached within ConnectTimeout, or
 // with store.ErrSchemaTooNew if the database was migrated by a newer hub.
 func (db *DB) Open(ctx context.Context) error {
+	// pgxpool's parser takes the pool_* settings out of the DSN.
 	cfg, err := pgxpool.ParseConfig(db.DSN)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err) // pgx redacts the password
 	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = db.ConnectTimeout
+	cc := cfg.ConnConfig
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = db.ConnectTimeout
 	}
+	conns := int(cfg.MaxConns)
 	if db.MaxConns > 0 {
-		cfg.MaxConns = db.MaxConns
+		conns = int(db.MaxConns)
 	}
-	where := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	where := fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)
+	pool := stdlib.OpenDB(*cc)
+	pool.SetMaxOpenConns(conns)
+	pool.SetMaxIdleConns(conns)
+	pool.SetConnMaxLifetime(cfg.MaxConnLifetime)
+	pool.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
+	opened, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect{db}, Writer: pool, Reader: pool, Migrations: migrationFS, Now: db.now})
 	if err != nil {
-		return fmt.Errorf("postgres: open %s: %w", where, err)
-	}
-	db.pool = pool
-	if err := db.migrate(ctx); err != nil {
 		pool.Close()
-		return fmt.Errorf("postgres: migrate %s: %w", where, err)
+		return fmt.Errorf("postgres: %s: %w", where, err)
 	}
+	db.pool, db.DB = pool, opened
 	return nil
 }
 
 // Close closes the pool, waiting for connections in use to be released.
 func (db *DB) Close() error {
 	if db.pool != nil {
-		db.pool.Close()
+		return db.pool.Close()
 	}
 	return nil
 }
@@ -110,26 +127,10 @@ func (db *DB) Ping(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, db.PingTimeout)
 	defer cancel()
-	if _, err := db.pool.Exec(ctx, "UPDATE store_health SET pinged_at = $1 WHERE id = 1", store.NormalizeTime(db.now())); err != nil {
+	if err := db.PingWrite(ctx); err != nil {
 		return fmt.Errorf("postgres: ping: %w", err)
 	}
 	return nil
-}
-
-// tx runs fn in a transaction and commits if fn succeeds.
-func (db *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	if db.pool == nil {
-		return errors.New("postgres: database is not open")
-	}
-	return pgx.BeginFunc(ctx, db.pool, fn)
-}
-
-// conn returns the pool, or an error before Open.
-func (db *DB) conn() (*pgxpool.Pool, error) {
-	if db.pool == nil {
-		return nil, errors.New("postgres: database is not open")
-	}
-	return db.pool, nil
 }
 
 func (db *DB) now() time.Time {
@@ -139,63 +140,60 @@ func (db *DB) now() time.Time {
 	return time.Now()
 }
 
-// ts is the argument form of a time.
-func ts(t time.Time) time.Time { return store.NormalizeTime(t) }
+// dialect is PostgreSQL's side of sqlstore.Dialect.
+type dialect struct{ db *DB }
 
-// tsAny is ts for sqlq.Range.
-func tsAny(t time.Time) any { return ts(t) }
+func (dialect) Name() string               { return "postgres" }
+func (dialect) Rebind(query string) string { return sqlstore.RebindDollar(query) }
+func (dialect) Time(t time.Time) any       { return t }
 
-// jsonArg is the stored form of a JSON column: NULL when empty.
-func jsonArg(v []byte) any {
-	if len(v) == 0 {
-		return nil
+// BulkInsert writes rows with COPY from CopyThreshold rows, through pgx's
+// CopyFrom on the connection of the transaction (COPY is part of it),
+// and with multi-row INSERTs below.
+func (d dialect) BulkInsert(ctx context.Context, tx *sqlstore.Tx, table string, cols []string, rows [][]any) error {
+	if len(rows) < d.db.CopyThreshold {
+		return sqlstore.InsertRows(ctx, tx, d, table, cols, rows)
 	}
-	return string(v)
-}
-
-// jsonCol scans a JSON text column (shared with the other implementation).
-type jsonCol = sqlq.JSONCol
-
-// timeCol scans a timestamptz column into UTC.
-type timeCol struct{ t *time.Time }
-
-func (c timeCol) Scan(src any) error {
-	t, ok := src.(time.Time)
-	if !ok {
-		return fmt.Errorf("postgres: time column holds %T", src)
-	}
-	*c.t = t.UTC()
-	return nil
-}
-
-// bulk inserts rows into table: with COPY from CopyThreshold rows, with
-// one batch of INSERTs below it.
-func (db *DB) bulk(ctx context.Context, tx pgx.Tx, table string, cols []string, rows [][]any) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	if len(rows) >= db.CopyThreshold {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
-		return err
-	}
-	query := insertSQL(table, cols)
-	b := &pgx.Batch{}
-	for _, r := range rows {
-		b.Queue(query, r...)
-	}
-	return tx.SendBatch(ctx, b).Close()
-}
-
-func insertSQL(table string, cols []string) string {
-	q := "INSERT INTO " + table + " ("
-	vals := ""
-	for i, c := range cols {
-		if i > 0 {
-			q += ", "
-			vals += ", "
+	return tx.Conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres: COPY needs a pgx connection, have %T", dc)
 		}
-		q += c
-		vals += fmt.Sprintf("$%d", i+1)
+		_, err := c.Conn().CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
+		return err
+	})
+}
+
+// Lock takes a transaction-scoped advisory lock: l.Key as it is, l.Name
+// hashed by the server.
+func (dialect) Lock(ctx context.Context, tx *sqlstore.Tx, l sqlstore.Lock) error {
+	var err error
+	if l.Name != "" {
+		_, err = tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", l.Name)
+	} else {
+		_, err = tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", l.Key)
 	}
-	return q + ") VALUES (" + vals + ")"
+	return err
+}
+
+// Retryable reports a unique violation (another transaction committed the
+// same records first), a deadlock or a serialization failure.
+func (dialect) Retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "23505", "40P01", "40001": // unique_violation, deadlock_detected, serialization_failure
+		return true
+	}
+	return false
+}
+
+func (dialect) MigrationsTable() string {
+	return `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    integer PRIMARY KEY,
+		name       text NOT NULL,
+		applied_at timestamptz NOT NULL
+	)`
 }

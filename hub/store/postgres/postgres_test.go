@@ -3,8 +3,10 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +197,120 @@ func TestAuditLogAppendOnly(t *testing.T) {
 		if _, err := conn.Exec(t.Context(), stmt); err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("%s: %v, want refused as append-only", stmt, err)
 		}
+	}
+}
+
+// TestIngestInsertsBeforeWaitingForTheStream: a batch that continues its
+// stream is inserted before its transaction waits for the stream's
+// watermark row, so an edge's next batch is written while the one before
+// it still holds the row (the syncer keeps two in flight); it commits once
+// the row is free.
+func TestIngestInsertsBeforeWaitingForTheStream(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	db := postgres.New(dsn)
+	if err := db.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	batch := func(first int64) store.Batch {
+		b := store.Batch{EdgeID: "e", Stream: "audit", FirstSeq: first}
+		for i := range 3 {
+			p := []byte(`{"i":` + strconv.Itoa(int(first)+i) + `}`)
+			b.Records = append(b.Records, store.Record{Seq: first + int64(i), Time: time.Now(), Payload: p, Checksum: store.Checksum(p)})
+		}
+		return b
+	}
+	if _, err := db.IngestBatch(t.Context(), batch(1)); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	tx, err := holder.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), "SELECT seq FROM edge_watermarks WHERE edge_id = 'e' AND stream = 'audit' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		wm, err := db.IngestBatch(context.Background(), batch(4))
+		if err == nil && wm != 6 {
+			err = fmt.Errorf("watermark %d, want 6", wm)
+		}
+		done <- err
+	}()
+	testenv.WaitFor(t, 10*time.Second, "the next batch written and waiting for the stream", func() error {
+		var n int
+		err := holder.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+			WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.wait_event_type = 'Lock'
+			AND l.relation = 'edge_records'::regclass AND l.mode = 'RowExclusiveLock' AND l.granted`).Scan(&n)
+		if err == nil && n != 1 {
+			err = fmt.Errorf("%d backends wait with rows written", n)
+		}
+		return err
+	})
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if wm, _ := db.Watermarks(t.Context(), "e"); wm["audit"].Seq != 6 || wm["audit"].Count != 6 {
+		t.Fatalf("watermark %+v, want seq 6 count 6", wm["audit"])
+	}
+}
+
+// TestIngestPipelinedBatchesKeepTheirOrder: a small batch sent while the
+// big one before it is still being written (the syncer keeps two in
+// flight) is written at once but takes the watermark only after its
+// predecessor commits, instead of reaching it first and being refused as
+// a gap.
+func TestIngestPipelinedBatchesKeepTheirOrder(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	db := postgres.New(dsn)
+	if err := db.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	batch := func(first int64, n int) store.Batch {
+		b := store.Batch{EdgeID: "e", Stream: "metrics", FirstSeq: first}
+		for i := range n {
+			p := []byte(`{"i":` + strconv.Itoa(int(first)+i) + `,"pad":"` + strings.Repeat("x", 2000) + `"}`)
+			b.Records = append(b.Records, store.Record{Seq: first + int64(i), Time: time.Now(), Payload: p, Checksum: store.Checksum(p)})
+		}
+		return b
+	}
+	watch, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(context.Background())
+	for round := range 3 {
+		first := int64(1 + round*20010)
+		big, small := batch(first, 20000), batch(first+20000, 10)
+		errs := make(chan error, 2)
+		go func() { _, err := db.IngestBatch(context.Background(), big); errs <- err }()
+		testenv.WaitFor(t, 20*time.Second, "the big batch's COPY", func() error {
+			var n int
+			err := watch.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+				AND state = 'active' AND query ILIKE 'copy%edge_records%'`).Scan(&n)
+			if err == nil && n == 0 {
+				err = errors.New("not copying yet")
+			}
+			return err
+		})
+		go func() { _, err := db.IngestBatch(context.Background(), small); errs <- err }()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	if wm, _ := db.Watermarks(t.Context(), "e"); wm["metrics"].Seq != 3*20010 || wm["metrics"].Count != 3*20010 {
+		t.Fatalf("watermark %+v, want %d records", wm["metrics"], 3*20010)
 	}
 }

@@ -1,6 +1,8 @@
 // Package sqlite implements store.Store on an SQLite file
 // (modernc.org/sqlite, no cgo): the hub's embedded default, kept in its data
-// directory.
+// directory. The queries are the shared implementation's
+// (hub/store/internal/sqlstore); this package opens the file, checks it,
+// and supplies the SQLite dialect.
 //
 // The database runs in WAL mode with synchronous=FULL, so a committed
 // transaction survives power loss. All writes go through one connection
@@ -13,6 +15,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
 	"net/url"
@@ -24,8 +27,11 @@ import (
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
 	"github.com/redforge/controltower/hub/store"
-	"github.com/redforge/controltower/hub/store/internal/sqlq"
+	"github.com/redforge/controltower/hub/store/internal/sqlstore"
 )
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
 
 var _ store.Store = (*DB)(nil)
 
@@ -52,6 +58,8 @@ type DB struct {
 	// Now is the clock for times the store assigns (audit records without
 	// a time, watermark updates).
 	Now func() time.Time
+
+	*sqlstore.DB // the queries; nil until Open
 
 	abs  string      // absolute Path
 	w    *sql.DB     // the single writer connection
@@ -87,7 +95,7 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			db.Close()
-			db.w, db.r = nil, nil
+			db.w, db.r, db.DB = nil, nil, nil
 		}
 	}()
 	if db.w, err = db.open(ctx, abs, "&_txlock=immediate&_pragma=journal_mode(WAL)", 1); err != nil {
@@ -97,11 +105,12 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if err = db.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("sqlite: open %s: journal mode is %q, not WAL (%v); put the data dir on a local filesystem", db.Path, mode, err)
 	}
-	if err = db.migrate(ctx); err != nil {
-		return fmt.Errorf("sqlite: migrate %s: %w", db.Path, err)
-	}
 	if db.r, err = db.open(ctx, abs, "&_pragma=query_only(1)", max(db.ReadConns, 1)); err != nil {
 		return err
+	}
+	db.DB, err = sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect{}, Writer: db.w, Reader: db.r, Migrations: migrationFS, Now: db.now})
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", db.Path, err)
 	}
 	if db.file, err = os.Stat(abs); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", db.Path, err)
@@ -179,11 +188,7 @@ func (db *DB) Ping(ctx context.Context) error {
 	if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM store_health").Scan(&n); err != nil {
 		return fmt.Errorf("sqlite: ping %s: read: %w", db.Path, err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "UPDATE store_health SET pinged_at = ? WHERE id = 1", micros(db.now()))
-		return err
-	})
-	if err != nil {
+	if err := db.PingWrite(ctx); err != nil {
 		return fmt.Errorf("sqlite: ping %s: write: %w", db.Path, err)
 	}
 	return nil
@@ -210,31 +215,6 @@ func checkHeader(path string) error {
 	return nil
 }
 
-// write runs fn in a write transaction (BEGIN IMMEDIATE on the single
-// writer connection) and commits if fn succeeds.
-func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	if db.w == nil {
-		return errors.New("sqlite: database is not open")
-	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
-// reader returns the read pool, or an error before Open.
-func (db *DB) reader() (*sql.DB, error) {
-	if db.r == nil {
-		return nil, errors.New("sqlite: database is not open")
-	}
-	return db.r, nil
-}
-
 func (db *DB) now() time.Time {
 	if db.Now != nil {
 		return db.Now()
@@ -242,34 +222,30 @@ func (db *DB) now() time.Time {
 	return time.Now()
 }
 
-// micros is the stored form of a time.
-func micros(t time.Time) int64 { return store.NormalizeTime(t).UnixMicro() }
+// dialect is SQLite's side of sqlstore.Dialect: "?N" placeholders as
+// they are, times as INTEGER microseconds since the epoch, bulk inserts
+// as multi-row INSERTs, and no locks (every write transaction runs on the
+// one writer connection with BEGIN IMMEDIATE, which serializes them in
+// this process and against any other).
+type dialect struct{}
 
-// microsAny is micros for sqlq.Range.
-func microsAny(t time.Time) any { return micros(t) }
+func (dialect) Name() string               { return "sqlite" }
+func (dialect) Rebind(query string) string { return query }
+func (dialect) Time(t time.Time) any       { return t.UnixMicro() }
 
-// fromMicros is the inverse of micros.
-func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
-
-// jsonArg is the stored form of a JSON column: NULL when empty.
-func jsonArg(v []byte) any {
-	if len(v) == 0 {
-		return nil
-	}
-	return string(v)
+func (d dialect) BulkInsert(ctx context.Context, tx *sqlstore.Tx, table string, cols []string, rows [][]any) error {
+	return sqlstore.InsertRows(ctx, tx, d, table, cols, rows)
 }
 
-// jsonCol scans a JSON text column (shared with the other implementation).
-type jsonCol = sqlq.JSONCol
+func (dialect) Lock(context.Context, *sqlstore.Tx, sqlstore.Lock) error { return nil }
 
-// timeCol scans a time column.
-type timeCol struct{ t *time.Time }
+// Retryable is false: with one writer, ingests never run concurrently.
+func (dialect) Retryable(error) bool { return false }
 
-func (c timeCol) Scan(src any) error {
-	us, ok := src.(int64)
-	if !ok {
-		return fmt.Errorf("sqlite: time column holds %T", src)
-	}
-	*c.t = fromMicros(us)
-	return nil
+func (dialect) MigrationsTable() string {
+	return `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at INTEGER NOT NULL
+	) STRICT`
 }

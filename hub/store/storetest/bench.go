@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/syncproto"
 )
 
 // BenchmarkIngestBatch ingests batches of size records of the vectors
@@ -20,7 +21,7 @@ func BenchmarkIngestBatch(b *testing.B, s store.Store, size, dim int) {
 			v[j] = rng.Float32()
 		}
 		r := &tmpl.Records[i]
-		r.Payload, r.Vector, r.VectorID, r.Metadata = nil, v, fmt.Sprintf("doc-%d", i), []byte(fmt.Sprintf(`{"chunk":%d}`, i))
+		r.Payload, r.Vector, r.VectorID, r.Metadata = nil, syncproto.PackFloat32(v), fmt.Sprintf("doc-%d", i), []byte(fmt.Sprintf(`{"chunk":%d}`, i))
 		r.Checksum = r.Sum()
 	}
 	b.SetBytes(int64(size * 4 * dim))

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,20 +101,21 @@ func sameRecords(t *testing.T, what string, got, want []store.Record) {
 		if !bytesEqual(g.Payload, w.Payload) {
 			t.Fatalf("%s: record %d payload %q, want %q", what, i, g.Payload, w.Payload)
 		}
-		if err := sameBits(g.Vector, w.Vector); err != nil {
-			t.Fatalf("%s: record %d (seq %d) vector: %v", what, i, g.Seq, err)
+		if !bytes.Equal(g.Vector, w.Vector) {
+			t.Fatalf("%s: record %d (seq %d) vector % x, want % x", what, i, g.Seq, g.Vector, w.Vector)
 		}
 		g.Payload, w.Payload, g.Vector, w.Vector = nil, nil, nil, nil
 		equal(t, fmt.Sprintf("%s: record %d", what, i), g, w)
 	}
 }
 
-func sameBits(got, want []float32) error {
-	if len(got) != len(want) {
-		return fmt.Errorf("dimension %d, want %d", len(got), len(want))
+// sameBits compares unpacked values with a packed vector bit for bit.
+func sameBits(got []float32, want []byte) error {
+	if len(got) != len(want)/4 {
+		return fmt.Errorf("dimension %d, want %d", len(got), len(want)/4)
 	}
 	for i := range got {
-		if g, w := math.Float32bits(got[i]), math.Float32bits(want[i]); g != w {
+		if g, w := math.Float32bits(got[i]), binary.LittleEndian.Uint32(want[4*i:]); g != w {
 			return fmt.Errorf("value %d is %08x, want %08x", i, g, w)
 		}
 	}
@@ -262,7 +264,7 @@ func testInvalidBatch(t *testing.T, s store.Store) {
 		{"first_seq", func(b *store.Batch) { b.FirstSeq = -4; b.Records = nil }},
 		{"first_seq", func(b *store.Batch) { b.FirstSeq = math.MaxInt64 - 1 }},
 		{"records[1].time", func(b *store.Batch) { b.Records[1].Time = time.Time{} }},
-		{"records[0].vector", func(b *store.Batch) { b.Records[0].Vector = []float32{1} }},
+		{"records[0].vector", func(b *store.Batch) { b.Records[0].Vector = syncproto.PackFloat32([]float32{1}) }},
 		{"records[1].vector", func(b *store.Batch) { b.Records[1].VectorID = "v" }},
 		{"records[1].vector", func(b *store.Batch) { b.Records[1].Metadata = json.RawMessage(`{}`) }},
 	} {
@@ -277,10 +279,11 @@ func testInvalidBatch(t *testing.T, s store.Store) {
 	}{
 		{"records[0].metadata", func(r *store.Record) { r.Metadata = json.RawMessage(`nope`) }},
 		{"records[0].vector_id", func(r *store.Record) { r.VectorID = "\xff" }},
-		{"records[0].vector", func(r *store.Record) { r.Vector = make([]float32, store.MaxVectorDim+1) }},
+		{"records[0].vector", func(r *store.Record) { r.Vector = make([]byte, 4*(store.MaxVectorDim+1)) }},
+		{"records[0].vector", func(r *store.Record) { r.Vector = []byte{1, 2, 3} }}, // not packed float32s
 	} {
 		b := store.Batch{EdgeID: "e", Stream: store.VectorsStream, FirstSeq: 1, Records: []store.Record{record("v", 1)}}
-		b.Records[0].Vector = []float32{1, 2}
+		b.Records[0].Vector = syncproto.PackFloat32([]float32{1, 2})
 		c.mutate(&b.Records[0])
 		_, err := s.IngestBatch(t.Context(), b)
 		wantInvalid(t, err, c.field)
@@ -334,7 +337,7 @@ func testVectors(t *testing.T, s store.Store) {
 	for i, v := range [][]float32{special, nil, big} {
 		r := record(store.VectorsStream, int64(i+1))
 		if v != nil {
-			r.Vector, r.VectorID, r.Metadata = v, fmt.Sprintf("doc-%d", i), json.RawMessage(fmt.Sprintf(`{"chunk": %d,  "src":"a.pdf"}`, i))
+			r.Vector, r.VectorID, r.Metadata = syncproto.PackFloat32(v), fmt.Sprintf("doc-%d", i), json.RawMessage(fmt.Sprintf(`{"chunk": %d,  "src":"a.pdf"}`, i))
 		}
 		b.Records = append(b.Records, r)
 	}
@@ -369,7 +372,7 @@ func testLargeBatch(t *testing.T, s store.Store) {
 		for j := range v {
 			v[j] = float32(i*16 + j)
 		}
-		b.Records[i].Vector, b.Records[i].VectorID = v, fmt.Sprintf("v%d", i)
+		b.Records[i].Vector, b.Records[i].VectorID = syncproto.PackFloat32(v), fmt.Sprintf("v%d", i)
 	}
 	mustIngest(t, s, b, n)
 	mustIngest(t, s, b, n) // replay of a large batch
@@ -462,7 +465,7 @@ func testEdgeBadQueries(t *testing.T, s store.Store) {
 func testVectorParts(t *testing.T, s store.Store) {
 	vec := []float32{0.25, -1, float32(math.Inf(1)), math.Float32frombits(0x80000000)}
 	r := record(store.VectorsStream, 1)
-	r.Payload, r.Vector, r.VectorID, r.Metadata = nil, vec, "doc-9", json.RawMessage(`{"page": 2}`)
+	r.Payload, r.Vector, r.VectorID, r.Metadata = nil, syncproto.PackFloat32(vec), "doc-9", json.RawMessage(`{"page": 2}`)
 	canon := syncproto.AppendVectorRecord(nil, "doc-9", syncproto.PackFloat32(vec), []byte(`{"page": 2}`))
 	r.Checksum = store.Checksum(canon)
 
@@ -476,8 +479,8 @@ func testVectorParts(t *testing.T, s store.Store) {
 	if len(got) != 1 || !bytes.Equal(got[0].Payload, canon) || got[0].Checksum != r.Checksum || store.Checksum(got[0].Payload) != got[0].Checksum {
 		t.Fatalf("read back %+v, want the canonical record %q with its checksum", got, canon)
 	}
-	if err := sameBits(got[0].Vector, vec); err != nil || got[0].VectorID != "doc-9" {
-		t.Fatalf("vector read back: %v, id %q", err, got[0].VectorID)
+	if !bytes.Equal(got[0].Vector, syncproto.PackFloat32(vec)) || got[0].VectorID != "doc-9" {
+		t.Fatalf("vector read back: % x, id %q", got[0].Vector, got[0].VectorID)
 	}
 	// A replay of the same record (as read back, payload included) is skipped.
 	mustIngest(t, s, store.Batch{EdgeID: "e", Stream: store.VectorsStream, FirstSeq: 1, Records: got}, 1)

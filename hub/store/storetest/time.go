@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/store"
+	"github.com/redforge/controltower/syncproto"
 )
 
 // roundTripTimes are stored as NormalizeTime of themselves by every
@@ -55,7 +56,7 @@ func testTimes(t *testing.T, s store.Store) {
 		sameTime(t, what("ai_decisions"), ds[0].Time, tm)
 
 		r := record(store.VectorsStream, int64(i+1))
-		r.Time, r.Vector = tm, []float32{1}
+		r.Time, r.Vector = tm, syncproto.PackFloat32([]float32{1})
 		mustIngest(t, s, store.Batch{EdgeID: "e", Stream: store.VectorsStream, FirstSeq: r.Seq, Records: []store.Record{r}}, r.Seq)
 		rs := mustRecords(t, s, "e", store.VectorsStream, r.Seq-1, 1)
 		sameTime(t, what("edge_records"), rs[0].Time, tm)
