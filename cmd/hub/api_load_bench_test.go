@@ -133,15 +133,34 @@ func (l *apiLoad) target(t *vegeta.Target) error {
 	return nil
 }
 
-// attack runs the mix at rate for d and returns vegeta's metrics.
-func (l *apiLoad) attack(rate int, d time.Duration) *vegeta.Metrics {
+// attack runs the mix at rate for d and returns vegeta's metrics, and
+// the p99 of each kind of request.
+func (l *apiLoad) attack(rate int, d time.Duration) (*vegeta.Metrics, string) {
 	a := vegeta.NewAttacker(vegeta.Timeout(10*time.Second), vegeta.KeepAlive(true), vegeta.Workers(64), vegeta.Connections(1024))
 	var m vegeta.Metrics
+	kinds := map[string][]time.Duration{}
 	for res := range a.Attack(l.target, vegeta.Rate{Freq: rate, Per: time.Second}, d, "mixed") {
 		m.Add(res)
+		k := res.Method + " " + requestKind(res.URL)
+		kinds[k] = append(kinds[k], res.Latency)
 	}
 	m.Close()
-	return &m
+	var parts []string
+	for k, ds := range kinds {
+		parts = append(parts, fmt.Sprintf("%s %s", k, benchinfo.Percentile(ds, 99).Round(100*time.Microsecond)))
+	}
+	slices.Sort(parts)
+	return &m, "p99 by kind: " + strings.Join(parts, ", ")
+}
+
+// requestKind is a URL's route, the instance name replaced by {name}.
+func requestKind(u string) string {
+	_, path, _ := strings.Cut(strings.TrimPrefix(u, "http://"), "/")
+	path = "/" + path
+	if rest, ok := strings.CutPrefix(path, "/api/instances/"); ok && rest != "" {
+		return "/api/instances/{name}"
+	}
+	return path
 }
 
 // passes is the goal of the search: p99 < 50 ms, errors < 0.1 %.
@@ -178,8 +197,8 @@ func (l *apiLoad) search(b *testing.B, start, maxRate int, step time.Duration) i
 	defer b.StopTimer()
 	good, bad := 0, 0
 	for r := start; r <= maxRate; r *= 2 {
-		m := l.attack(r, step)
-		fmt.Printf("  %d hub(s) %s\n", len(l.hubs), describe(r, m))
+		m, kinds := l.attack(r, step)
+		fmt.Printf("  %d hub(s) %s\n      %s\n", len(l.hubs), describe(r, m), kinds)
 		if !passes(m) {
 			bad = r
 			break
@@ -194,8 +213,8 @@ func (l *apiLoad) search(b *testing.B, start, maxRate int, step time.Duration) i
 			break
 		}
 		r := (good + bad) / 2
-		m := l.attack(r, step)
-		fmt.Printf("  %d hub(s) %s\n", len(l.hubs), describe(r, m))
+		m, kinds := l.attack(r, step)
+		fmt.Printf("  %d hub(s) %s\n      %s\n", len(l.hubs), describe(r, m), kinds)
 		if passes(m) {
 			good = r
 		} else {
@@ -212,8 +231,8 @@ func (l *apiLoad) fixedRate(b *testing.B, rate int) {
 	var errs []float64
 	b.StartTimer()
 	for range 3 {
-		m := l.attack(rate, 10*time.Second)
-		fmt.Printf("  1 hub fixed %s\n", describe(rate, m))
+		m, kinds := l.attack(rate, 10*time.Second)
+		fmt.Printf("  1 hub fixed %s\n      %s\n", describe(rate, m), kinds)
 		p50, p95, p99 = append(p50, m.Latencies.P50), append(p95, m.Latencies.P95), append(p99, m.Latencies.P99)
 		errs = append(errs, 100*(1-m.Success))
 	}
