@@ -13,6 +13,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/redforge/controltower/internal/benchinfo"
+	"github.com/redforge/controltower/internal/hubtest"
 )
 
 // BenchmarkAPILoad drives an authenticated mixed load, 80 % reads and 20 %
@@ -34,6 +35,9 @@ import (
 // The hub limits requests per user and minute (ADMIN: 1000), so the load
 // is spread over enough users for the highest rate, as it would be in
 // production; a step that draws a 429 says so.
+//
+// REDFORGE_BENCH_API_INPROCESS=1 runs the one hub inside the benchmark's
+// process instead, for go test -cpuprofile.
 func BenchmarkAPILoad(b *testing.B) {
 	if testing.Short() {
 		b.Skip("hub process benchmark (-short)")
@@ -84,10 +88,16 @@ func newAPILoad(b *testing.B, n, maxRate int) *apiLoad {
 	o := clusterOpts{heartbeat: time.Second, deadAfter: time.Minute}
 	var hubs []*hubProc
 	var admin string
-	if n == 1 {
+	switch {
+	case n == 1 && os.Getenv("REDFORGE_BENCH_API_INPROCESS") == "1":
+		// The hub in this process, so that go test -cpuprofile profiles
+		// it (with the load generator beside it).
+		th := hubtest.Start(b)
+		hubs, admin = []*hubProc{{t: b, id: "in-process", api: th.URL}}, th.AdminToken
+	case n == 1:
 		hubs = []*hubProc{startHubProc(b, "load-hub", "us", "", o)}
 		admin = hubs[0].login(b)
-	} else {
+	default:
 		hubs, admin = startCluster(b, o)
 		hubs = hubs[:n]
 	}
