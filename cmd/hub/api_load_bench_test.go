@@ -198,8 +198,9 @@ func describe(rate int, m *vegeta.Metrics) string {
 		m.Latencies.P99.Round(10*time.Microsecond), m.Latencies.Max.Round(time.Millisecond), 100*(1-m.Success), strings.Join(codes, " "), first)
 }
 
-// search finds the highest passing rate: doubling, then two halvings of
-// the gap between the last pass and the first failure.
+// search finds the highest passing rate: doubling from start (or halving
+// from it when start fails), then two halvings of the gap between the
+// last pass and the first failure.
 func (l *apiLoad) search(b *testing.B, start, maxRate int, step time.Duration) int {
 	b.Helper()
 	l.attack(start/2, 2*time.Second) // warm the connections and the hub
@@ -218,8 +219,17 @@ func (l *apiLoad) search(b *testing.B, start, maxRate int, step time.Duration) i
 			r = maxRate / 2 // the last step is maxRate itself
 		}
 	}
+	for r := start / 2; good == 0 && r >= 5; r /= 2 { // start fails: halve down to 5 req/s
+		m, kinds := l.attack(r, step)
+		fmt.Printf("  %d hub(s) %s\n      %s\n", len(l.hubs), describe(r, m), kinds)
+		if passes(m) {
+			good = r
+		} else {
+			bad = r
+		}
+	}
 	for range 2 {
-		if bad == 0 || bad-good < start/2 {
+		if bad == 0 || bad-good < max(start/2, 2*good/10) {
 			break
 		}
 		r := (good + bad) / 2
