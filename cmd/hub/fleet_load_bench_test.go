@@ -60,8 +60,11 @@ func BenchmarkFleetLoad(b *testing.B) {
 	})
 }
 
-// runtimeMiB is what one Node-RED runtime with the agent flow holds
-// resident here (measured: 90-110 MiB), with some room.
+// runtimeMiB is what one Node-RED runtime with the agent flow is counted
+// for: about 80 MiB resident each (ps), about 50 MiB more used memory per
+// runtime on the machine (shared pages), with room for its heap to grow
+// under load (its --max-old-space-size is 384 MiB). CPU, not memory, is
+// what a 2-core machine runs out of first.
 const runtimeMiB = 128
 
 // fleetFits is the largest fleet up to want whose two runtimes per
