@@ -112,6 +112,7 @@ func newFleet(b *testing.B, n int) *fleetLoad {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost, tr.MaxConnsPerHost = 2000, 0
 	f := &fleetLoad{hub: hub, admin: hub.login(b), flows: flows, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	removeInstancesAtEnd(b, hub, f.admin)
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)

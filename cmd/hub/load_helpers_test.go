@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -175,4 +176,75 @@ func openFiles(pid int) int {
 		return 0
 	}
 	return len(ents)
+}
+
+// removeInstancesAtEnd deletes every instance of hub h when the benchmark
+// ends, before the hub stops (cleanups run last-registered first, so call
+// it after starting the hub), and waits until their runtimes have exited:
+// process-driver runtimes outlive their hub by design (a restarted hub
+// adopts them), and a benchmark must not leave dozens of Node-RED
+// processes behind on a shared machine. Runtimes still there after two
+// minutes are killed.
+func removeInstancesAtEnd(b *testing.B, h *hubProc, token string) {
+	b.Cleanup(func() {
+		code, body, _, err := h.do("GET", "/api/instances", token, nil)
+		if err != nil || code != http.StatusOK {
+			b.Logf("list instances to remove: %d %v", code, err)
+			return
+		}
+		var list struct {
+			Instances []struct {
+				ID   string `json:"id"`
+				Name string `json:"name"`
+			} `json:"instances"`
+		}
+		_ = json.Unmarshal(body, &list)
+		var ids []string
+		for _, in := range list.Instances {
+			ids = append(ids, in.ID)
+			_, _, _, _ = h.do("DELETE", "/api/instances/"+in.Name, token, nil)
+		}
+		if len(ids) == 0 {
+			return
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			left := runtimesOf(ids)
+			if len(left) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				for _, pid := range left {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+				b.Logf("killed %d runtimes left after their instances were deleted", len(left))
+				return
+			}
+			time.Sleep(500 * time.Millisecond) // polling /proc for exits, with a deadline
+		}
+	})
+}
+
+// runtimesOf lists the pids of processes whose command line names one of
+// the instance ids (a runtime's --userDir, or its title, holds its id).
+func runtimesOf(ids []string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		for _, id := range ids {
+			if strings.Contains(string(cmd), "redforge-runtimes/") && strings.Contains(string(cmd), "/"+id) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
 }

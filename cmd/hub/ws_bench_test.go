@@ -66,6 +66,7 @@ func runWSFanout(b *testing.B, n int) {
 	hub := startHubProc(b, "ws-hub", "us", "", clusterOpts{heartbeat: time.Second, deadAfter: time.Minute})
 	pid := hub.cmd.Process.Pid
 	admin := hub.login(b)
+	removeInstancesAtEnd(b, hub, admin)
 	if code, body, _, err := hub.do("POST", "/api/instances", admin, map[string]any{"name": "ws-probe", "resources": map[string]any{"memory_mb": 256}}); err != nil || code != 201 {
 		b.Fatalf("create instance: %d %s %v", code, body, err)
 	}
