@@ -77,8 +77,15 @@ cross: ## build redforge-edge for linux/arm64 and linux/arm/v7 (static, CGO_ENAB
 EDGE_BENCHES := IngestQoS1|VectorDrain|PeerMosquittoBridge
 BENCH_RUNS ?= 3
 
-bench: bench-edge ## run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -skip '$(EDGE_BENCHES)' -benchtime 1x -count=1 -timeout 30m ./...
+bench: bench-edge bench-load ## run the benchmarks and print their figures
+	$(GO) test -run '^$$' -bench . -skip '$(EDGE_BENCHES)|$(LOAD_BENCHES)' -benchtime 1x -count=1 -timeout 30m ./...
+
+LOAD_BENCHES := APILoad|WebSocketFanout|FleetLoad
+
+.PHONY: bench-load
+bench-load: test-env ## load and scale (issue 20): API mixed load on 1 and 3 hubs (vegeta), 10k/50k WebSocket clients, 100 blue-green deployments and 1,000 concurrent workflows through the proxy; sizes via REDFORGE_BENCH_* (cmd/hub/*load*_bench_test.go)
+	@mkdir -p bench-results
+	$(GO) test -p 1 -run '^$$' -bench '$(LOAD_BENCHES)' -benchtime 1x -count=1 -timeout 120m ./cmd/hub | tee bench-results/load.txt
 
 .PHONY: bench-edge
 bench-edge: test-env ## edge ingest, drain and end to end, 3 runs each (BENCH_RUNS): medians of their ratios to same-run references, in bench-results/edge.md

@@ -76,6 +76,7 @@ func (m *Main) ParseFlags(args []string) error {
 func (m *Main) Run(ctx context.Context) error {
 	level, _ := hub.ParseLevel(m.Config.LogLevel)
 	log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
+	raiseOpenFiles(log) // rlimit.go
 	m.Hub = hub.New(m.Config, version, log)
 	if err := m.Hub.Open(ctx); err != nil {
 		return err

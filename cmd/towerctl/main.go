@@ -48,6 +48,7 @@ func commands() []command {
 		{"logout", "end the saved session", runLogout},
 		{"instances", "list|create [--replicas N]|show|start|stop|restart|scale NAME N|delete|logs [--replica N]|flows get|flows versions|flows deploy FILE", runInstances},
 		{"hubs", "list|drain HUB|undrain HUB", runHubs},
+		{"events", "stream the hub's events as JSON lines (--types a,b --count N)", runEvents},
 		{"deploy", "(FILE | --flows-version N) --instance NAME [--wait]: blue-green deploy, printing its phases", runDeploy},
 		{"rollback", "DEPLOYMENT_ID: roll a deployment back inside its rollback window", runRollback},
 		{"edges", "list|show ID|token [--region R] [--ttl D]|config get ID|config set ID FLOWS_FILE [--settings FILE]", runEdges},
