@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redforge/controltower/hub/api"
+	"github.com/redforge/controltower/hub/catalog"
 	"github.com/redforge/controltower/internal/hubtest"
 )
 
@@ -260,6 +262,13 @@ func testRouteAccess(t *testing.T, h *hubtest.Hub) {
 			t.Errorf("/api/auth/me as the metrics token lists %d permissions, want 1: %s", len(me.Permissions), body)
 		}
 	}
+	// The table has more routes than a VIEWER may call in a minute
+	// (api.RoleRequestsPerMinute, TestRoleRequestLimit);
+	// here the limit is raised so that every route is checked. No test of
+	// this package runs in parallel with this one.
+	viewerLimit := api.RoleRequestsPerMinute[catalog.RoleViewer]
+	api.RoleRequestsPerMinute[catalog.RoleViewer] = 10 * len(routeTable)
+	defer func() { api.RoleRequestsPerMinute[catalog.RoleViewer] = viewerLimit }()
 	for _, r := range routeTable {
 		path := strings.NewReplacer(":id", "does-not-exist", ":edge_id", "does-not-exist").Replace(r.path)
 		if code, body := h.Do(t, r.method, path, "", nil); r.kind != "public" && code != http.StatusUnauthorized {
@@ -358,5 +367,27 @@ func TestLoginRateLimit(t *testing.T) {
 				t.Errorf("GET /api/audit%s returned records", bad)
 			}
 		}
+	}
+}
+
+// TestRoleRequestLimit: a VIEWER's requests beyond its role's limit in a
+// minute are refused with 429 naming the limit; another user is not held
+// back by it.
+func TestRoleRequestLimit(t *testing.T) {
+	h := hubtest.Start(t)
+	viewer := h.CreateUser(t, "viewer", "VIEWER")
+	other := h.CreateUser(t, "other", "VIEWER")
+	limit := api.RoleRequestsPerMinute[catalog.RoleViewer]
+	for i := 0; i < limit; i++ {
+		if code, body := h.Do(t, "GET", "/api/instances", viewer, nil); code != 200 {
+			t.Fatalf("request %d of %d = %d %s", i+1, limit, code, body)
+		}
+	}
+	code, body := h.Do(t, "GET", "/api/instances", viewer, nil)
+	if code != http.StatusTooManyRequests || !strings.Contains(string(body), "rate_limited") {
+		t.Fatalf("request %d = %d %s, want 429 rate_limited", limit+1, code, body)
+	}
+	if code, body := h.Do(t, "GET", "/api/instances", other, nil); code != 200 {
+		t.Fatalf("another VIEWER = %d %s, want 200", code, body)
 	}
 }
