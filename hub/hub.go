@@ -467,6 +467,7 @@ func (h *Hub) openFleet(ctx context.Context) error {
 	})
 	h.background(h.catchUp)
 	h.Fleet.RecordHistory(h.Store, h.logicalInstanceID)
+	h.background(h.pruneHistory)
 	h.background(h.Fleet.Run)
 	if h.Config.Demo {
 		h.background(h.startDemo)
