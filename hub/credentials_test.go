@@ -14,6 +14,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/redforge/controltower/hub/broker"
+	"github.com/redforge/controltower/hub/fleet"
 	"github.com/redforge/controltower/internal/hubtest"
 	"github.com/redforge/controltower/internal/testenv"
 )
@@ -93,7 +94,7 @@ func TestCredentialsArePerInstance(t *testing.T) {
 	beta = waitRunning("beta")
 	login := func(addr, pw string) int {
 		form := "client_id=node-red-admin&grant_type=password&scope=*&username=redforge-hub&password=" + pw
-		resp, err := http.Post("http://"+addr+"/auth/token", "application/x-www-form-urlencoded", strings.NewReader(form))
+		resp, err := http.Post("http://"+addr+fleet.AdminRoot+"/auth/token", "application/x-www-form-urlencoded", strings.NewReader(form))
 		if err != nil {
 			t.Fatal(err)
 		}
