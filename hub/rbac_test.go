@@ -90,6 +90,7 @@ var routeTable = []routeRule{
 	{"GET", "/api/deployments", "perm", "deployments", "read"},
 	{"GET", "/api/deployments/:id", "perm", "deployments", "read"},
 	{"POST", "/api/deployments/:id/rollback", "perm", "deployments", "update"},
+	{"GET", "/api/deployments/:id/logs", "perm", "instances", "read"},
 	{"POST", "/api/checkpoints", "perm", "checkpoints", "create"},
 	{"GET", "/api/checkpoints", "perm", "checkpoints", "read"},
 	{"GET", "/api/metrics/prices", "any", "", ""},

@@ -107,6 +107,9 @@ type Deps struct {
 	// Observer, when set, is told phase durations, outcomes and held and
 	// replayed messages (metrics).
 	Observer Observer
+	// Logs, when set, returns the last tail lines of a replica's runtime
+	// log; a green that fails leaves them with its deployment (GreenLogs).
+	Logs func(ctx context.Context, a catalog.Allocation, tail int) ([]byte, error)
 }
 
 // Orchestrator runs deployments on the Raft leader.
