@@ -467,7 +467,9 @@ func (h *Hub) openFleet(ctx context.Context) error {
 	})
 	h.background(h.catchUp)
 	h.Fleet.RecordHistory(h.Store, h.logicalInstanceID)
-	h.background(h.pruneHistory)
+	if !h.Config.scratch { // a verification copy keeps the backup's history as it is
+		h.background(h.pruneHistory)
+	}
 	h.background(h.Fleet.Run)
 	if h.Config.Demo {
 		h.background(h.startDemo)
