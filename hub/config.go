@@ -95,6 +95,9 @@ type Config struct {
 	BackupConfig
 	// TLSConfig: HTTPS, ACME, hub-to-hub mutual TLS, MQTTS (tls_config.go).
 	TLSConfig
+	// RetentionConfig: how much status history and how many flows
+	// versions the store keeps (retention.go).
+	RetentionConfig
 }
 
 // DefaultConfig returns the embedded-defaults configuration.
@@ -114,6 +117,7 @@ func DefaultConfig() Config {
 		DockerNetwork:   DefaultNetwork,
 		MonitorInterval: DefaultMonitor,
 		BackupConfig:    defaultBackupConfig(),
+		RetentionConfig: defaultRetentionConfig(),
 	}
 }
 
@@ -171,6 +175,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	applyCluster := clusterFlags(fs)
 	applyObservability := observabilityFlags(fs)
 	applyBackup := backupFlags(fs)
+	applyRetention := retentionFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -218,6 +223,9 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		return cfg, err
 	}
 	if err := applyBackup(&cfg, set, getenv); err != nil {
+		return cfg, err
+	}
+	if err := applyRetention(&cfg, set, getenv); err != nil {
 		return cfg, err
 	}
 	return cfg, secrets.Err()
@@ -288,6 +296,7 @@ func (c Config) Validate() error {
 	if c.Region == "" {
 		bad("region", "must not be empty")
 	}
+	c.RetentionConfig.validate(bad)
 	if c.DockerNetwork != "bridge" && c.DockerNetwork != "host" {
 		bad("docker-network", "%q is not bridge or host", c.DockerNetwork)
 	}

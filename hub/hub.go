@@ -467,6 +467,9 @@ func (h *Hub) openFleet(ctx context.Context) error {
 	})
 	h.background(h.catchUp)
 	h.Fleet.RecordHistory(h.Store, h.logicalInstanceID)
+	if !h.Config.scratch { // a verification copy keeps the backup's history as it is
+		h.background(h.pruneHistory)
+	}
 	h.background(h.Fleet.Run)
 	if h.Config.Demo {
 		h.background(h.startDemo)
@@ -633,7 +636,7 @@ func (h *Hub) openDeploy() {
 	o := deploy.New(deploy.Config{BrokerAddr: h.brokerAddr, RelaySession: h.relaySession()}, deploy.Deps{
 		Catalog: h.State, Applier: h.Raft, Fleet: h.Fleet, Rows: h.Instances, Bus: h.Bus, Coord: h.Coord, Audit: h.Audit,
 		Events: h.Events, Checkpoints: h.Store, IsLeader: h.Raft.IsLeader, ClusterIdle: h.clusterIdle,
-		Logger: h.Logger.With("component", "deploy"), Observer: h.Metrics.Deploy,
+		Logger: h.Logger.With("component", "deploy"), Observer: h.Metrics.Deploy, Logs: h.replicaLogs,
 	})
 	h.Proxy = proxy.New(proxyResolver{h.Instances, h.State}, h.locality(), h.Logger.With("component", "proxy"))
 	o.SetProxy(h.Proxy)

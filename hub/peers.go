@@ -70,6 +70,7 @@ func (h *Hub) peerRoutes() map[string]http.Handler {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(map[string]int64{"in_flight": h.Proxy.RowInFlight(req.Row)})
 		}),
+		PathPeerLogs: guard(h.servePeerLogs),
 		PathPeerPackage: guard(func(w http.ResponseWriter, r *http.Request) {
 			var req struct {
 				SHA256 string `json:"sha256"`

@@ -24,6 +24,7 @@ type Deployer interface {
 	Get(ctx context.Context, id string) (deploy.View, error)
 	List(instance string) ([]catalog.Deployment, error)
 	Rollback(ctx context.Context, id, userID, username string) (catalog.Deployment, error)
+	GreenLogs(id string) (deploy.GreenLogs, error)
 }
 
 func (s *Server) deploymentRoutes() {
@@ -33,6 +34,9 @@ func (s *Server) deploymentRoutes() {
 		s.handle(http.MethodGet, "/api/deployments", p(auth.ActionRead), s.listDeployments)
 		s.handle(http.MethodGet, "/api/deployments/:id", p(auth.ActionRead), s.getDeployment)
 		s.handle(http.MethodPost, "/api/deployments/:id/rollback", p(auth.ActionUpdate), s.rollbackDeployment)
+		// Who may read the deployment's instance's logs (checked in the
+		// handler, which knows the instance).
+		s.handle(http.MethodGet, "/api/deployments/:id/logs", Perm(auth.ResourceInstances, auth.ActionRead), s.deploymentLogs)
 	}
 	s.proxyRoutes()
 }
@@ -240,6 +244,32 @@ func (s *Server) getDeployment(c *gin.Context) {
 		FromVersion int64 `json:"from_version,omitempty"`
 		ToVersion   int64 `json:"to_version,omitempty"`
 	}{v, out.FromVersion, out.ToVersion})
+}
+
+// deploymentLogs serves GET /api/deployments/:id/logs: the last lines of
+// each replica's log a failed green left with its deployment, for those
+// who may read the logs of the deployment's instance.
+func (s *Server) deploymentLogs(c *gin.Context) {
+	v, err := s.cfg.Deploy.Get(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if err := auth.Authorize(principal(c), auth.ResourceInstances, auth.ActionRead, auth.Target{InstanceID: v.InstanceID}); err != nil {
+		abort(c, err)
+		return
+	}
+	gl, err := s.cfg.Deploy.GreenLogs(v.ID)
+	if errors.Is(err, catalog.ErrNotFound) {
+		abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()})
+		return
+	}
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gl)
 }
 
 func (s *Server) rollbackDeployment(c *gin.Context) {

@@ -108,6 +108,9 @@ type Deps struct {
 	// Observer, when set, is told phase durations, outcomes and held and
 	// replayed messages (metrics).
 	Observer Observer
+	// Logs, when set, returns the last tail lines of a replica's runtime
+	// log; a green that fails leaves them with its deployment (GreenLogs).
+	Logs func(ctx context.Context, a catalog.Allocation, tail int) ([]byte, error)
 }
 
 // Orchestrator runs deployments on the Raft leader.
@@ -124,6 +127,11 @@ type Orchestrator struct {
 	termCtx   context.Context
 	endTerm   context.CancelFunc
 	relayTerm context.Context // the term whose leader relay runs (DurableBus)
+
+	// drives counts the drive goroutines; Run joins them before it
+	// returns, so no Apply is in flight once the hub closes Raft and
+	// the store.
+	drives sync.WaitGroup
 }
 
 // Errors of Start and Rollback.
@@ -178,8 +186,11 @@ func (o *Orchestrator) paceReplay(ctx context.Context, target string) {
 
 // Run relays input and, while this hub leads, drives deployments until
 // ctx ends. A deployment in flight when leadership arrives is resumed
-// from its recorded phase.
+// from its recorded phase. Run returns only once every goroutine it
+// started (deployments being driven, relay loops) has ended.
 func (o *Orchestrator) Run(ctx context.Context) {
+	defer o.relay.wait()
+	defer o.drives.Wait()
 	if err := o.relay.run(ctx); err != nil {
 		o.log.Error("deploy: input relay not running", "error", err)
 	}
@@ -224,7 +235,9 @@ func (o *Orchestrator) tick(ctx context.Context, ds []catalog.Deployment) {
 				o.relay.hold(inst.Name) // a resumed deployment keeps holding
 			}
 		}
+		o.drives.Add(1)
 		go func() {
+			defer o.drives.Done()
 			defer func() {
 				o.mu.Lock()
 				delete(o.running, d.ID)

@@ -172,22 +172,46 @@ func (o *Orchestrator) drive(ctx context.Context, id string) {
 			o.rollback(ctx, d, spec, f.err.Error())
 			return
 		}
-		for err != nil && ctx.Err() == nil { // after the switch: retry, never roll back by itself
-			o.log.Warn("deployment phase failed; retrying", "deployment", id, "phase", p, "error", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(2 * time.Second):
-			}
-			err = o.runPhase(ctx, &d, &spec, p)
-		}
-		if ctx.Err() != nil {
+		if err != nil && !o.retryPhase(ctx, &d, &spec, p, err) {
 			return
 		}
 		if d, err = o.d.Catalog.Deployment(id); err != nil {
 			return
 		}
 	}
+}
+
+// phaseRetry is the pause between tries of a phase after the switch.
+var phaseRetry = 2 * time.Second
+
+// retryPhase runs phase p again after it failed with err, until it
+// succeeds or ctx ends (after the switch a deployment is never rolled back
+// by itself). The first failure, and every tenth after it, is written to
+// the deployment's history and error, so a deployment held up (an audit
+// record that cannot be written, say) shows why instead of looking as if
+// it were merely slow; a later success clears the error. It reports
+// whether the phase succeeded.
+func (o *Orchestrator) retryPhase(ctx context.Context, d *catalog.Deployment, spec *Spec, p catalog.DeploymentPhase, err error) bool {
+	for tries := 1; err != nil; tries++ {
+		o.log.Warn("deployment phase failed; retrying", "deployment", d.ID, "phase", p, "tries", tries, "error", err)
+		if tries%10 == 1 {
+			msg := fmt.Sprintf("%s failed (try %d); retrying every %s: %v", p, tries, phaseRetry, err)
+			o.bestEffort(ctx, d.ID, func(d *catalog.Deployment) {
+				d.Error = msg
+				d.History = append(d.History, catalog.PhaseRecord{Phase: d.Phase, Status: d.Status, At: o.now().UTC(), Message: msg})
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(phaseRetry):
+		}
+		err = o.runPhase(ctx, d, spec, p)
+		if err == nil {
+			o.bestEffort(ctx, d.ID, func(d *catalog.Deployment) { d.Error = "" })
+		}
+	}
+	return ctx.Err() == nil
 }
 
 func (o *Orchestrator) runPhase(ctx context.Context, d *catalog.Deployment, spec *Spec, p catalog.DeploymentPhase) error {
@@ -686,7 +710,9 @@ func (o *Orchestrator) waitIdle(ctx context.Context, rowID string) {
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if o.d.Proxy != nil {
-		_ = o.d.Proxy.WaitIdle(wctx, rowID)
+		if err := o.d.Proxy.WaitIdle(wctx, rowID); err != nil && ctx.Err() == nil {
+			o.log.Warn("requests through this hub still in flight after 30s; going on", "instance", rowID, "error", err)
+		}
 	}
 	if o.d.ClusterIdle != nil {
 		if err := o.d.ClusterIdle(wctx, rowID); err != nil {
@@ -712,13 +738,18 @@ func (o *Orchestrator) setDesired(ctx context.Context, id string, s catalog.Desi
 // removed, blue told to resume, held input replayed to blue.
 func (o *Orchestrator) rollback(ctx context.Context, d catalog.Deployment, spec Spec, reason string) {
 	o.log.Warn("deployment failed; rolling back", "deployment", d.ID, "phase", d.Phase, "reason", reason)
+	if green, err := o.d.Catalog.Instance(spec.GreenID); err == nil {
+		o.keepGreenLogs(ctx, d.ID, green) // before its runtime goes with its row
+	}
 	if _, err := o.d.Applier.Apply(ctx, catalog.DeleteInstance(spec.GreenID)); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		o.log.Error("rollback: remove green", "deployment", d.ID, "error", err)
 	}
 	logical, err := o.d.Catalog.Instance(d.InstanceID)
 	if err == nil {
 		if blue, err := o.d.Catalog.Instance(spec.BlueID); err == nil {
-			_, _ = o.control(ctx, blue.Name, "active", 0, 0)
+			if _, err := o.control(ctx, blue.Name, "active", 0, 0); err != nil {
+				o.log.Warn("rollback: tell blue to resume", "deployment", d.ID, "instance", blue.Name, "error", err)
+			}
 			for {
 				n, err := o.relay.release(ctx, logical.Name, blue.Name)
 				spec.Replayed += n

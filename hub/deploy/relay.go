@@ -56,6 +56,9 @@ type relay struct {
 
 	mu      sync.Mutex
 	holding map[string]bool
+
+	// loops counts the goroutines run and runLeader start; wait joins them.
+	loops sync.WaitGroup
 }
 
 type inMsg struct {
@@ -103,7 +106,9 @@ func (r *relay) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
+	r.loops.Add(1)
 	go func() {
+		defer r.loops.Done()
 		defer unsub()
 		for {
 			select {
@@ -157,12 +162,18 @@ func (r *relay) runLeader(ctx context.Context, clientID string) error {
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
+	r.loops.Add(1)
 	go func() {
+		defer r.loops.Done()
 		<-ctx.Done()
 		stop()
 	}()
 	return nil
 }
+
+// wait returns once every loop started by run and runLeader has ended
+// (their contexts must be done).
+func (r *relay) wait() { r.loops.Wait() }
 
 // alreadyRelayed reports whether a redelivered message was relayed
 // before: its mark is recorded under key, or it is in name's hold queue.

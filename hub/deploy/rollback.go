@@ -53,8 +53,7 @@ func (o *Orchestrator) Rollback(ctx context.Context, id, userID, username string
 	// order of processing is kept across the switch back.
 	if green, err := o.d.Catalog.Instance(spec.GreenID); err == nil {
 		if acked, err := o.control(ctx, green.Name, "drain", spec.DrainTimeout, o.runningReplicas(green.ID)); err != nil {
-			_, _ = o.relay.release(ctx, logical.Name, green.Name)
-			return d, fmt.Errorf("drain green: %w", err)
+			return d, errors.Join(fmt.Errorf("drain green: %w", err), o.releaseTo(ctx, logical.Name, green.Name))
 		} else if !acked {
 			o.log.Warn("green did not ack the drain; switching back anyway", "deployment", id)
 		}
@@ -67,10 +66,11 @@ func (o *Orchestrator) Rollback(ctx context.Context, id, userID, username string
 		o.d.Proxy.Resume(logical.Name)
 	}
 	if err != nil {
-		_, _ = o.relay.release(ctx, logical.Name, spec.GreenName)
-		return d, fmt.Errorf("switch back to blue: %w", err)
+		return d, errors.Join(fmt.Errorf("switch back to blue: %w", err), o.releaseTo(ctx, logical.Name, spec.GreenName))
 	}
-	_, _ = o.control(ctx, blue.Name, "active", 0, 0)
+	if _, err := o.control(ctx, blue.Name, "active", 0, 0); err != nil {
+		o.log.Warn("rollback: tell blue to resume", "deployment", id, "instance", blue.Name, "error", err)
+	}
 	if _, err := o.relay.release(ctx, logical.Name, blue.Name); err != nil {
 		return d, err
 	}
@@ -87,4 +87,14 @@ func (o *Orchestrator) Rollback(ctx context.Context, id, userID, username string
 			ResourceType: "deployment", ResourceID: id, Details: o.auditDetails(&d, &spec, reason)})
 	}
 	return d, err
+}
+
+// releaseTo replays the held input of logical to target and stops holding
+// it, after a manual rollback gave up; an error says the input is still
+// held.
+func (o *Orchestrator) releaseTo(ctx context.Context, logical, target string) error {
+	if _, err := o.relay.release(ctx, logical, target); err != nil {
+		return fmt.Errorf("the input of %s stays held: replay to %s: %w", logical, target, err)
+	}
+	return nil
 }

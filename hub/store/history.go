@@ -150,3 +150,12 @@ func (f FlowsVersionFilter) Validate() error {
 	}
 	return checkPage(f.Limit, f.Offset)
 }
+
+// ValidateKeep checks the count of PruneFlowsVersions: at least 1, so an
+// instance always keeps its newest version.
+func ValidateKeep(keep int) error {
+	if keep < 1 {
+		return invalid("keep", "must be at least 1")
+	}
+	return nil
+}

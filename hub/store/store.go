@@ -100,6 +100,9 @@ type Store interface {
 	// ListStatusTransitions returns the transitions of f.InstanceID
 	// matching f, newest first (by Time, then ID).
 	ListStatusTransitions(ctx context.Context, f TransitionFilter) ([]StatusTransition, error)
+	// PruneStatusTransitions deletes the transitions with Time before
+	// before and returns how many it deleted.
+	PruneStatusTransitions(ctx context.Context, before time.Time) (int64, error)
 
 	// AppendFlowsVersion records a flows document deployed to
 	// v.InstanceID. Inside one transaction serialized against every other
@@ -113,4 +116,8 @@ type Store interface {
 	ListFlowsVersions(ctx context.Context, f FlowsVersionFilter) ([]FlowsVersion, error)
 	// GetFlowsVersion returns one version with its Flows, or ErrNotFound.
 	GetFlowsVersion(ctx context.Context, instanceID string, version int64) (FlowsVersion, error)
+	// PruneFlowsVersions keeps the keep newest versions of every instance
+	// (keep ≥ 1), deletes the older ones and returns how many it deleted.
+	// Numbering goes on from the newest version kept.
+	PruneFlowsVersions(ctx context.Context, keep int) (int64, error)
 }

@@ -17,6 +17,82 @@ func runHistory(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("FlowsVersionsGaplessPerInstance", func(t *testing.T) { testFlowsVersions(t, open(t)) })
 	t.Run("FlowsVersionsConcurrentAppendsGapless", func(t *testing.T) { testFlowsVersionsConcurrent(t, open(t)) })
 	t.Run("FlowsVersionInvalidWritesNothing", func(t *testing.T) { testFlowsVersionInvalid(t, open(t)) })
+	t.Run("TransitionsPrunedBeforeCutOff", func(t *testing.T) { testTransitionPrune(t, open(t)) })
+	t.Run("FlowsVersionsPrunedToNewestPerInstance", func(t *testing.T) { testFlowsVersionPrune(t, open(t)) })
+}
+
+func testTransitionPrune(t *testing.T, s store.Store) {
+	var all []store.StatusTransition // newest first, per instance
+	for i := range 5 {
+		for _, inst := range []string{"p1", "p2"} {
+			tr := store.StatusTransition{Time: t0.Add(time.Duration(i) * time.Hour), InstanceID: inst, RowID: inst, Status: "running"}
+			if err := s.AppendStatusTransition(t.Context(), &tr); err != nil {
+				t.Fatal(err)
+			}
+			if inst == "p1" {
+				all = append([]store.StatusTransition{tr}, all...)
+			}
+		}
+	}
+	cut := t0.Add(2 * time.Hour) // hours 0 and 1 go, for both instances
+	n, err := s.PruneStatusTransitions(t.Context(), cut)
+	if err != nil || n != 4 {
+		t.Fatalf("PruneStatusTransitions = %d, %v; want 4", n, err)
+	}
+	equal(t, "after prune", mustListTransitions(t, s, store.TransitionFilter{InstanceID: "p1"}), all[:3])
+	if got := mustListTransitions(t, s, store.TransitionFilter{InstanceID: "p2"}); len(got) != 3 {
+		t.Fatalf("p2 kept %d transitions, want 3", len(got))
+	}
+	if n, err := s.PruneStatusTransitions(t.Context(), cut); err != nil || n != 0 {
+		t.Fatalf("second prune = %d, %v; want 0", n, err)
+	}
+	_, err = s.PruneStatusTransitions(t.Context(), time.Time{})
+	wantInvalid(t, err, "before")
+}
+
+func testFlowsVersionPrune(t *testing.T, s store.Store) {
+	appendN := func(inst string, n int) {
+		for i := range n {
+			v := store.FlowsVersion{InstanceID: inst, Flows: json.RawMessage(fmt.Sprintf(`[{"id":"n%d"}]`, i)), Source: store.FlowsSourcePut}
+			if err := s.AppendFlowsVersion(t.Context(), &v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	versions := func(inst string) []int64 {
+		vs, err := s.ListFlowsVersions(t.Context(), store.FlowsVersionFilter{InstanceID: inst})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := []int64{}
+		for _, v := range vs {
+			out = append(out, v.Version)
+		}
+		return out
+	}
+	appendN("v1", 5)
+	appendN("v2", 2)
+	n, err := s.PruneFlowsVersions(t.Context(), 3)
+	if err != nil || n != 2 {
+		t.Fatalf("PruneFlowsVersions(3) = %d, %v; want 2", n, err)
+	}
+	equal(t, "v1 keeps its 3 newest", versions("v1"), []int64{5, 4, 3})
+	equal(t, "v2 under the count keeps all", versions("v2"), []int64{2, 1})
+	if _, err := s.GetFlowsVersion(t.Context(), "v1", 2); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a pruned version: %v, want ErrNotFound", err)
+	}
+	if v, err := s.GetFlowsVersion(t.Context(), "v1", 3); err != nil || string(v.Flows) != `[{"id":"n2"}]` {
+		t.Fatalf("a kept version: %+v, %v", v, err)
+	}
+	appendN("v1", 1)
+	equal(t, "numbering goes on", versions("v1"), []int64{6, 5, 4, 3})
+	if n, err := s.PruneFlowsVersions(t.Context(), 1); err != nil || n != 4 {
+		t.Fatalf("PruneFlowsVersions(1) = %d, %v; want 4", n, err)
+	}
+	equal(t, "keep 1", versions("v1"), []int64{6})
+	equal(t, "keep 1, v2", versions("v2"), []int64{2})
+	_, err = s.PruneFlowsVersions(t.Context(), 0)
+	wantInvalid(t, err, "keep")
 }
 
 func mustListTransitions(t *testing.T, s store.Store, f store.TransitionFilter) []store.StatusTransition {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redforge/controltower/hub/store"
 )
@@ -54,6 +55,33 @@ func (db *DB) ListStatusTransitions(ctx context.Context, f store.TransitionFilte
 		return nil, fmt.Errorf("list status transitions of %s: %w", f.InstanceID, err)
 	}
 	return out, nil
+}
+
+// PruneStatusTransitions implements store.Store.
+func (db *DB) PruneStatusTransitions(ctx context.Context, before time.Time) (int64, error) {
+	if err := store.ValidatePrune(before); err != nil {
+		return 0, err
+	}
+	n, err := db.exec(ctx, "DELETE FROM status_transitions WHERE time < ?", db.t(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune status transitions before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	return n, nil
+}
+
+// PruneFlowsVersions implements store.Store. Versions are gapless per
+// instance, so the ones to keep are those above the instance's newest
+// minus keep.
+func (db *DB) PruneFlowsVersions(ctx context.Context, keep int) (int64, error) {
+	if err := store.ValidateKeep(keep); err != nil {
+		return 0, err
+	}
+	n, err := db.exec(ctx, `DELETE FROM flows_versions WHERE version <= (SELECT max(f.version) FROM flows_versions f
+		WHERE f.instance_id = flows_versions.instance_id) - ?`, keep)
+	if err != nil {
+		return 0, fmt.Errorf("prune flows versions (keep %d per instance): %w", keep, err)
+	}
+	return n, nil
 }
 
 const flowsVersionCols = "instance_id, version, sha256, size, source, deployment_id, user_id, username, time"
