@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -60,7 +61,11 @@ func TestRunJoinsDeployments(t *testing.T) {
 	if _, err := r.Apply(bg, catalog.UpsertInstance(catalog.Instance{ID: "i1", Name: "app"})); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Apply(bg, catalog.PutSetting(SpecKey("d1"), Spec{BlueID: "i1", GreenID: "i1-g", GreenName: "app.g"})); err != nil {
+	spec, err := json.Marshal(Spec{BlueID: "i1", GreenID: "i1-g", GreenName: "app.g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Apply(bg, catalog.PutDeploymentSpec(catalog.DeploymentSpec{DeploymentID: "d1", InstanceID: "i1", Spec: spec})); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Apply(bg, catalog.PutDeployment(catalog.Deployment{ID: "d1", InstanceID: "i1", Status: catalog.DeploymentPending})); err != nil {
