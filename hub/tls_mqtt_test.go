@@ -34,7 +34,7 @@ func TestMQTTSOnHub(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	try := func(cfg *tls.Config) error {
-		c := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://"+addr).SetClientID("outsider").
+		c := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://" + addr).SetClientID("outsider").
 			SetUsername("no-such-instance").SetPassword("x").SetTLSConfig(cfg).
 			SetConnectTimeout(5 * time.Second).SetAutoReconnect(false))
 		tok := c.Connect()
