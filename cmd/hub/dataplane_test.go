@@ -346,11 +346,12 @@ func TestReturningHubStopsStaleRuntime(t *testing.T) {
 		}
 		return nil
 	})
-	// The cut hub's runtime still runs: nothing told it otherwise. (Polled:
-	// on a loaded machine its hub's monitor may be restarting it after a
-	// slow health check, and Node-RED answers 404 until its flows start.)
-	testenv.WaitFor(t, 30*time.Second, "the stale runtime serving while its hub is cut off (else the test proves nothing)", func() error {
-		if code, err := cut.host.Probe(stale.Address); err != nil || code != 200 {
+	// The cut hub's runtime still runs: nothing told it otherwise. Any HTTP
+	// answer counts (GET / is 404 since the editor moved off the data
+	// plane's root to fleet.AdminRoot). Polled: on a loaded machine its
+	// hub's monitor may be restarting it after a slow health check.
+	testenv.WaitFor(t, 30*time.Second, "the stale runtime answering while its hub is cut off (else the test proves nothing)", func() error {
+		if code, err := cut.host.Probe(stale.Address); err != nil {
 			return fmt.Errorf("probe = %d %v", code, err)
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,7 +27,11 @@ type StoreCheck struct {
 	db     *sql.DB
 }
 
-// Ping reports the store's damage, naming it; nil when intact.
+// errUnreachable is a PostgreSQL server the check could not connect to.
+var errUnreachable = errors.New("store unreachable")
+
+// Ping reports the store's damage, naming it; nil when intact or when the
+// server cannot be reached (the store's own health check reports that).
 func (c *StoreCheck) Ping(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -38,6 +43,11 @@ func (c *StoreCheck) Ping(ctx context.Context) error {
 	case StorePostgres:
 		tables, err = c.postgres(ctx)
 	default:
+		return nil
+	}
+	if errors.Is(err, errUnreachable) {
+		// The store's own check names a server it cannot reach; this
+		// one judges damage, which it cannot see from here.
 		return nil
 	}
 	if err != nil {
@@ -118,7 +128,7 @@ func checkSQLiteHeader(path string) error {
 func (c *StoreCheck) postgres(ctx context.Context) ([]string, error) {
 	conn, err := pgx.Connect(ctx, c.Path)
 	if err != nil {
-		return nil, err
+		return nil, errUnreachable
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	rows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
