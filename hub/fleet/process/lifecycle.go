@@ -370,14 +370,25 @@ func (d *Driver) Remove(ctx context.Context, instanceID string) error {
 	delete(d.children, instanceID)
 	delete(d.samples, instanceID)
 	d.mu.Unlock()
+	if err := d.removeTree(instanceID); err != nil {
+		return err
+	}
+	// After fileMu is released: tidyRunDir takes allocMu, which Create
+	// holds while it takes fileMu (the other order deadlocked a Remove
+	// with a reconcile recreating the instance).
+	d.tidyRunDir()
+	return nil
+}
+
+// removeTree removes the instance's run and state dirs under fileMu.
+// Another Driver's reaper (a previous hub value in this process) may write
+// runtime.json while the tree goes; it tries again then.
+func (d *Driver) removeTree(instanceID string) error {
 	d.fileMu.Lock()
 	defer d.fileMu.Unlock()
-	// Another Driver's reaper (a previous hub value in this process) may
-	// write runtime.json while the tree goes; try again then.
 	for attempt := 0; ; attempt++ {
 		err := errors.Join(os.RemoveAll(d.runBase(instanceID)), os.RemoveAll(d.instanceDir(instanceID)))
 		if err == nil {
-			d.tidyRunDir()
 			return nil
 		}
 		if attempt == 2 {
