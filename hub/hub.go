@@ -639,6 +639,7 @@ func (h *Hub) openDeploy() {
 		Logger: h.Logger.With("component", "deploy"), Observer: h.Metrics.Deploy, Logs: h.replicaLogs,
 	})
 	h.Proxy = proxy.New(proxyResolver{h.Instances, h.State}, h.locality(), h.Logger.With("component", "proxy"))
+	h.onClose("proxy", h.Proxy.Close)
 	o.SetProxy(h.Proxy)
 	h.Deploy = o
 	if !h.Config.scratch { // a verification copy must not drive the real runtimes

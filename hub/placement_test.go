@@ -18,6 +18,9 @@ func TestPlacementBadInput(t *testing.T) {
 	h := hubtest.Start(t)
 	var inst instance
 	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "placed", "desired_state": "stopped"}, 201, &inst)
+	// The drain refusal below needs the replica on the hub: the scheduler
+	// places it just after the create answers.
+	placed(t, h, "placed")
 	for _, c := range []struct {
 		method, path, body string
 		code               int

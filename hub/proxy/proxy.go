@@ -88,6 +88,13 @@ func New(r Resolver, loc Locality, log *slog.Logger) *Proxy {
 		byName: map[string]*atomic.Int64{}, idleWake: make(chan struct{})}
 }
 
+// Close closes the proxy's idle connections to runtimes (requests in
+// flight finish on theirs).
+func (p *Proxy) Close() error {
+	p.transport.CloseIdleConnections()
+	return nil
+}
+
 // Pause makes new requests for name wait until Resume.
 func (p *Proxy) Pause(name string) {
 	p.mu.Lock()

@@ -78,6 +78,7 @@ func start(tb testing.TB, log *slog.Logger, opts ...func(*hub.Config)) *Hub {
 		th.Client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: trustedRoots(tb, cfg)}}
 	}
 	tb.Cleanup(func() {
+		th.Client.CloseIdleConnections() // its own transport's, with TLS
 		if err := h.Close(); err != nil {
 			tb.Errorf("hubtest: close hub: %v", err)
 		}
