@@ -1,13 +1,16 @@
 package sandbox_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redforge/controltower/hub/fleet/sandbox"
+	"github.com/redforge/controltower/internal/testenv"
 )
 
 // system is what a shell and coreutils need to run.
@@ -135,6 +138,18 @@ func TestLandlockKeepsOutSameUser(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = hub.Process.Kill(); _ = hub.Wait() })
 	pid := strconv.Itoa(hub.Process.Pid)
+	// Start returns once the launcher runs; it takes the uid and execs
+	// sleep a moment later, and until then the process is root's.
+	testenv.WaitFor(t, 10*time.Second, "the launcher to exec sleep as uid "+strconv.Itoa(uid), func() error {
+		cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(string(cmdline), "/usr/bin/sleep\x00") {
+			return fmt.Errorf("cmdline %q", cmdline)
+		}
+		return nil
+	})
 	script := "tr '\\0' ' ' < /proc/" + pid + "/environ 2>&1; kill -0 " + pid + " 2>&1 && echo signalled; true"
 	// Same uid, unconfined: the environment and signals are open.
 	if out := run(t, sandbox.Spec{UID: uid, GID: uid}, script); !strings.Contains(out, "hunter2") || !strings.Contains(out, "signalled") {
