@@ -29,12 +29,12 @@ func promtool(t *testing.T, dir string, args ...string) string {
 // age, hub down, Raft without leader, store and coord down) pass.
 func TestAlertRules(t *testing.T) {
 	out := promtool(t, ".", "check", "rules", "alerts.yml")
-	if !strings.Contains(out, "8 rules found") {
+	if !strings.Contains(out, "10 rules found") {
 		t.Errorf("promtool check rules: %s", out)
 	}
 	out = promtool(t, "tests", "test", "rules", "alerts_test.yml")
 	for _, alert := range []string{"RedForgeInstanceDown", "RedForgeInstanceCrashLooping", "RedForgeDeploymentFailed",
-		"RedForgeEdgeBacklogOld", "RedForgeHubDown", "RedForgeRaftNoLeader", "RedForgeStoreDown", "RedForgeCoordDown"} {
+		"RedForgeEdgeBacklogOld", "RedForgeHubDown", "RedForgeRaftNoLeader", "RedForgeStoreDown", "RedForgeCoordDown", "RedForgeBackupMissed", "RedForgeBackupFailing"} {
 		b, _ := os.ReadFile(filepath.Join("tests", "alerts_test.yml"))
 		if !strings.Contains(string(b), "alertname: "+alert) {
 			t.Errorf("no unit test of %s", alert)
