@@ -110,7 +110,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		} else {
 			s.termStart = time.Time{}
 		}
-		t := time.NewTimer(s.cfg.Interval)
+		t := time.NewTimer(s.nextWake())
 		select {
 		case <-ctx.Done():
 		case <-changed:
@@ -220,6 +220,34 @@ func (s *Scheduler) liveness(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// nextWake is how long Run waits before its next round when nothing in the
+// catalog changes: the interval, or less when a hub that is up would pass
+// LostAfter sooner, so a lost hub is marked down (and its instances placed
+// elsewhere) when its time is up rather than up to an interval later.
+func (s *Scheduler) nextWake() time.Duration {
+	wait := s.cfg.Interval
+	if s.termStart.IsZero() {
+		return wait
+	}
+	now := s.now()
+	for _, h := range s.d.Catalog.Hubs() {
+		if h.ID == s.cfg.Self || h.State != catalog.HubUp {
+			continue
+		}
+		last, ok := time.Time{}, false
+		if s.d.LastContact != nil {
+			last, ok = s.d.LastContact(h.ID)
+		}
+		if !ok || last.Before(s.termStart) {
+			last = s.termStart
+		}
+		if d := last.Add(s.cfg.LostAfter).Sub(now); d < wait {
+			wait = max(d, 10*time.Millisecond)
+		}
+	}
+	return wait
 }
 
 func (s *Scheduler) setState(ctx context.Context, h catalog.Hub, st catalog.HubState, reason string) error {
