@@ -34,7 +34,7 @@ func TestAlertRules(t *testing.T) {
 	}
 	out = promtool(t, "tests", "test", "rules", "alerts_test.yml")
 	for _, alert := range []string{"RedForgeInstanceDown", "RedForgeInstanceCrashLooping", "RedForgeDeploymentFailed",
-		"RedForgeEdgeBacklogOld", "RedForgeHubDown", "RedForgeRaftNoLeader", "RedForgeStoreDown", "RedForgeCoordDown", "RedForgeBackupMissed"} {
+		"RedForgeEdgeBacklogOld", "RedForgeHubDown", "RedForgeRaftNoLeader", "RedForgeStoreDown", "RedForgeCoordDown", "RedForgeBackupMissed", "RedForgeBackupFailing"} {
 		b, _ := os.ReadFile(filepath.Join("tests", "alerts_test.yml"))
 		if !strings.Contains(string(b), "alertname: "+alert) {
 			t.Errorf("no unit test of %s", alert)
