@@ -24,8 +24,6 @@ type AlertService interface {
 	History(limit int, ruleID string) []catalog.Alert
 }
 
-func init() { statusMappers = append(statusMappers, mapAlert) }
-
 func mapAlert(err error) *Error {
 	var fe *alert.FieldError
 	if errors.As(err, &fe) {

@@ -85,8 +85,6 @@ var (
 	reservedModelNames = []string{"providers", "benchmarks", "budgets", "usage"}
 )
 
-func init() { statusMappers = append(statusMappers, mapModels) }
-
 // mapModels maps hub/models errors on the registry routes.
 func mapModels(err error) *Error {
 	switch {

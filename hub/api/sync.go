@@ -33,8 +33,6 @@ type SyncService interface {
 	SetConfig(ctx context.Context, edgeID string, flows, settings json.RawMessage, by string) (edgesync.EdgeConfig, error)
 }
 
-func init() { statusMappers = append(statusMappers, mapSync) }
-
 func mapSync(err error) *Error {
 	switch {
 	case errors.Is(err, edgesync.ErrUnauthenticated):
