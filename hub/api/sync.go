@@ -20,6 +20,7 @@ import (
 
 // SyncService is the edge sync service (hub/edgesync.Service) as the API uses it.
 type SyncService interface {
+	EdgeAuthenticator
 	CreateToken(ctx context.Context, req edgesync.TokenRequest, createdBy string) (edgesync.NewToken, error)
 	Enroll(ctx context.Context, req *syncproto.EnrollRequest) (*syncproto.EnrollResponse, error)
 	ReadBatch(ctx context.Context, edgeID, contentType string, body io.Reader, contentLength int64) (*syncproto.Batch, error)
