@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redforge/controltower/hub/api"
 	"github.com/redforge/controltower/hub/cluster"
 	"github.com/redforge/controltower/hub/schedule"
 	"github.com/redforge/controltower/router"
@@ -24,6 +25,20 @@ type clusterParts struct {
 	// started is set by openCluster, the last step of Open: a hub that
 	// fails before it leaves the cluster it joined (startup.go).
 	started atomic.Bool
+}
+
+// apiPeers are the multi-hub parts of the API: the Raft calls between
+// hubs, the other peer endpoints, the client that calls other hubs, this
+// hub's probe view of them, the topology and the regional moves.
+func (h *Hub) apiPeers() api.Peers {
+	return api.Peers{
+		Handler:  h.requirePeer(cluster.Handler(h.Raft, h.Config.ClusterSecret)),
+		Routes:   h.peerRoutes(),
+		Client:   h.peerHTTP(0),
+		Table:    &h.cl.routes,
+		Topology: h.Config.Topology,
+		Moves:    h.Moves,
+	}
 }
 
 // configureCluster fills the multi-hub settings of the Raft config:

@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -18,7 +19,9 @@ import (
 // TestFailedGreenKeepsItsLogs: a green whose runtime cannot start (node
 // refuses its NODE_OPTIONS) rolls back and leaves the end of its log with
 // the deployment, readable by whoever may read the instance's logs and by
-// no one else; a deployment whose green did not fail has none (404).
+// no one else; a deployment whose green did not fail has none (404). The
+// logs are a catalog row of their own (no setting is written) and go
+// with the instance.
 func TestFailedGreenKeepsItsLogs(t *testing.T) {
 	h := hubtest.Start(t)
 	w := watchStatus(t, h)
@@ -57,6 +60,14 @@ func TestFailedGreenKeepsItsLogs(t *testing.T) {
 	if _, err := h.State.Instance(gl.Green); err == nil {
 		t.Fatalf("green %s outlived the rollback", gl.Green)
 	}
+	if row, err := h.State.GreenLogs(d.ID); err != nil || row.InstanceID != inst.ID {
+		t.Fatalf("the catalog's green logs row: %+v %v", row, err)
+	}
+	for _, st := range h.State.Settings() {
+		if strings.HasPrefix(st.Key, "deploy/greenlogs/") {
+			t.Fatalf("the green logs were written to the setting %s", st.Key)
+		}
+	}
 
 	viewer := h.CreateUser(t, "viewer", "VIEWER")
 	if code, body := h.Do(t, "GET", "/api/deployments/"+d.ID+"/logs", viewer, nil); code != http.StatusOK {
@@ -91,4 +102,14 @@ func TestFailedGreenKeepsItsLogs(t *testing.T) {
 		return nil
 	})
 	wantField(t, h, "GET", "/api/deployments/"+ok.ID+"/logs", nil, 404, "")
+
+	// Deleting the instance deletes the logs kept with its deployments.
+	h.JSON(t, "DELETE", "/api/instances/"+inst.ID, nil, 200, nil)
+	testenv.WaitFor(t, 30*time.Second, "the green logs went with the instance", func() error {
+		if _, err := h.State.GreenLogs(d.ID); !errors.Is(err, catalog.ErrNotFound) {
+			return fmt.Errorf("green logs of the deleted instance's deployment: %v", err)
+		}
+		return nil
+	})
+	wantField(t, h, "GET", "/api/deployments/"+d.ID+"/logs", nil, 404, "")
 }

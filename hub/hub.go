@@ -298,67 +298,43 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 	if err := h.openModels(); err != nil {
 		return fmt.Errorf("models: %w", err)
 	}
+	// Each component once, as the capability the API uses of it
+	// (hub/api/server.go).
 	h.API = api.New(api.Config{
-		Sync:        h.Sync,
-		EdgeAuth:    h.Sync,
-		Version:     h.Version,
-		Region:      h.Config.Region,
-		NodeID:      h.NodeID,
-		Metrics:     h.Metrics,
-		Logger:      h.Logger.With("component", "api"),
-		Auth:        h.Auth,
-		Users:       h.Auth,
-		Audit:       h.Audit,
-		AuditLog:    h.Audit,
-		Limiter:     h.Coord,
-		CORSOrigins: strings.Split(h.Config.CORSOrigins, ","),
-		Catalog:     h.State,
-		Applier:     h.Raft,
-		Fleet:       h.Fleet,
-		Rows:        h.Instances,
-		PeerRoutes:  h.peerRoutes(),
-		Store:       h.Store,
-		Events:      h.Events,
-		Deploy:      h.Deploy,
-		Proxy:       h.Proxy,
-		Checkpoints: h.Store,
-		Backups:     h.Backups,
-		FlowsGit:    h.flowsGit(),
-		// configuration export and import (hub/backup)
-		ConfigCatalog: h.State,
+		Version:    h.Version,
+		Region:     h.Config.Region,
+		NodeID:     h.NodeID,
+		Components: h.healthComponents(),
+		Metrics:    h.Metrics,
+		Logger:     h.Logger.With("component", "api"),
+		// Forwarding headers count only from TrustedProxies (empty: none).
+		TrustedProxies: h.Config.TrustedProxyList(),
+		CORSOrigins:    strings.Split(h.Config.CORSOrigins, ","),
 
-		// The Node-RED editor through the hub (hub/api/editor.go).
-		Editor:            h.Proxy,
+		Catalog: h.State,
+		Cluster: h.Raft,
+		Store:   h.Store,
+		Users:   h.Auth,
+		Audit:   h.Audit,
+		// Rate limits and the per-account login delay live in coord.
+		Limits:     h.Coord,
+		LoginClock: h.Config.LoginClock,
+		Sync:       h.Sync,
+		Events:     h.Events,
+
+		Fleet:             h.Fleet,
+		Rows:              h.Instances,
+		Deploy:            h.Deploy,
+		Proxy:             h.Proxy, // /i/{name}/ and /editor/{name}/
 		RuntimeBrokerAddr: h.runtimeBrokerAddr,
 		Nodes:             h.Nodes,
-		Snapshots:         h.State,
-		// model marketplace (models_wiring.go)
-		Models: h.Models, ModelCatalog: h.State, Sealer: h.Seal,
+		Backups:           h.Backups,
+		FlowsGit:          h.flowsGit(),
+		Models:            h.Models, // model marketplace (models_wiring.go)
+		Sealer:            h.Seal,
 
-		// Forwarding headers count only from TrustedProxies (empty: none);
-		// LoginState keeps the per-account login delay in coord.
-		TrustedProxies: h.Config.TrustedProxyList(),
-		LoginState:     h.Coord,
-		LoginClock:     h.Config.LoginClock,
-
-		// multi-hub (cluster_wiring.go)
-		Cluster:        h.Raft,
-		ClusterHandler: h.requirePeer(cluster.Handler(h.Raft, h.Config.ClusterSecret)),
-		PeerClient:     h.peerHTTP(0),
-		Routes:         &h.cl.routes,
-		Topology:       h.Config.Topology,
-		Moves:          h.Moves,
-		Analytics:      h.obs.analytics,
-		Prices:         h.pricesFunc,
-		GrafanaURL:     h.Config.GrafanaURL,
-		Alerts:         h.obs.alerts,
-		Components: []api.Component{
-			{Name: "raft", Checker: h.Raft},
-			{Name: "store", Checker: h.Store},
-			{Name: "store-integrity", Checker: h.storeCheck()},
-			{Name: "coord", Checker: h.Coord},
-			{Name: "broker", Checker: h.Bus},
-		},
+		Peers:         h.apiPeers(),         // cluster_wiring.go
+		Observability: h.apiObservability(), // observability.go
 	})
 	ln := h.srvLn // bound by bindHTTP before the join
 	h.apiURL = h.URL()
@@ -377,6 +353,17 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		return h.httpSrv.Shutdown(ctx)
 	})
 	return nil
+}
+
+// healthComponents are the components /api/health reports.
+func (h *Hub) healthComponents() []api.Component {
+	return []api.Component{
+		{Name: "raft", Checker: h.Raft},
+		{Name: "store", Checker: h.Store},
+		{Name: "store-integrity", Checker: h.storeCheck()},
+		{Name: "coord", Checker: h.Coord},
+		{Name: "broker", Checker: h.Bus},
+	}
 }
 
 // openAuth makes sure the signing key and the first admin exist, and

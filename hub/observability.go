@@ -8,6 +8,7 @@ import (
 
 	"github.com/redforge/controltower/hub/alert"
 	"github.com/redforge/controltower/hub/analytics"
+	"github.com/redforge/controltower/hub/api"
 	"github.com/redforge/controltower/hub/metrics"
 )
 
@@ -102,6 +103,12 @@ func (h *Hub) lastComponents() map[string]bool {
 		out[k] = v
 	}
 	return out
+}
+
+// apiObservability is what the API's metrics, dashboards and alert
+// routes serve.
+func (h *Hub) apiObservability() api.Observability {
+	return api.Observability{Analytics: h.obs.analytics, Prices: h.pricesFunc, GrafanaURL: h.Config.GrafanaURL, Alerts: h.obs.alerts}
 }
 
 // pricesFunc serves the LLM price table.

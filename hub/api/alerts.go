@@ -24,8 +24,6 @@ type AlertService interface {
 	History(limit int, ruleID string) []catalog.Alert
 }
 
-func init() { statusMappers = append(statusMappers, mapAlert) }
-
 func mapAlert(err error) *Error {
 	var fe *alert.FieldError
 	if errors.As(err, &fe) {
@@ -41,7 +39,7 @@ const (
 )
 
 func (s *Server) alertRoutes() {
-	if s.cfg.Alerts == nil {
+	if s.cfg.Observability.Alerts == nil {
 		return
 	}
 	p := func(a auth.Action) Access { return Perm(auth.ResourceAlerts, a) }
@@ -56,11 +54,11 @@ func (s *Server) alertRoutes() {
 }
 
 func (s *Server) listAlertRules(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"rules": s.cfg.Alerts.Rules()})
+	c.JSON(http.StatusOK, gin.H{"rules": s.cfg.Observability.Alerts.Rules()})
 }
 
 func (s *Server) getAlertRule(c *gin.Context) {
-	r, err := s.cfg.Alerts.Rule(c.Param("id"))
+	r, err := s.cfg.Observability.Alerts.Rule(c.Param("id"))
 	if err != nil {
 		abort(c, err)
 		return
@@ -73,7 +71,7 @@ func (s *Server) createAlertRule(c *gin.Context) {
 	if !bindJSON(c, &in, 0) {
 		return
 	}
-	r, err := s.cfg.Alerts.CreateRule(c.Request.Context(), principal(c).Username, in)
+	r, err := s.cfg.Observability.Alerts.CreateRule(c.Request.Context(), principal(c).Username, in)
 	if err != nil {
 		abort(c, err)
 		return
@@ -88,7 +86,7 @@ func (s *Server) patchAlertRule(c *gin.Context) {
 	if !bindJSON(c, &in, 0) {
 		return
 	}
-	r, err := s.cfg.Alerts.UpdateRule(c.Request.Context(), c.Param("id"), in)
+	r, err := s.cfg.Observability.Alerts.UpdateRule(c.Request.Context(), c.Param("id"), in)
 	if err != nil {
 		abort(c, err)
 		return
@@ -100,9 +98,9 @@ func (s *Server) patchAlertRule(c *gin.Context) {
 
 func (s *Server) deleteAlertRule(c *gin.Context) {
 	id := c.Param("id")
-	r, err := s.cfg.Alerts.Rule(id)
+	r, err := s.cfg.Observability.Alerts.Rule(id)
 	if err == nil {
-		err = s.cfg.Alerts.DeleteRule(c.Request.Context(), id)
+		err = s.cfg.Observability.Alerts.DeleteRule(c.Request.Context(), id)
 	}
 	if err != nil {
 		abort(c, err)
@@ -126,7 +124,7 @@ func (s *Server) listAlertMetrics(c *gin.Context) {
 }
 
 func (s *Server) listActiveAlerts(c *gin.Context) {
-	out := s.cfg.Alerts.Active()
+	out := s.cfg.Observability.Alerts.Active()
 	if out == nil {
 		out = []catalog.Alert{}
 	}
@@ -143,5 +141,5 @@ func (s *Server) alertHistory(c *gin.Context) {
 		}
 		limit = n
 	}
-	c.JSON(http.StatusOK, gin.H{"alerts": s.cfg.Alerts.History(limit, c.Query("rule"))})
+	c.JSON(http.StatusOK, gin.H{"alerts": s.cfg.Observability.Alerts.History(limit, c.Query("rule"))})
 }

@@ -23,13 +23,13 @@ type Analytics interface {
 
 func (s *Server) analyticsRoutes() {
 	read := Perm(auth.ResourceMetrics, auth.ActionRead)
-	if s.cfg.Prices != nil {
+	if s.cfg.Observability.Prices != nil {
 		// Any principal, an instance's own token included: the runtime's
 		// LLM usage node prices tokens with it.
 		s.handle(http.MethodGet, "/api/metrics/prices", read.self(), s.getPrices)
 	}
 	s.handle(http.MethodGet, "/api/metrics/dashboards", read, s.getDashboards)
-	if s.cfg.Analytics == nil {
+	if s.cfg.Observability.Analytics == nil {
 		return
 	}
 	s.handle(http.MethodGet, "/api/metrics/fleet", read, s.getFleetMetrics)
@@ -51,7 +51,7 @@ func (s *Server) getFleetMetrics(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out, err := s.cfg.Analytics.Fleet(c.Request.Context(), w)
+	out, err := s.cfg.Observability.Analytics.Fleet(c.Request.Context(), w)
 	if err != nil {
 		abort(c, err)
 		return
@@ -80,7 +80,7 @@ func (s *Server) getInstanceMetrics(c *gin.Context) {
 			rows = append(rows, r)
 		}
 	}
-	out, err := s.cfg.Analytics.Instance(c.Request.Context(), inst, rows, w)
+	out, err := s.cfg.Observability.Analytics.Instance(c.Request.Context(), inst, rows, w)
 	if err != nil {
 		abort(c, err)
 		return
@@ -90,7 +90,7 @@ func (s *Server) getInstanceMetrics(c *gin.Context) {
 }
 
 func (s *Server) getPrices(c *gin.Context) {
-	c.JSON(http.StatusOK, s.cfg.Prices().Sorted())
+	c.JSON(http.StatusOK, s.cfg.Observability.Prices().Sorted())
 }
 
 // DashboardsView is the answer of GET /api/metrics/dashboards: the Grafana
@@ -112,5 +112,5 @@ func grafanaOrigin(raw string) string {
 }
 
 func (s *Server) getDashboards(c *gin.Context) {
-	c.JSON(http.StatusOK, DashboardsView{GrafanaURL: s.cfg.GrafanaURL, Dashboards: metrics.Dashboards})
+	c.JSON(http.StatusOK, DashboardsView{GrafanaURL: s.cfg.Observability.GrafanaURL, Dashboards: metrics.Dashboards})
 }

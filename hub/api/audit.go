@@ -15,7 +15,7 @@ import (
 )
 
 func (s *Server) auditRoutes() {
-	if s.cfg.AuditLog == nil {
+	if s.cfg.Audit == nil {
 		return
 	}
 	s.handle(http.MethodGet, "/api/audit", Perm(auth.ResourceAudit, auth.ActionRead), s.listAudit)
@@ -66,7 +66,7 @@ func (s *Server) listAudit(c *gin.Context) {
 		abort(c, e)
 		return
 	}
-	recs, err := s.cfg.AuditLog.Query(c.Request.Context(), f)
+	recs, err := s.cfg.Audit.Query(c.Request.Context(), f)
 	if err != nil {
 		abort(c, err)
 		return
@@ -75,7 +75,7 @@ func (s *Server) listAudit(c *gin.Context) {
 }
 
 func (s *Server) verifyAudit(c *gin.Context) {
-	res, err := s.cfg.AuditLog.Verify(c.Request.Context())
+	res, err := s.cfg.Audit.Verify(c.Request.Context())
 	if err != nil {
 		abort(c, err)
 		return
@@ -101,7 +101,7 @@ func (s *Server) exportAudit(c *gin.Context) {
 	}
 	c.Header("Content-Disposition", `attachment; filename="redforge-audit.`+string(format)+`"`)
 	c.Status(http.StatusOK)
-	if err := s.cfg.AuditLog.Export(c.Request.Context(), c.Writer, format, f); err != nil {
+	if err := s.cfg.Audit.Export(c.Request.Context(), c.Writer, format, f); err != nil {
 		// Headers are gone; the truncated file fails offline verification.
 		s.log.Error("audit export failed", logKeyRequestID, c.GetString(ctxRequestID), logKeyError, err)
 	}
@@ -138,7 +138,7 @@ func (s *Server) postAIDecision(c *gin.Context) {
 	}
 	d := store.AIDecision{InstanceID: inst, FlowName: req.FlowName, Model: req.Model, Prompt: req.Prompt, Response: req.Response,
 		Confidence: req.Confidence, TokensUsed: req.TokensUsed, LatencyMS: req.LatencyMS, Metadata: req.Metadata}
-	if err := s.cfg.AuditLog.RecordAIDecision(c.Request.Context(), d); err != nil {
+	if err := s.cfg.Audit.RecordAIDecision(c.Request.Context(), d); err != nil {
 		abort(c, err)
 		return
 	}
@@ -156,7 +156,7 @@ func (s *Server) listAIDecisions(c *gin.Context) {
 		abort(c, e)
 		return
 	}
-	ds, err := s.cfg.AuditLog.AIDecisions(c.Request.Context(), f)
+	ds, err := s.cfg.Audit.AIDecisions(c.Request.Context(), f)
 	if err != nil {
 		abort(c, err)
 		return
@@ -178,7 +178,7 @@ func dateRange(c *gin.Context) (start, end time.Time, e *Error) {
 }
 
 func (s *Server) reportRoutes() {
-	if s.cfg.AuditLog == nil {
+	if s.cfg.Audit == nil {
 		return
 	}
 	s.handle(http.MethodPost, "/api/reports/generate", Perm(auth.ResourceReports, auth.ActionCreate), s.generateReport)
@@ -200,7 +200,7 @@ func (s *Server) generateReport(c *gin.Context) {
 		abort(c, Invalid("format", "format must be json, csv or pdf"))
 		return
 	}
-	rep, err := s.cfg.AuditLog.GenerateReport(c.Request.Context(), req.ReportRequest)
+	rep, err := s.cfg.Audit.GenerateReport(c.Request.Context(), req.ReportRequest)
 	if err != nil {
 		abort(c, err)
 		return

@@ -10,11 +10,24 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/redforge/controltower/hub/audit"
+	"github.com/redforge/controltower/hub/store"
 )
 
 // Auditor records mutating actions in the tamper-evident audit log.
 type Auditor interface {
 	Record(ctx context.Context, e audit.Entry) error
+}
+
+// AuditLog is hub/audit.Logger as the API uses it: the Auditor every
+// mutating route records through, and the audit routes' queries.
+type AuditLog interface {
+	Auditor
+	Query(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error)
+	Verify(ctx context.Context) (audit.VerifyResult, error)
+	Export(ctx context.Context, w io.Writer, format audit.Format, f store.AuditFilter) error
+	GenerateReport(ctx context.Context, req audit.ReportRequest) (audit.Report, error)
+	RecordAIDecision(ctx context.Context, d store.AIDecision) error
+	AIDecisions(ctx context.Context, f store.AIDecisionFilter) ([]store.AIDecision, error)
 }
 
 // audit records action by the request's principal. A failure to record

@@ -19,6 +19,36 @@ type Limiter interface {
 	Allow(ctx context.Context, key string, limit int, window time.Duration) (bool, int, time.Duration, error)
 }
 
+// Limits are the rate limits and the per-account login delay, both kept
+// in hub/coord (memory on one hub, Redis for a region).
+type Limits interface {
+	Limiter
+	LoginState
+}
+
+// Users is hub/auth.Service as the API uses it.
+type Users interface {
+	Authenticator
+	Accounts
+	KeyRing
+	EditorSessions
+}
+
+// Accounts are login, sessions, users and API tokens.
+type Accounts interface {
+	Login(ctx context.Context, username, password, ip string) (auth.Tokens, auth.Principal, error)
+	Refresh(ctx context.Context, refreshToken string) (auth.Tokens, auth.Principal, error)
+	Logout(ctx context.Context, p auth.Principal) error
+	ListUsers(by auth.Principal) ([]auth.UserInfo, error)
+	GetUser(by auth.Principal, id string) (auth.UserInfo, error)
+	CreateUser(ctx context.Context, by auth.Principal, in auth.NewUser) (auth.UserInfo, error)
+	UpdateUser(ctx context.Context, by auth.Principal, id string, p auth.UserPatch) (auth.UserInfo, error)
+	DeleteUser(ctx context.Context, by auth.Principal, id string) error
+	ListAPITokens(by auth.Principal) ([]auth.APITokenInfo, error)
+	CreateAPIToken(ctx context.Context, by auth.Principal, req auth.NewAPIToken) (string, auth.APITokenInfo, error)
+	RevokeAPIToken(ctx context.Context, by auth.Principal, id string) (auth.APITokenInfo, error)
+}
+
 // LoginAttemptsPerMinute bounds login attempts per client IP.
 const LoginAttemptsPerMinute = 10
 
@@ -52,8 +82,8 @@ type loginRequest struct {
 }
 
 func (s *Server) login(c *gin.Context) {
-	if s.cfg.Limiter != nil {
-		ok, _, reset, err := s.cfg.Limiter.Allow(c.Request.Context(), "login:"+c.ClientIP(), LoginAttemptsPerMinute, time.Minute)
+	if s.cfg.Limits != nil {
+		ok, _, reset, err := s.cfg.Limits.Allow(c.Request.Context(), "login:"+c.ClientIP(), LoginAttemptsPerMinute, time.Minute)
 		if err == nil && !ok {
 			c.Header("Retry-After", strconv.Itoa(int(reset.Seconds())+1))
 			abort(c, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: fmt.Sprintf("too many login attempts; retry in %ds", int(reset.Seconds())+1)})
@@ -72,8 +102,8 @@ func (s *Server) login(c *gin.Context) {
 		return
 	}
 	tokens, p, err := s.cfg.Users.Login(c.Request.Context(), req.Username, req.Password, c.ClientIP())
-	if err == nil && s.cfg.LoginState != nil {
-		if ferr := forgetLoginAttempts(c.Request.Context(), s.cfg.LoginState, req.Username); ferr != nil {
+	if err == nil && s.cfg.Limits != nil {
+		if ferr := forgetLoginAttempts(c.Request.Context(), s.cfg.Limits, req.Username); ferr != nil {
 			s.log.Warn("clear login delay", logKeyRequestID, c.GetString(ctxRequestID), logKeyError, ferr)
 		}
 	}
@@ -97,14 +127,14 @@ func (s *Server) login(c *gin.Context) {
 // when the attempt was answered 429 with Retry-After. The store being
 // down must not take logins down: the per-address limit still holds.
 func (s *Server) allowAccountLogin(c *gin.Context, username string) bool {
-	if s.cfg.LoginState == nil {
+	if s.cfg.Limits == nil {
 		return true
 	}
 	now := time.Now
 	if s.cfg.LoginClock != nil {
 		now = s.cfg.LoginClock
 	}
-	wait, err := claimLoginAttempt(c.Request.Context(), s.cfg.LoginState, username, now())
+	wait, err := claimLoginAttempt(c.Request.Context(), s.cfg.Limits, username, now())
 	if err != nil {
 		s.log.Warn("login delay unavailable", logKeyRequestID, c.GetString(ctxRequestID), logKeyError, err)
 		return true

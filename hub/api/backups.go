@@ -28,8 +28,6 @@ const (
 	actionBackupsPruned  = "BACKUPS_PRUNED"
 )
 
-func init() { statusMappers = append(statusMappers, mapBackup) }
-
 func mapBackup(err error) *Error {
 	switch {
 	case errors.Is(err, backup.ErrNotFound):

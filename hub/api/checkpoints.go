@@ -32,7 +32,7 @@ const maxCheckpointBody = 1 << 20
 const MaxCheckpointSkew = 24 * time.Hour
 
 func (s *Server) checkpointRoutes() {
-	if s.cfg.Checkpoints == nil || s.cfg.Catalog == nil {
+	if s.cfg.Store == nil || s.cfg.Catalog == nil {
 		return
 	}
 	s.handle(http.MethodPost, "/api/checkpoints", Perm(auth.ResourceCheckpoints, auth.ActionCreate), s.postCheckpoint)
@@ -96,7 +96,7 @@ func (s *Server) postCheckpoint(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if err := s.cfg.Checkpoints.PutCheckpoint(c.Request.Context(), cp); err != nil {
+	if err := s.cfg.Store.PutCheckpoint(c.Request.Context(), cp); err != nil {
 		abort(c, err)
 		return
 	}
@@ -131,10 +131,10 @@ func (s *Server) listCheckpoints(c *gin.Context) {
 	var cps []store.Checkpoint
 	var err error
 	if workflow == "" {
-		cps, err = s.cfg.Checkpoints.LatestCheckpoints(ctx, inst.ID)
+		cps, err = s.cfg.Store.LatestCheckpoints(ctx, inst.ID)
 	} else {
 		if err = store.ValidateCheckpointQuery("workflow_id", workflow, limit); err == nil {
-			cps, err = s.cfg.Checkpoints.ListCheckpoints(ctx, workflow, limit)
+			cps, err = s.cfg.Store.ListCheckpoints(ctx, workflow, limit)
 		}
 		if err == nil && inst.ID != "" {
 			kept := cps[:0]

@@ -32,6 +32,13 @@ type ClusterNode interface {
 	Stats() map[string]string
 }
 
+// ControlPlane is the hub's Raft node as the API uses it: the writer of
+// catalog commands and the cluster's view (hub/cluster.Node).
+type ControlPlane interface {
+	Applier
+	ClusterNode
+}
+
 // RouteTable is this hub's view of its peers' health and RTT (router).
 type RouteTable interface {
 	Status() []router.TargetStatus
@@ -42,9 +49,9 @@ func (s *Server) clusterRoutes() {
 	if s.cfg.Cluster == nil {
 		return
 	}
-	if s.cfg.ClusterHandler != nil {
+	if s.cfg.Peers.Handler != nil {
 		// Hub-to-hub calls: the handler checks the cluster secret itself.
-		h := gin.WrapH(s.cfg.ClusterHandler)
+		h := gin.WrapH(s.cfg.Peers.Handler)
 		for _, p := range []string{cluster.PathApply, cluster.PathReadIndex, cluster.PathJoin, cluster.PathRemove} {
 			s.handle(http.MethodPost, p, Public, h)
 		}
@@ -123,8 +130,8 @@ func (s *Server) clusterStatus() (ClusterStatus, error) {
 	}
 	hubs := cl.Hubs()
 	probes := map[string]router.TargetStatus{}
-	if s.cfg.Routes != nil {
-		for _, t := range s.cfg.Routes.Status() {
+	if s.cfg.Peers.Table != nil {
+		for _, t := range s.cfg.Peers.Table.Status() {
 			probes[t.Target] = t
 		}
 	}
@@ -188,11 +195,11 @@ func (s *Server) getRoute(c *gin.Context) {
 	hubs := s.cfg.Cluster.Hubs()
 	byAPI := map[string]router.TargetStatus{}
 	var order []string
-	if s.cfg.Routes != nil {
-		for _, t := range s.cfg.Routes.Status() {
+	if s.cfg.Peers.Table != nil {
+		for _, t := range s.cfg.Peers.Table.Status() {
 			byAPI[t.Target] = t
 		}
-		order = s.cfg.Routes.Ordered()
+		order = s.cfg.Peers.Table.Ordered()
 	}
 	rank := map[string]int{}
 	for i, api := range order {

@@ -21,7 +21,7 @@ const (
 )
 
 func (s *Server) configRoutes() {
-	if s.cfg.ConfigCatalog == nil || s.cfg.Applier == nil {
+	if s.cfg.Catalog == nil || s.cfg.Cluster == nil {
 		return
 	}
 	s.handle(http.MethodGet, "/api/config/export", Perm(auth.ResourceBackups, auth.ActionRead), s.exportConfig)
@@ -37,7 +37,7 @@ func (s *Server) exportConfig(c *gin.Context) {
 			perms[r] = append(perms[r], p.String())
 		}
 	}
-	doc := backup.ExportConfig(s.cfg.ConfigCatalog, perms, s.cfg.Version, time.Now())
+	doc := backup.ExportConfig(s.cfg.Catalog, perms, s.cfg.Version, time.Now())
 	s.audit(c, actionConfigExported, "config", "", map[string]any{"users": len(doc.Users), "api_tokens": len(doc.Tokens),
 		"regions": len(doc.Regions), "placement": len(doc.Placement)})
 	c.Header("Content-Disposition", `attachment; filename="redforge-config.json"`)
@@ -57,7 +57,7 @@ func (s *Server) importConfig(c *gin.Context) {
 	if !bindJSON(c, &doc, MaxConfigBytes) {
 		return
 	}
-	plan, err := backup.Plan(s.cfg.ConfigCatalog, doc, uuid.NewString)
+	plan, err := backup.Plan(s.cfg.Catalog, doc, uuid.NewString)
 	if err != nil {
 		abort(c, Invalid("config", err.Error()))
 		return
@@ -67,7 +67,7 @@ func (s *Server) importConfig(c *gin.Context) {
 		counts[ch.Action]++
 	}
 	if !dry {
-		if err := backup.ApplyPlan(c.Request.Context(), s.cfg.Applier, plan); err != nil {
+		if err := backup.ApplyPlan(c.Request.Context(), s.cfg.Cluster, plan); err != nil {
 			abort(c, err)
 			return
 		}

@@ -35,6 +35,16 @@ import (
 // deploy to the other replicas.
 
 // EditorProxy serves an instance's Node-RED editor (hub/proxy).
+// EditorSessions are the editor's own credentials (hub/auth.Service): the
+// session cookie of /editor/{name}/ and the token a runtime's editor
+// deploy report carries.
+type EditorSessions interface {
+	IssueEditorSession(p auth.Principal, instanceID string) (string, time.Time, error)
+	AuthenticateEditorSession(raw, instanceID string) (auth.Principal, error)
+	SignEditorToken(c auth.EditorClaims) (string, error)
+	VerifyEditorToken(tok string) (auth.EditorClaims, error)
+}
+
 type EditorProxy interface {
 	EditorTarget(name, sticky string) (live catalog.Instance, a catalog.Allocation, ok bool, err error)
 	ServeEditor(w http.ResponseWriter, r *http.Request, target catalog.Allocation, rest, token string)
@@ -55,7 +65,7 @@ const EditorDeployRefused = "This runtime is being replaced by a deployment in p
 	"Reload the editor once the deployment is over: it then opens the new runtime."
 
 func (s *Server) editorRoutes() {
-	if s.cfg.Editor == nil || s.cfg.Users == nil {
+	if s.cfg.Proxy == nil || s.cfg.Users == nil {
 		return
 	}
 	s.handle(http.MethodPost, "/api/instances/:id/editor", Perm(auth.ResourceInstances, auth.ActionRead).OnInstance(), s.openEditor)
@@ -100,7 +110,7 @@ func (s *Server) openEditor(c *gin.Context) {
 // header when it has one, else the editor session cookie.
 func (s *Server) editorPrincipal(c *gin.Context, instanceID string) (auth.Principal, error) {
 	if b := bearer(c); b != "" {
-		return s.cfg.Auth.Authenticate(c.Request.Context(), b)
+		return s.cfg.Users.Authenticate(c.Request.Context(), b)
 	}
 	ck, err := c.Request.Cookie(EditorSessionCookie)
 	if err != nil {
@@ -137,7 +147,7 @@ func (s *Server) serveEditor(c *gin.Context) {
 	if ck, err := c.Request.Cookie(EditorReplicaCookie); err == nil {
 		sticky = ck.Value
 	}
-	live, target, ok, err := s.cfg.Editor.EditorTarget(inst.Name, sticky)
+	live, target, ok, err := s.cfg.Proxy.EditorTarget(inst.Name, sticky)
 	if err != nil || !ok {
 		abort(c, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: fmt.Sprintf("instance %q has no running replica to edit", name)})
 		return
@@ -151,7 +161,7 @@ func (s *Server) serveEditor(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	s.cfg.Editor.ServeEditor(c.Writer, c.Request, target, c.Param("path"), tok)
+	s.cfg.Proxy.ServeEditor(c.Writer, c.Request, target, c.Param("path"), tok)
 }
 
 // editorSignIn answers an editor request without a hub session: a page
@@ -229,7 +239,7 @@ func (s *Server) editorDeployed(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	p, err := s.cfg.Auth.Authenticate(ctx, bearer(c))
+	p, err := s.cfg.Users.Authenticate(ctx, bearer(c))
 	if err != nil {
 		abort(c, err)
 		return
@@ -332,7 +342,7 @@ func (s *Server) recordEditorDeploy(ctx context.Context, logical, row catalog.In
 		if curErr == nil {
 			opts = append(opts, catalog.IfIndex(cur.ModifyIndex))
 		}
-		_, err := s.cfg.Applier.Apply(ctx, catalog.PutFlows(catalog.Flows{InstanceID: row.ID, Doc: doc, SHA: sha,
+		_, err := s.cfg.Cluster.Apply(ctx, catalog.PutFlows(catalog.Flows{InstanceID: row.ID, Doc: doc, SHA: sha,
 			Version: version, By: claims.User, At: time.Now().UTC(), Credentials: sealed}, opts...))
 		if errors.Is(err, catalog.ErrConflict) {
 			return nil, &Error{Status: http.StatusConflict, Code: "conflict", Message: "the instance's flows changed meanwhile; deploy again from the editor"}

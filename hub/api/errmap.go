@@ -12,9 +12,21 @@ import (
 	"github.com/redforge/controltower/nodered"
 )
 
-// This file is the one place where domain errors become HTTP statuses.
-func init() {
-	statusMappers = append(statusMappers, mapAuth, mapStore, mapCatalog, mapCluster, mapNodeRED)
+// statusMappers translate domain errors into API errors: abort tries them
+// in this order and the first non-nil answer wins. This table is the one
+// place where a package's errors are registered; the mappers of the
+// shared packages are below, those of one resource's package sit beside
+// its routes (alerts.go, backups.go, models.go, sync.go).
+var statusMappers = []func(error) *Error{
+	mapAlert,   // hub/alert
+	mapBackup,  // hub/backup
+	mapAuth,    // hub/auth
+	mapStore,   // hub/store
+	mapCatalog, // hub/catalog
+	mapCluster, // hub/cluster
+	mapNodeRED, // nodered
+	mapModels,  // hub/models
+	mapSync,    // hub/edgesync, syncproto
 }
 
 func mapAuth(err error) *Error {

@@ -27,10 +27,6 @@ func Invalid(field, message string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "invalid_argument", Message: message, Field: field}
 }
 
-// statusMappers translate domain sentinel errors into API errors. Packages'
-// sentinels are matched with errors.Is in this one place (see abort).
-var statusMappers []func(error) *Error
-
 // abort writes err as the API error body and stops the handler chain.
 // Unknown errors become a 500 whose detail goes only to the log.
 func abort(c *gin.Context, err error) {

@@ -463,7 +463,7 @@ func (s *Server) embeddings(c *gin.Context) {
 func (s *Server) gatewayModels(c *gin.Context) {
 	data := []gin.H{}
 	names := map[string]bool{}
-	for _, m := range s.cfg.ModelCatalog.Models() {
+	for _, m := range s.cfg.Catalog.Models() {
 		if m.Status == models.StatusDisabled {
 			continue
 		}
@@ -473,7 +473,7 @@ func (s *Server) gatewayModels(c *gin.Context) {
 			data = append(data, gin.H{"id": m.Name, "object": "model", "created": m.CreatedAt.Unix(), "owned_by": m.Provider})
 		}
 	}
-	for _, r := range s.cfg.ModelCatalog.LLMRoutes() {
+	for _, r := range s.cfg.Catalog.LLMRoutes() {
 		data = append(data, gin.H{"id": r.Name, "object": "model", "created": r.CreatedAt.Unix(), "owned_by": "redforge-route"})
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})

@@ -44,7 +44,7 @@ func limitBody() gin.HandlerFunc {
 
 // rateLimit applies the per-principal limit after authentication.
 func (s *Server) rateLimit(c *gin.Context) bool {
-	if s.cfg.Limiter == nil {
+	if s.cfg.Limits == nil {
 		return true
 	}
 	p := principal(c)
@@ -59,7 +59,7 @@ func (s *Server) rateLimit(c *gin.Context) bool {
 	if limit == 0 {
 		return true
 	}
-	ok, remaining, reset, err := s.cfg.Limiter.Allow(c.Request.Context(), key, limit, time.Minute)
+	ok, remaining, reset, err := s.cfg.Limits.Allow(c.Request.Context(), key, limit, time.Minute)
 	if err != nil {
 		return true // the limiter being down must not take the API down
 	}

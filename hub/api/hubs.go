@@ -22,7 +22,7 @@ func (s *Server) hubRoutes() {
 	s.handle(http.MethodGet, "/api/hubs", Perm(auth.ResourceRegions, auth.ActionRead), s.listHubs)
 	s.handle(http.MethodPost, "/api/hubs/:id/drain", Perm(auth.ResourceRegions, auth.ActionUpdate), s.drainHub(true))
 	s.handle(http.MethodPost, "/api/hubs/:id/undrain", Perm(auth.ResourceRegions, auth.ActionUpdate), s.drainHub(false))
-	for path, h := range s.cfg.PeerRoutes {
+	for path, h := range s.cfg.Peers.Routes {
 		s.handle(http.MethodPost, path, Public, gin.WrapH(h))
 	}
 }
@@ -81,7 +81,7 @@ func (s *Server) drainHub(drain bool) gin.HandlerFunc {
 				return
 			}
 		}
-		if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.SetHubDraining(id, drain)); err != nil {
+		if _, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.SetHubDraining(id, drain)); err != nil {
 			abort(c, err)
 			return
 		}
@@ -178,8 +178,8 @@ func (s *Server) forwardToHub(c *gin.Context, id, extraQuery string) {
 // peerClient is the client for calls to other hubs; a forwarded answer
 // streams, so it has no overall timeout (the request's context bounds it).
 func (s *Server) peerClient() *http.Client {
-	if s.cfg.PeerClient != nil {
-		return s.cfg.PeerClient
+	if s.cfg.Peers.Client != nil {
+		return s.cfg.Peers.Client
 	}
 	return defaultPeerClient
 }

@@ -59,8 +59,9 @@ type Rows interface {
 	OpenFlowCredentials(logicalID, sealed string) (instances.FlowCredentials, error)
 }
 
-// Catalog is what the API reads of the control-plane state.
-type Catalog interface {
+// InstanceCatalog is what the instance, hub and deployment routes read
+// of the control-plane state.
+type InstanceCatalog interface {
 	Instance(id string) (catalog.Instance, error)
 	InstanceByName(name string) (catalog.Instance, error)
 	Instances() []catalog.Instance
@@ -72,7 +73,7 @@ type Catalog interface {
 	HubAllocations(hub string) []catalog.Allocation
 }
 
-// Applier writes commands to the control plane.
+// Applier writes commands to the control plane (part of ControlPlane).
 type Applier interface {
 	Apply(ctx context.Context, cmd catalog.Command) (any, error)
 }
@@ -790,7 +791,7 @@ func (s *Server) putFlows(c *gin.Context) {
 		opt = append(opt, catalog.IfIndex(cur.ModifyIndex))
 	}
 	// The flows' node credentials (entered in the editor) stay.
-	if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.PutFlows(catalog.Flows{InstanceID: inst.ID, Doc: canonical,
+	if _, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.PutFlows(catalog.Flows{InstanceID: inst.ID, Doc: canonical,
 		SHA: sha, Version: version, By: p.Username, At: time.Now().UTC(), Credentials: cur.Credentials}, opt...)); err != nil {
 		if errors.Is(err, catalog.ErrConflict) {
 			abort(c, &Error{Status: http.StatusConflict, Code: "conflict", Message: "another deploy of this instance's flows got in first; retry"})

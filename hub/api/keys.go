@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -8,6 +9,12 @@ import (
 	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
 )
+
+// KeyRing is the JWT signing keys (hub/auth.Service).
+type KeyRing interface {
+	SigningKeys() ([]auth.KeyInfo, error)
+	RotateKeys(ctx context.Context) (auth.KeyInfo, error)
+}
 
 // keyRoutes serves the JWT signing keys: GET lists them (no secrets), POST
 // rotate adds a new one (towerctl auth rotate-keys). Both are for ADMIN

@@ -85,8 +85,6 @@ var (
 	reservedModelNames = []string{"providers", "benchmarks", "budgets", "usage"}
 )
 
-func init() { statusMappers = append(statusMappers, mapModels) }
-
 // mapModels maps hub/models errors on the registry routes.
 func mapModels(err error) *Error {
 	switch {
@@ -99,7 +97,7 @@ func mapModels(err error) *Error {
 }
 
 func (s *Server) modelRoutes() {
-	if s.cfg.Models == nil || s.cfg.ModelCatalog == nil {
+	if s.cfg.Models == nil || s.cfg.Catalog == nil {
 		return
 	}
 	read, create := Perm(auth.ResourceModels, auth.ActionRead), Perm(auth.ResourceModels, auth.ActionCreate)
@@ -158,7 +156,7 @@ type providerView struct {
 
 func (s *Server) providerView(p catalog.LLMProvider) providerView {
 	n := 0
-	for _, m := range s.cfg.ModelCatalog.Models() {
+	for _, m := range s.cfg.Catalog.Models() {
 		if m.Provider == p.ID {
 			n++
 		}
@@ -168,7 +166,7 @@ func (s *Server) providerView(p catalog.LLMProvider) providerView {
 
 func (s *Server) listProviders(c *gin.Context) {
 	out := []providerView{}
-	for _, p := range s.cfg.ModelCatalog.LLMProviders() {
+	for _, p := range s.cfg.Catalog.LLMProviders() {
 		out = append(out, s.providerView(p))
 	}
 	c.JSON(http.StatusOK, gin.H{"providers": out, "count": len(out)})
@@ -198,7 +196,7 @@ func (s *Server) putProvider(c *gin.Context) {
 	}
 	now := time.Now().UTC()
 	row := catalog.LLMProvider{ID: id, Kind: req.Kind, BaseURL: strings.TrimRight(req.BaseURL, "/"), CreatedAt: now, UpdatedAt: now}
-	old, err := s.cfg.ModelCatalog.LLMProvider(id)
+	old, err := s.cfg.Catalog.LLMProvider(id)
 	if err == nil {
 		row.CreatedAt, row.APIKey = old.CreatedAt, old.APIKey
 	}
@@ -215,7 +213,7 @@ func (s *Server) putProvider(c *gin.Context) {
 			}
 		}
 	}
-	res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.PutLLMProvider(row))
+	res, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.PutLLMProvider(row))
 	if err != nil {
 		abort(c, err)
 		return
@@ -242,7 +240,7 @@ func checkProvider(req providerRequest) *Error {
 
 func (s *Server) deleteProvider(c *gin.Context) {
 	id := c.Param("id")
-	if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.DeleteLLMProvider(id)); err != nil {
+	if _, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.DeleteLLMProvider(id)); err != nil {
 		abort(c, err)
 		return
 	}
@@ -266,7 +264,7 @@ func (s *Server) modelViews(ctx context.Context, ms []catalog.Model) []modelView
 	out := make([]modelView, 0, len(ms))
 	for _, m := range ms {
 		v := modelView{Model: m, ByHub: map[string]models.Figures{}}
-		if p, err := s.cfg.ModelCatalog.LLMProvider(m.Provider); err == nil {
+		if p, err := s.cfg.Catalog.LLMProvider(m.Provider); err == nil {
 			v.ProviderKind = p.Kind
 		}
 		for i, hf := range figs {
@@ -283,20 +281,20 @@ func (s *Server) modelViews(ctx context.Context, ms []catalog.Model) []modelView
 }
 
 func (s *Server) listModels(c *gin.Context) {
-	out := s.modelViews(c.Request.Context(), s.cfg.ModelCatalog.Models())
+	out := s.modelViews(c.Request.Context(), s.cfg.Catalog.Models())
 	c.JSON(http.StatusOK, gin.H{"models": out, "count": len(out)})
 }
 
 // getModel serves a version (name:version) or a name (its current
 // version, with every version listed).
 func (s *Server) getModel(c *gin.Context) {
-	m, err := models.Resolve(s.cfg.ModelCatalog, c.Param("id"))
+	m, err := models.Resolve(s.cfg.Catalog, c.Param("id"))
 	if err != nil {
 		abort(c, err)
 		return
 	}
 	v := s.modelViews(c.Request.Context(), []catalog.Model{m})[0]
-	for _, o := range s.cfg.ModelCatalog.ModelVersions(m.Name) {
+	for _, o := range s.cfg.Catalog.ModelVersions(m.Name) {
 		v.Versions = append(v.Versions, o.ID)
 	}
 	c.JSON(http.StatusOK, v)
@@ -349,7 +347,7 @@ func (s *Server) applyModel(m *catalog.Model, req modelRequest) *Error {
 	case !slices.Contains([]string{models.StatusActive, models.StatusDisabled, models.StatusDeprecated}, m.Status):
 		return Invalid("status", "status must be active, disabled or deprecated")
 	}
-	if _, err := s.cfg.ModelCatalog.LLMProvider(m.Provider); err != nil {
+	if _, err := s.cfg.Catalog.LLMProvider(m.Provider); err != nil {
 		return Invalid("provider", "provider "+m.Provider+" is not registered (PUT /api/models/providers/:id)")
 	}
 	return nil
@@ -370,7 +368,7 @@ func (s *Server) createModel(c *gin.Context) {
 		return
 	}
 	m.ID = m.Name + ":" + m.Version
-	versions := s.cfg.ModelCatalog.ModelVersions(m.Name)
+	versions := s.cfg.Catalog.ModelVersions(m.Name)
 	// The first version of a name is its current one unless told not.
 	m.Current = len(versions) == 0
 	set(&m.Current, req.Current)
@@ -379,7 +377,7 @@ func (s *Server) createModel(c *gin.Context) {
 	}
 	m.CreatedAt = time.Now().UTC()
 	m.UpdatedAt = m.CreatedAt
-	res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.PutModel(m, catalog.IfIndex(0)))
+	res, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.PutModel(m, catalog.IfIndex(0)))
 	if err != nil {
 		abort(c, err)
 		return
@@ -398,7 +396,7 @@ func currentOf(versions []catalog.Model) string {
 }
 
 func (s *Server) patchModel(c *gin.Context) {
-	old, err := s.cfg.ModelCatalog.Model(c.Param("id"))
+	old, err := s.cfg.Catalog.Model(c.Param("id"))
 	if err != nil {
 		abort(c, err)
 		return
@@ -417,12 +415,12 @@ func (s *Server) patchModel(c *gin.Context) {
 		return
 	}
 	if req.Current != nil && *req.Current && !old.Current {
-		m.Current, m.Previous = true, currentOf(s.cfg.ModelCatalog.ModelVersions(m.Name))
+		m.Current, m.Previous = true, currentOf(s.cfg.Catalog.ModelVersions(m.Name))
 	} else if req.Current != nil && !*req.Current {
 		m.Current = false
 	}
 	m.UpdatedAt = time.Now().UTC()
-	res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.PutModel(m, catalog.IfIndex(old.ModifyIndex)))
+	res, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.PutModel(m, catalog.IfIndex(old.ModifyIndex)))
 	if err != nil {
 		abort(c, err)
 		return
@@ -433,13 +431,13 @@ func (s *Server) patchModel(c *gin.Context) {
 
 func (s *Server) deleteModel(c *gin.Context) {
 	id := c.Param("id")
-	for _, r := range s.cfg.ModelCatalog.LLMRoutes() {
+	for _, r := range s.cfg.Catalog.LLMRoutes() {
 		if slices.Contains(r.Candidates, id) {
 			abort(c, &Error{Status: http.StatusConflict, Code: "conflict", Message: "route " + r.Name + " names " + id + "; change the route first"})
 			return
 		}
 	}
-	if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.DeleteModel(id)); err != nil {
+	if _, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.DeleteModel(id)); err != nil {
 		abort(c, err)
 		return
 	}
@@ -459,13 +457,13 @@ func (s *Server) rollbackModel(c *gin.Context) {
 		return
 	}
 	name, _, _ := strings.Cut(c.Param("id"), ":")
-	versions := s.cfg.ModelCatalog.ModelVersions(name)
+	versions := s.cfg.Catalog.ModelVersions(name)
 	cur := currentOf(versions)
 	if cur == "" {
 		abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "model " + name + " has no current version"})
 		return
 	}
-	curRow, _ := s.cfg.ModelCatalog.Model(cur)
+	curRow, _ := s.cfg.Catalog.Model(cur)
 	target := curRow.Previous
 	if req.To != "" {
 		target = req.To
@@ -473,7 +471,7 @@ func (s *Server) rollbackModel(c *gin.Context) {
 			target = name + ":" + target
 		}
 	}
-	to, err := s.cfg.ModelCatalog.Model(target)
+	to, err := s.cfg.Catalog.Model(target)
 	if target == "" || err != nil || to.Name != name {
 		abort(c, Invalid("to", "no version to roll back to: name one with {\"to\":\"v1\"}"))
 		return
@@ -482,7 +480,7 @@ func (s *Server) rollbackModel(c *gin.Context) {
 	if to.Status == models.StatusDisabled {
 		to.Status = models.StatusActive
 	}
-	res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.PutModel(to, catalog.IfIndex(to.ModifyIndex)))
+	res, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.PutModel(to, catalog.IfIndex(to.ModifyIndex)))
 	if err != nil {
 		abort(c, err)
 		return
@@ -494,12 +492,12 @@ func (s *Server) rollbackModel(c *gin.Context) {
 // --- routes ---
 
 func (s *Server) listLLMRoutes(c *gin.Context) {
-	rs := s.cfg.ModelCatalog.LLMRoutes()
+	rs := s.cfg.Catalog.LLMRoutes()
 	c.JSON(http.StatusOK, gin.H{"routes": rs, "count": len(rs), "policies": models.Policies})
 }
 
 func (s *Server) getLLMRoute(c *gin.Context) {
-	r, err := s.cfg.ModelCatalog.LLMRoute(c.Param("name"))
+	r, err := s.cfg.Catalog.LLMRoute(c.Param("name"))
 	if err != nil {
 		abort(c, err)
 		return
@@ -537,7 +535,7 @@ func (s *Server) checkRoute(req routeRequest) *Error {
 		return Invalid("deadline_ms", "deadline_ms must be 0 (default 60000) or between 10 and 3600000")
 	}
 	for i, ref := range req.Candidates {
-		if _, err := models.Resolve(s.cfg.ModelCatalog, ref); err != nil {
+		if _, err := models.Resolve(s.cfg.Catalog, ref); err != nil {
 			return Invalid(fmt.Sprintf("candidates[%d]", i), err.Error())
 		}
 	}
@@ -551,7 +549,7 @@ func (s *Server) putLLMRoute(c *gin.Context) {
 		abort(c, Invalid("name", "a route name is 1-63 letters, digits, '.', '_' or '-'"))
 		return
 	}
-	if len(s.cfg.ModelCatalog.ModelVersions(name)) > 0 {
+	if len(s.cfg.Catalog.ModelVersions(name)) > 0 {
 		abort(c, Invalid("name", "a model is named "+name+"; a route may not shadow it"))
 		return
 	}
@@ -567,10 +565,10 @@ func (s *Server) putLLMRoute(c *gin.Context) {
 	r := catalog.LLMRoute{Name: name, Policy: req.Policy, Candidates: req.Candidates, MaxP95MS: req.MaxP95MS,
 		MinQuality: req.MinQuality, WindowMS: req.WindowMS, AttemptTimeoutMS: req.AttemptTimeoutMS, DeadlineMS: req.DeadlineMS,
 		CreatedAt: now, UpdatedAt: now}
-	if old, err := s.cfg.ModelCatalog.LLMRoute(name); err == nil {
+	if old, err := s.cfg.Catalog.LLMRoute(name); err == nil {
 		r.CreatedAt = old.CreatedAt
 	}
-	res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.PutLLMRoute(r))
+	res, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.PutLLMRoute(r))
 	if err != nil {
 		abort(c, err)
 		return
@@ -581,7 +579,7 @@ func (s *Server) putLLMRoute(c *gin.Context) {
 
 func (s *Server) deleteLLMRoute(c *gin.Context) {
 	name := c.Param("name")
-	if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.DeleteLLMRoute(name)); err != nil {
+	if _, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.DeleteLLMRoute(name)); err != nil {
 		abort(c, err)
 		return
 	}
@@ -598,7 +596,7 @@ type budgetView struct {
 
 func (s *Server) listBudgets(c *gin.Context) {
 	out := []budgetView{}
-	for _, b := range s.cfg.ModelCatalog.LLMBudgets() {
+	for _, b := range s.cfg.Catalog.LLMBudgets() {
 		v := budgetView{LLMBudget: b}
 		if sp := s.cfg.Models.Spend(); sp != nil {
 			v.SpentTodayUSD, _ = sp.Today(c.Request.Context(), b.ID)
@@ -620,7 +618,7 @@ func (s *Server) putBudget(c *gin.Context) {
 			return
 		}
 	case kind == "route":
-		if _, err := s.cfg.ModelCatalog.LLMRoute(target); err != nil {
+		if _, err := s.cfg.Catalog.LLMRoute(target); err != nil {
 			abort(c, Invalid("id", "no route "+target+"; a budget id is instance:<id or name> or route:<name>"))
 			return
 		}
@@ -644,13 +642,13 @@ func (s *Server) putBudget(c *gin.Context) {
 		abort(c, Invalid("action", "action must be downgrade or refuse"))
 		return
 	case req.DowngradeTo != "":
-		if _, err := models.Resolve(s.cfg.ModelCatalog, req.DowngradeTo); err != nil {
+		if _, err := models.Resolve(s.cfg.Catalog, req.DowngradeTo); err != nil {
 			abort(c, Invalid("downgrade_to", err.Error()))
 			return
 		}
 	}
 	b := catalog.LLMBudget{ID: id, DailyUSD: req.DailyUSD, Action: req.Action, DowngradeTo: req.DowngradeTo, UpdatedAt: time.Now().UTC()}
-	res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.PutLLMBudget(b))
+	res, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.PutLLMBudget(b))
 	if err != nil {
 		abort(c, err)
 		return
@@ -669,7 +667,7 @@ func (s *Server) resolveInstance(ref string) (catalog.Instance, error) {
 
 func (s *Server) deleteBudget(c *gin.Context) {
 	id := c.Param("id")
-	if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.DeleteLLMBudget(id)); err != nil {
+	if _, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.DeleteLLMBudget(id)); err != nil {
 		abort(c, err)
 		return
 	}
@@ -695,7 +693,7 @@ type usageRow struct {
 // modelUsage sums the gateway's decisions since ?since (a duration, default
 // 24h) by instance, flow and model, from the AI-decision log.
 func (s *Server) modelUsage(c *gin.Context) {
-	if s.cfg.AuditLog == nil {
+	if s.cfg.Audit == nil {
 		abort(c, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "no decision log on this hub"})
 		return
 	}
@@ -708,7 +706,7 @@ func (s *Server) modelUsage(c *gin.Context) {
 		}
 		since = d
 	}
-	ds, err := s.cfg.AuditLog.AIDecisions(c.Request.Context(), store.AIDecisionFilter{Start: time.Now().Add(-since), Limit: MaxUsageRows})
+	ds, err := s.cfg.Audit.AIDecisions(c.Request.Context(), store.AIDecisionFilter{Start: time.Now().Add(-since), Limit: MaxUsageRows})
 	if err != nil {
 		abort(c, err)
 		return
@@ -801,7 +799,7 @@ func (s *Server) benchSpec(req benchRequest) (models.BenchSpec, *Error) {
 		return spec, Invalid("models", fmt.Sprintf("models must list 1 to %d models", models.MaxBenchModels))
 	}
 	for i, ref := range spec.Models {
-		m, err := models.Resolve(s.cfg.ModelCatalog, ref)
+		m, err := models.Resolve(s.cfg.Catalog, ref)
 		if err != nil || m.Kind == models.ModelEmbedding {
 			return spec, Invalid(fmt.Sprintf("models[%d]", i), "models["+fmt.Sprint(i)+"]: "+ref+" is not a chat model of the registry")
 		}
@@ -817,7 +815,7 @@ func (s *Server) benchSpec(req benchRequest) (models.BenchSpec, *Error) {
 	case math.IsNaN(spec.Threshold) || spec.Threshold < 0 || spec.Threshold > 1:
 		return spec, Invalid("threshold", "threshold must be between 0 and 1")
 	case spec.Scorer == models.ScoreEmbedding:
-		m, err := models.Resolve(s.cfg.ModelCatalog, spec.EmbeddingModel)
+		m, err := models.Resolve(s.cfg.Catalog, spec.EmbeddingModel)
 		if err != nil || m.Kind != models.ModelEmbedding {
 			return spec, Invalid("embedding_model", "the embedding scorer needs embedding_model, an embedding model of the registry")
 		}
@@ -839,12 +837,12 @@ func (s *Server) startBenchmark(c *gin.Context) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	id := "bench-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
-	if err := s.cfg.Models.StartBenchmark(s.cfg.Applier, id, spec); err != nil {
+	if err := s.cfg.Models.StartBenchmark(s.cfg.Cluster, id, spec); err != nil {
 		abort(c, err)
 		return
 	}
 	s.audit(c, actionBenchmarkStarted, "benchmark", id, gin.H{"dataset": spec.Dataset.Name, "models": spec.Models, "scorer": spec.Scorer})
-	row, err := s.cfg.ModelCatalog.Benchmark(id)
+	row, err := s.cfg.Catalog.Benchmark(id)
 	if err != nil {
 		row = catalog.Benchmark{ID: id, Status: "running"}
 	}
@@ -852,13 +850,13 @@ func (s *Server) startBenchmark(c *gin.Context) {
 }
 
 func (s *Server) listBenchmarks(c *gin.Context) {
-	bs := s.cfg.ModelCatalog.Benchmarks()
+	bs := s.cfg.Catalog.Benchmarks()
 	slices.SortFunc(bs, func(a, b catalog.Benchmark) int { return b.StartedAt.Compare(a.StartedAt) })
 	c.JSON(http.StatusOK, gin.H{"benchmarks": bs, "count": len(bs)})
 }
 
 func (s *Server) getBenchmark(c *gin.Context) {
-	b, err := s.cfg.ModelCatalog.Benchmark(c.Param("id"))
+	b, err := s.cfg.Catalog.Benchmark(c.Param("id"))
 	if err != nil {
 		abort(c, err)
 		return

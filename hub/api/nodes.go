@@ -249,7 +249,7 @@ func (s *Server) putNodePolicy(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.PutSetting(nodes.PolicySetting, p)); err != nil {
+	if _, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.PutSetting(nodes.PolicySetting, p)); err != nil {
 		abort(c, err)
 		return
 	}

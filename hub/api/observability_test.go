@@ -10,7 +10,7 @@ import (
 // TestGrafanaFrameSrc: with --grafana-url the console may frame that
 // origin (and nothing else); without it, nothing.
 func TestGrafanaFrameSrc(t *testing.T) {
-	s := New(Config{Metrics: metrics.New("t", "r"), GrafanaURL: "http://127.0.0.1:3300/grafana/"})
+	s := New(Config{Metrics: metrics.New("t", "r"), Observability: Observability{GrafanaURL: "http://127.0.0.1:3300/grafana/"}})
 	csp := do(s, "GET", "/api/health", nil).Header().Get("Content-Security-Policy")
 	if !strings.HasSuffix(csp, "; frame-src 'self' http://127.0.0.1:3300") {
 		t.Fatalf("CSP = %q", csp)

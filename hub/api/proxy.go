@@ -6,6 +6,13 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
+// InstanceProxy serves instances over HTTP (hub/proxy.Proxy): their data
+// plane and their editors.
+type InstanceProxy interface {
+	DataProxy
+	EditorProxy
+}
+
 // DataProxy serves the data plane of logical instances (hub/proxy).
 type DataProxy interface {
 	Serve(w http.ResponseWriter, r *http.Request, name, rest string)

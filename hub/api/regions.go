@@ -57,8 +57,8 @@ func (s *Server) getRegions(c *gin.Context) {
 		return
 	}
 	res := RegionsResponse{LeaderID: self.LeaderID, RTTMS: map[string]map[string]float64{}, Moves: []regions.Move{}}
-	if s.cfg.Moves != nil {
-		res.Moves = append(res.Moves, s.cfg.Moves()...)
+	if s.cfg.Peers.Moves != nil {
+		res.Moves = append(res.Moves, s.cfg.Peers.Moves()...)
 	}
 	byRegion := map[string]*RegionView{}
 	region := func(name string) *RegionView {
@@ -67,8 +67,8 @@ func (s *Server) getRegions(c *gin.Context) {
 		}
 		return byRegion[name]
 	}
-	if s.cfg.Topology != nil {
-		for _, r := range s.cfg.Topology.Regions {
+	if s.cfg.Peers.Topology != nil {
+		for _, r := range s.cfg.Peers.Topology.Regions {
 			region(r.Name)
 		}
 	}

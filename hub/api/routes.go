@@ -87,11 +87,11 @@ func principal(c *gin.Context) auth.Principal {
 // one) and checks the role's permission (403 with the reason).
 func (s *Server) requirePermission(a Access) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if s.cfg.Auth == nil {
+		if s.cfg.Users == nil {
 			abort(c, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "authentication is not configured on this hub"})
 			return
 		}
-		p, err := s.cfg.Auth.Authenticate(c.Request.Context(), bearer(c))
+		p, err := s.cfg.Users.Authenticate(c.Request.Context(), bearer(c))
 		if err != nil {
 			abort(c, err)
 			return
@@ -122,11 +122,11 @@ func (s *Server) requirePermission(a Access) gin.HandlerFunc {
 // requireEdge authenticates an enrolled edge's credential.
 func (s *Server) requireEdge() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if s.cfg.EdgeAuth == nil {
+		if s.cfg.Sync == nil {
 			abort(c, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "edge sync is not configured on this hub"})
 			return
 		}
-		edgeID, err := s.cfg.EdgeAuth.AuthenticateEdge(c.Request.Context(), bearer(c))
+		edgeID, err := s.cfg.Sync.AuthenticateEdge(c.Request.Context(), bearer(c))
 		if err != nil {
 			abort(c, err)
 			return

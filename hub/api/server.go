@@ -13,7 +13,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/redforge/controltower/hub/audit"
 	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/backup"
 	"github.com/redforge/controltower/hub/events"
@@ -34,45 +33,20 @@ type Component struct {
 	Checker Checker
 }
 
-// Config holds what the API needs from the rest of the hub.
+// Config holds what the API needs from the rest of the hub. Each
+// component is wired once, as one field whose type is the capability the
+// API uses of it: a small interface declared here or beside the routes
+// that use it, composed when one component serves several route groups
+// (Catalog, Cluster, Users, Audit, Limits, Proxy). A route group is
+// registered when the fields it needs are set.
 type Config struct {
+	// This hub and its HTTP surface.
 	Version    string
 	Region     string
 	NodeID     string
 	Components []Component
 	Metrics    *metrics.Metrics
 	Logger     *slog.Logger
-	// Auth authenticates users' sessions and API tokens.
-	Auth Authenticator
-	// EdgeAuth authenticates enrolled edges on the sync routes.
-	EdgeAuth EdgeAuthenticator
-	// Sync serves edge sync and enrollment (hub/edgesync); its routes are
-	// registered when it is set.
-	Sync SyncService
-	// Audit records every mutating action.
-	Audit Auditor
-	// Catalog and Applier read and write the control plane.
-	Catalog Catalog
-	Applier Applier
-	// Fleet manages this hub's runtimes; instance routes are served when
-	// it is set. Rows writes instance rows (hub/instances).
-	Fleet Fleet
-	Rows  Rows
-	// Store holds append data (metric samples, audit, AI decisions).
-	Store Store
-	// Events is the bus /api/ws subscribes to.
-	Events *events.Bus
-	// Users serves login, sessions, users and API tokens.
-	Users *auth.Service
-	// AuditLog serves audit queries, verification, export and AI decisions.
-	AuditLog *audit.Logger
-	// Limiter enforces login and request rate limits.
-	Limiter Limiter
-	// LoginState keeps the per-account login delay (hub/coord); without
-	// it only the per-address login limit applies.
-	LoginState LoginState
-	// LoginClock is the clock of the login delay (tests); time.Now when nil.
-	LoginClock func() time.Time
 	// TrustedProxies are the addresses and CIDRs of reverse proxies whose
 	// X-Forwarded-For and X-Real-IP name the client. Empty: no proxy is
 	// trusted, and the client is the connection's peer address (what the
@@ -80,75 +54,114 @@ type Config struct {
 	TrustedProxies []string
 	// CORSOrigins may call the API from a browser on another origin.
 	CORSOrigins []string
-	// Cluster is the hub's Raft node: GET /api/cluster, /api/regions,
-	// /api/route, staleness headers and ?consistent=1 reads. ClusterHandler
-	// serves the hub-to-hub calls (cluster.Handler); Routes is this hub's
-	// probe view of the others; Topology the configured regions (optional).
-	Cluster        ClusterNode
-	ClusterHandler http.Handler
-	Routes         RouteTable
-	Topology       *regions.Topology
-	// Moves lists failover instances moved out of a failed region.
-	Moves func() []regions.Move
-	// Checkpoints keeps workflow checkpoints (POST/GET /api/checkpoints,
-	// registered when set).
-	Checkpoints CheckpointStore
-	// Deploy runs blue-green deployments (hub/deploy); Proxy serves
-	// /i/{name}/ (hub/proxy). Their routes are registered when set.
+
+	// Catalog reads the control plane (hub/catalog.State); Cluster writes
+	// it and is this hub's Raft node (hub/cluster.Node): GET /api/cluster,
+	// /api/regions, /api/route, staleness headers and ?consistent=1 reads.
+	Catalog Catalog
+	Cluster ControlPlane
+	// Store holds append data (hub/store): metric samples, status history,
+	// flows versions and workflow checkpoints.
+	Store Store
+	// Users authenticates sessions and API tokens and serves login, users,
+	// API tokens, signing keys and editor sessions (hub/auth.Service).
+	Users Users
+	// Audit records every mutating action and serves audit queries,
+	// verification, export, reports and AI decisions (hub/audit.Logger).
+	Audit AuditLog
+	// Limits enforces the request and login rate limits and keeps the
+	// per-account login delay (hub/coord); LoginClock is the clock of the
+	// login delay (tests), time.Now when nil.
+	Limits     Limits
+	LoginClock func() time.Time
+	// Sync serves edge sync and enrollment and authenticates enrolled
+	// edges (hub/edgesync); its routes are registered when it is set.
+	Sync SyncService
+	// Events is the bus /api/ws subscribes to.
+	Events *events.Bus
+
+	// Fleet manages this hub's runtimes; instance routes are served when
+	// it is set. Rows writes instance rows (hub/instances).
+	Fleet Fleet
+	Rows  Rows
+	// Deploy runs blue-green deployments (hub/deploy). Proxy serves
+	// /i/{name}/ and, with Users, instances' Node-RED editors at
+	// /editor/{name}/ (hub/proxy). Their routes are registered when set.
 	Deploy Deployer
-	Proxy  DataProxy
+	Proxy  InstanceProxy
+	// RuntimeBrokerAddr is the hub bus as this hub's runtimes reach it
+	// (editor deploys are turned back into documents with it).
+	RuntimeBrokerAddr func() string
+	// Nodes is this hub's node package cache: node package routes are
+	// registered when it is set (with Deploy).
+	Nodes NodePackages
 	// Backups makes, lists, verifies and prunes backups (hub/backup);
 	// its routes are registered when set.
 	Backups Backups
 	// FlowsGit is the flows mirror in Git: GET /api/flows/git and POST
 	// /api/flows/restore (registered when set).
 	FlowsGit FlowsGit
-	// ConfigCatalog serves configuration export and import (GET
-	// /api/config/export, POST /api/config/import), registered when set.
-	ConfigCatalog backup.ConfigCatalog
-	// PeerRoutes are hub-to-hub endpoints (path → handler) that check the
-	// cluster secret themselves (events fan-out, in-flight counts).
-	PeerRoutes map[string]http.Handler
-	// PeerClient calls other hubs (forwarded log reads, the regions' RTT
+	// Models serves the LLM gateway (/v1/*) and the model registry
+	// (/api/models, /api/routes/llm); Sealer seals provider keys.
+	// Registered when Models and Catalog are set.
+	Models Models
+	Sealer Sealer
+
+	// Peers are the multi-hub parts (cluster.go, hubs.go, regions.go).
+	Peers Peers
+	// Observability serves analytics, prices, dashboards and alerts
+	// (analytics.go, prometheus.go, alerts.go).
+	Observability Observability
+}
+
+// Catalog is what the API reads of the control plane: one object
+// (hub/catalog.State) seen through each route group's capability.
+type Catalog interface {
+	InstanceCatalog      // instances, hubs, allocations, flows (instances.go)
+	SnapshotCatalog      // instance snapshots (snapshots.go)
+	ModelCatalog         // the model registry (models.go)
+	backup.ConfigCatalog // configuration export and import (configio.go)
+}
+
+// Peers are the hub-to-hub parts of the API.
+type Peers struct {
+	// Handler serves the hub-to-hub Raft calls (cluster.Handler); it
+	// checks the cluster secret itself.
+	Handler http.Handler
+	// Routes are other hub-to-hub endpoints (path → handler) that check
+	// the cluster secret themselves (events fan-out, in-flight counts).
+	Routes map[string]http.Handler
+	// Client calls other hubs (forwarded log reads, the regions' RTT
 	// matrix): mutual TLS with the cluster CA when configured. Nil: a
 	// plain client.
-	PeerClient *http.Client
+	Client *http.Client
+	// Table is this hub's probe view of the others; Topology the
+	// configured regions (optional); Moves lists failover instances moved
+	// out of a failed region.
+	Table    RouteTable
+	Topology *regions.Topology
+	Moves    func() []regions.Move
+}
 
-	// Observability (analytics.go, prometheus.go, alerts.go). Analytics
-	// answers GET /api/metrics/fleet and /api/metrics/instances/:id;
-	// Prices is the LLM price table (GET /api/metrics/prices);
-	// GrafanaURL, when set, is where the console embeds the dashboards
-	// from; Alerts serves alert rules, active alerts and their history.
+// Observability is what the metrics and alerting routes serve. Analytics
+// answers GET /api/metrics/fleet and /api/metrics/instances/:id; Prices
+// is the LLM price table (GET /api/metrics/prices); GrafanaURL, when set,
+// is where the console embeds the dashboards from; Alerts serves alert
+// rules, active alerts and their history. Each is optional.
+type Observability struct {
 	Analytics  Analytics
 	Prices     func() metrics.PriceTable
 	GrafanaURL string
 	Alerts     AlertService
-
-	// Editor serves instances' Node-RED editors (/editor/{name}/,
-	// registered when set, with Users); RuntimeBrokerAddr is the hub bus
-	// as this hub's runtimes reach it (editor deploys are turned back into
-	// documents with it).
-	Editor            EditorProxy
-	RuntimeBrokerAddr func() string
-	// Nodes is this hub's node package cache: node package and snapshot
-	// routes are registered when it is set (with Deploy).
-	Nodes NodePackages
-	// Snapshots reads instance snapshots; their routes are registered when
-	// set (with Deploy).
-	Snapshots SnapshotCatalog
-	// Models serves the LLM gateway (/v1/*) and the model registry
-	// (/api/models, /api/routes/llm) over ModelCatalog; Sealer seals
-	// provider keys. Registered when Models and ModelCatalog are set.
-	Models       Models
-	ModelCatalog ModelCatalog
-	Sealer       Sealer
 }
 
 // Store is what the API reads of the data store (metric samples, status
-// history, flows versions), and the flows versions it records.
+// history, flows versions, checkpoints), and the flows versions and
+// checkpoints it records.
 type Store interface {
 	QueryMetricSamples(ctx context.Context, q store.MetricQuery) ([]store.MetricSample, error)
 	HistoryStore
+	CheckpointStore
 }
 
 // Authenticator turns a bearer credential into a principal; refusals are
@@ -188,7 +201,7 @@ func New(cfg Config) *Server {
 		cfg.Logger.Error("trusted proxies ignored: no forwarding header is trusted", logKeyError, err)
 		_ = e.SetTrustedProxies(nil)
 	}
-	e.Use(requestID(), s.accessLog(), recovery(), securityHeaders(grafanaOrigin(cfg.GrafanaURL)), s.cors(), limitBody(), s.readConsistency())
+	e.Use(requestID(), s.accessLog(), recovery(), securityHeaders(grafanaOrigin(cfg.Observability.GrafanaURL)), s.cors(), limitBody(), s.readConsistency())
 	e.NoRoute(func(c *gin.Context) {
 		abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no route " + c.Request.Method + " " + c.Request.URL.Path})
 	})

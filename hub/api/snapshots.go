@@ -70,7 +70,7 @@ type SnapshotCatalog interface {
 }
 
 func (s *Server) snapshotRoutes() {
-	if s.cfg.Snapshots == nil || s.cfg.Deploy == nil {
+	if s.cfg.Catalog == nil || s.cfg.Deploy == nil {
 		return
 	}
 	r := func(a auth.Action) Access { return Perm(auth.ResourceInstances, a).OnInstance() }
@@ -87,7 +87,7 @@ func (s *Server) listSnapshots(c *gin.Context) {
 	if !ok {
 		return
 	}
-	snaps := s.cfg.Snapshots.InstanceSnapshots(inst.ID)
+	snaps := s.cfg.Catalog.InstanceSnapshots(inst.ID)
 	out := make([]SnapshotView, 0, len(snaps))
 	for i := len(snaps) - 1; i >= 0; i-- { // newest first
 		out = append(out, snapshotView(snaps[i]))
@@ -129,7 +129,7 @@ func (s *Server) createSnapshot(c *gin.Context) {
 		abort(c, Invalid("description", "description is at most 2000 characters"))
 		return
 	}
-	existing := s.cfg.Snapshots.InstanceSnapshots(inst.ID)
+	existing := s.cfg.Catalog.InstanceSnapshots(inst.ID)
 	if len(existing) >= MaxSnapshots {
 		abort(c, &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("%s has %d snapshots, the most it may keep; delete one first", inst.Name, MaxSnapshots)})
 		return
@@ -149,7 +149,7 @@ func (s *Server) createSnapshot(c *gin.Context) {
 	snap := catalog.InstanceSnapshot{ID: uuid.NewString(), InstanceID: inst.ID, Name: req.Name, Description: req.Description,
 		Flows: flows.Doc, FlowsSHA: flows.SHA, Credentials: flows.Credentials, Settings: settings, Nodes: live.Nodes,
 		CreatedBy: p.Username, CreatedAt: time.Now().UTC()}
-	res, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.PutInstanceSnapshot(snap, catalog.IfIndex(0)))
+	res, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.PutInstanceSnapshot(snap, catalog.IfIndex(0)))
 	if err != nil {
 		abort(c, err)
 		return
@@ -172,7 +172,7 @@ func (s *Server) snapshot(c *gin.Context) (catalog.Instance, catalog.InstanceSna
 }
 
 func (s *Server) snapshotOf(c *gin.Context, inst catalog.Instance, id, field string) (catalog.InstanceSnapshot, bool) {
-	snap, err := s.cfg.Snapshots.InstanceSnapshot(id)
+	snap, err := s.cfg.Catalog.InstanceSnapshot(id)
 	if err != nil || snap.InstanceID != inst.ID {
 		abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Field: field, Message: fmt.Sprintf("%s has no snapshot %q", inst.Name, id)})
 		return snap, false
@@ -197,7 +197,7 @@ func (s *Server) deleteSnapshot(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if _, err := s.cfg.Applier.Apply(c.Request.Context(), catalog.DeleteInstanceSnapshot(snap.ID)); err != nil {
+	if _, err := s.cfg.Cluster.Apply(c.Request.Context(), catalog.DeleteInstanceSnapshot(snap.ID)); err != nil {
 		abort(c, err)
 		return
 	}

@@ -20,6 +20,7 @@ import (
 
 // SyncService is the edge sync service (hub/edgesync.Service) as the API uses it.
 type SyncService interface {
+	EdgeAuthenticator
 	CreateToken(ctx context.Context, req edgesync.TokenRequest, createdBy string) (edgesync.NewToken, error)
 	Enroll(ctx context.Context, req *syncproto.EnrollRequest) (*syncproto.EnrollResponse, error)
 	ReadBatch(ctx context.Context, edgeID, contentType string, body io.Reader, contentLength int64) (*syncproto.Batch, error)
@@ -32,8 +33,6 @@ type SyncService interface {
 	DesiredConfig(ctx context.Context, edgeID string) (edgesync.EdgeConfig, error)
 	SetConfig(ctx context.Context, edgeID string, flows, settings json.RawMessage, by string) (edgesync.EdgeConfig, error)
 }
-
-func init() { statusMappers = append(statusMappers, mapSync) }
 
 func mapSync(err error) *Error {
 	switch {

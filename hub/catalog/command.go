@@ -69,6 +69,9 @@ const (
 	CmdDeleteLLMBudget   CommandType = 78
 	CmdPutBenchmark      CommandType = 79
 	CmdDeleteBenchmark   CommandType = 80
+	// 81-82: a failed green's kept logs (greenlogs.go), once settings.
+	CmdPutGreenLogs    CommandType = 81
+	CmdDeleteGreenLogs CommandType = 82
 )
 
 // 41-50: Node-RED as its users know it (editor, node packages, snapshots).
@@ -85,7 +88,8 @@ func ResultTypes() []any {
 	return []any{Instance{}, Deployment{}, Edge{}, EnrollmentToken{}, Region{}, Setting{}, APIToken{}, User{},
 		Hub{}, Allocation{}, Flows{}, Credentials{}, Move{}, AlertRule{}, Alert{}, InstanceSnapshot{},
 		LLMProvider{}, Model{}, LLMRoute{}, LLMBudget{}, Benchmark{},
-		SigningKey{}, RefreshToken{}, SessionGeneration{}, AuthReaped{}, DeploymentSpec{}, AuditAnchor{}, EdgeConfig{}}
+		SigningKey{}, RefreshToken{}, SessionGeneration{}, AuthReaped{}, DeploymentSpec{}, AuditAnchor{}, EdgeConfig{},
+		GreenLogs{}}
 }
 
 // String returns the command type's name, or its number when unknown.
@@ -224,6 +228,9 @@ func init() {
 		CmdPutDeploymentSpec:     spec("put_deployment_spec", 1, applyPutDeploymentSpec),
 		CmdPutAuditAnchor:        spec("put_audit_anchor", 1, applyPutAuditAnchor),
 		CmdPutEdgeConfig:         spec("put_edge_config", 1, applyPutEdgeConfig),
+		// 81-82: a failed green's kept logs (greenlogs.go)
+		CmdPutGreenLogs:    spec("put_green_logs", 1, applyPutGreenLogs),
+		CmdDeleteGreenLogs: spec("delete_green_logs", 1, applyDeleteGreenLogs),
 		// 51-60: alerting (alerts.go)
 		CmdPutAlertRule:     spec("put_alert_rule", 1, applyPutAlertRule),
 		CmdDeleteAlertRule:  spec("delete_alert_rule", 1, applyDeleteAlertRule),

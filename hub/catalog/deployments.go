@@ -125,6 +125,7 @@ func applyDeleteDeployment(w *write, b keyBody) (any, error) {
 	}
 	w.remove(tableDeployments, d)
 	deleteDeploymentSpec(w, b.Key)
+	deleteDeploymentGreenLogs(w, b.Key)
 	return nil, nil
 }
 

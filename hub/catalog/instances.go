@@ -211,6 +211,7 @@ func applyDeleteInstance(w *write, b keyBody) (any, error) {
 		w.remove(tableDeployments, &d)
 	}
 	deleteInstanceSpecs(w, b.Key)
+	deleteInstanceGreenLogs(w, b.Key)
 	for _, t := range list[APIToken](w.tx, nil, tableAPITokens, "instance", b.Key) {
 		w.remove(tableAPITokens, &t)
 	}

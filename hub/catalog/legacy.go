@@ -29,6 +29,8 @@ const (
 	legacySpec           = "deploy/spec/"          // + deployment id
 	legacyAuditAnchor    = "audit/anchor"
 	legacyEdgeConfig     = "edges/config/" // + edge id
+	// Format 3 and the logs of its hubs: hub/deploy's kept green logs.
+	legacyGreenLogs = "deploy/greenlogs/" // + deployment id
 )
 
 // upgradeLegacySettings moves the settings older hubs used into the typed
@@ -132,6 +134,15 @@ func legacyRow(w *write, key string, val json.RawMessage) (r legacyRowOf, ok boo
 		err = decode(c)
 		c.EdgeID = strings.TrimPrefix(key, legacyEdgeConfig)
 		return legacyRowOf{tableEdgeConfigs, c, func(w *write) error { return checkEdgeConfig(w, c) }}, true, err
+	case strings.HasPrefix(key, legacyGreenLogs):
+		g := &GreenLogs{}
+		err = decode(g)
+		g.DeploymentID = strings.TrimPrefix(key, legacyGreenLogs)
+		g.InstanceID = "" // the setting did not name it: its deployment's
+		if dep := first[Deployment](w.tx, nil, tableDeployments, "id", g.DeploymentID); dep != nil {
+			g.InstanceID = dep.InstanceID
+		}
+		return legacyRowOf{tableGreenLogs, g, func(w *write) error { return checkGreenLogs(w, g) }}, true, err
 	}
 	return legacyRowOf{}, false, nil
 }
@@ -244,7 +255,7 @@ func upgradeInsert(w *write, st Setting, table string, row interface{ indexes() 
 // now: a PutSetting or DeleteSetting of it goes to the table.
 func isLegacyKey(key string) bool {
 	for _, p := range []string{legacyRetiredKey, legacyRefresh, legacyRevokedJTI, legacyRevokedSession,
-		legacyUserGeneration, legacySpec, legacyEdgeConfig} {
+		legacyUserGeneration, legacySpec, legacyEdgeConfig, legacyGreenLogs} {
 		if strings.HasPrefix(key, p) {
 			return true
 		}
@@ -282,6 +293,8 @@ func putLegacy(w *write, b putBody[Setting]) (any, error) {
 		return applyPutAuditAnchor(w, putBody[AuditAnchor]{Row: *row, IfIndex: b.IfIndex})
 	case *EdgeConfig:
 		return applyPutEdgeConfig(w, putBody[EdgeConfig]{Row: *row, IfIndex: b.IfIndex})
+	case *GreenLogs:
+		return applyPutGreenLogs(w, putBody[GreenLogs]{Row: *row, IfIndex: b.IfIndex})
 	case *Revocation:
 		if err := checkIfIndex(first[Revocation](w.tx, nil, r.table, "id", row.ID), b.IfIndex); err != nil {
 			return nil, fmt.Errorf("put setting %q: %w", key, err)
@@ -378,7 +391,7 @@ func legacyTarget(w *write, key string) (string, any) {
 		{legacyRetiredKey, tableSigningKeys}, {legacyRefresh, tableRefreshTokens},
 		{legacyRevokedJTI, tableRevokedTokens}, {legacyRevokedSession, tableRevokedSessions},
 		{legacyUserGeneration, tableSessionGenerations}, {legacySpec, tableDeploymentSpecs},
-		{legacyEdgeConfig, tableEdgeConfigs},
+		{legacyEdgeConfig, tableEdgeConfigs}, {legacyGreenLogs, tableGreenLogs},
 	} {
 		if id, ok := strings.CutPrefix(key, m.prefix); ok {
 			obj, err := w.tx.First(m.table, "id", id)

@@ -29,11 +29,13 @@ import (
 const (
 	snapshotMagic = "RFCATSNP"
 	// snapshotVersion 3 has the tables of the state kept in settings
-	// before (authstate.go, specs.go, anchors.go, edgeconfigs.go); a
-	// format-2 hub refuses it with ErrSnapshotVersion instead of failing
-	// on an unknown table. Formats 1 and 2 restore, their settings moved
-	// into the tables (legacy.go).
-	snapshotVersion = 3
+	// before (authstate.go, specs.go, anchors.go, edgeconfigs.go); format
+	// 4 adds green_logs (greenlogs.go). Each is format 3's layout with
+	// more tables, so an older format restores as it is (its missing
+	// tables empty: knownTables), its settings moved into the tables
+	// (legacy.go); the bump makes an older hub refuse a newer snapshot
+	// with ErrSnapshotVersion instead of failing on an unknown table.
+	snapshotVersion = 4
 )
 
 // knownTables reports whether tables, as a snapshot header lists them,
@@ -269,6 +271,8 @@ func restoreRow(w *write, table string, raw json.RawMessage) error {
 		return restoreInto(w, table, raw, checkAuditAnchor)
 	case tableEdgeConfigs:
 		return restoreInto(w, table, raw, checkEdgeConfig)
+	case tableGreenLogs:
+		return restoreInto(w, table, raw, checkGreenLogs)
 	case tableSnapshots:
 		return restoreInto(w, table, raw, checkSnapshot)
 	case tableLLMProviders:

@@ -52,6 +52,7 @@ const (
 	tableDeploymentSpecs    = "deployment_specs"
 	tableAuditAnchors       = "audit_anchors"
 	tableEdgeConfigs        = "edge_configs"
+	tableGreenLogs          = "green_logs"
 	tableSnapshots          = "snapshots"
 	tableLLMProviders       = "llm_providers"
 	tableModels             = "models"
@@ -68,7 +69,7 @@ var tableOrder = []string{
 	tableLLMProviders, tableModels, tableLLMRoutes, tableLLMBudgets, tableBenchmarks,
 	tableSigningKeys, tableRefreshTokens, tableRevokedTokens, tableRevokedSessions,
 	tableSessionGenerations, tableDeploymentSpecs, tableAuditAnchors, tableEdgeConfigs,
-	tableIndex,
+	tableGreenLogs, tableIndex,
 }
 
 func schema() *memdb.DBSchema {
@@ -80,7 +81,7 @@ func schema() *memdb.DBSchema {
 		llmProvidersTable(), modelsTable(), llmRoutesTable(), llmBudgetsTable(), benchmarksTable(),
 		signingKeysTable(), refreshTokensTable(), revocationsTable(tableRevokedTokens),
 		revocationsTable(tableRevokedSessions), sessionGenerationsTable(),
-		deploymentSpecsTable(), auditAnchorsTable(), edgeConfigsTable(),
+		deploymentSpecsTable(), auditAnchorsTable(), edgeConfigsTable(), greenLogsTable(),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, t := range tables {
@@ -172,6 +173,8 @@ func singular(table string) string {
 		return "llm route"
 	case tableLLMBudgets:
 		return "llm budget"
+	case tableGreenLogs:
+		return "green logs of deployment"
 	}
 	return table[:len(table)-1]
 }

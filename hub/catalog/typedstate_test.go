@@ -28,6 +28,11 @@ func onceSettingsCommands(last uint64) []Command {
 		PutAuditAnchor(AuditAnchor{Chain: AuditChain, RecordID: 9, Hash: "bb", Time: t0}),
 		PutEdgeConfig(EdgeConfig{EdgeID: "g-1", Version: 1, Flows: json.RawMessage(`[]`), UpdatedBy: "admin", UpdatedAt: t0}, IfIndex(0)),
 		PutEdgeConfig(EdgeConfig{EdgeID: "g-1", Version: 2, Flows: json.RawMessage(`[{"id":"n"}]`), Settings: json.RawMessage(`{"a":1}`), UpdatedAt: t0}),
+		PutGreenLogs(GreenLogs{DeploymentID: "d-1", InstanceID: "i-1", Green: "orders.green-d1", At: t0, Replicas: []ReplicaLog{
+			{Replica: 0, Hub: "hub-a", Lines: []string{"starting", "Error: bad option --x"}},
+			{Replica: 1, Hub: "hub-b", Lines: []string{}, Error: "hub-b unreachable"}}}, IfIndex(0)),
+		PutGreenLogs(GreenLogs{DeploymentID: "d-2", InstanceID: "i-2", Green: "billing.green-d2", At: t0, Replicas: []ReplicaLog{}}),
+		DeleteGreenLogs("d-2"),
 	}
 }
 
@@ -115,13 +120,31 @@ func TestReapAuth(t *testing.T) {
 func TestOnceSettingsCascade(t *testing.T) {
 	a := fixture(t)
 	a.must(PutDeploymentSpec(DeploymentSpec{DeploymentID: "d-orphan", InstanceID: "i-1", Spec: json.RawMessage(`{}`)}))
+	if _, err := a.s.GreenLogs("d-1"); err != nil {
+		t.Fatalf("green logs before the deletes: %v", err)
+	}
 	a.must(DeleteDeployment("d-1"))
 	if _, err := a.s.DeploymentSpec("d-1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("spec of a deleted deployment: %v", err)
 	}
+	if _, err := a.s.GreenLogs("d-1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("green logs of a deleted deployment: %v", err)
+	}
+	// The logs of a deployment of i-1 whose green row is gone (the
+	// rollback deleted it) stay until i-1 goes.
+	a.must(PutDeployment(Deployment{ID: "d-3", InstanceID: "i-1", Status: DeploymentRolledBack, StartedAt: t0, UpdatedAt: t0}))
+	a.must(UpsertInstance(Instance{ID: "i-1-g3", Name: "orders.g3", CreatedAt: t0, UpdatedAt: t0}))
+	a.must(PutGreenLogs(GreenLogs{DeploymentID: "d-3", InstanceID: "i-1", Green: "orders.g3", At: t0, Replicas: []ReplicaLog{{Lines: []string{"x"}}}}))
+	a.must(DeleteInstance("i-1-g3"))
+	if _, err := a.s.GreenLogs("d-3"); err != nil {
+		t.Fatalf("green logs after their green row went: %v", err)
+	}
 	a.must(DeleteInstance("i-1"))
 	if _, err := a.s.DeploymentSpec("d-orphan"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("spec of a deleted instance: %v", err)
+	}
+	if _, err := a.s.GreenLogs("d-3"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("green logs of a deleted instance: %v", err)
 	}
 	a.must(DeleteEdge("g-1"))
 	if _, err := a.s.EdgeConfig("g-1"); !errors.Is(err, ErrNotFound) {
@@ -140,17 +163,21 @@ func TestOnceSettingsChecks(t *testing.T) {
 		cmd  Command
 		want error
 	}{
-		"refresh token of a missing user": {PutRefreshToken(RefreshToken{Hash: "x", SessionID: "s", UserID: "nobody", ExpiresAt: t0}), ErrNotFound},
-		"refresh token without expiry":    {PutRefreshToken(RefreshToken{Hash: "x", SessionID: "s", UserID: "u-1"}), ErrInvalid},
-		"used twice":                      {PutRefreshToken(RefreshToken{Hash: "r1", SessionID: "s-1", UserID: "u-1", ExpiresAt: t0}, IfIndex(0)), ErrConflict},
-		"revocation without until":        {Revoke(Revocations{Tokens: []Revocation{{ID: "j"}}}), ErrInvalid},
-		"generation of a missing user":    {BumpSessionGeneration("nobody", t0), ErrNotFound},
-		"spec of a missing instance":      {PutDeploymentSpec(DeploymentSpec{DeploymentID: "d", InstanceID: "nope", Spec: json.RawMessage(`{}`)}), ErrNotFound},
-		"spec that is not an object":      {PutDeploymentSpec(DeploymentSpec{DeploymentID: "d", InstanceID: "i-1", Spec: json.RawMessage(`[]`)}), ErrInvalid},
-		"anchor moved back":               {PutAuditAnchor(AuditAnchor{Chain: AuditChain, RecordID: 8, Hash: "cc"}), ErrConflict},
-		"edge config of a missing edge":   {PutEdgeConfig(EdgeConfig{EdgeID: "nope", Version: 9, Flows: json.RawMessage(`[]`)}), ErrNotFound},
-		"edge config version not above":   {PutEdgeConfig(EdgeConfig{EdgeID: "g-1", Version: 2, Flows: json.RawMessage(`[]`)}), ErrConflict},
-		"edge flows not an array":         {PutEdgeConfig(EdgeConfig{EdgeID: "g-1", Version: 3, Flows: json.RawMessage(`{}`)}), ErrInvalid},
+		"refresh token of a missing user":     {PutRefreshToken(RefreshToken{Hash: "x", SessionID: "s", UserID: "nobody", ExpiresAt: t0}), ErrNotFound},
+		"refresh token without expiry":        {PutRefreshToken(RefreshToken{Hash: "x", SessionID: "s", UserID: "u-1"}), ErrInvalid},
+		"used twice":                          {PutRefreshToken(RefreshToken{Hash: "r1", SessionID: "s-1", UserID: "u-1", ExpiresAt: t0}, IfIndex(0)), ErrConflict},
+		"revocation without until":            {Revoke(Revocations{Tokens: []Revocation{{ID: "j"}}}), ErrInvalid},
+		"generation of a missing user":        {BumpSessionGeneration("nobody", t0), ErrNotFound},
+		"spec of a missing instance":          {PutDeploymentSpec(DeploymentSpec{DeploymentID: "d", InstanceID: "nope", Spec: json.RawMessage(`{}`)}), ErrNotFound},
+		"spec that is not an object":          {PutDeploymentSpec(DeploymentSpec{DeploymentID: "d", InstanceID: "i-1", Spec: json.RawMessage(`[]`)}), ErrInvalid},
+		"anchor moved back":                   {PutAuditAnchor(AuditAnchor{Chain: AuditChain, RecordID: 8, Hash: "cc"}), ErrConflict},
+		"edge config of a missing edge":       {PutEdgeConfig(EdgeConfig{EdgeID: "nope", Version: 9, Flows: json.RawMessage(`[]`)}), ErrNotFound},
+		"green logs of a missing deployment":  {PutGreenLogs(GreenLogs{DeploymentID: "nope", InstanceID: "i-1", Green: "g"}), ErrNotFound},
+		"green logs of another instance":      {PutGreenLogs(GreenLogs{DeploymentID: "d-1", InstanceID: "i-2", Green: "g"}), ErrInvalid},
+		"green logs without a green":          {PutGreenLogs(GreenLogs{DeploymentID: "d-1", InstanceID: "i-1"}), ErrInvalid},
+		"green logs put twice with IfIndex 0": {PutGreenLogs(GreenLogs{DeploymentID: "d-1", InstanceID: "i-1", Green: "g"}, IfIndex(0)), ErrConflict},
+		"edge config version not above":       {PutEdgeConfig(EdgeConfig{EdgeID: "g-1", Version: 2, Flows: json.RawMessage(`[]`)}), ErrConflict},
+		"edge flows not an array":             {PutEdgeConfig(EdgeConfig{EdgeID: "g-1", Version: 3, Flows: json.RawMessage(`{}`)}), ErrInvalid},
 	} {
 		before := dump(a.s)
 		if _, err := a.apply(c.cmd); !errors.Is(err, c.want) {

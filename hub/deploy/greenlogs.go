@@ -22,17 +22,11 @@ const maxGreenLogBytes = 64 << 10
 const maxGreenLogLine = 2 << 10
 
 // ReplicaLog is the end of one green replica's log.
-type ReplicaLog struct {
-	Replica int    `json:"replica"`
-	Hub     string `json:"hub"`
-	// Lines are the last lines of the log, oldest first.
-	Lines []string `json:"lines"`
-	// Error says why the log could not be read, when it could not.
-	Error string `json:"error,omitempty"`
-}
+type ReplicaLog = catalog.ReplicaLog
 
 // GreenLogs are the logs a failed green left with its deployment, read
-// just before the rollback removed its runtime.
+// just before the rollback removed its runtime: the catalog's row
+// (catalog.GreenLogs) as GET /api/deployments/:id/logs serves it.
 type GreenLogs struct {
 	DeploymentID string       `json:"deployment_id"`
 	Green        string       `json:"green"`
@@ -40,18 +34,17 @@ type GreenLogs struct {
 	Replicas     []ReplicaLog `json:"replicas"`
 }
 
-// GreenLogsKey is the catalog setting that holds a deployment's GreenLogs.
-func GreenLogsKey(deploymentID string) string { return "deploy/greenlogs/" + deploymentID }
-
 // keepGreenLogs reads the last GreenLogLines of every replica of green
-// and records them with the deployment. A replica whose log cannot be
+// and records them with the deployment d (catalog.PutGreenLogs; they go
+// with the deployment or its instance). A replica whose log cannot be
 // read is recorded with the reason; failing to record is logged, never
 // stops the rollback.
-func (o *Orchestrator) keepGreenLogs(ctx context.Context, id string, green catalog.Instance) {
+func (o *Orchestrator) keepGreenLogs(ctx context.Context, d catalog.Deployment, green catalog.Instance) {
 	if o.d.Logs == nil {
 		return
 	}
-	gl := GreenLogs{DeploymentID: id, Green: green.Name, At: o.now().UTC()}
+	id := d.ID
+	gl := catalog.GreenLogs{DeploymentID: id, InstanceID: d.InstanceID, Green: green.Name, At: o.now().UTC()}
 	for _, a := range o.d.Catalog.InstanceAllocations(green.ID) {
 		rl := ReplicaLog{Replica: a.Replica, Hub: a.Hub}
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -64,7 +57,7 @@ func (o *Orchestrator) keepGreenLogs(ctx context.Context, id string, green catal
 		}
 		gl.Replicas = append(gl.Replicas, rl)
 	}
-	if _, err := o.d.Applier.Apply(ctx, catalog.PutSetting(GreenLogsKey(id), gl)); err != nil {
+	if _, err := o.d.Applier.Apply(ctx, catalog.PutGreenLogs(gl)); err != nil {
 		o.log.Error("keep the logs of the failed green", "deployment", id, "green", green.Name, "error", err)
 		return
 	}
@@ -102,12 +95,12 @@ func lastLines(b []byte, n int) []string {
 // Errors: catalog.ErrNotFound for an unknown deployment or one that kept
 // none (its green did not fail, or it never had one).
 func (o *Orchestrator) GreenLogs(id string) (GreenLogs, error) {
-	var gl GreenLogs
 	if _, err := o.d.Catalog.Deployment(id); err != nil {
-		return gl, err
+		return GreenLogs{}, err
 	}
-	if err := o.d.Catalog.SettingValue(GreenLogsKey(id), &gl); err != nil {
-		return gl, fmt.Errorf("deployment %s kept no green logs (only a green that failed leaves them): %w", id, catalog.ErrNotFound)
+	row, err := o.d.Catalog.GreenLogs(id)
+	if err != nil {
+		return GreenLogs{}, fmt.Errorf("deployment %s kept no green logs (only a green that failed leaves them): %w", id, catalog.ErrNotFound)
 	}
-	return gl, nil
+	return GreenLogs{DeploymentID: row.DeploymentID, Green: row.Green, At: row.At, Replicas: row.Replicas}, nil
 }

@@ -31,8 +31,8 @@ type Catalog interface {
 	Deployments(instanceID string) []catalog.Deployment
 	WatchDeployments(ctx context.Context, instanceID string) ([]catalog.Deployment, uint64, <-chan struct{})
 	DeploymentSpec(deploymentID string) (catalog.DeploymentSpec, error)
-	// SettingValue reads the logs a failed green left (GreenLogsKey).
-	SettingValue(key string, v any) error
+	// GreenLogs reads the logs a failed green left with its deployment.
+	GreenLogs(deploymentID string) (catalog.GreenLogs, error)
 }
 
 // Applier writes to the control plane (the Raft node).

@@ -739,7 +739,7 @@ func (o *Orchestrator) setDesired(ctx context.Context, id string, s catalog.Desi
 func (o *Orchestrator) rollback(ctx context.Context, d catalog.Deployment, spec Spec, reason string) {
 	o.log.Warn("deployment failed; rolling back", "deployment", d.ID, "phase", d.Phase, "reason", reason)
 	if green, err := o.d.Catalog.Instance(spec.GreenID); err == nil {
-		o.keepGreenLogs(ctx, d.ID, green) // before its runtime goes with its row
+		o.keepGreenLogs(ctx, d, green) // before its runtime goes with its row
 	}
 	if _, err := o.d.Applier.Apply(ctx, catalog.DeleteInstance(spec.GreenID)); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		o.log.Error("rollback: remove green", "deployment", d.ID, "error", err)
