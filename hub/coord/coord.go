@@ -90,6 +90,15 @@ type HoldQueue interface {
 	HoldDelete(ctx context.Context, queue string) error
 }
 
+// HoldPusherOnce is implemented by a HoldQueue whose pushes can be retried
+// safely (hub/coord/redis): a push names its message with id, and pushing
+// an id already held returns the seq it was held under instead of holding
+// it twice. A caller whose HoldPush failed in a failover retries with the
+// same id until it succeeds.
+type HoldPusherOnce interface {
+	HoldPushOnce(ctx context.Context, queue, id string, msg []byte) (seq int64, err error)
+}
+
 // KV is a shared key-value store with optional expiry, used for Node-RED
 // context shared by blue and green and for simple leases.
 //
