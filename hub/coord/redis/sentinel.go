@@ -274,4 +274,6 @@ func (e *oneLine) Error() string { return e.msg }
 func (e *oneLine) Unwrap() error { return e.err }
 
 // flatten puts a (joined, multi-line) error text on one line.
-func flatten(s string) string { return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ") }
+func flatten(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
