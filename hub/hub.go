@@ -241,7 +241,7 @@ func (h *Hub) openCoord(ctx context.Context) error {
 			return err
 		}
 		if err := c.Open(ctx); err != nil {
-			return fmt.Errorf("redis: %w", err) // err names the URL, without its password
+			return fmt.Errorf("redis %s: %w", Redact(h.Config.Redis), err)
 		}
 		h.Coord = c
 	}
