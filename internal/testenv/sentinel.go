@@ -199,15 +199,16 @@ func (c *SentinelCluster) WaitFailover(tb testing.TB, old string, timeout time.D
 	var master string
 	WaitFor(tb, timeout, "the Sentinels to promote a replica", func() error {
 		var err error
-		master, err = c.promoted(old)
+		master, err = c.Promoted(old)
 		return err
 	})
 	return master
 }
 
-// promoted returns the new master if every Sentinel names one other than
-// old and that server says it is a master.
-func (c *SentinelCluster) promoted(old string) (string, error) {
+// Promoted returns the new master if every Sentinel names one other than
+// old and that server says it is a master, else an error saying what is
+// missing.
+func (c *SentinelCluster) Promoted(old string) (string, error) {
 	master := ""
 	for _, s := range c.Sentinels {
 		m, err := sentinelMaster(s)
@@ -231,6 +232,34 @@ func (c *SentinelCluster) promoted(old string) (string, error) {
 		return "", fmt.Errorf("%s is not a master yet", master)
 	}
 	return master, nil
+}
+
+// Switched returns the new master as soon as one Sentinel names a master
+// other than old (the leader's +switch-master) and that server says it is
+// a master; Promoted waits for every Sentinel.
+func (c *SentinelCluster) Switched(old string) (string, error) {
+	var errs []error
+	for _, s := range c.Sentinels {
+		m, err := sentinelMaster(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		addr := net.JoinHostPort(m["ip"], m["port"])
+		if addr == old {
+			errs = append(errs, fmt.Errorf("%s still names %s", s, old))
+			continue
+		}
+		info, err := resp(addr, c.password, "INFO", "replication")
+		if err != nil {
+			return "", err
+		}
+		if s, _ := info.(string); !strings.Contains(s, "role:master") {
+			return "", fmt.Errorf("%s is not a master yet", addr)
+		}
+		return addr, nil
+	}
+	return "", errors.Join(errs...)
 }
 
 // Failover waits for the failover after a master kill at killed and
