@@ -219,7 +219,6 @@ func waitCoord(t *testing.T, h *hubtest.Hub, status string, timeout time.Duratio
 	return reason
 }
 
-
 // load sends MQTT messages {"seq":n} to redforge/in/{name}/load at rate per
 // second and records the flows' replies on redforge/out/{name}.
 type load struct {
