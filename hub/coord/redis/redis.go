@@ -30,7 +30,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -143,6 +145,23 @@ func (c *Coord) Open(ctx context.Context) error {
 	c.client = client
 	c.subs = make(map[*subscription]struct{})
 	return nil
+}
+
+// SetLogger sends go-redis's own log lines to l instead of stderr: a
+// Sentinel's master switch at info level, the rest (a dial that failed
+// while the master is gone, once per connection attempt) at debug. They
+// never hold a password. It is process-wide; a binary calls it once.
+func SetLogger(l *slog.Logger) { goredis.SetLogger(slogLogger{l}) }
+
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Printf(ctx context.Context, format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	level := slog.LevelDebug
+	if strings.Contains(msg, "new master") {
+		level = slog.LevelInfo
+	}
+	s.l.Log(ctx, level, msg)
 }
 
 // newClient builds the go-redis client for URL (no I/O).
