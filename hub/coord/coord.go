@@ -30,6 +30,12 @@ var (
 	// too far behind and its subscription was ended rather than skipping
 	// messages.
 	ErrSlowConsumer = errors.New("coord: subscriber too slow, messages would be lost")
+
+	// ErrNotReplicated is returned (wrapped) by a hold-queue write that
+	// the store applied but not enough replicas confirmed in time (Redis
+	// behind Sentinel, WAIT): the write took effect, but the store's
+	// failover could still lose it.
+	ErrNotReplicated = errors.New("coord: not confirmed by enough replicas")
 )
 
 // Coord is the full coordination service. Consumers should depend on the

@@ -268,14 +268,27 @@ func (r *relay) push(ctx context.Context, queue string, b []byte) error {
 // Redis Sentinel failover (a few seconds).
 var coordRetry = 30 * time.Second
 
+// notReplicatedGrace is how long the relay retries a hold write that took
+// effect but that no replica confirmed (coord.ErrNotReplicated) before it
+// accepts it as it is: with every replica gone the master still holds the
+// message, and blocking the relay longer would only delay everything.
+var notReplicatedGrace = 3 * time.Second
+
 // retry calls f until it succeeds, ctx ends, coord is closed or
 // coordRetry has passed, backing off from 50 ms to 500 ms; it returns
-// f's last error. Only calls that are safe to repeat go through it.
+// f's last error. Only calls that are safe to repeat go through it. A
+// write that took effect without a replica's confirmation is accepted,
+// with a warning, after notReplicatedGrace.
 func (r *relay) retry(ctx context.Context, what string, f func() error) error {
-	deadline := time.Now().Add(coordRetry)
+	start := time.Now()
+	deadline := start.Add(coordRetry)
 	wait := 50 * time.Millisecond
 	for tries := 1; ; tries++ {
 		err := f()
+		if errors.Is(err, coord.ErrNotReplicated) && time.Since(start) >= notReplicatedGrace {
+			r.log.Warn(what+": done on the coordination master but no replica confirmed it; it is lost if the master dies now", "error", err)
+			return nil
+		}
 		if err == nil || errors.Is(err, coord.ErrClosed) || ctx.Err() != nil || time.Now().After(deadline) {
 			if err == nil && tries > 1 {
 				r.log.Info(what+": coordination is back", "tries", tries)

@@ -192,6 +192,26 @@ func (c *SentinelCluster) KillMaster(tb testing.TB) (addr string, at time.Time) 
 	return addr, at
 }
 
+// KillReplicas SIGKILLs every Redis server of the cluster but the
+// current master.
+func (c *SentinelCluster) KillReplicas(tb testing.TB) {
+	tb.Helper()
+	master := c.MasterAddr(tb)
+	c.mu.Lock()
+	var ps []*proc
+	for addr, p := range c.nodes {
+		if addr != master {
+			ps = append(ps, p)
+			delete(c.nodes, addr)
+		}
+	}
+	c.mu.Unlock()
+	for _, p := range ps {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
 // WaitFailover waits until every Sentinel names a master other than old
 // whose replication role is master, and returns the new master's address.
 func (c *SentinelCluster) WaitFailover(tb testing.TB, old string, timeout time.Duration) string {

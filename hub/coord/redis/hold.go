@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -70,11 +69,6 @@ func (c *Coord) HoldPushOnce(ctx context.Context, queue, id string, msg []byte) 
 	return 0, c.wrap(fmt.Sprintf("hold push %q", queue), err)
 }
 
-// ErrNotReplicated is returned (wrapped) by a hold-queue write that the
-// master applied but fewer than HoldReplicas replicas confirmed within
-// HoldWaitTimeout: were the master to die now, the write could be lost.
-var ErrNotReplicated = errors.New("not confirmed by enough replicas")
-
 // holdWrite runs the writes queued by fn on one connection, followed by
 // WAIT HoldReplicas when that is set, and fails unless every write
 // succeeded and enough replicas confirmed them.
@@ -101,7 +95,7 @@ func (c *Coord) holdWrite(ctx context.Context, fn func(p goredis.Pipeliner)) err
 	}
 	if wait != nil {
 		if got, _ := wait.Int64(); got < int64(n) {
-			return fmt.Errorf("%w: %d of %d replicas within %s", ErrNotReplicated, got, n, timeout)
+			return fmt.Errorf("%w: %d of %d replicas within %s", coord.ErrNotReplicated, got, n, timeout)
 		}
 	}
 	return nil

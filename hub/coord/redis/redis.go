@@ -211,7 +211,8 @@ func (c *Coord) newClient() (*goredis.Client, error) {
 // Ping pings Redis, giving up after PingTimeout. Behind Sentinel, a
 // master that cannot be reached while a Sentinel still answers is
 // reported as an error with a Degraded() method (the Sentinels are
-// expected to promote a replica); its text says what they see.
+// expected to promote a replica); its text says what they see. So is a
+// master with fewer connected replicas than HoldReplicas.
 func (c *Coord) Ping(ctx context.Context) error {
 	client, err := c.conn()
 	if err != nil {
@@ -222,6 +223,13 @@ func (c *Coord) Ping(ctx context.Context) error {
 			err = diagnose(ctx, c.sentinel, err, c.pingTimeout())
 		}
 		return c.wrap(fmt.Sprintf("ping %s", c.redactedURL()), err)
+	}
+	if c.sentinel != nil && c.HoldReplicas > 0 {
+		ctx, cancel := context.WithTimeout(ctx, c.pingTimeout())
+		defer cancel()
+		if err := checkReplicas(ctx, client, c.HoldReplicas); err != nil {
+			return c.wrap(fmt.Sprintf("ping %s", c.redactedURL()), err)
+		}
 	}
 	return nil
 }

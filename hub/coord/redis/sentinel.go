@@ -12,6 +12,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/redforge/controltower/hub/coord"
 )
 
 // SentinelScheme is the URL scheme of a Redis reached through Redis
@@ -175,17 +177,38 @@ func (s *SentinelURL) failoverOptions() *goredis.FailoverOptions {
 	}
 }
 
-// failingOver is a Ping error while the master is unreachable but the
-// Sentinels answer: the outage should end by itself once they have
-// promoted a replica. Degraded tells the health endpoint so.
-type failingOver struct {
+// degraded is a Ping error while coordination works in part: the master
+// is unreachable but the Sentinels answer (the outage should end by itself
+// once they have promoted a replica), or the master has fewer replicas
+// than hold writes wait for. Degraded tells the health endpoint so.
+type degraded struct {
 	err    error
 	reason string
 }
 
-func (e *failingOver) Error() string  { return e.reason + ": " + e.err.Error() }
-func (e *failingOver) Unwrap() error  { return e.err }
-func (e *failingOver) Degraded() bool { return true }
+func (e *degraded) Error() string  { return e.reason + ": " + e.err.Error() }
+func (e *degraded) Unwrap() error  { return e.err }
+func (e *degraded) Degraded() bool { return true }
+
+// checkReplicas returns a *degraded error when the master has fewer
+// connected replicas than want.
+func checkReplicas(ctx context.Context, client *goredis.Client, want int) error {
+	info, err := client.Info(ctx, "replication").Result()
+	if err != nil {
+		return err
+	}
+	have := -1
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			have, _ = strconv.Atoi(v)
+		}
+	}
+	if have < want {
+		return &degraded{err: coord.ErrNotReplicated, reason: fmt.Sprintf(
+			"the Redis master has %d connected replicas, hold writes wait for %d (held messages are kept but not replicated)", max(have, 0), want)}
+	}
+	return nil
+}
 
 // sentinelView is what one Sentinel says about the master.
 type sentinelView struct {
@@ -235,7 +258,7 @@ func askSentinel(ctx context.Context, s *SentinelURL, addr string) sentinelView 
 
 // diagnose explains, in one line without passwords, why the master of s
 // cannot be reached, from what the Sentinels say. It returns a
-// *failingOver when some Sentinel knows the master (so the outage is one
+// *degraded when some Sentinel knows the master (so the outage is one
 // they can end), else a plain error.
 func diagnose(ctx context.Context, s *SentinelURL, cause error, timeout time.Duration) error {
 	views := askSentinels(ctx, s, timeout)
@@ -261,7 +284,7 @@ func diagnose(ctx context.Context, s *SentinelURL, cause error, timeout time.Dur
 	if len(failures) > 0 {
 		reason += "; " + strings.Join(failures, "; ")
 	}
-	return &failingOver{err: &oneLine{err: cause, msg: flatten(cause.Error())}, reason: reason + ")"}
+	return &degraded{err: &oneLine{err: cause, msg: flatten(cause.Error())}, reason: reason + ")"}
 }
 
 // oneLine is an error whose text is msg (one line) and that wraps err.

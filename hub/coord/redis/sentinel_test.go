@@ -253,3 +253,41 @@ func TestSentinelMasterKilled(t *testing.T) {
 		}
 	}
 }
+
+// TestSentinelReplicasGone SIGKILLs both replicas: a hold push still holds
+// the message on the master but returns coord.ErrNotReplicated (within
+// about HoldWaitTimeout), and Ping says degraded, naming the replicas.
+func TestSentinelReplicasGone(t *testing.T) {
+	cl := testenv.RedisSentinel(t, testenv.SentinelOptions{})
+	c := coordredis.New(cl.URL)
+	mustOpen(t, c)
+	ctx := context.Background()
+	if _, err := c.HoldPush(ctx, "q", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	cl.KillReplicas(t)
+	testenv.WaitFor(t, 10*time.Second, "Ping to say degraded", func() error {
+		err := c.Ping(ctx)
+		var d interface{ Degraded() bool }
+		if err != nil && errors.As(err, &d) && strings.Contains(err.Error(), "0 connected replicas") {
+			t.Logf("Ping: %v", err)
+			return nil
+		}
+		return fmt.Errorf("Ping: %v", err)
+	})
+	start := time.Now()
+	_, err := c.HoldPushOnce(ctx, "q", "id-b", []byte("b"))
+	if !errors.Is(err, coord.ErrNotReplicated) {
+		t.Fatalf("push with no replica: %v, want ErrNotReplicated", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("push took %s to fail", d)
+	}
+	// Retried under its id it is not held twice; it is held once.
+	if _, err := c.HoldPushOnce(ctx, "q", "id-b", []byte("b")); !errors.Is(err, coord.ErrNotReplicated) {
+		t.Fatalf("retried push: %v", err)
+	}
+	if n, err := c.HoldLen(ctx, "q"); err != nil || n != 2 {
+		t.Errorf("HoldLen = %d, %v; want 2 (a, and b once)", n, err)
+	}
+}
