@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	coordredis "github.com/redforge/controltower/hub/coord/redis"
 )
 
 // Defaults for a hub started with no flags: a complete one-node hub on
@@ -133,7 +135,7 @@ func (c *Config) options() []option {
 		{"listen", "HTTP listen address for the API, console and metrics", &c.Listen},
 		{"data-dir", "directory for Raft state and the embedded SQLite store", &c.DataDir},
 		{"store", "data store: empty for SQLite in the data dir, a file path, or postgres://…", &c.Store},
-		{"redis", "coordination: empty for in-memory, or redis://host:port/db", &c.Redis},
+		{"redis", "coordination: empty for in-memory, redis://host:port/db, or redis-sentinel://[:password@]s1:26379,s2:26379,s3:26379/mymaster/0 (Redis behind Sentinel)", &c.Redis},
 		{"mqtt", "MQTT broker for instance control: empty for the embedded broker, or tcp://host:port", &c.MQTT},
 		{"mqtt-listen", "listen address of the embedded MQTT broker", &c.MQTTListen},
 		{"driver", "fleet driver: auto, docker or process", &c.Driver},
@@ -269,8 +271,12 @@ func (c Config) Validate() error {
 		bad("store", "%q is neither a file path nor a postgres:// URL", Redact(c.Store))
 	}
 	if c.Redis != "" {
-		if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			bad("redis", "%q is not a redis://host:port URL", Redact(c.Redis))
+		if coordredis.IsSentinelURL(c.Redis) {
+			if _, err := coordredis.ParseSentinelURL(c.Redis); err != nil {
+				bad("redis", "%q: %v", Redact(c.Redis), err)
+			}
+		} else if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			bad("redis", "%q is not a redis://host:port or %s://host:port,host:port/master/db URL", Redact(c.Redis), coordredis.SentinelScheme)
 		}
 	}
 	if c.MQTT != "" {
@@ -364,6 +370,13 @@ func StoreKind(dsn string) (kind, target string) {
 
 // Redact hides the password of a URL so it can be logged or printed.
 func Redact(raw string) string {
+	if coordredis.IsSentinelURL(raw) {
+		s, err := coordredis.ParseSentinelURL(raw)
+		if err != nil {
+			return coordredis.SentinelScheme + "://(unparsable; not shown)"
+		}
+		return s.Redacted()
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
 		return raw

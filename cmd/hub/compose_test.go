@@ -32,6 +32,7 @@ func TestComposeFile(t *testing.T) {
 			Environment map[string]string `yaml:"environment"`
 			Volumes     []string          `yaml:"volumes"`
 			Secrets     []string          `yaml:"secrets"`
+			Profiles    []string          `yaml:"profiles"`
 		} `yaml:"services"`
 		Secrets map[string]struct {
 			Environment string `yaml:"environment"`
@@ -111,6 +112,22 @@ func TestComposeFile(t *testing.T) {
 		}
 		if cfg.ClusterSecret == "" || cfg.NodeID != name {
 			t.Errorf("%s: secret set %v, node id %q", name, cfg.ClusterSecret != "", cfg.NodeID)
+		}
+	}
+	// Profile ha: the hubs' Redis URL through the three Sentinels of the
+	// profile is a valid hub configuration, and names services of it.
+	const sentinelURL = "redis-sentinel://:pw@redis-sentinel-1:26379,redis-sentinel-2:26379,redis-sentinel-3:26379/mymaster/0"
+	if !strings.Contains(string(raw), strings.Replace(sentinelURL, ":pw@", ":${REDIS_HA_PASSWORD}@", 1)) {
+		t.Errorf("the ha profile's comment does not give the hubs' REDFORGE_REDIS as %s", sentinelURL)
+	}
+	cfg := hub.DefaultConfig()
+	cfg.Redis = sentinelURL
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("ha profile: %v", err)
+	}
+	for _, name := range []string{"redis-ha-master", "redis-ha-replica-1", "redis-ha-replica-2", "redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3"} {
+		if svc, ok := doc.Services[name]; !ok || len(svc.Profiles) != 1 || svc.Profiles[0] != "ha" {
+			t.Errorf("no service %s in profile ha", name)
 		}
 	}
 	if len(regions) != 3 || joins != 2 {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/redforge/controltower/hub"
+	coordredis "github.com/redforge/controltower/hub/coord/redis"
 	// The process driver starts this binary again as the launcher that
 	// confines a runtime before it execs Node-RED; the sandbox package's
 	// init takes that run over (argv[0] sandbox.Argv0) before main.
@@ -77,6 +78,9 @@ func (m *Main) Run(ctx context.Context) error {
 	level, _ := hub.ParseLevel(m.Config.LogLevel)
 	log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
 	raiseOpenFiles(log) // rlimit.go
+	if m.Config.Redis != "" {
+		coordredis.SetLogger(log.With("component", "go-redis"))
+	}
 	m.Hub = hub.New(m.Config, version, log)
 	if err := m.Hub.Open(ctx); err != nil {
 		return err

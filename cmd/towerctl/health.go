@@ -12,6 +12,7 @@ import (
 type healthResponse struct {
 	Status     string   `json:"status"`
 	Failed     []string `json:"failed"`
+	Degraded   []string `json:"degraded"`
 	Version    string   `json:"version"`
 	Region     string   `json:"region"`
 	NodeID     string   `json:"node_id"`
@@ -46,7 +47,12 @@ func runHealth(ctx context.Context, cl *Client, args []string, out io.Writer) er
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if h.Status != "ok" {
+	switch h.Status {
+	case "ok":
+	case "degraded":
+		fmt.Fprintf(tw, "degraded: %v (recovering by itself: a backend failing over)\n", h.Degraded)
+		return tw.Flush()
+	default:
 		return &exitError{code: 1, msg: fmt.Sprintf("hub unhealthy: %v failed", h.Failed)}
 	}
 	return nil

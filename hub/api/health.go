@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -14,15 +15,16 @@ const HealthTimeout = 2 * time.Second
 
 // ComponentHealth is one component's entry in the health response.
 type ComponentHealth struct {
-	Status    string  `json:"status"` // "ok" or "fail"
+	Status    string  `json:"status"` // "ok", "degraded" or "fail"
 	Error     string  `json:"error,omitempty"`
 	LatencyMS float64 `json:"latency_ms"`
 }
 
 // HealthResponse is the body of GET /api/health.
 type HealthResponse struct {
-	Status     string                     `json:"status"` // "ok" or "fail"
+	Status     string                     `json:"status"` // "ok", "degraded" or "fail"
 	Failed     []string                   `json:"failed,omitempty"`
+	Degraded   []string                   `json:"degraded,omitempty"`
 	Components map[string]ComponentHealth `json:"components"`
 	Version    string                     `json:"version"`
 	Region     string                     `json:"region"`
@@ -30,11 +32,15 @@ type HealthResponse struct {
 }
 
 // health checks every component concurrently: 200 when all pass, else 503
-// with the failed components named in "failed".
+// with the failed components named in "failed". A component whose check
+// fails with an error that has a Degraded() bool method returning true
+// (a Redis master Sentinel is failing over) is "degraded", named in
+// "degraded": the hub serves on, so that alone answers 200 with status
+// "degraded".
 func (s *Server) health(c *gin.Context) {
 	res := s.CheckHealth(c.Request.Context())
 	status := http.StatusOK
-	if res.Status != "ok" {
+	if res.Status == "fail" {
 		status = http.StatusServiceUnavailable
 	}
 	c.Header("Cache-Control", "no-store")
@@ -59,6 +65,10 @@ func (s *Server) CheckHealth(ctx context.Context) HealthResponse {
 			h := ComponentHealth{Status: "ok", LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
 			if err != nil {
 				h.Status, h.Error = "fail", err.Error()
+				var d interface{ Degraded() bool }
+				if errors.As(err, &d) && d.Degraded() {
+					h.Status = "degraded"
+				}
 			}
 			results[i] = h
 		}()
@@ -68,7 +78,14 @@ func (s *Server) CheckHealth(ctx context.Context) HealthResponse {
 		h := results[i]
 		res.Components[comp.Name] = h
 		up := 1.0
-		if h.Status != "ok" {
+		switch h.Status {
+		case "degraded":
+			up = 0
+			if res.Status == "ok" {
+				res.Status = "degraded"
+			}
+			res.Degraded = append(res.Degraded, comp.Name)
+		case "fail":
 			up = 0
 			res.Status = "fail"
 			res.Failed = append(res.Failed, comp.Name)

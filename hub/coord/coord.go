@@ -30,6 +30,12 @@ var (
 	// too far behind and its subscription was ended rather than skipping
 	// messages.
 	ErrSlowConsumer = errors.New("coord: subscriber too slow, messages would be lost")
+
+	// ErrNotReplicated is returned (wrapped) by a hold-queue write that
+	// the store applied but not enough replicas confirmed in time (Redis
+	// behind Sentinel, WAIT): the write took effect, but the store's
+	// failover could still lose it.
+	ErrNotReplicated = errors.New("coord: not confirmed by enough replicas")
 )
 
 // Coord is the full coordination service. Consumers should depend on the
@@ -88,6 +94,15 @@ type HoldQueue interface {
 	// HoldDelete removes every message of queue. Seq numbers of later
 	// pushes still continue from where they were.
 	HoldDelete(ctx context.Context, queue string) error
+}
+
+// HoldPusherOnce is implemented by a HoldQueue whose pushes can be retried
+// safely (hub/coord/redis): a push names its message with id, and pushing
+// an id already held returns the seq it was held under instead of holding
+// it twice. A caller whose HoldPush failed in a failover retries with the
+// same id until it succeeds.
+type HoldPusherOnce interface {
+	HoldPushOnce(ctx context.Context, queue, id string, msg []byte) (seq int64, err error)
 }
 
 // KV is a shared key-value store with optional expiry, used for Node-RED

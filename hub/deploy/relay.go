@@ -3,8 +3,11 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -225,8 +228,8 @@ func (r *relay) handle(ctx context.Context, m inMsg) {
 	defer r.mu.Unlock()
 	if r.holding[m.name] {
 		b, _ := json.Marshal(heldMsg{Sub: m.sub, Payload: m.payload, Mark: m.mark})
-		if _, err := r.holds.HoldPush(ctx, HoldQueue(m.name), b); err != nil {
-			r.log.Error("hold input message", "instance", m.name, "error", err)
+		if err := r.push(ctx, HoldQueue(m.name), b); err != nil {
+			r.log.Error("hold input message; message lost", "instance", m.name, "error", err)
 		} else if r.held != nil {
 			r.held(1)
 		}
@@ -240,6 +243,75 @@ func (r *relay) handle(ctx context.Context, m inMsg) {
 	if err := r.bus.Publish(ctx, subTopic(live, m.sub), m.payload, 1, false); err != nil {
 		r.log.Error("forward input message", "instance", m.name, "error", err)
 	}
+}
+
+// push holds b in queue. When the queue can take a push again safely
+// (coord.HoldPusherOnce: Redis), a failed push is retried under the same
+// id for up to coordRetry, so a Redis failover in the middle of a
+// deployment neither loses nor duplicates a held message; the relay
+// handles nothing else meanwhile, so order is kept.
+func (r *relay) push(ctx context.Context, queue string, b []byte) error {
+	once, ok := r.holds.(coord.HoldPusherOnce)
+	if !ok {
+		_, err := r.holds.HoldPush(ctx, queue, b)
+		return err
+	}
+	id := newPushID()
+	return r.retry(ctx, "hold input message", func() error {
+		_, err := once.HoldPushOnce(ctx, queue, id, b)
+		return err
+	})
+}
+
+// coordRetry bounds how long the relay retries a failed coord call that
+// is safe to repeat (a held push by id, a peek, an ack): longer than a
+// Redis Sentinel failover (a few seconds).
+var coordRetry = 30 * time.Second
+
+// notReplicatedGrace is how long the relay retries a hold write that took
+// effect but that no replica confirmed (coord.ErrNotReplicated) before it
+// accepts it as it is: with every replica gone the master still holds the
+// message, and blocking the relay longer would only delay everything.
+var notReplicatedGrace = 3 * time.Second
+
+// retry calls f until it succeeds, ctx ends, coord is closed or
+// coordRetry has passed, backing off from 50 ms to 500 ms; it returns
+// f's last error. Only calls that are safe to repeat go through it. A
+// write that took effect without a replica's confirmation is accepted,
+// with a warning, after notReplicatedGrace.
+func (r *relay) retry(ctx context.Context, what string, f func() error) error {
+	start := time.Now()
+	deadline := start.Add(coordRetry)
+	wait := 50 * time.Millisecond
+	for tries := 1; ; tries++ {
+		err := f()
+		if errors.Is(err, coord.ErrNotReplicated) && time.Since(start) >= notReplicatedGrace {
+			r.log.Warn(what+": done on the coordination master but no replica confirmed it; it is lost if the master dies now", "error", err)
+			return nil
+		}
+		if err == nil || errors.Is(err, coord.ErrClosed) || ctx.Err() != nil || time.Now().After(deadline) {
+			if err == nil && tries > 1 {
+				r.log.Info(what+": coordination is back", "tries", tries)
+			}
+			return err
+		}
+		if tries == 1 {
+			r.log.Warn(what+" failed; retrying (coordination failing over?)", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
+// newPushID names one held message for HoldPushOnce.
+func newPushID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func subTopic(instance, sub string) string {
@@ -271,13 +343,21 @@ func (r *relay) release(ctx context.Context, logical, target string) (int, error
 	n, unpaced := 0, 0
 	chunk, lastLeft := paceMin, int64(-1)
 	for {
-		batch, err := r.holds.HoldPeek(ctx, q, chunk)
+		var batch []coord.Held
+		err := r.retry(ctx, "peek held input", func() (err error) {
+			batch, err = r.holds.HoldPeek(ctx, q, chunk)
+			return err
+		})
 		if err != nil {
 			return n, fmt.Errorf("replay held input: %w", err)
 		}
 		if len(batch) == 0 {
 			r.mu.Lock()
-			more, err := r.holds.HoldLen(ctx, q)
+			var more int64
+			err := r.retry(ctx, "count held input", func() (err error) {
+				more, err = r.holds.HoldLen(ctx, q)
+				return err
+			})
 			if err == nil && more == 0 {
 				delete(r.holding, logical)
 				r.mu.Unlock()
@@ -300,7 +380,11 @@ func (r *relay) release(ctx context.Context, logical, target string) (int, error
 			}
 			n++
 		}
-		if err := r.holds.HoldAck(ctx, q, batch[len(batch)-1].Seq); err != nil {
+		// An ack is safe to repeat, and one that failed after the batch
+		// was published must not be left undone: the batch would be
+		// replayed again (duplicates) by a retried RESUME.
+		last := batch[len(batch)-1].Seq
+		if err := r.retry(ctx, "ack replayed input", func() error { return r.holds.HoldAck(ctx, q, last) }); err != nil {
 			return n, fmt.Errorf("replay held input: %w", err)
 		}
 		unpaced += len(batch)

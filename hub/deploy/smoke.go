@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -190,7 +191,24 @@ func smokeHTTP(ctx context.Context, a catalog.Allocation, s SmokeHTTP) error {
 	return nil
 }
 
+// smokeCoord writes, reads back and deletes a key, trying again every
+// 250 ms until ctx ends: coordination failing over (a Redis master dying
+// behind Sentinel) for a few seconds does not roll back a good green.
 func smokeCoord(ctx context.Context, kv coord.KV, id string) error {
+	for {
+		err := smokeCoordOnce(ctx, kv, id)
+		if err == nil || errors.Is(err, coord.ErrClosed) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func smokeCoordOnce(ctx context.Context, kv coord.KV, id string) error {
 	key, val := "deploy/smoke/"+id, []byte(time.Now().UTC().Format(time.RFC3339Nano))
 	if err := kv.Set(ctx, key, val, time.Minute); err != nil {
 		return err

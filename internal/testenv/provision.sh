@@ -26,7 +26,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 IMAGE_RECIPE=$REPO/packaging/nodered/build-local-image.sh
 
-DEB_PACKAGES=(postgresql-15 redis-server mosquitto docker.io qemu-user-static
+DEB_PACKAGES=(postgresql-15 redis-server redis-sentinel mosquitto docker.io qemu-user-static
 	protobuf-compiler chromium iproute2 ca-certificates prometheus prometheus-alertmanager git)
 
 STEP=setup
@@ -335,7 +335,7 @@ step_tools() {
 	STEP=tools
 	local b
 	for b in /usr/bin/chromium /usr/bin/qemu-aarch64-static /usr/bin/qemu-arm-static \
-		/usr/bin/redis-server /usr/sbin/mosquitto /usr/bin/protoc /usr/bin/prometheus /usr/bin/promtool \
+		/usr/bin/redis-server /usr/bin/redis-sentinel /usr/sbin/mosquitto /usr/bin/protoc /usr/bin/prometheus /usr/bin/promtool \
 		/usr/bin/prometheus-alertmanager; do
 		[[ -x $b ]] || fail "$b is missing"
 	done
@@ -383,6 +383,7 @@ step_envfile() {
 		REDFORGE_TEST_NODERED_IMAGE=$NR_IMAGE
 		REDFORGE_TEST_NODE=$(command -v node)
 		REDFORGE_TEST_REDIS_SERVER=/usr/bin/redis-server
+		REDFORGE_TEST_REDIS_SENTINEL=/usr/bin/redis-sentinel
 		REDFORGE_TEST_MOSQUITTO=/usr/sbin/mosquitto
 		REDFORGE_TEST_CHROMIUM=/usr/bin/chromium
 		REDFORGE_TEST_QEMU_AARCH64=/usr/bin/qemu-aarch64-static
@@ -449,7 +450,7 @@ cmd_status() {
 	fi
 	local b
 	for b in /usr/bin/chromium /usr/bin/qemu-aarch64-static /usr/bin/qemu-arm-static /usr/bin/protoc \
-		/usr/bin/redis-server /usr/sbin/mosquitto; do
+		/usr/bin/redis-server /usr/bin/redis-sentinel /usr/sbin/mosquitto; do
 		if [[ -x $b ]]; then say "$(basename "$b"): present"; else say "$(basename "$b"): missing"; fi
 	done
 	if [[ -s $ENV_FILE ]]; then say "env: $ENV_FILE"; else say "env: $ENV_FILE missing"; fi

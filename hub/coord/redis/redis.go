@@ -13,6 +13,15 @@
 //	{prefix}ch:{channel}         pub/sub channel
 //
 // Multi-key operations run as Lua scripts, so they are atomic across hubs.
+//
+// With a redis-sentinel:// URL (see [SentinelScheme]) the Coord uses
+// go-redis's failover client: it asks the Sentinels for the master and
+// follows it when they promote a replica. Commands that fail while the
+// master is gone return their error (nothing is retried behind the
+// caller's back); subscriptions end and are taken again by their owners on
+// the new master. Hold-queue writes wait until HoldReplicas replicas have
+// them (WAIT), so a held message acknowledged to the caller survives the
+// master's death.
 package redis
 
 import (
@@ -21,7 +30,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,16 +50,27 @@ const (
 	DefaultDialTimeout         = time.Second
 	DefaultSubscriptionBuffer  = 1024
 	DefaultHealthCheckInterval = 5 * time.Second
+	DefaultHoldWaitTimeout     = time.Second
 )
 
 // Coord is the Redis coordination service. Set its exported fields before
 // Open; they must not change afterwards.
 type Coord struct {
 	// URL is the Redis URL (redis://, rediss:// or unix://), with any
-	// go-redis query options such as dial_timeout. Unless the URL says
-	// otherwise, Open dials with DefaultDialTimeout and disables go-redis's
-	// command retries (see Open).
+	// go-redis query options such as dial_timeout, or a redis-sentinel://
+	// URL (SentinelScheme). Unless the URL says otherwise, Open dials with
+	// DefaultDialTimeout and disables go-redis's command retries (see Open).
 	URL string
+
+	// HoldReplicas is how many replicas must have acknowledged a
+	// hold-queue write (HoldPush, HoldAck, HoldDelete) before it returns;
+	// fewer within HoldWaitTimeout is an error (the write may still have
+	// been applied on the master). Open sets it from a redis-sentinel://
+	// URL's hold_replicas option (default 1); 0 does not wait.
+	HoldReplicas int
+
+	// HoldWaitTimeout bounds the wait for HoldReplicas.
+	HoldWaitTimeout time.Duration
 
 	// Prefix namespaces every key and channel.
 	Prefix string
@@ -70,6 +92,8 @@ type Coord struct {
 	// URL must be in the certificate.
 	RootCAs *x509.CertPool
 
+	sentinel *SentinelURL // parsed URL, when it is a redis-sentinel:// one
+
 	mu     sync.Mutex
 	client *goredis.Client
 	closed bool
@@ -85,6 +109,7 @@ func New(url string) *Coord {
 		PingTimeout:         DefaultPingTimeout,
 		SubscriptionBuffer:  DefaultSubscriptionBuffer,
 		HealthCheckInterval: DefaultHealthCheckInterval,
+		HoldWaitTimeout:     DefaultHoldWaitTimeout,
 	}
 }
 
@@ -96,9 +121,70 @@ func New(url string) *Coord {
 // HoldPush, Allow or Publish run twice would duplicate a held message, a
 // counted event or a fan-out. The caller sees the error instead.
 func (c *Coord) Open(ctx context.Context) error {
+	client, err := c.newClient()
+	if err != nil {
+		return err
+	}
+	if err := c.ping(ctx, client); err != nil {
+		client.Close()
+		if c.sentinel != nil {
+			err = diagnose(ctx, c.sentinel, err, c.pingTimeout())
+		}
+		return fmt.Errorf("coord/redis: connect to %s: %w", c.redactedURL(), err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		client.Close()
+		return coord.ErrClosed
+	case c.client != nil:
+		client.Close()
+		return fmt.Errorf("coord/redis: %s already open", c.redactedURL())
+	}
+	c.client = client
+	c.subs = make(map[*subscription]struct{})
+	return nil
+}
+
+// SetLogger sends go-redis's own log lines to l instead of stderr: a
+// Sentinel's master switch at info level, the rest (a dial that failed
+// while the master is gone, once per connection attempt) at debug. They
+// never hold a password. It is process-wide; a binary calls it once.
+func SetLogger(l *slog.Logger) { goredis.SetLogger(slogLogger{l}) }
+
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Printf(ctx context.Context, format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	level := slog.LevelDebug
+	if strings.Contains(msg, "new master") {
+		level = slog.LevelInfo
+	}
+	s.l.Log(ctx, level, msg)
+}
+
+// newClient builds the go-redis client for URL (no I/O).
+func (c *Coord) newClient() (*goredis.Client, error) {
+	if IsSentinelURL(c.URL) {
+		s, err := ParseSentinelURL(c.URL)
+		if err != nil {
+			return nil, fmt.Errorf("coord/redis: parse URL %s: %w", c.redactedURL(), err)
+		}
+		c.sentinel = s
+		if c.HoldReplicas == 0 {
+			c.HoldReplicas = s.HoldReplicas
+		}
+		opt := s.failoverOptions()
+		opt.DialTimeout = DefaultDialTimeout
+		opt.DialerRetries = 2
+		opt.MaxRetries = -1 // see Open
+		opt.ContextTimeoutEnabled = true
+		return goredis.NewFailoverClient(opt), nil
+	}
 	opt, err := goredis.ParseURL(c.URL)
 	if err != nil {
-		return fmt.Errorf("coord/redis: parse URL %s: %w (want redis://[user:password@]host:port/db)", c.redactedURL(), err)
+		return nil, fmt.Errorf("coord/redis: parse URL %s: %w (want redis://[user:password@]host:port/db)", c.redactedURL(), err)
 	}
 	if opt.DialTimeout == 0 {
 		opt.DialTimeout = DefaultDialTimeout
@@ -119,34 +205,31 @@ func (c *Coord) Open(ctx context.Context) error {
 			opt.TLSConfig.RootCAs = c.RootCAs
 		}
 	}
-	client := goredis.NewClient(opt)
-	if err := c.ping(ctx, client); err != nil {
-		client.Close()
-		return fmt.Errorf("coord/redis: connect to %s: %w", c.redactedURL(), err)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.closed:
-		client.Close()
-		return coord.ErrClosed
-	case c.client != nil:
-		client.Close()
-		return fmt.Errorf("coord/redis: %s already open", c.redactedURL())
-	}
-	c.client = client
-	c.subs = make(map[*subscription]struct{})
-	return nil
+	return goredis.NewClient(opt), nil
 }
 
-// Ping pings Redis, giving up after PingTimeout.
+// Ping pings Redis, giving up after PingTimeout. Behind Sentinel, a
+// master that cannot be reached while a Sentinel still answers is
+// reported as an error with a Degraded() method (the Sentinels are
+// expected to promote a replica); its text says what they see. So is a
+// master with fewer connected replicas than HoldReplicas.
 func (c *Coord) Ping(ctx context.Context) error {
 	client, err := c.conn()
 	if err != nil {
 		return err
 	}
 	if err := c.ping(ctx, client); err != nil {
+		if c.sentinel != nil && !errors.Is(err, goredis.ErrClosed) {
+			err = diagnose(ctx, c.sentinel, err, c.pingTimeout())
+		}
 		return c.wrap(fmt.Sprintf("ping %s", c.redactedURL()), err)
+	}
+	if c.sentinel != nil && c.HoldReplicas > 0 {
+		ctx, cancel := context.WithTimeout(ctx, c.pingTimeout())
+		defer cancel()
+		if err := checkReplicas(ctx, client, c.HoldReplicas); err != nil {
+			return c.wrap(fmt.Sprintf("ping %s", c.redactedURL()), err)
+		}
 	}
 	return nil
 }
@@ -208,6 +291,12 @@ func (c *Coord) wrap(op string, err error) error {
 
 // redactedURL returns URL with any password replaced, for errors and logs.
 func (c *Coord) redactedURL() string {
+	if IsSentinelURL(c.URL) {
+		if s, err := ParseSentinelURL(c.URL); err == nil {
+			return s.Redacted()
+		}
+		return "(unparsable " + SentinelScheme + " URL)"
+	}
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		return "(unparsable Redis URL)"

@@ -13,7 +13,51 @@
 // throws, as Node-RED expects of a store without synchronous access.
 "use strict";
 
-const { createClient } = require("redis");
+const { createClient, createSentinel } = require("redis");
+
+// sentinelOptions turns the hub's redis-sentinel:// URL
+// (redis-sentinel://[[user]:password@]host:port,host:port/master/db
+// [?sentinel_password=…&sentinel_username=…]) into node-redis's
+// createSentinel options, so the store follows the master across a
+// Sentinel failover as the hub does. It returns null for any other URL.
+function sentinelOptions(url) {
+	const m = /^redis-sentinel:\/\/(?:([^@]*)@)?([^/?]+)\/([^/?]+)(?:\/(\d*))?\/?(?:\?(.*))?$/i.exec(url);
+	if (!m) {
+		return null;
+	}
+	const node = {};
+	if (m[1] !== undefined) {
+		const i = m[1].indexOf(":");
+		const user = decodeURIComponent(i < 0 ? m[1] : m[1].slice(0, i));
+		if (user) {
+			node.username = user;
+		}
+		if (i >= 0) {
+			node.password = decodeURIComponent(m[1].slice(i + 1));
+		}
+	}
+	if (m[4]) {
+		node.database = Number(m[4]);
+	}
+	const roots = m[2].split(",").map((hp) => {
+		const i = hp.lastIndexOf(":");
+		return { host: hp.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(hp.slice(i + 1)) };
+	});
+	const sentinel = {};
+	const q = new URLSearchParams(m[5] || "");
+	if (q.get("sentinel_password")) {
+		sentinel.password = q.get("sentinel_password");
+	}
+	if (q.get("sentinel_username")) {
+		sentinel.username = q.get("sentinel_username");
+	}
+	return {
+		name: decodeURIComponent(m[3]),
+		sentinelRootNodes: roots,
+		nodeClientOptions: node,
+		sentinelClientOptions: sentinel,
+	};
+}
 
 // Node-RED's own property-expression helpers ("a.b[0]"), as its memory
 // store uses them.
@@ -43,7 +87,8 @@ class RedisContext {
 	}
 
 	open() {
-		this.client = createClient({ url: this.url });
+		const so = sentinelOptions(this.url);
+		this.client = so ? createSentinel(so) : createClient({ url: this.url });
 		// Errors (a lost connection) are retried by the client; log them
 		// without the URL, which may hold a password.
 		this.client.on("error", (err) => {
@@ -149,3 +194,4 @@ class RedisContext {
 module.exports = function (config) {
 	return new RedisContext(config);
 };
+module.exports.sentinelOptions = sentinelOptions;
