@@ -175,6 +175,9 @@ type Outbox struct {
 	ckDone    chan struct{}
 	tail      *tail
 	evicted   bool // a batch evicted payloads: the tail must forget (writer goroutine only)
+	sizes     *readSizes
+
+	ackScans atomic.Int64 // acks that scanned their records for the bytes freed, for tests
 
 	lastErr atomic.Pointer[error] // outcome of the last write batch; nil pointer = ok
 	commits atomic.Int64          // committed write transactions, for tests of group commit
@@ -237,6 +240,7 @@ func (o *Outbox) Open(ctx context.Context) (err error) {
 		o.known[s] = true
 	}
 	o.tail = newTail(o.TailBytes)
+	o.sizes = newReadSizes()
 	if err := o.primeTail(ctx); err != nil {
 		return fmt.Errorf("open outbox %s: %w", o.Path, err)
 	}
@@ -451,7 +455,9 @@ func (o *Outbox) Pending(ctx context.Context, stream string, afterSeq int64, lim
 	if limit <= 0 {
 		return nil, fmt.Errorf("pending %s: limit %d must be > 0", stream, limit)
 	}
+	gen := o.sizes.generation() // before reading: see readSizes
 	if recs, ok := o.tail.read(stream, afterSeq, limit); ok {
+		o.sizes.note(stream, gen, recs)
 		return recs, nil
 	}
 	no := o.nos[stream]
@@ -475,6 +481,7 @@ func (o *Outbox) Pending(ctx context.Context, stream string, afterSeq int64, lim
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("pending %s: %w", stream, err)
 	}
+	o.sizes.note(stream, gen, recs)
 	return recs, nil
 }
 

@@ -167,6 +167,7 @@ func (o *Outbox) feedTail(batch []*request, results []result) {
 	if o.evicted {
 		o.evicted = false
 		o.tail.reset()
+		o.sizes.evicted() // after the reset: see readSizes
 	}
 	var recs []Record
 	for i, r := range batch {
@@ -245,7 +246,7 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 			if err := ins.flush(); err != nil {
 				return nil, err
 			}
-			refused, err := applyAck(tx, r, next, o.nos[r.stream])
+			refused, err := o.applyAck(tx, r, next)
 			if err != nil {
 				return nil, err
 			}
@@ -268,20 +269,31 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 
 // applyAck deletes r.stream's records up to r.upto inside tx. It returns
 // refused for an ack the caller got wrong, err for a database failure.
-func applyAck(tx *sql.Tx, r *request, st writerState, no int64) (refused, err error) {
+func (o *Outbox) applyAck(tx *sql.Tx, r *request, st writerState) (refused, err error) {
+	no := o.nos[r.stream]
 	if r.upto > st.last[r.stream] {
 		return fmt.Errorf("%w (last is %d)", ErrAckBeyondLast, st.last[r.stream]), nil
 	}
 	if r.upto <= st.acked[r.stream] {
 		return nil, nil // already acked: a retried ack is a no-op
 	}
-	// Two statements, each one step inside SQLite: the sizes (length()
-	// reads a blob's size from its record header, not the blob), then the
-	// delete; a DELETE … RETURNING handed every row to Go.
+	// The bytes freed come from what Pending read (readSizes) when it read
+	// exactly these records since the last eviction; else from a scan
+	// (length() reads a blob's size from its record header, not the blob).
+	// Then the delete; a DELETE … RETURNING handed every row to Go.
 	lo, hi := recordKey(no, 0), recordKey(no, r.upto)
 	var n, bytes int64
-	if err := tx.QueryRow(sqlAckSize, lo, hi).Scan(&n, &bytes); err != nil {
-		return nil, fmt.Errorf("ack %s: size: %w", r.stream, err)
+	known := false
+	if !o.evicted { // an eviction earlier in this transaction may have shrunk them
+		bytes, known = o.sizes.take(r.stream, st.acked[r.stream], r.upto)
+	}
+	if known {
+		n = r.upto - st.acked[r.stream] // every seq from acked+1 to upto has its row: only acks delete
+	} else {
+		o.ackScans.Add(1)
+		if err := tx.QueryRow(sqlAckSize, lo, hi).Scan(&n, &bytes); err != nil {
+			return nil, fmt.Errorf("ack %s: size: %w", r.stream, err)
+		}
 	}
 	if _, err := tx.Exec(sqlAckDelete, lo, hi); err != nil {
 		return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
