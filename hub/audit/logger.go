@@ -187,7 +187,9 @@ func (l *Logger) Record(ctx context.Context, e Entry) error {
 		if !p.taken {
 			for i, q := range l.queue {
 				if q == p {
-					l.queue = append(l.queue[:i], l.queue[i+1:]...)
+					copy(l.queue[i:], l.queue[i+1:])
+					l.queue[len(l.queue)-1] = nil
+					l.queue = l.queue[:len(l.queue)-1]
 					break
 				}
 			}
@@ -225,7 +227,9 @@ func (l *Logger) flush() {
 		}
 		batch := make([]*pending, n)
 		copy(batch, l.queue)
-		l.queue = append(l.queue[:0], l.queue[n:]...)
+		rest := copy(l.queue, l.queue[n:])
+		clear(l.queue[rest:]) // drop the taken calls from the backing array
+		l.queue = l.queue[:rest]
 		recs := make([]*store.AuditRecord, n)
 		for i, p := range batch {
 			p.taken = true

@@ -456,6 +456,8 @@ func testAuditBatchFails(t *testing.T, s store.Store) {
 				}
 				return Hash(r)
 			}, "records[2].hash"},
+		{"hash fails on a batch of one", func(b []*store.AuditRecord) []*store.AuditRecord { return b[:1] },
+			func(*store.AuditRecord) string { return "" }, "records[0].hash"},
 	}
 	for _, c := range cases {
 		recs := good()

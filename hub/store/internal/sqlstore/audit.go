@@ -20,7 +20,7 @@ func (db *DB) AppendAudit(ctx context.Context, rec *store.AuditRecord, hash func
 	if hash == nil {
 		return &store.InvalidError{Field: "hash", Reason: "a hash function is required"}
 	}
-	if err := db.appendAudit(ctx, []*store.AuditRecord{rec}, hash); err != nil {
+	if err := db.appendAudit(ctx, []*store.AuditRecord{rec}, hash, false); err != nil {
 		return fmt.Errorf("append audit record: %w", err)
 	}
 	return nil
@@ -34,7 +34,7 @@ func (db *DB) AppendAuditBatch(ctx context.Context, recs []*store.AuditRecord, h
 	if hash == nil {
 		return &store.InvalidError{Field: "hash", Reason: "a hash function is required"}
 	}
-	if err := db.appendAudit(ctx, recs, hash); err != nil {
+	if err := db.appendAudit(ctx, recs, hash, true); err != nil {
 		return fmt.Errorf("append %d audit records: %w", len(recs), err)
 	}
 	return nil
@@ -46,8 +46,9 @@ func (db *DB) AppendAuditBatch(ctx context.Context, recs []*store.AuditRecord, h
 // sharing the database: it reads the chain head once, links each record
 // to the one before, and inserts them all with one statement per record
 // on the transaction's connection. The records are updated only when the
-// transaction has committed.
-func (db *DB) appendAudit(ctx context.Context, recs []*store.AuditRecord, hash func(*store.AuditRecord) string) error {
+// transaction has committed. In a batch, an invalid hash names its record
+// ("records[2].hash").
+func (db *DB) appendAudit(ctx context.Context, recs []*store.AuditRecord, hash func(*store.AuditRecord) string, batch bool) error {
 	out := make([]store.AuditRecord, len(recs))
 	for i, r := range recs {
 		out[i] = *r
@@ -64,7 +65,7 @@ func (db *DB) appendAudit(ctx context.Context, recs []*store.AuditRecord, hash f
 		}
 		for i := range out {
 			if err := store.ChainAudit(&out[i], lastID, prev, db.now, hash); err != nil {
-				if len(out) > 1 {
+				if batch {
 					return prefixedInvalid(fmt.Sprintf("records[%d]", i), err)
 				}
 				return err
