@@ -100,6 +100,7 @@ type Config struct {
 	// RetentionConfig: how much status history and how many flows
 	// versions the store keeps (retention.go).
 	RetentionConfig
+	AuditConfig
 }
 
 // DefaultConfig returns the embedded-defaults configuration.
@@ -178,6 +179,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	applyObservability := observabilityFlags(fs)
 	applyBackup := backupFlags(fs)
 	applyRetention := retentionFlags(fs)
+	applyAudit := auditFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -228,6 +230,9 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		return cfg, err
 	}
 	if err := applyRetention(&cfg, set, getenv); err != nil {
+		return cfg, err
+	}
+	if err := applyAudit(&cfg, set, getenv); err != nil {
 		return cfg, err
 	}
 	return cfg, secrets.Err()
@@ -303,6 +308,7 @@ func (c Config) Validate() error {
 		bad("region", "must not be empty")
 	}
 	c.RetentionConfig.validate(bad)
+	c.AuditConfig.validate(bad)
 	if c.DockerNetwork != "bridge" && c.DockerNetwork != "host" {
 		bad("docker-network", "%q is not bridge or host", c.DockerNetwork)
 	}

@@ -399,7 +399,7 @@ func (h *Hub) openAuth(ctx context.Context) error {
 		h.AdminPassword = generated
 	}
 	h.Audit = audit.New(h.Store, audit.Config{Logger: h.Logger.With("component", "audit"),
-		Anchors: audit.CatalogAnchors{Catalog: h.State, Applier: h.Raft}})
+		Anchors: audit.CatalogAnchors{Catalog: h.State, Applier: h.Raft}, MaxBatch: h.Config.AuditMaxBatch})
 	h.Instances = instances.New(h.State, h.Raft, h.Seal, h.Auth)
 	h.background(func(ctx context.Context) { h.every(ctx, time.Minute, h.maintainAuth) })
 	return nil

@@ -22,22 +22,33 @@ import (
 // followers are forwarded to the leader). Reads are GET
 // /api/instances/{name} (40 %), GET /api/instances (20 %, 100 instances)
 // and GET /api/auth/me (20 %); writes are PATCH /api/instances/{name}
-// with a new env value on one of 100 stopped instances.
+// with a new env value on one of 100 stopped instances (a Raft apply and
+// an audit record each).
 //
 // Figures: the highest rate at which p99 < 50 ms and errors < 0.1 % (the
 // rate doubles from REDFORGE_BENCH_API_START, default 250 req/s, until a
 // step fails or REDFORGE_BENCH_API_MAX, default 4000, then halves the gap
 // twice; each step lasts REDFORGE_BENCH_API_STEP, default 5 s), and on
-// one hub p50/p95/p99 at REDFORGE_BENCH_API_FIXED req/s (default 2000),
-// the median of three 10 s runs. The load generator shares the machine
-// with the hubs, so the rates are those of the whole machine.
+// one hub p50/p95/p99 at REDFORGE_BENCH_API_FIXED req/s (default 2000,
+// 10 s runs). Each is the median of REDFORGE_BENCH_API_RUNS (default 3)
+// runs, and is held to references measured in the same run, on the same
+// hubs, interleaved with it:
+//   - "no work": GET / (the console's public static page) at the same
+//     rates, which is what the machine, the HTTP stack and the load
+//     generator allow;
+//   - on one hub, "group commit off": the same mix on a second hub
+//     process started with --audit-max-batch 1, one audit transaction per
+//     write, as the hub wrote them before group commit.
+//
+// The load generator shares the machine with the hubs, so the rates are
+// those of the whole machine; the load average is printed beside them.
 //
 // The hub limits requests per user and minute (ADMIN: 1000), so the load
 // is spread over enough users for the highest rate, as it would be in
 // production; a step that draws a 429 says so.
 //
 // REDFORGE_BENCH_API_INPROCESS=1 runs the one hub inside the benchmark's
-// process instead, for go test -cpuprofile.
+// process instead, for go test -cpuprofile (no "group commit off" hub).
 func BenchmarkAPILoad(b *testing.B) {
 	if testing.Short() {
 		b.Skip("hub process benchmark (-short)")
@@ -45,6 +56,7 @@ func BenchmarkAPILoad(b *testing.B) {
 	start := envInts(b, "REDFORGE_BENCH_API_START", 250)[0]
 	maxRate := envInts(b, "REDFORGE_BENCH_API_MAX", 4000)[0]
 	fixed := envInts(b, "REDFORGE_BENCH_API_FIXED", 2000)[0]
+	runs := envInts(b, "REDFORGE_BENCH_API_RUNS", 3)[0]
 	step := 5 * time.Second
 	if v := os.Getenv("REDFORGE_BENCH_API_STEP"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -59,16 +71,79 @@ func BenchmarkAPILoad(b *testing.B) {
 		b.Run(fmt.Sprintf("hubs=%d", n), func(b *testing.B) {
 			for range b.N {
 				l := newAPILoad(b, n, max(maxRate, fixed))
-				best := l.search(b, start, maxRate, step)
-				b.ReportMetric(float64(best), "max_rate_req/s")
-				fmt.Printf("API mixed load, %d hub(s): highest rate with p99 < 50 ms and errors < 0.1 %%: %d req/s (searched %d..%d, %s steps); load average %s\n",
-					n, best, start, maxRate, step, loadAvg())
+				variants := []loadVariant{
+					{name: "no work (GET /)", load: l, target: l.staticTarget},
+					{name: "mixed", load: l, target: l.target},
+				}
+				if n == 1 && os.Getenv("REDFORGE_BENCH_API_INPROCESS") != "1" {
+					off := newAPILoad(b, 1, max(maxRate, fixed), "--audit-max-batch", "1")
+					variants = append(variants, loadVariant{name: "mixed, group commit off", load: off, target: off.target})
+				}
+				hubs := fmt.Sprintf("%d hub(s)", n)
+				for range runs {
+					for i := range variants {
+						v := &variants[i]
+						fmt.Printf("  %s, %s: search\n", hubs, v.name)
+						v.best = append(v.best, v.load.search(b, v.target, start, maxRate, step))
+					}
+				}
+				for i := range variants {
+					v := &variants[i]
+					fmt.Printf("API mixed load, %s, %s: highest rate with p99 < 50 ms and errors < 0.1 %%: %d req/s (median of %v; searched %d..%d, %s steps); load average %s\n",
+						hubs, v.name, medianInt(v.best), v.best, start, maxRate, step, loadAvg())
+				}
+				ref, mixed := variants[0], variants[1]
+				b.ReportMetric(float64(medianInt(mixed.best)), "max_rate_req/s")
+				fmt.Printf("API mixed load, %s: highest passing rate, mixed against no work: %d / %d req/s = %.3f×; %s; load average %s\n",
+					hubs, medianInt(mixed.best), medianInt(ref.best), ratio(float64(medianInt(mixed.best)), float64(medianInt(ref.best))), benchinfo.This(), loadAvg())
+				if len(variants) > 2 {
+					off := variants[2]
+					b.ReportMetric(float64(medianInt(off.best)), "max_rate_off_req/s")
+					fmt.Printf("API mixed load, %s: highest passing rate, group commit on against off: %d / %d req/s = %.2f×\n",
+						hubs, medianInt(mixed.best), medianInt(off.best), ratio(float64(medianInt(mixed.best)), float64(medianInt(off.best))))
+				}
 				if n == 1 {
-					l.fixedRate(b, fixed)
+					fixedRate(b, variants, fixed, runs)
 				}
 			}
 		})
 	}
+}
+
+// loadVariant is one kind of load on one hub set, and its results.
+type loadVariant struct {
+	name   string
+	load   *apiLoad
+	target vegeta.Targeter
+	best   []int // highest passing rate of each search
+	// at the fixed rate, per run
+	p50, p95, p99 []time.Duration
+	errs, thru    []float64
+}
+
+func medianInt(v []int) int {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func medianFloat(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }
 
 // apiLoad is a running hub set with its users and instances.
@@ -80,12 +155,13 @@ type apiLoad struct {
 	seq    atomic.Uint64
 }
 
-// newAPILoad starts n hub processes (a cluster when n > 1) with 100
-// stopped instances and enough ADMIN users for maxRate.
-func newAPILoad(b *testing.B, n, maxRate int) *apiLoad {
+// newAPILoad starts n hub processes (a cluster when n > 1; extra flags
+// for each) with 100 stopped instances and enough ADMIN users for
+// maxRate.
+func newAPILoad(b *testing.B, n, maxRate int, extra ...string) *apiLoad {
 	b.Helper()
 	b.StopTimer()
-	o := clusterOpts{heartbeat: time.Second, deadAfter: time.Minute}
+	o := clusterOpts{heartbeat: time.Second, deadAfter: time.Minute, extra: extra}
 	var hubs []*hubProc
 	var admin string
 	switch {
@@ -130,6 +206,11 @@ func (l *apiLoad) target(t *vegeta.Target) error {
 	t.Body = nil
 	switch i % 10 {
 	case 0, 1:
+		// The two writes of every ten go to different instances, each
+		// instance written every 500 requests: the mix measures
+		// writes, not the compare-and-swap retries of two PATCHes racing
+		// on one instance (409 once they run out).
+		name = l.names[(i/10*2+i%10)%uint64(len(l.names))]
 		t.Method, t.URL = http.MethodPatch, base+"/api/instances/"+name
 		t.Body = fmt.Appendf(nil, `{"env":{"LOAD":"%d"}}`, i)
 		t.Header.Set("Content-Type", "application/json")
@@ -143,13 +224,20 @@ func (l *apiLoad) target(t *vegeta.Target) error {
 	return nil
 }
 
-// attack runs the mix at rate for d and returns vegeta's metrics, and
-// the p99 of each kind of request.
-func (l *apiLoad) attack(rate int, d time.Duration) (*vegeta.Metrics, string) {
+// staticTarget is the no-work reference: GET / (public, static).
+func (l *apiLoad) staticTarget(t *vegeta.Target) error {
+	i := l.seq.Add(1)
+	t.Method, t.URL, t.Header, t.Body = http.MethodGet, l.urls[i%uint64(len(l.urls))]+"/", nil, nil
+	return nil
+}
+
+// attack runs tr at rate for d and returns vegeta's metrics, and the p99
+// of each kind of request.
+func (l *apiLoad) attack(tr vegeta.Targeter, rate int, d time.Duration) (*vegeta.Metrics, string) {
 	a := vegeta.NewAttacker(vegeta.Timeout(10*time.Second), vegeta.KeepAlive(true), vegeta.Workers(64), vegeta.Connections(1024))
 	var m vegeta.Metrics
 	kinds := map[string][]time.Duration{}
-	for res := range a.Attack(l.target, vegeta.Rate{Freq: rate, Per: time.Second}, d, "mixed") {
+	for res := range a.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, "mixed") {
 		m.Add(res)
 		k := res.Method + " " + requestKind(res.URL)
 		kinds[k] = append(kinds[k], res.Latency)
@@ -201,14 +289,14 @@ func describe(rate int, m *vegeta.Metrics) string {
 // search finds the highest passing rate: doubling from start (or halving
 // from it when start fails), then two halvings of the gap between the
 // last pass and the first failure.
-func (l *apiLoad) search(b *testing.B, start, maxRate int, step time.Duration) int {
+func (l *apiLoad) search(b *testing.B, tr vegeta.Targeter, start, maxRate int, step time.Duration) int {
 	b.Helper()
-	l.attack(start/2, 2*time.Second) // warm the connections and the hub
+	l.attack(tr, start/2, 2*time.Second) // warm the connections and the hub
 	b.StartTimer()
 	defer b.StopTimer()
 	good, bad := 0, 0
 	for r := start; r <= maxRate; r *= 2 {
-		m, kinds := l.attack(r, step)
+		m, kinds := l.attack(tr, r, step)
 		fmt.Printf("  %d hub(s) %s\n      %s\n", len(l.hubs), describe(r, m), kinds)
 		if !passes(m) {
 			bad = r
@@ -220,7 +308,7 @@ func (l *apiLoad) search(b *testing.B, start, maxRate int, step time.Duration) i
 		}
 	}
 	for r := start / 2; good == 0 && r >= 5; r /= 2 { // start fails: halve down to 5 req/s
-		m, kinds := l.attack(r, step)
+		m, kinds := l.attack(tr, r, step)
 		fmt.Printf("  %d hub(s) %s\n      %s\n", len(l.hubs), describe(r, m), kinds)
 		if passes(m) {
 			good = r
@@ -233,7 +321,7 @@ func (l *apiLoad) search(b *testing.B, start, maxRate int, step time.Duration) i
 			break
 		}
 		r := (good + bad) / 2
-		m, kinds := l.attack(r, step)
+		m, kinds := l.attack(tr, r, step)
 		fmt.Printf("  %d hub(s) %s\n      %s\n", len(l.hubs), describe(r, m), kinds)
 		if passes(m) {
 			good = r
@@ -244,24 +332,41 @@ func (l *apiLoad) search(b *testing.B, start, maxRate int, step time.Duration) i
 	return good
 }
 
-// fixedRate reports p50/p95/p99 at rate, medians of three 10 s runs.
-func (l *apiLoad) fixedRate(b *testing.B, rate int) {
+// fixedRate reports p50/p95/p99 at rate of each variant, medians of
+// runs 10 s runs, the variants interleaved, and their ratios to the
+// first (no work) and of the mix to the mix without group commit.
+func fixedRate(b *testing.B, vs []loadVariant, rate, runs int) {
 	b.Helper()
-	var p50, p95, p99 []time.Duration
-	var errs []float64
 	b.StartTimer()
-	for range 3 {
-		m, kinds := l.attack(rate, 10*time.Second)
-		fmt.Printf("  1 hub fixed %s\n      %s\n", describe(rate, m), kinds)
-		p50, p95, p99 = append(p50, m.Latencies.P50), append(p95, m.Latencies.P95), append(p99, m.Latencies.P99)
-		errs = append(errs, 100*(1-m.Success))
+	for range runs {
+		for i := range vs {
+			v := &vs[i]
+			m, kinds := v.load.attack(v.target, rate, 10*time.Second)
+			fmt.Printf("  1 hub fixed, %s: %s\n      %s\n", v.name, describe(rate, m), kinds)
+			v.p50, v.p95, v.p99 = append(v.p50, m.Latencies.P50), append(v.p95, m.Latencies.P95), append(v.p99, m.Latencies.P99)
+			v.errs, v.thru = append(v.errs, 100*(1-m.Success)), append(v.thru, m.Throughput)
+		}
 	}
 	b.StopTimer()
-	slices.Sort(errs)
-	b.ReportMetric(ms(benchinfo.Median(p50)), "p50_ms@fixed")
-	b.ReportMetric(ms(benchinfo.Median(p95)), "p95_ms@fixed")
-	b.ReportMetric(ms(benchinfo.Median(p99)), "p99_ms@fixed")
-	fmt.Printf("API mixed load, 1 hub at %d req/s (median of 3 × 10 s): p50 %s, p95 %s, p99 %s, errors %.3f %%; %s; load average %s\n",
-		rate, benchinfo.Median(p50).Round(10*time.Microsecond), benchinfo.Median(p95).Round(10*time.Microsecond),
-		benchinfo.Median(p99).Round(10*time.Microsecond), errs[1], benchinfo.This(), loadAvg())
+	for i, v := range vs {
+		fmt.Printf("API mixed load, 1 hub at %d req/s, %s (median of %d × 10 s): p50 %s, p95 %s, p99 %s, errors %.3f %%, answered %.0f req/s; load average %s\n",
+			rate, v.name, runs, benchinfo.Median(v.p50).Round(10*time.Microsecond), benchinfo.Median(v.p95).Round(10*time.Microsecond),
+			benchinfo.Median(v.p99).Round(10*time.Microsecond), medianFloat(v.errs), medianFloat(v.thru), loadAvg())
+		if i > 0 {
+			ref := vs[0]
+			fmt.Printf("    against %s: p99 %.1f×, answered %.3f×\n", ref.name,
+				ratio(ms(benchinfo.Median(v.p99)), ms(benchinfo.Median(ref.p99))), ratio(medianFloat(v.thru), medianFloat(ref.thru)))
+		}
+	}
+	mixed := vs[1]
+	b.ReportMetric(ms(benchinfo.Median(mixed.p50)), "p50_ms@fixed")
+	b.ReportMetric(ms(benchinfo.Median(mixed.p95)), "p95_ms@fixed")
+	b.ReportMetric(ms(benchinfo.Median(mixed.p99)), "p99_ms@fixed")
+	if len(vs) > 2 {
+		off := vs[2]
+		fmt.Printf("API mixed load, 1 hub at %d req/s, group commit on against off: p99 %s / %s = %.2f×, answered %.0f / %.0f req/s = %.2f×; %s\n",
+			rate, benchinfo.Median(mixed.p99).Round(10*time.Microsecond), benchinfo.Median(off.p99).Round(10*time.Microsecond),
+			ratio(ms(benchinfo.Median(mixed.p99)), ms(benchinfo.Median(off.p99))), medianFloat(mixed.thru), medianFloat(off.thru),
+			ratio(medianFloat(mixed.thru), medianFloat(off.thru)), benchinfo.This())
+	}
 }

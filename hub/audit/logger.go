@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -46,6 +47,7 @@ func IsRedactedKey(name string) bool { return redactSet[strings.ToLower(name)] }
 // satisfies it.
 type Store interface {
 	AppendAudit(ctx context.Context, rec *store.AuditRecord, hash func(*store.AuditRecord) string) error
+	AppendAuditBatch(ctx context.Context, recs []*store.AuditRecord, hash func(*store.AuditRecord) string) error
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error)
 	IterateAudit(ctx context.Context, f store.AuditFilter, fn func(store.AuditRecord) error) error
 	AppendAIDecisions(ctx context.Context, ds []store.AIDecision) error
@@ -61,7 +63,20 @@ type Config struct {
 	// Anchors, when set, holds the chain anchor (see Anchor) in the Raft
 	// catalog, so Verify detects a truncated log.
 	Anchors Anchors
+	// MaxBatch bounds how many concurrent Record calls share one store
+	// transaction (group commit); 0 means DefaultMaxBatch, 1 turns group
+	// commit off (one transaction per record).
+	MaxBatch int
+	// BatchTimeout bounds the store transaction of one batch; 0 means
+	// DefaultBatchTimeout.
+	BatchTimeout time.Duration
 }
+
+// Defaults of the group commit (Config.MaxBatch, Config.BatchTimeout).
+const (
+	DefaultMaxBatch     = 256
+	DefaultBatchTimeout = 30 * time.Second
+)
 
 // Logger writes and reads the audit log and the AI decision log. It is
 // safe for concurrent use.
@@ -70,6 +85,20 @@ type Logger struct {
 	now     func() time.Time
 	log     *slog.Logger
 	anchors Anchors
+
+	maxBatch     int
+	batchTimeout time.Duration
+	mu           sync.Mutex
+	queue        []*pending // records waiting for a batch, in arrival order
+	flushing     bool       // a flush goroutine is running
+}
+
+// pending is one Record call waiting for its batch.
+type pending struct {
+	rec   store.AuditRecord
+	taken bool          // in a batch under way (guarded by Logger.mu)
+	err   error         // the batch's outcome, set before done closes
+	done  chan struct{} // closed when the batch has committed or failed
 }
 
 // New returns a Logger over st. It does no I/O.
@@ -80,7 +109,15 @@ func New(st Store, cfg Config) *Logger {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Logger{st: st, now: cfg.Now, log: cfg.Logger.With("component", "audit"), anchors: cfg.Anchors}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	cfg.MaxBatch = min(cfg.MaxBatch, store.MaxAuditBatch)
+	if cfg.BatchTimeout <= 0 {
+		cfg.BatchTimeout = DefaultBatchTimeout
+	}
+	return &Logger{st: st, now: cfg.Now, log: cfg.Logger.With("component", "audit"), anchors: cfg.Anchors,
+		maxBatch: cfg.MaxBatch, batchTimeout: cfg.BatchTimeout}
 }
 
 // Entry is one audited action, as the API layer describes it.
@@ -103,6 +140,16 @@ type Entry struct {
 // Record appends e to the audit hash chain. It stores the details in
 // RFC 8785 canonical form (what the hash covers) and truncates an
 // over-long or invalid IP or user agent rather than lose the record.
+//
+// Concurrent calls are group-committed: records that arrive while a
+// batch is being written wait and go, in arrival order, into the next
+// batch, one store transaction (one fsync) for up to Config.MaxBatch
+// records. Record returns only when its record has committed (nil) or its
+// batch has failed (the batch's error, for every record in it; none of
+// them is written). A call whose ctx ends while its record still waits
+// returns ctx's error and its record is not written; once its batch is
+// under way it waits for the outcome, so the answer is always true.
+//
 // Errors: store.ErrInvalid (a *store.InvalidError naming the field) for a
 // malformed action, an over-long or non-UTF-8 field, details that are not
 // canonicalizable JSON or exceed MaxDetailsBytes; the store's errors.
@@ -111,10 +158,95 @@ func (l *Logger) Record(ctx context.Context, e Entry) error {
 	if err != nil {
 		return err
 	}
-	if err := l.st.AppendAudit(ctx, &rec, hashFunc); err != nil {
+	// Refuse here what the store would refuse, so that a bad record never
+	// fails the batch of others.
+	if err := rec.Validate(); err != nil {
+		return err
+	}
+	if l.maxBatch == 1 {
+		if err := l.st.AppendAudit(ctx, &rec, hashFunc); err != nil {
+			return fmt.Errorf("audit %s: %w", e.Action, err)
+		}
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}
+	p := &pending{rec: rec, done: make(chan struct{})}
+	l.mu.Lock()
+	l.queue = append(l.queue, p)
+	if !l.flushing {
+		l.flushing = true
+		go l.flush()
+	}
+	l.mu.Unlock()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		l.mu.Lock()
+		if !p.taken {
+			for i, q := range l.queue {
+				if q == p {
+					copy(l.queue[i:], l.queue[i+1:])
+					l.queue[len(l.queue)-1] = nil
+					l.queue = l.queue[:len(l.queue)-1]
+					break
+				}
+			}
+			l.mu.Unlock()
+			return fmt.Errorf("audit %s: %w", e.Action, ctx.Err())
+		}
+		l.mu.Unlock()
+		<-p.done
+	}
+	if p.err != nil {
+		return fmt.Errorf("audit %s: %w", e.Action, p.err)
+	}
 	return nil
+}
+
+// Pending returns how many Record calls wait for a batch to start (not
+// those of the batch being written).
+func (l *Logger) Pending() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue)
+}
+
+// flush writes the queue in batches of up to maxBatch records, in
+// arrival order, until it is empty; one runs at a time. A batch's
+// transaction is bounded by batchTimeout, not by its callers' contexts.
+func (l *Logger) flush() {
+	for {
+		l.mu.Lock()
+		n := min(len(l.queue), l.maxBatch)
+		if n == 0 {
+			l.flushing = false
+			l.mu.Unlock()
+			return
+		}
+		batch := make([]*pending, n)
+		copy(batch, l.queue)
+		rest := copy(l.queue, l.queue[n:])
+		clear(l.queue[rest:]) // drop the taken calls from the backing array
+		l.queue = l.queue[:rest]
+		recs := make([]*store.AuditRecord, n)
+		for i, p := range batch {
+			p.taken = true
+			recs[i] = &p.rec
+		}
+		l.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), l.batchTimeout)
+		err := l.st.AppendAuditBatch(ctx, recs, hashFunc)
+		cancel()
+		if err != nil {
+			l.log.Error("audit batch failed", "records", n, "error", err)
+		}
+		for _, p := range batch {
+			p.err = err
+			close(p.done)
+		}
+	}
 }
 
 func (l *Logger) toRecord(e Entry) (store.AuditRecord, error) {

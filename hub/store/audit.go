@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -38,6 +39,28 @@ func (r *AuditRecord) Validate() error {
 		return err
 	}
 	return checkJSON("details", r.Details)
+}
+
+// MaxAuditBatch bounds the records of one AppendAuditBatch.
+const MaxAuditBatch = 1000
+
+// ValidateAuditBatch checks a batch for AppendAuditBatch: 1 to
+// MaxAuditBatch records, none nil, each valid (Validate); an error names
+// the record ("records[2].action").
+func ValidateAuditBatch(recs []*AuditRecord) error {
+	if len(recs) == 0 || len(recs) > MaxAuditBatch {
+		return invalid("records", "must hold 1 to %d records, not %d", MaxAuditBatch, len(recs))
+	}
+	for i, r := range recs {
+		field := fmt.Sprintf("records[%d]", i)
+		if r == nil {
+			return invalid(field, "is nil")
+		}
+		if err := r.Validate(); err != nil {
+			return prefixed(field, err)
+		}
+	}
+	return nil
 }
 
 // AuditFilter selects audit records. Empty strings and zero times do not

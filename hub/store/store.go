@@ -38,6 +38,13 @@ type Store interface {
 	// be fast, must return a non-empty string, and must not call the
 	// store. On error rec is left unchanged.
 	AppendAudit(ctx context.Context, rec *AuditRecord, hash func(*AuditRecord) string) error
+	// AppendAuditBatch appends recs, in order, to the audit hash chain in
+	// one transaction (one commit, one fsync), as AppendAudit appends
+	// one: recs[i+1] links to recs[i], and recs[0] to the record before
+	// the batch. It is all or nothing: on any error (ErrInvalid naming
+	// the record, "records[2].action", for a bad one) nothing is written
+	// and every record is left unchanged. At most MaxAuditBatch records.
+	AppendAuditBatch(ctx context.Context, recs []*AuditRecord, hash func(*AuditRecord) string) error
 	// GetAudit returns the audit record with id, or ErrNotFound.
 	GetAudit(ctx context.Context, id int64) (AuditRecord, error)
 	// ListAudit returns the records matching f, newest (highest ID) first.

@@ -5,7 +5,14 @@
 // and supplies the SQLite dialect.
 //
 // The database runs in WAL mode with synchronous=FULL, so a committed
-// transaction survives power loss. All writes go through one connection
+// transaction survives power loss. synchronous=NORMAL (the WAL synced only
+// at checkpoints) would save an fsync per commit but can lose the last
+// commits on power loss, and nothing here can be rebuilt from Raft: the
+// audit log, the edge ingest watermarks and the data they acknowledge live
+// only in this file (Raft holds the audit anchor, so a lost tail would
+// even read as truncation). Callers have been told those writes are
+// durable, so FULL stays; the audit log amortizes the fsync by group
+// commit instead (hub/audit, AppendAuditBatch). All writes go through one connection
 // that begins every transaction with BEGIN IMMEDIATE, which serializes them
 // in the process (audit chain, watermarks) and against any other process;
 // reads use a separate pool of query_only connections and see the last

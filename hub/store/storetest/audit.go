@@ -16,6 +16,9 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("AppendSetsChainFields", func(t *testing.T) { testAuditAppend(t, open(t)) })
 	t.Run("FailedAppendWritesNothing", func(t *testing.T) { testAuditInvalid(t, open(t)) })
 	t.Run("ConcurrentAppendsFormOneChain", func(t *testing.T) { testAuditConcurrent(t, open(t)) })
+	t.Run("BatchAppendsInOrder", func(t *testing.T) { testAuditBatchOrder(t, open(t)) })
+	t.Run("ConcurrentBatchesFormOneChain", func(t *testing.T) { testAuditBatchConcurrent(t, open(t)) })
+	t.Run("FailedBatchWritesNothing", func(t *testing.T) { testAuditBatchFails(t, open(t)) })
 	t.Run("DetailsKeptByteForByte", func(t *testing.T) { testAuditDetails(t, open(t)) })
 	t.Run("ListFiltersAndPages", func(t *testing.T) { testAuditList(t, open(t)) })
 	t.Run("IterateStreamsInIDOrder", func(t *testing.T) { testAuditIterate(t, open(t)) })
@@ -309,5 +312,183 @@ func testAuditBadFilters(t *testing.T, s store.Store) {
 		_, err := s.ListAudit(t.Context(), c.f)
 		wantInvalid(t, err, c.field)
 		wantInvalid(t, s.IterateAudit(t.Context(), c.f, func(store.AuditRecord) error { return nil }), c.field)
+	}
+}
+
+// recPtrs returns pointers to copies of recs.
+func recPtrs(recs []store.AuditRecord) []*store.AuditRecord {
+	out := make([]*store.AuditRecord, len(recs))
+	for i := range recs {
+		r := recs[i]
+		out[i] = &r
+	}
+	return out
+}
+
+func testAuditBatchOrder(t *testing.T, s store.Store) {
+	first := mustAppendAudit(t, s, auditRecord(0, t0))
+	in := make([]store.AuditRecord, 5)
+	for i := range in {
+		in[i] = auditRecord(i+1, t0.Add(time.Duration(5-i)*time.Second)) // times need not rise with IDs
+	}
+	in[3].Time = time.Time{} // the store's clock
+	in[4].Details = nil
+	batch := recPtrs(in)
+	if err := s.AppendAuditBatch(t.Context(), batch, Hash); err != nil {
+		t.Fatalf("AppendAuditBatch: %v", err)
+	}
+	prev := first.Hash
+	for i, r := range batch {
+		if r.ID != int64(i+2) || r.PrevHash != prev || r.ResourceID != in[i].ResourceID {
+			t.Fatalf("batch record %d: ID %d prev %q resource %q; want ID %d, prev %q, resource %q (slice order)",
+				i, r.ID, r.PrevHash, r.ResourceID, i+2, prev, in[i].ResourceID)
+		}
+		if r.Time.IsZero() || r.Time.Location() != time.UTC {
+			t.Fatalf("batch record %d: time %v, want a UTC time", i, r.Time)
+		}
+		prev = r.Hash
+		got, err := s.GetAudit(t.Context(), r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "batch record as returned vs as stored", got, *r)
+	}
+	after := mustAppendAudit(t, s, auditRecord(9, t0))
+	if after.ID != 7 || after.PrevHash != batch[4].Hash {
+		t.Fatalf("append after the batch: ID %d prev %q; want 7 linked to the batch's last record", after.ID, after.PrevHash)
+	}
+	if err := VerifyChain(mustIterateAudit(t, s, store.AuditFilter{})); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testAuditBatchConcurrent(t *testing.T, s store.Store) {
+	const workers, rounds = 6, 12
+	var wg sync.WaitGroup
+	got := make([][][]*store.AuditRecord, workers)
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				n := 1 + (w+i)%7 // batches of 1 to 7 records
+				recs := make([]store.AuditRecord, n)
+				for j := range recs {
+					recs[j] = auditRecord(w*1000+i*10+j, t0)
+					recs[j].UserID = fmt.Sprintf("worker%d", w)
+				}
+				batch := recPtrs(recs)
+				var err error
+				if n == 1 {
+					err = s.AppendAudit(context.Background(), batch[0], Hash)
+				} else {
+					err = s.AppendAuditBatch(context.Background(), batch, Hash)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("worker %d batch %d: %w", w, i, err)
+					return
+				}
+				got[w] = append(got[w], batch)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	all := mustIterateAudit(t, s, store.AuditFilter{})
+	if err := VerifyChain(all); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for w, batches := range got {
+		for _, batch := range batches {
+			for j, r := range batch {
+				if r.ID != batch[0].ID+int64(j) {
+					t.Fatalf("worker %d: batch not contiguous: record %d has ID %d after %d", w, j, r.ID, batch[0].ID)
+				}
+				equal(t, "record as returned to its appender vs as stored", all[r.ID-1], *r)
+				total++
+			}
+		}
+	}
+	if len(all) != total {
+		t.Fatalf("chain has %d records, the appenders got %d", len(all), total)
+	}
+}
+
+func testAuditBatchFails(t *testing.T, s store.Store) {
+	good := func() []store.AuditRecord {
+		return []store.AuditRecord{auditRecord(1, t0), auditRecord(2, t0), auditRecord(3, t0)}
+	}
+	check := func(what string, batch []*store.AuditRecord, before []store.AuditRecord) {
+		t.Helper()
+		for i, r := range batch {
+			if r != nil {
+				equal(t, fmt.Sprintf("%s: record %d after the failed batch", what, i), *r, before[i])
+			}
+		}
+		if got := mustListAudit(t, s, store.AuditFilter{}); len(got) != 0 {
+			t.Fatalf("%s: a failed batch wrote %d records", what, len(got))
+		}
+	}
+	cases := []struct {
+		name   string
+		mutate func([]*store.AuditRecord) []*store.AuditRecord
+		hash   func(*store.AuditRecord) string
+		field  string
+	}{
+		{"bad record", func(b []*store.AuditRecord) []*store.AuditRecord { b[2].Action = ""; return b }, Hash, "records[2].action"},
+		{"nil record", func(b []*store.AuditRecord) []*store.AuditRecord { b[1] = nil; return b }, Hash, "records[1]"},
+		{"empty", func([]*store.AuditRecord) []*store.AuditRecord { return nil }, Hash, "records"},
+		{"too many", func(b []*store.AuditRecord) []*store.AuditRecord {
+			return append(b, recPtrs(make([]store.AuditRecord, store.MaxAuditBatch))...)
+		}, Hash, "records"},
+		{"no hash", func(b []*store.AuditRecord) []*store.AuditRecord { return b }, nil, "hash"},
+		// The third record fails inside the transaction, after two were
+		// chained: the transaction rolls back.
+		{"hash fails on the third", func(b []*store.AuditRecord) []*store.AuditRecord { return b },
+			func(r *store.AuditRecord) string {
+				if r.ID == 3 {
+					return ""
+				}
+				return Hash(r)
+			}, "records[2].hash"},
+		{"hash fails on a batch of one", func(b []*store.AuditRecord) []*store.AuditRecord { return b[:1] },
+			func(*store.AuditRecord) string { return "" }, "records[0].hash"},
+	}
+	for _, c := range cases {
+		recs := good()
+		batch := c.mutate(recPtrs(recs))
+		before := make([]store.AuditRecord, len(batch))
+		for i, r := range batch {
+			if r != nil {
+				before[i] = *r
+			}
+		}
+		err := s.AppendAuditBatch(t.Context(), batch, c.hash)
+		wantInvalid(t, err, c.field)
+		check(c.name, batch, before)
+	}
+	ctx, cancel := contextCanceled(t)
+	defer cancel()
+	recs := good()
+	batch := recPtrs(recs)
+	if err := s.AppendAuditBatch(ctx, batch, Hash); err == nil {
+		t.Fatal("AppendAuditBatch with a canceled context succeeded")
+	}
+	check("canceled", batch, recs)
+
+	batch = recPtrs(good())
+	if err := s.AppendAuditBatch(t.Context(), batch, Hash); err != nil {
+		t.Fatal(err)
+	}
+	if batch[0].ID != 1 || batch[0].PrevHash != "" || batch[2].ID != 3 {
+		t.Fatalf("first good batch after failures: IDs %d..%d prev %q; want 1..3 and empty", batch[0].ID, batch[2].ID, batch[0].PrevHash)
+	}
+	if err := VerifyChain(mustIterateAudit(t, s, store.AuditFilter{})); err != nil {
+		t.Fatal(err)
 	}
 }

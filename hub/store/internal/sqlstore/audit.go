@@ -12,10 +12,7 @@ import (
 
 const auditCols = `id, time, user_id, username, action, resource_type, resource_id, details, ip, user_agent, prev_hash, hash`
 
-// AppendAudit implements store.Store. Reading the chain head, hashing and
-// inserting happen in one transaction that holds auditLock (SQLite: its
-// single writer; PostgreSQL: an advisory lock, so reads go on), which
-// serializes appends from every hub sharing the database.
+// AppendAudit implements store.Store: a batch of one.
 func (db *DB) AppendAudit(ctx context.Context, rec *store.AuditRecord, hash func(*store.AuditRecord) string) error {
 	if err := rec.Validate(); err != nil {
 		return err
@@ -23,7 +20,39 @@ func (db *DB) AppendAudit(ctx context.Context, rec *store.AuditRecord, hash func
 	if hash == nil {
 		return &store.InvalidError{Field: "hash", Reason: "a hash function is required"}
 	}
-	r := *rec
+	if err := db.appendAudit(ctx, []*store.AuditRecord{rec}, hash, false); err != nil {
+		return fmt.Errorf("append audit record: %w", err)
+	}
+	return nil
+}
+
+// AppendAuditBatch implements store.Store.
+func (db *DB) AppendAuditBatch(ctx context.Context, recs []*store.AuditRecord, hash func(*store.AuditRecord) string) error {
+	if err := store.ValidateAuditBatch(recs); err != nil {
+		return err
+	}
+	if hash == nil {
+		return &store.InvalidError{Field: "hash", Reason: "a hash function is required"}
+	}
+	if err := db.appendAudit(ctx, recs, hash, true); err != nil {
+		return fmt.Errorf("append %d audit records: %w", len(recs), err)
+	}
+	return nil
+}
+
+// appendAudit chains and inserts recs (validated) in one transaction
+// that holds auditLock (SQLite: its single writer; PostgreSQL: an
+// advisory lock, so reads go on), which serializes appends from every hub
+// sharing the database: it reads the chain head once, links each record
+// to the one before, and inserts them all with one statement per record
+// on the transaction's connection. The records are updated only when the
+// transaction has committed. In a batch, an invalid hash names its record
+// ("records[2].hash").
+func (db *DB) appendAudit(ctx context.Context, recs []*store.AuditRecord, hash func(*store.AuditRecord) string, batch bool) error {
+	out := make([]store.AuditRecord, len(recs))
+	for i, r := range recs {
+		out[i] = *r
+	}
 	err := db.write(ctx, func(tx *Tx) error {
 		if err := db.d.Lock(ctx, tx, auditLock); err != nil {
 			return err
@@ -34,19 +63,53 @@ func (db *DB) AppendAudit(ctx context.Context, rec *store.AuditRecord, hash func
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if err := store.ChainAudit(&r, lastID, prev, db.now, hash); err != nil {
+		for i := range out {
+			if err := store.ChainAudit(&out[i], lastID, prev, db.now, hash); err != nil {
+				if batch {
+					return prefixedInvalid(fmt.Sprintf("records[%d]", i), err)
+				}
+				return err
+			}
+			lastID, prev = out[i].ID, out[i].Hash
+		}
+		if len(out) == 1 {
+			r := &out[0]
+			_, err := tx.ExecContext(ctx, db.q(`INSERT INTO audit_log (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+				r.ID, db.t(r.Time), r.UserID, r.Username, r.Action, r.ResourceType, r.ResourceID,
+				jsonArg(r.Details), r.IP, r.UserAgent, r.PrevHash, r.Hash)
 			return err
 		}
-		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO audit_log (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			r.ID, db.t(r.Time), r.UserID, r.Username, r.Action, r.ResourceType, r.ResourceID,
-			jsonArg(r.Details), r.IP, r.UserAgent, r.PrevHash, r.Hash)
-		return err
+		stmt, err := tx.PrepareContext(ctx, db.q(`INSERT INTO audit_log (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for i := range out {
+			r := &out[i]
+			if _, err := stmt.ExecContext(ctx, r.ID, db.t(r.Time), r.UserID, r.Username, r.Action, r.ResourceType, r.ResourceID,
+				jsonArg(r.Details), r.IP, r.UserAgent, r.PrevHash, r.Hash); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("append audit record: %w", err)
+		return err
 	}
-	*rec = r
+	for i, r := range recs {
+		*r = out[i]
+	}
 	return nil
+}
+
+// prefixedInvalid returns err with the field of an *store.InvalidError
+// prefixed by prefix.
+func prefixedInvalid(prefix string, err error) error {
+	var ie *store.InvalidError
+	if errors.As(err, &ie) {
+		return &store.InvalidError{Field: prefix + "." + ie.Field, Reason: ie.Reason}
+	}
+	return err
 }
 
 // GetAudit implements store.Store.
