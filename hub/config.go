@@ -98,6 +98,9 @@ type Config struct {
 	// RetentionConfig: how much status history and how many flows
 	// versions the store keeps (retention.go).
 	RetentionConfig
+	// StoreHAConfig: failover retries and read replicas of a PostgreSQL
+	// store (store_config.go).
+	StoreHAConfig
 }
 
 // DefaultConfig returns the embedded-defaults configuration.
@@ -118,6 +121,7 @@ func DefaultConfig() Config {
 		MonitorInterval: DefaultMonitor,
 		BackupConfig:    defaultBackupConfig(),
 		RetentionConfig: defaultRetentionConfig(),
+		StoreHAConfig:   defaultStoreHAConfig(),
 	}
 }
 
@@ -176,6 +180,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	applyObservability := observabilityFlags(fs)
 	applyBackup := backupFlags(fs)
 	applyRetention := retentionFlags(fs)
+	applyStore := storeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -226,6 +231,9 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		return cfg, err
 	}
 	if err := applyRetention(&cfg, set, getenv); err != nil {
+		return cfg, err
+	}
+	if err := applyStore(&cfg, set, getenv); err != nil {
 		return cfg, err
 	}
 	return cfg, secrets.Err()
@@ -297,6 +305,7 @@ func (c Config) Validate() error {
 		bad("region", "must not be empty")
 	}
 	c.RetentionConfig.validate(bad)
+	c.StoreHAConfig.validate(c.Store, bad)
 	if c.DockerNetwork != "bridge" && c.DockerNetwork != "host" {
 		bad("docker-network", "%q is not bridge or host", c.DockerNetwork)
 	}

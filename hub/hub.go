@@ -216,6 +216,8 @@ func (h *Hub) openStore(ctx context.Context) error {
 	switch kind {
 	case "postgres":
 		db := postgres.New(target)
+		db.RetryFor = h.Config.StoreRetry
+		db.Observer = storeObserver{h}
 		if err := db.Open(ctx); err != nil {
 			return fmt.Errorf("store %s: %w", Redact(target), err)
 		}

@@ -12,6 +12,7 @@ import (
 type healthResponse struct {
 	Status     string   `json:"status"`
 	Failed     []string `json:"failed"`
+	Degraded   []string `json:"degraded"`
 	Version    string   `json:"version"`
 	Region     string   `json:"region"`
 	NodeID     string   `json:"node_id"`
@@ -45,6 +46,9 @@ func runHealth(ctx context.Context, cl *Client, args []string, out io.Writer) er
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if h.Status == "degraded" {
+		return &exitError{code: 1, msg: fmt.Sprintf("hub degraded: %v riding through an outage", h.Degraded)}
 	}
 	if h.Status != "ok" {
 		return &exitError{code: 1, msg: fmt.Sprintf("hub unhealthy: %v failed", h.Failed)}

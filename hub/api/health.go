@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -14,15 +15,16 @@ const HealthTimeout = 2 * time.Second
 
 // ComponentHealth is one component's entry in the health response.
 type ComponentHealth struct {
-	Status    string  `json:"status"` // "ok" or "fail"
+	Status    string  `json:"status"` // "ok", "degraded" or "fail"
 	Error     string  `json:"error,omitempty"`
 	LatencyMS float64 `json:"latency_ms"`
 }
 
 // HealthResponse is the body of GET /api/health.
 type HealthResponse struct {
-	Status     string                     `json:"status"` // "ok" or "fail"
+	Status     string                     `json:"status"` // "ok", "degraded" or "fail"
 	Failed     []string                   `json:"failed,omitempty"`
+	Degraded   []string                   `json:"degraded,omitempty"`
 	Components map[string]ComponentHealth `json:"components"`
 	Version    string                     `json:"version"`
 	Region     string                     `json:"region"`
@@ -30,11 +32,15 @@ type HealthResponse struct {
 }
 
 // health checks every component concurrently: 200 when all pass, else 503
-// with the failed components named in "failed".
+// with the failed components named in "failed". A component riding
+// through an outage it expects to end (the store during a failover of its
+// primary: writes are held and retried) is "degraded", named in
+// "degraded", with the reason as its error; with no component failed the
+// answer is then 200 with status "degraded".
 func (s *Server) health(c *gin.Context) {
 	res := s.CheckHealth(c.Request.Context())
 	status := http.StatusOK
-	if res.Status != "ok" {
+	if res.Status == "fail" {
 		status = http.StatusServiceUnavailable
 	}
 	c.Header("Cache-Control", "no-store")
@@ -57,7 +63,11 @@ func (s *Server) CheckHealth(ctx context.Context) HealthResponse {
 			start := time.Now()
 			err := comp.Checker.Ping(cctx)
 			h := ComponentHealth{Status: "ok", LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
-			if err != nil {
+			var d interface{ Degraded() bool }
+			switch {
+			case err != nil && errors.As(err, &d) && d.Degraded():
+				h.Status, h.Error = "degraded", err.Error()
+			case err != nil:
 				h.Status, h.Error = "fail", err.Error()
 			}
 			results[i] = h
@@ -68,10 +78,17 @@ func (s *Server) CheckHealth(ctx context.Context) HealthResponse {
 		h := results[i]
 		res.Components[comp.Name] = h
 		up := 1.0
-		if h.Status != "ok" {
+		switch h.Status {
+		case "fail":
 			up = 0
 			res.Status = "fail"
 			res.Failed = append(res.Failed, comp.Name)
+		case "degraded":
+			up = 0
+			if res.Status == "ok" {
+				res.Status = "degraded"
+			}
+			res.Degraded = append(res.Degraded, comp.Name)
 		}
 		if s.metrics != nil {
 			s.metrics.ComponentUp.WithLabelValues(comp.Name).Set(up)
