@@ -102,3 +102,12 @@ func (o storeObserver) OutageEnded(took time.Duration, cause error) {
 	o.h.Metrics.Store.OutageSeconds.Observe(took.Seconds())
 	o.h.Logger.Warn("store write outage over", "outage", took.Round(time.Millisecond), "cause", cause.Error())
 }
+
+// replicaLag exports a read replica's measured lag (-1: unreachable).
+func (o storeObserver) replicaLag(replica string, lag time.Duration) {
+	v := lag.Seconds()
+	if lag < 0 {
+		v = -1
+	}
+	o.h.Metrics.Store.ReplicaLag.WithLabelValues(replica).Set(v)
+}

@@ -78,9 +78,23 @@ type DB struct {
 	// exports their length).
 	Observer sqlstore.Observer
 
+	// Replicas are DSNs of read replicas: reads whose context allows it
+	// (store.WithStaleReads) go to the first that answers and lags at
+	// most MaxReplicaLag, the others to the primary.
+	Replicas []string
+	// MaxReplicaLag is the lag past which a replica serves no read.
+	MaxReplicaLag time.Duration
+	// ReplicaProbeInterval is how often each replica's lag is measured.
+	ReplicaProbeInterval time.Duration
+	// OnReplicaLag, if set, is called with each measure (-1 when the
+	// replica did not answer), named by the replica's host:port.
+	OnReplicaLag func(replica string, lag time.Duration)
+
 	*sqlstore.DB // the queries; nil until Open
 
-	pool *sql.DB
+	pool                 *sql.DB
+	replicas             []*replica
+	stopProbe, probeDone chan struct{}
 }
 
 // New returns a DB for dsn. It does no I/O.
@@ -92,6 +106,9 @@ func New(dsn string) *DB {
 		CopyThreshold:  DefaultCopyThreshold,
 		RetryFor:       DefaultRetryFor,
 		Now:            time.Now,
+
+		MaxReplicaLag:        DefaultMaxReplicaLag,
+		ReplicaProbeInterval: DefaultReplicaProbeInterval,
 	}
 }
 
@@ -119,10 +136,15 @@ func (db *DB) Open(ctx context.Context) error {
 	pool.SetConnMaxLifetime(cfg.MaxConnLifetime)
 	pool.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
 	opened, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect{db}, Writer: pool, Reader: pool, Migrations: migrationFS, Now: db.now,
-		RetryFor: db.RetryFor, Observer: db.Observer, NoPrepare: noPrepare(cc)})
+		RetryFor: db.RetryFor, Observer: db.Observer, NoPrepare: noPrepare(cc), ReadPool: db.readPool})
 	if err != nil {
 		pool.Close()
 		return fmt.Errorf("postgres: %s: %w", where, oneLine(err))
+	}
+	if err := db.openReplicas(ctx); err != nil {
+		pool.Close()
+		db.closeReplicas()
+		return err
 	}
 	db.pool, db.DB = pool, opened
 	return nil
@@ -130,6 +152,7 @@ func (db *DB) Open(ctx context.Context) error {
 
 // Close closes the pool, waiting for connections in use to be released.
 func (db *DB) Close() error {
+	db.closeReplicas()
 	if db.pool != nil {
 		return db.pool.Close()
 	}

@@ -93,6 +93,11 @@ type Config struct {
 	RetryFor time.Duration
 	// Observer, if set, hears of write outages.
 	Observer Observer
+	// ReadPool, if set, picks the pool of a read: a read replica's for a
+	// context that allows stale reads (store.WithStaleReads), or nil for
+	// Reader. A replica that fails with a transient error is given up for
+	// Reader on that read.
+	ReadPool func(ctx context.Context) *sql.DB
 	// NoPrepare keeps the store from preparing named statements (behind a
 	// pooler in transaction mode, a prepared statement may not outlive
 	// its transaction).
@@ -109,6 +114,7 @@ type DB struct {
 	retryFor  time.Duration
 	observer  Observer
 	noPrepare bool
+	readPool  func(ctx context.Context) *sql.DB
 	out       outage
 	lastPrune atomic.Int64 // unix ns of the last prune of store_commits
 }
@@ -117,7 +123,7 @@ type DB struct {
 // store.ErrSchemaTooNew when the database was migrated by a newer hub.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	db := &DB{d: cfg.Dialect, w: cfg.Writer, r: cfg.Reader, clock: cfg.Now,
-		observer: cfg.Observer, noPrepare: cfg.NoPrepare}
+		observer: cfg.Observer, noPrepare: cfg.NoPrepare, readPool: cfg.ReadPool}
 	// Open fails promptly: migrations are not retried through a failover.
 	if err := db.migrate(ctx, cfg.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
@@ -175,10 +181,18 @@ func (db *DB) query(ctx context.Context, each func(*sql.Rows) error, query strin
 		return err
 	}
 	var rows *sql.Rows
-	err := db.readRetry(ctx, db.r, func(p *sql.DB) (err error) {
+	run := func(p *sql.DB) (err error) {
 		rows, err = p.QueryContext(ctx, db.q(query), args...)
 		return err
-	})
+	}
+	var err error
+	if p := db.reader(ctx); p != db.r {
+		if err = run(p); err != nil && db.d.Transient(err) && ctx.Err() == nil {
+			err = db.readRetry(ctx, db.r, run) // the replica is down: the primary
+		}
+	} else {
+		err = db.readRetry(ctx, db.r, run)
+	}
 	if err != nil {
 		return err
 	}
@@ -196,7 +210,18 @@ func (db *DB) queryRow(ctx context.Context, query string, args ...any) (*sql.Row
 	if err := db.open(); err != nil {
 		return nil, err
 	}
-	return db.r.QueryRowContext(ctx, db.q(query), args...), nil
+	return db.reader(ctx).QueryRowContext(ctx, db.q(query), args...), nil
+}
+
+// reader is the pool of a read: a replica's when ctx allows stale reads
+// and the backend has one to offer, else Reader.
+func (db *DB) reader(ctx context.Context) *sql.DB {
+	if db.readPool != nil {
+		if p := db.readPool(ctx); p != nil {
+			return p
+		}
+	}
+	return db.r
 }
 
 // Close implements store.Store; the backend package closes its pools.

@@ -3,11 +3,16 @@ package hatest
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/redforge/controltower/hub"
 	"github.com/redforge/controltower/hub/store"
@@ -301,4 +306,126 @@ func TestAllHostsDown(t *testing.T) {
 		t.Errorf("failing took %v", took)
 	}
 	t.Logf("%s", msg)
+}
+
+// TestReadReplicaLag: a hub with --store-replicas reads the audit listing
+// from the replica. With the replica's WAL replay paused
+// (pg_wal_replay_pause), a decision written to the primary is missing from
+// the stale listing, whose answer carries X-Redforge-Stale-Ms with the
+// growing lag, while ?consistent=1 sees it; the lag is exported as
+// controltower_store_replica_lag_seconds; after pg_wal_replay_resume the
+// stale listing catches up.
+func TestReadReplicaLag(t *testing.T) {
+	c := testenv.StartPGHA(t, testenv.PGHAOptions{})
+	c.CreateDatabase("hub")
+	leader, err := c.Leader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep *testenv.PatroniNode
+	for _, n := range c.Nodes {
+		if n != leader {
+			rep = n
+		}
+	}
+	repDSN := "postgres://postgres@" + rep.Addr() + "/hub?sslmode=disable"
+	th := startHub(t, c.DSN("hub"), func(cfg *hub.Config) { cfg.StoreReplicas = repDSN })
+	post := func(prompt string) {
+		t.Helper()
+		if code, body := th.do(t, "POST", "/api/audit/ai_decision", th.token, map[string]any{
+			"instance_id": "i1", "flow_name": "f", "model": "m", "prompt": prompt, "response": "r"}); code != 201 {
+			t.Fatalf("post decision: %d %s", code, body)
+		}
+	}
+	list := func(consistent bool) (bool, string, string) {
+		path := "/api/audit/ai_decisions?limit=1000"
+		if consistent {
+			path += "&consistent=1"
+		}
+		req, _ := http.NewRequest("GET", th.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+th.token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("list: %d %s", resp.StatusCode, b)
+		}
+		return strings.Contains(string(b), `"latest-write"`), resp.Header.Get("X-Redforge-Stale-Ms"), string(b)
+	}
+	post("before-pause")
+	testenv.WaitFor(t, 30*time.Second, "the replica to serve the first write", func() error {
+		_, _, body := list(false)
+		if !strings.Contains(body, "before-pause") {
+			return fmt.Errorf("not yet: %.200s", body)
+		}
+		return nil
+	})
+	// Patroni resumes a paused replay (PostgreSQL 14+) unless the cluster
+	// is in maintenance mode.
+	if out, err := c.Patronictl(leader, "pause", "--wait", c.Scope); err != nil {
+		t.Fatalf("patronictl pause: %v\n%s", err, out)
+	}
+	if err := pgExec(repDSN, "SELECT pg_wal_replay_pause()"); err != nil {
+		t.Fatal(err)
+	}
+	post("latest-write")
+	var staleMs int64
+	testenv.WaitFor(t, 30*time.Second, "a stale answer carrying the lag", func() error {
+		has, hdr, _ := list(false)
+		if has {
+			lag, _ := metric(th.url, "controltower_store_replica_lag_seconds{")
+			var n int
+			var paused bool
+			var recv, replay string
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, repDSN)
+			if err == nil {
+				err = conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM ai_decisions WHERE prompt = 'latest-write'), pg_is_wal_replay_paused(), pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text").Scan(&n, &paused, &recv, &replay)
+				conn.Close(ctx)
+			}
+			return fmt.Errorf("the paused replica has the latest write: the read went to the primary (header %q, lag metric %v; replica has %d, paused %v, %s %s %v)", hdr, lag, n, paused, recv, replay, err)
+		}
+		ms, err := strconv.ParseInt(hdr, 10, 64)
+		if err != nil || ms < 500 {
+			return fmt.Errorf("X-Redforge-Stale-Ms %q", hdr)
+		}
+		staleMs = ms
+		return nil
+	})
+	if has, _, _ := list(true); !has {
+		t.Fatal("?consistent=1 does not see the latest write")
+	}
+	lag, err := metric(th.url, "controltower_store_replica_lag_seconds{")
+	if err != nil || lag < 0.5 {
+		t.Fatalf("controltower_store_replica_lag_seconds = %v (%v), want the injected lag", lag, err)
+	}
+	if err := pgExec(repDSN, "SELECT pg_wal_replay_resume()"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.Patronictl(leader, "resume", "--wait", c.Scope); err != nil {
+		t.Fatalf("patronictl resume: %v\n%s", err, out)
+	}
+	testenv.WaitFor(t, 30*time.Second, "the replica to catch up", func() error {
+		if has, _, _ := list(false); !has {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	t.Logf("replica %s paused: stale answer %d ms behind, lag metric %.2fs; ?consistent=1 fresh", rep.Name, staleMs, lag)
+}
+
+// pgExec runs one statement on dsn.
+func pgExec(dsn, sql string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
 }
