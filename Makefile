@@ -77,8 +77,15 @@ cross: ## build redforge-edge for linux/arm64 and linux/arm/v7 (static, CGO_ENAB
 EDGE_BENCHES := IngestQoS1|VectorDrain|PeerMosquittoBridge
 BENCH_RUNS ?= 3
 
-bench: bench-edge bench-load ## run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -skip '$(EDGE_BENCHES)|$(LOAD_BENCHES)' -benchtime 1x -count=1 -timeout 30m ./...
+bench: bench-edge bench-load bench-pgha ## run the benchmarks and print their figures
+	$(GO) test -run '^$$' -bench . -skip '$(EDGE_BENCHES)|$(LOAD_BENCHES)|$(PGHA_BENCHES)' -benchtime 1x -count=1 -timeout 30m ./...
+
+PGHA_BENCHES := PrimaryKillOutage|PgBouncerIngest
+
+.PHONY: bench-pgha
+bench-pgha: test-env ## highly available PostgreSQL (issue 21): hub write outage on a primary SIGKILL beside Patroni's failover time, edge batch ingest through PgBouncer as a share of direct; medians of 3, in bench-results/pgha.txt
+	@mkdir -p bench-results
+	$(GO) test -p 1 -run '^$$' -bench '$(PGHA_BENCHES)' -benchtime 1x -count=1 -timeout 20m ./hub/store/postgres/hatest | tee bench-results/pgha.txt
 
 LOAD_BENCHES := APILoad|WebSocketFanout|FleetLoad
 
