@@ -81,6 +81,7 @@ func (w *healthWatch) end() []string {
 // its length), and /api/health must have shown the store degraded with a
 // reason, never failed, and ok again.
 func TestEdgeSyncThroughPrimaryKill(t *testing.T) {
+	t.Parallel()
 	n := envInt("REDFORGE_PGHA_RECORDS", 20000)
 	c := testenv.StartPGHA(t, testenv.PGHAOptions{})
 	c.CreateDatabase("hub")
@@ -176,6 +177,7 @@ func TestEdgeSyncThroughPrimaryKill(t *testing.T) {
 // HAProxy and a 2-node Patroni cluster while `patronictl switchover`
 // moves the primary: no request fails, and each decision is stored once.
 func TestSwitchoverDuringAPIWrites(t *testing.T) {
+	t.Parallel()
 	c := testenv.StartPGHA(t, testenv.PGHAOptions{PgBouncer: true})
 	c.CreateDatabase("hub")
 	dsn := "postgres://postgres@" + c.PgBouncer + "/hub?sslmode=disable&default_query_exec_mode=exec"
@@ -272,6 +274,7 @@ func TestSwitchoverDuringAPIWrites(t *testing.T) {
 // up, fails to start promptly with one line naming every host tried and
 // no password.
 func TestAllHostsDown(t *testing.T) {
+	t.Parallel()
 	var hosts []string
 	for range 3 {
 		hosts = append(hosts, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))
@@ -316,6 +319,7 @@ func TestAllHostsDown(t *testing.T) {
 // controltower_store_replica_lag_seconds; after pg_wal_replay_resume the
 // stale listing catches up.
 func TestReadReplicaLag(t *testing.T) {
+	t.Parallel()
 	c := testenv.StartPGHA(t, testenv.PGHAOptions{})
 	c.CreateDatabase("hub")
 	leader, err := c.Leader()

@@ -51,6 +51,7 @@ func openStore(t *testing.T, dsn string, obs *outages) *postgres.DB {
 // postmaster and Patroni are SIGKILLed; every write returns success after
 // the failover and each decision is in the database exactly once.
 func TestStoreWritesRideThroughPrimaryKill(t *testing.T) {
+	t.Parallel()
 	c := testenv.StartPGHA(t, testenv.PGHAOptions{})
 	c.CreateDatabase("hub")
 	obs := &outages{}
