@@ -181,14 +181,13 @@ const (
 
 // edgeProc is a real redforge-edge syncing to a hub.
 type edgeProc struct {
-	cmd      *exec.Cmd
-	logs     *testenv.Buffer
-	exited   chan struct{}
-	mqtt     string
-	http     string
-	dataDir  string
-	edgeID   string
-	syncFrom string
+	cmd     *exec.Cmd
+	logs    *testenv.Buffer
+	exited  chan struct{}
+	mqtt    string
+	http    string
+	dataDir string
+	edgeID  string
 }
 
 // startEdge enrolls a redforge-edge with th and waits for its broker.
