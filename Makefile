@@ -80,7 +80,7 @@ BENCH_RUNS ?= 3
 bench: bench-edge bench-load bench-pgha ## run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -skip '$(EDGE_BENCHES)|$(LOAD_BENCHES)|$(PGHA_BENCHES)' -benchtime 1x -count=1 -timeout 30m ./...
 
-PGHA_BENCHES := PrimaryKillOutage|PgBouncerIngest
+PGHA_BENCHES := PrimaryKillOutage|PgBouncerIngest|AsyncLossWindow
 
 .PHONY: bench-pgha
 bench-pgha: test-env ## highly available PostgreSQL (issue 21): hub write outage on a primary SIGKILL beside Patroni's failover time, edge batch ingest through PgBouncer as a share of direct; medians of 3, in bench-results/pgha.txt

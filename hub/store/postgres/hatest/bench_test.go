@@ -176,3 +176,104 @@ func medianF(v []float64) float64 {
 	}
 	return s[len(s)/2]
 }
+
+// BenchmarkAsyncLossWindow measures, 3 times, what an asynchronous
+// cluster (synchronous_mode off, maximum_lag_on_failover 16 MiB) loses
+// when its primary is SIGKILLed under 4 writers: writes the store
+// acknowledged that the promoted replica does not have, and the window
+// they span before the kill. The figure synchronous_mode (the default of
+// StartPGHA and packaging/pgha) removes: TestEdgeSyncThroughPrimaryKill
+// and TestStoreWritesRideThroughPrimaryKill lose nothing.
+func BenchmarkAsyncLossWindow(b *testing.B) {
+	var lost []int
+	var windows []time.Duration
+	for b.Loop() {
+		for range 3 {
+			n, w := asyncKillOnce(b)
+			lost, windows = append(lost, n), append(windows, w)
+		}
+	}
+	fl := make([]float64, len(lost))
+	for i, n := range lost {
+		fl[i] = float64(n)
+	}
+	b.ReportMetric(medianF(fl), "lost-writes")
+	b.ReportMetric(benchinfo.Median(windows).Seconds(), "loss-window-s")
+	fmt.Printf("asynchronous replication, primary SIGKILL under 4 writers (medians of %d): %.0f acknowledged writes lost, spanning %v before the kill; runs %v %v; synchronous_mode loses 0; on %s\n",
+		len(lost), medianF(fl), benchinfo.Median(windows), lost, windows, benchinfo.This())
+}
+
+func asyncKillOnce(b *testing.B) (lost int, window time.Duration) {
+	c := testenv.StartPGHA(b, testenv.PGHAOptions{Async: true})
+	c.CreateDatabase("hub")
+	db := postgres.New(c.DSN("hub"))
+	if err := db.Open(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var mu sync.Mutex
+	acked := map[string]time.Time{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := fmt.Sprintf("w%d-%d", w, i)
+				if db.AppendAIDecisions(context.Background(), []store.AIDecision{{Time: time.Now(), InstanceID: "i", FlowName: "f",
+					Model: "m", Prompt: p, Response: "r"}}) == nil {
+					mu.Lock()
+					acked[p] = time.Now()
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(2 * time.Second) // steady writes before the kill (a bench, not a test)
+	leader, err := c.Leader()
+	if err != nil {
+		b.Fatal(err)
+	}
+	killed := time.Now()
+	c.Kill(leader)
+	testenv.WaitFor(b, 90*time.Second, "a new leader", func() error {
+		n, err := c.Leader()
+		if err != nil || n == leader {
+			return fmt.Errorf("leader %v (%v)", n, err)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	seen := map[string]bool{}
+	for off := 0; ; off += store.MaxLimit {
+		ds, err := db.ListAIDecisions(context.Background(), store.AIDecisionFilter{Limit: store.MaxLimit, Offset: off})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, d := range ds {
+			seen[d.Prompt] = true
+		}
+		if len(ds) < store.MaxLimit {
+			break
+		}
+	}
+	var earliest time.Time
+	for p, at := range acked {
+		if !seen[p] && at.Before(killed) {
+			lost++
+			if earliest.IsZero() || at.Before(earliest) {
+				earliest = at
+			}
+		}
+	}
+	if lost > 0 {
+		window = killed.Sub(earliest)
+	}
+	return lost, window
+}

@@ -72,7 +72,7 @@ func (w *healthWatch) end() []string {
 }
 
 // TestEdgeSyncThroughPrimaryKill: a real redforge-edge syncs records
-// (REDFORGE_PGHA_RECORDS, default 20 000, over 2 QoS 1 publishers) to a hub
+// (REDFORGE_PGHA_RECORDS, default 100 000, over 2 QoS 1 publishers) to a hub
 // whose store is a 2-node Patroni cluster in synchronous mode, reached by
 // a multi-host DSN. Once a quarter is in the database, the primary's
 // postmaster and Patroni are SIGKILLed. Every PUBACKed record must then be
@@ -82,7 +82,7 @@ func (w *healthWatch) end() []string {
 // reason, never failed, and ok again.
 func TestEdgeSyncThroughPrimaryKill(t *testing.T) {
 	t.Parallel()
-	n := envInt("REDFORGE_PGHA_RECORDS", 20000)
+	n := envInt("REDFORGE_PGHA_RECORDS", 100000)
 	c := testenv.StartPGHA(t, testenv.PGHAOptions{})
 	c.CreateDatabase("hub")
 	th := startHub(t, c.DSN("hub"))
