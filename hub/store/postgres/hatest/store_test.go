@@ -112,14 +112,19 @@ func TestStoreWritesRideThroughPrimaryKill(t *testing.T) {
 	}
 	t.Logf("primary %s killed; write outage %v (%.1fs after the kill the writes went on)", leader.Name, ended, time.Since(killed).Seconds())
 	var n int64
-	got, err := db.ListAIDecisions(ctx, store.AIDecisionFilter{Limit: store.MaxLimit})
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]int{}
-	for _, d := range got {
-		seen[d.Prompt]++
-		n++
+	for off := 0; ; off += store.MaxLimit {
+		got, err := db.ListAIDecisions(ctx, store.AIDecisionFilter{Limit: store.MaxLimit, Offset: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range got {
+			seen[d.Prompt]++
+			n++
+		}
+		if len(got) < store.MaxLimit {
+			break
+		}
 	}
 	for p, k := range seen {
 		if k != 1 {
