@@ -22,7 +22,7 @@ func TestContractThroughPgBouncer(t *testing.T) {
 		t.Fatal(err)
 	}
 	bouncer := testenv.PgBouncer(t, admin.Host)
-	through := func(t *testing.T, configure func(*postgres.DB)) store.Store {
+	through := func(t *testing.T) store.Store {
 		u, err := url.Parse(testenv.Postgres(t))
 		if err != nil {
 			t.Fatal(err)
@@ -32,21 +32,13 @@ func TestContractThroughPgBouncer(t *testing.T) {
 		q.Set("default_query_exec_mode", "exec")
 		u.RawQuery = q.Encode()
 		db := postgres.New(u.String())
-		if configure != nil {
-			configure(db)
-		}
 		if err := db.Open(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
-	t.Run("Batched", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) store.Store { return through(t, nil) })
-	})
-	t.Run("AllCopy", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) store.Store {
-			return through(t, func(db *postgres.DB) { db.CopyThreshold = 1 })
-		})
-	})
+	// Writes below CopyThreshold rows use batched INSERTs without a
+	// prepared statement, larger ones COPY (Edge/LargeBatch).
+	storetest.Run(t, func(t *testing.T) store.Store { return through(t) })
 }
