@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,3 +315,84 @@ func TestIngestPipelinedBatchesKeepTheirOrder(t *testing.T) {
 		t.Fatalf("watermark %+v, want %d records", wm["metrics"], 3*20010)
 	}
 }
+
+// TestWriteRetriedThroughOutage: with the server cut off, Ping reports the
+// store degraded (with the reason) for RetryFor, a write is held and
+// retried for RetryFor and then fails with store.ErrUnavailable saying
+// nothing was committed (and wrote nothing); a write begun during the
+// outage commits once, when the server is back; the outage reaches the
+// Observer.
+func TestWriteRetriedThroughOutage(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := testenv.Proxy(t, u.Host)
+	u.Host = link.Addr()
+	obs := &outageLog{}
+	db := postgres.New(u.String())
+	db.RetryFor, db.Observer = 1500*time.Millisecond, obs
+	if err := db.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cp := store.Checkpoint{WorkflowID: "w", InstanceID: "i", Step: "1", Time: time.Now()}
+	if err := db.PutCheckpoint(t.Context(), cp); err != nil {
+		t.Fatal(err)
+	}
+	link.Cut()
+	var d *store.DegradedError
+	if err := db.Ping(t.Context()); !errors.As(err, &d) || d.Reason == "" {
+		t.Fatalf("Ping with the server cut off = %v, want a DegradedError with the reason", err)
+	}
+	start := time.Now()
+	err = db.PutCheckpoint(t.Context(), cp)
+	var ue *store.UnavailableError
+	if !errors.Is(err, store.ErrUnavailable) || !errors.As(err, &ue) || ue.OutcomeUnknown || !strings.Contains(err.Error(), "nothing was committed") {
+		t.Fatalf("write with the server cut off = %v, want ErrUnavailable, nothing committed", err)
+	}
+	if took := time.Since(start); took < time.Second || took > 5*time.Second {
+		t.Fatalf("the write failed after %v, want about RetryFor (1.5 s)", took)
+	}
+	if err := db.Ping(t.Context()); err == nil || errors.As(err, &d) {
+		t.Fatalf("Ping after RetryFor = %v, want a plain failure", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- db.PutCheckpoint(context.Background(), store.Checkpoint{WorkflowID: "w", InstanceID: "i", Step: "2", Time: time.Now()})
+	}()
+	link.Restore()
+	if err := <-done; err != nil {
+		t.Fatalf("write across the restore: %v", err)
+	}
+	pollPing(t, db)
+	cps, err := db.ListCheckpoints(t.Context(), "w", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := map[string]int{}
+	for _, c := range cps {
+		steps[c.Step]++
+	}
+	if steps["1"] != 1 || steps["2"] != 1 {
+		t.Fatalf("checkpoints by step %v: the failed write must have written nothing, the others once", steps)
+	}
+	if obs.started() == 0 || obs.ended() == 0 {
+		t.Fatalf("outage not observed: started %d, ended %d", obs.started(), obs.ended())
+	}
+}
+
+type outageLog struct {
+	mu         sync.Mutex
+	start, end int
+}
+
+func (o *outageLog) OutageStarted(error) { o.mu.Lock(); o.start++; o.mu.Unlock() }
+func (o *outageLog) OutageEnded(time.Duration, error) {
+	o.mu.Lock()
+	o.end++
+	o.mu.Unlock()
+}
+func (o *outageLog) started() int { o.mu.Lock(); defer o.mu.Unlock(); return o.start }
+func (o *outageLog) ended() int   { o.mu.Lock(); defer o.mu.Unlock(); return o.end }
