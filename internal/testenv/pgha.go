@@ -579,6 +579,25 @@ func (c *PGHA) Kill(n *PatroniNode) {
 	n.patroni.kill()
 }
 
+// KillMachine is Kill with every process of the server SIGKILLed at the
+// same moment too (backends, WAL sender), as the death of the machine
+// would leave them: no WAL still in flight to a standby gets sent.
+func (c *PGHA) KillMachine(n *PatroniNode) {
+	c.tb.Helper()
+	pid, err := n.PostmasterPID()
+	if err != nil {
+		c.tb.Fatalf("testenv: postmaster of %s: %v", n.Name, err)
+	}
+	out, _ := exec.Command("pgrep", "-P", strconv.Itoa(pid)).Output()
+	_ = syscall.Kill(pid, syscall.SIGSTOP) // no new children from here on
+	for _, f := range strings.Fields(string(out)) {
+		if child, err := strconv.Atoi(f); err == nil {
+			_ = syscall.Kill(child, syscall.SIGKILL)
+		}
+	}
+	c.Kill(n)
+}
+
 // Patronictl runs patronictl with n's config and returns its output.
 func (c *PGHA) Patronictl(n *PatroniNode, args ...string) (string, error) {
 	cmd := exec.Command("patronictl", append([]string{"-c", n.Config}, args...)...)

@@ -179,7 +179,8 @@ func medianF(v []float64) float64 {
 
 // BenchmarkAsyncLossWindow measures, 3 times, what an asynchronous
 // cluster (synchronous_mode off, maximum_lag_on_failover 16 MiB) loses
-// when its primary is SIGKILLed under 4 writers: writes the store
+// when its primary dies under 4 writers (every process of the server and
+// Patroni SIGKILLed at once, testenv.KillMachine): writes the store
 // acknowledged that the promoted replica does not have, and the window
 // they span before the kill. The figure synchronous_mode (the default of
 // StartPGHA and packaging/pgha) removes: TestEdgeSyncThroughPrimaryKill
@@ -239,7 +240,7 @@ func asyncKillOnce(b *testing.B) (lost int, window time.Duration) {
 		b.Fatal(err)
 	}
 	killed := time.Now()
-	c.Kill(leader)
+	c.KillMachine(leader)
 	testenv.WaitFor(b, 90*time.Second, "a new leader", func() error {
 		n, err := c.Leader()
 		if err != nil || n == leader {
