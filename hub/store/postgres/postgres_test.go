@@ -396,3 +396,57 @@ func (o *outageLog) OutageEnded(time.Duration, error) {
 }
 func (o *outageLog) started() int { o.mu.Lock(); defer o.mu.Unlock(); return o.start }
 func (o *outageLog) ended() int   { o.mu.Lock(); defer o.mu.Unlock(); return o.end }
+
+// TestLostCommitAnswerWritesOnce: a COMMIT whose answer is lost after the
+// server committed (the transaction waits for a synchronous standby that
+// never comes, then its backend is terminated: committed locally, the
+// client sees 57P01) is settled by the commit token: the write returns
+// success and is stored once, not run again. Without the token the
+// retry would store the checkpoint twice.
+func TestLostCommitAnswerWritesOnce(t *testing.T) {
+	srv := testenv.PrivatePostgres(t, "")
+	obs := &outageLog{}
+	db := postgres.New(srv.DSN)
+	db.RetryFor, db.Observer = 20*time.Second, obs
+	if err := db.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	admin, err := pgx.Connect(t.Context(), srv.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := admin.Exec(t.Context(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+	exec("SELECT pg_reload_conf()")
+	done := make(chan error, 1)
+	go func() {
+		done <- db.PutCheckpoint(context.Background(), store.Checkpoint{WorkflowID: "w", InstanceID: "i", Step: "once", Time: time.Now()})
+	}()
+	var pid int32
+	testenv.WaitFor(t, 10*time.Second, "the write's COMMIT waiting for the standby", func() error {
+		return admin.QueryRow(t.Context(), "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep' LIMIT 1").Scan(&pid)
+	})
+	exec(fmt.Sprintf("SELECT pg_terminate_backend(%d)", pid))
+	exec("ALTER SYSTEM RESET synchronous_standby_names")
+	exec("SELECT pg_reload_conf()")
+	if err := <-done; err != nil {
+		t.Fatalf("write whose COMMIT answer was lost: %v", err)
+	}
+	cps, err := db.ListCheckpoints(t.Context(), "w", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 1 {
+		t.Fatalf("%d checkpoints stored, want exactly 1", len(cps))
+	}
+	if obs.started() == 0 {
+		t.Fatal("the lost COMMIT answer was not seen as an outage")
+	}
+}
