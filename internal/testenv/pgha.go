@@ -155,6 +155,28 @@ func (c *PGHA) startAs(asPG bool, name string, path string, args ...string) *haP
 	return p
 }
 
+// haPorts are the ports handed out to the clusters of this test binary:
+// tests that start clusters in parallel pick ports before their servers
+// bind them, and must never pick the same one.
+var haPorts = struct {
+	sync.Mutex
+	used map[int]bool
+}{used: map[int]bool{}}
+
+// haPort returns a free port no other cluster of this process was given.
+func haPort(tb testing.TB) int {
+	tb.Helper()
+	haPorts.Lock()
+	defer haPorts.Unlock()
+	for {
+		p := FreePort(tb)
+		if !haPorts.used[p] {
+			haPorts.used[p] = true
+			return p
+		}
+	}
+}
+
 // StartPGHA starts, for one test, etcd (3 members), Patroni over opts.Nodes
 // PostgreSQL 15 servers, HAProxy and (opts.PgBouncer) PgBouncer, waits
 // until there is a leader and every replica streams (with a synchronous
@@ -175,7 +197,7 @@ func StartPGHA(tb testing.TB, opts PGHAOptions) *PGHA {
 	tb.Cleanup(c.stopAll)
 	c.startEtcd(etcd)
 	for i := range opts.Nodes {
-		n := &PatroniNode{Name: fmt.Sprintf("pg%d", i), PGPort: FreePort(tb), RESTPort: FreePort(tb)}
+		n := &PatroniNode{Name: fmt.Sprintf("pg%d", i), PGPort: haPort(tb), RESTPort: haPort(tb)}
 		n.DataDir = filepath.Join(c.root, n.Name)
 		c.Nodes = append(c.Nodes, n)
 	}
@@ -208,7 +230,7 @@ func (c *PGHA) startEtcd(bin string) {
 	var ms []member
 	var initial []string
 	for i := range 3 {
-		m := member{fmt.Sprintf("e%d", i), FreePort(c.tb), FreePort(c.tb)}
+		m := member{fmt.Sprintf("e%d", i), haPort(c.tb), haPort(c.tb)}
 		ms = append(ms, m)
 		initial = append(initial, fmt.Sprintf("%s=http://127.0.0.1:%d", m.name, m.peer))
 	}
@@ -312,7 +334,7 @@ func (c *PGHA) writePatroniConfig(n *PatroniNode, opts PGHAOptions) {
 // stops being the primary are shut down.
 func (c *PGHA) startHAProxy(bin string) {
 	c.tb.Helper()
-	port := FreePort(c.tb)
+	port := haPort(c.tb)
 	var b strings.Builder
 	fmt.Fprintf(&b, "global\n\tmaxconn 1000\ndefaults\n\tmode tcp\n\ttimeout connect 2s\n\ttimeout client 30m\n\ttimeout server 30m\n\ttimeout check 1s\n")
 	fmt.Fprintf(&b, "listen primary\n\tbind 127.0.0.1:%d\n\toption httpchk GET /primary\n\thttp-check expect status 200\n", port)
@@ -351,7 +373,7 @@ func (c *PGHA) startPgBouncer(upstream string) string {
 	}
 	var lastErr error
 	for range startupAttempts {
-		listen := FreePort(c.tb)
+		listen := haPort(c.tb)
 		ini := fmt.Sprintf(`[databases]
 * = host=%s port=%s
 
@@ -379,7 +401,9 @@ log_disconnections = 0
 		}
 		p := c.startAs(true, fmt.Sprintf("pgbouncer-%d", listen), bin, path)
 		addr := fmt.Sprintf("127.0.0.1:%d", listen)
-		lastErr = poll(30*time.Second, func() error { return c.ping(addr) }, p.exited)
+		// Its admin console answers only PgBouncer: a server that took the
+		// port first does not pass for it.
+		lastErr = poll(30*time.Second, func() error { return c.pingBouncer(addr) }, p.exited)
 		if lastErr == nil {
 			return addr
 		}
@@ -399,6 +423,19 @@ func (c *PGHA) ping(addr string) error {
 	}
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, "SELECT 1")
+	return err
+}
+
+// pingBouncer asks PgBouncer's admin console at addr for its version.
+func (c *PGHA) pingBouncer(addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, "postgres://postgres@"+addr+"/pgbouncer?sslmode=disable&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "SHOW VERSION")
 	return err
 }
 

@@ -248,6 +248,15 @@ func (dialect) Transient(err error) bool {
 		return false
 	}
 	var pe *pgconn.PgError
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		// No host would take a connection. Every reason counts but a
+		// refused login (class 28): during a failover a standby that has
+		// not replayed as far as the primary may even lack the database
+		// (3D000) for a moment. Open is not retried, so a wrong DSN still
+		// fails at once.
+		return !errors.As(err, &pe) || !strings.HasPrefix(pe.Code, "28")
+	}
 	if errors.As(err, &pe) {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection_exception (PgBouncer: server conn crashed, cannot connect)
@@ -258,9 +267,8 @@ func (dialect) Transient(err error) bool {
 		}
 		return false
 	}
-	var ce *pgconn.ConnectError
 	var ne net.Error
-	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+	return errors.As(err, &ne) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn) ||
 		errors.Is(err, sql.ErrConnDone) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "conn closed")
