@@ -77,8 +77,8 @@ cross: ## build redforge-edge for linux/arm64 and linux/arm/v7 (static, CGO_ENAB
 EDGE_BENCHES := IngestQoS1|VectorDrain|PeerMosquittoBridge
 BENCH_RUNS ?= 3
 
-bench: bench-edge bench-load bench-sentinel ## run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -skip '$(EDGE_BENCHES)|$(LOAD_BENCHES)|$(SENTINEL_BENCHES)' -benchtime 1x -count=1 -timeout 30m ./...
+bench: bench-edge bench-load bench-sentinel bench-pgha ## run the benchmarks and print their figures
+	$(GO) test -run '^$$' -bench . -skip '$(EDGE_BENCHES)|$(LOAD_BENCHES)|$(SENTINEL_BENCHES)|$(PGHA_BENCHES)' -benchtime 1x -count=1 -timeout 30m ./...
 
 SENTINEL_BENCHES := RedisFailoverOutage|HoldPushWait
 
@@ -86,6 +86,13 @@ SENTINEL_BENCHES := RedisFailoverOutage|HoldPushWait
 bench-sentinel: test-env ## Redis behind Sentinel (issue 21): the hub's coordination outage on a master SIGKILL beside Sentinel's own failover time (medians of 3 kills), hold pushes with WAIT 1 against none; in bench-results/sentinel.txt
 	@mkdir -p bench-results
 	$(GO) test -p 1 -run '^$$' -bench '$(SENTINEL_BENCHES)' -benchtime 1x -count=1 -timeout 10m ./hub/redisha | grep -v '^redis: ' | tee bench-results/sentinel.txt
+
+PGHA_BENCHES := PrimaryKillOutage|PgBouncerIngest|AsyncLossWindow
+
+.PHONY: bench-pgha
+bench-pgha: test-env ## highly available PostgreSQL (issue 21): hub write outage on a primary SIGKILL beside Patroni's failover time, edge batch ingest through PgBouncer as a share of direct; medians of 3, in bench-results/pgha.txt
+	@mkdir -p bench-results
+	$(GO) test -p 1 -run '^$$' -bench '$(PGHA_BENCHES)' -benchtime 1x -count=1 -timeout 20m ./hub/store/postgres/hatest | tee bench-results/pgha.txt
 
 LOAD_BENCHES := APILoad|WebSocketFanout|FleetLoad
 

@@ -100,7 +100,11 @@ type Config struct {
 	// RetentionConfig: how much status history and how many flows
 	// versions the store keeps (retention.go).
 	RetentionConfig
+	// AuditConfig: the audit group commit (audit_config.go).
 	AuditConfig
+	// StoreHAConfig: failover retries and read replicas of a PostgreSQL
+	// store (store_config.go).
+	StoreHAConfig
 }
 
 // DefaultConfig returns the embedded-defaults configuration.
@@ -121,6 +125,7 @@ func DefaultConfig() Config {
 		MonitorInterval: DefaultMonitor,
 		BackupConfig:    defaultBackupConfig(),
 		RetentionConfig: defaultRetentionConfig(),
+		StoreHAConfig:   defaultStoreHAConfig(),
 	}
 }
 
@@ -180,6 +185,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	applyBackup := backupFlags(fs)
 	applyRetention := retentionFlags(fs)
 	applyAudit := auditFlags(fs)
+	applyStore := storeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -233,6 +239,9 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		return cfg, err
 	}
 	if err := applyAudit(&cfg, set, getenv); err != nil {
+		return cfg, err
+	}
+	if err := applyStore(&cfg, set, getenv); err != nil {
 		return cfg, err
 	}
 	return cfg, secrets.Err()
@@ -309,6 +318,7 @@ func (c Config) Validate() error {
 	}
 	c.RetentionConfig.validate(bad)
 	c.AuditConfig.validate(bad)
+	c.StoreHAConfig.validate(c.Store, bad)
 	if c.DockerNetwork != "bridge" && c.DockerNetwork != "host" {
 		bad("docker-network", "%q is not bridge or host", c.DockerNetwork)
 	}

@@ -216,6 +216,10 @@ func (h *Hub) openStore(ctx context.Context) error {
 	switch kind {
 	case "postgres":
 		db := postgres.New(target)
+		db.RetryFor = h.Config.StoreRetry
+		db.Observer = storeObserver{h}
+		db.Replicas = h.Config.ReplicaList()
+		db.OnReplicaLag = storeObserver{h}.replicaLag
 		if err := db.Open(ctx); err != nil {
 			return fmt.Errorf("store %s: %w", Redact(target), err)
 		}

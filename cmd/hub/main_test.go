@@ -128,18 +128,27 @@ func TestHealthyOnEmbeddedDefaults(t *testing.T) {
 }
 
 // TestHealthNamesUnreachableStore runs the hub on PostgreSQL behind a TCP
-// proxy, cuts the link, and expects 503 naming the store, then 200 again.
+// proxy, cuts the link, and expects the store degraded (200, the reason
+// given) while writes are retried (--store-retry), then 503 naming the
+// store, then 200 again.
 func TestHealthNamesUnreachableStore(t *testing.T) {
 	dsn := testenv.Postgres(t)
 	link := testenv.Proxy(t, hostPort(t, dsn))
 	viaProxy := strings.Replace(dsn, hostPort(t, dsn), link.Addr(), 1)
-	m := startHub(t, append(baseArgs(t), "--store", viaProxy)...)
+	m := startHub(t, append(baseArgs(t), "--store", viaProxy, "--store-retry", "4s")...)
 	base := m.Hub.URL()
 	if code, h := getHealth(t, base); code != 200 {
 		t.Fatalf("health before the cut = %d %+v", code, h)
 	}
 
 	link.Cut()
+	testenv.WaitFor(t, 10*time.Second, "health 200 with the store degraded", func() error {
+		code, h := getHealth(t, base)
+		if code != http.StatusOK || h.Status != "degraded" || h.Components["store"].Status != "degraded" || h.Components["store"].Error == "" {
+			return fmt.Errorf("health = %d %+v", code, h)
+		}
+		return nil
+	})
 	testenv.WaitFor(t, 20*time.Second, "health 503 naming the store", func() error {
 		code, h := getHealth(t, base)
 		if code != http.StatusServiceUnavailable || len(h.Failed) != 1 || h.Failed[0] != "store" || h.Components["store"].Error == "" {

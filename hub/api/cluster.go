@@ -11,6 +11,7 @@ import (
 
 	"github.com/redforge/controltower/hub/auth"
 	"github.com/redforge/controltower/hub/cluster"
+	"github.com/redforge/controltower/hub/store"
 	"github.com/redforge/controltower/router"
 )
 
@@ -241,4 +242,44 @@ func (s *Server) getRoute(c *gin.Context) {
 	})
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"hubs": out})
+}
+
+// staleStoreRoutes are the GET routes whose store reads may come from a
+// read replica (history, metrics, audit listing, fleet analytics) unless
+// the request asks ?consistent=1.
+var staleStoreRoutes = map[string]bool{
+	"/api/audit":                        true,
+	"/api/audit/ai_decisions":           true,
+	"/api/instances/:id/history":        true,
+	"/api/instances/:id/flows/versions": true,
+	"/api/instances/:id/metrics":        true,
+	"/api/metrics/fleet":                true,
+	"/api/metrics/instances/:id":        true,
+	"/api/metrics/dashboards":           true,
+	"/api/alerts/history":               true,
+}
+
+// storeReads lets the store serve the reads of staleStoreRoutes from a
+// read replica (store.WithStaleReads); an answer a replica served
+// carries StaleHeader with at least that replica's lag.
+func (s *Server) storeReads() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.Method != http.MethodGet || !staleStoreRoutes[c.FullPath()] {
+			c.Next()
+			return
+		}
+		if v := c.Query("consistent"); v == "1" || v == "true" {
+			c.Next()
+			return
+		}
+		ctx := store.WithStaleReads(c.Request.Context(), func(lag time.Duration) {
+			ms := max(lag, 0).Milliseconds()
+			if cur, err := strconv.ParseInt(c.Writer.Header().Get(StaleHeader), 10, 64); err == nil && cur > ms {
+				ms = cur
+			}
+			c.Header(StaleHeader, strconv.FormatInt(ms, 10))
+		})
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
 }

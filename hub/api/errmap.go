@@ -59,6 +59,12 @@ func mapStore(err error) *Error {
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_argument", Message: inv.Field + ": " + inv.Reason, Field: inv.Field}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
+	case errors.Is(err, store.ErrUnavailable):
+		var ue *store.UnavailableError
+		if errors.As(err, &ue) && ue.OutcomeUnknown {
+			return &Error{Status: http.StatusServiceUnavailable, Code: "outcome_unknown", Message: "the data store failed over while committing and no primary answered since; read back before retrying"}
+		}
+		return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "the data store has no writable primary (a failover that is taking too long); nothing was written, retry shortly"}
 	}
 	return nil
 }

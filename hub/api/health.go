@@ -33,10 +33,12 @@ type HealthResponse struct {
 
 // health checks every component concurrently: 200 when all pass, else 503
 // with the failed components named in "failed". A component whose check
-// fails with an error that has a Degraded() bool method returning true
-// (a Redis master Sentinel is failing over) is "degraded", named in
-// "degraded": the hub serves on, so that alone answers 200 with status
-// "degraded".
+// fails with an error that has a Degraded() bool method returning true is
+// riding through an outage it expects to end (a Redis master Sentinel is
+// failing over; the store during a failover of its primary, its writes
+// held and retried): it is "degraded", named in "degraded", with the
+// reason as its error; with no component failed the answer is then 200
+// with status "degraded".
 func (s *Server) health(c *gin.Context) {
 	res := s.CheckHealth(c.Request.Context())
 	status := http.StatusOK
@@ -63,12 +65,12 @@ func (s *Server) CheckHealth(ctx context.Context) HealthResponse {
 			start := time.Now()
 			err := comp.Checker.Ping(cctx)
 			h := ComponentHealth{Status: "ok", LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
-			if err != nil {
+			var d interface{ Degraded() bool }
+			switch {
+			case err != nil && errors.As(err, &d) && d.Degraded():
+				h.Status, h.Error = "degraded", err.Error()
+			case err != nil:
 				h.Status, h.Error = "fail", err.Error()
-				var d interface{ Degraded() bool }
-				if errors.As(err, &d) && d.Degraded() {
-					h.Status = "degraded"
-				}
 			}
 			results[i] = h
 		}()
@@ -79,16 +81,16 @@ func (s *Server) CheckHealth(ctx context.Context) HealthResponse {
 		res.Components[comp.Name] = h
 		up := 1.0
 		switch h.Status {
+		case "fail":
+			up = 0
+			res.Status = "fail"
+			res.Failed = append(res.Failed, comp.Name)
 		case "degraded":
 			up = 0
 			if res.Status == "ok" {
 				res.Status = "degraded"
 			}
 			res.Degraded = append(res.Degraded, comp.Name)
-		case "fail":
-			up = 0
-			res.Status = "fail"
-			res.Failed = append(res.Failed, comp.Name)
 		}
 		if s.metrics != nil {
 			s.metrics.ComponentUp.WithLabelValues(comp.Name).Set(up)

@@ -201,7 +201,7 @@ func New(cfg Config) *Server {
 		cfg.Logger.Error("trusted proxies ignored: no forwarding header is trusted", logKeyError, err)
 		_ = e.SetTrustedProxies(nil)
 	}
-	e.Use(requestID(), s.accessLog(), recovery(), securityHeaders(grafanaOrigin(cfg.Observability.GrafanaURL)), s.cors(), limitBody(), s.readConsistency())
+	e.Use(requestID(), s.accessLog(), recovery(), securityHeaders(grafanaOrigin(cfg.Observability.GrafanaURL)), s.cors(), limitBody(), s.readConsistency(), s.storeReads())
 	e.NoRoute(func(c *gin.Context) {
 		abort(c, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no route " + c.Request.Method + " " + c.Request.URL.Path})
 	})

@@ -21,6 +21,7 @@ type Metrics struct {
 	HTTPRequests *prometheus.CounterVec   // controltower_http_requests_total{method,route,status}
 	HTTPDuration *prometheus.HistogramVec // controltower_http_request_duration_seconds{method,route}
 	ComponentUp  *prometheus.GaugeVec     // controltower_component_up{component}
+	Store        *StoreMetrics            // controltower_store_* (store.go)
 	RaftLeader   prometheus.Gauge         // controltower_raft_is_leader
 	BuildInfo    *prometheus.GaugeVec     // controltower_build_info{version,region}
 
@@ -106,6 +107,8 @@ func New(version, region string) *Metrics {
 	m.AlertEvaluationTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "controltower_alert_evaluation_duration_seconds",
 		Help: "Time one evaluation of every hub-native alert rule took.", Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5}})
 	m.Deploy = newDeployMetrics()
+	m.Store = newStoreMetrics()
+	m.Store.register(r)
 	m.Runtimes = NewRuntimes()
 	r.MustRegister(m.RaftHasLeader, m.AlertsFiring, m.AlertNotifications, m.AlertEvaluationTime)
 	m.Deploy.register(r)

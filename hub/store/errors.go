@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors. Implementations wrap them; callers match with errors.Is.
@@ -77,3 +78,54 @@ func prefixed(prefix string, err error) error {
 // opening it could corrupt it. Upgrade the hub or point it at another
 // database.
 var ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
+
+// ErrUnavailable reports a write the store could not commit because no
+// writable primary answered within its retry budget (a failover that took
+// too long, or every server down). The concrete error is an
+// *UnavailableError saying whether the write is known not to have been
+// committed or its outcome is unknown.
+var ErrUnavailable = errors.New("store: unavailable")
+
+// UnavailableError is a write (or read) given up on after RetryFor of
+// connection or read-only errors. errors.Is(err, ErrUnavailable) matches it.
+type UnavailableError struct {
+	// For is how long the store retried.
+	For time.Duration
+	// OutcomeUnknown is set when the connection broke during COMMIT and no
+	// primary answered afterwards to tell whether it had committed: the
+	// caller must read back before retrying a write that is not
+	// idempotent.
+	OutcomeUnknown bool
+	// Err is the last error seen.
+	Err error
+}
+
+func (e *UnavailableError) Error() string {
+	what := "nothing was committed"
+	if e.OutcomeUnknown {
+		what = "the connection broke during COMMIT and whether it committed is unknown"
+	}
+	return fmt.Sprintf("store: no writable primary within %v (%s): %v", e.For.Round(time.Millisecond), what, e.Err)
+}
+
+// Is reports whether target is ErrUnavailable.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// Unwrap returns the last error seen.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// DegradedError is what Ping returns while the store rides through an
+// outage of its primary (a failover): writes are held and retried, and
+// Reason says why. After the store's retry budget it fails plainly.
+type DegradedError struct {
+	Since  time.Time
+	Reason string
+}
+
+func (e *DegradedError) Error() string {
+	return fmt.Sprintf("degraded for %v, writes are being retried: %s", time.Since(e.Since).Round(time.Millisecond), e.Reason)
+}
+
+// Degraded marks the error as a degraded state, not a failure (hub/api's
+// health check reads it through this method).
+func (e *DegradedError) Degraded() bool { return true }

@@ -27,7 +27,8 @@ REPO=$(cd "$HERE/../.." && pwd)
 IMAGE_RECIPE=$REPO/packaging/nodered/build-local-image.sh
 
 DEB_PACKAGES=(postgresql-15 redis-server redis-sentinel mosquitto docker.io qemu-user-static
-	protobuf-compiler chromium iproute2 ca-certificates prometheus prometheus-alertmanager git)
+	protobuf-compiler chromium iproute2 ca-certificates prometheus prometheus-alertmanager git
+	patroni etcd-server etcd-client pgbouncer haproxy)
 
 STEP=setup
 say() { printf '%s\n' "$*"; }
@@ -84,6 +85,11 @@ step_packages() {
 	for p in "${DEB_PACKAGES[@]}"; do
 		pkg_installed "$p" || fail "package $p still not installed after apt-get install"
 	done
+	# Tests start their own etcd, PgBouncer and HAProxy (testenv.StartPGHA);
+	# the system services the packages install would hold their ports.
+	if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+		systemctl disable --now etcd pgbouncer haproxy >/dev/null 2>&1 || true
+	fi
 	say "packages: installed ${missing[*]}"
 }
 

@@ -112,3 +112,23 @@ func TestDockerfilesLint(t *testing.T) {
 		})
 	}
 }
+
+// TestPGHADockerfileLint lints the image of docker-compose.yml's "ha"
+// profile (Debian's Patroni, PostgreSQL 15, etcd, PgBouncer): it parses
+// without warnings, its base is pinned and it does not run as root.
+func TestPGHADockerfileLint(t *testing.T) {
+	stages := parseDockerfile(t, "pgha.Dockerfile")
+	final := stages[len(stages)-1]
+	if !pinnedImage.MatchString(final.BaseName) {
+		t.Errorf("base %q is not pinned to a version", final.BaseName)
+	}
+	var user string
+	for _, c := range final.Commands {
+		if u, ok := c.(*instructions.UserCommand); ok {
+			user = u.User
+		}
+	}
+	if user == "" || user == "root" || user == "0" {
+		t.Errorf("USER %q: Patroni, etcd and PgBouncer must not run as root", user)
+	}
+}

@@ -15,9 +15,15 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,6 +45,7 @@ const (
 	DefaultPingTimeout    = 1500 * time.Millisecond
 	DefaultConnectTimeout = 5 * time.Second
 	DefaultCopyThreshold  = 64
+	DefaultRetryFor       = 30 * time.Second
 )
 
 // DB is a PostgreSQL-backed store.Store. Set the exported fields between
@@ -61,10 +68,33 @@ type DB struct {
 	// Now is the clock for times the store assigns (audit records without
 	// a time, watermark updates, migrations).
 	Now func() time.Time
+	// RetryFor is how long a write is retried through a failover of the
+	// primary (connection errors, a read-only or shutting-down server, no
+	// host taking connections) before it fails with
+	// store.ErrUnavailable; 0 never retries. Ping reports the store
+	// degraded, not failed, for that long. See sqlstore/failover.go.
+	RetryFor time.Duration
+	// Observer, if set, hears of write outages (the hub logs them and
+	// exports their length).
+	Observer sqlstore.Observer
+
+	// Replicas are DSNs of read replicas: reads whose context allows it
+	// (store.WithStaleReads) go to the first that answers and lags at
+	// most MaxReplicaLag, the others to the primary.
+	Replicas []string
+	// MaxReplicaLag is the lag past which a replica serves no read.
+	MaxReplicaLag time.Duration
+	// ReplicaProbeInterval is how often each replica's lag is measured.
+	ReplicaProbeInterval time.Duration
+	// OnReplicaLag, if set, is called with each measure (-1 when the
+	// replica did not answer), named by the replica's host:port.
+	OnReplicaLag func(replica string, lag time.Duration)
 
 	*sqlstore.DB // the queries; nil until Open
 
-	pool *sql.DB
+	pool                 *sql.DB
+	replicas             []*replica
+	stopProbe, probeDone chan struct{}
 }
 
 // New returns a DB for dsn. It does no I/O.
@@ -74,7 +104,11 @@ func New(dsn string) *DB {
 		ConnectTimeout: DefaultConnectTimeout,
 		PingTimeout:    DefaultPingTimeout,
 		CopyThreshold:  DefaultCopyThreshold,
+		RetryFor:       DefaultRetryFor,
 		Now:            time.Now,
+
+		MaxReplicaLag:        DefaultMaxReplicaLag,
+		ReplicaProbeInterval: DefaultReplicaProbeInterval,
 	}
 }
 
@@ -95,16 +129,22 @@ func (db *DB) Open(ctx context.Context) error {
 	if db.MaxConns > 0 {
 		conns = int(db.MaxConns)
 	}
-	where := fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)
+	where := Hosts(cc) + "/" + cc.Database
 	pool := stdlib.OpenDB(*cc)
 	pool.SetMaxOpenConns(conns)
 	pool.SetMaxIdleConns(conns)
 	pool.SetConnMaxLifetime(cfg.MaxConnLifetime)
 	pool.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
-	opened, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect{db}, Writer: pool, Reader: pool, Migrations: migrationFS, Now: db.now})
+	opened, err := sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect{db}, Writer: pool, Reader: pool, Migrations: migrationFS, Now: db.now,
+		RetryFor: db.RetryFor, Observer: db.Observer, NoPrepare: noPrepare(cc), ReadPool: db.readPool})
 	if err != nil {
 		pool.Close()
-		return fmt.Errorf("postgres: %s: %w", where, err)
+		return fmt.Errorf("postgres: %s: %w", where, oneLine(err))
+	}
+	if err := db.openReplicas(ctx); err != nil {
+		pool.Close()
+		db.closeReplicas()
+		return err
 	}
 	db.pool, db.DB = pool, opened
 	return nil
@@ -112,6 +152,7 @@ func (db *DB) Open(ctx context.Context) error {
 
 // Close closes the pool, waiting for connections in use to be released.
 func (db *DB) Close() error {
+	db.closeReplicas()
 	if db.pool != nil {
 		return db.pool.Close()
 	}
@@ -127,8 +168,14 @@ func (db *DB) Ping(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, db.PingTimeout)
 	defer cancel()
-	if err := db.PingWrite(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", err)
+	err := db.PingFailover(ctx)
+	var d *store.DegradedError
+	if errors.As(err, &d) {
+		d.Reason = oneLine(errors.New(d.Reason)).Error()
+		return d
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: ping: %w", oneLine(err))
 	}
 	return nil
 }
@@ -190,10 +237,90 @@ func (dialect) Retryable(err error) bool {
 	return false
 }
 
+// Transient reports an error after which the transaction may succeed on
+// the primary a failover leaves: the connection broke or could not be
+// made to any host (or to none that is read-write), the server is
+// shutting down or starting up (class 57P), a read-only standby answered
+// (25006), or a pooler lost its server (class 08, as PgBouncer reports
+// it). A cancelled or expired context is not transient.
+func (dialect) Transient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pe *pgconn.PgError
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		// No host would take a connection. Every reason counts but a
+		// refused login (class 28): during a failover a standby that has
+		// not replayed as far as the primary may even lack the database
+		// (3D000) for a moment. Open is not retried, so a wrong DSN still
+		// fails at once.
+		return !errors.As(err, &pe) || !strings.HasPrefix(pe.Code, "28")
+	}
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection_exception (PgBouncer: server conn crashed, cannot connect)
+			pe.Code == "25006",                     // read_only_sql_transaction: a standby
+			pe.Code == "57P01", pe.Code == "57P02", // admin_shutdown, crash_shutdown
+			pe.Code == "57P03": // cannot_connect_now: starting up, in recovery
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, sql.ErrConnDone) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "conn closed")
+}
+
 func (dialect) MigrationsTable() string {
 	return `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    integer PRIMARY KEY,
 		name       text NOT NULL,
 		applied_at timestamptz NOT NULL
 	)`
+}
+
+// Hosts lists the servers of cc, the first and its fallbacks (a
+// multi-host DSN), as "host:port,host:port" without credentials.
+func Hosts(cc *pgx.ConnConfig) string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(host string, port uint16) {
+		hp := net.JoinHostPort(host, strconv.Itoa(int(port)))
+		if !seen[hp] {
+			seen[hp] = true
+			out = append(out, hp)
+		}
+	}
+	add(cc.Host, cc.Port)
+	for _, f := range cc.Fallbacks {
+		add(f.Host, f.Port)
+	}
+	return strings.Join(out, ",")
+}
+
+// oneLine flattens pgx's multi-host connect errors (one line per host
+// tried) into one line.
+func oneLine(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "\n") {
+		return err
+	}
+	return &flatError{err}
+}
+
+type flatError struct{ err error }
+
+func (e *flatError) Error() string {
+	s := strings.ReplaceAll(e.err.Error(), ":\n\t", ": ")
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n\t", "; ")), " ")
+}
+func (e *flatError) Unwrap() error { return e.err }
+
+// noPrepare reports a DSN whose default_query_exec_mode prepares no named
+// statement (exec, simple_protocol): the settings for PgBouncer in
+// transaction pooling mode, where the store must not prepare any either.
+func noPrepare(cc *pgx.ConnConfig) bool {
+	return cc.DefaultQueryExecMode == pgx.QueryExecModeExec || cc.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol
 }

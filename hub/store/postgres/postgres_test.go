@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -312,5 +313,140 @@ func TestIngestPipelinedBatchesKeepTheirOrder(t *testing.T) {
 	}
 	if wm, _ := db.Watermarks(t.Context(), "e"); wm["metrics"].Seq != 3*20010 || wm["metrics"].Count != 3*20010 {
 		t.Fatalf("watermark %+v, want %d records", wm["metrics"], 3*20010)
+	}
+}
+
+// TestWriteRetriedThroughOutage: with the server cut off, Ping reports the
+// store degraded (with the reason) for RetryFor, a write is held and
+// retried for RetryFor and then fails with store.ErrUnavailable saying
+// nothing was committed (and wrote nothing); a write begun during the
+// outage commits once, when the server is back; the outage reaches the
+// Observer.
+func TestWriteRetriedThroughOutage(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := testenv.Proxy(t, u.Host)
+	u.Host = link.Addr()
+	obs := &outageLog{}
+	db := postgres.New(u.String())
+	db.RetryFor, db.Observer = 1500*time.Millisecond, obs
+	if err := db.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cp := store.Checkpoint{WorkflowID: "w", InstanceID: "i", Step: "1", Time: time.Now()}
+	if err := db.PutCheckpoint(t.Context(), cp); err != nil {
+		t.Fatal(err)
+	}
+	link.Cut()
+	var d *store.DegradedError
+	if err := db.Ping(t.Context()); !errors.As(err, &d) || d.Reason == "" {
+		t.Fatalf("Ping with the server cut off = %v, want a DegradedError with the reason", err)
+	}
+	start := time.Now()
+	err = db.PutCheckpoint(t.Context(), cp)
+	var ue *store.UnavailableError
+	if !errors.Is(err, store.ErrUnavailable) || !errors.As(err, &ue) || ue.OutcomeUnknown || !strings.Contains(err.Error(), "nothing was committed") {
+		t.Fatalf("write with the server cut off = %v, want ErrUnavailable, nothing committed", err)
+	}
+	if took := time.Since(start); took < time.Second || took > 5*time.Second {
+		t.Fatalf("the write failed after %v, want about RetryFor (1.5 s)", took)
+	}
+	if err := db.Ping(t.Context()); err == nil || errors.As(err, &d) {
+		t.Fatalf("Ping after RetryFor = %v, want a plain failure", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- db.PutCheckpoint(context.Background(), store.Checkpoint{WorkflowID: "w", InstanceID: "i", Step: "2", Time: time.Now()})
+	}()
+	link.Restore()
+	if err := <-done; err != nil {
+		t.Fatalf("write across the restore: %v", err)
+	}
+	pollPing(t, db)
+	cps, err := db.ListCheckpoints(t.Context(), "w", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := map[string]int{}
+	for _, c := range cps {
+		steps[c.Step]++
+	}
+	if steps["1"] != 1 || steps["2"] != 1 {
+		t.Fatalf("checkpoints by step %v: the failed write must have written nothing, the others once", steps)
+	}
+	if obs.started() == 0 || obs.ended() == 0 {
+		t.Fatalf("outage not observed: started %d, ended %d", obs.started(), obs.ended())
+	}
+}
+
+type outageLog struct {
+	mu         sync.Mutex
+	start, end int
+}
+
+func (o *outageLog) OutageStarted(error) { o.mu.Lock(); o.start++; o.mu.Unlock() }
+func (o *outageLog) OutageEnded(time.Duration, error) {
+	o.mu.Lock()
+	o.end++
+	o.mu.Unlock()
+}
+func (o *outageLog) started() int { o.mu.Lock(); defer o.mu.Unlock(); return o.start }
+func (o *outageLog) ended() int   { o.mu.Lock(); defer o.mu.Unlock(); return o.end }
+
+// TestLostCommitAnswerWritesOnce: a COMMIT whose answer is lost after the
+// server committed (the transaction waits for a synchronous standby that
+// never comes, then its backend is terminated: committed locally, the
+// client sees 57P01) is settled by the commit token: the write returns
+// success and is stored once, not run again. Without the token the
+// retry would store the checkpoint twice.
+func TestLostCommitAnswerWritesOnce(t *testing.T) {
+	srv := testenv.PrivatePostgres(t, "")
+	obs := &outageLog{}
+	db := postgres.New(srv.DSN)
+	db.RetryFor, db.Observer = 20*time.Second, obs
+	if err := db.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	admin, err := pgx.Connect(t.Context(), srv.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := admin.Exec(t.Context(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+	exec("SELECT pg_reload_conf()")
+	done := make(chan error, 1)
+	go func() {
+		done <- db.PutCheckpoint(context.Background(), store.Checkpoint{WorkflowID: "w", InstanceID: "i", Step: "once", Time: time.Now()})
+	}()
+	var pid int32
+	testenv.WaitFor(t, 10*time.Second, "the write's COMMIT waiting for the standby", func() error {
+		return admin.QueryRow(t.Context(), "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep' LIMIT 1").Scan(&pid)
+	})
+	exec(fmt.Sprintf("SELECT pg_terminate_backend(%d)", pid))
+	exec("ALTER SYSTEM RESET synchronous_standby_names")
+	exec("SELECT pg_reload_conf()")
+	if err := <-done; err != nil {
+		t.Fatalf("write whose COMMIT answer was lost: %v", err)
+	}
+	cps, err := db.ListCheckpoints(t.Context(), "w", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 1 {
+		t.Fatalf("%d checkpoints stored, want exactly 1", len(cps))
+	}
+	if obs.started() == 0 {
+		t.Fatal("the lost COMMIT answer was not seen as an outage")
 	}
 }

@@ -246,6 +246,9 @@ func (d dialect) BulkInsert(ctx context.Context, tx *sqlstore.Tx, table string, 
 
 func (dialect) Lock(context.Context, *sqlstore.Tx, sqlstore.Lock) error { return nil }
 
+// Transient is false: SQLite has no server to fail over.
+func (dialect) Transient(error) bool { return false }
+
 // Retryable is false: with one writer, ingests never run concurrently.
 func (dialect) Retryable(error) bool { return false }
 

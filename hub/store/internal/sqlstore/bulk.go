@@ -31,7 +31,7 @@ func InsertRows(ctx context.Context, tx *Tx, d Dialect, table string, cols []str
 			args = append(args, r...)
 		}
 		rows = rows[n:]
-		if n < per {
+		if n < per || tx.noPrepare {
 			if _, err := tx.ExecContext(ctx, d.Rebind(head+placeholders(n, len(cols))), args...); err != nil {
 				return err
 			}

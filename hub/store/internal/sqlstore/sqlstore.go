@@ -14,11 +14,13 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redforge/controltower/hub/store"
@@ -49,6 +51,12 @@ type Dialect interface {
 	// when run again: a unique violation or a deadlock between
 	// concurrent ingests of one stream (IngestBatch).
 	Retryable(err error) bool
+	// Transient reports whether err means the server went away or is not
+	// (or no longer) the primary: a broken connection, a server shutting
+	// down or starting up, a read-only standby, no host taking
+	// connections. Such a transaction is run again after a failover (see
+	// write). A backend that cannot fail over returns false.
+	Transient(err error) bool
 }
 
 // Lock names a lock of Dialect.Lock: a fixed Key, or a Name hashed by the
@@ -79,24 +87,48 @@ type Config struct {
 	Migrations fs.FS
 	// Now is the clock for times the store assigns.
 	Now func() time.Time
+	// RetryFor is how long a write is retried through a failover of the
+	// primary (Dialect.Transient errors; see write); 0 never retries. A
+	// backend that sets it must have the store_commits table.
+	RetryFor time.Duration
+	// Observer, if set, hears of write outages.
+	Observer Observer
+	// ReadPool, if set, picks the pool of a read: a read replica's for a
+	// context that allows stale reads (store.WithStaleReads), or nil for
+	// Reader. A replica that fails with a transient error is given up for
+	// Reader on that read.
+	ReadPool func(ctx context.Context) *sql.DB
+	// NoPrepare keeps the store from preparing named statements (behind a
+	// pooler in transaction mode, a prepared statement may not outlive
+	// its transaction).
+	NoPrepare bool
 }
 
 // DB implements store.Store on a Config. A nil *DB is a store that is not
 // open: every method fails.
 type DB struct {
-	d       Dialect
-	w, r    *sql.DB
-	clock   func() time.Time
-	queries sync.Map // query → rebound query
+	d         Dialect
+	w, r      *sql.DB
+	clock     func() time.Time
+	queries   sync.Map // query → rebound query
+	retryFor  time.Duration
+	observer  Observer
+	noPrepare bool
+	readPool  func(ctx context.Context) *sql.DB
+	out       outage
+	lastPrune atomic.Int64 // unix ns of the last prune of store_commits
 }
 
 // Open migrates the database and returns the store on it. It fails with
 // store.ErrSchemaTooNew when the database was migrated by a newer hub.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	db := &DB{d: cfg.Dialect, w: cfg.Writer, r: cfg.Reader, clock: cfg.Now}
+	db := &DB{d: cfg.Dialect, w: cfg.Writer, r: cfg.Reader, clock: cfg.Now,
+		observer: cfg.Observer, noPrepare: cfg.NoPrepare, readPool: cfg.ReadPool}
+	// Open fails promptly: migrations are not retried through a failover.
 	if err := db.migrate(ctx, cfg.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	db.retryFor = cfg.RetryFor
 	return db, nil
 }
 
@@ -124,42 +156,23 @@ func (db *DB) q(query string) string {
 // dialect that needs the driver's own API (PostgreSQL's COPY).
 type Tx struct {
 	*sql.Tx
-	Conn *sql.Conn
+	Conn      *sql.Conn
+	noPrepare bool
 }
 
-// write runs fn in a transaction on the writer and commits if fn
-// succeeds.
-func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
-	if err := db.open(); err != nil {
-		return err
-	}
-	conn, err := db.w.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(&Tx{Tx: tx, Conn: conn}); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
-// exec runs one write statement (its own transaction) on the writer and
-// returns the rows it affected.
+// exec runs one write statement (its own transaction, retried through a
+// failover as write does) on the writer and returns the rows it affected.
 func (db *DB) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	if err := db.open(); err != nil {
-		return 0, err
-	}
-	res, err := db.w.ExecContext(ctx, db.q(query), args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
+	var n int64
+	err := db.write(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(query), args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }
 
 // query runs a read and calls each for every row.
@@ -167,7 +180,19 @@ func (db *DB) query(ctx context.Context, each func(*sql.Rows) error, query strin
 	if err := db.open(); err != nil {
 		return err
 	}
-	rows, err := db.r.QueryContext(ctx, db.q(query), args...)
+	var rows *sql.Rows
+	run := func(p *sql.DB) (err error) {
+		rows, err = p.QueryContext(ctx, db.q(query), args...)
+		return err
+	}
+	var err error
+	if p := db.reader(ctx); p != db.r {
+		if err = run(p); err != nil && db.d.Transient(err) && ctx.Err() == nil {
+			err = db.readRetry(ctx, db.r, run) // the replica is down: the primary
+		}
+	} else {
+		err = db.readRetry(ctx, db.r, run)
+	}
 	if err != nil {
 		return err
 	}
@@ -185,15 +210,39 @@ func (db *DB) queryRow(ctx context.Context, query string, args ...any) (*sql.Row
 	if err := db.open(); err != nil {
 		return nil, err
 	}
-	return db.r.QueryRowContext(ctx, db.q(query), args...), nil
+	return db.reader(ctx).QueryRowContext(ctx, db.q(query), args...), nil
+}
+
+// reader is the pool of a read: a replica's when ctx allows stale reads
+// and the backend has one to offer, else Reader.
+func (db *DB) reader(ctx context.Context) *sql.DB {
+	if db.readPool != nil {
+		if p := db.readPool(ctx); p != nil {
+			return p
+		}
+	}
+	return db.r
 }
 
 // Close implements store.Store; the backend package closes its pools.
 func (db *DB) Close() error { return nil }
 
-// PingWrite proves, within ctx, that a write commits: a one-row UPDATE.
+// PingWrite proves, within ctx, that a write commits: a one-row UPDATE,
+// tried once (a connection that failed with a transient error is dropped
+// from the pool).
 func (db *DB) PingWrite(ctx context.Context) error {
-	_, err := db.exec(ctx, "UPDATE store_health SET pinged_at = ? WHERE id = 1", db.t(db.now()))
+	if err := db.open(); err != nil {
+		return err
+	}
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = conn.ExecContext(ctx, db.q("UPDATE store_health SET pinged_at = ? WHERE id = 1"), db.t(db.now()))
+	if err != nil && db.d.Transient(err) {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
 	return err
 }
 
