@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -265,11 +266,22 @@ func (s scratchHubs) Check(ctx context.Context, t backup.Target, m *backup.Manif
 	if err := s.h.shareKeyFile(t.KeyFile); err != nil {
 		return err
 	}
-	sh := New(cfg, s.h.Version, s.h.Logger.With("component", "backup-verify"))
 	octx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := sh.Open(octx); err != nil {
-		return fmt.Errorf("the restored hub does not start: %w", err)
+	var sh *Hub
+	// The Raft port is picked free, then bound only when the hub opens:
+	// another process may take it meanwhile, so a port taken is retried
+	// with another.
+	for attempt := 1; ; attempt++ {
+		sh = New(cfg, s.h.Version, s.h.Logger.With("component", "backup-verify"))
+		err := sh.Open(octx)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 3 {
+			return fmt.Errorf("the restored hub does not start: %w", err)
+		}
+		cfg.RaftListen = "127.0.0.1:" + freePort()
 	}
 	defer sh.Close()
 	cl := &http.Client{Timeout: 30 * time.Second}
