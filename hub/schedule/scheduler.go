@@ -200,13 +200,7 @@ func (s *Scheduler) liveness(ctx context.Context) error {
 			}
 			continue
 		}
-		last, ok := time.Time{}, false
-		if s.d.LastContact != nil {
-			last, ok = s.d.LastContact(h.ID)
-		}
-		if !ok || last.Before(s.termStart) {
-			last = s.termStart
-		}
+		last, ok := s.lastContact(h.ID)
 		silent := now.Sub(last)
 		switch {
 		case h.State == catalog.HubUp && silent >= s.cfg.LostAfter:
@@ -220,6 +214,18 @@ func (s *Scheduler) liveness(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// lastContact is when this leader last heard from hub id, counted from the
+// start of its term at the earliest; ok is false when it never did.
+func (s *Scheduler) lastContact(id string) (last time.Time, ok bool) {
+	if s.d.LastContact != nil {
+		last, ok = s.d.LastContact(id)
+	}
+	if !ok || last.Before(s.termStart) {
+		last = s.termStart
+	}
+	return last, ok
 }
 
 // nextWake is how long Run waits before its next round when nothing in the
@@ -236,13 +242,7 @@ func (s *Scheduler) nextWake() time.Duration {
 		if h.ID == s.cfg.Self || h.State != catalog.HubUp {
 			continue
 		}
-		last, ok := time.Time{}, false
-		if s.d.LastContact != nil {
-			last, ok = s.d.LastContact(h.ID)
-		}
-		if !ok || last.Before(s.termStart) {
-			last = s.termStart
-		}
+		last, _ := s.lastContact(h.ID)
 		if d := last.Add(s.cfg.LostAfter).Sub(now); d < wait {
 			wait = max(d, 10*time.Millisecond)
 		}
