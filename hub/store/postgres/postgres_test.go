@@ -425,12 +425,30 @@ func TestLostCommitAnswerWritesOnce(t *testing.T) {
 	}
 	exec("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
 	exec("SELECT pg_reload_conf()")
+	// pg_reload_conf only signals the postmaster: once a new backend sees
+	// the setting, the postmaster has reloaded and signalled every backend,
+	// and the store's idle connections apply it before their next command.
+	testenv.WaitFor(t, 30*time.Second, "the reload applied", func() error {
+		c, err := pgx.Connect(t.Context(), srv.DSN)
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.Background())
+		var v string
+		if err := c.QueryRow(t.Context(), "SHOW synchronous_standby_names").Scan(&v); err != nil {
+			return err
+		}
+		if v != "nobody" {
+			return fmt.Errorf("synchronous_standby_names is %q", v)
+		}
+		return nil
+	})
 	done := make(chan error, 1)
 	go func() {
 		done <- db.PutCheckpoint(context.Background(), store.Checkpoint{WorkflowID: "w", InstanceID: "i", Step: "once", Time: time.Now()})
 	}()
 	var pid int32
-	testenv.WaitFor(t, 10*time.Second, "the write's COMMIT waiting for the standby", func() error {
+	testenv.WaitFor(t, 30*time.Second, "the write's COMMIT waiting for the standby", func() error {
 		return admin.QueryRow(t.Context(), "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep' LIMIT 1").Scan(&pid)
 	})
 	exec(fmt.Sprintf("SELECT pg_terminate_backend(%d)", pid))
