@@ -90,7 +90,7 @@ bench-sentinel: test-env ## Redis behind Sentinel (issue 21): the hub's coordina
 PGHA_BENCHES := PrimaryKillOutage|PgBouncerIngest|AsyncLossWindow
 
 .PHONY: bench-pgha
-bench-pgha: test-env ## highly available PostgreSQL (issue 21): hub write outage on a primary SIGKILL beside Patroni's failover time, edge batch ingest through PgBouncer as a share of direct; medians of 3, in bench-results/pgha.txt
+bench-pgha: test-env ## highly available PostgreSQL (issue 21): hub write outage on a primary SIGKILL beside Patroni's failover time, edge batch ingest through PgBouncer as a share of direct, acknowledged writes lost by asynchronous replication over 0-50 ms links (and 0 by synchronous_mode, with its write latency); medians of 3, in bench-results/pgha.txt
 	@mkdir -p bench-results
 	$(GO) test -p 1 -run '^$$' -bench '$(PGHA_BENCHES)' -benchtime 1x -count=1 -timeout 20m ./hub/store/postgres/hatest | tee bench-results/pgha.txt
 

@@ -318,7 +318,7 @@ func (c Config) Validate() error {
 	}
 	c.RetentionConfig.validate(bad)
 	c.AuditConfig.validate(bad)
-	c.StoreHAConfig.validate(c.Store, bad)
+	c.validateStoreHA(bad)
 	if c.DockerNetwork != "bridge" && c.DockerNetwork != "host" {
 		bad("docker-network", "%q is not bridge or host", c.DockerNetwork)
 	}

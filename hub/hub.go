@@ -218,7 +218,7 @@ func (h *Hub) openStore(ctx context.Context) error {
 		db := postgres.New(target)
 		db.RetryFor = h.Config.StoreRetry
 		db.Observer = storeObserver{h}
-		db.Replicas = h.Config.ReplicaList()
+		db.Replicas = h.Config.ReadReplicas()
 		db.OnReplicaLag = storeObserver{h}.replicaLag
 		if err := db.Open(ctx); err != nil {
 			return fmt.Errorf("store %s: %w", Redact(target), err)

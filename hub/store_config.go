@@ -30,6 +30,22 @@ func defaultStoreHAConfig() StoreHAConfig {
 // ReplicaList returns the replica URLs of StoreReplicas.
 func (c StoreHAConfig) ReplicaList() []string { return splitList(c.StoreReplicas) }
 
+// ReadReplicas returns where the reads that may be stale go:
+// --store-replicas, else the store of this hub's region in the topology
+// when that is not the hub's own --store (the region's read replica of the
+// shared PostgreSQL, comma-separated for several).
+func (c Config) ReadReplicas() []string {
+	if reps := c.ReplicaList(); len(reps) > 0 {
+		return reps
+	}
+	if c.Topology != nil {
+		if r, ok := c.Topology.Region(c.Region); ok && r.Store != "" && r.Store != c.Store {
+			return splitList(r.Store)
+		}
+	}
+	return nil
+}
+
 // storeFlags registers --store-retry and --store-replicas and returns what
 // applies them (flags over REDFORGE_* env over the file).
 func storeFlags(fs *flag.FlagSet) func(cfg *Config, set map[string]bool, getenv func(string) string) error {
@@ -58,20 +74,25 @@ func storeFlags(fs *flag.FlagSet) func(cfg *Config, set map[string]bool, getenv 
 	}
 }
 
-func (c StoreHAConfig) validate(store string, bad func(field, format string, args ...any)) {
+// validateStoreHA checks the retry and the read replicas, from --store-replicas
+// or else (field names "topology" then) the store of this hub's region.
+func (c Config) validateStoreHA(bad func(field, format string, args ...any)) {
 	if c.StoreRetry < 0 {
 		bad("store-retry", "must not be negative")
 	}
-	reps := c.ReplicaList()
+	reps, field := c.ReplicaList(), "store-replicas"
 	if len(reps) == 0 {
-		return
+		if reps = c.ReadReplicas(); len(reps) == 0 {
+			return
+		}
+		field = fmt.Sprintf("topology: region %q: store (its read replica)", c.Region)
 	}
-	if kind, _ := StoreKind(store); kind != "postgres" {
-		bad("store-replicas", "needs --store postgres://…")
+	if kind, _ := StoreKind(c.Store); kind != "postgres" {
+		bad(field, "needs --store postgres://…")
 	}
 	for _, r := range reps {
 		if !strings.HasPrefix(r, "postgres://") && !strings.HasPrefix(r, "postgresql://") {
-			bad("store-replicas", "%q is not a postgres:// URL", Redact(r))
+			bad(field, "%q is not a postgres:// URL", Redact(r))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redforge/controltower/hub"
 	"github.com/redforge/controltower/hub/store/postgres"
+	"github.com/redforge/controltower/regions"
 )
 
 // TestStoreHAConfig: --store-retry and --store-replicas come from flags
@@ -46,5 +47,50 @@ func TestStoreHAConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%v: %v, want an error naming %s without the password", c.args, err, c.want)
 		}
+	}
+}
+
+// TestRegionStoreIsReadReplica: without --store-replicas, the store of
+// the hub's region in the topology (when it is not --store itself) is
+// where stale reads go; --store-replicas wins; another region's store is
+// not used; a region store that is not postgres:// (or without a
+// PostgreSQL --store) is refused naming the topology and the region, with
+// no password printed.
+func TestRegionStoreIsReadReplica(t *testing.T) {
+	topo := func(us, eu string) *regions.Topology {
+		return &regions.Topology{Regions: []regions.Region{{Name: "us", Store: us}, {Name: "eu", Store: eu}},
+			Hubs: []regions.Hub{{ID: "a", Region: "us", API: "http://a:3000"}, {ID: "b", Region: "eu", API: "http://b:3000"}}}
+	}
+	cfg := hub.DefaultConfig()
+	cfg.Store, cfg.Region = "postgres://u:pw@primary/db", "eu"
+	cfg.Topology = topo("postgres://u:pw@replica-us/db", "postgres://u:pw@replica-eu/db")
+	if got := strings.Join(cfg.ReadReplicas(), " "); got != "postgres://u:pw@replica-eu/db" {
+		t.Fatalf("eu hub reads from %q, want its region's store", got)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	cfg.StoreReplicas = "postgres://u:pw@flag/db"
+	if got := strings.Join(cfg.ReadReplicas(), " "); got != "postgres://u:pw@flag/db" {
+		t.Fatalf("--store-replicas should win: %q", got)
+	}
+	cfg.StoreReplicas = ""
+	cfg.Topology = topo("postgres://u:pw@replica-us/db", cfg.Store)
+	if got := cfg.ReadReplicas(); len(got) != 0 {
+		t.Fatalf("a region store that is --store itself is no replica: %q", got)
+	}
+	cfg.Topology = topo("", "")
+	if got := cfg.ReadReplicas(); len(got) != 0 {
+		t.Fatalf("no region store: %q", got)
+	}
+	cfg.Topology = topo("", "mysql://u:s3cret@r/db")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `topology: region "eu": store`) ||
+		!strings.Contains(err.Error(), "not a postgres:// URL") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("a region store that is not postgres://: %v", err)
+	}
+	cfg.Store = t.TempDir() + "/hub.db"
+	cfg.Topology = topo("", "postgres://u:s3cret@replica-eu/db")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "needs --store postgres://") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("a region replica without a PostgreSQL store: %v", err)
 	}
 }

@@ -38,8 +38,11 @@ type Topology struct {
 // Region is one region and its shared endpoints.
 type Region struct {
 	Name string `json:"name"`
-	// Store is the region's data-store URL (postgres://…); empty means the
-	// hub's own --store.
+	// Store is the region's read replica of the shared PostgreSQL
+	// (postgres://…, comma-separated for several): the hubs of the region
+	// send the reads that may be stale there unless they have
+	// --store-replicas (hub.Config.ReadReplicas). Empty, or the hub's own
+	// --store, means none.
 	Store string `json:"store,omitempty"`
 	// Redis is the region's coordination URL (redis://…); empty means the
 	// hub's own --redis.

@@ -61,6 +61,15 @@ type PGHAOptions struct {
 	// TTL is Patroni's leader key TTL in seconds (default 6; loop_wait 1,
 	// retry_timeout 2): how long a dead primary holds the leader key.
 	TTL int
+	// ReplicationLinks puts a toxiproxy Link in front of each node's
+	// PostgreSQL port and has the node advertise it as its Patroni
+	// postgresql.connect_address: the conn_url in its member key, from
+	// which Patroni writes the standbys' primary_conninfo (and takes the
+	// source of pg_basebackup and pg_rewind). So every standby streams
+	// WAL from the primary through the primary's Link, which can add a
+	// region's latency or cut the path, while clients (DSN, HAProxy) keep
+	// connecting straight to the node's port.
+	ReplicationLinks bool
 }
 
 // PGHA is a running cluster.
@@ -86,8 +95,11 @@ type PatroniNode struct {
 	RESTPort int
 	DataDir  string
 	Config   string // patroni.yml
-	patroni  *haProc
-	killed   bool
+	// Link is the path the standbys replicate from this node through
+	// (PGHAOptions.ReplicationLinks), nil without.
+	Link    *Link
+	patroni *haProc
+	killed  bool
 }
 
 // Addr is the node's PostgreSQL host:port.
@@ -199,6 +211,9 @@ func StartPGHA(tb testing.TB, opts PGHAOptions) *PGHA {
 	for i := range opts.Nodes {
 		n := &PatroniNode{Name: fmt.Sprintf("pg%d", i), PGPort: haPort(tb), RESTPort: haPort(tb)}
 		n.DataDir = filepath.Join(c.root, n.Name)
+		if opts.ReplicationLinks {
+			n.Link = Proxy(tb, n.Addr())
+		}
 		c.Nodes = append(c.Nodes, n)
 	}
 	for _, n := range c.Nodes {
@@ -285,6 +300,10 @@ func (c *PGHA) writePatroniConfig(n *PatroniNode, opts PGHAOptions) {
 	}
 	hba := []string{"local all all trust", "host all all 127.0.0.1/32 trust", "host replication all 127.0.0.1/32 trust"}
 	auth := map[string]any{"username": "postgres", "password": "postgres"}
+	advertise := n.Addr()
+	if n.Link != nil {
+		advertise = n.Link.Addr()
+	}
 	params := map[string]any{
 		"shared_buffers": "16MB", "max_connections": 100, "fsync": "on", "wal_level": "replica",
 		"hot_standby": "on", "max_wal_senders": 10, "max_replication_slots": 10, "wal_keep_size": "64MB",
@@ -307,7 +326,7 @@ func (c *PGHA) writePatroniConfig(n *PatroniNode, opts PGHAOptions) {
 			"options": nil,
 		},
 		"postgresql": map[string]any{
-			"listen": fmt.Sprintf("127.0.0.1:%d", n.PGPort), "connect_address": fmt.Sprintf("127.0.0.1:%d", n.PGPort),
+			"listen": fmt.Sprintf("127.0.0.1:%d", n.PGPort), "connect_address": advertise,
 			"data_dir": n.DataDir, "bin_dir": PGBin(c.tb), "pgpass": filepath.Join(c.root, "pgpass-"+n.Name),
 			"authentication": map[string]any{"superuser": auth, "replication": auth, "rewind": auth},
 			"parameters":     map[string]any{"unix_socket_directories": sock},
@@ -621,18 +640,48 @@ func (c *PGHA) Kill(n *PatroniNode) {
 // would leave them: no WAL still in flight to a standby gets sent.
 func (c *PGHA) KillMachine(n *PatroniNode) {
 	c.tb.Helper()
+	c.KillMachineWith(n, nil)
+}
+
+// KillMachineWith is KillMachine calling also (when not nil) at the moment
+// the server stops (before its postmaster is stopped and its backends and
+// WAL senders are killed; e.g. cutting a Link, for a region whose network
+// dies with the machine), and returns that moment: no write is
+// acknowledged after it.
+func (c *PGHA) KillMachineWith(n *PatroniNode, also func()) time.Time {
+	c.tb.Helper()
 	pid, err := n.PostmasterPID()
 	if err != nil {
 		c.tb.Fatalf("testenv: postmaster of %s: %v", n.Name, err)
 	}
-	out, _ := exec.Command("pgrep", "-P", strconv.Itoa(pid)).Output()
-	_ = syscall.Kill(pid, syscall.SIGSTOP) // no new children from here on
-	for _, f := range strings.Fields(string(out)) {
-		if child, err := strconv.Atoi(f); err == nil {
-			_ = syscall.Kill(child, syscall.SIGKILL)
+	children := func() []int {
+		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(pid)).Output()
+		var pids []int
+		for _, f := range strings.Fields(string(out)) {
+			if child, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, child)
+			}
 		}
+		return pids
+	}
+	// The children are listed first (pgrep takes milliseconds, during
+	// which the server would go on acknowledging), then everything stops
+	// within microseconds; a child forked meanwhile is found after the
+	// postmaster is stopped (no new children from there on).
+	before := children()
+	at := time.Now()
+	if also != nil {
+		also()
+	}
+	_ = syscall.Kill(pid, syscall.SIGSTOP)
+	for _, child := range before {
+		_ = syscall.Kill(child, syscall.SIGKILL)
+	}
+	for _, child := range children() {
+		_ = syscall.Kill(child, syscall.SIGKILL)
 	}
 	c.Kill(n)
+	return at
 }
 
 // Patronictl runs patronictl with n's config and returns its output.
