@@ -51,6 +51,20 @@ var upgrader = websocket.Upgrader{
 	},
 }
 
+// wsFrame is m's WebSocket text frame, framed once per event for every
+// client (the hub never negotiates compression, so every connection's
+// frame is the same bytes; WritePreparedMessage writes them straight to
+// the socket, without a write buffer).
+func wsFrame(m *events.Message) *websocket.PreparedMessage {
+	return m.Prepared(func(b []byte) any {
+		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+		if err != nil { // NewPreparedMessage fails only on a bad message type
+			panic(err)
+		}
+		return pm
+	}).(*websocket.PreparedMessage)
+}
+
 // websocket streams hub events as JSON messages {"type","time","data"}.
 // ?types=instance.status,deployment.phase limits the stream to those types.
 // Browsers, which cannot set headers on a WebSocket, pass their access
@@ -67,7 +81,7 @@ func (s *Server) websocket(c *gin.Context) {
 		return // the upgrader has answered with an HTTP error
 	}
 	defer conn.Close()
-	sub := s.cfg.Events.Subscribe(0)
+	sub := s.cfg.Events.SubscribeMessages(0)
 	defer sub.Close()
 
 	closed := make(chan struct{})
@@ -93,17 +107,22 @@ func (s *Server) websocket(c *gin.Context) {
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteTimeout)); err != nil {
 				return
 			}
-		case e, ok := <-sub.C:
+		case m, ok := <-sub.M:
 			if !ok {
 				_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "hub shutting down"), time.Now().Add(time.Second))
 				return
 			}
-			if len(want) > 0 && !want[e.Type] && e.Type != events.Dropped {
+			if len(want) > 0 && !want[m.Type] && m.Type != events.Dropped {
 				continue
 			}
 			_ = conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-			if err := conn.WriteJSON(e); err != nil {
+			if err := conn.WritePreparedMessage(wsFrame(m)); err != nil {
 				return
+			}
+			if s.metrics != nil {
+				d := time.Since(m.Time).Seconds()
+				s.metrics.WSFanout.Observe(d)
+				s.metrics.WSFanoutMax.Observe(d)
 			}
 		}
 	}
