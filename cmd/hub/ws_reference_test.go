@@ -61,16 +61,13 @@ func scrapeHistogram(b *testing.B, base, name string) histogram {
 			h.count, _ = strconv.ParseFloat(strings.TrimSpace(rest), 64)
 		}
 	}
-	if len(h.le) == 0 {
-		b.Fatalf("no histogram %s at %s/metrics", name, base)
-	}
-	return h
+	return h // empty for a hub without it (one built before it existed)
 }
 
 // minus is h's observations since an earlier scrape a.
 func (h histogram) minus(a histogram) histogram {
 	d := histogram{le: h.le, cum: slices.Clone(h.cum), count: h.count - a.count}
-	for i := range d.cum {
+	for i := range min(len(d.cum), len(a.cum)) {
 		d.cum[i] -= a.cum[i]
 	}
 	return d
