@@ -147,6 +147,7 @@ func runWSFanout(b *testing.B, n int) {
 	rss1, fds1 := rssOf(pid), openFiles(pid)
 	g1, _ := metric(hub.api, "go_goroutines")
 	h0 := scrapeHistogram(b, hub.api, "controltower_ws_fanout_seconds")
+	cpu0, _ := metric(hub.api, "process_cpu_seconds_total")
 
 	b.StartTimer()
 	for range 2 {
@@ -163,6 +164,7 @@ func runWSFanout(b *testing.B, n int) {
 	cl.awaitAll(b, want)
 	b.StopTimer()
 	rss2 := rssOf(pid)
+	cpu1, _ := metric(hub.api, "process_cpu_seconds_total")
 	hub1 := scrapeHistogram(b, hub.api, "controltower_ws_fanout_seconds").minus(h0)
 	hubMax, err := metric(hub.api, "controltower_ws_fanout_max_seconds")
 	if err != nil || hub1.count == 0 {
@@ -182,18 +184,19 @@ func runWSFanout(b *testing.B, n int) {
 	b.ReportMetric(hubMax*1000, "hub_write_max_ms")
 	b.ReportMetric(ms(ref.p99), "ref_fanout_p99_ms")
 	b.ReportMetric(ref.writeP99*1000, "ref_write_p99_ms")
+	b.ReportMetric(cpu1-cpu0, "hub_cpu_s")
 	b.ReportMetric(perClient, "hub_KiB/client")
 	b.ReportMetric(float64(fds1-fds0)/float64(n), "hub_fds/client")
 	b.ReportMetric((g1-g0)/float64(n), "hub_goroutines/client")
 	fmt.Printf("websocket %d clients on one hub: connected in %s; %d instance.status events to each (%d deliveries, every client exactly once); "+
 		"fan-out latency (event time at the hub → decoded by a client) p50 %s, p99 %s, max %s (p99 per event: %s); "+
 		"hub side (event time → frame written to the client's socket, over %d writes; p50/p99 interpolated in histogram buckets) p50 %.1f ms, p99 %.1f ms, max %.1f ms; "+
-		"same-run reference (a bare gorilla/websocket broadcast server in its own process, same clients, same bytes, %d events) decoded p50 %s, p99 %s, max %s, written p50 %.1f ms, p99 %.1f ms, max %.1f ms; hub RSS %d MiB idle → %d MiB connected (%.1f KiB/client) → %d MiB after fan-out; "+
+		"same-run reference (a bare gorilla/websocket broadcast server in its own process, same clients, same bytes, %d events) decoded p50 %s, p99 %s, max %s, written p50 %.1f ms, p99 %.1f ms, max %.1f ms; hub RSS %d MiB idle → %d MiB connected (%.1f KiB/client) → %d MiB after fan-out; hub CPU %.2f s during the stops, starts and fan-outs (its Node-RED runtime not counted); "+
 		"%d → %d open files; %.0f → %.0f goroutines; load average %s\n",
 		n, connected.Round(time.Millisecond), want, len(lat), p50.Round(time.Microsecond), p99.Round(time.Microsecond), pmax.Round(time.Microsecond), cl.perEvent(),
 		int64(hub1.count), hub1.quantile(0.5, hubMax)*1000, hub1.quantile(0.99, hubMax)*1000, hubMax*1000,
 		want, ref.p50.Round(time.Microsecond), ref.p99.Round(time.Microsecond), ref.max.Round(time.Microsecond), ref.writeP50*1000, ref.writeP99*1000, ref.writeMax*1000,
-		rss0>>20, rss1>>20, perClient, rss2>>20, fds0, fds1, g0, g1, loadAvg())
+		rss0>>20, rss1>>20, perClient, rss2>>20, cpu1-cpu0, fds0, fds1, g0, g1, loadAvg())
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
