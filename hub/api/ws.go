@@ -51,20 +51,6 @@ var upgrader = websocket.Upgrader{
 	},
 }
 
-// wsFrame is m's WebSocket text frame, framed once per event for every
-// client (the hub never negotiates compression, so every connection's
-// frame is the same bytes; WritePreparedMessage writes them straight to
-// the socket, without a write buffer).
-func wsFrame(m *events.Message) *websocket.PreparedMessage {
-	return m.Prepared(func(b []byte) any {
-		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
-		if err != nil { // NewPreparedMessage fails only on a bad message type
-			panic(err)
-		}
-		return pm
-	}).(*websocket.PreparedMessage)
-}
-
 // websocket streams hub events as JSON messages {"type","time","data"}.
 // ?types=instance.status,deployment.phase limits the stream to those types.
 // Browsers, which cannot set headers on a WebSocket, pass their access
@@ -116,7 +102,11 @@ func (s *Server) websocket(c *gin.Context) {
 				continue
 			}
 			_ = conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-			if err := conn.WritePreparedMessage(wsFrame(m)); err != nil {
+			// The same bytes for every client (compression is never
+			// negotiated). Not a websocket.PreparedMessage: its frame
+			// cache takes one mutex per write, which all 10,000 writers
+			// of an event would share.
+			if err := conn.WriteMessage(websocket.TextMessage, m.JSON()); err != nil {
 				return
 			}
 			if s.metrics != nil {

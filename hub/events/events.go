@@ -77,10 +77,8 @@ type Subscription struct {
 // 256 is 2 KiB rather than 22 KiB. A Message must not be modified.
 type Message struct {
 	Event
-	once     sync.Once
-	json     []byte
-	prepOnce sync.Once
-	prepared any
+	once sync.Once
+	json []byte
 }
 
 // JSON is the event as the WebSocket endpoint sends it: exactly the bytes
@@ -97,15 +95,6 @@ func (m *Message) JSON() []byte {
 		m.json = append(b, '\n')
 	})
 	return m.json
-}
-
-// Prepared returns prepare(m.JSON()), made once per message and shared by
-// every subscriber: the WebSocket endpoint keeps the framed message here.
-// A bus has one kind of prepared value (every caller passes the same
-// prepare); the first caller's is kept.
-func (m *Message) Prepared(prepare func(json []byte) any) any {
-	m.prepOnce.Do(func() { m.prepared = prepare(m.JSON()) })
-	return m.prepared
 }
 
 // Subscribe returns a subscription with a buffer of size events
