@@ -26,7 +26,14 @@ import (
 // starts a real Node-RED instance twice: every instance.status event the
 // hub publishes goes to every client. Figures: the time to connect them
 // all; fan-out latency (the event's time at the hub → decoded by a
-// client) p50/p99/max over every client and event; the hub's resident
+// client) p50/p99/max over every client and event, and each event's p99;
+// the hub's side of it (event → frame written to each client's socket,
+// controltower_ws_fanout_seconds, whose p99 is interpolated in its
+// buckets, and _max_seconds); the same figures from a same-run reference,
+// a bare gorilla/websocket broadcast server in its own process
+// (TestWSReferenceServer) sending the same bytes to the same clients,
+// which is the floor of this machine; the hub's CPU seconds over the
+// stops, starts and fan-outs; the hub's resident
 // memory, open files and goroutines per client; and a check that every
 // client got every event exactly once. Clients come from several loopback
 // addresses (127.0.x.y), 10,000 each, so no source runs out of ephemeral
