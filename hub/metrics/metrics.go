@@ -6,7 +6,9 @@ package metrics
 
 import (
 	"bufio"
+	"math"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -39,6 +41,14 @@ type Metrics struct {
 	AlertsFiring        *prometheus.GaugeVec   // controltower_alerts_firing{severity}
 	AlertNotifications  *prometheus.CounterVec // controltower_alert_notifications_total{channel,result}
 	AlertEvaluationTime prometheus.Histogram   // controltower_alert_evaluation_duration_seconds
+
+	// WSFanout is the time from an event's publication to its frame being
+	// written to one WebSocket client's socket, per client and event
+	// (controltower_ws_fanout_seconds); WSFanoutMax the largest such time
+	// since start (controltower_ws_fanout_max_seconds): the hub's side of
+	// the fan-out latency, beside what a client measures after decoding.
+	WSFanout    prometheus.Histogram
+	WSFanoutMax *MaxGauge
 
 	// Deploy holds the deployment metrics (deploy.go); Runtimes the
 	// workflow and LLM metrics scraped from runtimes (runtime.go).
@@ -106,6 +116,12 @@ func New(version, region string) *Metrics {
 		Help: "Alert notification attempts by channel type and result (sent, retry, failed)."}, []string{"channel", "result"})
 	m.AlertEvaluationTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "controltower_alert_evaluation_duration_seconds",
 		Help: "Time one evaluation of every hub-native alert rule took.", Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5}})
+	m.WSFanout = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "controltower_ws_fanout_seconds",
+		Help:    "Time from an event's publication to its frame written to one WebSocket client's socket, per client and event.",
+		Buckets: []float64{.001, .002, .005, .01, .02, .035, .05, .075, .1, .15, .2, .3, .5, .75, 1, 1.5, 2, 3, 5, 10}})
+	m.WSFanoutMax = &MaxGauge{}
+	r.MustRegister(m.WSFanout, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "controltower_ws_fanout_max_seconds",
+		Help: "The largest controltower_ws_fanout_seconds observation since the hub started."}, m.WSFanoutMax.Value))
 	m.Deploy = newDeployMetrics()
 	m.Store = newStoreMetrics()
 	m.Store.register(r)
@@ -149,3 +165,20 @@ func (m *Metrics) Handler() http.Handler {
 		_ = bw.Flush()
 	})
 }
+
+// MaxGauge keeps the largest value it observed, without a lock.
+type MaxGauge struct{ bits atomic.Uint64 }
+
+// Observe raises the gauge to v if v is larger (values are >= 0).
+func (g *MaxGauge) Observe(v float64) {
+	nb := math.Float64bits(v)
+	for {
+		old := g.bits.Load()
+		if math.Float64frombits(old) >= v || g.bits.CompareAndSwap(old, nb) {
+			return
+		}
+	}
+}
+
+// Value is the largest value observed, 0 before any.
+func (g *MaxGauge) Value() float64 { return math.Float64frombits(g.bits.Load()) }
