@@ -54,8 +54,10 @@ import (
 // REDFORGE_BENCH_API_SEARCH=0 skips the search and measures only the fixed
 // rate. REDFORGE_BENCH_API_OFF="name=flags" replaces the second hub's
 // variant: another name and other flags (space-separated), e.g.
-// "raft tuning off=--raft-batch-apply=false" to hold the Raft throughput
-// settings against the hub without them.
+// "raft stock=--raft-stock-throughput" to hold the Raft throughput
+// settings against the hub without them; REDFORGE_BENCH_API_FLAGS adds
+// flags to the first hub (the one the no-work reference also runs on), so
+// the two settings can swap hubs.
 func BenchmarkAPILoad(b *testing.B) {
 	if testing.Short() {
 		b.Skip("hub process benchmark (-short)")
@@ -77,7 +79,7 @@ func BenchmarkAPILoad(b *testing.B) {
 	for _, n := range envInts(b, "REDFORGE_BENCH_API_HUBS", 1, 3) {
 		b.Run(fmt.Sprintf("hubs=%d", n), func(b *testing.B) {
 			for range b.N {
-				l := newAPILoad(b, n, max(maxRate, fixed))
+				l := newAPILoad(b, n, max(maxRate, fixed), strings.Fields(os.Getenv("REDFORGE_BENCH_API_FLAGS"))...)
 				variants := []loadVariant{
 					{name: "no work (GET /)", load: l, target: l.staticTarget},
 					{name: "mixed", load: l, target: l.target},
@@ -134,7 +136,7 @@ func offVariant(b *testing.B) (string, []string) {
 	}
 	name, flags, ok := strings.Cut(v, "=")
 	if !ok || name == "" {
-		b.Fatalf("REDFORGE_BENCH_API_OFF=%q: want name=flags, e.g. \"raft tuning off=--raft-batch-apply=false\"", v)
+		b.Fatalf("REDFORGE_BENCH_API_OFF=%q: want name=flags, e.g. \"raft stock=--raft-stock-throughput\"", v)
 	}
 	return name, strings.Fields(flags)
 }
