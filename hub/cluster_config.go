@@ -37,6 +37,10 @@ type ClusterConfig struct {
 	// RaftMaxVoters caps the voters (spread over regions); later hubs join
 	// as nonvoters.
 	RaftMaxVoters int `json:"raft_max_voters"`
+	// RaftStockThroughput runs Raft with its library's own throughput
+	// settings instead of the hub's tuned ones (hub/cluster/DESIGN.md);
+	// for benchmarks that hold the tuning against it.
+	RaftStockThroughput bool `json:"raft_stock_throughput,omitempty"`
 	// DeadServerTimeout is how long the leader keeps an unreachable hub in
 	// the cluster before removing it; negative never removes.
 	DeadServerTimeout time.Duration `json:"dead_server_timeout"`
@@ -72,6 +76,7 @@ func clusterFlags(fs *flag.FlagSet) func(cfg *Config, set map[string]bool, geten
 		"join-timeout":           fs.Duration("join-timeout", 0, "bound on a first --join and the catch-up after it; a hub that fails to start after joining leaves again (default 5m)"),
 	}
 	voters := fs.Int("raft-max-voters", 0, "most Raft voters, spread over regions (default 5)")
+	stock := fs.Bool("raft-stock-throughput", false, "run Raft with its library's own throughput settings, not the hub's tuned ones (for benchmarks; see hub/cluster/DESIGN.md)")
 	return func(cfg *Config, set map[string]bool, getenv func(string) string) error {
 		c := &cfg.ClusterConfig
 		for name, ptr := range map[string]*string{"join": &c.Join, "advertise": &c.Advertise, "raft-advertise": &c.RaftAdvertise, "runtime-host": &c.RuntimeHost} {
@@ -106,6 +111,9 @@ func clusterFlags(fs *flag.FlagSet) func(cfg *Config, set map[string]bool, geten
 		}
 		if set["raft-max-voters"] {
 			c.RaftMaxVoters = *voters
+		}
+		if set["raft-stock-throughput"] {
+			c.RaftStockThroughput = *stock
 		}
 		c.ClusterSecret = getenv("REDFORGE_CLUSTER_SECRET")
 		return nil

@@ -26,6 +26,12 @@ func TestClusterConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("valid config refused: %v", err)
 	}
+	if c.RaftStockThroughput {
+		t.Fatal("RaftStockThroughput is on without --raft-stock-throughput")
+	}
+	if cfg, err = hub.ParseConfig([]string{"--raft-stock-throughput"}, func(string) string { return "" }, io.Discard); err != nil || !cfg.RaftStockThroughput {
+		t.Fatalf("--raft-stock-throughput: RaftStockThroughput %v, %v", cfg.RaftStockThroughput, err)
+	}
 
 	bad := hub.DefaultConfig()
 	bad.Join, bad.Listen, bad.RaftListen = "ftp://x", "127.0.0.1:0", "0.0.0.0:7000"

@@ -50,6 +50,7 @@ func (h *Hub) configureCluster(cfg *cluster.Config) {
 	cfg.AdvertiseAddr = c.RaftAdvertise
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = c.RaftHeartbeatTimeout, c.RaftElectionTimeout, c.RaftLeaseTimeout
 	cfg.MaxVoters, cfg.DeadServerTimeout = c.RaftMaxVoters, c.DeadServerTimeout
+	cfg.StockThroughput = c.RaftStockThroughput
 	if c.Topology != nil {
 		cfg.Regions = len(c.Topology.Regions)
 	}

@@ -12,6 +12,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/redforge/controltower/hub"
 	"github.com/redforge/controltower/internal/benchinfo"
 	"github.com/redforge/controltower/internal/hubtest"
 )
@@ -48,7 +49,15 @@ import (
 // production; a step that draws a 429 says so.
 //
 // REDFORGE_BENCH_API_INPROCESS=1 runs the one hub inside the benchmark's
-// process instead, for go test -cpuprofile (no "group commit off" hub).
+// process instead, for go test -cpuprofile (no "group commit off" hub);
+// =stock runs it with Raft's own throughput settings (--raft-stock-throughput).
+// REDFORGE_BENCH_API_SEARCH=0 skips the search and measures only the fixed
+// rate. REDFORGE_BENCH_API_OFF="name=flags" replaces the second hub's
+// variant: another name and other flags (space-separated), e.g.
+// "raft stock=--raft-stock-throughput" to hold the Raft throughput
+// settings against the hub without them; REDFORGE_BENCH_API_FLAGS adds
+// flags to the first hub (the one the no-work reference also runs on), so
+// the two settings can swap hubs.
 func BenchmarkAPILoad(b *testing.B) {
 	if testing.Short() {
 		b.Skip("hub process benchmark (-short)")
@@ -70,16 +79,23 @@ func BenchmarkAPILoad(b *testing.B) {
 	for _, n := range envInts(b, "REDFORGE_BENCH_API_HUBS", 1, 3) {
 		b.Run(fmt.Sprintf("hubs=%d", n), func(b *testing.B) {
 			for range b.N {
-				l := newAPILoad(b, n, max(maxRate, fixed))
+				l := newAPILoad(b, n, max(maxRate, fixed), strings.Fields(os.Getenv("REDFORGE_BENCH_API_FLAGS"))...)
 				variants := []loadVariant{
 					{name: "no work (GET /)", load: l, target: l.staticTarget},
 					{name: "mixed", load: l, target: l.target},
 				}
-				if n == 1 && os.Getenv("REDFORGE_BENCH_API_INPROCESS") != "1" {
-					off := newAPILoad(b, 1, max(maxRate, fixed), "--audit-max-batch", "1")
-					variants = append(variants, loadVariant{name: "mixed, group commit off", load: off, target: off.target})
+				if n == 1 && os.Getenv("REDFORGE_BENCH_API_INPROCESS") == "" {
+					offName, offFlags := offVariant(b)
+					off := newAPILoad(b, 1, max(maxRate, fixed), offFlags...)
+					variants = append(variants, loadVariant{name: "mixed, " + offName, load: off, target: off.target})
 				}
 				hubs := fmt.Sprintf("%d hub(s)", n)
+				if os.Getenv("REDFORGE_BENCH_API_SEARCH") == "0" {
+					if n == 1 {
+						fixedRate(b, variants, fixed, runs)
+					}
+					continue
+				}
 				for range runs {
 					for i := range variants {
 						v := &variants[i]
@@ -99,8 +115,8 @@ func BenchmarkAPILoad(b *testing.B) {
 				if len(variants) > 2 {
 					off := variants[2]
 					b.ReportMetric(float64(medianInt(off.best)), "max_rate_off_req/s")
-					fmt.Printf("API mixed load, %s: highest passing rate, group commit on against off: %d / %d req/s = %.2f×\n",
-						hubs, medianInt(mixed.best), medianInt(off.best), ratio(float64(medianInt(mixed.best)), float64(medianInt(off.best))))
+					fmt.Printf("API mixed load, %s: highest passing rate, mixed against %s: %d / %d req/s = %.2f×\n",
+						hubs, off.name, medianInt(mixed.best), medianInt(off.best), ratio(float64(medianInt(mixed.best)), float64(medianInt(off.best))))
 				}
 				if n == 1 {
 					fixedRate(b, variants, fixed, runs)
@@ -108,6 +124,21 @@ func BenchmarkAPILoad(b *testing.B) {
 			}
 		})
 	}
+}
+
+// offVariant is the second one-hub variant's name and hub flags:
+// REDFORGE_BENCH_API_OFF ("name=flag flag…"), by default group commit off
+// (--audit-max-batch 1).
+func offVariant(b *testing.B) (string, []string) {
+	v := os.Getenv("REDFORGE_BENCH_API_OFF")
+	if v == "" {
+		return "group commit off", []string{"--audit-max-batch", "1"}
+	}
+	name, flags, ok := strings.Cut(v, "=")
+	if !ok || name == "" {
+		b.Fatalf("REDFORGE_BENCH_API_OFF=%q: want name=flags, e.g. \"raft stock=--raft-stock-throughput\"", v)
+	}
+	return name, strings.Fields(flags)
 }
 
 // loadVariant is one kind of load on one hub set, and its results.
@@ -165,10 +196,12 @@ func newAPILoad(b *testing.B, n, maxRate int, extra ...string) *apiLoad {
 	var hubs []*hubProc
 	var admin string
 	switch {
-	case n == 1 && os.Getenv("REDFORGE_BENCH_API_INPROCESS") == "1":
+	case n == 1 && os.Getenv("REDFORGE_BENCH_API_INPROCESS") != "":
 		// The hub in this process, so that go test -cpuprofile profiles
-		// it (with the load generator beside it).
-		th := hubtest.Start(b)
+		// it (with the load generator beside it); "stock": with Raft's
+		// own throughput settings.
+		stock := os.Getenv("REDFORGE_BENCH_API_INPROCESS") == "stock"
+		th := hubtest.Start(b, func(c *hub.Config) { c.RaftStockThroughput = stock })
 		hubs, admin = []*hubProc{{t: b, id: "in-process", api: th.URL}}, th.AdminToken
 	case n == 1:
 		hubs = []*hubProc{startHubProc(b, "load-hub", "us", "", o)}
@@ -364,8 +397,8 @@ func fixedRate(b *testing.B, vs []loadVariant, rate, runs int) {
 	b.ReportMetric(ms(benchinfo.Median(mixed.p99)), "p99_ms@fixed")
 	if len(vs) > 2 {
 		off := vs[2]
-		fmt.Printf("API mixed load, 1 hub at %d req/s, group commit on against off: p99 %s / %s = %.2f×, answered %.0f / %.0f req/s = %.2f×; %s\n",
-			rate, benchinfo.Median(mixed.p99).Round(10*time.Microsecond), benchinfo.Median(off.p99).Round(10*time.Microsecond),
+		fmt.Printf("API mixed load, 1 hub at %d req/s, mixed against %s: p99 %s / %s = %.2f×, answered %.0f / %.0f req/s = %.2f×; %s\n",
+			rate, off.name, benchinfo.Median(mixed.p99).Round(10*time.Microsecond), benchinfo.Median(off.p99).Round(10*time.Microsecond),
 			ratio(ms(benchinfo.Median(mixed.p99)), ms(benchinfo.Median(off.p99))), medianFloat(mixed.thru), medianFloat(off.thru),
 			ratio(medianFloat(mixed.thru), medianFloat(off.thru)), benchinfo.This())
 	}

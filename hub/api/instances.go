@@ -47,6 +47,9 @@ type Rows interface {
 	Create(ctx context.Context, inst catalog.Instance) (catalog.Instance, error)
 	Update(ctx context.Context, id string, change func(*catalog.Instance) error) (catalog.Instance, error)
 	Scale(ctx context.Context, id string, n int) (catalog.Instance, error)
+	// ScaleLive gives the live color row of a logical row just written the
+	// logical row's replica count.
+	ScaleLive(ctx context.Context, logical catalog.Instance) error
 	Delete(ctx context.Context, id string) error
 	Live(ref string) (catalog.Instance, error)
 	// Logical is the logical instance a row serves.
@@ -505,8 +508,10 @@ func (s *Server) patchInstance(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if req.Replicas != nil && inst.Live != "" {
-		if _, err := s.cfg.Rows.Scale(c.Request.Context(), inst.ID, *req.Replicas); err != nil {
+	if req.Replicas != nil {
+		// The update above set the logical row's count; only the live
+		// color row is left (one Raft apply, not Scale's two).
+		if err := s.cfg.Rows.ScaleLive(c.Request.Context(), inst); err != nil {
 			abort(c, err)
 			return
 		}

@@ -28,6 +28,10 @@ const (
 	// DefaultDeadServerTimeout is how long the leader tolerates a server
 	// it cannot reach before removing it from the configuration.
 	DefaultDeadServerTimeout = time.Hour
+	// DefaultMaxAppendEntries is how many commands the leader writes to
+	// its log in one batch (one fsync), and how many raft's buffered apply
+	// channel holds. raft's own default is 64; raft allows up to 1024.
+	DefaultMaxAppendEntries = 512
 	// DefaultPingGraceFactor times the election timeout is how long Ping
 	// tolerates having no leader before it reports ErrNoLeader.
 	DefaultPingGraceFactor = 3
@@ -63,6 +67,16 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+	// MaxAppendEntries is the most commands the leader writes to its log
+	// in one batch, one fsync, and sends a follower in one AppendEntries;
+	// it also sizes raft's buffered apply channel (1..1024).
+	MaxAppendEntries int
+	// StockThroughput runs raft and its bolt log store with their own
+	// throughput settings, as the hub did before they were tuned: an
+	// unbuffered apply channel, MaxAppendEntries 64 and the bolt freelist
+	// written at every commit. For benchmarks that hold the tuning against
+	// it; DESIGN.md says why the tuning is as safe.
+	StockThroughput bool
 	// ApplyTimeout bounds Apply, ConsistentRead, Join and Remove when the
 	// context has no deadline.
 	ApplyTimeout time.Duration
@@ -102,6 +116,10 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.SnapshotInterval, DefaultSnapshotInterval)
 	setDefault(&c.TrailingLogs, DefaultTrailingLogs)
 	setDefault(&c.ApplyTimeout, DefaultApplyTimeout)
+	if c.StockThroughput {
+		setDefault(&c.MaxAppendEntries, 64)
+	}
+	setDefault(&c.MaxAppendEntries, DefaultMaxAppendEntries)
 	setDefault(&c.PingGrace, DefaultPingGraceFactor*c.ElectionTimeout)
 	setDefault(&c.MaxVoters, DefaultMaxVoters)
 	setDefault(&c.DeadServerTimeout, DefaultDeadServerTimeout)
@@ -151,6 +169,9 @@ func (c Config) Validate() error {
 		if d.v < d.min {
 			bad(d.field, "%s is below the minimum %s", d.v, d.min)
 		}
+	}
+	if c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024 {
+		bad("MaxAppendEntries", "%d is not within 1..1024", c.MaxAppendEntries)
 	}
 	if c.MaxVoters < 1 {
 		bad("MaxVoters", "%d must be at least 1", c.MaxVoters)

@@ -203,11 +203,25 @@ func (s *Service) Scale(ctx context.Context, id string, n int) (catalog.Instance
 		i.Replicas = n
 		return nil
 	})
-	if err != nil || inst.Live == "" {
+	if err != nil {
 		return inst, err
 	}
-	_, err = s.Update(ctx, inst.Live, func(i *catalog.Instance) error { i.Replicas = n; return nil })
-	return inst, err
+	return inst, s.ScaleLive(ctx, inst)
+}
+
+// ScaleLive gives the live color row of logical, a row this request has
+// just written (its Raft result, not a possibly stale read), the
+// logical row's replica count; without a live color it writes nothing.
+// PATCH {"replicas": n} sets the logical row's count in its own update and
+// then calls this: one Raft round trip fewer than Scale, which would write
+// the logical row again.
+func (s *Service) ScaleLive(ctx context.Context, logical catalog.Instance) error {
+	if logical.Live == "" || logical.Live == logical.ID {
+		return nil
+	}
+	n := logical.Replicas
+	_, err := s.Update(ctx, logical.Live, func(i *catalog.Instance) error { i.Replicas = n; return nil })
+	return err
 }
 
 // Delete deletes a logical instance with its color rows (and with them
