@@ -49,34 +49,6 @@ func startRegionCluster(tb testing.TB) ([]*hubProc, string, string) {
 	return hubs, token, dsn
 }
 
-var (
-	edgeBuildOnce sync.Once
-	builtEdge     string
-	edgeBuildErr  error
-)
-
-// edgeBinary builds cmd/edge (static, as shipped) once per test binary.
-func edgeBinary(tb testing.TB) string {
-	tb.Helper()
-	edgeBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "redforge-edge-bin-")
-		if err != nil {
-			edgeBuildErr = err
-			return
-		}
-		builtEdge = filepath.Join(dir, "redforge-edge")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", builtEdge, "../edge")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			edgeBuildErr = fmt.Errorf("go build cmd/edge: %v\n%s", err, out)
-		}
-	})
-	if edgeBuildErr != nil {
-		tb.Fatal(edgeBuildErr)
-	}
-	return builtEdge
-}
-
 // edgeSite is the edge process, its links to the hubs and the store.
 type edgeSite struct {
 	tb      testing.TB
@@ -132,7 +104,7 @@ func startEdgeSite(tb testing.TB, hubs []*hubProc, token, dsn string) *edgeSite 
 	if err := os.WriteFile(usersFile, []byte(edgeMQTTUser+":"+string(users)+"\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	e.cmd = exec.Command(edgeBinary(tb), "--data-dir", e.dataDir, "--mqtt-listen", e.mqtt, "--listen", e.http,
+	e.cmd = exec.Command(testenv.EdgeBinary(tb), "--data-dir", e.dataDir, "--mqtt-listen", e.mqtt, "--listen", e.http,
 		"--log-level", "warn", "--hub", strings.Join(urls, ","), "--sync-batch", "200", "--mqtt-users", usersFile)
 	e.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "REDFORGE_EDGE_TOKEN=" + tok.Token}
 	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -146,34 +145,6 @@ func metric(base, prefix string) (float64, error) {
 	return total, sc.Err()
 }
 
-var (
-	edgeOnce sync.Once
-	edgeBin  string
-	edgeErr  error
-)
-
-// buildEdge builds cmd/edge once per test binary.
-func buildEdge(t testing.TB) string {
-	t.Helper()
-	edgeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "redforge-edge-pgha-")
-		if err != nil {
-			edgeErr = err
-			return
-		}
-		edgeBin = filepath.Join(dir, "redforge-edge")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", edgeBin, "../../../../cmd/edge")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			edgeErr = fmt.Errorf("go build cmd/edge: %v\n%s", err, out)
-		}
-	})
-	if edgeErr != nil {
-		t.Fatal(edgeErr)
-	}
-	return edgeBin
-}
-
 const (
 	mqttUser     = "publisher"
 	mqttPassword = "publisher-password-1"
@@ -207,7 +178,7 @@ func startEdge(t testing.TB, th *testHub) *edgeProc {
 	}
 	e := &edgeProc{logs: &testenv.Buffer{}, exited: make(chan struct{}), dataDir: t.TempDir(),
 		mqtt: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), http: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
-	e.cmd = exec.Command(buildEdge(t), "--data-dir", e.dataDir, "--mqtt-listen", e.mqtt, "--listen", e.http,
+	e.cmd = exec.Command(testenv.EdgeBinary(t), "--data-dir", e.dataDir, "--mqtt-listen", e.mqtt, "--listen", e.http,
 		"--log-level", "warn", "--hub", th.url, "--token", tok.Token, "--sync-batch", "500", "--mqtt-users", usersFile)
 	e.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
