@@ -9,9 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,30 +26,10 @@ const (
 	adminPassword = "multi-hub-admin-password"
 )
 
-var (
-	buildOnce sync.Once
-	builtHub  string
-	buildErr  error
-)
-
 // hubBinary builds cmd/hub once per test binary.
 func hubBinary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "redforge-hub-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtHub = filepath.Join(dir, "redforge-hub")
-		if out, err := exec.Command("go", "build", "-o", builtHub, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtHub
+	return testenv.GoBinary(t, "github.com/redforge/controltower/cmd/hub")
 }
 
 // hubProc is one hub process. Other hubs reach its Raft and API through

@@ -260,10 +260,7 @@ func TestUnreachableBackendExits(t *testing.T) {
 // TestBinaryGracefulShutdown builds redforge-hub, runs it with no flags but
 // a data dir and ports, and expects a clean exit on SIGTERM.
 func TestBinaryGracefulShutdown(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "redforge-hub")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := hubBinary(t)
 	port := testenv.FreePort(t)
 	cmd := exec.Command(bin, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", t.TempDir(),
 		"--raft-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--mqtt-listen", "127.0.0.1:0")
