@@ -29,10 +29,11 @@ func (n *Node) ApplyLocal(ctx context.Context, cmd catalog.Command) (any, error)
 }
 
 func (n *Node) apply(ctx context.Context, cmd catalog.Command, forward bool) (any, error) {
-	r, err := n.running()
+	r, release, err := n.acquire()
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", cmd.Type, err)
 	}
+	defer release()
 	data, err := cmd.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", cmd.Type, err)
@@ -46,7 +47,7 @@ func (n *Node) apply(ctx context.Context, cmd catalog.Command, forward bool) (an
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
 	f := r.Apply(data, n.timeout(ctx))
-	if err := wait(ctx, f); err != nil {
+	if err := n.wait(ctx, f); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("apply %s: %w: %w", cmd.Type, ErrOutcomeUnknown, ctx.Err())
 		}
@@ -90,16 +91,17 @@ func (n *Node) forward(ctx context.Context, r *raft.Raft, cmd catalog.Command) (
 // by at most the replication lag. Errors: *NotLeaderError on a follower,
 // ErrShutdown, or ctx's error.
 func (n *Node) ConsistentRead(ctx context.Context) error {
-	r, err := n.running()
+	r, release, err := n.acquire()
 	if err != nil {
 		return fmt.Errorf("consistent read: %w", err)
 	}
+	defer release()
 	if r.State() != raft.Leader {
 		return n.followerRead(ctx, r)
 	}
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
-	if err := wait(ctx, r.Barrier(n.timeout(ctx))); err != nil {
+	if err := n.wait(ctx, r.Barrier(n.timeout(ctx))); err != nil {
 		return fmt.Errorf("consistent read: %w", n.raftErr(r, err))
 	}
 	return nil
@@ -110,16 +112,17 @@ func (n *Node) ConsistentRead(ctx context.Context) error {
 // applied index, which then holds every write committed before the call.
 // Errors: as ConsistentRead on the leader; *NotLeaderError on a follower.
 func (n *Node) ReadIndexLocal(ctx context.Context) (uint64, error) {
-	r, err := n.running()
+	r, release, err := n.acquire()
 	if err != nil {
 		return 0, fmt.Errorf("read index: %w", err)
 	}
+	defer release()
 	if r.State() != raft.Leader {
 		return 0, fmt.Errorf("read index: %w", n.notLeader(r))
 	}
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
-	if err := wait(ctx, r.Barrier(n.timeout(ctx))); err != nil {
+	if err := n.wait(ctx, r.Barrier(n.timeout(ctx))); err != nil {
 		return 0, fmt.Errorf("read index: %w", n.raftErr(r, err))
 	}
 	return n.state.Index(), nil
@@ -180,10 +183,16 @@ func (n *Node) timeout(ctx context.Context) time.Duration {
 	return n.cfg.ApplyTimeout
 }
 
-// wait waits for f, or for ctx to end (the future then completes unseen).
-func wait(ctx context.Context, f raft.Future) error {
+// wait waits for f, or for ctx to end (the future then completes unseen,
+// still counted in ops so that Close lets it complete). The caller holds
+// an acquire.
+func (n *Node) wait(ctx context.Context, f raft.Future) error {
 	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
+	n.ops.Add(1)
+	go func() {
+		defer n.ops.Done()
+		done <- f.Error()
+	}()
 	select {
 	case err := <-done:
 		return err

@@ -29,8 +29,8 @@ const (
 	// it cannot reach before removing it from the configuration.
 	DefaultDeadServerTimeout = time.Hour
 	// DefaultMaxAppendEntries is how many commands the leader writes to
-	// its log in one batch (one fsync), and how many raft's buffered apply
-	// channel holds. raft's own default is 64; raft allows up to 1024.
+	// its log in one batch (one fsync). raft's own default is 64; raft
+	// allows up to 1024.
 	DefaultMaxAppendEntries = 512
 	// DefaultPingGraceFactor times the election timeout is how long Ping
 	// tolerates having no leader before it reports ErrNoLeader.
@@ -68,12 +68,12 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
 	// MaxAppendEntries is the most commands the leader writes to its log
-	// in one batch, one fsync, and sends a follower in one AppendEntries;
-	// it also sizes raft's buffered apply channel (1..1024).
+	// in one batch, one fsync, and sends a follower in one AppendEntries
+	// (1..1024).
 	MaxAppendEntries int
 	// StockThroughput runs raft and its bolt log store with their own
-	// throughput settings, as the hub did before they were tuned: an
-	// unbuffered apply channel, MaxAppendEntries 64 and the bolt freelist
+	// throughput settings, as the hub did before they were tuned:
+	// MaxAppendEntries 64 and the bolt freelist
 	// written at every commit. For benchmarks that hold the tuning against
 	// it; DESIGN.md says why the tuning is as safe.
 	StockThroughput bool

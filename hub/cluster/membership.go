@@ -41,10 +41,11 @@ func (n *Node) Servers() ([]Server, error) {
 // running (Open without Bootstrap) for a voter join to commit. Errors:
 // *NotLeaderError on a follower, ErrShutdown, ErrOutcomeUnknown, ctx's.
 func (n *Node) Join(ctx context.Context, id, addr string, voter bool) error {
-	r, err := n.leader()
+	r, release, err := n.leader()
 	if err != nil {
 		return fmt.Errorf("join %s: %w", id, err)
 	}
+	defer release()
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
 	f := r.GetConfiguration()
@@ -81,10 +82,11 @@ func (n *Node) Join(ctx context.Context, id, addr string, voter bool) error {
 // grace: stop that hub. Errors: *NotLeaderError on a follower, ErrShutdown,
 // ErrOutcomeUnknown, ctx's.
 func (n *Node) Remove(ctx context.Context, id string) error {
-	r, err := n.leader()
+	r, release, err := n.leader()
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
+	defer release()
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
 	f := r.GetConfiguration()
@@ -99,20 +101,22 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-func (n *Node) leader() (*raft.Raft, error) {
-	r, err := n.running()
+// leader acquires raft (see acquire) when this node is the leader.
+func (n *Node) leader() (*raft.Raft, func(), error) {
+	r, release, err := n.acquire()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if r.State() != raft.Leader {
-		return nil, n.notLeader(r)
+		release()
+		return nil, nil, n.notLeader(r)
 	}
-	return r, nil
+	return r, release, nil
 }
 
 // membership waits for a configuration change and logs it.
 func (n *Node) membership(ctx context.Context, r *raft.Raft, what, id string, f raft.Future) error {
-	if err := wait(ctx, f); err != nil {
+	if err := n.wait(ctx, f); err != nil {
 		return fmt.Errorf("%s %s: %w", what, id, n.raftErr(r, err))
 	}
 	n.logger().Info("raft configuration changed", logKeyChange, what, logKeyServer, id)

@@ -1,24 +1,28 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redforge/controltower/hub/catalog"
+	"github.com/redforge/controltower/internal/testenv"
 )
 
-// TestThroughputSettings: by default raft buffers its apply channel and
-// batches up to DefaultMaxAppendEntries commands per log write, and
-// raft.db does not write its freelist at every commit but still syncs;
+// TestThroughputSettings: by default raft batches up to
+// DefaultMaxAppendEntries commands per log write (its apply channel stays
+// unbuffered), and raft.db does not write its freelist at every commit but still syncs;
 // StockThroughput restores raft's and bolt's own settings; an explicit
 // MaxAppendEntries wins and is validated.
 func TestThroughputSettings(t *testing.T) {
 	tuned := New(Config{DataDir: t.TempDir()}, catalog.NewState())
 	rc, bo := tuned.raftConfig("x", newHCLog(testLogger(t))), tuned.boltOptions()
-	if !rc.BatchApplyCh || rc.MaxAppendEntries != DefaultMaxAppendEntries {
-		t.Errorf("default raft config: BatchApplyCh %v, MaxAppendEntries %d; want true, %d", rc.BatchApplyCh, rc.MaxAppendEntries, DefaultMaxAppendEntries)
+	if rc.BatchApplyCh || rc.MaxAppendEntries != DefaultMaxAppendEntries {
+		t.Errorf("default raft config: BatchApplyCh %v, MaxAppendEntries %d; want false, %d", rc.BatchApplyCh, rc.MaxAppendEntries, DefaultMaxAppendEntries)
 	}
 	if !bo.NoFreelistSync || bo.NoSync || bo.FreelistType != "hashmap" {
 		t.Errorf("default bolt options: NoFreelistSync %v NoSync %v FreelistType %q; want true, false, hashmap", bo.NoFreelistSync, bo.NoSync, bo.FreelistType)
@@ -39,7 +43,7 @@ func TestThroughputSettings(t *testing.T) {
 }
 
 // TestConcurrentAppliesBatched: many concurrent callers on the tuned node
-// (buffered apply channel, batched log writes) each get their own
+// (batched log writes) each get their own
 // command's result, every command is applied exactly once at its own
 // index, and all of them survive a restart by log replay.
 func TestConcurrentAppliesBatched(t *testing.T) {
@@ -118,4 +122,55 @@ func TestThroughputSettingsSwitch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestCloseAnswersEveryApply: applies in flight when the node closes all
+// return promptly with an error or their result, and none leaves a
+// goroutine behind waiting on a raft future that will never complete (a
+// buffered apply channel left such futures unanswered at Shutdown).
+func TestCloseAnswersEveryApply(t *testing.T) {
+	cfg := testConfig(t, "solo", t.TempDir())
+	cfg.Bootstrap = true
+	cfg.ApplyTimeout = 5 * time.Minute // a stuck Apply shows as stuck, not as a timeout
+	n, _ := openNode(t, cfg)
+	const callers = 64
+	var started, wg sync.WaitGroup
+	started.Add(callers)
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				inst := instance(c)
+				inst.Env = map[string]string{"N": fmt.Sprint(i)}
+				_, err := n.Apply(context.Background(), catalog.UpsertInstance(inst))
+				if i == 0 {
+					started.Done()
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	started.Wait()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("applies still waiting 30 s after Close:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+	testenv.WaitFor(t, 10*time.Second, "no goroutine waiting on a raft future", func() error {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if k := strings.Count(stacks, "hub/cluster.wait.func1"); k > 0 {
+			return fmt.Errorf("%d goroutines still wait on raft futures", k)
+		}
+		return nil
+	})
 }
