@@ -30,9 +30,9 @@ func TestDeploymentResumesAfterHubRestart(t *testing.T) {
 	}
 
 	var mu sync.Mutex
-	var outs []bgOut
+	var outs []hubtest.SeqReply
 	collect := func(_ string, payload []byte) {
-		var o bgOut
+		var o hubtest.SeqReply
 		_ = json.Unmarshal(payload, &o)
 		mu.Lock()
 		outs = append(outs, o)

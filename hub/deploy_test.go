@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,19 +70,17 @@ func bgDeploy(t testing.TB, h *hubtest.Hub, body map[string]any) bgDeployment {
 }
 
 // bgLoad sends HTTP requests through /i/{name}/hello and MQTT messages to
-// redforge/in/{name}/load, each at rate per second, until stop is called
-// (or a minute passes), and records what came back.
+// redforge/in/{name}/load (hubtest.SeqLoad), each at rate per second, until
+// stop is called (or a minute passes), and records what came back.
 type bgLoad struct {
-	h           *hubtest.Hub
-	name        string
-	stop        chan struct{}
-	done        sync.WaitGroup
-	sent        atomic.Int64
-	mu          sync.Mutex
-	http        []bgReq
-	outs        []bgOut
-	unsubscribe func()
-	stopOnce    sync.Once
+	*hubtest.SeqLoad
+	h        *hubtest.Hub
+	name     string
+	stop     chan struct{}
+	done     sync.WaitGroup
+	mu       sync.Mutex
+	http     []bgReq
+	stopOnce sync.Once
 	// from, to bound the deployment, for latency during it vs steady state.
 	from, to time.Time
 }
@@ -97,34 +93,14 @@ type bgReq struct {
 	err     error
 }
 
-type bgOut struct {
-	Seq     int64  `json:"seq"`
-	Version string `json:"version"`
-}
-
 func startLoad(t testing.TB, h *hubtest.Hub, name string, rate int) *bgLoad {
-	l := &bgLoad{h: h, name: name, stop: make(chan struct{})}
-	unsub, err := h.Bus.Subscribe(context.Background(), "redforge/out/"+name, 1, func(_ string, payload []byte) {
-		var o bgOut
-		if err := json.Unmarshal(payload, &o); err != nil {
-			t.Errorf("reply %s: %v", payload, err)
-			return
-		}
-		l.mu.Lock()
-		l.outs = append(l.outs, o)
-		l.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.unsubscribe = unsub
+	l := &bgLoad{h: h, name: name, stop: make(chan struct{}), SeqLoad: hubtest.StartSeqLoad(t, h, name, rate, time.Minute)}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	tick := time.Second / time.Duration(rate)
 	deadline := time.After(time.Minute)
 	l.done.Add(1)
 	go func() { // HTTP
 		defer l.done.Done()
-		tk := time.NewTicker(tick)
+		tk := time.NewTicker(time.Second / time.Duration(rate))
 		defer tk.Stop()
 		var wg sync.WaitGroup
 		defer wg.Wait()
@@ -158,38 +134,14 @@ func startLoad(t testing.TB, h *hubtest.Hub, name string, rate int) *bgLoad {
 			}()
 		}
 	}()
-	l.done.Add(1)
-	go func() { // MQTT
-		defer l.done.Done()
-		tk := time.NewTicker(tick)
-		defer tk.Stop()
-		for {
-			select {
-			case <-l.stop:
-				return
-			case <-deadline:
-				return
-			case <-tk.C:
-			}
-			seq := l.sent.Load() + 1
-			if err := h.Bus.Publish(context.Background(), "redforge/in/"+name+"/load", fmt.Appendf(nil, `{"seq":%d}`, seq), 1, false); err != nil {
-				t.Errorf("publish %d: %v", seq, err)
-				return
-			}
-			l.sent.Store(seq)
-		}
-	}()
 	t.Cleanup(l.finish)
 	return l
 }
 
 func (l *bgLoad) finish() {
-	l.stopOnce.Do(func() { close(l.stop); l.done.Wait() })
+	l.stopOnce.Do(func() { close(l.stop); l.done.Wait(); l.StopSending() })
 }
 
-// check stops the load, waits for every reply and checks: no failed
-// request, every message processed exactly once and in order, and the
-// reply versions go from `from` to `to` (equal when nothing switched).
 // loadStats are the figures of one load run.
 type loadStats struct {
 	sent, replies, lost, duplicated int
@@ -215,67 +167,19 @@ func (l *bgLoad) settle(t testing.TB, n int) {
 	})
 }
 
+// check stops the load, waits for every reply and checks: no failed
+// request, every message processed exactly once and in order
+// (hubtest.CheckSeqReplies), and the reply versions go from `from` to
+// `to` (equal when nothing switched).
 func (l *bgLoad) check(t testing.TB, from, to string) loadStats {
 	t.Helper()
 	l.finish()
-	sent := l.sent.Load()
-	testenv.WaitFor(t, 30*time.Second, "every message processed", func() error {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if int64(len(l.outs)) < sent {
-			return fmt.Errorf("%d of %d replies", len(l.outs), sent)
-		}
-		return nil
-	})
-	// A last message, seq 0, behind every other on the same ordered path:
-	// once its reply is in, a duplicate of an earlier one would be too.
-	if err := l.h.Bus.Publish(context.Background(), "redforge/in/"+l.name+"/load", []byte(`{"seq":0}`), 1, false); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 30*time.Second, "the closing message's reply", func() error {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if n := len(l.outs); n == 0 || l.outs[n-1].Seq != 0 {
-			return fmt.Errorf("not yet")
-		}
-		return nil
-	})
-	l.unsubscribe()
+	outs, sent := l.Finish(t, 30*time.Second)
+	st := loadStats{sent: int(sent), replies: len(outs)}
+	st.lost, st.duplicated = hubtest.CheckSeqReplies(t, outs, sent, from, to)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.outs = l.outs[:len(l.outs)-1]
-	st := loadStats{sent: int(sent), replies: len(l.outs), requests: len(l.http)}
-	seen := map[int64]int{}
-	for _, o := range l.outs {
-		seen[o.Seq]++
-		if seen[o.Seq] == 2 {
-			st.duplicated++
-		}
-	}
-	for i := int64(1); i <= sent; i++ {
-		if seen[i] == 0 {
-			st.lost++
-		}
-	}
-	// MQTT: each seq once, in order, versions monotone.
-	if int64(len(l.outs)) != sent {
-		t.Errorf("sent %d messages, got %d replies (duplicates?)", sent, len(l.outs))
-	}
-	switched := false
-	for i, o := range l.outs {
-		if o.Seq != int64(i+1) {
-			t.Errorf("reply %d has seq %d: lost, duplicated or reordered", i+1, o.Seq)
-			break
-		}
-		if o.Version == to && from != to {
-			switched = true
-		} else if switched && o.Version == from {
-			t.Errorf("seq %d processed by %s after %s took over", o.Seq, from, to)
-		}
-	}
-	if n := len(l.outs); n > 0 && (l.outs[0].Version != from || l.outs[n-1].Version != to) {
-		t.Errorf("replies went from %s to %s, want %s to %s", l.outs[0].Version, l.outs[n-1].Version, from, to)
-	}
+	st.requests = len(l.http)
 	// HTTP: no failure, replies switch.
 	sort.Slice(l.http, func(i, j int) bool { return l.http[i].start.Before(l.http[j].start) })
 	failed := 0
@@ -306,7 +210,7 @@ func (l *bgLoad) check(t testing.TB, from, to string) loadStats {
 	}
 	t.Logf("load: %d messages sent, %d replies; %d HTTP requests, %d failed; latency p50 %s p99 %s max %s; "+
 		"p99 steady state %s (%d requests) vs during the deployment %s (%d requests)",
-		sent, len(l.outs), len(l.http), failed, p(lat, 0.5), p(lat, 0.99), p(lat, 1),
+		sent, len(outs), len(l.http), failed, p(lat, 0.5), p(lat, 0.99), p(lat, 1),
 		p(steady, 0.99), len(steady), p(during, 0.99), len(during))
 	if failed > 0 {
 		t.Errorf("%d of %d HTTP requests failed", failed, len(l.http))

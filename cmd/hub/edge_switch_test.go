@@ -5,19 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/redforge/controltower/hub/store/postgres"
 	"github.com/redforge/controltower/internal/edgecheck"
@@ -51,27 +46,11 @@ func startRegionCluster(tb testing.TB) ([]*hubProc, string, string) {
 
 // edgeSite is the edge process, its links to the hubs and the store.
 type edgeSite struct {
-	tb      testing.TB
-	cmd     *exec.Cmd
-	logs    *testenv.Buffer
-	exited  chan struct{}
-	mqtt    string
-	http    string
-	dataDir string
-	edgeID  string
-	links   []*testenv.Link // links[i] leads to hubs[i]
-	store   *postgres.DB
-}
-
-// The MQTT user of the test edge; publishers connect as it (edgeMQTTOptions).
-const (
-	edgeMQTTUser     = "publisher"
-	edgeMQTTPassword = "publisher-password-1"
-)
-
-// edgeMQTTOptions are paho options for broker, authenticated as edgeMQTTUser.
-func edgeMQTTOptions(broker string) *paho.ClientOptions {
-	return paho.NewClientOptions().AddBroker(broker).SetUsername(edgeMQTTUser).SetPassword(edgeMQTTPassword)
+	*edgecheck.Process
+	tb     testing.TB
+	edgeID string
+	links  []*testenv.Link // links[i] leads to hubs[i]
+	store  *postgres.DB
 }
 
 // startEdgeSite enrolls a redforge-edge process with the cluster. Its
@@ -79,8 +58,7 @@ func edgeMQTTOptions(broker string) *paho.ClientOptions {
 // router's RTT ordering at work rather than the configured order.
 func startEdgeSite(tb testing.TB, hubs []*hubProc, token, dsn string) *edgeSite {
 	tb.Helper()
-	e := &edgeSite{tb: tb, logs: &testenv.Buffer{}, exited: make(chan struct{}), dataDir: tb.TempDir(),
-		mqtt: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(tb)), http: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(tb))}
+	e := &edgeSite{tb: tb}
 	var urls []string
 	for i, h := range hubs {
 		l := testenv.Proxy(tb, strings.TrimPrefix(h.api, "http://"))
@@ -96,48 +74,10 @@ func startEdgeSite(tb testing.TB, hubs []*hubProc, token, dsn string) *edgeSite 
 		Token string `json:"token"`
 	}
 	_ = json.Unmarshal(b, &tok)
-	users, err := bcrypt.GenerateFromPassword([]byte(edgeMQTTPassword), bcrypt.MinCost)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	usersFile := filepath.Join(tb.TempDir(), "mqtt-users")
-	if err := os.WriteFile(usersFile, []byte(edgeMQTTUser+":"+string(users)+"\n"), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	e.cmd = exec.Command(testenv.EdgeBinary(tb), "--data-dir", e.dataDir, "--mqtt-listen", e.mqtt, "--listen", e.http,
-		"--log-level", "warn", "--hub", strings.Join(urls, ","), "--sync-batch", "200", "--mqtt-users", usersFile)
-	e.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "REDFORGE_EDGE_TOKEN=" + tok.Token}
-	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := e.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() { _ = e.cmd.Wait(); close(e.exited) }()
-	tb.Cleanup(func() {
-		_ = e.cmd.Process.Kill()
-		<-e.exited
-		if tb.Failed() {
-			tb.Logf("--- log of the edge ---\n%s", e.logs.String())
-		}
-	})
-	testenv.WaitFor(tb, 60*time.Second, "edge enrolled and its MQTT listener up", func() error {
-		select {
-		case <-e.exited:
-			tb.Fatalf("edge exited:\n%s", e.logs.String())
-		default:
-		}
-		id, err := readEdgeID(e.dataDir)
-		if err != nil {
-			return err
-		}
-		e.edgeID = id
-		c := paho.NewClient(edgeMQTTOptions("tcp://" + e.mqtt).SetAutoReconnect(false).SetConnectTimeout(time.Second))
-		if t := c.Connect(); !t.WaitTimeout(2*time.Second) || t.Error() != nil {
-			return fmt.Errorf("mqtt connect: %v", t.Error())
-		}
-		c.Disconnect(0)
-		return nil
-	})
+	e.Process = edgecheck.StartProcess(tb, edgecheck.ProcessConfig{Bin: testenv.EdgeBinary(tb),
+		Args: []string{"--hub", strings.Join(urls, ","), "--sync-batch", "200"}, Env: []string{"REDFORGE_EDGE_TOKEN=" + tok.Token}})
+	e.edgeID = e.EdgeID(tb, 60*time.Second)
+	e.WaitMQTT(tb, 60*time.Second)
 	e.store = postgres.New(dsn)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -146,20 +86,6 @@ func startEdgeSite(tb testing.TB, hubs []*hubProc, token, dsn string) *edgeSite 
 	}
 	tb.Cleanup(func() { e.store.Close() })
 	return e
-}
-
-func readEdgeID(dataDir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, "credential.json"))
-	if err != nil {
-		return "", err
-	}
-	var c struct {
-		EdgeID string `json:"edge_id"`
-	}
-	if err := json.Unmarshal(b, &c); err != nil || c.EdgeID == "" {
-		return "", fmt.Errorf("credential.json: %v", err)
-	}
-	return c.EdgeID, nil
 }
 
 // metric sums the samples of a metric whose line starts with prefix
@@ -200,7 +126,7 @@ func batchesTaken(h *hubProc) (float64, error) {
 
 // depth is the edge's outbox depth over every stream.
 func (e *edgeSite) depth() (float64, error) {
-	return metric("http://"+e.http, "redforge_edge_outbox_depth{")
+	return metric("http://"+e.HTTP, "redforge_edge_outbox_depth{")
 }
 
 // waitSyncingTo waits until the edge's batches go to want alone: want
@@ -243,42 +169,19 @@ func (e *edgeSite) waitSyncingTo(want *hubProc, hubs []*hubProc) {
 	})
 }
 
-// pubRecord is a record a publisher had PUBACKed.
-type pubRecord struct {
-	stream  string
-	payload string
-}
-
-var edgeStreams = edgecheck.Streams
-
-// edgePayload builds a valid record of stream; id is unique in the test.
-func edgePayload(stream string, id int) string {
-	switch stream {
-	case "vectors":
-		return fmt.Sprintf(`{"id":"v%d","vector":[%d.5,-0.25,1e-3,%d],"metadata":{"n":%d}}`, id, id%97, id, id)
-	case "audit":
-		return fmt.Sprintf(`{"action":"edge.test","resource_type":"rec","resource_id":"%d","details":{}}`, id)
-	case "ai_decisions":
-		return fmt.Sprintf(`{"flow_name":"f","model":"m","prompt":"p%d","response":"r","confidence":0.5,"tokens_used":%d,"latency_ms":1}`, id, id)
-	case "checkpoints":
-		return fmt.Sprintf(`{"workflow_id":"w","step":%d,"state":{}}`, id)
-	}
-	return fmt.Sprintf(`{"name":"m","value":%d,"labels":{}}`, id)
-}
-
 // publishers runs n paho clients that publish records round-robin over
 // the streams at QoS 1 (window 16 in flight each) until stop is closed,
 // and returns the PUBACKed records and how many publishes went unacked.
-func (e *edgeSite) publishers(n int, stop <-chan struct{}) func() ([]pubRecord, int) {
+func (e *edgeSite) publishers(n int, stop <-chan struct{}) func() ([]edgecheck.Published, int) {
 	var (
 		mu      sync.Mutex
-		acked   []pubRecord
+		acked   []edgecheck.Published
 		unacked atomic.Int64
 		wg      sync.WaitGroup
 	)
 	for p := range n {
 		wg.Go(func() {
-			c := paho.NewClient(edgeMQTTOptions("tcp://" + e.mqtt).SetClientID(fmt.Sprint("pub-", p)).
+			c := paho.NewClient(edgecheck.MQTTOptions("tcp://" + e.MQTT).SetClientID(fmt.Sprint("pub-", p)).
 				SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetWriteTimeout(5 * time.Second).SetCleanSession(true))
 			if t := c.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 				unacked.Add(1)
@@ -286,11 +189,11 @@ func (e *edgeSite) publishers(n int, stop <-chan struct{}) func() ([]pubRecord, 
 			}
 			defer c.Disconnect(0)
 			type inflight struct {
-				rec pubRecord
+				rec edgecheck.Published
 				tok paho.Token
 			}
 			var q []inflight
-			var mine []pubRecord
+			var mine []edgecheck.Published
 			settle := func(keep int) {
 				for len(q) > keep {
 					f := q[0]
@@ -312,14 +215,14 @@ func (e *edgeSite) publishers(n int, stop <-chan struct{}) func() ([]pubRecord, 
 					return
 				default:
 				}
-				s := edgeStreams[id%len(edgeStreams)]
-				r := pubRecord{s, edgePayload(s, id)}
-				q = append(q, inflight{r, c.Publish("redforge/v1/"+s, 1, false, r.payload)})
+				s := edgecheck.Streams[id%len(edgecheck.Streams)]
+				r := edgecheck.Published{Stream: s, Payload: edgecheck.Payload(s, id)}
+				q = append(q, inflight{r, c.Publish("redforge/v1/"+s, 1, false, r.Payload)})
 				settle(15)
 			}
 		})
 	}
-	return func() ([]pubRecord, int) {
+	return func() ([]edgecheck.Published, int) {
 		wg.Wait()
 		return acked, int(unacked.Load())
 	}
@@ -327,13 +230,9 @@ func (e *edgeSite) publishers(n int, stop <-chan struct{}) func() ([]pubRecord, 
 
 // verifyExactlyOnce checks that the store holds exactly want for the
 // edge and nothing else (edgecheck.Verify); it returns the records held.
-func (e *edgeSite) verifyExactlyOnce(want []pubRecord) int {
+func (e *edgeSite) verifyExactlyOnce(want []edgecheck.Published) int {
 	e.tb.Helper()
-	pub := make([]edgecheck.Published, len(want))
-	for i, r := range want {
-		pub[i] = edgecheck.Published{Stream: r.stream, Payload: r.payload}
-	}
-	total, _ := edgecheck.Verify(e.tb, e.store, e.edgeID, pub, false)
+	total, _ := edgecheck.Verify(e.tb, e.store, e.edgeID, want, false)
 	return total
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/redforge/controltower/hub/edgesync"
 	"github.com/redforge/controltower/hub/store"
 	"github.com/redforge/controltower/hub/store/sqlite"
+	"github.com/redforge/controltower/internal/edgecheck"
 	"github.com/redforge/controltower/internal/testenv"
 	"github.com/redforge/controltower/syncproto"
 )
@@ -91,7 +92,7 @@ func TestAIDecisionRecordsProjected(t *testing.T) {
 // every PUBACK.
 func publishTo(tb testing.TB, addr, topic string, payloads ...string) {
 	tb.Helper()
-	c := paho.NewClient(edgeMQTTOptions("tcp://" + addr).SetClientID("pub-ai").
+	c := paho.NewClient(edgecheck.MQTTOptions("tcp://" + addr).SetClientID("pub-ai").
 		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		tb.Fatalf("connect to the edge broker: %v", tok.Error())
@@ -142,7 +143,7 @@ func TestEdgeAIDecisionReachesAuditAPI(t *testing.T) {
 	admin := login(t, th)
 	dataDir := t.TempDir()
 	edge := startEdge(t, nil, buildEdge(t, runtime.GOARCH, ""), dataDir, "--hub", th.URL(), "--token", th.token(t))
-	edge.waitMQTT(t, 30*time.Second)
+	edge.WaitMQTT(t, 30*time.Second)
 	edgeID := edgeIDOf(t, dataDir, 30*time.Second)
 
 	const decision = `{"flow_name":"triage","model":"llama3","prompt":"classify ticket 42","response":"urgent",` +

@@ -22,6 +22,7 @@ import (
 	"github.com/redforge/controltower/hub/store"
 	"github.com/redforge/controltower/hub/store/postgres"
 	"github.com/redforge/controltower/internal/benchinfo"
+	"github.com/redforge/controltower/internal/edgecheck"
 	"github.com/redforge/controltower/internal/mqttbench"
 	"github.com/redforge/controltower/internal/testenv"
 	"github.com/redforge/controltower/router"
@@ -329,7 +330,7 @@ func publishN(b *testing.B, addr string, n int, payload func(int) string) int {
 	for p := range 4 {
 		onSide("client", func() {
 			wg.Go(func() {
-				pub, err := mqttbench.DialAuth(addr, fmt.Sprintf("bpub-%d-%d", p, time.Now().UnixNano()), edgeMQTTUser, edgeMQTTPassword, 256)
+				pub, err := mqttbench.DialAuth(addr, fmt.Sprintf("bpub-%d-%d", p, time.Now().UnixNano()), edgecheck.MQTTUser, edgecheck.MQTTPassword, 256)
 				if err != nil {
 					b.Error(err)
 					return

@@ -33,7 +33,7 @@ func TestDesiredConfigReachesEdgeNodeRED(t *testing.T) {
 	bin := buildEdge(t, runtime.GOARCH, "")
 	dataDir := t.TempDir()
 	edge := startEdge(t, nil, bin, dataDir, "--hub", th.URL(), "--token", th.token(t), "--heartbeat-interval", "1s", "--nodered-url", nr.URL)
-	edge.waitMQTT(t, 60*time.Second)
+	edge.WaitMQTT(t, 60*time.Second)
 	edgeID := edgeIDOf(t, dataDir, 60*time.Second)
 	admin := login(t, th)
 	url := th.URL() + "/api/edges/" + edgeID + "/config"

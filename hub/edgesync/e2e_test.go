@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redforge/controltower/internal/edgecheck"
 	"github.com/redforge/controltower/internal/testenv"
 )
 
@@ -30,7 +31,7 @@ func TestExactlyOnceThroughCutLink(t *testing.T) {
 	dataDir := t.TempDir()
 	edge := startEdge(t, nil, buildEdge(t, runtime.GOARCH, ""), dataDir,
 		"--hub", "http://"+link.Addr(), "--token", th.token(t), "--sync-batch", "200")
-	edge.waitMQTT(t, 30*time.Second)
+	edge.WaitMQTT(t, 30*time.Second)
 	edgeID := edgeIDOf(t, dataDir, 30*time.Second)
 
 	// Chaos: the link is down about half the time, from the first publish
@@ -67,7 +68,7 @@ func TestExactlyOnceThroughCutLink(t *testing.T) {
 
 	start := time.Now()
 	var mu sync.Mutex
-	var acked []record
+	var acked []edgecheck.Published
 	var pubs sync.WaitGroup
 	per := n / 4
 	for p := range 4 {
@@ -82,7 +83,7 @@ func TestExactlyOnceThroughCutLink(t *testing.T) {
 	pubTime := time.Since(start)
 	close(published)
 	if len(acked) != 4*per {
-		t.Fatalf("only %d of %d publishes were PUBACKed\n%s", len(acked), 4*per, edge.logs.String())
+		t.Fatalf("only %d of %d publishes were PUBACKed\n%s", len(acked), 4*per, edge.Logs.String())
 	}
 	chaos.Wait()
 	testenv.WaitFor(t, 120*time.Second, "hub to hold every record", func() error {

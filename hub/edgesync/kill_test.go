@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redforge/controltower/internal/edgecheck"
 	"github.com/redforge/controltower/internal/testenv"
 )
 
@@ -31,12 +32,12 @@ func TestSIGKILLEdgeLosesNothing(t *testing.T) {
 	bin := buildEdge(t, runtime.GOARCH, "")
 	dataDir := t.TempDir()
 	args := []string{"--hub", th.URL(), "--token", th.token(t), "--sync-batch", "200"}
-	var acked []record
+	var acked []edgecheck.Published
 	next := 0
 	start := time.Now()
 	for round := range rounds {
 		edge := startEdge(t, nil, bin, dataDir, args...)
-		edge.waitMQTT(t, 30*time.Second)
+		edge.WaitMQTT(t, 30*time.Second)
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for p := range 2 {
@@ -50,7 +51,7 @@ func TestSIGKILLEdgeLosesNothing(t *testing.T) {
 		}
 		next += 2000
 		time.Sleep(time.Duration(100+rand.IntN(700)) * time.Millisecond)
-		edge.kill()
+		edge.Kill()
 		wg.Wait()
 	}
 	edgeID := edgeIDOf(t, dataDir, 10*time.Second)

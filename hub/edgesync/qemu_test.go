@@ -31,11 +31,11 @@ func TestArmv7EdgeEnrollsAndSyncsUnderQemu(t *testing.T) {
 	start := time.Now()
 	token := th.token(t)
 	edge := startEdge(t, []string{qemu}, bin, dataDir, "--hub", th.URL(), "--token", token, "--heartbeat-interval", "2s", "--log-level", "debug")
-	edge.waitMQTT(t, 90*time.Second)
+	edge.WaitMQTT(t, 90*time.Second)
 	edgeID := edgeIDOf(t, dataDir, 60*time.Second)
 	acked := publish(edge.MQTT, "qemu-pub", 0, 50, 10)
 	if len(acked) != 50 {
-		t.Fatalf("%d of 50 PUBACKed\n%s", len(acked), edge.logs.String())
+		t.Fatalf("%d of 50 PUBACKed\n%s", len(acked), edge.Logs.String())
 	}
 	testenv.WaitFor(t, 60*time.Second, "records on the hub", func() error {
 		if n := th.total(edgeID); n != 50 {
@@ -60,7 +60,7 @@ func TestArmv7EdgeEnrollsAndSyncsUnderQemu(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dataDir, "credential.json")); fi.Mode().Perm() != 0o600 {
 		t.Errorf("credential file mode %v, want 0600", fi.Mode().Perm())
 	}
-	if logs := edge.logs.String(); c.Credential == "" || strings.Contains(logs, c.Credential) || strings.Contains(logs, token) {
+	if logs := edge.Logs.String(); c.Credential == "" || strings.Contains(logs, c.Credential) || strings.Contains(logs, token) {
 		t.Errorf("the credential or the token is in the debug log")
 	}
 	t.Logf("armv7 under qemu: enrolled as %s, 50 records PUBACKed and synced exactly once in %s", edgeID, time.Since(start).Round(time.Millisecond))

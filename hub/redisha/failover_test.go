@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,8 +36,8 @@ func TestDeploymentRidesRedisFailover(t *testing.T) {
 	if d := deploy(t, h, "bluegreen-v1.json"); d.Status != "succeeded" {
 		t.Fatalf("v1: %s %s", d.Status, d.Error)
 	}
-	load := startLoad(t, h, "ha", 100)
-	load.waitReplies(t, 100)
+	load := hubtest.StartSeqLoad(t, h, "ha", 100, 0)
+	load.WaitReplies(t, 100)
 
 	var d deployment
 	h.JSON(t, "POST", "/api/deployments", map[string]any{"instance": "ha", "flows": flows(t, "bluegreen-v2.json"),
@@ -67,7 +66,9 @@ func TestDeploymentRidesRedisFailover(t *testing.T) {
 	if d.Status != "succeeded" {
 		t.Errorf("deployment through the failover: %s %s (want succeeded)", d.Status, d.Error)
 	}
-	load.check(t, "v1", "v2")
+	outs, sent := load.Finish(t, 60*time.Second)
+	lost, dup := hubtest.CheckSeqReplies(t, outs, sent, "v1", "v2")
+	t.Logf("load: %d messages sent, %d replies, %d lost, %d duplicated", sent, len(outs), lost, dup)
 }
 
 // TestConsoleEventsResumeAfterRedisFailover subscribes a WebSocket console
@@ -219,133 +220,3 @@ func waitCoord(t *testing.T, h *hubtest.Hub, status string, timeout time.Duratio
 	return reason
 }
 
-// load sends MQTT messages {"seq":n} to redforge/in/{name}/load at rate per
-// second and records the flows' replies on redforge/out/{name}.
-type load struct {
-	h     *hubtest.Hub
-	name  string
-	stop  chan struct{}
-	done  chan struct{}
-	sent  atomic.Int64
-	mu    sync.Mutex
-	outs  []reply
-	unsub func()
-	// stopOnce stops the sender, unsubOnce the reply subscription.
-	stopOnce, unsubOnce sync.Once
-}
-
-type reply struct {
-	Seq     int64  `json:"seq"`
-	Version string `json:"version"`
-}
-
-func startLoad(t *testing.T, h *hubtest.Hub, name string, rate int) *load {
-	l := &load{h: h, name: name, stop: make(chan struct{}), done: make(chan struct{})}
-	unsub, err := h.Bus.Subscribe(context.Background(), "redforge/out/"+name, 1, func(_ string, payload []byte) {
-		var r reply
-		if err := json.Unmarshal(payload, &r); err != nil {
-			t.Errorf("reply %s: %v", payload, err)
-			return
-		}
-		l.mu.Lock()
-		l.outs = append(l.outs, r)
-		l.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.unsub = unsub
-	go func() {
-		defer close(l.done)
-		tk := time.NewTicker(time.Second / time.Duration(rate))
-		defer tk.Stop()
-		for {
-			select {
-			case <-l.stop:
-				return
-			case <-tk.C:
-			}
-			seq := l.sent.Load() + 1
-			if err := h.Bus.Publish(context.Background(), "redforge/in/"+name+"/load", fmt.Appendf(nil, `{"seq":%d}`, seq), 1, false); err != nil {
-				t.Errorf("publish %d: %v", seq, err)
-				return
-			}
-			l.sent.Store(seq)
-		}
-	}()
-	t.Cleanup(l.finish)
-	return l
-}
-
-func (l *load) stopSending() { l.stopOnce.Do(func() { close(l.stop); <-l.done }) }
-
-func (l *load) finish() { l.stopSending(); l.unsubOnce.Do(l.unsub) }
-
-func (l *load) replies() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.outs) }
-
-func (l *load) waitReplies(t *testing.T, n int) {
-	t.Helper()
-	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d replies", n), func() error {
-		if got := l.replies(); got < n {
-			return fmt.Errorf("%d replies", got)
-		}
-		return nil
-	})
-}
-
-// check stops the load and checks, as hub.TestBlueGreenDeploy does, that
-// every message was processed exactly once and in order, and that the
-// replies went from version from to version to.
-func (l *load) check(t *testing.T, from, to string) {
-	t.Helper()
-	l.stopSending()
-	sent := l.sent.Load()
-	testenv.WaitFor(t, 60*time.Second, "every message processed", func() error {
-		if got := l.replies(); int64(got) < sent {
-			return fmt.Errorf("%d of %d replies", got, sent)
-		}
-		return nil
-	})
-	// A last message behind every other on the same ordered path: once its
-	// reply is in, a duplicate of an earlier one would be too.
-	if err := l.h.Bus.Publish(context.Background(), "redforge/in/"+l.name+"/load", []byte(`{"seq":0}`), 1, false); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 30*time.Second, "the closing message's reply", func() error {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if n := len(l.outs); n == 0 || l.outs[n-1].Seq != 0 {
-			return fmt.Errorf("not yet")
-		}
-		return nil
-	})
-	l.unsubOnce.Do(l.unsub)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	outs := l.outs[:len(l.outs)-1]
-	seen := map[int64]int{}
-	lost, dup := 0, 0
-	for _, o := range outs {
-		if seen[o.Seq]++; seen[o.Seq] == 2 {
-			dup++
-		}
-	}
-	for i := int64(1); i <= sent; i++ {
-		if seen[i] == 0 {
-			lost++
-		}
-	}
-	t.Logf("load: %d messages sent, %d replies, %d lost, %d duplicated", sent, len(outs), lost, dup)
-	if lost > 0 || dup > 0 {
-		t.Errorf("%d of %d messages lost, %d duplicated", lost, sent, dup)
-	}
-	for i, o := range outs {
-		if o.Seq != int64(i+1) {
-			t.Errorf("reply %d has seq %d: lost, duplicated or reordered", i+1, o.Seq)
-			break
-		}
-	}
-	if n := len(outs); n > 0 && (outs[0].Version != from || outs[n-1].Version != to) {
-		t.Errorf("replies went from %s to %s, want %s to %s", outs[0].Version, outs[n-1].Version, from, to)
-	}
-}

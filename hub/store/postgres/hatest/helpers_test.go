@@ -10,16 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/redforge/controltower/hub"
 	"github.com/redforge/controltower/hub/edgesync"
@@ -145,20 +141,10 @@ func metric(base, prefix string) (float64, error) {
 	return total, sc.Err()
 }
 
-const (
-	mqttUser     = "publisher"
-	mqttPassword = "publisher-password-1"
-)
-
 // edgeProc is a real redforge-edge syncing to a hub.
 type edgeProc struct {
-	cmd     *exec.Cmd
-	logs    *testenv.Buffer
-	exited  chan struct{}
-	mqtt    string
-	http    string
-	dataDir string
-	edgeID  string
+	*edgecheck.Process
+	edgeID string
 }
 
 // startEdge enrolls a redforge-edge with th and waits for its broker.
@@ -168,120 +154,16 @@ func startEdge(t testing.TB, th *testHub) *edgeProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	users, err := bcrypt.GenerateFromPassword([]byte(mqttPassword), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	usersFile := filepath.Join(t.TempDir(), "mqtt-users")
-	if err := os.WriteFile(usersFile, []byte(mqttUser+":"+string(users)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e := &edgeProc{logs: &testenv.Buffer{}, exited: make(chan struct{}), dataDir: t.TempDir(),
-		mqtt: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), http: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
-	e.cmd = exec.Command(testenv.EdgeBinary(t), "--data-dir", e.dataDir, "--mqtt-listen", e.mqtt, "--listen", e.http,
-		"--log-level", "warn", "--hub", th.url, "--token", tok.Token, "--sync-batch", "500", "--mqtt-users", usersFile)
-	e.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = e.cmd.Wait(); close(e.exited) }()
-	t.Cleanup(func() {
-		_ = e.cmd.Process.Kill()
-		<-e.exited
-		if t.Failed() {
-			t.Logf("--- edge log ---\n%s", e.logs.String())
-		}
-	})
-	testenv.WaitFor(t, 60*time.Second, "edge enrolled and its broker up", func() error {
-		select {
-		case <-e.exited:
-			t.Fatalf("edge exited:\n%s", e.logs.String())
-		default:
-		}
-		b, err := os.ReadFile(filepath.Join(e.dataDir, "credential.json"))
-		if err != nil {
-			return err
-		}
-		var cred struct {
-			EdgeID string `json:"edge_id"`
-		}
-		if err := json.Unmarshal(b, &cred); err != nil || cred.EdgeID == "" {
-			return fmt.Errorf("credential.json: %v", err)
-		}
-		e.edgeID = cred.EdgeID
-		c := paho.NewClient(mqttOptions("tcp://" + e.mqtt).SetAutoReconnect(false).SetConnectTimeout(time.Second))
-		if tk := c.Connect(); !tk.WaitTimeout(2*time.Second) || tk.Error() != nil {
-			return fmt.Errorf("mqtt connect: %v", tk.Error())
-		}
-		c.Disconnect(0)
-		return nil
-	})
+	e := &edgeProc{Process: edgecheck.StartProcess(t, edgecheck.ProcessConfig{Bin: testenv.EdgeBinary(t),
+		Args: []string{"--hub", th.url, "--token", tok.Token, "--sync-batch", "500"}})}
+	e.edgeID = e.EdgeID(t, 60*time.Second)
+	e.WaitMQTT(t, 60*time.Second)
 	return e
-}
-
-func mqttOptions(broker string) *paho.ClientOptions {
-	return paho.NewClientOptions().AddBroker(broker).SetUsername(mqttUser).SetPassword(mqttPassword)
 }
 
 // depth is the edge's outbox depth over every stream (-1 on error).
 func (e *edgeProc) depth() (float64, error) {
-	return metric("http://"+e.http, "redforge_edge_outbox_depth{")
-}
-
-// payload builds a valid record of stream; id is unique in the test.
-func payload(stream string, id int) string {
-	switch stream {
-	case "vectors":
-		return fmt.Sprintf(`{"id":"v%d","vector":[%d.5,-0.25,1e-3,%d],"metadata":{"n":%d}}`, id, id%97, id, id)
-	case "audit":
-		return fmt.Sprintf(`{"action":"edge.test","resource_type":"rec","resource_id":"%d","details":{}}`, id)
-	case "ai_decisions":
-		return fmt.Sprintf(`{"flow_name":"f","model":"m","prompt":"p%d","response":"r","confidence":0.5,"tokens_used":%d,"latency_ms":1}`, id, id)
-	case "checkpoints":
-		return fmt.Sprintf(`{"workflow_id":"w","step":%d,"state":{}}`, id)
-	}
-	return fmt.Sprintf(`{"name":"m","value":%d,"labels":{}}`, id)
-}
-
-// publish sends ids [from, to) round-robin over the streams at QoS 1 with
-// window messages in flight and returns the PUBACKed records; a publish
-// not acked is an error.
-func publish(addr, clientID string, from, to, window int) ([]edgecheck.Published, error) {
-	c := paho.NewClient(mqttOptions("tcp://" + addr).SetClientID(clientID).
-		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetWriteTimeout(5 * time.Second).SetCleanSession(true))
-	if tk := c.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
-		return nil, fmt.Errorf("connect: %v", tk.Error())
-	}
-	defer c.Disconnect(0)
-	type inflight struct {
-		rec edgecheck.Published
-		tok paho.Token
-	}
-	var acked []edgecheck.Published
-	q := make([]inflight, 0, window)
-	drain := func(n int) error {
-		for len(q) > n {
-			f := q[0]
-			q = q[1:]
-			if !f.tok.WaitTimeout(30*time.Second) || f.tok.Error() != nil {
-				return fmt.Errorf("publish not acked: %v", f.tok.Error())
-			}
-			acked = append(acked, f.rec)
-		}
-		return nil
-	}
-	streams := edgecheck.Streams
-	for id := from; id < to; id++ {
-		s := streams[id%len(streams)]
-		r := edgecheck.Published{Stream: s, Payload: payload(s, id)}
-		q = append(q, inflight{r, c.Publish("redforge/v1/"+s, 1, false, r.Payload)})
-		if err := drain(window - 1); err != nil {
-			return acked, err
-		}
-	}
-	return acked, drain(0)
+	return metric("http://"+e.HTTP, "redforge_edge_outbox_depth{")
 }
 
 // envInt reads a size knob from the environment.
@@ -295,4 +177,49 @@ func envInt(name string, def int) int {
 // slogTo is a logger writing text lines to w.
 func slogTo(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// writers runs n goroutines that call write(w, i) (w the writer, i its
+// i-th call) in a loop until stop, counting what succeeded and failed.
+type writers struct {
+	ok, failed atomic.Int64
+	first      atomic.Value // the first failure's error
+	stopc      chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startWriters(n int, write func(w, i int) error) *writers {
+	ws := &writers{stopc: make(chan struct{})}
+	for w := range n {
+		ws.wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-ws.stopc:
+					return
+				default:
+				}
+				if err := write(w, i); err != nil {
+					ws.failed.Add(1)
+					ws.first.CompareAndSwap(nil, err)
+					continue
+				}
+				ws.ok.Add(1)
+			}
+		})
+	}
+	return ws
+}
+
+// stop stops the writers and waits for them.
+func (ws *writers) stop() { close(ws.stopc); ws.wg.Wait() }
+
+// waitOK waits until at least n writes succeeded.
+func (ws *writers) waitOK(tb testing.TB, timeout time.Duration, what string, n int64) {
+	tb.Helper()
+	testenv.WaitFor(tb, timeout, what, func() error {
+		if got := ws.ok.Load(); got < n {
+			return fmt.Errorf("%d of %d", got, n)
+		}
+		return nil
+	})
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,7 +94,7 @@ func TestEdgeSyncThroughPrimaryKill(t *testing.T) {
 	var wg sync.WaitGroup
 	for p := range 2 {
 		wg.Go(func() {
-			got, err := publish(e.mqtt, fmt.Sprint("pub-", p), p*n/2, (p+1)*n/2, 32)
+			got, err := edgecheck.Publish(e.MQTT, fmt.Sprint("pub-", p), p*n/2, (p+1)*n/2, 32)
 			mu.Lock()
 			acked = append(acked, got...)
 			if err != nil && pubErr == nil {
@@ -182,35 +181,15 @@ func TestSwitchoverDuringAPIWrites(t *testing.T) {
 	c.CreateDatabase("hub")
 	dsn := "postgres://postgres@" + c.PgBouncer + "/hub?sslmode=disable&default_query_exec_mode=exec"
 	th := startHub(t, dsn)
-	var okN, failN atomic.Int64
-	var firstFail atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				code, body := th.do(t, "POST", "/api/audit/ai_decision", th.token, map[string]any{
-					"instance_id": "i1", "flow_name": "f", "model": "m", "prompt": fmt.Sprintf("w%d-%d", w, i), "response": "r"})
-				if code != 201 {
-					failN.Add(1)
-					firstFail.CompareAndSwap(nil, fmt.Sprintf("%d %s", code, body))
-					continue
-				}
-				okN.Add(1)
-			}
-		})
-	}
-	testenv.WaitFor(t, 30*time.Second, "writes before the switchover", func() error {
-		if n := okN.Load(); n < 50 {
-			return fmt.Errorf("%d", n)
+	ws := startWriters(4, func(w, i int) error {
+		code, body := th.do(t, "POST", "/api/audit/ai_decision", th.token, map[string]any{
+			"instance_id": "i1", "flow_name": "f", "model": "m", "prompt": fmt.Sprintf("w%d-%d", w, i), "response": "r"})
+		if code != 201 {
+			return fmt.Errorf("%d %s", code, body)
 		}
 		return nil
 	})
+	ws.waitOK(t, 30*time.Second, "writes before the switchover", 50)
 	leader, err := c.Leader()
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +200,7 @@ func TestSwitchoverDuringAPIWrites(t *testing.T) {
 			cand = n.Name
 		}
 	}
-	before := okN.Load()
+	before := ws.ok.Load()
 	if out, err := c.Patronictl(leader, "switchover", "--leader", leader.Name, "--candidate", cand, "--force", c.Scope); err != nil {
 		t.Fatalf("patronictl switchover: %v\n%s", err, out)
 	}
@@ -232,16 +211,10 @@ func TestSwitchoverDuringAPIWrites(t *testing.T) {
 		}
 		return nil
 	})
-	testenv.WaitFor(t, 60*time.Second, "writes after the switchover", func() error {
-		if n := okN.Load(); n < before+200 {
-			return fmt.Errorf("%d since", n-before)
-		}
-		return nil
-	})
-	close(stop)
-	wg.Wait()
-	if n := failN.Load(); n > 0 {
-		t.Fatalf("%d of %d requests failed through the switchover; first: %v", n, n+okN.Load(), firstFail.Load())
+	ws.waitOK(t, 60*time.Second, "200 writes after the switchover", before+200)
+	ws.stop()
+	if n := ws.failed.Load(); n > 0 {
+		t.Fatalf("%d of %d requests failed through the switchover; first: %v", n, n+ws.ok.Load(), ws.first.Load())
 	}
 	seen := map[string]int{}
 	var total int
@@ -263,11 +236,11 @@ func TestSwitchoverDuringAPIWrites(t *testing.T) {
 			t.Errorf("decision %s stored %d times", p, k)
 		}
 	}
-	if int64(total) != okN.Load() {
-		t.Fatalf("%d requests succeeded, %d decisions stored", okN.Load(), total)
+	if int64(total) != ws.ok.Load() {
+		t.Fatalf("%d requests succeeded, %d decisions stored", ws.ok.Load(), total)
 	}
 	outage, _ := metric(th.url, "controltower_store_write_outage_seconds_sum")
-	t.Logf("switchover %s → %s under 4 writers: %d requests, 0 failed, each decision stored once; write outage %.2fs", leader.Name, cand, okN.Load(), outage)
+	t.Logf("switchover %s → %s under 4 writers: %d requests, 0 failed, each decision stored once; write outage %.2fs", leader.Name, cand, ws.ok.Load(), outage)
 }
 
 // TestAllHostsDown: a hub whose store lists three PostgreSQL hosts, none

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,53 +57,22 @@ func TestStoreWritesRideThroughPrimaryKill(t *testing.T) {
 	db := openStore(t, c.DSN("hub"), obs)
 	ctx := context.Background()
 
-	var acked atomic.Int64
-	var failed atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				d := store.AIDecision{Time: time.Now(), InstanceID: "i", FlowName: "f", Model: "m",
-					Prompt: fmt.Sprintf("w%d-%d", w, i), Response: "r", Confidence: 0.5}
-				if err := db.AppendAIDecisions(ctx, []store.AIDecision{d}); err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					continue
-				}
-				acked.Add(1)
-			}
-		})
-	}
-	testenv.WaitFor(t, 30*time.Second, "100 writes before the kill", func() error {
-		if n := acked.Load(); n < 100 {
-			return fmt.Errorf("%d", n)
-		}
-		return nil
+	ws := startWriters(4, func(w, i int) error {
+		return db.AppendAIDecisions(ctx, []store.AIDecision{{Time: time.Now(), InstanceID: "i", FlowName: "f", Model: "m",
+			Prompt: fmt.Sprintf("w%d-%d", w, i), Response: "r", Confidence: 0.5}})
 	})
+	ws.waitOK(t, 30*time.Second, "100 writes before the kill", 100)
 	leader, err := c.Leader()
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := acked.Load()
+	before := ws.ok.Load()
 	killed := time.Now()
 	c.Kill(leader)
-	testenv.WaitFor(t, 60*time.Second, "writes after the failover", func() error {
-		if n := acked.Load(); n < before+200 {
-			return fmt.Errorf("%d acked since the kill", n-before)
-		}
-		return nil
-	})
-	close(stop)
-	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		t.Fatalf("%d writes failed through the failover; first: %v", n, firstErr.Load())
+	ws.waitOK(t, 60*time.Second, "200 writes after the failover", before+200)
+	ws.stop()
+	if n := ws.failed.Load(); n > 0 {
+		t.Fatalf("%d writes failed through the failover; first: %v", n, ws.first.Load())
 	}
 	starts, ended := obs.get()
 	if starts == 0 || len(ended) == 0 {
@@ -131,7 +99,7 @@ func TestStoreWritesRideThroughPrimaryKill(t *testing.T) {
 			t.Errorf("decision %s stored %d times", p, k)
 		}
 	}
-	if n != acked.Load() {
-		t.Fatalf("%d decisions acknowledged, %d stored", acked.Load(), n)
+	if n != ws.ok.Load() {
+		t.Fatalf("%d decisions acknowledged, %d stored", ws.ok.Load(), n)
 	}
 }
