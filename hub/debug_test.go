@@ -157,8 +157,9 @@ func errorOf(body []byte) (e apiError) {
 	return e
 }
 
-// TestDebugProfileEndsAtShutdown: a long CPU profile does not hold up the
-// hub's shutdown; the client gets the profile taken so far.
+// TestDebugProfileEndsAtShutdown: a second CPU profile while one runs is
+// a 409; a long CPU profile does not hold up the hub's shutdown, and the
+// client gets the profile taken so far.
 func TestDebugProfileEndsAtShutdown(t *testing.T) {
 	h := hubtest.Start(t)
 	type result struct {
@@ -184,6 +185,11 @@ func TestDebugProfileEndsAtShutdown(t *testing.T) {
 		}
 		return nil
 	})
+	// One CPU profile at a time: a second is refused while this one runs.
+	code, body := h.Do(t, "GET", "/debug/pprof/profile?seconds=1", h.AdminToken, nil)
+	if e := errorOf(body).Error; code != http.StatusConflict || e.Code != "conflict" {
+		t.Fatalf("a second CPU profile = %d %s, want 409 conflict", code, body)
+	}
 	start := time.Now()
 	if err := h.Close(); err != nil {
 		t.Fatalf("close: %v", err)
