@@ -105,6 +105,9 @@ type Config struct {
 	// StoreHAConfig: failover retries and read replicas of a PostgreSQL
 	// store (store_config.go).
 	StoreHAConfig
+	// DebugConfig: block and mutex profiling rates for /debug/pprof/
+	// (debug_config.go).
+	DebugConfig
 }
 
 // DefaultConfig returns the embedded-defaults configuration.
@@ -186,6 +189,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	applyRetention := retentionFlags(fs)
 	applyAudit := auditFlags(fs)
 	applyStore := storeFlags(fs)
+	applyDebug := debugFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -242,6 +246,9 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		return cfg, err
 	}
 	if err := applyStore(&cfg, set, getenv); err != nil {
+		return cfg, err
+	}
+	if err := applyDebug(&cfg, set, getenv); err != nil {
 		return cfg, err
 	}
 	return cfg, secrets.Err()
@@ -319,6 +326,7 @@ func (c Config) Validate() error {
 	c.RetentionConfig.validate(bad)
 	c.AuditConfig.validate(bad)
 	c.validateStoreHA(bad)
+	c.DebugConfig.validate(bad)
 	if c.DockerNetwork != "bridge" && c.DockerNetwork != "host" {
 		bad("docker-network", "%q is not bridge or host", c.DockerNetwork)
 	}

@@ -141,6 +141,7 @@ func (h *Hub) Open(ctx context.Context) (err error) {
 	if err := h.Config.Validate(); err != nil {
 		return err
 	}
+	h.Config.DebugConfig.apply(h.Logger)
 	if err := os.MkdirAll(h.Config.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data-dir %s: %w", h.Config.DataDir, err)
 	}
@@ -348,7 +349,12 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(h.Logger.Handler(), slog.LevelWarn),
+		// No WriteTimeout: a CPU profile or trace (GET /debug/pprof/,
+		// up to api.MaxProfileSeconds) and long API calls (backups,
+		// flows rollouts, WebSocket) hold a response open; Shutdown ends
+		// the profiles at once (StopProfiles).
 	}
+	h.httpSrv.RegisterOnShutdown(h.API.StopProfiles)
 	h.serveCh = make(chan error, 1)
 	go func() { h.serveCh <- h.httpSrv.Serve(ln) }()
 	h.onClose("http", func() error {

@@ -171,19 +171,22 @@ var routeTable = []routeRule{
 	{"PATCH", "/i/:name/*path", "public", "", ""},
 	{"DELETE", "/i/:name/*path", "public", "", ""},
 	{"OPTIONS", "/i/:name/*path", "public", "", ""},
+	// Go profiles of the hub (hub/api/debug.go); /debug/pprof/ (the
+	// index) is served by the same route.
+	{"GET", "/debug/pprof/*name", "perm", "debug", "read"},
 }
 
 // allowed is the permission model of the governance issue: ADMIN does
 // everything; OPERATOR creates, reads and updates the fleet (no deletes, no
 // users or tokens) and reads the rest; VIEWER only reads, and not users or
-// tokens.
+// tokens. Backups and the Go profiles (debug) are ADMIN only.
 func allowed(role, res, act string) bool {
 	switch role {
 	case "ADMIN":
 		return true
 	case "OPERATOR":
 		switch res {
-		case "users", "tokens", "backups":
+		case "users", "tokens", "backups", "debug":
 			return false
 		case "instances", "deployments", "edges", "alerts":
 			return act != "delete"
@@ -192,7 +195,7 @@ func allowed(role, res, act string) bool {
 		}
 		return act == "read"
 	case "VIEWER":
-		return act == "read" && res != "users" && res != "tokens" && res != "backups"
+		return act == "read" && res != "users" && res != "tokens" && res != "backups" && res != "debug"
 	case "instance-token":
 		return act == "create" && (res == "ai_decisions" || res == "checkpoints" || res == "llm") || act == "read" && res == "llm"
 	case "metrics-token":

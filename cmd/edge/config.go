@@ -58,6 +58,11 @@ type Config struct {
 	MQTTTLSCert   string
 	MQTTTLSKey    string
 	MQTTClientCA  string
+
+	// DebugPprof serves the Go profiles (net/http/pprof) on Listen under
+	// /debug/pprof/. The edge's HTTP server has no authentication, so it
+	// is refused unless Listen is a loopback address.
+	DebugPprof bool
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -121,6 +126,7 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.MQTTTLSCert, "mqtt-tls-cert", c.MQTTTLSCert, "PEM certificate (chain) of the MQTTS listener; re-read when it changes")
 	fs.StringVar(&c.MQTTTLSKey, "mqtt-tls-key", c.MQTTTLSKey, "PEM private key of --mqtt-tls-cert")
 	fs.StringVar(&c.MQTTClientCA, "mqtt-client-ca", c.MQTTClientCA, "PEM CA that MQTTS client certificates are checked with (clients may also connect without one)")
+	fs.BoolVar(&c.DebugPprof, "debug-pprof", c.DebugPprof, "serve Go profiles at /debug/pprof/ on --listen, which must then be a loopback address (the HTTP server has no authentication)")
 	return fs
 }
 
@@ -153,6 +159,8 @@ func (c Config) Validate() error {
 	}
 	if err := checkListen(c.Listen); err != nil {
 		add("listen", "%v", err)
+	} else if c.DebugPprof && !isLoopbackListen(c.Listen) {
+		add("debug-pprof", "needs a loopback --listen such as 127.0.0.1:9464, not %q: the HTTP server has no authentication, and profiles show the edge's code and memory", c.Listen)
 	}
 	if c.Listen == c.MQTTListen && !strings.HasSuffix(c.Listen, ":0") {
 		add("listen", "must differ from mqtt-listen (%s)", c.MQTTListen)
@@ -213,6 +221,21 @@ func checkListen(addr string) error {
 		return fmt.Errorf("%q: port must be a number 0-65535", addr)
 	}
 	return nil
+}
+
+// isLoopbackListen reports whether addr (host:port) listens on loopback
+// only: a loopback IP (127.0.0.0/8, ::1) or localhost. An empty host or
+// another name listens, or may listen, on other interfaces.
+func isLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkHubURL(s string) error {

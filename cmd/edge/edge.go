@@ -180,6 +180,14 @@ func (m *Main) startHTTP(ctx context.Context) error {
 		return fmt.Errorf("http listen %s: %w", m.Config.Listen, err)
 	}
 	m.httpLn = ln
+	if m.Config.DebugPprof {
+		// Validate refused a listen address that is not loopback; the
+		// bound one is checked too (localhost resolves as the host says).
+		if tcp, ok := ln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+			return fmt.Errorf("debug-pprof: the HTTP server is bound to %s, which is not a loopback address; profiles are served on loopback only", ln.Addr())
+		}
+		m.Logger.Warn("Go profiles served at /debug/pprof/ without authentication (--debug-pprof)", "http", ln.Addr().String())
+	}
 	m.httpServer = &http.Server{
 		Handler:           m.routes(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
+	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,7 +53,45 @@ func (m *Main) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", m.handleHealthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	if m.Config.DebugPprof {
+		pprofRoutes(mux)
+	}
 	return mux
+}
+
+// pprofRoutes serves the Go profiles (--debug-pprof, loopback only): the
+// index and the named profiles (heap, goroutine, allocs, block, mutex,
+// threadcreate; an unknown name is a 404), the CPU profile, the
+// execution trace, symbols and the command line with --token hidden.
+func pprofRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte(strings.Join(redactArgs(os.Args), "\x00")))
+	})
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+}
+
+// redactArgs returns args with the value of --token (the edge's hub
+// credential, which may be given as a flag) replaced by "[redacted]".
+func redactArgs(args []string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "token" {
+			continue
+		}
+		if hasValue {
+			out[i] = a[:strings.Index(a, "=")+1] + "[redacted]"
+		} else if i+1 < len(out) {
+			out[i+1] = "[redacted]"
+		}
+	}
+	return out
 }
 
 func (m *Main) handleHealthz(w http.ResponseWriter, r *http.Request) {

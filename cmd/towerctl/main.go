@@ -61,6 +61,7 @@ func commands() []command {
 		{"backup", "create|list|verify NAME|prune [--dry-run]|pitr --to TIME --pgdata DIR|basebackup|wal-push|wal-fetch (--dest)", runBackup},
 		{"models", "list|add NAME:VERSION|show NAME|rollback NAME|bench DATASET --models a,b|providers list|set ID", runModels},
 		{"routes", "llm set NAME --policy P --candidates a,b|llm show [NAME]", runRoutes},
+		{"debug", "pprof NAME [--seconds N] [-o FILE]: save a Go profile of the hub (heap, goroutine, profile = CPU, trace …; ADMIN)", runDebug},
 		{"version", "print towerctl's version", func(_ context.Context, _ *Client, _ []string, out io.Writer) error {
 			_, err := fmt.Fprintln(out, "towerctl", version)
 			return err

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -183,6 +184,9 @@ type Server struct {
 	engine  *gin.Engine
 
 	routeTable []RouteInfo
+
+	stopProfiles chan struct{} // closed by StopProfiles (debug.go)
+	stopOnce     sync.Once
 }
 
 // New builds the router. It does no I/O.
@@ -191,7 +195,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, stopProfiles: make(chan struct{})}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
@@ -239,6 +243,7 @@ func (s *Server) routes() {
 	s.flowsGitRoutes()
 	s.configRoutes()
 	s.modelRoutes()
+	s.debugRoutes()
 	s.consoleRoutes()
 }
 

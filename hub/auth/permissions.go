@@ -41,6 +41,10 @@ const (
 	// ResourceLLM is the LLM gateway (/v1/*): create is a call, read the
 	// model list. The registry behind it is ResourceModels.
 	ResourceLLM Resource = "llm"
+	// ResourceDebug is the hub's Go profiles (GET /debug/pprof/*): ADMIN
+	// only, as they show the code paths, goroutines and memory of the
+	// process (hub/api/debug.go).
+	ResourceDebug Resource = "debug"
 )
 
 // Action is what is done to a resource.
@@ -58,7 +62,7 @@ const (
 var Resources = []Resource{
 	ResourceInstances, ResourceDeployments, ResourceEdges, ResourceRegions, ResourceModels,
 	ResourceAudit, ResourceAIDecisions, ResourceCheckpoints, ResourceNodePolicy, ResourceReports, ResourceMetrics, ResourceAlerts,
-	ResourceUsers, ResourceTokens, ResourceBackups, ResourceLLM,
+	ResourceUsers, ResourceTokens, ResourceBackups, ResourceLLM, ResourceDebug,
 }
 
 // Actions lists every action, in matrix order.
@@ -76,8 +80,9 @@ var Roles = []catalog.Role{catalog.RoleAdmin, catalog.RoleOperator, catalog.Role
 // edges but deletes none, reads regions, models, audit and AI decisions,
 // creates and reads reports, and has no access to users (except its own
 // profile, see Authorize) or API tokens. VIEWER only reads, and not users
-// or tokens. Nobody but ADMIN (and instance-scoped tokens, see
-// InstanceScopePermissions) writes AI decisions or checkpoints.
+// or tokens. Backups and the debug profiles are ADMIN only. Nobody but
+// ADMIN (and instance-scoped tokens, see InstanceScopePermissions) writes
+// AI decisions or checkpoints.
 var matrix = map[Resource][3]string{
 	//                      ADMIN   OPERATOR VIEWER
 	ResourceInstances:   {"CRUD", "CRU-", "-R--"},
@@ -96,6 +101,7 @@ var matrix = map[Resource][3]string{
 	ResourceTokens:      {"CRUD", "----", "----"},
 	ResourceBackups:     {"CRUD", "----", "----"},
 	ResourceLLM:         {"CRUD", "-R--", "-R--"},
+	ResourceDebug:       {"CRUD", "----", "----"},
 }
 
 // InstanceScopePermissions is everything an instance-scoped API token may

@@ -30,6 +30,7 @@ users         CRUD  ----     ----
 tokens        CRUD  ----     ----
 backups       CRUD  ----     ----
 llm           CRUD  -R--     -R--
+debug         CRUD  ----     ----
 `
 
 func renderMatrix() string {
@@ -92,7 +93,7 @@ func TestPermissionMatrix(t *testing.T) {
 			t.Errorf("Can(%s, %s, %s) = %v, want %v", c.role, c.res, c.act, got, c.want)
 		}
 	}
-	if len(PermissionsOf(catalog.RoleViewer)) != len(Resources)-3 { // not users, tokens, backups
+	if len(PermissionsOf(catalog.RoleViewer)) != len(Resources)-4 { // not users, tokens, backups, debug
 		t.Errorf("PermissionsOf(VIEWER) = %v", PermissionsOf(catalog.RoleViewer))
 	}
 }
