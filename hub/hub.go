@@ -341,6 +341,8 @@ func (h *Hub) openHTTP(ctx context.Context) error {
 		Peers:         h.apiPeers(),         // cluster_wiring.go
 		Observability: h.apiObservability(), // observability.go
 	})
+	// Started only now: it reads h.API, which this function has just set.
+	h.background(func(ctx context.Context) { h.every(ctx, healthMetricsInterval, h.refreshHealthMetrics) })
 	ln := h.srvLn // bound by bindHTTP before the join
 	h.apiURL = h.URL()
 	close(h.apiReadyCh())

@@ -56,7 +56,6 @@ func (h *Hub) openObservability(context.Context) error {
 	}, alert.Deps{Catalog: h.State, Applier: h.Raft, IsLeader: h.Raft.IsLeader, Source: o.signals, Observe: o.signals.Observe,
 		Events: h.Events, Metrics: h.Metrics, Audit: h.Audit, Logger: h.Logger.With("component", "alert"), Sealer: h.Seal})
 	o.alerts = &alert.Service{Catalog: h.State, Applier: h.Raft, Engine: o.engine, Sealer: h.Seal}
-	h.background(func(ctx context.Context) { h.every(ctx, healthMetricsInterval, h.refreshHealthMetrics) })
 	h.background(func(ctx context.Context) { h.every(ctx, h.Config.metricsInterval(), h.flushAnalytics) })
 	h.background(o.engine.Run)
 	return nil
