@@ -219,4 +219,3 @@ func waitCoord(t *testing.T, h *hubtest.Hub, status string, timeout time.Duratio
 	})
 	return reason
 }
-
