@@ -157,6 +157,62 @@ func (c *SentinelCluster) replicaInSync(port int) error {
 	return nil
 }
 
+// SyncReplicas waits until every replica has acknowledged the master's
+// replication stream up to where it was when called: a write acknowledged
+// before the call then survives the master's death.
+func (c *SentinelCluster) SyncReplicas(tb testing.TB) {
+	tb.Helper()
+	master := c.MasterAddr(tb)
+	info, err := resp(master, c.password, "INFO", "replication")
+	if err != nil {
+		tb.Fatalf("INFO replication on %s: %v", master, err)
+	}
+	v, err := replField(info, "master_repl_offset")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	want, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		tb.Fatalf("master_repl_offset %q: %v", v, err)
+	}
+	WaitFor(tb, 30*time.Second, "the replicas to reach offset "+v, func() error {
+		info, err := resp(master, c.password, "INFO", "replication")
+		if err != nil {
+			return err
+		}
+		s, _ := info.(string)
+		n := 0
+		for _, line := range strings.Split(s, "\n") {
+			if !strings.HasPrefix(line, "slave") || !strings.Contains(line, "offset=") {
+				continue
+			}
+			for _, kv := range strings.Split(strings.TrimSpace(line[strings.Index(line, ":")+1:]), ",") {
+				if v, ok := strings.CutPrefix(kv, "offset="); ok {
+					if got, _ := strconv.ParseInt(v, 10, 64); got < want {
+						return fmt.Errorf("a replica is at %s", v)
+					}
+					n++
+				}
+			}
+		}
+		if n < 2 {
+			return fmt.Errorf("%d replicas connected", n)
+		}
+		return nil
+	})
+}
+
+// replField returns field's value in an INFO answer.
+func replField(info any, field string) (string, error) {
+	s, _ := info.(string)
+	for _, line := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("INFO has no %s", field)
+}
+
 // MasterAddr returns the master's host:port as the first Sentinel that
 // answers sees it.
 func (c *SentinelCluster) MasterAddr(tb testing.TB) string {
