@@ -2,6 +2,8 @@ package hub_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,5 +53,37 @@ func TestPatchRaftApplies(t *testing.T) {
 				t.Errorf("row %s after PATCH replicas %d: %d replicas, %v", id, replicas, row.Replicas, err)
 			}
 		}
+	}
+}
+
+// TestConcurrentPatchesAllApply: 48 clients PATCH one instance at once,
+// each adding its own secret_env key. None may be refused because the
+// others got in first (a PATCH without a precondition has nothing to
+// conflict with), and none may be lost: the instance ends with every key.
+func TestConcurrentPatchesAllApply(t *testing.T) {
+	h := hubtest.Start(t)
+	h.JSON(t, "POST", "/api/instances", map[string]any{"name": "busy", "desired_state": "stopped"}, 201, nil)
+	const clients = 48
+	var wg sync.WaitGroup
+	codes := make([]int, clients)
+	bodies := make([]string, clients)
+	for i := range clients {
+		wg.Go(func() {
+			code, b := h.Do(t, "PATCH", "/api/instances/busy", h.AdminToken, map[string]any{"secret_env": map[string]any{fmt.Sprintf("K%02d", i): "v"}})
+			codes[i], bodies[i] = code, string(b)
+		})
+	}
+	wg.Wait()
+	for i, code := range codes {
+		if code != 200 {
+			t.Errorf("PATCH %d = %d %s", i, code, bodies[i])
+		}
+	}
+	var inst struct {
+		Keys []string `json:"secret_env_keys"`
+	}
+	h.JSON(t, "GET", "/api/instances/busy", nil, 200, &inst)
+	if len(inst.Keys) != clients {
+		t.Errorf("the instance holds %d secret_env keys, want %d: %v", len(inst.Keys), clients, inst.Keys)
 	}
 }

@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redforge/controltower/hub/auth"
@@ -63,11 +65,12 @@ type Service struct {
 	seal   *secrets.Sealer
 	tokens Tokens
 	now    func() time.Time
+	rows   rowLocks // Update's per-row queue on this hub
 }
 
 // New returns the service.
 func New(cat Catalog, raft Applier, seal *secrets.Sealer, tokens Tokens) *Service {
-	return &Service{cat: cat, raft: raft, seal: seal, tokens: tokens, now: time.Now}
+	return &Service{cat: cat, raft: raft, seal: seal, tokens: tokens, now: time.Now, rows: rowLocks{m: map[string]*rowLock{}}}
 }
 
 // IsColor reports whether a catalog row is a color row made by a
@@ -150,14 +153,28 @@ func checkReplicas(n int) error {
 	return nil
 }
 
-// maxCASTries bounds Update's compare-and-set retries.
-const maxCASTries = 16
+// updateBudget bounds how long Update keeps retrying a lost
+// compare-and-set when ctx has no earlier deadline.
+const updateBudget = 10 * time.Second
 
 // Update reads the row, applies change and writes it back with
 // compare-and-set, retrying when another write got in between (the fleet
-// reports status changes on the same row). change may return an error to
-// abort (returned as is). Errors: catalog.ErrNotFound.
+// reports status changes on the same row, other hubs update it too).
+// Updates of one row on this hub queue behind each other rather than
+// race; a lost compare-and-set is retried after a short random backoff
+// until ctx's deadline or updateBudget, so only a row that keeps changing
+// for that long answers catalog.ErrConflict. change may return an error
+// to abort (returned as is). Errors: catalog.ErrNotFound, ctx's.
 func (s *Service) Update(ctx context.Context, id string, change func(*catalog.Instance) error) (catalog.Instance, error) {
+	unlock, err := s.rows.lock(ctx, id)
+	if err != nil {
+		return catalog.Instance{}, err
+	}
+	defer unlock()
+	deadline := s.now().Add(updateBudget)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
 	for try := 0; ; try++ {
 		inst, err := s.cat.Instance(id)
 		if err != nil {
@@ -175,8 +192,11 @@ func (s *Service) Update(ctx context.Context, id string, change func(*catalog.In
 		}
 		inst.UpdatedAt = s.now().UTC()
 		res, err := s.raft.Apply(ctx, catalog.UpsertInstance(inst, catalog.IfIndex(inst.ModifyIndex)))
-		if errors.Is(err, catalog.ErrConflict) && try < maxCASTries {
+		if errors.Is(err, catalog.ErrConflict) && s.now().Before(deadline) {
 			if _, gerr := s.cat.Instance(id); gerr == nil {
+				if werr := backoff(ctx, try); werr != nil {
+					return inst, werr
+				}
 				continue
 			}
 		}
@@ -187,6 +207,58 @@ func (s *Service) Update(ctx context.Context, id string, change func(*catalog.In
 			inst = stored
 		}
 		return inst, nil
+	}
+}
+
+// backoff waits a random time growing with try, from about 1 ms up to
+// 50 ms, so that writers that lost a compare-and-set do not retry in
+// lockstep (and a follower's catalog catches up with the write that won).
+func backoff(ctx context.Context, try int) error {
+	ceil := min(time.Millisecond<<min(try, 6), 50*time.Millisecond)
+	t := time.NewTimer(ceil/2 + rand.N(ceil/2+1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rowLocks queues the updates of each row on this hub.
+type rowLocks struct {
+	mu sync.Mutex
+	m  map[string]*rowLock
+}
+
+type rowLock struct {
+	sem  chan struct{} // holds a token while the row is locked
+	refs int           // holders and waiters
+}
+
+// lock waits for id's lock, or for ctx to end; unlock releases it.
+func (l *rowLocks) lock(ctx context.Context, id string) (unlock func(), err error) {
+	l.mu.Lock()
+	rl := l.m[id]
+	if rl == nil {
+		rl = &rowLock{sem: make(chan struct{}, 1)}
+		l.m[id] = rl
+	}
+	rl.refs++
+	l.mu.Unlock()
+	release := func() {
+		l.mu.Lock()
+		if rl.refs--; rl.refs == 0 {
+			delete(l.m, id)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case rl.sem <- struct{}{}:
+		return func() { <-rl.sem; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
 	}
 }
 
