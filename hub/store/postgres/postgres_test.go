@@ -468,3 +468,28 @@ func TestLostCommitAnswerWritesOnce(t *testing.T) {
 		t.Fatal("the lost COMMIT answer was not seen as an outage")
 	}
 }
+
+// TestPingTimeoutDuringOutageIsDegraded: once a write outage has begun, a
+// health ping that runs out of time (the link hangs, as a connect to a
+// dead primary can) reports the outage going on, degraded, not a plain
+// failure; a ping timeout with no outage in progress still fails.
+func TestPingTimeoutDuringOutageIsDegraded(t *testing.T) {
+	db, link := proxied(t)
+	remove := link.Latency(10_000, 0)
+	var d *store.DegradedError
+	if err := db.Ping(t.Context()); err == nil || errors.As(err, &d) {
+		t.Fatalf("Ping through a hung link with no outage = %v, want a plain failure", err)
+	}
+	remove()
+	pollPing(t, db)
+	link.Cut()
+	if err := db.Ping(t.Context()); !errors.As(err, &d) {
+		t.Fatalf("Ping with the link cut = %v, want degraded", err)
+	}
+	link.Restore()
+	remove = link.Latency(10_000, 0)
+	defer remove()
+	if err := within(t, 3*time.Second, "Ping through a hung link during the outage", func() error { return db.Ping(t.Context()) }); !errors.As(err, &d) {
+		t.Fatalf("Ping through a hung link during the outage = %v, want degraded", err)
+	}
+}

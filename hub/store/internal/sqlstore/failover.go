@@ -243,8 +243,18 @@ func (db *DB) PingFailover(ctx context.Context) error {
 		db.recovered()
 		return nil
 	}
-	if db.retryFor > 0 && db.d.Transient(err) {
-		db.outageSeen(err)
+	if db.retryFor > 0 {
+		switch {
+		case db.d.Transient(err):
+			db.outageSeen(err)
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+			// The ping ran out of time: during an outage (a connect to
+			// the dead primary may hang until the deadline) that is the
+			// outage going on, reported as it (Degraded is nil when none
+			// is in progress, and the timeout is then a plain failure).
+		default:
+			return err
+		}
 		if d := db.Degraded(); d != nil {
 			return d
 		}
