@@ -113,6 +113,31 @@ func TestDeploymentResumesAfterHubRestart(t *testing.T) {
 		t.Fatalf("resumed deployment: %s %s", d.Status, d.Error)
 	}
 	publish(th2, 50)
+	defer func() { // on failure: which replies are missing, and the resumed deployment's history
+		if !t.Failed() {
+			return
+		}
+		mu.Lock()
+		got := map[int64]int{}
+		for _, o := range outs {
+			got[o.Seq]++
+		}
+		mu.Unlock()
+		var missing, dup []int
+		for i := 1; i <= seq; i++ {
+			switch got[int64(i)] {
+			case 0:
+				missing = append(missing, i)
+			case 1:
+			default:
+				dup = append(dup, i)
+			}
+		}
+		t.Logf("replies missing for seqs %v, duplicated for %v", missing, dup)
+		for _, r := range d.History {
+			t.Logf("%s %s %s %s", r.At.Format("15:04:05.000"), r.Phase, r.Status, r.Message)
+		}
+	}()
 	testenv.WaitFor(t, 30*time.Second, "every reply", replies(seq))
 	time.Sleep(500 * time.Millisecond)
 	mu.Lock()

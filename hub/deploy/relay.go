@@ -112,10 +112,11 @@ func (r *relay) run(ctx context.Context) error {
 	r.loops.Add(1)
 	go func() {
 		defer r.loops.Done()
-		defer unsub()
 		for {
 			select {
 			case <-ctx.Done():
+				unsub()
+				r.drainIn(ctx)
 				return
 			case m := <-r.in:
 				r.handle(ctx, m)
@@ -123,6 +124,34 @@ func (r *relay) run(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// relayDrainTimeout bounds how long a stopping relay keeps handling the
+// messages it had already taken in.
+const relayDrainTimeout = 10 * time.Second
+
+// drainIn handles, after the relay's context ended, the messages queued
+// in r.in: the broker acknowledged them to their publishers (QoS 1), so a
+// hub shutting down must hold or forward them rather than drop them. The
+// hub stops its background work before the broker and coord close, so
+// both are still there; each message is bounded by relayDrainTimeout in
+// all.
+func (r *relay) drainIn(stopped context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(stopped), relayDrainTimeout)
+	defer cancel()
+	n := 0
+	for {
+		select {
+		case m := <-r.in:
+			r.handle(ctx, m)
+			n++
+		default:
+			if n > 0 {
+				r.log.Info("input relay stopped: handled the messages it had taken in", "messages", n)
+			}
+			return
+		}
+	}
 }
 
 // runLeader relays input on a DurableBus for the leadership term ctx,
@@ -368,6 +397,16 @@ func (r *relay) release(ctx context.Context, logical, target string) (int, error
 				return n, fmt.Errorf("replay held input: %w", err)
 			}
 			continue
+		}
+		if r.pace != nil && n == 0 && unpaced == 0 {
+			// Before the first message, the same round trip as between
+			// chunks: the target answers it only once its MQTT client is
+			// connected and subscribed. A runtime that outlived a hub's
+			// restart may still be reconnecting to the new broker, which
+			// would drop a replay published to no subscriber (seen in
+			// TestDeploymentResumesAfterHubRestart: the first chunk of 16
+			// was lost).
+			r.pace(ctx, target)
 		}
 		for _, h := range batch {
 			var m heldMsg

@@ -124,3 +124,70 @@ func cut(s string) (string, string, bool) {
 	}
 	return s, "", false
 }
+
+// TestRelayStopHandlesWhatItTookIn: input the broker had acknowledged and
+// the relay had queued when its context ended (the hub shutting down) is
+// still forwarded, every message once and in order, before the relay's
+// loop returns; it used to be dropped.
+func TestRelayStopHandlesWhatItTookIn(t *testing.T) {
+	bus := broker.NewEmbedded("127.0.0.1:0", nil, nil)
+	if err := bus.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Close() })
+	holds := memory.New()
+	t.Cleanup(func() { holds.Close() })
+	gate := make(chan struct{})
+	resolve := func(string) (string, error) {
+		<-gate // the first message waits here while the rest queue up
+		return "app", nil
+	}
+	var mu sync.Mutex
+	var got []string
+	if _, err := bus.Subscribe(context.Background(), InTopic("app")+"/#", 1, func(_ string, p []byte) {
+		mu.Lock()
+		got = append(got, string(p))
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := newRelay(bus, holds, resolve, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := r.run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := 1; i <= n; i++ {
+		if err := bus.Publish(ctx, InputPrefix+"app/x", []byte(strconv.Itoa(i)), 1, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 10*time.Second, "the relay to take in every message", func() error {
+		if q := len(r.in); q < n-1 {
+			return fmt.Errorf("%d queued", q)
+		}
+		return nil
+	})
+	cancel()
+	close(gate)
+	r.wait()
+	testenv.WaitFor(t, 10*time.Second, "every message forwarded", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) < n {
+			return fmt.Errorf("%d of %d", len(got), n)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i, g := range got {
+		if g != strconv.Itoa(i+1) {
+			t.Fatalf("message %d is %s: lost, duplicated or reordered", i+1, g)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d messages forwarded, want %d", len(got), n)
+	}
+}

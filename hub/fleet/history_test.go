@@ -91,3 +91,34 @@ func TestStatusTransitionsRecordedOnceAcrossRestarts(t *testing.T) {
 		t.Errorf("the unhealthy transition keeps the message of the change: %q", trs[1].Message)
 	}
 }
+
+// TestCancelledRoundRecordsNothing: a status set with the round's context
+// already cancelled (the hub stopping, e.g. a start cut short waiting for
+// the hub's API) writes nothing to the catalog: the allocation keeps the
+// status it had, so a deployment resumed by the next leader does not read
+// the cancellation as its green failing.
+func TestCancelledRoundRecordsNothing(t *testing.T) {
+	f := &fsm{state: catalog.NewState()}
+	ctx := t.Context()
+	if _, err := f.Apply(ctx, catalog.UpsertInstance(catalog.Instance{ID: "i1", Name: "alpha"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Apply(ctx, catalog.ApplyPlan(catalog.Plan{Put: []catalog.Allocation{{ID: "a1", InstanceID: "i1", Hub: "hub-1"}}})); err != nil {
+		t.Fatal(err)
+	}
+	m := NewManager(Config{HubID: "hub-1"}, Deps{Catalog: f.state, Applier: f})
+	work, _ := f.state.WatchHubWork(ctx, "hub-1")
+	m.setStatus(ctx, work[0], StatusStarting, "", Runtime{})
+	before := f.index
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	work, _ = f.state.WatchHubWork(ctx, "hub-1")
+	m.setStatus(stopped, work[0], StatusError, "instance spec: waiting for the hub API to listen: context canceled", Runtime{})
+	if f.index != before {
+		t.Fatalf("a cancelled round wrote %d commands", f.index-before)
+	}
+	work, _ = f.state.WatchHubWork(ctx, "hub-1")
+	if got := work[0].Alloc.Observed.Status; got != StatusStarting {
+		t.Fatalf("allocation status %q after a cancelled round, want %q", got, StatusStarting)
+	}
+}

@@ -364,6 +364,15 @@ func joinHost(host string, port int) string {
 // summarises it into its instance), then on the event bus; repeating the
 // current status is a no-op.
 func (m *Manager) setStatus(ctx context.Context, w catalog.Work, status, msg string, rt Runtime) {
+	if ctx.Err() != nil {
+		// The round was cancelled: the hub is stopping. What just failed
+		// is that cancellation, not the runtime, and a write now would
+		// end "outcome unknown" yet may still commit (a deployment then
+		// resumed by the next leader read its green as failed). Record
+		// nothing; the next reconcile, here or on the hub that takes the
+		// allocation, observes the runtime afresh.
+		return
+	}
 	t := m.track(w.Alloc.ID)
 	now := m.now().UTC()
 	a := w.Alloc
