@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redforge/controltower/hub/broker"
 	"github.com/redforge/controltower/hub/catalog"
-	"github.com/redforge/controltower/hub/coord/memory"
 	"github.com/redforge/controltower/internal/testenv"
 )
 
@@ -48,13 +46,7 @@ func (a *slowApplier) record(e string) {
 // Apply in flight (it used to return at once, leaving drive goroutines
 // behind).
 func TestRunJoinsDeployments(t *testing.T) {
-	bus := broker.NewEmbedded("127.0.0.1:0", nil, nil)
-	if err := bus.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bus.Close() })
-	holds := memory.New()
-	t.Cleanup(func() { holds.Close() })
+	bus, holds := busAndHolds(t)
 
 	r := &raftless{state: catalog.NewState()}
 	bg := context.Background()

@@ -19,13 +19,7 @@ import (
 // relay forwards to blue, holds, and releases to green: every message
 // arrives exactly once, in order, first at blue then at green.
 func TestRelayHoldsAndReplaysInOrder(t *testing.T) {
-	bus := broker.NewEmbedded("127.0.0.1:0", nil, nil)
-	if err := bus.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bus.Close() })
-	holds := memory.New()
-	t.Cleanup(func() { holds.Close() })
+	bus, holds := busAndHolds(t)
 	var mu sync.Mutex
 	live := "app"
 	var got []string // "instance:seq"
@@ -130,13 +124,7 @@ func cut(s string) (string, string, bool) {
 // still forwarded, every message once and in order, before the relay's
 // loop returns; it used to be dropped.
 func TestRelayStopHandlesWhatItTookIn(t *testing.T) {
-	bus := broker.NewEmbedded("127.0.0.1:0", nil, nil)
-	if err := bus.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bus.Close() })
-	holds := memory.New()
-	t.Cleanup(func() { holds.Close() })
+	bus, holds := busAndHolds(t)
 	gate := make(chan struct{})
 	resolve := func(string) (string, error) {
 		<-gate // the first message waits here while the rest queue up
@@ -190,4 +178,18 @@ func TestRelayStopHandlesWhatItTookIn(t *testing.T) {
 	if len(got) != n {
 		t.Fatalf("%d messages forwarded, want %d", len(got), n)
 	}
+}
+
+// busAndHolds opens an embedded broker and an in-memory hold queue, both
+// closed at cleanup.
+func busAndHolds(t *testing.T) (*broker.Embedded, *memory.Coord) {
+	t.Helper()
+	bus := broker.NewEmbedded("127.0.0.1:0", nil, nil)
+	if err := bus.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Close() })
+	holds := memory.New()
+	t.Cleanup(func() { holds.Close() })
+	return bus, holds
 }
