@@ -1,6 +1,7 @@
 package api
 
 import (
+	"io"
 	"net/http"
 	"net/http/pprof"
 	"net/url"
@@ -111,27 +112,29 @@ func profileSeconds(q url.Values, def int) time.Duration {
 // cpuProfile takes a CPU profile for d, or until the client goes away.
 // Only one CPU profile runs at a time in a process: a second is a 409.
 func (s *Server) cpuProfile(c *gin.Context, d time.Duration) {
-	setProfileHeaders(c, "profile")
-	if err := runpprof.StartCPUProfile(c.Writer); err != nil {
-		clearProfileHeaders(c)
-		abort(c, &Error{Status: http.StatusConflict, Code: "conflict", Message: "a CPU profile is already being taken in this process; retry when it is done"})
-		return
-	}
-	s.wait(c, d)
-	runpprof.StopCPUProfile()
+	s.timedProfile(c, "profile", d, runpprof.StartCPUProfile, runpprof.StopCPUProfile,
+		"a CPU profile is already being taken in this process; retry when it is done")
 }
 
 // executionTrace records an execution trace for d, or until the client
 // goes away. Only one trace runs at a time: a second is a 409.
 func (s *Server) executionTrace(c *gin.Context, d time.Duration) {
-	setProfileHeaders(c, "trace")
-	if err := trace.Start(c.Writer); err != nil {
+	s.timedProfile(c, "trace", d, trace.Start, trace.Stop,
+		"an execution trace is already being recorded in this process; retry when it is done")
+}
+
+// timedProfile streams what start records into the response for d (see
+// wait), then stops it. start fails only when one is already running in
+// the process: that is a 409 with busy as its message.
+func (s *Server) timedProfile(c *gin.Context, name string, d time.Duration, start func(io.Writer) error, stop func(), busy string) {
+	setProfileHeaders(c, name)
+	if err := start(c.Writer); err != nil {
 		clearProfileHeaders(c)
-		abort(c, &Error{Status: http.StatusConflict, Code: "conflict", Message: "an execution trace is already being recorded in this process; retry when it is done"})
+		abort(c, &Error{Status: http.StatusConflict, Code: "conflict", Message: busy})
 		return
 	}
 	s.wait(c, d)
-	trace.Stop()
+	stop()
 }
 
 // wait returns after d, when the client goes away, or when the hub shuts

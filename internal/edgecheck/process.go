@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/redforge/controltower/edge/agent"
 	"github.com/redforge/controltower/internal/testenv"
 )
 
@@ -143,15 +144,13 @@ func (p *Process) EdgeID(tb testing.TB, timeout time.Duration) string {
 // ReadEdgeID returns the edge id in the credential file of an edge data
 // directory, an error until the edge has enrolled.
 func ReadEdgeID(dataDir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, "credential.json"))
+	b, err := os.ReadFile(filepath.Join(dataDir, agent.CredentialFile))
 	if err != nil {
 		return "", err
 	}
-	var c struct {
-		EdgeID string `json:"edge_id"`
-	}
+	var c agent.Credential
 	if err := json.Unmarshal(b, &c); err != nil || c.EdgeID == "" {
-		return "", fmt.Errorf("credential.json: %v", err)
+		return "", fmt.Errorf("%s: %v", agent.CredentialFile, err)
 	}
 	return c.EdgeID, nil
 }
