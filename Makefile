@@ -11,6 +11,7 @@ export REDFORGE_TESTENV ?= $(REDFORGE_CACHE)/run/testenv.env
 # under 20 minutes on 2 cores.
 TEST_TIMEOUT ?= 18m
 PKGS ?= ./...
+TEST_LOG ?= $(CURDIR)/.cache/test.log
 
 .PHONY: help nodered build console console-test run test test-env test-env-status test-env-down check fmt-check vet cross bench clean proto dashboards
 
@@ -58,7 +59,8 @@ test-env-down: ## stop the shared test servers
 
 test: test-env console ## provision the test environment, build the console, then run every test against real components
 	cd console && npm test
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	@mkdir -p $(dir $(TEST_LOG))
+	set -o pipefail; $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS) 2>&1 | tee $(TEST_LOG) || { bash internal/testenv/failsummary.sh $(TEST_LOG); exit 1; }
 	cd packaging && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 fmt-check: ## fail if gofmt would change a file

@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // StoreCheck is a health check that notices a damaged store the store's
@@ -133,9 +135,28 @@ func (c *StoreCheck) postgres(ctx context.Context) ([]string, error) {
 	defer conn.Close(context.WithoutCancel(ctx))
 	rows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
 	if err != nil {
-		return nil, err
+		return nil, listingErr(ctx, err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, listingErr(ctx, err)
+	}
+	return tables, nil
+}
+
+// listingErr sorts the error of the table listing: only a listing the
+// server answered can show damage. One cut short by a failover (the
+// connection broke, the server is shutting down or still recovering,
+// class 08 or 57P) or by the check's deadline says nothing about the
+// tables, and is errUnreachable, which the store's own check reports;
+// any other error the server gave (a refused permission, say) is the
+// check's failure.
+func listingErr(ctx context.Context, err error) error {
+	var pe *pgconn.PgError
+	if ctx.Err() != nil || !errors.As(err, &pe) || strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") {
+		return fmt.Errorf("%w: %v", errUnreachable, err)
+	}
+	return err
 }
 
 // Close releases the check's connection.

@@ -167,28 +167,6 @@ func (c *PGHA) startAs(asPG bool, name string, path string, args ...string) *haP
 	return p
 }
 
-// haPorts are the ports handed out to the clusters of this test binary:
-// tests that start clusters in parallel pick ports before their servers
-// bind them, and must never pick the same one.
-var haPorts = struct {
-	sync.Mutex
-	used map[int]bool
-}{used: map[int]bool{}}
-
-// haPort returns a free port no other cluster of this process was given.
-func haPort(tb testing.TB) int {
-	tb.Helper()
-	haPorts.Lock()
-	defer haPorts.Unlock()
-	for {
-		p := FreePort(tb)
-		if !haPorts.used[p] {
-			haPorts.used[p] = true
-			return p
-		}
-	}
-}
-
 // StartPGHA starts, for one test, etcd (3 members), Patroni over opts.Nodes
 // PostgreSQL 15 servers, HAProxy and (opts.PgBouncer) PgBouncer, waits
 // until there is a leader and every replica streams (with a synchronous
@@ -209,7 +187,7 @@ func StartPGHA(tb testing.TB, opts PGHAOptions) *PGHA {
 	tb.Cleanup(c.stopAll)
 	c.startEtcd(etcd)
 	for i := range opts.Nodes {
-		n := &PatroniNode{Name: fmt.Sprintf("pg%d", i), PGPort: haPort(tb), RESTPort: haPort(tb)}
+		n := &PatroniNode{Name: fmt.Sprintf("pg%d", i), PGPort: FreePort(tb), RESTPort: FreePort(tb)}
 		n.DataDir = filepath.Join(c.root, n.Name)
 		if opts.ReplicationLinks {
 			n.Link = Proxy(tb, n.Addr())
@@ -245,7 +223,7 @@ func (c *PGHA) startEtcd(bin string) {
 	var ms []member
 	var initial []string
 	for i := range 3 {
-		m := member{fmt.Sprintf("e%d", i), haPort(c.tb), haPort(c.tb)}
+		m := member{fmt.Sprintf("e%d", i), FreePort(c.tb), FreePort(c.tb)}
 		ms = append(ms, m)
 		initial = append(initial, fmt.Sprintf("%s=http://127.0.0.1:%d", m.name, m.peer))
 	}
@@ -353,7 +331,7 @@ func (c *PGHA) writePatroniConfig(n *PatroniNode, opts PGHAOptions) {
 // stops being the primary are shut down.
 func (c *PGHA) startHAProxy(bin string) {
 	c.tb.Helper()
-	port := haPort(c.tb)
+	port := FreePort(c.tb)
 	var b strings.Builder
 	fmt.Fprintf(&b, "global\n\tmaxconn 1000\ndefaults\n\tmode tcp\n\ttimeout connect 2s\n\ttimeout client 30m\n\ttimeout server 30m\n\ttimeout check 1s\n")
 	fmt.Fprintf(&b, "listen primary\n\tbind 127.0.0.1:%d\n\toption httpchk GET /primary\n\thttp-check expect status 200\n", port)
@@ -392,7 +370,7 @@ func (c *PGHA) startPgBouncer(upstream string) string {
 	}
 	var lastErr error
 	for range startupAttempts {
-		listen := haPort(c.tb)
+		listen := FreePort(c.tb)
 		ini := fmt.Sprintf(`[databases]
 * = host=%s port=%s
 

@@ -198,10 +198,14 @@ func freePort() (int, error) { return freePortOn("127.0.0.1") }
 const freeLo, freeHi = 10000, 18000
 
 // freePortOn returns a port of host's that was free a moment ago, chosen at
-// random from [freeLo, freeHi); it falls back to one the kernel picks.
+// random from [freeLo, freeHi) among those no test process on this machine
+// was handed yet (claimPort); it falls back to one the kernel picks.
 func freePortOn(host string) (int, error) {
-	for range 64 {
+	for range 256 {
 		port := freeLo + rand.IntN(freeHi-freeLo)
+		if !claimPort(port) {
+			continue
+		}
 		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
 			continue

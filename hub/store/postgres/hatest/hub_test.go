@@ -23,7 +23,7 @@ import (
 // store component reported, in order, without repeats.
 type healthWatch struct {
 	mu   sync.Mutex
-	seen []string // "ok", "degraded: reason", "fail: reason", "503"
+	seen []string // "200 ok", "200 degraded: reason", "503 fail: reason", "503 ok (X failed: reason)"
 	stop chan struct{}
 	done chan struct{}
 }
@@ -48,6 +48,11 @@ func watchHealth(th *testHub) *healthWatch {
 				entry += ": " + s.Error
 			}
 			entry = fmt.Sprintf("%d %s", code, entry)
+			for _, f := range h.Failed {
+				if f != "store" {
+					entry += fmt.Sprintf(" (%s failed: %s)", f, h.Components[f].Error)
+				}
+			}
 			w.mu.Lock()
 			if n := len(w.seen); n == 0 || !sameKind(w.seen[n-1], entry) {
 				w.seen = append(w.seen, entry)
