@@ -95,6 +95,15 @@ func (d dockerCLI) run(args ...string) string {
 	return strings.TrimSpace(out.String())
 }
 
+// start runs a detached container (docker run -d args...), removed with
+// its volumes at cleanup, and returns its id.
+func (d dockerCLI) start(args ...string) string {
+	d.t.Helper()
+	id := d.run(append([]string{"run", "-d"}, args...)...)
+	d.t.Cleanup(func() { _ = exec.Command("docker", "-H", d.host, "rm", "-f", "-v", id).Run() })
+	return id
+}
+
 // build builds ctx as tag (removed at cleanup) and returns its inspect.
 func (d dockerCLI) build(ctx, tag string, extra ...string) imageInspect {
 	d.t.Helper()
@@ -177,7 +186,7 @@ func TestHubImage(t *testing.T) {
 	port, raft, mqtt := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	sock, gid := socketGID(t, d.host)
 	key, value := testenv.TestLabel(t)
-	id := d.run("run", "-d", "--label", key+"="+value, "--network", "host",
+	id := d.start("--label", key+"="+value, "--network", "host",
 		"--group-add", fmt.Sprint(gid), "-v", sock+":/var/run/docker.sock",
 		"--health-interval", "2s", // the image's own check, run sooner than its 15 s
 		"-e", fmt.Sprintf("REDFORGE_LISTEN=127.0.0.1:%d", port),
@@ -244,7 +253,7 @@ func TestEdgeImage(t *testing.T) {
 			}
 			port := testenv.FreePort(t)
 			key, value := testenv.TestLabel(t)
-			id := d.run("run", "-d", "--label", key+"="+value, "--network", "host",
+			id := d.start("--label", key+"="+value, "--network", "host",
 				"-e", fmt.Sprintf("REDFORGE_EDGE_LISTEN=127.0.0.1:%d", port),
 				"-e", fmt.Sprintf("REDFORGE_EDGE_MQTT_LISTEN=127.0.0.1:%d", testenv.FreePort(t)), img)
 			client := &http.Client{Timeout: 5 * time.Second}
