@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -186,6 +187,7 @@ type Outbox struct {
 	evicted   bool // a batch evicted payloads: the tail must forget (writer goroutine only)
 	sizes     *readSizes
 	segs      *segStore // writer goroutine only, after Open
+	lock      *os.File  // flock of the segment directory, held while open
 
 	ackScans atomic.Int64 // acks that scanned their records for the bytes freed, for tests
 

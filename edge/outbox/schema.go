@@ -318,6 +318,10 @@ func loadWriterState(ctx context.Context, tx *sql.Tx) (writerState, error) {
 
 func (o *Outbox) closeDBs() error {
 	var errs []error
+	if o.lock != nil {
+		errs = append(errs, o.lock.Close())
+		o.lock = nil
+	}
 	if o.ck != nil {
 		errs = append(errs, o.ck.Close())
 	}

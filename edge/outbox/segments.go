@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Segment files (schema v4). A payload of at least SegmentThreshold bytes
@@ -332,6 +333,18 @@ func (o *Outbox) recoverSegments(ctx context.Context) error {
 	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("segment directory: %w", err)
 	}
+	// One process owns the segment files (the writer caches each stream's
+	// current one): a second Open of the same outbox is refused. The lock
+	// goes with the file descriptor, at Close or when the process dies.
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return fmt.Errorf("segment directory: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return fmt.Errorf("%s is locked (is another redforge-edge using this data dir?): %w", lock.Name(), err)
+	}
+	o.lock = lock
 	sizes := map[int64]int64{}
 	rows, err := o.w.QueryContext(ctx, "SELECT id, size FROM segments")
 	if err != nil {

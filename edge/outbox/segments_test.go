@@ -100,6 +100,9 @@ func segmentFiles(t *testing.T, dir string) map[int64]int64 {
 	}
 	out := map[int64]int64{}
 	for _, e := range entries {
+		if e.Name() == "lock" {
+			continue
+		}
 		id, err := strconv.ParseInt(strings.TrimSuffix(e.Name(), ".seg"), 10, 64)
 		if err != nil {
 			t.Fatalf("unexpected file %s in %s", e.Name(), dir)
@@ -634,4 +637,17 @@ func segmentsBeyondCommit(t *testing.T, path string) (torn, orphans int) {
 		}
 	}
 	return torn, orphans
+}
+
+// TestSecondOpenIsRefused: one outbox, one owner; the lock goes with Close.
+func TestSecondOpenIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	o := MustOpen(t, path)
+	err := New(path).Open(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("second open: %v, want refused as locked", err)
+	}
+	MustClose(t, o)
+	o = MustOpen(t, path)
+	mustAppend(t, o, StreamAudit, `{}`)
 }
