@@ -201,7 +201,7 @@ func TestMigrateV3KeepsInlinePayloads(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	o := MustOpen(t, path)
+	o := openSeg(t, path, DefaultSegmentSize, 0) // the default threshold and size, whatever the suite's
 	if got := segmentFiles(t, o.segDir()); len(got) != 0 {
 		t.Fatalf("migration wrote segment files %v", got)
 	}
@@ -245,7 +245,7 @@ func TestMigrateV3KeepsInlinePayloads(t *testing.T) {
 	}
 	check(28)
 	MustClose(t, o)
-	o = MustOpen(t, path)
+	o = openSeg(t, path, DefaultSegmentSize, 0)
 	check(28)
 	if err := o.Ack(context.Background(), StreamVectors, 40); err != nil {
 		t.Fatal(err)

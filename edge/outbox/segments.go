@@ -233,9 +233,13 @@ func (s *segStore) sync(tx *sql.Tx) error {
 func (s *segStore) drop(no, id int64) {
 	s.unlink = append(s.unlink, id)
 	if seg := s.active[no]; seg != nil && seg.id == id {
-		seg.dropped = true
 		delete(s.active, no)
 		s.touch(seg) // closed after the batch
+	}
+	for _, seg := range s.touched { // the active one, or one this batch rolled from
+		if seg.id == id {
+			seg.dropped = true // neither written nor its row written again
+		}
 	}
 }
 

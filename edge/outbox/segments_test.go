@@ -369,6 +369,37 @@ func TestBudgetEvictsWholeSegments(t *testing.T) {
 	}
 	checkSegments(t, o.r, o.segDir(), true)
 	t.Logf("evicted %d of %d vectors; %d segment files left", st.Evicted, n, len(segmentFiles(t, o.segDir())))
+
+	// Pipelined: batches that create, roll and evict segments in one
+	// transaction (a segment evicted by the batch that wrote it).
+	waits := make([]func() (int64, error), 0, 300)
+	for i := range 300 {
+		waits = append(waits, o.AppendAsync(ctx, StreamVectors, segPayload("p", i, 8<<10), time.Now()))
+	}
+	for _, w := range waits {
+		if _, err := w(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if used := diskUsed(t, o); used > budget {
+		t.Fatalf("after pipelined appends: %d bytes on disk, budget %d", used, budget)
+	}
+	checkSegments(t, o.r, o.segDir(), true)
+	commits := o.Commits()
+	MustClose(t, o)
+	o = openSeg(t, path, DefaultSegmentSize, budget)
+	checkSegments(t, o.r, o.segDir(), true)
+	recs = allRecords(t, o, StreamVectors)
+	st = mustStats(t, o)[StreamVectors]
+	for i, r := range recs {
+		if r.Seq != n+int64(i)+1 || r.Verify() != nil {
+			t.Fatalf("after pipelined appends and reopen: record %d is seq %d (verify %v)", i, r.Seq, r.Verify())
+		}
+	}
+	if st.LastSeq != n+300 || st.Depth != 300 {
+		t.Fatalf("after pipelined appends and reopen: %+v", st)
+	}
+	t.Logf("pipelined: %d commits since Open for %d+%d appends, %d vectors evicted in all", commits, n+n/10+2, 300, st.Evicted)
 }
 
 // diskUsed is what the budget must bound: the segment files and the
