@@ -1,6 +1,7 @@
 // Package outbox is the edge node's durable queue: one SQLite database (WAL,
 // synchronous=FULL) holding per-stream records that local flows produced and
-// that the hub has not yet acknowledged.
+// that the hub has not yet acknowledged, with payloads of SegmentThreshold
+// bytes and more in append-only segment files beside it (segments.go).
 //
 // It owns durability, the per-stream sequence numbers the edge sync contract
 // is built on (the project DESIGN.md, "Edge sync contract"), group commit
