@@ -121,7 +121,7 @@ func (c *Config) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.MQTTUsers, "mqtt-users", c.MQTTUsers, "file of MQTT users, one name:bcrypt-hash a line (htpasswd -nB NAME); the local Node-RED gets per-flow credentials of its own")
 	fs.StringVar(&c.MQTTAdmin, "mqtt-admin", c.MQTTAdmin, "user of --mqtt-users who may subscribe to the record streams and to wildcards (default: nobody)")
 	fs.BoolVar(&c.MQTTAllowAnonymous, "mqtt-allow-anonymous", c.MQTTAllowAnonymous, "open mode: any local MQTT client connects without credentials and reads every topic but $SYS (warned at start and in /healthz)")
-	fs.Int64Var(&c.DiskBudget, "disk-budget", c.DiskBudget, "outbox payload budget in bytes shared by all streams (0: none); audit and ai_decisions are refused when full, vectors and metrics evicted oldest-first")
+	fs.Int64Var(&c.DiskBudget, "disk-budget", c.DiskBudget, "outbox payload budget in bytes shared by all streams, segment files included (0: none); audit and ai_decisions are refused when full, vectors and metrics evicted oldest-first")
 	fs.StringVar(&c.MQTTTLSListen, "mqtt-tls-listen", c.MQTTTLSListen, "MQTTS listen address (needs --mqtt-tls-cert and --mqtt-tls-key); clients authenticate as on --mqtt-listen")
 	fs.StringVar(&c.MQTTTLSCert, "mqtt-tls-cert", c.MQTTTLSCert, "PEM certificate (chain) of the MQTTS listener; re-read when it changes")
 	fs.StringVar(&c.MQTTTLSKey, "mqtt-tls-key", c.MQTTTLSKey, "PEM private key of --mqtt-tls-cert")

@@ -140,3 +140,117 @@ func TestRecordKeysKeepStreamsApart(t *testing.T) {
 		t.Fatal("the largest key overflows")
 	}
 }
+
+// schemaV3 is the outbox schema as edges before segment files wrote it:
+// every payload inline.
+const schemaV3 = `
+CREATE TABLE streams (
+	name      TEXT    PRIMARY KEY,
+	last_seq  INTEGER NOT NULL DEFAULT 0,
+	acked_seq INTEGER NOT NULL DEFAULT 0,
+	depth     INTEGER NOT NULL DEFAULT 0,
+	bytes     INTEGER NOT NULL DEFAULT 0,
+	evicted_seq   INTEGER NOT NULL DEFAULT 0,
+	evicted_count INTEGER NOT NULL DEFAULT 0,
+	no        INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE UNIQUE INDEX streams_no ON streams (no);
+CREATE TABLE records (
+	key      INTEGER PRIMARY KEY,
+	arrived  INTEGER NOT NULL,
+	checksum INTEGER NOT NULL,
+	payload  BLOB    NOT NULL
+) STRICT;
+PRAGMA user_version = 3;
+`
+
+// TestMigrateV3KeepsInlinePayloads opens a v3 outbox whose backlog holds
+// large and small payloads inline: v4 serves them unchanged (no copy, no
+// segment file), new large payloads go to segment files after them, the
+// stream reads in order across both, an ack across the boundary releases
+// both kinds and the segment file, and Stats agree throughout.
+func TestMigrateV3KeepsInlinePayloads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(schemaV3); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var want []Record
+	var bytes int64
+	for seq := int64(6); seq <= 30; seq++ { // 1..5 acked
+		size := 100
+		if seq%2 == 0 {
+			size = 5000 // would be in a segment today
+		}
+		p := segPayload("old", int(seq), size)
+		rec := Record{Stream: StreamVectors, Seq: seq, Arrived: base.Add(time.Duration(seq) * time.Second), Payload: p, Checksum: Checksum(p)}
+		want = append(want, rec)
+		bytes += int64(len(p))
+		if _, err := db.Exec("INSERT INTO records VALUES (?, ?, ?, ?)", recordKey(2, seq), rec.Arrived.UnixNano(), int64(rec.Checksum), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec("INSERT INTO streams VALUES ('audit', 0, 0, 0, 0, 0, 0, 1), ('vectors', 30, 5, 25, ?, 0, 0, 2)", bytes); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	o := openSeg(t, path, DefaultSegmentSize, 0) // the default threshold and size, whatever the suite's
+	if got := segmentFiles(t, o.segDir()); len(got) != 0 {
+		t.Fatalf("migration wrote segment files %v", got)
+	}
+	for i := range 10 { // seqs 31..40: large ones in a segment
+		size := 100
+		if i%3 > 0 {
+			size = 6000
+		}
+		p := segPayload("new", i, size)
+		seq, err := o.Append(context.Background(), StreamVectors, p, base.Add(time.Hour))
+		if err != nil || seq != int64(31+i) {
+			t.Fatalf("append %d: seq %d, %v", i, seq, err)
+		}
+		want = append(want, Record{Stream: StreamVectors, Seq: seq, Arrived: base.Add(time.Hour), Payload: p, Checksum: Checksum(p)})
+		bytes += int64(size)
+	}
+	check := func(from int) {
+		t.Helper()
+		got := allRecords(t, o, StreamVectors)
+		if !slices.EqualFunc(got, want[from:], func(a, b Record) bool {
+			return a.Stream == b.Stream && a.Seq == b.Seq && a.Arrived.Equal(b.Arrived) &&
+				bytesEqual(a.Payload, b.Payload) && a.Checksum == b.Checksum && a.Verify() == nil
+		}) {
+			t.Fatalf("after migration: seqs %v, want %v", seqs(got), seqs(want[from:]))
+		}
+		var b int64
+		for _, r := range want[from:] {
+			b += int64(len(r.Payload))
+		}
+		if st := mustStats(t, o)[StreamVectors]; st.Depth != int64(len(want)-from) || st.Bytes != b || st.LastSeq != 40 {
+			t.Fatalf("stats %+v, want depth %d, bytes %d", st, len(want)-from, b)
+		}
+		checkSegments(t, o.r, o.segDir(), true)
+	}
+	check(0)
+	if got := len(segmentFiles(t, o.segDir())); got != 1 {
+		t.Fatalf("%d segment files after 6 large appends, want 1", got)
+	}
+	if err := o.Ack(context.Background(), StreamVectors, 33); err != nil { // old inline ones and the first new
+		t.Fatal(err)
+	}
+	check(28)
+	MustClose(t, o)
+	o = openSeg(t, path, DefaultSegmentSize, 0)
+	check(28)
+	if err := o.Ack(context.Background(), StreamVectors, 40); err != nil {
+		t.Fatal(err)
+	}
+	if got := segmentFiles(t, o.segDir()); len(got) != 0 {
+		t.Fatalf("segment files %v after acking everything", got)
+	}
+}

@@ -1,6 +1,7 @@
 // Package outbox is the edge node's durable queue: one SQLite database (WAL,
 // synchronous=FULL) holding per-stream records that local flows produced and
-// that the hub has not yet acknowledged.
+// that the hub has not yet acknowledged, with payloads of SegmentThreshold
+// bytes and more in append-only segment files beside it (segments.go).
 //
 // It owns durability, the per-stream sequence numbers the edge sync contract
 // is built on (the project DESIGN.md, "Edge sync contract"), group commit
@@ -19,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,6 +158,15 @@ type Outbox struct {
 	// pages) only finishes what this one left. Default:
 	// DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
+	// SegmentThreshold is the payload size from which a payload is stored
+	// in a segment file beside the database instead of in it; 0 keeps
+	// every payload in the database. Default: DefaultSegmentThreshold.
+	// See DESIGN.md, "Segment files".
+	SegmentThreshold int
+	// SegmentSize is the size at which a stream's segment file is closed
+	// and a new one started (smaller under a small Budget: an eighth of
+	// it, at least 64 KiB). Default: DefaultSegmentSize.
+	SegmentSize int64
 	// TailBytes bounds the payload bytes of the records kept in memory
 	// after their commit, from which Pending reads a stream that is synced
 	// as it is written. 0 keeps no tail. Default: DefaultTailBytes.
@@ -176,6 +187,8 @@ type Outbox struct {
 	tail      *tail
 	evicted   bool // a batch evicted payloads: the tail must forget (writer goroutine only)
 	sizes     *readSizes
+	segs      *segStore // writer goroutine only, after Open
+	lock      *os.File  // flock of the segment directory, held while open
 
 	ackScans atomic.Int64 // acks that scanned their records for the bytes freed, for tests
 
@@ -203,6 +216,9 @@ func New(path string) *Outbox {
 		Evictable:     DefaultEvictable(),
 		TailBytes:     DefaultTailBytes,
 
+		SegmentThreshold: newSegmentThreshold,
+		SegmentSize:      newSegmentSize,
+
 		CheckpointInterval: DefaultCheckpointInterval,
 	}
 }
@@ -229,6 +245,9 @@ func (o *Outbox) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("open outbox %s: %w", o.Path, err)
 	}
 	if err := o.migrate(ctx); err != nil {
+		return fmt.Errorf("open outbox %s: %w", o.Path, err)
+	}
+	if err := o.recoverSegments(ctx); err != nil {
 		return fmt.Errorf("open outbox %s: %w", o.Path, err)
 	}
 	o.evictable = map[string]bool{}
@@ -308,6 +327,12 @@ func (o *Outbox) validate() error {
 	if o.CheckpointInterval <= 0 {
 		problems = append(problems, fmt.Sprintf("CheckpointInterval %s must be > 0", o.CheckpointInterval))
 	}
+	if o.SegmentThreshold < 0 {
+		problems = append(problems, fmt.Sprintf("SegmentThreshold %d must be >= 0", o.SegmentThreshold))
+	}
+	if o.SegmentSize < 1 {
+		problems = append(problems, fmt.Sprintf("SegmentSize %d must be >= 1", o.SegmentSize))
+	}
 	if o.MaxReaders < 1 {
 		problems = append(problems, fmt.Sprintf("MaxReaders %d must be >= 1", o.MaxReaders))
 	}
@@ -342,6 +367,7 @@ func (o *Outbox) Close() error {
 	if _, err := o.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		errs = append(errs, fmt.Errorf("checkpoint: %w", err))
 	}
+	o.segs.closeAll()
 	errs = append(errs, o.closeDBs())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close outbox %s: %w", o.Path, err)
@@ -460,28 +486,51 @@ func (o *Outbox) Pending(ctx context.Context, stream string, afterSeq int64, lim
 		o.sizes.note(stream, gen, recs)
 		return recs, nil
 	}
+	for try := 0; ; try++ {
+		recs, err := o.readPending(ctx, stream, afterSeq, limit)
+		if errors.Is(err, errSegmentGone) && try < 8 {
+			continue // released meanwhile: the database no longer lists it
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pending %s: %w", stream, err)
+		}
+		o.sizes.note(stream, gen, recs)
+		return recs, nil
+	}
+}
+
+// readPending reads Pending's records from the database and their
+// payloads from segment files.
+func (o *Outbox) readPending(ctx context.Context, stream string, afterSeq int64, limit int) ([]Record, error) {
 	no := o.nos[stream]
 	rows, err := o.r.QueryContext(ctx, sqlPending, recordKey(no, min(max(afterSeq, 0), maxSeq)), recordKey(no, maxSeq), limit)
 	if err != nil {
-		return nil, fmt.Errorf("pending %s: %w", stream, err)
+		return nil, err
 	}
 	defer rows.Close()
 	recs := make([]Record, 0, min(limit, 256))
+	var reads []segRead
 	for rows.Next() {
 		rec := Record{Stream: stream}
-		var key, arrived, sum int64
-		if err := rows.Scan(&key, &arrived, &sum, &rec.Payload); err != nil {
-			return nil, fmt.Errorf("pending %s: %w", stream, err)
+		var key, arrived, sum, seg, off, n int64
+		if err := rows.Scan(&key, &arrived, &sum, &rec.Payload, &seg, &off, &n); err != nil {
+			return nil, err
 		}
 		rec.Seq = keySeq(key)
 		rec.Arrived = time.Unix(0, arrived).UTC()
 		rec.Checksum = uint32(sum)
+		if seg > 0 {
+			reads = append(reads, segRead{i: len(recs), seg: seg, off: off, n: n})
+		}
 		recs = append(recs, rec)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pending %s: %w", stream, err)
+		return nil, err
 	}
-	o.sizes.note(stream, gen, recs)
+	rows.Close() // before the file reads: the read transaction ends
+	if err := o.readSegments(recs, reads); err != nil {
+		return nil, err
+	}
 	return recs, nil
 }
 

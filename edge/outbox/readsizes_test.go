@@ -113,7 +113,7 @@ func checkStreamBytes(t *testing.T, o *Outbox, step int) {
 	t.Helper()
 	rows, err := o.r.Query(`SELECT s.name, s.depth, s.bytes,
 		(SELECT count(*) FROM records r WHERE r.key > s.no << 48 AND r.key < (s.no + 1) << 48),
-		(SELECT coalesce(sum(length(payload)), 0) FROM records r WHERE r.key > s.no << 48 AND r.key < (s.no + 1) << 48)
+		(SELECT coalesce(sum(length(payload) + seglen), 0) FROM records r WHERE r.key > s.no << 48 AND r.key < (s.no + 1) << 48)
 		FROM streams s`)
 	if err != nil {
 		t.Fatal(err)
@@ -129,4 +129,8 @@ func checkStreamBytes(t *testing.T, o *Outbox, step int) {
 			t.Fatalf("step %d: stream %s says depth %d, %d bytes; its records are %d, %d bytes", step, name, depth, bytes, n, size)
 		}
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	checkSegments(t, o.r, o.segDir(), false) // an appender runs beside
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // schemaVersion is stored in PRAGMA user_version.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // schema creates the tables. streams.last_seq is the only source of the
 // next seq: it is never lowered, and it lives apart from records so that
@@ -30,15 +30,36 @@ CREATE TABLE IF NOT EXISTS streams (
 	bytes     INTEGER NOT NULL DEFAULT 0, -- sum of their payload lengths
 	evicted_seq   INTEGER NOT NULL DEFAULT 0, -- highest seq whose payload was evicted (v2)
 	evicted_count INTEGER NOT NULL DEFAULT 0, -- records evicted since creation (v2)
-	no        INTEGER NOT NULL DEFAULT 0  -- the stream's number in record keys, 1..maxStreamNo (v3)
+	no        INTEGER NOT NULL DEFAULT 0, -- the stream's number in record keys, 1..maxStreamNo (v3)
+	dead      INTEGER NOT NULL DEFAULT 0  -- acked bytes still in the stream's oldest segment file (v4)
 ) STRICT;
 CREATE UNIQUE INDEX IF NOT EXISTS streams_no ON streams (no);
 CREATE TABLE IF NOT EXISTS records (
 	key      INTEGER PRIMARY KEY, -- recordKey(streams.no, seq) (v3)
 	arrived  INTEGER NOT NULL, -- unix nanoseconds
 	checksum INTEGER NOT NULL, -- CRC32C (Castagnoli) of payload
-	payload  BLOB    NOT NULL
+	payload  BLOB    NOT NULL, -- empty when the payload is in a segment file
+	seg      INTEGER NOT NULL DEFAULT 0, -- segments.id holding the payload; 0: inline (v4)
+	off      INTEGER NOT NULL DEFAULT 0, -- its offset in the segment file (v4)
+	seglen   INTEGER NOT NULL DEFAULT 0  -- its length there; 0 for inline payloads (v4)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS segments ( -- segment files (v4, segments.go)
+	id        INTEGER PRIMARY KEY AUTOINCREMENT, -- file <Path>.segments/<id>.seg; never reused
+	no        INTEGER NOT NULL, -- streams.no
+	first_seq INTEGER NOT NULL, -- seqs of its first and last record
+	last_seq  INTEGER NOT NULL,
+	size      INTEGER NOT NULL  -- committed bytes; beyond them the file holds nothing committed
+) STRICT;
+CREATE INDEX IF NOT EXISTS segments_no ON segments (no, last_seq);
+`
+
+// migrateV4 adds segment files to a v3 database: new columns only, every
+// existing record keeps its inline payload (seg = 0), nothing is copied.
+const migrateV4 = `
+ALTER TABLE records ADD COLUMN seg INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE records ADD COLUMN off INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE records ADD COLUMN seglen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE streams ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
 `
 
 // migrateV3 moves a v2 database to record keys: every stream gets a
@@ -76,16 +97,23 @@ func recordKey(no, seq int64) int64 { return no<<seqBits | seq }
 func keySeq(key int64) int64 { return key & maxSeq }
 
 const (
-	sqlInsert    = `INSERT INTO records (key, arrived, checksum, payload) VALUES (?, ?, ?, ?)`
+	sqlInsert    = `INSERT INTO records (key, arrived, checksum, payload, seg, off, seglen) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlBumpLast  = `UPDATE streams SET last_seq = ?, depth = depth + ?, bytes = bytes + ? WHERE name = ?`
-	sqlAckSize   = `SELECT count(*), coalesce(sum(length(payload)), 0) FROM records WHERE key > ? AND key <= ?`
+	sqlAckSize   = `SELECT count(*), coalesce(sum(length(payload) + seglen), 0) FROM records WHERE key > ? AND key <= ?`
 	sqlAckDelete = `DELETE FROM records WHERE key > ? AND key <= ?`
-	sqlAckBump   = `UPDATE streams SET acked_seq = ?, depth = depth - ?, bytes = bytes - ? WHERE name = ?`
-	sqlPending   = `SELECT key, arrived, checksum, payload FROM records WHERE key > ? AND key <= ? ORDER BY key LIMIT ?`
-	sqlEvictPick = `SELECT key, length(payload) FROM records WHERE key > ? AND key <= ? ORDER BY key LIMIT 256`
+	sqlAckBump   = `UPDATE streams SET acked_seq = ?, depth = depth - ?, bytes = bytes - ?, dead = ? WHERE name = ?`
+	sqlPending   = `SELECT key, arrived, checksum, payload, seg, off, seglen FROM records WHERE key > ? AND key <= ? ORDER BY key LIMIT ?`
+	sqlEvictPick = `SELECT key, length(payload) + seglen, seg FROM records WHERE key > ? AND key <= ? ORDER BY key LIMIT 256`
 	sqlEvictOne  = `UPDATE records SET payload = ?, checksum = ? WHERE key = ?`
-	sqlEvictBump = `UPDATE streams SET bytes = bytes - ?, evicted_seq = ?, evicted_count = evicted_count + ? WHERE name = ?`
-	sqlStats     = `SELECT s.name, s.last_seq, s.depth, s.bytes, s.evicted_count,
+	sqlEvictBump = `UPDATE streams SET bytes = bytes - ?, evicted_seq = ?, evicted_count = evicted_count + ?, dead = ? WHERE name = ?`
+	// Evicting a segment tombstones every record of the range up to its
+	// last (inline ones only if larger than Tombstone, as one by one).
+	sqlEvictRangeSize = `SELECT count(*), coalesce(sum(length(payload) + seglen), 0) FROM records
+		WHERE key > ? AND key <= ? AND (seg > 0 OR length(payload) > ?)`
+	sqlEvictRange = `UPDATE records SET payload = ?, checksum = ?, seg = 0, off = 0, seglen = 0
+		WHERE key > ? AND key <= ? AND (seg > 0 OR length(payload) > ?)`
+	sqlStreamSegments = `SELECT id, first_seq, last_seq, size FROM segments WHERE no = ? ORDER BY id`
+	sqlStats          = `SELECT s.name, s.last_seq, s.depth, s.bytes, s.evicted_count,
 		(SELECT r.arrived FROM records r WHERE r.key > s.no << 48 AND r.key < (s.no + 1) << 48 -- seqBits
 			ORDER BY r.key LIMIT 1)
 		FROM streams s`
@@ -210,6 +238,11 @@ func (o *Outbox) migrate(ctx context.Context) error {
 			return fmt.Errorf("migrate to v3: %w", err)
 		}
 	}
+	if version >= 1 && version <= 3 { // v3 -> v4: segment files
+		if _, err := tx.ExecContext(ctx, migrateV4); err != nil {
+			return fmt.Errorf("migrate to v4: %w", err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
@@ -266,25 +299,29 @@ func streamNumbers(ctx context.Context, tx *sql.Tx) (map[string]int64, error) {
 }
 
 func loadWriterState(ctx context.Context, tx *sql.Tx) (writerState, error) {
-	ws := writerState{last: map[string]int64{}, acked: map[string]int64{}, bytes: map[string]int64{}, evicted: map[string]int64{}}
-	rows, err := tx.QueryContext(ctx, "SELECT name, last_seq, acked_seq, bytes, evicted_seq FROM streams")
+	ws := writerState{last: map[string]int64{}, acked: map[string]int64{}, bytes: map[string]int64{}, evicted: map[string]int64{}, dead: map[string]int64{}}
+	rows, err := tx.QueryContext(ctx, "SELECT name, last_seq, acked_seq, bytes, evicted_seq, dead FROM streams")
 	if err != nil {
 		return ws, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var name string
-		var last, acked, bytes, evicted int64
-		if err := rows.Scan(&name, &last, &acked, &bytes, &evicted); err != nil {
+		var last, acked, bytes, evicted, dead int64
+		if err := rows.Scan(&name, &last, &acked, &bytes, &evicted, &dead); err != nil {
 			return ws, err
 		}
-		ws.last[name], ws.acked[name], ws.bytes[name], ws.evicted[name] = last, acked, bytes, evicted
+		ws.last[name], ws.acked[name], ws.bytes[name], ws.evicted[name], ws.dead[name] = last, acked, bytes, evicted, dead
 	}
 	return ws, rows.Err()
 }
 
 func (o *Outbox) closeDBs() error {
 	var errs []error
+	if o.lock != nil {
+		errs = append(errs, o.lock.Close())
+		o.lock = nil
+	}
 	if o.ck != nil {
 		errs = append(errs, o.ck.Close())
 	}

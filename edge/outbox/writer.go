@@ -47,6 +47,7 @@ type writerState struct {
 	acked   map[string]int64
 	bytes   map[string]int64 // payload bytes held, kept current through the batch
 	evicted map[string]int64 // highest evicted seq
+	dead    map[string]int64 // acked bytes still in the stream's oldest segment (segments.go)
 }
 
 func (o *Outbox) runWriter() {
@@ -189,21 +190,29 @@ func (o *Outbox) feedTail(batch []*request, results []result) {
 
 type delta struct{ n, bytes int64 }
 
+// emptyBlob is the payload column of a record whose payload is in a segment.
+var emptyBlob = []byte{}
+
 // apply runs the batch in one transaction. A returned error means nothing
 // of the batch was committed. Per-request refusals (ErrAckBeyondLast) are
 // in results and do not fail the batch.
-func (o *Outbox) apply(batch []*request) ([]result, error) {
+func (o *Outbox) apply(batch []*request) (_ []result, err error) {
 	ctx := context.Background() // a begun batch runs to its end
 	tx, err := o.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() // no-op after Commit
+	defer func() {
+		if err != nil {
+			o.segs.failed()
+		}
+	}()
 	next, err := loadWriterState(ctx, tx)
 	if err != nil {
 		return nil, fmt.Errorf("read stream state: %w", err)
 	}
-	ins := rowInserter{tx: tx, nos: o.nos}
+	ins := rowInserter{tx: tx, nos: o.nos, segs: o.segs}
 	defer ins.close()
 
 	results := make([]result, len(batch))
@@ -229,7 +238,17 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 				results[i].err = fmt.Errorf("%w: %s has used all %d seqs", ErrFull, r.stream, int64(maxSeq))
 				continue
 			}
-			if err := ins.add(r, seq); err != nil {
+			var seg *segment
+			var off int64
+			if o.inSegment(len(r.payload)) {
+				if seg, err = o.activeSegment(tx, o.nos[r.stream], seq, len(r.payload)); err != nil {
+					return nil, err
+				}
+				if off, err = o.segs.add(seg, seq, r.payload); err != nil {
+					return nil, err
+				}
+			}
+			if err := ins.add(r, seq, seg, off); err != nil {
 				return nil, err
 			}
 			next.last[r.stream] = seq
@@ -256,6 +275,9 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 	if err := ins.flush(); err != nil {
 		return nil, err
 	}
+	if err := o.segs.sync(tx); err != nil { // the payloads are durable before the rows commit
+		return nil, err
+	}
 	for stream, d := range added {
 		if _, err := tx.Exec(sqlBumpLast, next.last[stream], d.n, d.bytes, stream); err != nil {
 			return nil, fmt.Errorf("update stream %s: %w", stream, err)
@@ -264,6 +286,7 @@ func (o *Outbox) apply(batch []*request) ([]result, error) {
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
+	o.segs.committed(o.segmentSize())
 	return results, nil
 }
 
@@ -295,15 +318,69 @@ func (o *Outbox) applyAck(tx *sql.Tx, r *request, st writerState) (refused, err 
 			return nil, fmt.Errorf("ack %s: size: %w", r.stream, err)
 		}
 	}
+	dead, err := o.ackSegments(tx, no, r.upto)
+	if err != nil {
+		return nil, fmt.Errorf("ack %s: %w", r.stream, err)
+	}
 	if _, err := tx.Exec(sqlAckDelete, lo, hi); err != nil {
 		return nil, fmt.Errorf("ack %s: delete: %w", r.stream, err)
 	}
-	if _, err := tx.Exec(sqlAckBump, r.upto, n, bytes, r.stream); err != nil {
+	if _, err := tx.Exec(sqlAckBump, r.upto, n, bytes, dead, r.stream); err != nil {
 		return nil, fmt.Errorf("ack %s: update stream: %w", r.stream, err)
 	}
 	st.acked[r.stream] = r.upto
 	st.bytes[r.stream] -= bytes
+	st.dead[r.stream] = dead
 	return nil, nil
+}
+
+// ackSegments deletes the segments rows of stream no whose records are
+// all acked by an ack up to upto (their files are unlinked after the
+// commit) and returns the stream's dead bytes after it: the acked prefix
+// of the oldest segment left, which ends where its first record above
+// upto starts.
+func (o *Outbox) ackSegments(tx *sql.Tx, no, upto int64) (dead int64, err error) {
+	if err := o.segs.flushRows(tx); err != nil {
+		return 0, err
+	}
+	rows, err := tx.Query(sqlStreamSegments, no)
+	if err != nil {
+		return 0, fmt.Errorf("segments: %w", err)
+	}
+	var drop []int64
+	var head struct{ id, first int64 }
+	for rows.Next() {
+		var id, first, last, size int64
+		if err := rows.Scan(&id, &first, &last, &size); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("segments: %w", err)
+		}
+		if last <= upto {
+			drop = append(drop, id)
+		} else if head.id == 0 {
+			head.id, head.first = id, first
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("segments: %w", err)
+	}
+	if len(drop) > 0 {
+		if _, err := tx.Exec(`DELETE FROM segments WHERE no = ? AND last_seq <= ?`, no, upto); err != nil {
+			return 0, fmt.Errorf("delete segments: %w", err)
+		}
+		for _, id := range drop {
+			o.segs.drop(no, id)
+		}
+	}
+	if head.id == 0 || head.first > upto {
+		return 0, nil
+	}
+	if err := tx.QueryRow(`SELECT off FROM records WHERE key > ? AND key <= ? AND seg = ? ORDER BY key LIMIT 1`,
+		recordKey(no, upto), recordKey(no, maxSeq), head.id).Scan(&dead); err != nil {
+		return 0, fmt.Errorf("segment %d: first record above %d: %w", head.id, upto, err)
+	}
+	return dead, nil
 }
 
 // makeRoom enforces the disk budget for append r inside the batch's
@@ -315,6 +392,9 @@ func (o *Outbox) makeRoom(tx *sql.Tx, st writerState, r *request) (refused, err 
 	var total int64
 	for _, b := range st.bytes {
 		total += b
+	}
+	for _, d := range st.dead {
+		total += d
 	}
 	need := total + int64(len(r.payload)) - o.Budget
 	if need <= 0 {
@@ -354,15 +434,18 @@ var tombstoneSum = int64(Checksum(Tombstone))
 // and how many records it looked at (0: none left).
 func (o *Outbox) evictSome(tx *sql.Tx, st writerState, stream string, need int64) (freed int64, n int, err error) {
 	no := o.nos[stream]
+	if err := o.segs.flushRows(tx); err != nil {
+		return 0, 0, err
+	}
 	rows, err := tx.Query(sqlEvictPick, recordKey(no, max(st.evicted[stream], st.acked[stream])), recordKey(no, maxSeq))
 	if err != nil {
 		return 0, 0, fmt.Errorf("evict %s: %w", stream, err)
 	}
-	type cand struct{ seq, size int64 }
+	type cand struct{ seq, size, seg int64 }
 	var cs []cand
 	for rows.Next() {
 		var c cand
-		if err := rows.Scan(&c.seq, &c.size); err != nil {
+		if err := rows.Scan(&c.seq, &c.size, &c.seg); err != nil {
 			rows.Close()
 			return 0, 0, fmt.Errorf("evict %s: %w", stream, err)
 		}
@@ -374,8 +457,21 @@ func (o *Outbox) evictSome(tx *sql.Tx, st writerState, stream string, need int64
 		return 0, 0, fmt.Errorf("evict %s: %w", stream, err)
 	}
 	var looked, count, last int64
+	dead := st.dead[stream]
 	for _, c := range cs {
 		if freed >= need {
+			break
+		}
+		if c.seg > 0 {
+			// A payload in a segment: evict the segment whole, with every
+			// record from here to its last.
+			segFreed, segCount, segLast, err := o.evictSegment(tx, stream, last, c.seq, c.seg)
+			if err != nil {
+				return 0, 0, err
+			}
+			freed += segFreed + dead
+			count += segCount
+			last, looked, dead = segLast, looked+1, 0
 			break
 		}
 		last, looked = c.seq, looked+1
@@ -391,13 +487,42 @@ func (o *Outbox) evictSome(tx *sql.Tx, st writerState, stream string, need int64
 	if looked == 0 {
 		return 0, 0, nil
 	}
-	if _, err := tx.Exec(sqlEvictBump, freed, last, count, stream); err != nil {
+	payloadFreed := freed - (st.dead[stream] - dead) // the dead bytes are not payload
+	if _, err := tx.Exec(sqlEvictBump, payloadFreed, last, count, dead, stream); err != nil {
 		return 0, 0, fmt.Errorf("evict %s: %w", stream, err)
 	}
 	st.evicted[stream] = last
-	st.bytes[stream] -= freed
+	st.bytes[stream] -= payloadFreed
+	st.dead[stream] = dead
 	o.evicted = true
 	return freed, int(looked), nil
+}
+
+// evictSegment tombstones the records of stream from the one after
+// evicted-so-far's (prev, or the first candidate seq's) up to the last
+// record of segment id, which is the stream's oldest, and deletes the
+// segment (its file is unlinked after the commit). It returns the payload
+// bytes freed (net of the tombstones), the records tombstoned and the
+// segment's last seq.
+func (o *Outbox) evictSegment(tx *sql.Tx, stream string, prev, first, id int64) (freed, count, last int64, err error) {
+	no := o.nos[stream]
+	if err := tx.QueryRow(`SELECT last_seq FROM segments WHERE id = ?`, id).Scan(&last); err != nil {
+		return 0, 0, 0, fmt.Errorf("evict %s: segment %d: %w", stream, id, err)
+	}
+	lo := recordKey(no, max(prev, first-1))
+	hi := recordKey(no, last)
+	var bytes int64
+	if err := tx.QueryRow(sqlEvictRangeSize, lo, hi, len(Tombstone)).Scan(&count, &bytes); err != nil {
+		return 0, 0, 0, fmt.Errorf("evict %s: segment %d: %w", stream, id, err)
+	}
+	if _, err := tx.Exec(sqlEvictRange, Tombstone, tombstoneSum, lo, hi, len(Tombstone)); err != nil {
+		return 0, 0, 0, fmt.Errorf("evict %s: segment %d: %w", stream, id, err)
+	}
+	if _, err := tx.Exec(`DELETE FROM segments WHERE id = ?`, id); err != nil {
+		return 0, 0, 0, fmt.Errorf("evict %s: segment %d: %w", stream, id, err)
+	}
+	o.segs.drop(no, id)
+	return bytes - count*int64(len(Tombstone)), count, last, nil
 }
 
 // insertChunk is how many records one INSERT statement writes: one
@@ -410,9 +535,10 @@ const insertChunk = 32
 type rowInserter struct {
 	tx      *sql.Tx
 	nos     map[string]int64 // stream numbers
-	many    *sql.Stmt        // insertChunk rows, prepared on first use
+	segs    *segStore
+	many    *sql.Stmt // insertChunk rows, prepared on first use
 	one     *sql.Stmt
-	pending []any   // insertChunk × 4 arguments at most
+	pending []any   // insertChunk × 7 arguments at most
 	rows    []rowID // of the pending rows, for errors
 }
 
@@ -423,8 +549,14 @@ type rowID struct {
 
 func (r rowID) String() string { return fmt.Sprintf("%s seq %d", r.stream, r.seq) }
 
-func (w *rowInserter) add(r *request, seq int64) error {
-	w.pending = append(w.pending, recordKey(w.nos[r.stream], seq), r.arrived, int64(r.checksum), r.payload)
+// add buffers r's row as record seq; its payload is inline unless seg is
+// not nil (then it is at off in seg).
+func (w *rowInserter) add(r *request, seq int64, seg *segment, off int64) error {
+	if seg != nil {
+		w.pending = append(w.pending, recordKey(w.nos[r.stream], seq), r.arrived, int64(r.checksum), emptyBlob, seg.id, off, int64(len(r.payload)))
+	} else {
+		w.pending = append(w.pending, recordKey(w.nos[r.stream], seq), r.arrived, int64(r.checksum), r.payload, int64(0), int64(0), int64(0))
+	}
 	w.rows = append(w.rows, rowID{r.stream, seq})
 	if len(w.rows) == insertChunk {
 		return w.flush()
@@ -435,11 +567,11 @@ func (w *rowInserter) add(r *request, seq int64) error {
 // flush writes every buffered row.
 func (w *rowInserter) flush() error {
 	defer func() { w.pending, w.rows = w.pending[:0], w.rows[:0] }()
-	const cols = 4
+	const cols = 7
 	var err error
 	if len(w.rows) == insertChunk {
 		if w.many == nil {
-			if w.many, err = w.tx.Prepare(sqlInsert + strings.Repeat(", (?, ?, ?, ?)", insertChunk-1)); err != nil {
+			if w.many, err = w.tx.Prepare(sqlInsert + strings.Repeat(", (?, ?, ?, ?, ?, ?, ?)", insertChunk-1)); err != nil {
 				return fmt.Errorf("prepare insert: %w", err)
 			}
 		}

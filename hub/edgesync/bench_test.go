@@ -15,6 +15,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/redforge/controltower/edge/broker"
 	"github.com/redforge/controltower/edge/outbox"
@@ -56,7 +57,12 @@ func openBenchEdge(b *testing.B, th *testHub, hubs []string) *benchEdge {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { o.Close() })
-	br := broker.New(broker.Config{Listen: "127.0.0.1:0", Outbox: o})
+	// The broker refuses anonymous clients: admit the user publishN dials as.
+	hash, err := bcrypt.GenerateFromPassword([]byte(edgecheck.MQTTPassword), bcrypt.MinCost)
+	if err != nil {
+		b.Fatal(err)
+	}
+	br := broker.New(broker.Config{Listen: "127.0.0.1:0", Outbox: o, Auth: broker.NewAuth(map[string][]byte{edgecheck.MQTTUser: hash}, "", nil)})
 	if err := br.Open(context.Background()); err != nil {
 		b.Fatal(err)
 	}
