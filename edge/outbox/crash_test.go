@@ -1,7 +1,6 @@
 package outbox
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,45 +51,7 @@ func runAndKillChild(t *testing.T, path string, round int) []string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKeepsEveryAcknowledgedRecord$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+path, fmt.Sprintf("REDFORGE_OUTBOX_CRASH_ROUND=%d", round))
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killAfter := 50 + rand.IntN(1500) // a random moment, measured in progress
-	var lines []string
-	reached, eof := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(eof)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "seq ") {
-				lines = append(lines, sc.Text())
-				if len(lines) == killAfter {
-					close(reached)
-				}
-			}
-		}
-	}()
-
-	select {
-	case <-reached:
-	case <-eof:
-		cmd.Wait()
-		t.Fatalf("child exited early: %v", cmd.ProcessState)
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("child did not print %d seqs in 60s", killAfter)
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-eof // read everything the child wrote before it died
-	cmd.Wait()
-	return lines
+	return killChildAfter(t, cmd, 50+rand.IntN(1500)) // a random moment, measured in progress
 }
 
 func parseChildLine(t *testing.T, l string) (stream string, seq int64, payload string) {

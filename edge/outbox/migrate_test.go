@@ -39,14 +39,7 @@ PRAGMA user_version = 2;
 // appends continue each stream's seq, acks delete only their own stream,
 // and a stream added by the new configuration gets a number of its own.
 func TestMigrateV2KeepsEveryRecord(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "outbox.db")
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(schemaV2); err != nil {
-		t.Fatal(err)
-	}
+	path, db := legacyOutbox(t, schemaV2)
 	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	want := map[string][]Record{}
 	// audit: seqs 1..40 assigned, 1..10 acked; vectors: 1..25, seq 3 evicted.
@@ -170,14 +163,7 @@ PRAGMA user_version = 3;
 // stream reads in order across both, an ack across the boundary releases
 // both kinds and the segment file, and Stats agree throughout.
 func TestMigrateV3KeepsInlinePayloads(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "outbox.db")
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(schemaV3); err != nil {
-		t.Fatal(err)
-	}
+	path, db := legacyOutbox(t, schemaV3)
 	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	var want []Record
 	var bytes int64
@@ -253,4 +239,19 @@ func TestMigrateV3KeepsInlinePayloads(t *testing.T) {
 	if got := segmentFiles(t, o.segDir()); len(got) != 0 {
 		t.Fatalf("segment files %v after acking everything", got)
 	}
+}
+
+// legacyOutbox creates an outbox database in a fresh directory with an
+// older version's schema, for the migration tests to fill and then open.
+func legacyOutbox(t *testing.T, schema string) (path string, db *sql.DB) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "outbox.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(schema); err != nil {
+		t.Fatal(err)
+	}
+	return path, db
 }
