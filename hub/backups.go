@@ -92,7 +92,7 @@ func (h *Hub) openBackups() error {
 // a truncated SQLite file or a dropped PostgreSQL table.
 func (h *Hub) storeCheck() *backup.StoreCheck {
 	kind, _ := StoreKind(h.Config.Store)
-	c := &backup.StoreCheck{Kind: kind, Path: h.storeTarget()}
+	c := &backup.StoreCheck{Kind: kind, Path: h.storeTarget(), Transient: postgres.Transient}
 	_ = c.Ping(h.bgCtx()) // the baseline: the tables there at the start
 	h.onClose("store-integrity", c.Close)
 	return c

@@ -9,11 +9,9 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // StoreCheck is a health check that notices a damaged store the store's
@@ -23,6 +21,11 @@ import (
 // enough for /api/health: no table is scanned.
 type StoreCheck struct {
 	Kind, Path string
+	// Transient reports an error after which the store may work again on
+	// the primary a failover leaves (the store's own classification,
+	// postgres.Transient). A listing that fails with one says nothing
+	// about the tables. Nil: no error is.
+	Transient func(error) bool
 
 	mu     sync.Mutex
 	tables []string // the baseline: the tables of the first check
@@ -135,25 +138,22 @@ func (c *StoreCheck) postgres(ctx context.Context) ([]string, error) {
 	defer conn.Close(context.WithoutCancel(ctx))
 	rows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
 	if err != nil {
-		return nil, listingErr(ctx, err)
+		return nil, c.listingErr(ctx, err)
 	}
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, listingErr(ctx, err)
+		return nil, c.listingErr(ctx, err)
 	}
 	return tables, nil
 }
 
 // listingErr sorts the error of the table listing: only a listing the
-// server answered can show damage. One cut short by a failover (the
-// connection broke, the server is shutting down or still recovering,
-// class 08 or 57P) or by the check's deadline says nothing about the
-// tables, and is errUnreachable, which the store's own check reports;
-// any other error the server gave (a refused permission, say) is the
-// check's failure.
-func listingErr(ctx context.Context, err error) error {
-	var pe *pgconn.PgError
-	if ctx.Err() != nil || !errors.As(err, &pe) || strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") {
+// server answered can show damage. One cut short by a failover (what the
+// store calls transient) or by the check's deadline says nothing about
+// the tables, and is errUnreachable, which the store's own check reports;
+// any other error is the check's failure.
+func (c *StoreCheck) listingErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil || (c.Transient != nil && c.Transient(err)) {
 		return fmt.Errorf("%w: %v", errUnreachable, err)
 	}
 	return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/redforge/controltower/hub/store/postgres"
 	"github.com/redforge/controltower/internal/testenv"
 )
 
@@ -62,7 +63,7 @@ func TestStoreCheckListingCutShortIsNotDamage(t *testing.T) {
 		if c.err == nil {
 			t.Fatalf("%s: the server gave no error", c.name)
 		}
-		got := listingErr(c.ctx, c.err)
+		got := (&StoreCheck{Transient: postgres.Transient}).listingErr(c.ctx, c.err)
 		if errors.Is(got, errUnreachable) != c.unreachable {
 			t.Errorf("%s (%v): listingErr = %v, want unreachable %v", c.name, c.err, got, c.unreachable)
 		}

@@ -324,3 +324,8 @@ func (e *flatError) Unwrap() error { return e.err }
 func noPrepare(cc *pgx.ConnConfig) bool {
 	return cc.DefaultQueryExecMode == pgx.QueryExecModeExec || cc.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol
 }
+
+// Transient is the store's classification of err (dialect Transient) for
+// the hub's other PostgreSQL clients: true when the operation may succeed
+// on the primary a failover leaves.
+func Transient(err error) bool { return dialect{}.Transient(err) }
