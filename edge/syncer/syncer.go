@@ -12,8 +12,9 @@
 // ProgressTimeout (no bytes either way, none of the hub's 102 Processing
 // answers) gives its hub up, and a hub's 429/503 with a Retry-After is
 // waited out without marking the hub down. Each stream keeps MaxInFlight
-// batches with the hubs and releases one (an outbox ack, committed in the
-// background) while it reads and sends the next. It does not own
+// batches with the hubs, reads and encodes the next while the window is
+// full, and releases one (an outbox ack, committed in the background)
+// while it sends the next. It does not own
 // enrollment or heartbeats (edge/agent) or the queue itself (edge/outbox).
 package syncer
 
@@ -215,8 +216,8 @@ func (s *Syncer) Run(ctx context.Context) {
 
 // runStream pushes one stream until ctx ends. It keeps up to MaxInFlight
 // batches with the hubs at once (batch k+1 is read, encoded and sent while
-// batch k is still being committed), and applies their acks strictly in
-// order. Any failure, refusal or partial release waits for the batches
+// batch k is still being committed; batch k+2 is read and encoded while
+// both are), and applies their acks strictly in order. Any failure, refusal or partial release waits for the batches
 // still in flight, drops their answers and restarts from the outbox head:
 // the hub skips what it already holds, so the window changes only timing,
 // never what is sent or released.
@@ -241,7 +242,27 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 	// head, once the last release is committed (else the head would still
 	// hold what the hub has just taken). A failed release only means those
 	// records are sent again, and the hub skips them.
+	// ahead is the batch after the window, read and encoded while the
+	// window is full, so that it leaves the moment a flight lands; nil
+	// when none is being prepared. It reads what no flight holds, so an
+	// ack committing meanwhile cannot release any of it.
+	var ahead chan preparedOrErr
+	dropAhead := func() {
+		if ahead != nil {
+			<-ahead
+			ahead = nil
+		}
+	}
+	next := func() (*prepared, error) {
+		if ahead == nil {
+			return s.prepare(ctx, stream, after)
+		}
+		r := <-ahead
+		ahead = nil
+		return r.p, r.err
+	}
 	abandon := func() {
+		dropAhead()
 		for _, f := range flights {
 			<-f.done
 		}
@@ -253,7 +274,7 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 		var err error
 		for len(flights) < s.cfg.MaxInFlight {
 			var p *prepared
-			if p, err = s.prepare(ctx, stream, after); err != nil || p == nil {
+			if p, err = next(); err != nil || p == nil {
 				break
 			}
 			f := flight{p: p, done: make(chan pushResult, 1), behind: len(flights) > 0}
@@ -263,6 +284,13 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 			}()
 			flights = append(flights, f)
 			after = p.b.LastSeq()
+			if len(flights) == s.cfg.MaxInFlight {
+				ahead = make(chan preparedOrErr, 1)
+				go func(after int64) {
+					p, err := s.prepare(ctx, stream, after)
+					ahead <- preparedOrErr{p, err}
+				}(after)
+			}
 		}
 		if err == nil && len(flights) > 0 {
 			f := flights[0]
@@ -314,6 +342,12 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 			sleep(ctx, s.cfg.IdleWait)
 		}
 	}
+}
+
+// preparedOrErr is what prepare returned.
+type preparedOrErr struct {
+	p   *prepared
+	err error
 }
 
 // flight is a batch with a hub; done receives the answer once.

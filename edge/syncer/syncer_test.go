@@ -242,6 +242,89 @@ func TestWindowKeepsTwoBatchesInFlight(t *testing.T) {
 	}
 }
 
+// readsOutbox is an outbox that reports every Pending read's afterSeq.
+type readsOutbox struct {
+	*outbox.Outbox
+	reads chan int64
+}
+
+func (o readsOutbox) Pending(ctx context.Context, stream string, afterSeq int64, limit int) ([]outbox.Record, error) {
+	select {
+	case o.reads <- afterSeq:
+	default:
+	}
+	return o.Outbox.Pending(ctx, stream, afterSeq, limit)
+}
+
+// TestNextBatchReadWhileWindowFull: with both batches of the window held
+// by the hub, the syncer has already read the third from the outbox, so
+// it leaves the moment a flight lands; everything still arrives once and
+// in order, and the outbox ends empty.
+func TestNextBatchReadWhileWindowFull(t *testing.T) {
+	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != router.HealthPath {
+			select { // every batch waits until the test has seen the read-ahead
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	o := outbox.New(filepath.Join(t.TempDir(), "outbox.db"))
+	if err := o.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	appendN(t, o, outbox.StreamAudit, 30)
+	ro := readsOutbox{Outbox: o, reads: make(chan int64, 64)}
+	rt, err := router.New(router.Config{Targets: []string{srv.URL}, FailuresToDown: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := syncer.New(syncer.Config{EdgeID: "e1", Credential: func() string { return "c" }, Outbox: ro,
+		Streams: []string{outbox.StreamAudit}, Router: rt, MaxBatchRecords: 3, MaxInFlight: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	var releaseOnce sync.Once
+	letGo := func() { releaseOnce.Do(func() { close(release) }) }
+	defer func() { letGo(); cancel(); <-done }() // the syncer waits out batches in flight
+	var reads []int64
+	timeout := time.After(10 * time.Second)
+	for len(reads) < 3 {
+		select {
+		case after := <-ro.reads:
+			reads = append(reads, after)
+		case <-timeout:
+			t.Fatalf("outbox reads while the hub holds the window: %v, want [0 3 6]", reads)
+		}
+	}
+	if fmt.Sprint(reads) != "[0 3 6]" {
+		t.Fatalf("outbox reads while the hub holds the window: %v, want [0 3 6]", reads)
+	}
+	letGo()
+	testenv.WaitFor(t, 20*time.Second, "the hub to hold all 30 records and the outbox to be empty", func() error {
+		st, err := o.Stats(context.Background())
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if got := len(h.got[outbox.StreamAudit]); err != nil || st[outbox.StreamAudit].Depth != 0 || got != 30 {
+			return fmt.Errorf("hub holds %d, outbox depth %d (%v)", got, st[outbox.StreamAudit].Depth, err)
+		}
+		return nil
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, p := range h.got[outbox.StreamAudit] {
+		if want := fmt.Sprintf(`{"i":%d}`, i); p != want {
+			t.Fatalf("record %d on the hub is %s, want %s", i, p, want)
+		}
+	}
+}
+
 // TestIncompressibleStreamSentPlain: packed random vectors do not
 // compress, so they go as plain protobuf (and zstd is not even tried for
 // the next batches); text records keep going compressed. The hub takes

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -161,7 +162,7 @@ func BenchmarkVectorDrain(b *testing.B) {
 		}
 		wg.Wait()
 		filled := time.Since(fill)
-		stopWatch, stopProfile := pgWatch(b, dsn), profileSection(b, "drain")
+		stopWatch, stopProfile := pgWatch(b, dsn, n), profileSection(b, "drain")
 		cpu := benchinfo.CPU()
 		start := time.Now()
 		e.startSync()
@@ -307,7 +308,7 @@ func runOurs(b *testing.B, n int, payload func(int) string) float64 {
 	defer th.close()
 	e := newBenchEdge(b, th)
 	e.startSync()
-	stopWatch, stopProfile := pgWatch(b, dsn), profileSection(b, "e2e")
+	stopWatch, stopProfile := pgWatch(b, dsn, n), profileSection(b, "e2e")
 	cpu := benchinfo.CPU()
 	start := time.Now()
 	acked := publishN(b, e.b.Addr().String(), n, payload)
@@ -380,6 +381,11 @@ func rawCopyVectors(b *testing.B, n, dim, batch int) float64 {
 		rows[i] = []any{"raw-edge", int64(i + 1), fmt.Sprintf("v%d", i), dim, syncproto.PackFloat32(v), fmt.Sprintf(`{"i":%d}`, i), now, int64(i)}
 	}
 	cols := []string{"edge_id", "seq", "vector_id", "dim", "vector", "metadata", "time", "checksum"}
+	serverCPU := func() time.Duration { return 0 }
+	if os.Getenv("REDFORGE_BENCH_PGSTAT") != "" {
+		serverCPU = pgServerCPU(b, conn)
+	}
+	cpu := serverCPU()
 	start := time.Now()
 	for i := 0; i < n; i += batch {
 		if _, err := conn.CopyFrom(context.Background(), pgx.Identifier{"vectors"}, cols, pgx.CopyFromRows(rows[i:min(i+batch, n)])); err != nil {
@@ -387,6 +393,9 @@ func rawCopyVectors(b *testing.B, n, dim, batch int) float64 {
 		}
 	}
 	rate := float64(n) / time.Since(start).Seconds()
+	if cpu := serverCPU() - cpu; cpu > 0 {
+		fmt.Printf("raw COPY: postgres server CPU (every process, from /proc): %.2f s, %.1f µs per row\n", cpu.Seconds(), float64(cpu.Microseconds())/float64(n))
+	}
 	conn.Close(context.Background())
 	dropDatabase(b, dsn)
 	return rate

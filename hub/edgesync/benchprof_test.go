@@ -1,6 +1,7 @@
 package edgesync_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -65,7 +67,7 @@ func onSide(side string, f func()) {
 // pg_stat_statements loaded, which statements took its time. It does
 // nothing unless REDFORGE_BENCH_PGSTAT is set; the returned stop prints
 // both as shares.
-func pgWatch(tb testing.TB, dsn string) (stop func()) {
+func pgWatch(tb testing.TB, dsn string, rows int) (stop func()) {
 	if os.Getenv("REDFORGE_BENCH_PGSTAT") == "" {
 		return func() {}
 	}
@@ -75,6 +77,8 @@ func pgWatch(tb testing.TB, dsn string) (stop func()) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	serverCPU := pgServerCPU(tb, conn)
+	cpu0 := serverCPU()
 	// The view and its functions live in the database that created the
 	// extension; creating it here fails unless the server preloads it.
 	_, statErr := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -109,9 +113,11 @@ func pgWatch(tb testing.TB, dsn string) (stop func()) {
 		}
 	})
 	return func() {
+		cpu := serverCPU() - cpu0
 		close(done)
 		wg.Wait()
 		defer conn.Close(context.Background())
+		fmt.Printf("postgres server CPU (every process, from /proc): %.2f s, %.1f µs per row\n", cpu.Seconds(), float64(cpu.Microseconds())/float64(max(rows, 1)))
 		var total int
 		for _, n := range waits {
 			total += n
@@ -164,4 +170,65 @@ func pgWatch(tb testing.TB, dsn string) (stop func()) {
 func startBenchHub(tb testing.TB, dsn string) (th *testHub) {
 	onSide("hub", func() { th = startHub(tb, dsn) })
 	return th
+}
+
+// pgServerCPU returns a reader of the CPU time the PostgreSQL server of
+// conn has used so far: its postmaster's and every child's, live (from
+// /proc/<pid>/stat) or exited (the postmaster's cutime and cstime). The
+// server must run on this machine, as the test servers do.
+func pgServerCPU(tb testing.TB, conn *pgx.Conn) func() time.Duration {
+	var backend int
+	if err := conn.QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		tb.Fatal(err)
+	}
+	postmaster := procStat(backend)
+	if postmaster == nil {
+		tb.Fatalf("postgres backend %d: not in /proc (a server on another machine?)", backend)
+	}
+	pm := postmaster.ppid
+	return func() time.Duration {
+		var ticks int64
+		if st := procStat(pm); st != nil {
+			ticks += st.ticks + st.childTicks
+		}
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if st := procStat(pid); st != nil && st.ppid == pm {
+				ticks += st.ticks
+			}
+		}
+		return time.Duration(ticks) * time.Second / clockTicks
+	}
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/<pid>/stat times.
+const clockTicks = 100
+
+type pidStat struct {
+	ppid              int
+	ticks, childTicks int64 // utime+stime, cutime+cstime
+}
+
+// procStat reads /proc/<pid>/stat, or returns nil if pid is gone.
+func procStat(pid int) *pidStat {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	// The command name, in parentheses, may hold spaces: fields count
+	// from the last ')'.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return nil
+	}
+	f := strings.Fields(string(raw[i+1:])) // f[0] is field 3, the state
+	if len(f) < 15 {
+		return nil
+	}
+	n := func(k int) int64 { v, _ := strconv.ParseInt(f[k-3], 10, 64); return v }
+	return &pidStat{ppid: int(n(4)), ticks: n(14) + n(15), childTicks: n(16) + n(17)}
 }
