@@ -74,13 +74,20 @@ func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(out)
 }
 
-func newSyncer(t *testing.T, hubs ...string) (*syncer.Syncer, *outbox.Outbox) {
+// openOutbox opens a fresh outbox, closed when t ends.
+func openOutbox(t *testing.T) *outbox.Outbox {
 	t.Helper()
 	o := outbox.New(filepath.Join(t.TempDir(), "outbox.db"))
 	if err := o.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { o.Close() })
+	return o
+}
+
+func newSyncer(t *testing.T, hubs ...string) (*syncer.Syncer, *outbox.Outbox) {
+	t.Helper()
+	o := openOutbox(t)
 	rt, err := router.New(router.Config{Targets: hubs, FailuresToDown: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -274,11 +281,7 @@ func TestNextBatchReadWhileWindowFull(t *testing.T) {
 		h.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	o := outbox.New(filepath.Join(t.TempDir(), "outbox.db"))
-	if err := o.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
+	o := openOutbox(t)
 	appendN(t, o, outbox.StreamAudit, 30)
 	ro := readsOutbox{Outbox: o, reads: make(chan int64, 64)}
 	rt, err := router.New(router.Config{Targets: []string{srv.URL}, FailuresToDown: 1})
@@ -405,11 +408,7 @@ func TestBusyHubIsWaitedFor(t *testing.T) {
 		h.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	o := outbox.New(filepath.Join(t.TempDir(), "outbox.db"))
-	if err := o.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
+	o := openOutbox(t)
 	rt, _ := router.New(router.Config{Targets: []string{srv.URL}, FailuresToDown: 1})
 	s := syncer.New(syncer.Config{EdgeID: "e1", Credential: func() string { return "c" }, Outbox: o,
 		Streams: []string{outbox.StreamAudit}, Router: rt, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
@@ -464,11 +463,7 @@ func TestSilentHubGivenUpOnNoProgress(t *testing.T) {
 		h.ServeHTTP(w, r)
 	}))
 	defer slow.Close()
-	o := outbox.New(filepath.Join(t.TempDir(), "outbox.db"))
-	if err := o.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
+	o := openOutbox(t)
 	rt, _ := router.New(router.Config{Targets: []string{silent.URL, slow.URL}})
 	s := syncer.New(syncer.Config{EdgeID: "e1", Credential: func() string { return "c" }, Outbox: o,
 		Streams: []string{outbox.StreamAudit}, Router: rt, ProgressTimeout: 300 * time.Millisecond})
