@@ -97,7 +97,7 @@ func pgWatch(tb testing.TB, dsn string, rows int) (stop func()) {
 				return
 			case <-t.C:
 			}
-			rows, err := conn.Query(ctx, `SELECT coalesce(wait_event_type, 'CPU'), coalesce(wait_event, state) FROM pg_stat_activity
+			rows, err := conn.Query(ctx, `SELECT coalesce(wait_event_type, 'CPU'), coalesce(wait_event || CASE WHEN state = 'active' THEN '' ELSE ' (' || state || ')' END, state) FROM pg_stat_activity
 				WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`)
 			if err != nil {
 				return
