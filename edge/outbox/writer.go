@@ -212,7 +212,7 @@ func (o *Outbox) apply(batch []*request) (_ []result, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stream state: %w", err)
 	}
-	ins := rowInserter{tx: tx, nos: o.nos, segs: o.segs}
+	ins := rowInserter{tx: tx, nos: o.nos}
 	defer ins.close()
 
 	results := make([]result, len(batch))
@@ -535,8 +535,7 @@ const insertChunk = 32
 type rowInserter struct {
 	tx      *sql.Tx
 	nos     map[string]int64 // stream numbers
-	segs    *segStore
-	many    *sql.Stmt // insertChunk rows, prepared on first use
+	many    *sql.Stmt        // insertChunk rows, prepared on first use
 	one     *sql.Stmt
 	pending []any   // insertChunk × 7 arguments at most
 	rows    []rowID // of the pending rows, for errors
@@ -552,11 +551,11 @@ func (r rowID) String() string { return fmt.Sprintf("%s seq %d", r.stream, r.seq
 // add buffers r's row as record seq; its payload is inline unless seg is
 // not nil (then it is at off in seg).
 func (w *rowInserter) add(r *request, seq int64, seg *segment, off int64) error {
+	payload, id, n := r.payload, int64(0), int64(0)
 	if seg != nil {
-		w.pending = append(w.pending, recordKey(w.nos[r.stream], seq), r.arrived, int64(r.checksum), emptyBlob, seg.id, off, int64(len(r.payload)))
-	} else {
-		w.pending = append(w.pending, recordKey(w.nos[r.stream], seq), r.arrived, int64(r.checksum), r.payload, int64(0), int64(0), int64(0))
+		payload, id, n = emptyBlob, seg.id, int64(len(r.payload))
 	}
+	w.pending = append(w.pending, recordKey(w.nos[r.stream], seq), r.arrived, int64(r.checksum), payload, id, off, n)
 	w.rows = append(w.rows, rowID{r.stream, seq})
 	if len(w.rows) == insertChunk {
 		return w.flush()
