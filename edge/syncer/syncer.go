@@ -217,10 +217,11 @@ func (s *Syncer) Run(ctx context.Context) {
 // runStream pushes one stream until ctx ends. It keeps up to MaxInFlight
 // batches with the hubs at once (batch k+1 is read, encoded and sent while
 // batch k is still being committed; batch k+2 is read and encoded while
-// both are), and applies their acks strictly in order. Any failure, refusal or partial release waits for the batches
-// still in flight, drops their answers and restarts from the outbox head:
-// the hub skips what it already holds, so the window changes only timing,
-// never what is sent or released.
+// both are), and applies their acks strictly in order. Any failure,
+// refusal or partial release waits for the batches still in flight, drops
+// their answers and restarts from the outbox head: the hub skips what it
+// already holds, so the window changes only timing, never what is sent or
+// released.
 func (s *Syncer) runStream(ctx context.Context, stream string) {
 	log := s.cfg.Logger.With("stream", stream)
 	backoff := time.Duration(0)
@@ -238,21 +239,12 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 		releasing = nil
 		return err
 	}
-	// abandon drops the batches in flight and restarts from the outbox
-	// head, once the last release is committed (else the head would still
-	// hold what the hub has just taken). A failed release only means those
-	// records are sent again, and the hub skips them.
 	// ahead is the batch after the window, read and encoded while the
 	// window is full, so that it leaves the moment a flight lands; nil
 	// when none is being prepared. It reads what no flight holds, so an
-	// ack committing meanwhile cannot release any of it.
+	// ack committing meanwhile cannot release any of it. next takes it,
+	// or reads the batch after the last one handed to a flight.
 	var ahead chan preparedOrErr
-	dropAhead := func() {
-		if ahead != nil {
-			<-ahead
-			ahead = nil
-		}
-	}
 	next := func() (*prepared, error) {
 		if ahead == nil {
 			return s.prepare(ctx, stream, after)
@@ -261,8 +253,15 @@ func (s *Syncer) runStream(ctx context.Context, stream string) {
 		ahead = nil
 		return r.p, r.err
 	}
+	// abandon drops the batches in flight (and the one read ahead) and
+	// restarts from the outbox head, once the last release is committed
+	// (else the head would still hold what the hub has just taken). A
+	// failed release only means those records are sent again, and the hub
+	// skips them.
 	abandon := func() {
-		dropAhead()
+		if ahead != nil {
+			next() // dropped with the window
+		}
 		for _, f := range flights {
 			<-f.done
 		}
