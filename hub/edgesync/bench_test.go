@@ -394,7 +394,7 @@ func rawCopyVectors(b *testing.B, n, dim, batch int) float64 {
 	}
 	rate := float64(n) / time.Since(start).Seconds()
 	if cpu := serverCPU() - cpu; cpu > 0 {
-		fmt.Printf("raw COPY: postgres server CPU (every process, from /proc): %.2f s, %.1f µs per row\n", cpu.Seconds(), float64(cpu.Microseconds())/float64(n))
+		printServerCPU("raw COPY: ", cpu, n)
 	}
 	conn.Close(context.Background())
 	dropDatabase(b, dsn)

@@ -1,7 +1,6 @@
 package edgesync_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,13 +8,13 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/procfs"
 )
 
 // The edge, the hub and the publishers of a benchmark run in one process.
@@ -117,7 +116,7 @@ func pgWatch(tb testing.TB, dsn string, rows int) (stop func()) {
 		close(done)
 		wg.Wait()
 		defer conn.Close(context.Background())
-		fmt.Printf("postgres server CPU (every process, from /proc): %.2f s, %.1f µs per row\n", cpu.Seconds(), float64(cpu.Microseconds())/float64(max(rows, 1)))
+		printServerCPU("", cpu, rows)
 		var total int
 		for _, n := range waits {
 			total += n
@@ -173,62 +172,47 @@ func startBenchHub(tb testing.TB, dsn string) (th *testHub) {
 }
 
 // pgServerCPU returns a reader of the CPU time the PostgreSQL server of
-// conn has used so far: its postmaster's and every child's, live (from
-// /proc/<pid>/stat) or exited (the postmaster's cutime and cstime). The
-// server must run on this machine, as the test servers do.
+// conn has used so far: its postmaster's and every child's, live or
+// exited (the postmaster's cutime and cstime), read from /proc with
+// prometheus/procfs. The server must run on this machine, as the test
+// servers do.
 func pgServerCPU(tb testing.TB, conn *pgx.Conn) func() time.Duration {
 	var backend int
 	if err := conn.QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&backend); err != nil {
 		tb.Fatal(err)
 	}
-	postmaster := procStat(backend)
-	if postmaster == nil {
-		tb.Fatalf("postgres backend %d: not in /proc (a server on another machine?)", backend)
+	st, err := procStat(backend)
+	if err != nil {
+		tb.Fatalf("postgres backend %d: %v (a server on another machine?)", backend, err)
 	}
-	pm := postmaster.ppid
+	postmaster := st.PPID
 	return func() time.Duration {
-		var ticks int64
-		if st := procStat(pm); st != nil {
-			ticks += st.ticks + st.childTicks
+		var seconds float64
+		if st, err := procStat(postmaster); err == nil {
+			seconds += st.CPUTime() + float64(st.CUTime+st.CSTime)/clockTicks
 		}
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			if st := procStat(pid); st != nil && st.ppid == pm {
-				ticks += st.ticks
+		procs, _ := procfs.AllProcs()
+		for _, p := range procs {
+			if st, err := p.Stat(); err == nil && st.PPID == postmaster {
+				seconds += st.CPUTime()
 			}
 		}
-		return time.Duration(ticks) * time.Second / clockTicks
+		return time.Duration(seconds * float64(time.Second))
 	}
 }
 
-// clockTicks is Linux's USER_HZ, the unit of /proc/<pid>/stat times.
+// clockTicks is Linux's USER_HZ, the unit of cutime and cstime.
 const clockTicks = 100
 
-type pidStat struct {
-	ppid              int
-	ticks, childTicks int64 // utime+stime, cutime+cstime
+func procStat(pid int) (procfs.ProcStat, error) {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return procfs.ProcStat{}, err
+	}
+	return p.Stat()
 }
 
-// procStat reads /proc/<pid>/stat, or returns nil if pid is gone.
-func procStat(pid int) *pidStat {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	// The command name, in parentheses, may hold spaces: fields count
-	// from the last ')'.
-	i := bytes.LastIndexByte(raw, ')')
-	if i < 0 {
-		return nil
-	}
-	f := strings.Fields(string(raw[i+1:])) // f[0] is field 3, the state
-	if len(f) < 15 {
-		return nil
-	}
-	n := func(k int) int64 { v, _ := strconv.ParseInt(f[k-3], 10, 64); return v }
-	return &pidStat{ppid: int(n(4)), ticks: n(14) + n(15), childTicks: n(16) + n(17)}
+// printServerCPU prints what pgServerCPU measured over rows rows.
+func printServerCPU(what string, cpu time.Duration, rows int) {
+	fmt.Printf("%spostgres server CPU (every process, from /proc): %.2f s, %.1f µs per row\n", what, cpu.Seconds(), float64(cpu.Microseconds())/float64(max(rows, 1)))
 }
