@@ -100,15 +100,21 @@ func (d dockerCLI) run(args ...string) string {
 func (d dockerCLI) start(args ...string) string {
 	d.t.Helper()
 	id := d.run(append([]string{"run", "-d"}, args...)...)
-	d.t.Cleanup(func() { _ = exec.Command("docker", "-H", d.host, "rm", "-f", "-v", id).Run() })
+	d.atCleanup("rm", "-f", "-v", id)
 	return id
+}
+
+// atCleanup runs docker args when the test ends, ignoring its outcome
+// (the dockerd may already be gone).
+func (d dockerCLI) atCleanup(args ...string) {
+	d.t.Cleanup(func() { _ = exec.Command("docker", append([]string{"-H", d.host}, args...)...).Run() })
 }
 
 // build builds ctx as tag (removed at cleanup) and returns its inspect.
 func (d dockerCLI) build(ctx, tag string, extra ...string) imageInspect {
 	d.t.Helper()
 	d.run(append(append([]string{"build", "-q", "-t", tag}, extra...), ctx)...)
-	d.t.Cleanup(func() { _ = exec.Command("docker", "-H", d.host, "rmi", "-f", tag).Run() })
+	d.atCleanup("rmi", "-f", tag)
 	var ii []imageInspect
 	if err := json.Unmarshal([]byte(d.run("image", "inspect", tag)), &ii); err != nil || len(ii) != 1 {
 		d.t.Fatalf("inspect %s: %v", tag, err)
