@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -166,7 +167,7 @@ func TestMigrateV3KeepsInlinePayloads(t *testing.T) {
 	path, db := legacyOutbox(t, schemaV3)
 	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	var want []Record
-	var bytes int64
+	var held int64
 	for seq := int64(6); seq <= 30; seq++ { // 1..5 acked
 		size := 100
 		if seq%2 == 0 {
@@ -175,12 +176,12 @@ func TestMigrateV3KeepsInlinePayloads(t *testing.T) {
 		p := segPayload("old", int(seq), size)
 		rec := Record{Stream: StreamVectors, Seq: seq, Arrived: base.Add(time.Duration(seq) * time.Second), Payload: p, Checksum: Checksum(p)}
 		want = append(want, rec)
-		bytes += int64(len(p))
+		held += int64(len(p))
 		if _, err := db.Exec("INSERT INTO records VALUES (?, ?, ?, ?)", recordKey(2, seq), rec.Arrived.UnixNano(), int64(rec.Checksum), p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.Exec("INSERT INTO streams VALUES ('audit', 0, 0, 0, 0, 0, 0, 1), ('vectors', 30, 5, 25, ?, 0, 0, 2)", bytes); err != nil {
+	if _, err := db.Exec("INSERT INTO streams VALUES ('audit', 0, 0, 0, 0, 0, 0, 1), ('vectors', 30, 5, 25, ?, 0, 0, 2)", held); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -202,14 +203,13 @@ func TestMigrateV3KeepsInlinePayloads(t *testing.T) {
 			t.Fatalf("append %d: seq %d, %v", i, seq, err)
 		}
 		want = append(want, Record{Stream: StreamVectors, Seq: seq, Arrived: base.Add(time.Hour), Payload: p, Checksum: Checksum(p)})
-		bytes += int64(size)
 	}
 	check := func(from int) {
 		t.Helper()
 		got := allRecords(t, o, StreamVectors)
 		if !slices.EqualFunc(got, want[from:], func(a, b Record) bool {
 			return a.Stream == b.Stream && a.Seq == b.Seq && a.Arrived.Equal(b.Arrived) &&
-				bytesEqual(a.Payload, b.Payload) && a.Checksum == b.Checksum && a.Verify() == nil
+				bytes.Equal(a.Payload, b.Payload) && a.Checksum == b.Checksum && a.Verify() == nil
 		}) {
 			t.Fatalf("after migration: seqs %v, want %v", seqs(got), seqs(want[from:]))
 		}

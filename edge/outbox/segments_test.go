@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -186,17 +187,17 @@ func TestSegmentAndInlineRecordsInOrder(t *testing.T) {
 				if int64(len(got)) != int64(len(ps))-acked[stream] {
 					t.Fatalf("%s limit %d: %d records, want %d", stream, limit, len(got), int64(len(ps))-acked[stream])
 				}
-				var bytes int64
+				var held int64
 				for i, r := range got {
 					seq := acked[stream] + int64(i) + 1
-					if r.Seq != seq || !bytesEqual(r.Payload, ps[seq-1]) || r.Verify() != nil {
+					if r.Seq != seq || !bytes.Equal(r.Payload, ps[seq-1]) || r.Verify() != nil {
 						t.Fatalf("%s limit %d: record %d is seq %d, %d bytes (verify %v); want seq %d, %d bytes",
 							stream, limit, i, r.Seq, len(r.Payload), r.Verify(), seq, len(ps[seq-1]))
 					}
-					bytes += int64(len(r.Payload))
+					held += int64(len(r.Payload))
 				}
-				if s := st[stream]; s.Depth != int64(len(got)) || s.Bytes != bytes || s.LastSeq != int64(len(ps)) {
-					t.Fatalf("%s: stats %+v, want depth %d, bytes %d", stream, s, len(got), bytes)
+				if s := st[stream]; s.Depth != int64(len(got)) || s.Bytes != held || s.LastSeq != int64(len(ps)) {
+					t.Fatalf("%s: stats %+v, want depth %d, bytes %d", stream, s, len(got), held)
 				}
 			}
 		}
@@ -221,8 +222,6 @@ func TestSegmentAndInlineRecordsInOrder(t *testing.T) {
 	o = openSeg(t, path, 64<<10, 0)
 	check(acked)
 }
-
-func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
 // TestAckDeletesSegmentFiles: an ack unlinks every segment whose records
 // it all released and keeps the one it cut (its acked prefix counted as
@@ -353,7 +352,7 @@ func TestBudgetEvictsWholeSegments(t *testing.T) {
 	}
 	recs := allRecords(t, o, StreamVectors)
 	for i, r := range recs {
-		evicted := bytesEqual(r.Payload, Tombstone)
+		evicted := bytes.Equal(r.Payload, Tombstone)
 		if r.Seq != int64(i+1) || r.Verify() != nil || evicted != (int64(i) < st.Evicted) {
 			t.Fatalf("record %d: seq %d, verify %v, evicted %v (%d evicted, oldest first)", i, r.Seq, r.Verify(), evicted, st.Evicted)
 		}
@@ -488,7 +487,7 @@ func TestCrashDuringSegmentAppend(t *testing.T) {
 			}
 			recs := allRecords(t, o, stream)
 			got := map[int64][]byte{}
-			var bytes int64
+			var held int64
 			for i, r := range recs {
 				if err := r.Verify(); err != nil {
 					t.Fatal(err)
@@ -497,18 +496,18 @@ func TestCrashDuringSegmentAppend(t *testing.T) {
 					t.Fatalf("%s: record %d is seq %d after acked %d: gap", stream, i, r.Seq, acked)
 				}
 				got[r.Seq] = r.Payload
-				bytes += int64(len(r.Payload))
+				held += int64(len(r.Payload))
 			}
 			for seq, p := range want {
 				if seq <= acked {
 					continue
 				}
-				if wantP := segCrashPayload(stream, p.round, p.w, p.i); !bytesEqual(got[seq], wantP) {
+				if wantP := segCrashPayload(stream, p.round, p.w, p.i); !bytes.Equal(got[seq], wantP) {
 					t.Fatalf("%s seq %d was acknowledged with %d bytes, after the crash it has %d", stream, seq, len(wantP), len(got[seq]))
 				}
 			}
-			if st := stats[stream]; st.LastSeq != acked+int64(len(recs)) || st.Depth != int64(len(recs)) || st.Bytes != bytes {
-				t.Fatalf("%s: stats %+v disagree with %d records of %d bytes after acked %d", stream, st, len(recs), bytes, acked)
+			if st := stats[stream]; st.LastSeq != acked+int64(len(recs)) || st.Depth != int64(len(recs)) || st.Bytes != held {
+				t.Fatalf("%s: stats %+v disagree with %d records of %d bytes after acked %d", stream, st, len(recs), held, acked)
 			}
 		}
 		if err := o.r.QueryRow(`SELECT count(*) FROM records WHERE seg > 0`).Scan(&segRecs); err != nil {
