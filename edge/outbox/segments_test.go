@@ -56,19 +56,7 @@ func checkSegments(t *testing.T, db *sql.DB, dir string, exact bool) {
 	if bad > 0 {
 		t.Fatalf("%d records point outside their segment", bad)
 	}
-	sizes := map[int64]int64{}
-	srows, err := db.Query(`SELECT id, size FROM segments`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for srows.Next() {
-		var id, size int64
-		if err := srows.Scan(&id, &size); err != nil {
-			t.Fatal(err)
-		}
-		sizes[id] = size
-	}
-	srows.Close()
+	sizes := committedSizes(t, db)
 	files := segmentFiles(t, dir)
 	for id, size := range sizes {
 		got, ok := files[id]
@@ -634,6 +622,28 @@ func segCrashChild(path string) {
 	wg.Wait()
 }
 
+// committedSizes returns the committed size of every segment, by id.
+func committedSizes(t *testing.T, db *sql.DB) map[int64]int64 {
+	t.Helper()
+	rows, err := db.Query(`SELECT id, size FROM segments`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	sizes := map[int64]int64{}
+	for rows.Next() {
+		var id, size int64
+		if err := rows.Scan(&id, &size); err != nil {
+			t.Fatal(err)
+		}
+		sizes[id] = size
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return sizes
+}
+
 // segmentsBeyondCommit counts, before an Open recovers them, the segment
 // files that hold bytes past their committed size and those that no
 // committed row names.
@@ -644,19 +654,7 @@ func segmentsBeyondCommit(t *testing.T, path string) (torn, orphans int) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	sizes := map[int64]int64{}
-	rows, err := db.Query(`SELECT id, size FROM segments`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var id, size int64
-		if err := rows.Scan(&id, &size); err != nil {
-			t.Fatal(err)
-		}
-		sizes[id] = size
-	}
-	rows.Close()
+	sizes := committedSizes(t, db)
 	for id, size := range segmentFiles(t, path+".segments") {
 		committed, ok := sizes[id]
 		switch {
