@@ -16,7 +16,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/redforge/controltower/edge/broker"
 	"github.com/redforge/controltower/edge/outbox"
@@ -59,11 +58,7 @@ func openBenchEdge(b *testing.B, th *testHub, hubs []string) *benchEdge {
 	}
 	b.Cleanup(func() { o.Close() })
 	// The broker refuses anonymous clients: admit the user publishN dials as.
-	hash, err := bcrypt.GenerateFromPassword([]byte(edgecheck.MQTTPassword), bcrypt.MinCost)
-	if err != nil {
-		b.Fatal(err)
-	}
-	br := broker.New(broker.Config{Listen: "127.0.0.1:0", Outbox: o, Auth: broker.NewAuth(map[string][]byte{edgecheck.MQTTUser: hash}, "", nil)})
+	br := broker.New(broker.Config{Listen: "127.0.0.1:0", Outbox: o, Auth: broker.NewAuth(edgecheck.Users(b), "", nil)})
 	if err := br.Open(context.Background()); err != nil {
 		b.Fatal(err)
 	}

@@ -29,15 +29,22 @@ func MQTTOptions(broker string) *paho.ClientOptions {
 	return paho.NewClientOptions().AddBroker(broker).SetUsername(MQTTUser).SetPassword(MQTTPassword)
 }
 
-// UsersFile writes an edge --mqtt-users file holding MQTTUser.
-func UsersFile(tb testing.TB) string {
+// Users is the edge broker's user table holding MQTTUser (name to bcrypt
+// hash, as broker.NewAuth takes it), for an in-process broker.
+func Users(tb testing.TB) map[string][]byte {
 	tb.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(MQTTPassword), bcrypt.MinCost)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return map[string][]byte{MQTTUser: h}
+}
+
+// UsersFile writes an edge --mqtt-users file holding MQTTUser.
+func UsersFile(tb testing.TB) string {
+	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "mqtt-users")
-	if err := os.WriteFile(path, []byte(MQTTUser+":"+string(h)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(MQTTUser+":"+string(Users(tb)[MQTTUser])+"\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	return path
