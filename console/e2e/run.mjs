@@ -119,12 +119,21 @@ async function deployFromForm(page, file, screenshotConfirm, pickShot) {
   if (screenshotConfirm) await shot(page, '05-deploy-confirm', 'deployment confirmation: held messages, green + smoke tests, rollback window');
   await page.getByTestId('confirm').click();
   await page.waitForURL(/\/deployments\/[^?]+$/);
+  // Every phase the timeline shows as current, recorded by the page itself
+  // on each DOM change: a phase current for less than one poll below is
+  // still seen.
+  await page.evaluate(() => {
+    window.__phasesSeen = new Set();
+    const record = () => document.querySelectorAll('[data-phase][data-state=current]').forEach((e) => window.__phasesSeen.add(e.getAttribute('data-phase')));
+    record();
+    new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-state', 'data-phase'] });
+  });
   const seen = new Set();
   const deadline = Date.now() + 180_000;
   let status = '';
   while (Date.now() < deadline) {
     const now = await page.evaluate(() => ({
-      current: [...document.querySelectorAll('[data-phase][data-state=current]')].map((e) => e.getAttribute('data-phase')),
+      current: [...window.__phasesSeen],
       status: document.querySelector('.page-head .badge')?.textContent || '',
     }));
     now.current.forEach((p) => seen.add(p));
