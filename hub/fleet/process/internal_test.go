@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/redforge/controltower/hub/fleet/sandbox"
 )
@@ -60,19 +63,46 @@ func TestCommand(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	// A command name with spaces and parentheses.
-	line := "4242 (node (red) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 11 0 987654 1000 200 " +
-		"18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
-	st, err := parseStat([]byte(line))
+func TestProcReadsOfALiveProcess(t *testing.T) {
+	// A command name with spaces and parentheses, in its own process group.
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "node (red) x")
+	if err := os.Symlink("/bin/sleep", bin); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	st, err := readStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.state != 'S' || st.pgrp != 4242 || st.utime != 250 || st.stime != 30 || st.startTicks != 987654 {
-		t.Fatalf("parseStat = %+v", st)
+	if st.pgrp != pid || st.startTicks == 0 || strings.ContainsRune("ZX", rune(st.state)) {
+		t.Fatalf("readStat(%d) = %+v: want its own process group, a start time, not exited", pid, st)
 	}
-	if _, err := parseStat([]byte("12 (x) S 1")); err == nil {
-		t.Fatal("short stat line: no error")
+	if age := time.Since(st.started); age < -2*time.Second || age > time.Minute {
+		t.Fatalf("started %s ago", age)
+	}
+	if rss, err := readRSS(pid); err != nil || rss == 0 {
+		t.Fatalf("readRSS = %d, %v", rss, err)
+	}
+	if !threadsLive(pid) {
+		t.Fatal("threadsLive of a sleeping process is false")
+	}
+	if memTotalMB() <= 0 {
+		t.Fatal("memTotalMB is 0")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if threadsLive(pid) {
+		t.Fatal("threadsLive of a reaped process is true")
+	}
+	if _, err := readStat(pid); err == nil {
+		t.Fatal("readStat of a reaped process: no error")
 	}
 }
 
