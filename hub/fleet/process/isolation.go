@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/procfs"
 	"github.com/redforge/controltower/hub/fleet/sandbox"
 )
 
@@ -317,18 +318,11 @@ func passwdUIDs() []int {
 
 // processUIDs are the real uids of the running processes.
 func processUIDs() []int {
-	paths, _ := filepath.Glob("/proc/[0-9]*/status")
-	uids := make([]int, 0, len(paths))
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		_, rest, ok := strings.Cut(string(b), "\nUid:")
-		if f := strings.Fields(rest); ok && len(f) > 0 {
-			if uid, err := strconv.Atoi(f[0]); err == nil {
-				uids = append(uids, uid)
-			}
+	procs, _ := procfs.AllProcs()
+	uids := make([]int, 0, len(procs))
+	for _, p := range procs {
+		if st, err := p.NewStatus(); err == nil { // it may have exited since
+			uids = append(uids, int(st.UIDs[0]))
 		}
 	}
 	return uids

@@ -59,6 +59,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"github.com/redforge/controltower/hub/fleet"
 )
 
@@ -378,8 +379,12 @@ func (r record) alive() bool {
 	if r.PIDStart != 0 && st.startTicks != r.PIDStart {
 		return false
 	}
-	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", r.PID))
-	return err == nil && strings.Contains(string(cmd), r.UserDir)
+	p, err := procfs.NewProc(r.PID)
+	if err != nil {
+		return false
+	}
+	cmd, err := p.CmdLine()
+	return err == nil && strings.Contains(strings.Join(cmd, "\x00"), r.UserDir) // the argv, or the title Node sets over it (processTitle)
 }
 
 // exiting reports whether the record's process is a zombie leader some of
