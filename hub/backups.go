@@ -260,6 +260,9 @@ func (h *Hub) scratchDatabase(ctx context.Context) (string, func(), error) {
 // a throwaway admin; the chain must hold the archive's audit head.
 func (s scratchHubs) Check(ctx context.Context, t backup.Target, m *backup.Manifest) error {
 	cfg := s.h.scratchConfig(t.DataDir)
+	if t.RaftAddr != "" {
+		cfg.RaftListen = t.RaftAddr // the address the restore wrote into the node's Raft configuration
+	}
 	if t.StoreKind == backup.StorePostgres {
 		cfg.Store = t.StorePath
 	}
