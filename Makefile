@@ -12,6 +12,10 @@ export REDFORGE_TESTENV ?= $(REDFORGE_CACHE)/run/testenv.env
 TEST_TIMEOUT ?= 18m
 PKGS ?= ./...
 TEST_LOG ?= $(CURDIR)/.cache/test.log
+# The tests' temp dirs go to a tmpfs that test-env mounts (provision.sh
+# step_tmpfs); the go command's own build dirs stay on disk.
+TEST_TMP ?= /var/tmp/redforge-tests
+TEST_ENV_VARS = TMPDIR=$(TEST_TMP) GOTMPDIR=$${GOTMPDIR:-/tmp} REDFORGE_TEST_TMP=$(TEST_TMP)
 
 .PHONY: help nodered build console console-test run test test-env test-env-status test-env-down check fmt-check vet cross bench clean proto dashboards
 
@@ -48,8 +52,8 @@ nodered: ## install Node-RED 4.1 from npm, the Redis context store and the RedFo
 run: console build nodered ## run a hub on embedded defaults with a demo instance (data in ./data, plain HTTP API on 127.0.0.1:3000)
 	./bin/redforge-hub --listen 127.0.0.1:3000 --data-dir ./data --node-red $(NODERED_DIR)/node_modules/node-red/red.js --demo
 
-test-env: ## provision PostgreSQL, Redis, Mosquitto, dockerd, Node-RED, Chromium, qemu (idempotent)
-	bash internal/testenv/provision.sh up
+test-env: ## provision PostgreSQL, Redis, Mosquitto, dockerd, Node-RED, Chromium, qemu, the tests' tmpfs (idempotent)
+	REDFORGE_TEST_TMP=$(TEST_TMP) bash internal/testenv/provision.sh up
 
 test-env-status: ## show the state of the test environment
 	bash internal/testenv/provision.sh status
@@ -60,8 +64,8 @@ test-env-down: ## stop the shared test servers
 test: test-env console ## provision the test environment, build the console, then run every test against real components
 	cd console && npm test
 	@mkdir -p $(dir $(TEST_LOG))
-	set -o pipefail; $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS) 2>&1 | tee $(TEST_LOG) || { bash internal/testenv/failsummary.sh $(TEST_LOG); exit 1; }
-	cd packaging && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	set -o pipefail; $(TEST_ENV_VARS) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS) 2>&1 | tee $(TEST_LOG) || { bash internal/testenv/failsummary.sh $(TEST_LOG); exit 1; }
+	cd packaging && $(TEST_ENV_VARS) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

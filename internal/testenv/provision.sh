@@ -12,6 +12,7 @@ set -Eeuo pipefail
 
 CACHE=${REDFORGE_CACHE:-$HOME/.cache/redforge}
 RUN=$CACHE/run
+TEST_TMP=${REDFORGE_TEST_TMP:-/var/tmp/redforge-tests} # make test's TMPDIR (step_tmpfs): outside $HOME, so that the test servers' and runtimes' own users reach it
 PG_PORT=${REDFORGE_TEST_PG_PORT:-55432}
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_DATA=$RUN/pg
@@ -413,6 +414,23 @@ lock() {
 	flock -w 900 9 || fail "another provision.sh holds $CACHE/provision.lock"
 }
 
+# step_tmpfs mounts a tmpfs at $TEST_TMP for `make test`'s TMPDIR: the
+# tests' data dirs (Raft logs, SQLite stores, outboxes) fsync on every
+# commit, and on a slow disk that, not the code under test, paced the
+# suite. A process killed by a test loses nothing more on tmpfs than on a
+# disk (the page cache survives it); only power loss would differ, and no
+# test can cut the power. Entries left for more than a day (a run that
+# was itself killed) are removed. The benchmarks keep the real disk.
+step_tmpfs() {
+	STEP=tmpfs
+	mkdir -p "$TEST_TMP"
+	if ! mountpoint -q "$TEST_TMP"; then
+		mount -t tmpfs -o size=12g,mode=1777 redforge-test-tmp "$TEST_TMP" || fail "mount a tmpfs at $TEST_TMP"
+	fi
+	find "$TEST_TMP" -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
+	say "tmpfs: $TEST_TMP"
+}
+
 cmd_up() {
 	local t0
 	t0=$(date +%s.%N)
@@ -427,6 +445,7 @@ cmd_up() {
 	step_image
 	step_tools
 	step_weed
+	step_tmpfs
 	step_envfile
 	STEP=done
 	say "testenv: up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
