@@ -114,7 +114,7 @@ var (
 func buildEdge(tb testing.TB, goarch, goarm string) string {
 	tb.Helper()
 	build := func() (string, error) {
-		dir, err := os.MkdirTemp("", "redforge-edge-bin-")
+		dir, err := testenv.BuildDir("redforge-edge-bin-")
 		if err != nil {
 			return "", err
 		}

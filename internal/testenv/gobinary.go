@@ -1,13 +1,16 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -28,7 +31,7 @@ func GoBinary(tb testing.TB, pkg string, env ...string) string {
 	v, _ := builds.LoadOrStore(pkg+"\x00"+strings.Join(env, "\x00"), &built{})
 	b := v.(*built)
 	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "redforge-bin-")
+		dir, err := BuildDir("redforge-bin-")
 		if err != nil {
 			b.err = err
 			return
@@ -51,4 +54,21 @@ func GoBinary(tb testing.TB, pkg string, env ...string) string {
 func EdgeBinary(tb testing.TB) string {
 	tb.Helper()
 	return GoBinary(tb, "github.com/redforge/controltower/cmd/edge", "CGO_ENABLED=0")
+}
+
+// BuildDir makes a temp dir for binaries built once per test binary,
+// named prefix<pid>-…: with no hook at a test binary's exit, each removes
+// the dirs of earlier test binaries whose process has ended.
+func BuildDir(prefix string) (string, error) {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*-*"))
+	for _, d := range old {
+		pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(filepath.Base(d), prefix), "-", 2)[0])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(d)
+		}
+	}
+	return os.MkdirTemp("", fmt.Sprintf("%s%d-", prefix, os.Getpid()))
 }
