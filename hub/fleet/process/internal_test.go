@@ -84,7 +84,11 @@ func TestProcReadsOfALiveProcess(t *testing.T) {
 	if st.pgrp != pid || st.startTicks == 0 || strings.ContainsRune("ZX", rune(st.state)) {
 		t.Fatalf("readStat(%d) = %+v: want its own process group, a start time, not exited", pid, st)
 	}
-	if age := time.Since(st.started); age < -2*time.Second || age > time.Minute {
+	started, err := startedAt(st.startTicks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if age := time.Since(started); age < -2*time.Second || age > time.Minute {
 		t.Fatalf("started %s ago", age)
 	}
 	if rss, err := readRSS(pid); err != nil || rss == 0 {

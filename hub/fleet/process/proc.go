@@ -17,7 +17,6 @@ type procStat struct {
 	pgrp         int    // process group
 	utime, stime uint64 // CPU time in clock ticks
 	startTicks   uint64 // start time in clock ticks after boot: with the pid, the process's identity
-	started      time.Time
 }
 
 // readStat reads /proc/<pid>/stat with procfs.
@@ -37,11 +36,22 @@ func statOf(p procfs.Proc) (procStat, error) {
 	if len(s.State) != 1 {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: state %q", p.PID, s.State)
 	}
-	st := procStat{state: s.State[0], pgrp: s.PGRP, utime: uint64(s.UTime), stime: uint64(s.STime), startTicks: s.Starttime}
-	if sec, err := s.StartTime(); err == nil {
-		st.started = time.Unix(0, int64(sec*1e9))
+	return procStat{state: s.State[0], pgrp: s.PGRP, utime: uint64(s.UTime), stime: uint64(s.STime), startTicks: s.Starttime}, nil
+}
+
+// startedAt is when a process that started startTicks after boot started.
+// It reads the boot time from /proc/stat (all of it, every CPU's line),
+// so it is kept off readStat, which liveness checks call per thread.
+func startedAt(startTicks uint64) (time.Time, error) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return time.Time{}, err
 	}
-	return st, nil
+	st, err := fs.Stat()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(int64(st.BootTime), 0).Add(time.Duration(startTicks) * time.Second / clockTicks), nil
 }
 
 // threadsLive reports whether any thread of process pid has not exited

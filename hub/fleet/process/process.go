@@ -372,15 +372,15 @@ func (r record) alive() bool {
 	if r.PID <= 0 {
 		return false
 	}
-	st, err := readStat(r.PID)
+	p, err := procfs.NewProc(r.PID)
+	if err != nil {
+		return false
+	}
+	st, err := statOf(p)
 	if err != nil || st.state == 'Z' || st.state == 'X' {
 		return false
 	}
 	if r.PIDStart != 0 && st.startTicks != r.PIDStart {
-		return false
-	}
-	p, err := procfs.NewProc(r.PID)
-	if err != nil {
 		return false
 	}
 	cmd, err := p.CmdLine()

@@ -48,8 +48,8 @@ func (d *Driver) Stats(ctx context.Context, instanceID string) (fleet.Stats, err
 	out := fleet.Stats{MemoryBytes: rss, MemoryLimitBytes: uint64(r.MemoryMB) << 20, At: now}
 	if ok && prev.pid == cur.pid && cur.at.After(prev.at) && cur.ticks >= prev.ticks {
 		out.CPUPercent = cpuPercent(cur.ticks-prev.ticks, cur.at.Sub(prev.at).Seconds())
-	} else if !st.started.IsZero() {
-		out.CPUPercent = cpuPercent(cur.ticks, now.Sub(st.started).Seconds())
+	} else if started, err := startedAt(st.startTicks); err == nil {
+		out.CPUPercent = cpuPercent(cur.ticks, now.Sub(started).Seconds())
 	}
 	return out, nil
 }
