@@ -12,8 +12,11 @@ export REDFORGE_TESTENV ?= $(REDFORGE_CACHE)/run/testenv.env
 TEST_TIMEOUT ?= 18m
 PKGS ?= ./...
 TEST_LOG ?= $(CURDIR)/.cache/test.log
-# The tests' temp dirs go to a tmpfs that test-env mounts (provision.sh
-# step_tmpfs); the go command's own build dirs stay on disk.
+# TMPDIR is a tmpfs that test-env mounts (provision.sh step_tmpfs):
+# os.MkdirTemp dirs and the TMPDIR of the hubs, edges and servers the tests
+# start go there. GOTMPDIR keeps the go command's build dirs on disk, and
+# with them t.TempDir(), which follows GOTMPDIR (a test's data dir there
+# may be renamed into /var/lib/redforge-runtimes, TestOwnUIDForOlderInstances).
 TEST_TMP ?= /var/tmp/redforge-tests
 TEST_ENV_VARS = TMPDIR=$(TEST_TMP) GOTMPDIR=$${GOTMPDIR:-/tmp} REDFORGE_TEST_TMP=$(TEST_TMP)
 
