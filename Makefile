@@ -111,7 +111,7 @@ bench-load: test-env ## load and scale (issue 20): API mixed load on 1 and 3 hub
 	$(GO) test -p 1 -run '^$$' -bench '$(LOAD_BENCHES)' -benchtime 1x -count=1 -timeout 120m ./cmd/hub | tee bench-results/load.txt
 
 .PHONY: bench-edge
-bench-edge: test-env ## edge ingest, drain and end to end, 3 runs each (BENCH_RUNS): medians of their ratios to same-run references, in bench-results/edge.md
+bench-edge: test-env ## edge ingest, drain (and, as a diagnostic, the drain's hub path alone) and end to end, 3 runs each (BENCH_RUNS): medians of their ratios to same-run references, in bench-results/edge.md
 	@mkdir -p bench-results
 	$(GO) test -p 1 -run '^$$' -bench '$(EDGE_BENCHES)' -benchtime 1x -count=$(BENCH_RUNS) -timeout 90m ./edge/broker ./hub/edgesync | tee bench-results/edge-raw.txt
 	$(GO) run ./internal/benchinfo/report < bench-results/edge-raw.txt > bench-results/edge.md

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,11 +48,13 @@ func newBenchEdge(b *testing.B, th *testHub, hubs ...string) (e *benchEdge) {
 	if len(hubs) == 0 {
 		hubs = []string{th.URL()}
 	}
-	onSide("edge", func() { e = openBenchEdge(b, th, hubs) })
+	onSide("edge", func() { e = openBenchEdge(b, th, hubs, nil) })
 	return e
 }
 
-func openBenchEdge(b *testing.B, th *testHub, hubs []string) *benchEdge {
+// openBenchEdge opens the edge of newBenchEdge, its syncer posting with
+// client (nil: the syncer's default).
+func openBenchEdge(b *testing.B, th *testHub, hubs []string, client *http.Client) *benchEdge {
 	o := outbox.New(filepath.Join(b.TempDir(), "outbox.db"))
 	if err := o.Open(context.Background()); err != nil {
 		b.Fatal(err)
@@ -70,7 +73,7 @@ func openBenchEdge(b *testing.B, th *testHub, hubs []string) *benchEdge {
 	e := &benchEdge{o: o, b: br, edgeID: en.EdgeId}
 	rt, _ := router.New(router.Config{Targets: hubs})
 	e.s = syncer.New(syncer.Config{EdgeID: en.EdgeId, Credential: func() string { return en.Credential }, Outbox: o,
-		Streams: outbox.DefaultStreams(), Router: rt, MaxBatchRecords: 1000, IdleWait: 5 * time.Millisecond})
+		Streams: outbox.DefaultStreams(), Router: rt, MaxBatchRecords: 1000, IdleWait: 5 * time.Millisecond, Client: client})
 	return e
 }
 
@@ -109,54 +112,7 @@ func BenchmarkVectorDrain(b *testing.B) {
 		dsn := testenv.Postgres(b)
 		th := startBenchHub(b, dsn)
 		e := newBenchEdge(b, th)
-		var payloadBytes atomic.Int64
-		var wg sync.WaitGroup
-		fill := time.Now()
-		for w := range 4 {
-			wg.Go(func() {
-				var sb strings.Builder
-				// Embedding-like values: uniform in (-1, 1), full float32
-				// precision, so neither the JSON nor the packed form is
-				// unrealistically compressible on the wire.
-				rng := rand.New(rand.NewPCG(uint64(w), 7))
-				waits := make([]func() (int64, error), 0, 256)
-				for i := w; i < n; i += 4 {
-					sb.Reset()
-					fmt.Fprintf(&sb, `{"id":"v%d","vector":[`, i)
-					for d := range 768 {
-						if d > 0 {
-							sb.WriteByte(',')
-						}
-						sb.WriteString(strconv.FormatFloat(float64(rng.Float32()*2-1), 'g', -1, 32))
-					}
-					fmt.Fprintf(&sb, `],"metadata":{"i":%d}}`, i)
-					p := []byte(sb.String())
-					payloadBytes.Add(int64(len(p)))
-					rec, err := syncproto.VectorRecordFromJSON(nil, p) // what the broker stores for the publish
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					waits = append(waits, e.o.AppendAsync(context.Background(), outbox.StreamVectors, rec, time.Now()))
-					if len(waits) == cap(waits) {
-						for _, wt := range waits {
-							if _, err := wt(); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-						waits = waits[:0]
-					}
-				}
-				for _, wt := range waits {
-					if _, err := wt(); err != nil {
-						b.Error(err)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		filled := time.Since(fill)
+		payload, filled := fillVectors(b, e, n)
 		stopWatch, stopProfile := pgWatch(b, dsn, n), profileSection(b, "drain")
 		cpu := benchinfo.CPU()
 		start := time.Now()
@@ -179,7 +135,7 @@ func BenchmarkVectorDrain(b *testing.B) {
 		b.ReportMetric(rate, "records/s")
 		fmt.Printf("vector drain: %d x 768-dim float32 vectors (backlog filled in %s) drained edge→hub into Postgres in %s: %.0f records/s, %.1f MB/s of packed vectors, %.1f MB/s of JSON payload, %.1f MB/s on the wire (%d batches), %.1f µs of CPU per record (edge and hub, not Postgres)\n",
 			n, filled.Round(time.Millisecond), el.Round(time.Millisecond), rate, vecMB/el.Seconds(),
-			float64(payloadBytes.Load())/1e6/el.Seconds(), float64(st.BytesSent)/1e6/el.Seconds(), st.BatchesSent, float64(cpu.Microseconds())/float64(n))
+			float64(payload)/1e6/el.Seconds(), float64(st.BytesSent)/1e6/el.Seconds(), st.BatchesSent, float64(cpu.Microseconds())/float64(n))
 		th.close()
 		dropDatabase(b, dsn)
 		// The reference the drain is held to: the same number of vectors
@@ -193,6 +149,60 @@ func BenchmarkVectorDrain(b *testing.B) {
 		benchinfo.Report(b, benchinfo.Figure{Name: "drain of 768-dim vectors, edge outbox → hub → Postgres", Unit: "records/s",
 			Value: rate, RefName: "raw COPY into the hub's vectors table", Reference: raw, Goal: 0.8})
 	}
+}
+
+// fillVectors appends n 768-dim vectors to e's outbox from 4 writers, as
+// the broker stores their JSON publishes, and returns the bytes of JSON
+// they stand for and how long the fill took.
+func fillVectors(b *testing.B, e *benchEdge, n int) (payload int64, took time.Duration) {
+	var payloadBytes atomic.Int64
+	var wg sync.WaitGroup
+	fill := time.Now()
+	for w := range 4 {
+		wg.Go(func() {
+			var sb strings.Builder
+			// Embedding-like values: uniform in (-1, 1), full float32
+			// precision, so neither the JSON nor the packed form is
+			// unrealistically compressible on the wire.
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			waits := make([]func() (int64, error), 0, 256)
+			for i := w; i < n; i += 4 {
+				sb.Reset()
+				fmt.Fprintf(&sb, `{"id":"v%d","vector":[`, i)
+				for d := range 768 {
+					if d > 0 {
+						sb.WriteByte(',')
+					}
+					sb.WriteString(strconv.FormatFloat(float64(rng.Float32()*2-1), 'g', -1, 32))
+				}
+				fmt.Fprintf(&sb, `],"metadata":{"i":%d}}`, i)
+				p := []byte(sb.String())
+				payloadBytes.Add(int64(len(p)))
+				rec, err := syncproto.VectorRecordFromJSON(nil, p) // what the broker stores for the publish
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				waits = append(waits, e.o.AppendAsync(context.Background(), outbox.StreamVectors, rec, time.Now()))
+				if len(waits) == cap(waits) {
+					for _, wt := range waits {
+						if _, err := wt(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+					waits = waits[:0]
+				}
+			}
+			for _, wt := range waits {
+				if _, err := wt(); err != nil {
+					b.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return payloadBytes.Load(), time.Since(fill)
 }
 
 // BenchmarkPeerMosquittoBridge sends the same REDFORGE_BENCH_MESSAGES

@@ -86,7 +86,7 @@ type Figure struct {
 	Value     float64 // ours
 	RefName   string  // e.g. "raw COPY"
 	Reference float64
-	Goal      float64 // the least Ratio that meets the goal
+	Goal      float64 // the least Ratio that meets the goal; 0: a diagnostic, with none
 }
 
 // Ratio is Value / Reference.
@@ -99,14 +99,17 @@ const Prefix = "benchinfo:"
 // reports the ratio as a benchmark metric.
 func Report(b *testing.B, f Figure) {
 	b.ReportMetric(f.Ratio(), "ratio")
-	verdict := "meets"
-	if f.Ratio() < f.Goal {
-		verdict = "misses"
+	verdict := fmt.Sprintf("goal ≥ %.2f×, meets", f.Goal)
+	switch {
+	case f.Goal == 0:
+		verdict = "a diagnostic, no goal"
+	case f.Ratio() < f.Goal:
+		verdict = fmt.Sprintf("goal ≥ %.2f×, misses", f.Goal)
 	}
 	fmt.Printf("%s figure=%q unit=%q value=%.0f ref=%q reference=%.0f ratio=%.3f goal=%.2f %s\n",
 		Prefix, f.Name, f.Unit, f.Value, f.RefName, f.Reference, f.Ratio(), f.Goal, This())
-	fmt.Printf("%s: %.0f %s against %s %.0f %s: %.2f× (goal ≥ %.2f×, %s) on %s, %d cores, commit %s\n",
-		f.Name, f.Value, f.Unit, f.RefName, f.Reference, f.Unit, f.Ratio(), f.Goal, verdict, This().CPU, This().Cores, This().Commit)
+	fmt.Printf("%s: %.0f %s against %s %.0f %s: %.2f× (%s) on %s, %d cores, commit %s\n",
+		f.Name, f.Value, f.Unit, f.RefName, f.Reference, f.Unit, f.Ratio(), verdict, This().CPU, This().Cores, This().Commit)
 }
 
 // CPU returns the CPU time (user and system) this process has used: the

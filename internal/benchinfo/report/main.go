@@ -112,13 +112,16 @@ func report(in io.Reader, out io.Writer) error {
 			per = append(per, fmt.Sprintf("%.2f", r.num("ratio")))
 		}
 		goal, m := rs[0].num("goal"), median(ratios)
-		verdict := "meets"
-		if m < goal {
+		goalCol, verdict := fmt.Sprintf("≥ %.2f×", goal), "meets"
+		switch {
+		case goal == 0:
+			goalCol, verdict = "none", "diagnostic"
+		case m < goal:
 			verdict = "misses"
 		}
 		unit := rs[0].kv["unit"]
-		fmt.Fprintf(out, "| %s | %.0f %s | %s | %.0f %s | %s | %.2f× | ≥ %.2f× | %s (%d runs) |\n",
-			name, median(vals), unit, rs[0].kv["ref"], median(refs), unit, strings.Join(per, ", "), m, goal, verdict, len(rs))
+		fmt.Fprintf(out, "| %s | %.0f %s | %s | %.0f %s | %s | %.2f× | %s | %s (%d runs) |\n",
+			name, median(vals), unit, rs[0].kv["ref"], median(refs), unit, strings.Join(per, ", "), m, goalCol, verdict, len(rs))
 	}
 	return nil
 }
