@@ -91,8 +91,8 @@ func TestProcReadsOfALiveProcess(t *testing.T) {
 	if age := time.Since(started); age < -2*time.Second || age > time.Minute {
 		t.Fatalf("started %s ago", age)
 	}
-	if rss, err := readRSS(pid); err != nil || rss == 0 {
-		t.Fatalf("readRSS = %d, %v", rss, err)
+	if ust, rss, err := readUsage(pid); err != nil || rss == 0 || ust.pgrp != pid || ust.startTicks != st.startTicks {
+		t.Fatalf("readUsage = %+v, %d, %v: want the stat above and a resident size", ust, rss, err)
 	}
 	if !threadsLive(pid) {
 		t.Fatal("threadsLive of a sleeping process is false")
@@ -107,6 +107,9 @@ func TestProcReadsOfALiveProcess(t *testing.T) {
 	}
 	if _, err := readStat(pid); err == nil {
 		t.Fatal("readStat of a reaped process: no error")
+	}
+	if _, _, err := readUsage(pid); err == nil {
+		t.Fatal("readUsage of a reaped process: no error")
 	}
 }
 

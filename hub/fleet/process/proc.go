@@ -70,17 +70,22 @@ func threadsLive(pid int) bool {
 	return false
 }
 
-// readRSS returns VmRSS of the process in bytes.
-func readRSS(pid int) (uint64, error) {
+// readUsage reads the process's stat and its VmRSS in bytes, opening it
+// once.
+func readUsage(pid int) (procStat, uint64, error) {
 	p, err := procfs.NewProc(pid)
 	if err != nil {
-		return 0, err
+		return procStat{}, 0, err
+	}
+	st, err := statOf(p)
+	if err != nil {
+		return procStat{}, 0, err
 	}
 	s, err := p.NewStatus()
 	if err != nil {
-		return 0, err
+		return procStat{}, 0, err
 	}
-	return s.VmRSS, nil
+	return st, s.VmRSS, nil
 }
 
 // memTotalMB is the machine's memory in MB, 0 when unknown.

@@ -31,11 +31,7 @@ func (d *Driver) Stats(ctx context.Context, instanceID string) (fleet.Stats, err
 		return fleet.Stats{}, fmt.Errorf("stats of instance %s: not running", instanceID)
 	}
 	d.rotateLog(d.logPath(instanceID))
-	st, err := readStat(r.PID)
-	if err != nil {
-		return fleet.Stats{}, fmt.Errorf("stats of instance %s: %w", instanceID, err)
-	}
-	rss, err := readRSS(r.PID)
+	st, rss, err := readUsage(r.PID)
 	if err != nil {
 		return fleet.Stats{}, fmt.Errorf("stats of instance %s: %w", instanceID, err)
 	}
