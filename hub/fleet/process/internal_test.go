@@ -269,3 +269,92 @@ func TestReachable(t *testing.T) {
 		t.Errorf("reachable red.js: %v", err)
 	}
 }
+
+func TestMoveDirAcrossFilesystems(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	src := filepath.Join(MountTmpfs(t), "userdir")
+	dstBase := t.TempDir()
+	dst := filepath.Join(dstBase, "userdir")
+	var a, b syscall.Stat_t
+	if err := syscall.Stat(filepath.Dir(src), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(dstBase, &b); err != nil {
+		t.Fatal(err)
+	}
+	if a.Dev == b.Dev {
+		t.Fatalf("%s and %s are on one filesystem", src, dstBase)
+	}
+	files := map[string]os.FileMode{
+		"flows.json":                0o644,
+		"flows_cred.json":           0o600,
+		"lib/run.sh":                0o755,
+		"private/key":               0o400,
+		"node_modules/m/index.js":   0o644,
+		"node_modules/m/README.txt": 0o444,
+	}
+	for name, mode := range files {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("content of "+name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(src, "private"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("m/index.js", filepath.Join(src, "node_modules", "link")); err != nil {
+		t.Fatal(err)
+	}
+	// What an interrupted move left: a partial copy in place, and a
+	// staging dir.
+	for _, stale := range []string{dst, dst + ".moving"} {
+		if err := os.MkdirAll(filepath.Join(stale, "lib"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(stale, "lib", "stale"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	copied, err := moveDir(src, dst)
+	if err != nil || !copied {
+		t.Fatalf("moveDir = %v, %v: want a copy", copied, err)
+	}
+	for name, mode := range files {
+		got, err := os.ReadFile(filepath.Join(dst, name))
+		if err != nil || string(got) != "content of "+name {
+			t.Errorf("%s: %q, %v", name, got, err)
+		}
+		if st, err := os.Stat(filepath.Join(dst, name)); err != nil || st.Mode().Perm() != mode {
+			t.Errorf("%s: mode %v, %v; want %v", name, st.Mode().Perm(), err, mode)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(dst, "private")); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("private/: %v, %v; want drwx------", st.Mode(), err)
+	}
+	if target, err := os.Readlink(filepath.Join(dst, "node_modules", "link")); err != nil || target != "m/index.js" {
+		t.Errorf("the symlink became %q, %v", target, err)
+	}
+	for _, gone := range []string{filepath.Join(dst, "lib", "stale"), dst + ".moving"} {
+		if _, err := os.Lstat(gone); err == nil {
+			t.Errorf("%s is left from the interrupted move", gone)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(src, "flows.json")); err != nil {
+		t.Errorf("the original is gone before the caller records the copy: %v", err)
+	}
+
+	// On one filesystem it is a rename.
+	again := filepath.Join(dstBase, "renamed")
+	if copied, err := moveDir(dst, again); err != nil || copied {
+		t.Fatalf("moveDir on one filesystem = %v, %v: want a rename", copied, err)
+	}
+	if _, err := os.Stat(dst); err == nil {
+		t.Error("a rename left its source")
+	}
+}

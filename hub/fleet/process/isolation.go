@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/prometheus/procfs"
 	"github.com/redforge/controltower/hub/fleet/sandbox"
@@ -330,8 +331,9 @@ func processUIDs() []int {
 
 // adoptIsolation moves a record made before runtimes had their own uids
 // (UID 0, user dir under the data dir) to one: it allocates a uid, moves
-// the user dir into RunDir and hands it over. A no-op when runtimes keep
-// the hub's uid or r already has one.
+// the user dir into RunDir (a copy when RunDir is on another filesystem,
+// the original removed once the record names the copy) and hands it over.
+// A no-op when runtimes keep the hub's uid or r already has one.
 func (d *Driver) adoptIsolation(r *record) error {
 	if !d.switchUsers || r.UID != 0 {
 		return nil
@@ -344,12 +346,13 @@ func (d *Driver) adoptIsolation(r *record) error {
 	}
 	moved := *r
 	moved.UID, moved.UserDir = uid, d.userDir(r.InstanceID)
+	copied := false
 	if moved.UserDir != r.UserDir {
 		if err := os.MkdirAll(filepath.Dir(moved.UserDir), 0o711); err != nil {
 			return err
 		}
-		if err := os.Rename(r.UserDir, moved.UserDir); err != nil {
-			return fmt.Errorf("move user dir to %s (move it by hand if it is on another filesystem): %w", moved.UserDir, err)
+		if copied, err = moveDir(r.UserDir, moved.UserDir); err != nil {
+			return fmt.Errorf("move user dir %s to %s: %w", r.UserDir, moved.UserDir, err)
 		}
 	}
 	if err := d.prepareRunDirs(moved, true); err != nil {
@@ -358,7 +361,70 @@ func (d *Driver) adoptIsolation(r *record) error {
 	if err := d.update(r.InstanceID, func(rec *record) { rec.UID, rec.UserDir = moved.UID, moved.UserDir }); err != nil {
 		return err
 	}
-	d.log.Info("instance moved to its own uid", "instance", r.InstanceID, "uid", uid, "user_dir", moved.UserDir)
+	if copied {
+		// Only now that the record names the copy: a crash before this
+		// left the original as the one the record names, and the move is
+		// done again from it.
+		if err := os.RemoveAll(r.UserDir); err != nil {
+			d.log.Warn("the user dir was copied to its new place; removing the original failed", "instance", r.InstanceID, "user_dir", r.UserDir, "error", err)
+		}
+	}
+	d.log.Info("instance moved to its own uid", "instance", r.InstanceID, "uid", uid, "user_dir", moved.UserDir, "copied_across_filesystems", copied)
 	*r = moved
 	return nil
+}
+
+// moveDir renames src to dst. When they are on different filesystems it
+// copies src instead (os.CopyFS, each file and dir then given its source's
+// permission bits back), into a sibling of dst that is synced to disk and
+// then renamed to dst, replacing what an earlier, interrupted move left
+// there; src is kept, and copied reports that the caller must remove it
+// once nothing names it any more.
+func moveDir(src, dst string) (copied bool, err error) {
+	var from, to syscall.Stat_t
+	if err := syscall.Stat(src, &from); err != nil {
+		return false, &fs.PathError{Op: "stat", Path: src, Err: err}
+	}
+	if err := syscall.Stat(filepath.Dir(dst), &to); err != nil {
+		return false, &fs.PathError{Op: "stat", Path: filepath.Dir(dst), Err: err}
+	}
+	if from.Dev == to.Dev {
+		return false, os.Rename(src, dst)
+	}
+	staging := dst + ".moving"
+	if err := os.RemoveAll(staging); err != nil {
+		return false, err
+	}
+	fail := func(err error) (bool, error) {
+		os.RemoveAll(staging)
+		return false, err
+	}
+	if err := os.CopyFS(staging, os.DirFS(src)); err != nil {
+		return fail(fmt.Errorf("copy across filesystems: %w", err))
+	}
+	err = filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		return os.Chmod(filepath.Join(staging, rel), info.Mode().Perm())
+	})
+	if err != nil {
+		return fail(fmt.Errorf("copy permissions: %w", err))
+	}
+	syscall.Sync() // the copy is on disk before the record names it
+	if err := os.RemoveAll(dst); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(staging, dst); err != nil {
+		return fail(err)
+	}
+	return true, nil
 }

@@ -157,7 +157,17 @@ func TestOwnUIDForOlderInstances(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("runtimes get their own uids only when the hub is root")
 	}
-	dataDir, hubID := t.TempDir(), fleettest.NewHubID()
+	t.Run("SameFilesystem", func(t *testing.T) { ownUIDForOlderInstance(t, t.TempDir()) })
+	// The old user dir on a filesystem of its own: the move is a copy.
+	t.Run("AcrossFilesystems", func(t *testing.T) { ownUIDForOlderInstance(t, process.MountTmpfs(t)) })
+}
+
+// ownUIDForOlderInstance runs an instance made by a hub that kept runtimes
+// under its own uid, with its data dir in dataDir, then starts it with a
+// hub that gives each runtime its own uid: the user dir moves out of the
+// data dir, flows and all.
+func ownUIDForOlderInstance(t *testing.T, dataDir string) {
+	hubID := fleettest.NewHubID()
 	ctx := context.Background()
 	oldCfg := newConfig(t, hubID, dataDir)
 	oldCfg.SameUser = true // as the hub kept runtimes before
