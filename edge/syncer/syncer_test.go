@@ -384,6 +384,83 @@ func TestIncompressibleStreamSentPlain(t *testing.T) {
 	}
 }
 
+// TestLargeBatchCompressionDecidedBySample: a batch of more than twice
+// the compression sample (here 400 vectors of 768 dims, 1.2 MB, and
+// batches of 1,000 audit records, 0.4 MB each) is judged by its start: the vectors go plain,
+// the text compressed, and the hub takes both whole.
+func TestLargeBatchCompressionDecidedBySample(t *testing.T) {
+	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
+	var mu sync.Mutex
+	types := map[string][]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != router.HealthPath {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			b, _ := syncproto.DecodeBatch(r.Header.Get("Content-Type"), body, syncproto.Limits{})
+			mu.Lock()
+			types[b.GetStream()] = append(types[b.GetStream()], r.Header.Get("Content-Type"))
+			mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	o := openOutbox(t)
+	rt, err := router.New(router.Config{Targets: []string{srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := syncer.New(syncer.Config{EdgeID: "e1", Credential: func() string { return "c" }, Outbox: o,
+		Streams: []string{outbox.StreamAudit, outbox.StreamVectors}, Router: rt}) // batches of up to 1,000
+	rng := rand.New(rand.NewPCG(3, 4))
+	var waits []func() (int64, error)
+	for i := range 400 {
+		v := make([]float32, 768)
+		for j := range v {
+			v[j] = rng.Float32()*2 - 1
+		}
+		rec := syncproto.AppendVectorRecord(nil, fmt.Sprint("v", i), syncproto.PackFloat32(v), nil)
+		waits = append(waits, o.AppendAsync(context.Background(), outbox.StreamVectors, rec, time.Now()))
+	}
+	for i := range 3000 {
+		rec := fmt.Appendf(nil, `{"action":"%d %s"}`, i, strings.Repeat("x", 380))
+		waits = append(waits, o.AppendAsync(context.Background(), outbox.StreamAudit, rec, time.Now()))
+	}
+	for _, w := range waits {
+		if _, err := w(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, st := range []string{outbox.StreamVectors, outbox.StreamAudit} {
+		for {
+			n, err := s.SyncOnce(context.Background(), st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(types[outbox.StreamVectors]) != 1 || len(types[outbox.StreamAudit]) != 3 {
+		t.Fatalf("%d batches of vectors and %d of audit records, want 1 and 3 (of 1,000 records)", len(types[outbox.StreamVectors]), len(types[outbox.StreamAudit]))
+	}
+	for _, ct := range types[outbox.StreamVectors] {
+		if ct != syncproto.ContentTypeProtobuf {
+			t.Fatalf("vectors went as %v, want plain", types[outbox.StreamVectors])
+		}
+	}
+	for _, ct := range types[outbox.StreamAudit] {
+		if ct != syncproto.ContentTypeBatchZstd {
+			t.Fatalf("audit went as %v, want zstd", types[outbox.StreamAudit])
+		}
+	}
+	if len(h.got[outbox.StreamVectors]) != 400 || len(h.got[outbox.StreamAudit]) != 3000 {
+		t.Fatalf("hub holds %d vectors and %d audit records, want 400 and 3000", len(h.got[outbox.StreamVectors]), len(h.got[outbox.StreamAudit]))
+	}
+}
+
 // TestBusyHubIsWaitedFor: a hub that answers 429 with Retry-After (too
 // many batches of this edge at once) is alive, not failed: the syncer
 // counts hub_busy (not network), waits at least the Retry-After before
