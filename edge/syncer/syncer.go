@@ -136,7 +136,8 @@ type Syncer struct {
 	mu      sync.Mutex
 	streams map[string]*StreamStats
 	hub     string
-	plain   map[string]int // by stream: batches left to send uncompressed
+	plain   map[string]int  // by stream: batches left to send uncompressed
+	zgood   map[string]bool // by stream: its last compressed batch was worth it
 }
 
 // Compression: a stream whose last compressed batch saved less than a
@@ -156,10 +157,11 @@ func (s *Syncer) compressing(stream string) bool {
 }
 
 func (s *Syncer) compressed(stream string, zlen, rawLen int) {
-	if zlen*10 > rawLen*9 {
-		s.mu.Lock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.zgood[stream] = zlen*10 <= rawLen*9
+	if !s.zgood[stream] {
 		s.plain[stream] = plainBatches
-		s.mu.Unlock()
 	}
 }
 
@@ -195,7 +197,7 @@ func New(cfg Config) *Syncer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Syncer{cfg: cfg, failures: map[string]*atomic.Uint64{}, streams: map[string]*StreamStats{}, plain: map[string]int{}}
+	s := &Syncer{cfg: cfg, failures: map[string]*atomic.Uint64{}, streams: map[string]*StreamStats{}, plain: map[string]int{}, zgood: map[string]bool{}}
 	for _, r := range Reasons() {
 		s.failures[r] = new(atomic.Uint64)
 	}
@@ -402,13 +404,17 @@ func (s *Syncer) prepare(ctx context.Context, stream string, afterSeq int64) (*p
 const compressSample = 128 << 10
 
 // worthCompressing compresses the start of a batch of more than twice
-// compressSample: a sample that does not shrink by a tenth stands for the
-// batch (a stream's records are alike), which goes plain, and the stream
-// is sent plain for the next plainBatches batches, for a fraction of the
-// CPU of compressing it whole (a 24th for a 3 MiB batch of vectors).
-// Smaller batches are tried whole.
+// compressSample, unless the stream's last compressed batch was worth it:
+// a sample that does not shrink by a tenth stands for the batch (a
+// stream's records are alike), which goes plain, and the stream is sent
+// plain for the next plainBatches batches, for a fraction of the CPU of
+// compressing it whole (a 24th for a 3 MiB batch of vectors). Smaller
+// batches, and those of a stream that compresses, are tried whole.
 func (s *Syncer) worthCompressing(stream string, data []byte) bool {
-	if len(data) <= 2*compressSample {
+	s.mu.Lock()
+	good := s.zgood[stream]
+	s.mu.Unlock()
+	if good || len(data) <= 2*compressSample {
 		return true
 	}
 	z := syncproto.Compress(data[:compressSample])
