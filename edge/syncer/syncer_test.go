@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -328,26 +329,37 @@ func TestNextBatchReadWhileWindowFull(t *testing.T) {
 	}
 }
 
-// TestIncompressibleStreamSentPlain: packed random vectors do not
-// compress, so they go as plain protobuf (and zstd is not even tried for
-// the next batches); text records keep going compressed. The hub takes
-// both.
-func TestIncompressibleStreamSentPlain(t *testing.T) {
-	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
+// typeRecordingHub is a fakeHub behind a server that notes the content
+// type of each batch by stream; types returns what it noted.
+func typeRecordingHub(t *testing.T) (h *fakeHub, srv *httptest.Server, types func() map[string][]string) {
+	h = &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
 	var mu sync.Mutex
-	types := map[string][]string{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	noted := map[string][]string{}
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != router.HealthPath {
 			body, _ := io.ReadAll(r.Body)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			b, _ := syncproto.DecodeBatch(r.Header.Get("Content-Type"), body, syncproto.Limits{})
 			mu.Lock()
-			types[b.GetStream()] = append(types[b.GetStream()], r.Header.Get("Content-Type"))
+			noted[b.GetStream()] = append(noted[b.GetStream()], r.Header.Get("Content-Type"))
 			mu.Unlock()
 		}
 		h.ServeHTTP(w, r)
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return h, srv, func() map[string][]string {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(noted)
+	}
+}
+
+// TestIncompressibleStreamSentPlain: packed random vectors do not
+// compress, so they go as plain protobuf (and zstd is not even tried for
+// the next batches); text records keep going compressed. The hub takes
+// both.
+func TestIncompressibleStreamSentPlain(t *testing.T) {
+	h, srv, types := typeRecordingHub(t)
 	s, o := newSyncer(t, srv.URL)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 9 {
@@ -370,13 +382,12 @@ func TestIncompressibleStreamSentPlain(t *testing.T) {
 			}
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	noted := types()
 	z, plain := syncproto.ContentTypeBatchZstd, syncproto.ContentTypeProtobuf
-	if got := types[outbox.StreamVectors]; len(got) != 3 || got[0] != plain || got[1] != plain || got[2] != plain {
+	if got := noted[outbox.StreamVectors]; len(got) != 3 || got[0] != plain || got[1] != plain || got[2] != plain {
 		t.Fatalf("vectors went as %v, want plain (zstd does not shrink them)", got)
 	}
-	if got := types[outbox.StreamAudit]; len(got) != 3 || got[0] != z || got[2] != z {
+	if got := noted[outbox.StreamAudit]; len(got) != 3 || got[0] != z || got[2] != z {
 		t.Fatalf("audit went as %v, want zstd", got)
 	}
 	if len(h.got[outbox.StreamVectors]) != 9 || len(h.got[outbox.StreamAudit]) != 9 {
@@ -389,21 +400,7 @@ func TestIncompressibleStreamSentPlain(t *testing.T) {
 // batches of 1,000 audit records, 0.4 MB each) is judged by its start: the vectors go plain,
 // the text compressed, and the hub takes both whole.
 func TestLargeBatchCompressionDecidedBySample(t *testing.T) {
-	h := &fakeHub{wm: map[string]int64{}, got: map[string][]string{}}
-	var mu sync.Mutex
-	types := map[string][]string{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != router.HealthPath {
-			body, _ := io.ReadAll(r.Body)
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			b, _ := syncproto.DecodeBatch(r.Header.Get("Content-Type"), body, syncproto.Limits{})
-			mu.Lock()
-			types[b.GetStream()] = append(types[b.GetStream()], r.Header.Get("Content-Type"))
-			mu.Unlock()
-		}
-		h.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	h, srv, types := typeRecordingHub(t)
 	o := openOutbox(t)
 	rt, err := router.New(router.Config{Targets: []string{srv.URL}})
 	if err != nil {
@@ -441,19 +438,18 @@ func TestLargeBatchCompressionDecidedBySample(t *testing.T) {
 			}
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(types[outbox.StreamVectors]) != 1 || len(types[outbox.StreamAudit]) != 3 {
-		t.Fatalf("%d batches of vectors and %d of audit records, want 1 and 3 (of 1,000 records)", len(types[outbox.StreamVectors]), len(types[outbox.StreamAudit]))
+	noted := types()
+	if len(noted[outbox.StreamVectors]) != 1 || len(noted[outbox.StreamAudit]) != 3 {
+		t.Fatalf("%d batches of vectors and %d of audit records, want 1 and 3 (of 1,000 records)", len(noted[outbox.StreamVectors]), len(noted[outbox.StreamAudit]))
 	}
-	for _, ct := range types[outbox.StreamVectors] {
+	for _, ct := range noted[outbox.StreamVectors] {
 		if ct != syncproto.ContentTypeProtobuf {
-			t.Fatalf("vectors went as %v, want plain", types[outbox.StreamVectors])
+			t.Fatalf("vectors went as %v, want plain", noted[outbox.StreamVectors])
 		}
 	}
-	for _, ct := range types[outbox.StreamAudit] {
+	for _, ct := range noted[outbox.StreamAudit] {
 		if ct != syncproto.ContentTypeBatchZstd {
-			t.Fatalf("audit went as %v, want zstd", types[outbox.StreamAudit])
+			t.Fatalf("audit went as %v, want zstd", noted[outbox.StreamAudit])
 		}
 	}
 	if len(h.got[outbox.StreamVectors]) != 400 || len(h.got[outbox.StreamAudit]) != 3000 {
