@@ -156,13 +156,17 @@ func (s *Syncer) compressing(stream string) bool {
 	return true
 }
 
-func (s *Syncer) compressed(stream string, zlen, rawLen int) {
+// compressed notes how far rawLen bytes of stream compressed and reports
+// whether that was worth it: a tenth saved.
+func (s *Syncer) compressed(stream string, zlen, rawLen int) (worth bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.zgood[stream] = zlen*10 <= rawLen*9
-	if !s.zgood[stream] {
+	worth = zlen*10 <= rawLen*9
+	s.zgood[stream] = worth
+	if !worth {
 		s.plain[stream] = plainBatches
 	}
+	return worth
 }
 
 // New returns a Syncer; it does no I/O.
@@ -417,9 +421,7 @@ func (s *Syncer) worthCompressing(stream string, data []byte) bool {
 	if good || len(data) <= 2*compressSample {
 		return true
 	}
-	z := syncproto.Compress(data[:compressSample])
-	s.compressed(stream, len(z), compressSample)
-	return len(z)*10 <= compressSample*9
+	return s.compressed(stream, len(syncproto.Compress(data[:compressSample])), compressSample)
 }
 
 // push sends p, applies the ack and waits for the release.
