@@ -7,12 +7,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redforge/controltower/internal/testenv"
 	"github.com/redforge/controltower/syncproto"
 )
 
@@ -268,11 +268,7 @@ func TestClusterMutualTLS(t *testing.T) {
 // A write that fails (a full disk) is an error, and the file it was to
 // replace is left as it was, never half-written.
 func TestWriteFailsOnFullDisk(t *testing.T) {
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("needs a small tmpfs (root): %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	dir := testenv.Tmpfs(t, "8k")
 	ca, err := NewCA("full-disk CA", time.Hour)
 	if err != nil {
 		t.Fatal(err)

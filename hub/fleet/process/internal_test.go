@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redforge/controltower/hub/fleet/sandbox"
+	"github.com/redforge/controltower/internal/testenv"
 )
 
 func TestCommand(t *testing.T) {
@@ -271,10 +272,7 @@ func TestReachable(t *testing.T) {
 }
 
 func TestMoveDirAcrossFilesystems(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	src := filepath.Join(MountTmpfs(t), "userdir")
+	src := filepath.Join(testenv.Tmpfs(t, "256m"), "userdir")
 	dstBase := t.TempDir()
 	dst := filepath.Join(dstBase, "userdir")
 	var a, b syscall.Stat_t

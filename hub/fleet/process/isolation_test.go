@@ -14,6 +14,7 @@ import (
 	"github.com/redforge/controltower/hub/fleet/fleettest"
 	"github.com/redforge/controltower/hub/fleet/process"
 	"github.com/redforge/controltower/hub/fleet/sandbox"
+	"github.com/redforge/controltower/internal/testenv"
 	"github.com/redforge/controltower/nodered"
 )
 
@@ -159,7 +160,7 @@ func TestOwnUIDForOlderInstances(t *testing.T) {
 	}
 	t.Run("SameFilesystem", func(t *testing.T) { ownUIDForOlderInstance(t, t.TempDir()) })
 	// The old user dir on a filesystem of its own: the move is a copy.
-	t.Run("AcrossFilesystems", func(t *testing.T) { ownUIDForOlderInstance(t, process.MountTmpfs(t)) })
+	t.Run("AcrossFilesystems", func(t *testing.T) { ownUIDForOlderInstance(t, testenv.Tmpfs(t, "256m")) })
 }
 
 // ownUIDForOlderInstance runs an instance made by a hub that kept runtimes
