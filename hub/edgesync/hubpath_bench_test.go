@@ -14,7 +14,6 @@ import (
 
 	"github.com/redforge/controltower/edge/syncer"
 	"github.com/redforge/controltower/internal/benchinfo"
-	"github.com/redforge/controltower/internal/testenv"
 )
 
 // BenchmarkVectorDrainHubPath is BenchmarkVectorDrain with the edge's
@@ -30,37 +29,30 @@ import (
 func BenchmarkVectorDrainHubPath(b *testing.B) {
 	n := envInt("REDFORGE_BENCH_VECTORS", 100000)
 	for b.Loop() {
-		rawBefore := rawCopyVectors(b, n, 768, 1000)
-		dsn := testenv.Postgres(b)
-		th := startBenchHub(b, dsn)
-		rec := &recorder{next: http.DefaultTransport}
-		var e *benchEdge
-		onSide("edge", func() {
-			e = openBenchEdge(b, th, []string{th.URL()}, &http.Client{Timeout: syncer.DefaultRequestTimeout, Transport: rec})
-		})
-		fillVectors(b, e, n)
-		e.startSync()
-		waitTotal(b, th, e.edgeID, int64(n), 20*time.Minute)
-		e.stopSync()
-		batches := rec.accepted(b)
-		emptyEdgeTables(b, dsn)
+		drainHeldToRawCopy(b, n, "drain, hub and Postgres alone (the edge's recorded batches posted again)", 0, func(th *testHub, dsn string) float64 {
+			rec := &recorder{next: http.DefaultTransport}
+			var e *benchEdge
+			onSide("edge", func() {
+				e = openBenchEdge(b, th, []string{th.URL()}, &http.Client{Timeout: syncer.DefaultRequestTimeout, Transport: rec})
+			})
+			fillVectors(b, e, n)
+			e.startSync()
+			waitTotal(b, th, e.edgeID, int64(n), 20*time.Minute)
+			e.stopSync()
+			batches := rec.accepted(b)
+			emptyEdgeTables(b, dsn)
 
-		cpu := benchinfo.CPU()
-		start := time.Now()
-		onSide("edge", func() { replay(b, th.URL()+syncer.BatchPath, batches, syncer.DefaultMaxInFlight) })
-		waitTotal(b, th, e.edgeID, int64(n), 20*time.Minute)
-		el := time.Since(start)
-		cpu = benchinfo.CPU() - cpu
-		rate := float64(n) / el.Seconds()
-		b.ReportMetric(rate, "records/s")
-		fmt.Printf("vector drain, hub path alone: the %d batches an edge sent (%d × 768-dim vectors) posted again, %d in flight, into emptied tables in %s: %.0f records/s, %.1f µs of CPU per record (hub and the posting client, not Postgres)\n",
-			len(batches), n, syncer.DefaultMaxInFlight, el.Round(time.Millisecond), rate, float64(cpu.Microseconds())/float64(n))
-		th.close()
-		dropDatabase(b, dsn)
-		raw := (rawBefore + rawCopyVectors(b, n, 768, 1000)) / 2
-		b.ReportMetric(raw, "raw-copy-records/s")
-		benchinfo.Report(b, benchinfo.Figure{Name: "drain, hub and Postgres alone (the edge's recorded batches posted again)", Unit: "records/s",
-			Value: rate, RefName: "raw COPY into the hub's vectors table", Reference: raw})
+			cpu := benchinfo.CPU()
+			start := time.Now()
+			onSide("edge", func() { replay(b, th.URL()+syncer.BatchPath, batches, syncer.DefaultMaxInFlight) })
+			waitTotal(b, th, e.edgeID, int64(n), 20*time.Minute)
+			el := time.Since(start)
+			cpu = benchinfo.CPU() - cpu
+			rate := float64(n) / el.Seconds()
+			fmt.Printf("vector drain, hub path alone: the %d batches an edge sent (%d × 768-dim vectors) posted again, %d in flight, into emptied tables in %s: %.0f records/s, %.1f µs of CPU per record (hub and the posting client, not Postgres)\n",
+				len(batches), n, syncer.DefaultMaxInFlight, el.Round(time.Millisecond), rate, float64(cpu.Microseconds())/float64(n))
+			return rate
+		})
 	}
 }
 
