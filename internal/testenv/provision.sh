@@ -417,9 +417,10 @@ lock() {
 # step_tmpfs mounts a tmpfs at $TEST_TMP for `make test`'s TMPDIR (not
 # GOTMPDIR, so t.TempDir() stays on disk, see the Makefile): the hubs,
 # edges and servers the tests start fsync their data on every commit, and
-# on a slow disk that, not the code under test, paced the suite. A process killed by a test loses nothing more on tmpfs than on a
-# disk (the page cache survives it); only power loss would differ, and no
-# test can cut the power. Entries left for more than a day (a run that
+# on a slow disk that, not the code under test, paced the suite. A process
+# killed by a test loses nothing more on tmpfs than on a disk (the page
+# cache survives it); only power loss would differ, and no test can cut
+# the power. Entries left for more than a day (a run that
 # was itself killed) are removed. The benchmarks keep the real disk.
 step_tmpfs() {
 	STEP=tmpfs
